@@ -1,0 +1,314 @@
+// Package automation holds the wire types shared by the database RPCs and the
+// functions: what automation_claim returns, what automation_begin_deliveries
+// takes and returns, and what automation_report takes and returns. The JSON
+// field names are the contract with sql/ (see docs/contract.md); change them
+// only together with the SQL.
+package automation
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Action names: one Lambda function per action.
+const (
+	ActionSendReminder    = "send-reminder"
+	ActionInvoiceReminder = "invoice-reminder"
+	ActionRunWorkflow     = "run-workflow"
+)
+
+// Actions lists every action, in a stable order.
+var Actions = []string{ActionSendReminder, ActionInvoiceReminder, ActionRunWorkflow}
+
+// IsAction reports whether s names a known action.
+func IsAction(s string) bool {
+	for _, a := range Actions {
+		if a == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Trigger types of automation_workflows.trigger_type.
+const (
+	TriggerScheduled      = "scheduled"
+	TriggerInvoiceOverdue = "invoice_overdue"
+	TriggerMaintenanceDue = "maintenance_due"
+	TriggerStaleJob       = "stale_job"
+	TriggerAppointment    = "appointment"
+)
+
+// Execution statuses stored in automation_execution_logs.status.
+const (
+	StatusPending   = "pending"
+	StatusRunning   = "running"
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+	StatusCancelled = "cancelled"
+)
+
+// Outcome statuses a function reports for a claimed execution.
+const (
+	OutcomeCompleted = "completed" // every step done
+	OutcomeSkipped   = "skipped"   // nothing to do any more (paid, opted out, no recipient, inactive)
+	OutcomeRetry     = "retry"     // transient failure: back off, or fail when out of attempts
+	OutcomeFailed    = "failed"    // permanent failure: never retried
+	OutcomeSnoozed   = "snoozed"   // a delay step: resume at StepIndex at SnoozeUntil, no attempt consumed
+)
+
+// Step types of a workflow.
+const (
+	StepSendEmail = "send_email"
+	StepSendSMS   = "send_sms"
+	StepDelay     = "delay"
+)
+
+// Channels of a delivery.
+const (
+	ChannelEmail = "email"
+	ChannelSMS   = "sms"
+)
+
+// Delivery statuses in automation_deliveries.status.
+const (
+	DeliverySending = "sending"
+	DeliverySent    = "sent"
+	DeliveryFailed  = "failed"
+	DeliveryUnknown = "unknown"
+)
+
+// Answers of automation_begin_deliveries for one delivery.
+const (
+	BeginNew       = "new"       // recorded now (or re-armed after a retryable failure): send it
+	BeginSent      = "sent"      // already sent: never send again
+	BeginAmbiguous = "ambiguous" // began before and never finished: the provider may have it; do not send
+	BeginFailed    = "failed"    // failed permanently before: do not send
+	BeginStale     = "stale"     // the lease token no longer holds: stop working on this execution
+)
+
+// Error codes written to automation_execution_logs.error_code.
+const (
+	ErrNoRecipient       = "no_recipient"
+	ErrOptedOut          = "opted_out"
+	ErrInvoiceSettled    = "invoice_settled"
+	ErrWorkflowInactive  = "workflow_inactive"
+	ErrSubjectGone       = "subject_gone"
+	ErrExpired           = "expired"
+	ErrTemplate          = "template_error"
+	ErrInvalidRecipient  = "invalid_recipient"
+	ErrProviderRejected  = "provider_rejected"
+	ErrProviderRetryable = "provider_unavailable"
+	ErrDeliveryUnknown   = "delivery_unknown"
+	ErrMaxAttempts       = "max_attempts"
+	ErrConfig            = "config_error"
+	ErrInternal          = "internal_error"
+)
+
+// Step is one step of a workflow. Empty Subject/Body/HTML mean "use the
+// action's default template".
+type Step struct {
+	Type    string `json:"type"`
+	Subject string `json:"subject,omitempty"`
+	Body    string `json:"body,omitempty"` // plain text (email text part, or SMS text)
+	HTML    string `json:"html,omitempty"` // optional HTML body of an email
+	Minutes int    `json:"minutes,omitempty"`
+	Hours   int    `json:"hours,omitempty"`
+	Days    int    `json:"days,omitempty"`
+}
+
+// Delay returns the duration of a delay step.
+func (s Step) Delay() time.Duration {
+	return time.Duration(s.Minutes)*time.Minute + time.Duration(s.Hours)*time.Hour + time.Duration(s.Days)*24*time.Hour
+}
+
+// Execution is the claimed automation_execution_logs row.
+type Execution struct {
+	ID             uuid.UUID       `json:"id"`
+	WorkflowID     uuid.UUID       `json:"workflow_id"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	Action         string          `json:"action"`
+	TriggerType    string          `json:"trigger_type"`
+	OccurrenceKey  string          `json:"occurrence_key"`
+	SubjectType    string          `json:"subject_type"` // invoice | job | client | organization
+	SubjectID      *uuid.UUID      `json:"subject_id"`
+	ClientID       *uuid.UUID      `json:"client_id"`
+	Attempt        int             `json:"attempt"` // 1 on the first claim
+	MaxAttempts    int             `json:"max_attempts"`
+	StepIndex      int             `json:"step_index"`
+	DeadlineAt     *time.Time      `json:"deadline_at"`
+	LeaseToken     uuid.UUID       `json:"lease_token"`
+	LeaseExpiresAt time.Time       `json:"lease_expires_at"`
+	TriggerData    json.RawMessage `json:"trigger_data,omitempty"`
+}
+
+// Workflow is the execution's workflow with its steps.
+type Workflow struct {
+	ID            uuid.UUID       `json:"id"`
+	Name          string          `json:"name"`
+	TriggerType   string          `json:"trigger_type"`
+	TriggerConfig json.RawMessage `json:"trigger_config,omitempty"`
+	IsActive      bool            `json:"is_active"`
+	Steps         []Step          `json:"steps"`
+}
+
+// Organization is the tenant with its sender identity, time zone and window.
+type Organization struct {
+	ID              uuid.UUID `json:"id"`
+	Name            string    `json:"name"`
+	Timezone        string    `json:"timezone"`     // IANA name
+	CountryCode     string    `json:"country_code"` // ISO 3166-1 alpha-2, default region for phone numbers
+	SenderName      string    `json:"sender_name"`
+	SenderEmail     string    `json:"sender_email"`
+	ReplyToEmail    string    `json:"reply_to_email"`
+	Phone           string    `json:"phone"`
+	PortalURL       string    `json:"portal_url"`
+	SendWindowStart string    `json:"send_window_start"` // "09:00:00", local time
+	SendWindowEnd   string    `json:"send_window_end"`   // "17:00:00", local time
+}
+
+// Client is the customer a reminder goes to.
+type Client struct {
+	ID          uuid.UUID `json:"id"`
+	FirstName   string    `json:"first_name"`
+	LastName    string    `json:"last_name"`
+	Email       string    `json:"email"`
+	Phone       string    `json:"phone"`
+	EmailOptOut bool      `json:"email_opt_out"`
+	SMSOptOut   bool      `json:"sms_opt_out"`
+}
+
+// Invoice is the subject of an invoice reminder.
+type Invoice struct {
+	ID        uuid.UUID `json:"id"`
+	Number    string    `json:"number"`
+	Status    string    `json:"status"`   // draft | sent | overdue | paid | cancelled | void
+	DueDate   string    `json:"due_date"` // YYYY-MM-DD
+	Total     string    `json:"total"`    // decimal as text, e.g. "1250.00"
+	Balance   string    `json:"balance"`
+	Currency  string    `json:"currency"` // ISO 4217
+	PortalURL string    `json:"portal_url"`
+}
+
+// Job is the subject of maintenance, stale-job and appointment reminders.
+type Job struct {
+	ID             uuid.UUID  `json:"id"`
+	Title          string     `json:"title"`
+	JobType        string     `json:"job_type"`
+	Status         string     `json:"status"` // scheduled | in_progress | completed | cancelled
+	ScheduledStart *time.Time `json:"scheduled_start"`
+	CompletedAt    *time.Time `json:"completed_at"`
+	Address        string     `json:"address"`
+}
+
+// Delivery is a row of the automation_deliveries ledger.
+type Delivery struct {
+	StepIndex         int    `json:"step_index"`
+	Channel           string `json:"channel"`
+	Recipient         string `json:"recipient"`
+	Provider          string `json:"provider"`
+	IdempotencyKey    string `json:"idempotency_key"`
+	Status            string `json:"status"`
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+}
+
+// Claimed is one document returned by automation_claim.
+type Claimed struct {
+	Execution    Execution    `json:"execution"`
+	Workflow     Workflow     `json:"workflow"`
+	Organization Organization `json:"organization"`
+	Client       *Client      `json:"client"`
+	Invoice      *Invoice     `json:"invoice"`
+	Job          *Job         `json:"job"`
+	Deliveries   []Delivery   `json:"deliveries"`
+}
+
+// ClaimRequest holds the named arguments of automation_claim.
+type ClaimRequest struct {
+	Action       string      `json:"p_action"`
+	IDs          []uuid.UUID `json:"p_ids"`
+	Limit        int         `json:"p_limit"`
+	LeaseSeconds int         `json:"p_lease_seconds"`
+}
+
+// DeliveryIntent is one element of automation_begin_deliveries' p_deliveries.
+type DeliveryIntent struct {
+	ExecutionID    uuid.UUID `json:"execution_id"`
+	LeaseToken     uuid.UUID `json:"lease_token"`
+	StepIndex      int       `json:"step_index"`
+	Channel        string    `json:"channel"`
+	Recipient      string    `json:"recipient"`
+	Provider       string    `json:"provider"`
+	IdempotencyKey string    `json:"idempotency_key"`
+}
+
+// DeliveryBegun is one element of automation_begin_deliveries' answer.
+type DeliveryBegun struct {
+	IdempotencyKey    string `json:"idempotency_key"`
+	State             string `json:"state"` // Begin* constants
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+}
+
+// DeliveryResult finishes a delivery in automation_report.
+type DeliveryResult struct {
+	IdempotencyKey    string `json:"idempotency_key"`
+	Status            string `json:"status"` // sent | failed | unknown
+	Provider          string `json:"provider,omitempty"`
+	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	ErrorCode         string `json:"error_code,omitempty"`
+	ErrorMessage      string `json:"error_message,omitempty"`
+	Retryable         bool   `json:"retryable,omitempty"` // a failed delivery that may be re-armed on a later attempt
+}
+
+// Outcome is one element of automation_report's p_outcomes.
+type Outcome struct {
+	ExecutionID     uuid.UUID        `json:"execution_id"`
+	LeaseToken      uuid.UUID        `json:"lease_token"`
+	Status          string           `json:"status"` // Outcome* constants
+	ErrorCode       string           `json:"error_code,omitempty"`
+	ErrorMessage    string           `json:"error_message,omitempty"`
+	StepIndex       int              `json:"step_index"`                    // for snoozed: the step to resume at
+	SnoozeUntil     *time.Time       `json:"snooze_until,omitempty"`        // for snoozed
+	RetryAfterSecs  int              `json:"retry_after_seconds,omitempty"` // for retry: a provider's hint, 0 = backoff
+	ActionsExecuted int              `json:"actions_executed"`
+	Deliveries      []DeliveryResult `json:"deliveries,omitempty"`
+}
+
+// Reported is one element of automation_report's answer.
+type Reported struct {
+	ExecutionID uuid.UUID `json:"execution_id"`
+	Applied     bool      `json:"applied"`
+	Status      string    `json:"status"`           // the execution's status after the report
+	Reason      string    `json:"reason,omitempty"` // why not applied: stale_lease | not_found | invalid
+}
+
+// IdempotencyKey is the stable key of the delivery of one step of one
+// execution on one channel: the same across attempts, so the ledger can tell
+// a re-send.
+func IdempotencyKey(executionID uuid.UUID, stepIndex int, channel string) string {
+	return executionID.String() + ":" + strconv.Itoa(stepIndex) + ":" + channel
+}
+
+// Request is the body pg_net posts to a function.
+type Request struct {
+	Action       string      `json:"action"`
+	ExecutionIDs []uuid.UUID `json:"execution_ids"`
+}
+
+// Summary is the JSON a function answers with (kept by pg_net in
+// net._http_response.content).
+type Summary struct {
+	Action    string `json:"action"`
+	Requested int    `json:"requested"`
+	Claimed   int    `json:"claimed"`
+	Completed int    `json:"completed"`
+	Skipped   int    `json:"skipped"`
+	Retried   int    `json:"retried"`
+	Failed    int    `json:"failed"`
+	Snoozed   int    `json:"snoozed"`
+	Stale     int    `json:"stale"` // outcomes refused because the lease had expired
+}
