@@ -1,0 +1,86 @@
+// Package notify defines the one small interface every message provider
+// implements (email by SMTP or Mailgun, SMS by Twilio or Telnyx) and the
+// classification of provider errors into retryable and permanent.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Channel names, equal to automation.ChannelEmail / ChannelSMS.
+const (
+	ChannelEmail = "email"
+	ChannelSMS   = "sms"
+)
+
+// Message is one email or SMS to send. For SMS only To, From and Text are used.
+type Message struct {
+	Channel        string
+	To             string // email address, or E.164 phone number
+	FromName       string
+	From           string // sender address or phone number; empty = the provider's configured default
+	ReplyTo        string
+	Subject        string
+	Text           string // plain-text body (email text part, or the SMS text)
+	HTML           string // optional HTML part of an email
+	IdempotencyKey string // stable across retries; sent where the provider honours one
+	Tags           map[string]string
+}
+
+// Result is what a provider returns for an accepted message.
+type Result struct {
+	Provider  string
+	MessageID string
+}
+
+// Sender sends messages of one channel through one provider.
+type Sender interface {
+	// Name is the provider's name, recorded in the delivery ledger.
+	Name() string
+	// Send hands the message to the provider. Errors should be *Error so
+	// that callers can tell retryable from permanent failures.
+	Send(ctx context.Context, m Message) (Result, error)
+}
+
+// Error codes of provider failures.
+const (
+	CodeInvalidRecipient = "invalid_recipient"    // permanent
+	CodeRejected         = "provider_rejected"    // permanent (other 4xx, auth, bad request)
+	CodeRateLimited      = "rate_limited"         // retryable (429)
+	CodeUnavailable      = "provider_unavailable" // retryable (5xx)
+	CodeNetwork          = "network"              // retryable
+	CodeTimeout          = "timeout"              // retryable
+)
+
+// Error is a classified provider failure.
+type Error struct {
+	Provider   string
+	Code       string
+	Retryable  bool
+	StatusCode int // HTTP or SMTP status, 0 when unknown
+	RetryAfter int // seconds, from a Retry-After hint, 0 when none
+	Err        error
+}
+
+func (e *Error) Error() string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("%s: %s (status %d): %v", e.Provider, e.Code, e.StatusCode, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", e.Provider, e.Code, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether err is worth another attempt. Errors that are
+// not *Error (unclassified) are treated as retryable: losing a reminder to an
+// unexpected hiccup is worse than one more attempt, and the delivery ledger
+// prevents a double send.
+func IsRetryable(err error) bool {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Retryable
+	}
+	return err != nil
+}
