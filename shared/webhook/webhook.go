@@ -1,0 +1,376 @@
+// Package webhook verifies and decodes the signed requests pg_net posts to a
+// function (Standard Webhooks: webhook-id, webhook-timestamp,
+// webhook-signature, HMAC-SHA256 over id.timestamp.body) and signs such
+// requests for tests, `dueflow invoke` and benchmarks.
+//
+// The order of checks is fixed: body size first, then the timestamp and the
+// signature, and only then the JSON. Nothing that depends on the content of
+// an unverified body runs.
+package webhook
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/google/uuid"
+)
+
+// Header names of a Standard Webhooks request (lowercase, as pg_net and
+// Lambda Function URL events carry them; http.Header lookups ignore case).
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
+)
+
+// Defaults of the request limits (DUEFLOW_MAX_BODY_BYTES, DUEFLOW_MAX_IDS)
+// and the accepted clock skew.
+const (
+	DefaultMaxBodyBytes = 64 << 10
+	DefaultMaxIDs       = 500
+	Tolerance           = 5 * time.Minute
+	// MinSecretBytes is the shortest signing key accepted (decoded bytes).
+	MinSecretBytes = 16
+	secretPrefix   = "whsec_"
+)
+
+// Sentinel causes of a rejected request; test with errors.Is. Every error
+// returned by Verify, Decode and VerifyAndDecode is an *Error wrapping one
+// of them.
+var (
+	ErrMissingHeaders = errors.New("missing webhook headers")    // 401
+	ErrTimestamp      = errors.New("webhook timestamp invalid")  // 401
+	ErrSignature      = errors.New("webhook signature mismatch") // 401
+	ErrTooLarge       = errors.New("request body too large")     // 413
+	ErrMalformed      = errors.New("malformed request body")     // 400
+	ErrAction         = errors.New("wrong or unknown action")    // 400
+	ErrNoIDs          = errors.New("no execution ids")           // 400
+	ErrBadID          = errors.New("invalid execution id")       // 400
+	ErrTooManyIDs     = errors.New("too many execution ids")     // 400
+)
+
+// Error is a rejected request: the HTTP status to answer with, a reason safe
+// to send back to the caller, and the cause (one of the sentinels above).
+type Error struct {
+	Status int    // 400, 401 or 413
+	Reason string // short, public; never contains secrets or the body
+	Err    error
+}
+
+func (e *Error) Error() string { return "webhook: " + e.Reason }
+
+// Unwrap returns the sentinel cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// StatusCode returns the HTTP status for a rejection error: the Status of an
+// *Error, else 500.
+func StatusCode(err error) int {
+	var we *Error
+	if errors.As(err, &we) {
+		return we.Status
+	}
+	return http.StatusInternalServerError
+}
+
+func reject(status int, cause error, format string, args ...any) *Error {
+	reason := cause.Error()
+	if format != "" {
+		reason += ": " + fmt.Sprintf(format, args...)
+	}
+	return &Error{Status: status, Reason: reason, Err: cause}
+}
+
+// Verifier checks signed requests for one function (one action).
+type Verifier struct {
+	wh           *standardwebhooks.Webhook
+	action       string
+	maxBodyBytes int
+	maxIDs       int
+	now          func() time.Time
+}
+
+// Option configures a Verifier.
+type Option func(*Verifier)
+
+// WithMaxBodyBytes sets the largest accepted body (default 64 KiB); n <= 0 keeps the default.
+func WithMaxBodyBytes(n int) Option {
+	return func(v *Verifier) {
+		if n > 0 {
+			v.maxBodyBytes = n
+		}
+	}
+}
+
+// WithMaxIDs sets the most execution ids one request may carry (default 500); n <= 0 keeps the default.
+func WithMaxIDs(n int) Option {
+	return func(v *Verifier) {
+		if n > 0 {
+			v.maxIDs = n
+		}
+	}
+}
+
+// WithClock replaces time.Now for the timestamp tolerance check (tests).
+func WithClock(now func() time.Time) Option {
+	return func(v *Verifier) {
+		if now != nil {
+			v.now = now
+		}
+	}
+}
+
+// parseSecret decodes "whsec_<base64>" (the prefix is optional, as in the
+// Standard Webhooks libraries) and checks the key length.
+func parseSecret(secret string) (*standardwebhooks.Webhook, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(strings.TrimSpace(secret), secretPrefix))
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: not whsec_<base64>: %w", err)
+	}
+	if len(key) < MinSecretBytes {
+		return nil, fmt.Errorf("webhook secret: key has %d bytes, want at least %d", len(key), MinSecretBytes)
+	}
+	wh, err := standardwebhooks.NewWebhookRaw(key)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	return wh, nil
+}
+
+// NewVerifier returns a Verifier for the function of action (one of
+// automation.Actions) with the secret "whsec_<base64 key>".
+func NewVerifier(secret, action string, opts ...Option) (*Verifier, error) {
+	if !automation.IsAction(action) {
+		return nil, fmt.Errorf("webhook verifier: unknown action %q", action)
+	}
+	wh, err := parseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verifier{wh: wh, action: action, maxBodyBytes: DefaultMaxBodyBytes, maxIDs: DefaultMaxIDs, now: time.Now}
+	for _, o := range opts {
+		o(v)
+	}
+	return v, nil
+}
+
+// Action is the action this Verifier accepts.
+func (v *Verifier) Action() string { return v.action }
+
+// MaxBodyBytes is the largest body accepted.
+func (v *Verifier) MaxBodyBytes() int { return v.maxBodyBytes }
+
+// MaxIDs is the most execution ids accepted in one request.
+func (v *Verifier) MaxIDs() int { return v.maxIDs }
+
+// CheckSize rejects a body longer than the limit (413). Call it before
+// reading further, and before Verify.
+func (v *Verifier) CheckSize(n int) error {
+	if n > v.maxBodyBytes {
+		return reject(http.StatusRequestEntityTooLarge, ErrTooLarge, "limit is %d bytes", v.maxBodyBytes)
+	}
+	return nil
+}
+
+// ReadBody reads at most MaxBodyBytes from r; a longer body is ErrTooLarge
+// (413) without reading it all.
+func (v *Verifier) ReadBody(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(v.maxBodyBytes)+1))
+	if err != nil {
+		return nil, reject(http.StatusBadRequest, ErrMalformed, "reading body failed")
+	}
+	if err := v.CheckSize(len(b)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Verify checks the size of body, the timestamp (within Tolerance of now)
+// and the signature (any of several space-separated "v1,<base64>"
+// signatures may match). Errors are *Error with status 413 or 401.
+func (v *Verifier) Verify(body []byte, h http.Header) error {
+	if err := v.CheckSize(len(body)); err != nil {
+		return err
+	}
+	id, ts, sig := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	if id == "" || ts == "" || sig == "" {
+		return reject(http.StatusUnauthorized, ErrMissingHeaders, "")
+	}
+	secs, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return reject(http.StatusUnauthorized, ErrTimestamp, "not unix seconds")
+	}
+	now := v.now().Unix()
+	tol := int64(Tolerance / time.Second)
+	if secs < now-tol || secs > now+tol {
+		return reject(http.StatusUnauthorized, ErrTimestamp, "outside the %s tolerance", Tolerance)
+	}
+	// The timestamp is checked above with our (injectable) clock; the
+	// library compares the HMAC in constant time.
+	if err := v.wh.VerifyIgnoringTimestamp(body, h); err != nil {
+		return reject(http.StatusUnauthorized, ErrSignature, "")
+	}
+	return nil
+}
+
+// wireRequest mirrors automation.Request with ids as text, so each id is
+// checked here (canonical form) rather than by uuid's lenient parser.
+type wireRequest struct {
+	Action       *string  `json:"action"`
+	ExecutionIDs []string `json:"execution_ids"`
+}
+
+// Decode parses a verified body strictly: a single JSON object with exactly
+// the fields action and execution_ids, action equal to this function's,
+// 1..MaxIDs canonical lowercase-or-uppercase UUIDs (duplicates removed,
+// order kept). Errors are *Error with status 400 (or 413 for size).
+func (v *Verifier) Decode(body []byte) (automation.Request, error) {
+	if err := v.CheckSize(len(body)); err != nil {
+		return automation.Request{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var w wireRequest
+	if err := dec.Decode(&w); err != nil {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrMalformed, "%s", jsonReason(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrMalformed, "trailing data after the JSON object")
+	}
+	if w.Action == nil {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrAction, "missing")
+	}
+	if !automation.IsAction(*w.Action) {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrAction, "unknown action")
+	}
+	if *w.Action != v.action {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrAction, "this function handles %s", v.action)
+	}
+	if len(w.ExecutionIDs) == 0 {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrNoIDs, "")
+	}
+	if len(w.ExecutionIDs) > v.maxIDs {
+		return automation.Request{}, reject(http.StatusBadRequest, ErrTooManyIDs, "%d ids, limit is %d", len(w.ExecutionIDs), v.maxIDs)
+	}
+	ids := make([]uuid.UUID, 0, len(w.ExecutionIDs))
+	seen := make(map[uuid.UUID]struct{}, len(w.ExecutionIDs))
+	for i, s := range w.ExecutionIDs {
+		id, err := parseID(s)
+		if err != nil {
+			return automation.Request{}, reject(http.StatusBadRequest, ErrBadID, "execution_ids[%d]", i)
+		}
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		ids = append(ids, id)
+	}
+	return automation.Request{Action: *w.Action, ExecutionIDs: ids}, nil
+}
+
+// parseID accepts only the canonical 36-character form and not the nil UUID.
+func parseID(s string) (uuid.UUID, error) {
+	if len(s) != 36 {
+		return uuid.Nil, errors.New("not a canonical uuid")
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("parse uuid: %w", err)
+	}
+	if id == uuid.Nil {
+		return uuid.Nil, errors.New("nil uuid")
+	}
+	return id, nil
+}
+
+// jsonReason describes a JSON error without echoing body content.
+func jsonReason(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return "unknown field"
+	default:
+		return "invalid JSON"
+	}
+}
+
+// VerifyAndDecode is Verify followed by Decode.
+func (v *Verifier) VerifyAndDecode(body []byte, h http.Header) (automation.Request, error) {
+	if err := v.Verify(body, h); err != nil {
+		return automation.Request{}, err
+	}
+	return v.Decode(body)
+}
+
+// Signer signs request bodies the way process_pending_automations() does in
+// SQL: for tests, `dueflow invoke` and benchmarks.
+type Signer struct {
+	wh  *standardwebhooks.Webhook
+	now func() time.Time
+}
+
+// NewSigner returns a Signer for the secret "whsec_<base64 key>".
+func NewSigner(secret string) (*Signer, error) {
+	wh, err := parseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &Signer{wh: wh, now: time.Now}, nil
+}
+
+// Sign returns the three webhook headers for body, with a fresh random
+// webhook-id and the current time.
+func (s *Signer) Sign(body []byte) (http.Header, error) {
+	return s.SignAt(uuid.NewString(), s.now(), body)
+}
+
+// SignAt returns the three webhook headers for body with the given id and
+// timestamp (tests of expired or future timestamps).
+func (s *Signer) SignAt(id string, ts time.Time, body []byte) (http.Header, error) {
+	sig, err := s.wh.Sign(id, ts, body)
+	if err != nil {
+		return nil, fmt.Errorf("sign webhook: %w", err)
+	}
+	h := http.Header{}
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	h.Set(HeaderSignature, sig)
+	return h, nil
+}
+
+// Headers returns the headers of a signed request as a lowercase map, the
+// shape of Lambda Function URL event headers.
+func Headers(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, vs := range h {
+		if len(vs) > 0 {
+			m[strings.ToLower(k)] = strings.Join(vs, " ")
+		}
+	}
+	return m
+}
+
+// NewSecret returns a fresh random secret "whsec_<base64 of 32 bytes>".
+func NewSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return secretPrefix + base64.StdEncoding.EncodeToString(b)
+}
