@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func init() {
+	addCommand("status", "show the cron jobs (automation_cron_status) and queue health", cmdStatus)
+}
+
+// statusSections are the parts of `dueflow status`, in order. A section
+// whose relation is absent (need) is left out with a note, so status works
+// on a database without pg_net's queue, for instance.
+var statusSections = []struct {
+	title string
+	need  string // relation that must exist, "" = always
+	sql   string
+}{
+	{
+		title: "Cron jobs (automation_cron_status)",
+		sql:   `select * from automation_cron_status`,
+	},
+	{
+		title: "Executions by action (pending now; finished in the last 24 hours)",
+		sql: `
+select a.action,
+       count(l.id) filter (where l.status = 'pending')                                   as pending,
+       count(l.id) filter (where l.status = 'pending' and l.next_attempt_at <= now())    as due,
+       count(l.id) filter (where l.status = 'pending' and l.next_attempt_at <= now()
+                             and l.dispatched_at is null)                                as undispatched,
+       count(l.id) filter (where l.status = 'running')                                   as running,
+       count(l.id) filter (where l.status = 'running' and l.lease_expires_at < now())    as expired_leases,
+       count(l.id) filter (where l.status = 'completed' and l.updated_at > now() - interval '24 hours') as completed_24h,
+       count(l.id) filter (where l.status = 'skipped'   and l.updated_at > now() - interval '24 hours') as skipped_24h,
+       count(l.id) filter (where l.status = 'failed'    and l.updated_at > now() - interval '24 hours') as failed_24h,
+       coalesce(date_trunc('second', max(now() - l.next_attempt_at)
+                filter (where l.status = 'pending' and l.next_attempt_at <= now()))::text, '-') as oldest_due
+  from unnest(array['invoice-reminder', 'run-workflow', 'send-reminder']) as a(action)
+  left join automation_execution_logs l on l.action = a.action
+ group by a.action
+ order by a.action`,
+	},
+	{
+		title: "Endpoints (automation_endpoints)",
+		sql:   `select action, url, enabled, batch_size, timeout_ms from automation_endpoints order by action`,
+	},
+	{
+		title: "pg_net (requests queued; responses in the last hour)",
+		need:  "net.http_request_queue",
+		sql: `
+select (select count(*) from net.http_request_queue)                                  as queued,
+       count(r.id)                                                                     as responses_1h,
+       count(r.id) filter (where r.status_code between 200 and 299)                    as ok_2xx,
+       count(r.id) filter (where r.status_code >= 300)                                 as http_errors,
+       count(r.id) filter (where r.timed_out)                                          as timed_out,
+       count(r.id) filter (where r.status_code is null and not coalesce(r.timed_out, false)) as transport_errors
+  from net._http_response r
+ where r.created > now() - interval '1 hour'`,
+	},
+}
+
+func cmdStatus(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	db := dbFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	conn, err := connect(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return writeStatus(ctx, conn, os.Stdout)
+}
+
+// writeStatus prints every status section as an aligned table.
+func writeStatus(ctx context.Context, conn *pgx.Conn, w io.Writer) error {
+	for i, s := range statusSections {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "== %s\n", s.title)
+		if s.need != "" {
+			var ok bool
+			if err := conn.QueryRow(ctx, `select to_regclass($1) is not null`, s.need).Scan(&ok); err != nil {
+				return fmt.Errorf("status: look up %s: %w", s.need, err)
+			}
+			if !ok {
+				fmt.Fprintf(w, "(%s does not exist in this database)\n", s.need)
+				continue
+			}
+		}
+		t, err := queryTable(ctx, conn, s.sql)
+		if err != nil {
+			return fmt.Errorf("status: %s: %w", s.title, err)
+		}
+		if err := t.write(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
