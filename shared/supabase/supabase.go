@@ -1,0 +1,257 @@
+// Package supabase is the one adapter between the functions and the
+// database's RPCs (automation_claim, automation_begin_deliveries,
+// automation_report), spoken over PostgREST with the supabase-community
+// client.
+//
+// The client library (supabase-go v0.0.4 over postgrest-go v0.0.11) is thin:
+// Rpc returns the raw body, ignores the HTTP status, stores transport errors
+// in the client's ClientError field (an empty string comes back) and takes no
+// context. This package makes it safe to use:
+//
+//   - a fresh postgrest client per call (a URL parse and a header map, about
+//     a microsecond; see BenchmarkNewClient), so ClientError is never shared
+//     between concurrent calls;
+//   - the call's context is carried by the client's transport (postgrest-go's
+//     Transport.Parent), so a deadline really aborts the HTTP request: no
+//     goroutine is abandoned and no request outlives its call;
+//   - every call is bounded by min(ctx deadline, Timeout);
+//   - the HTTP status is observed by that transport, and an error status, an
+//     empty body, a transport failure or a PostgREST error object
+//     ({"code","message","details","hint"}) become an *RPCError.
+//
+// supabase.NewClient wraps the same postgrest client (at url + "/rest/v1",
+// schema public, headers apikey and Authorization) but keeps it private, so a
+// transport cannot be supplied through it; this adapter builds that client
+// itself with the same URL and headers.
+//
+// What a timed-out call leaves behind, and why it is safe: a timed-out claim
+// may still commit on the server; its rows stay running until their lease
+// expires and are then claimed again (an attempt is spent, nothing is sent).
+// A timed-out begin leaves ledger rows "sending" at worst, which later
+// answer "ambiguous": the message is not sent (at most once). A timed-out
+// report may or may not apply; if not, the lease expires and the ledger
+// prevents a second send.
+package supabase
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	postgrest "github.com/supabase-community/postgrest-go"
+	supabasego "github.com/supabase-community/supabase-go"
+
+	"github.com/dueflow/dueflow/shared/automation"
+)
+
+// RPC function names.
+const (
+	FnClaim           = "automation_claim"
+	FnBeginDeliveries = "automation_begin_deliveries"
+	FnReport          = "automation_report"
+)
+
+// DefaultTimeout bounds a call when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Config configures a Client.
+type Config struct {
+	URL     string        // project URL, e.g. https://xyz.supabase.co (without /rest/v1)
+	Key     string        // service-role key (a JWT)
+	Timeout time.Duration // per-call bound, on top of the context's deadline
+	// Transport is the HTTP transport used underneath; nil = a private clone
+	// of http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// Client calls the automation RPCs. It is safe for concurrent use.
+type Client struct {
+	restURL string
+	headers map[string]string
+	timeout time.Duration
+	base    http.RoundTripper
+}
+
+// New returns a Client for the project at cfg.URL.
+func New(cfg Config) (*Client, error) {
+	if cfg.URL == "" || cfg.Key == "" {
+		return nil, errors.New("supabase: URL and key are required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	base := cfg.Transport
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		base = t
+	}
+	return &Client{
+		restURL: strings.TrimRight(cfg.URL, "/") + supabasego.REST_URL,
+		headers: map[string]string{"Authorization": "Bearer " + cfg.Key, "apikey": cfg.Key},
+		timeout: cfg.Timeout,
+		base:    base,
+	}, nil
+}
+
+// RPCError is a failed RPC: an HTTP error status with PostgREST's error
+// object, an empty or unreadable body, or a transport failure / timeout (Err).
+type RPCError struct {
+	Function string
+	Status   int    // HTTP status, 0 when no response arrived
+	Code     string `json:"code"` // PostgREST / SQLSTATE code, e.g. PGRST202, P0001
+	Message  string `json:"message"`
+	Details  string `json:"details"`
+	Hint     string `json:"hint"`
+	Err      error  // transport error, context.DeadlineExceeded, ...
+}
+
+func (e *RPCError) Error() string {
+	var b strings.Builder
+	b.WriteString("rpc ")
+	b.WriteString(e.Function)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": status %d", e.Status)
+	}
+	if e.Code != "" {
+		b.WriteString(": " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.Details != "" {
+		b.WriteString(" (" + e.Details + ")")
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *RPCError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the call ran out of time.
+func (e *RPCError) Timeout() bool {
+	return errors.Is(e.Err, context.DeadlineExceeded)
+}
+
+// Claim calls automation_claim.
+func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error) {
+	var out []automation.Claimed
+	if err := c.Call(ctx, FnClaim, req, &out); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	return out, nil
+}
+
+// BeginDeliveries calls automation_begin_deliveries.
+func (c *Client) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	if ds == nil {
+		ds = []automation.DeliveryIntent{}
+	}
+	var out []automation.DeliveryBegun
+	if err := c.Call(ctx, FnBeginDeliveries, map[string]any{"p_deliveries": ds}, &out); err != nil {
+		return nil, fmt.Errorf("begin deliveries: %w", err)
+	}
+	if len(out) != len(ds) {
+		return nil, fmt.Errorf("begin deliveries: %d answers for %d deliveries", len(out), len(ds))
+	}
+	return out, nil
+}
+
+// Report calls automation_report.
+func (c *Client) Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error) {
+	if os == nil {
+		os = []automation.Outcome{}
+	}
+	var out []automation.Reported
+	if err := c.Call(ctx, FnReport, map[string]any{"p_outcomes": os}, &out); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	return out, nil
+}
+
+// Call posts args (a JSON object of named arguments) to /rest/v1/rpc/<fn>
+// and decodes the JSON answer into out. Every failure is an *RPCError.
+func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	// A client per call: ClientError and the observed status belong to this
+	// call alone.
+	rt := &callTransport{ctx: ctx, base: c.base}
+	pc := postgrest.NewClient(c.restURL, "public", c.headers)
+	if pc.ClientError != nil {
+		return &RPCError{Function: fn, Err: pc.ClientError}
+	}
+	pc.Transport.Parent = rt
+	body := pc.Rpc(fn, "", args)
+
+	if pc.ClientError != nil || body == "" {
+		e := &RPCError{Function: fn, Status: rt.status, Err: pc.ClientError}
+		if ctx.Err() != nil {
+			e.Err = ctx.Err() // the transport error only restates it
+		}
+		if e.Err == nil {
+			e.Message = "empty response body"
+		}
+		return e
+	}
+	raw := []byte(body)
+	if rt.status >= 300 || looksLikeError(raw) {
+		e := &RPCError{Function: fn, Status: rt.status}
+		if err := json.Unmarshal(raw, e); err != nil || (e.Code == "" && e.Message == "") {
+			e.Code, e.Message = "", "unexpected response: "+truncate(body, 200)
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &RPCError{Function: fn, Status: rt.status, Message: "decode response", Err: err}
+	}
+	return nil
+}
+
+// looksLikeError reports whether a 2xx body is a PostgREST error object
+// ({"code":..,"message":..}); the RPCs answer arrays, never such an object.
+func looksLikeError(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	var probe struct {
+		Code    *string `json:"code"`
+		Message *string `json:"message"`
+	}
+	return json.Unmarshal(b, &probe) == nil && probe.Code != nil && probe.Message != nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// callTransport binds one call's context to its request and records the
+// response status.
+type callTransport struct {
+	ctx    context.Context
+	base   http.RoundTripper
+	status int
+}
+
+func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req.WithContext(t.ctx))
+	if resp != nil {
+		t.status = resp.StatusCode
+	}
+	return resp, err
+}
