@@ -5,6 +5,9 @@ package render
 
 import (
 	"errors"
+	"html"
+	"strconv"
+	"strings"
 
 	"github.com/dueflow/dueflow/shared/automation"
 )
@@ -20,28 +23,172 @@ type Template struct {
 	HTML    string
 }
 
+// ErrTemplate matches (errors.Is) every template error of this package:
+// unknown variables and syntax errors. It is a permanent template_error.
+var ErrTemplate = errors.New("template error")
+
 // UnknownVariableError is returned for a placeholder outside the fixed set;
 // it is a permanent template_error.
 type UnknownVariableError struct{ Name string }
 
 func (e *UnknownVariableError) Error() string { return "unknown template variable {{" + e.Name + "}}" }
 
-// ErrNotImplemented is a placeholder until the package is complete.
-var ErrNotImplemented = errors.New("render: not implemented")
+// Is makes errors.Is(err, ErrTemplate) true.
+func (e *UnknownVariableError) Is(target error) bool { return target == ErrTemplate }
 
-// VarsFor builds the variables of one claimed execution: money formatted in
-// the invoice currency, times in the organisation's time zone.
-func VarsFor(c *automation.Claimed) Vars { return Vars{} }
+// SyntaxError is a malformed template (an unterminated "{{"); it is a
+// permanent template_error.
+type SyntaxError struct {
+	Offset int // byte offset of the offending "{{"
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return "template syntax error at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
+}
+
+// Is makes errors.Is(err, ErrTemplate) true.
+func (e *SyntaxError) Is(target error) bool { return target == ErrTemplate }
+
+// IsTemplateError reports whether err is a (permanent) template error.
+func IsTemplateError(err error) bool { return errors.Is(err, ErrTemplate) }
+
+// Variables is the fixed set of variable names a template may use.
+var Variables = []string{
+	"client.first_name", "client.last_name", "client.full_name", "client.email", "client.phone",
+	"organization.name", "organization.phone", "organization.email", "organization.portal_url",
+	"invoice.number", "invoice.total", "invoice.balance", "invoice.due_date", "invoice.days_overdue", "invoice.portal_url",
+	"job.title", "job.type", "job.scheduled_start", "job.scheduled_date", "job.address", "job.completed_at",
+}
+
+var known = func() map[string]bool {
+	m := make(map[string]bool, len(Variables))
+	for _, n := range Variables {
+		m[n] = true
+	}
+	return m
+}()
+
+// IsVariable reports whether name belongs to the fixed variable set.
+func IsVariable(name string) bool { return known[name] }
 
 // Text renders a plain-text template (email text part, SMS, subject).
-func Text(tmpl string, v Vars) (string, error) { return "", ErrNotImplemented }
+func Text(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, false) }
 
-// HTML renders an HTML template, HTML-escaping every substituted value.
-func HTML(tmpl string, v Vars) (string, error) { return "", ErrNotImplemented }
+// HTML renders an HTML template, HTML-escaping every substituted value. The
+// template's own markup is kept as written.
+func HTML(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, true) }
 
-// Default returns the default template of an action for a channel
-// (automation.ChannelEmail or ChannelSMS).
-func Default(action, channel string) Template { return Template{} }
+// Check reports the first error of a template without rendering it (to
+// validate workflow steps when they are saved).
+func Check(tmpl string) error {
+	_, err := substitute(tmpl, nil, false)
+	return err
+}
 
-// DefaultSteps returns the steps used when a workflow has none.
-func DefaultSteps(action string) []automation.Step { return nil }
+// substitute replaces every {{ name }} (whitespace around the name allowed).
+// A name is known when it is in the fixed set or present in v. Text outside
+// placeholders, including a lone "}}", is copied unchanged.
+func substitute(tmpl string, v Vars, escape bool) (string, error) {
+	if !strings.Contains(tmpl, "{{") {
+		return tmpl, nil
+	}
+	var b strings.Builder
+	b.Grow(len(tmpl) + 64)
+	rest, off := tmpl, 0
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String(), nil
+		}
+		b.WriteString(rest[:i])
+		j := strings.Index(rest[i+2:], "}}")
+		if j < 0 {
+			return "", &SyntaxError{Offset: off + i, Msg: `unterminated "{{"`}
+		}
+		raw := rest[i+2 : i+2+j]
+		if strings.Contains(raw, "{{") {
+			return "", &SyntaxError{Offset: off + i, Msg: `"{{" inside a placeholder`}
+		}
+		name := strings.TrimSpace(raw)
+		val, ok := v[name]
+		if !ok && !known[name] {
+			return "", &UnknownVariableError{Name: name}
+		}
+		if escape {
+			val = html.EscapeString(val)
+		}
+		b.WriteString(val)
+		adv := i + 2 + j + 2
+		rest, off = rest[adv:], off+adv
+	}
+}
+
+// Message is a rendered email (Subject, Text, HTML) or SMS (Text only).
+type Message struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Email renders an email template. The result always has a plain-text part:
+// when the template has only HTML, the text is derived from the rendered
+// HTML by stripping tags. HTML stays empty when the template has none.
+func Email(t Template, v Vars) (Message, error) {
+	var m Message
+	var err error
+	if m.Subject, err = Text(t.Subject, v); err != nil {
+		return Message{}, err
+	}
+	// A subject is one line.
+	m.Subject = strings.Join(strings.Fields(m.Subject), " ")
+	if t.HTML != "" {
+		if m.HTML, err = HTML(t.HTML, v); err != nil {
+			return Message{}, err
+		}
+	}
+	if t.Text != "" {
+		if m.Text, err = Text(t.Text, v); err != nil {
+			return Message{}, err
+		}
+	} else {
+		m.Text = StripTags(m.HTML)
+	}
+	return m, nil
+}
+
+// SMS renders the text of an SMS template (Subject and HTML are ignored).
+func SMS(t Template, v Vars) (string, error) {
+	s, err := Text(t.Text, v)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(s), nil
+}
+
+// ForStep returns the template of one workflow step: the step's own texts
+// where given, the defaults of the execution (DefaultFor) for what is
+// missing. When a step gives a text or HTML body, the default body is not
+// mixed in (only a missing subject falls back to the default subject).
+func ForStep(c *automation.Claimed, step automation.Step) Template {
+	channel := automation.ChannelEmail
+	if step.Type == automation.StepSendSMS {
+		channel = automation.ChannelSMS
+	}
+	def := DefaultFor(c, channel)
+	if channel == automation.ChannelSMS {
+		if strings.TrimSpace(step.Body) == "" {
+			return def
+		}
+		return Template{Text: step.Body}
+	}
+	t := Template{Subject: step.Subject, Text: step.Body, HTML: step.HTML}
+	if strings.TrimSpace(t.Text) == "" && strings.TrimSpace(t.HTML) == "" {
+		t.Text, t.HTML = def.Text, def.HTML
+	}
+	if strings.TrimSpace(t.Subject) == "" {
+		t.Subject = def.Subject
+	}
+	return t
+}

@@ -1,0 +1,219 @@
+package render
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dueflow/dueflow/shared/automation"
+)
+
+// VarsFor builds the variables of one claimed execution: money formatted in
+// the invoice currency, times in the organisation's time zone. Variables of
+// an absent client, invoice or job are empty strings (still known).
+func VarsFor(c *automation.Claimed) Vars { return VarsAt(c, time.Now()) }
+
+// VarsAt is VarsFor with an explicit current time (for invoice.days_overdue).
+func VarsAt(c *automation.Claimed, now time.Time) Vars {
+	v := make(Vars, len(Variables))
+	for _, n := range Variables {
+		v[n] = ""
+	}
+	if c == nil {
+		return v
+	}
+	loc := location(c.Organization.Timezone)
+	org := c.Organization
+	v["organization.name"] = org.Name
+	v["organization.phone"] = org.Phone
+	v["organization.email"] = firstNonEmpty(org.ReplyToEmail, org.SenderEmail)
+	v["organization.portal_url"] = org.PortalURL
+
+	if cl := c.Client; cl != nil {
+		v["client.first_name"] = strings.TrimSpace(cl.FirstName)
+		v["client.last_name"] = strings.TrimSpace(cl.LastName)
+		v["client.full_name"] = strings.TrimSpace(strings.TrimSpace(cl.FirstName) + " " + strings.TrimSpace(cl.LastName))
+		v["client.email"] = cl.Email
+		v["client.phone"] = cl.Phone
+	}
+	if inv := c.Invoice; inv != nil {
+		v["invoice.number"] = inv.Number
+		v["invoice.total"] = FormatMoney(inv.Total, inv.Currency)
+		v["invoice.balance"] = FormatMoney(inv.Balance, inv.Currency)
+		v["invoice.portal_url"] = firstNonEmpty(inv.PortalURL, org.PortalURL)
+		if due, err := time.ParseInLocation(time.DateOnly, inv.DueDate, loc); err == nil {
+			v["invoice.due_date"] = due.Format("Jan 2, 2006")
+			v["invoice.days_overdue"] = strconv.Itoa(daysOverdue(due, now.In(loc)))
+		} else {
+			v["invoice.due_date"] = inv.DueDate
+		}
+	}
+	if j := c.Job; j != nil {
+		v["job.title"] = j.Title
+		v["job.type"] = j.JobType
+		v["job.address"] = j.Address
+		if j.ScheduledStart != nil {
+			t := j.ScheduledStart.In(loc)
+			v["job.scheduled_start"] = t.Format("Mon, Jan 2 at 3:04 PM MST")
+			v["job.scheduled_date"] = t.Format("Mon, Jan 2, 2006")
+		}
+		if j.CompletedAt != nil {
+			v["job.completed_at"] = j.CompletedAt.In(loc).Format("Jan 2, 2006")
+		}
+	}
+	return v
+}
+
+// daysOverdue counts calendar days from due to today (both local), never negative.
+func daysOverdue(due, now time.Time) int {
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	d := time.Date(due.Year(), due.Month(), due.Day(), 0, 0, 0, 0, time.UTC)
+	n := int(today.Sub(d).Hours() / 24)
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// location loads an IANA zone, UTC when empty or unknown.
+func location(name string) *time.Location {
+	if name == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if strings.TrimSpace(x) != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// currency describes how an ISO 4217 currency is written.
+type currency struct {
+	symbol   string
+	decimals int
+}
+
+var currencies = map[string]currency{
+	"USD": {"$", 2}, "EUR": {"€", 2}, "GBP": {"£", 2}, "JPY": {"¥", 0},
+	"CAD": {"CA$", 2}, "AUD": {"A$", 2}, "NZD": {"NZ$", 2}, "CHF": {"CHF ", 2},
+	"INR": {"₹", 2}, "MXN": {"MX$", 2}, "ZAR": {"R", 2}, "SEK": {"SEK ", 2},
+	"NOK": {"NOK ", 2}, "DKK": {"DKK ", 2}, "SGD": {"S$", 2}, "IEP": {"£", 2},
+}
+
+// FormatMoney formats a decimal amount ("1250.00") in a currency:
+// "$1,250.00", "€80.00", "£12.50"; a currency without a known symbol is
+// written after the amount ("1,250.00 XYZ"). An amount that is not a
+// decimal number is returned unchanged.
+func FormatMoney(amount, currencyCode string) string {
+	amount = strings.TrimSpace(amount)
+	code := strings.ToUpper(strings.TrimSpace(currencyCode))
+	if code == "" {
+		code = "USD"
+	}
+	cur, known := currencies[code]
+	decimals := 2
+	if known {
+		decimals = cur.decimals
+	}
+	num, ok := formatDecimal(amount, decimals)
+	if !ok {
+		return amount
+	}
+	neg := strings.HasPrefix(num, "-")
+	num = strings.TrimPrefix(num, "-")
+	sign := ""
+	if neg {
+		sign = "-"
+	}
+	if !known {
+		return sign + num + " " + code
+	}
+	return sign + cur.symbol + num
+}
+
+// formatDecimal rounds a decimal string half away from zero to the given
+// number of decimals and groups the integer part by thousands, without
+// going through float64.
+func formatDecimal(s string, decimals int) (string, bool) {
+	if s == "" {
+		return "", false
+	}
+	neg := false
+	switch s[0] {
+	case '-':
+		neg, s = true, s[1:]
+	case '+':
+		s = s[1:]
+	}
+	intPart, frac, _ := strings.Cut(s, ".")
+	if intPart == "" {
+		intPart = "0"
+	}
+	if !allDigits(intPart) || (frac != "" && !allDigits(frac)) || strings.Count(s, ".") > 1 {
+		return "", false
+	}
+	// Pad and round.
+	for len(frac) < decimals+1 {
+		frac += "0"
+	}
+	digits := []byte(strings.TrimLeft(intPart, "0") + frac[:decimals])
+	if len(digits) == 0 {
+		digits = []byte("0")
+	}
+	if frac[decimals] >= '5' {
+		i := len(digits) - 1
+		for ; i >= 0; i-- {
+			if digits[i] == '9' {
+				digits[i] = '0'
+				continue
+			}
+			digits[i]++
+			break
+		}
+		if i < 0 {
+			digits = append([]byte{'1'}, digits...)
+		}
+	}
+	for len(digits) < decimals+1 {
+		digits = append([]byte{'0'}, digits...)
+	}
+	ip := string(digits[:len(digits)-decimals])
+	fp := string(digits[len(digits)-decimals:])
+	ip = strings.TrimLeft(ip, "0")
+	if ip == "" {
+		ip = "0"
+	}
+	var b strings.Builder
+	for i, r := range ip {
+		if i > 0 && (len(ip)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	if decimals > 0 {
+		out += "." + fp
+	}
+	if neg && strings.Trim(out, "0.,") != "" {
+		out = "-" + out
+	}
+	return out, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
