@@ -1,0 +1,145 @@
+package devstack
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// SMS is one message accepted by the Telnyx-compatible sink.
+type SMS struct {
+	ID                 string    // the id answered, as Telnyx would
+	From               string    // "from" of the request
+	To                 string    // "to" of the request (E.164)
+	Text               string    // "text" of the request
+	MessagingProfileID string    // "messaging_profile_id", when given
+	ReceivedAt         time.Time // when the sink accepted it
+}
+
+// TelnyxSink is a small stand-in for Telnyx's POST /v2/messages: it checks
+// the Bearer key, validates the JSON body, records the message and answers
+// {"data":{...}} with a message id, or Telnyx's {"errors":[...]} shape.
+type TelnyxSink struct {
+	apiKey string
+	mu     sync.Mutex
+	msgs   []SMS
+	fail   []int // status codes to answer for the next requests, in order
+}
+
+// NewTelnyxSink returns a sink that accepts requests carrying apiKey.
+func NewTelnyxSink(apiKey string) *TelnyxSink { return &TelnyxSink{apiKey: apiKey} }
+
+// Messages returns a copy of every recorded message, in arrival order.
+func (s *TelnyxSink) Messages() []SMS {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SMS(nil), s.msgs...)
+}
+
+// Reset forgets every recorded message.
+func (s *TelnyxSink) Reset() {
+	s.mu.Lock()
+	s.msgs = nil
+	s.mu.Unlock()
+}
+
+// FailNext makes the next len(statuses) valid requests fail with those HTTP
+// statuses (e.g. 429, 503, 422) without recording them.
+func (s *TelnyxSink) FailNext(statuses ...int) {
+	s.mu.Lock()
+	s.fail = append(s.fail, statuses...)
+	s.mu.Unlock()
+}
+
+type telnyxError struct {
+	Code   string `json:"code"`
+	Title  string `json:"title"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func writeTelnyxError(w http.ResponseWriter, status int, code, title, detail string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string][]telnyxError{"errors": {{Code: code, Title: title, Detail: detail}}})
+}
+
+// ServeHTTP handles POST .../v2/messages.
+func (s *TelnyxSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, "/v2/messages") {
+		writeTelnyxError(w, http.StatusNotFound, "10005", "Resource not found", r.URL.Path)
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeTelnyxError(w, http.StatusMethodNotAllowed, "10015", "Method not allowed", r.Method)
+		return
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || s.apiKey == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.apiKey)) != 1 {
+		writeTelnyxError(w, http.StatusUnauthorized, "10009", "Authentication failed", "The API key is missing or invalid.")
+		return
+	}
+	var req struct {
+		From               string `json:"from"`
+		To                 string `json:"to"`
+		Text               string `json:"text"`
+		MessagingProfileID string `json:"messaging_profile_id"`
+	}
+	body, err := readLimited(r.Body, 1<<20)
+	if err != nil || json.Unmarshal(body, &req) != nil {
+		writeTelnyxError(w, http.StatusBadRequest, "10015", "Invalid request body", "The body must be a JSON object.")
+		return
+	}
+	switch {
+	case !isE164(req.To):
+		writeTelnyxError(w, http.StatusUnprocessableEntity, "40310", "Invalid 'to' address", "The 'to' address must be an E.164 number.")
+		return
+	case req.From == "" && req.MessagingProfileID == "":
+		writeTelnyxError(w, http.StatusUnprocessableEntity, "40305", "Invalid 'from' address", "Either 'from' or 'messaging_profile_id' is required.")
+		return
+	case req.Text == "":
+		writeTelnyxError(w, http.StatusUnprocessableEntity, "40002", "Missing text", "The 'text' parameter is required.")
+		return
+	}
+	s.mu.Lock()
+	if len(s.fail) > 0 {
+		status := s.fail[0]
+		s.fail = s.fail[1:]
+		s.mu.Unlock()
+		writeTelnyxError(w, status, "10011", http.StatusText(status), "injected by the test sink")
+		return
+	}
+	m := SMS{ID: uuid.NewString(), From: req.From, To: req.To, Text: req.Text, MessagingProfileID: req.MessagingProfileID, ReceivedAt: time.Now()}
+	s.msgs = append(s.msgs, m)
+	s.mu.Unlock()
+
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"data": map[string]any{
+		"record_type":          "message",
+		"direction":            "outbound",
+		"id":                   m.ID,
+		"type":                 "SMS",
+		"messaging_profile_id": m.MessagingProfileID,
+		"from":                 map[string]string{"phone_number": m.From},
+		"to":                   []map[string]string{{"phone_number": m.To, "status": "queued"}},
+		"text":                 m.Text,
+		"parts":                1,
+		"received_at":          m.ReceivedAt.UTC().Format(time.RFC3339Nano),
+	}})
+}
+
+func isE164(s string) bool {
+	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
