@@ -163,4 +163,3 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
-

@@ -217,4 +217,3 @@ func (f *Function) Stop(ctx context.Context) error {
 	f.client.CloseIdleConnections()
 	return err
 }
-

@@ -23,16 +23,16 @@ import (
 // Email is one message received by the SMTP capture server or read from
 // Mailpit: the envelope and the parsed MIME message.
 type Email struct {
-	EnvelopeFrom string    // MAIL FROM
-	EnvelopeTo   []string  // RCPT TO, in order
-	From         string    // From: header address
-	FromName     string    // From: header display name
-	To           []string  // To: header addresses
-	ReplyTo      string    // Reply-To: header address
-	Subject      string    // decoded Subject
-	MessageID    string    // Message-ID header
-	Text         string    // text/plain part, decoded
-	HTML         string    // text/html part, decoded
+	EnvelopeFrom string   // MAIL FROM
+	EnvelopeTo   []string // RCPT TO, in order
+	From         string   // From: header address
+	FromName     string   // From: header display name
+	To           []string // To: header addresses
+	ReplyTo      string   // Reply-To: header address
+	Subject      string   // decoded Subject
+	MessageID    string   // Message-ID header
+	Text         string   // text/plain part, decoded
+	HTML         string   // text/html part, decoded
 	Headers      mail.Header
 	ReceivedAt   time.Time
 }
