@@ -1,0 +1,225 @@
+// Package pgtest is the Postgres test harness: one private PostgreSQL 15 +
+// pg_cron cluster per test binary (started lazily, stopped by Main), a
+// template database with the Supabase compatibility SQL and every migration
+// applied, and an isolated clone of it per test (CREATE DATABASE ... TEMPLATE).
+// It never skips: without PostgreSQL the test fails with a clear message.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dueflow/dueflow/internal/pgcluster"
+	"github.com/dueflow/dueflow/internal/supacompat"
+	migrations "github.com/dueflow/dueflow/sql"
+)
+
+// TemplateDB is the name of the template database.
+const TemplateDB = "dueflow_template"
+
+var (
+	mu       sync.Mutex
+	cluster  *pgcluster.Cluster
+	tmpDir   string
+	startErr error
+	started  bool
+	cronOnce sync.Once
+	cronErr  error
+	seq      atomic.Int64
+	cloneMu  sync.Mutex // CREATE DATABASE ... TEMPLATE needs the template to be idle
+)
+
+// Main runs the tests of a package and stops the cluster afterwards. Use it
+// from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	Shutdown()
+	os.Exit(code)
+}
+
+// Shutdown stops the cluster (if started) and removes its directory.
+func Shutdown() {
+	mu.Lock()
+	defer mu.Unlock()
+	if cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cluster.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest:", err)
+		}
+		cluster = nil
+	}
+	if tmpDir != "" {
+		_ = os.RemoveAll(tmpDir)
+		tmpDir = ""
+	}
+}
+
+// Cluster returns the shared cluster, starting it and building the template
+// database on first use. It fails the test when PostgreSQL cannot start.
+func Cluster(t testing.TB) *pgcluster.Cluster {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if !started {
+		started = true
+		cluster, startErr = startCluster()
+	}
+	if startErr != nil {
+		t.Fatalf("pgtest: PostgreSQL 15 with pg_cron is required (Debian: apt-get install postgresql-15 postgresql-15-cron): %v", startErr)
+	}
+	return cluster
+}
+
+func startCluster() (*pgcluster.Cluster, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// Under os.TempDir so that the postgres user can reach it when we are root.
+	dir, err := os.MkdirTemp("", "dueflow-pgtest-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	tmpDir = dir
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir + "/data", Fast: true, Logger: logger})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		tmpDir = ""
+		return nil, err
+	}
+	if err := buildTemplate(ctx, c); err != nil {
+		_ = c.Stop(ctx)
+		_ = os.RemoveAll(dir)
+		tmpDir = ""
+		return nil, err
+	}
+	return c, nil
+}
+
+func buildTemplate(ctx context.Context, c *pgcluster.Cluster) error {
+	admin, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "create database "+TemplateDB); err != nil {
+		return fmt.Errorf("create template database: %w", err)
+	}
+	conn, err := c.Connect(ctx, TemplateDB)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if err := Prepare(ctx, conn); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Prepare applies the compatibility SQL and every migration to a database.
+func Prepare(ctx context.Context, db pgcluster.Beginner) error {
+	if err := supacompat.Apply(ctx, db); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	if err := migrations.Apply(ctx, db); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	return nil
+}
+
+// NewDB creates an isolated database for the test, cloned from the template,
+// and returns a pool (superuser) and its DSN. Both are dropped at cleanup.
+func NewDB(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	c := Cluster(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), seq.Add(1))
+	if err := createClone(ctx, c, name); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	dsn := c.DSN(name)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatalf("pgtest: pool for %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		dropDB(c, name)
+	})
+	return pool, dsn
+}
+
+func createClone(ctx context.Context, c *pgcluster.Cluster, name string) error {
+	cloneMu.Lock()
+	defer cloneMu.Unlock()
+	admin, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		_, lastErr = admin.Exec(ctx, fmt.Sprintf("create database %s template %s", pgx.Identifier{name}.Sanitize(), TemplateDB))
+		if lastErr == nil {
+			return nil
+		}
+		if !strings.Contains(lastErr.Error(), "being accessed by other users") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("clone template into %s: %w", name, lastErr)
+}
+
+func dropDB(c *pgcluster.Cluster, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		return
+	}
+	defer admin.Close(ctx)
+	_, _ = admin.Exec(ctx, fmt.Sprintf("drop database if exists %s with (force)", pgx.Identifier{name}.Sanitize()))
+}
+
+// CronDB returns a pool on the cluster's pg_cron database (pgcluster.CronDatabase)
+// with the compatibility SQL and the migrations applied (so the cron jobs are
+// scheduled there). It is shared by every test of the binary: use unique
+// data and do not assume it is empty.
+func CronDB(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	c := Cluster(t)
+	ctx := context.Background()
+	cronOnce.Do(func() {
+		conn, err := c.Connect(ctx, pgcluster.CronDatabase)
+		if err != nil {
+			cronErr = err
+			return
+		}
+		defer conn.Close(ctx)
+		cronErr = Prepare(ctx, conn)
+	})
+	if cronErr != nil {
+		t.Fatalf("pgtest: prepare cron database: %v", cronErr)
+	}
+	dsn := c.DSN(pgcluster.CronDatabase)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatalf("pgtest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, dsn
+}

@@ -1,0 +1,221 @@
+-- dueflow reference domain: organisations, members, clients, jobs, invoices,
+-- and the source views the automation checks read. An existing app adopts
+-- dueflow by redefining the automation_src_* views (and
+-- automation_mark_invoices_overdue) over its own tables. Idempotent.
+
+create schema if not exists extensions;
+create extension if not exists pgcrypto with schema extensions;
+
+create or replace function public.automation_is_valid_timezone(p_tz text) returns boolean
+language plpgsql stable set search_path = public, pg_temp as $$
+begin
+  if p_tz is null or p_tz !~ '^(UTC|[A-Za-z][A-Za-z_]+(/[A-Za-z0-9_+-]+)+)$' then
+    return false;
+  end if;
+  perform now() at time zone p_tz;
+  return true;
+exception when others then
+  return false;
+end
+$$;
+comment on function public.automation_is_valid_timezone(text) is
+  'True when p_tz is an IANA time zone name (Area/Location, or UTC) known to the server.';
+
+create or replace function public.automation_touch_updated_at() returns trigger
+language plpgsql set search_path = public, pg_temp as $$
+begin
+  -- an explicit new value wins (imports, tests); otherwise stamp now()
+  if new.updated_at is not distinct from old.updated_at then
+    new.updated_at := now();
+  end if;
+  return new;
+end
+$$;
+comment on function public.automation_touch_updated_at() is
+  'Trigger: sets updated_at to now() on update unless the statement set it explicitly.';
+
+create table if not exists public.organizations (
+  id uuid primary key default gen_random_uuid(),
+  name text not null,
+  timezone text not null default 'UTC' check (public.automation_is_valid_timezone(timezone)),
+  country_code text not null default 'US' check (country_code ~ '^[A-Z]{2}$'),
+  send_window_start time not null default '09:00',
+  send_window_end time not null default '17:00',
+  sender_name text not null default '',
+  sender_email text not null default '',
+  reply_to_email text not null default '',
+  phone text not null default '',
+  portal_url text not null default '',
+  created_at timestamptz not null default now(),
+  constraint organizations_send_window_check check (send_window_start <> send_window_end)
+);
+
+create table if not exists public.organization_members (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  user_id uuid not null,
+  role text not null default 'member',
+  created_at timestamptz not null default now(),
+  primary key (organization_id, user_id)
+);
+create index if not exists organization_members_user_idx on public.organization_members (user_id);
+
+create table if not exists public.clients (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  first_name text not null default '',
+  last_name text not null default '',
+  email text,
+  phone text,
+  email_opt_out boolean not null default false,
+  sms_opt_out boolean not null default false,
+  created_at timestamptz not null default now(),
+  constraint clients_org_id_key unique (organization_id, id)
+);
+
+create table if not exists public.jobs (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  client_id uuid,
+  title text not null default '',
+  job_type text not null default 'service',
+  status text not null default 'scheduled'
+    check (status in ('scheduled', 'in_progress', 'completed', 'cancelled')),
+  scheduled_start timestamptz,
+  completed_at timestamptz,
+  address text not null default '',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint jobs_org_id_key unique (organization_id, id),
+  -- a job's client belongs to the job's organisation
+  constraint jobs_client_fkey foreign key (organization_id, client_id)
+    references public.clients (organization_id, id) on delete cascade
+);
+
+create table if not exists public.invoices (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  client_id uuid not null,
+  job_id uuid,
+  number text not null,
+  status text not null default 'draft'
+    check (status in ('draft', 'sent', 'overdue', 'paid', 'cancelled', 'void')),
+  due_date date not null,
+  total numeric(12,2) not null default 0,
+  balance numeric(12,2) not null default 0,
+  currency text not null default 'USD' check (currency ~ '^[A-Z]{3}$'),
+  portal_url text not null default '',
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint invoices_client_fkey foreign key (organization_id, client_id)
+    references public.clients (organization_id, id) on delete cascade,
+  constraint invoices_job_fkey foreign key (organization_id, job_id)
+    references public.jobs (organization_id, id) on delete set null (job_id)
+);
+
+create index if not exists clients_org_idx on public.clients (organization_id);
+create index if not exists jobs_client_idx on public.jobs (organization_id, client_id);
+-- maintenance: a client's last completed service
+create index if not exists jobs_completed_idx on public.jobs (organization_id, client_id, completed_at desc)
+  where status = 'completed';
+-- appointment reminders: upcoming scheduled jobs
+create index if not exists jobs_upcoming_idx on public.jobs (organization_id, scheduled_start)
+  where status = 'scheduled';
+-- stale jobs: open jobs by last activity
+create index if not exists jobs_open_activity_idx on public.jobs (organization_id, updated_at)
+  where status in ('scheduled', 'in_progress');
+-- invoice checks: open invoices by due date (sent/overdue with a balance) ...
+create index if not exists invoices_open_due_idx on public.invoices (organization_id, due_date)
+  where status in ('sent', 'overdue') and balance > 0;
+-- ... sent invoices to mark overdue ...
+create index if not exists invoices_sent_due_idx on public.invoices (organization_id, due_date)
+  where status = 'sent';
+-- ... and open invoices changed recently (picked up by the steady-state check)
+create index if not exists invoices_open_updated_idx on public.invoices (updated_at)
+  where status in ('sent', 'overdue') and balance > 0;
+create index if not exists invoices_client_idx on public.invoices (organization_id, client_id);
+
+drop trigger if exists jobs_touch on public.jobs;
+create trigger jobs_touch before update on public.jobs
+  for each row execute function public.automation_touch_updated_at();
+drop trigger if exists invoices_touch on public.invoices;
+create trigger invoices_touch before update on public.invoices
+  for each row execute function public.automation_touch_updated_at();
+
+-- RLS: members read their organisations' rows; the service role bypasses RLS.
+create or replace function public.automation_current_org_ids() returns setof uuid
+language sql stable security definer set search_path = public, pg_temp as $$
+  select organization_id from public.organization_members where user_id = auth.uid()
+$$;
+comment on function public.automation_current_org_ids() is
+  'Organisations the calling user (auth.uid()) is a member of; the basis of every RLS policy.';
+revoke all on function public.automation_current_org_ids() from public, anon;
+grant execute on function public.automation_current_org_ids() to authenticated, service_role;
+
+alter table public.organizations enable row level security;
+alter table public.organization_members enable row level security;
+alter table public.clients enable row level security;
+alter table public.jobs enable row level security;
+alter table public.invoices enable row level security;
+
+drop policy if exists organizations_member_read on public.organizations;
+create policy organizations_member_read on public.organizations for select to authenticated
+  using (id in (select public.automation_current_org_ids()));
+drop policy if exists organization_members_self_read on public.organization_members;
+create policy organization_members_self_read on public.organization_members for select to authenticated
+  using (organization_id in (select public.automation_current_org_ids()));
+drop policy if exists clients_member_read on public.clients;
+create policy clients_member_read on public.clients for select to authenticated
+  using (organization_id in (select public.automation_current_org_ids()));
+drop policy if exists jobs_member_read on public.jobs;
+create policy jobs_member_read on public.jobs for select to authenticated
+  using (organization_id in (select public.automation_current_org_ids()));
+drop policy if exists invoices_member_read on public.invoices;
+create policy invoices_member_read on public.invoices for select to authenticated
+  using (organization_id in (select public.automation_current_org_ids()));
+
+revoke all on public.organizations, public.organization_members, public.clients, public.jobs, public.invoices from anon;
+
+-- Source views: the only way the automation checks read app data.
+-- security_invoker: a user querying them stays subject to the tables' RLS.
+create or replace view public.automation_src_organizations with (security_invoker = true) as
+  select id, name, timezone, country_code, send_window_start, send_window_end,
+         sender_name, sender_email, reply_to_email, phone, portal_url
+  from public.organizations;
+
+create or replace view public.automation_src_clients with (security_invoker = true) as
+  select id, organization_id, first_name, last_name, email, phone, email_opt_out, sms_opt_out
+  from public.clients;
+
+create or replace view public.automation_src_jobs with (security_invoker = true) as
+  select id, organization_id, client_id, title, job_type, status, scheduled_start,
+         completed_at, address, updated_at
+  from public.jobs;
+
+create or replace view public.automation_src_invoices with (security_invoker = true) as
+  select id, organization_id, client_id, job_id, number, status, due_date, total,
+         balance, currency, portal_url, updated_at
+  from public.invoices;
+
+revoke all on public.automation_src_organizations, public.automation_src_clients,
+  public.automation_src_jobs, public.automation_src_invoices from anon;
+
+-- Hook: mark sent invoices past their due date (organisation-local) overdue.
+-- Views are for reading; adopters redefine this function for their tables.
+create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_count integer;
+begin
+  update public.invoices i set status = 'overdue'
+  from public.organizations o
+  where o.id = i.organization_id
+    and i.status = 'sent'
+    and i.due_date < (p_now at time zone o.timezone)::date;
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+comment on function public.automation_mark_invoices_overdue(timestamptz) is
+  'Hook called by check_overdue_invoices(): marks sent invoices past due (organisation-local date) as overdue. Redefine when adopting dueflow on other tables.';
+revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
+grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;
