@@ -33,5 +33,14 @@ vet:
 test: $(RIE) vet
 	$(GO) test -count=1 -timeout 40m ./...
 
+## demo: the whole pipeline locally with demo data until Ctrl-C (ONCE=1: one cycle, then exit); README "Local stack"
+demo: tools
+	$(GO) run ./cmd/dueflow demo $(if $(ONCE),--once)
+
+## invoke: one function once under the Lambda RIE, env from the local stack: make invoke FN=send-reminder [EVENT=events/x.json]
+invoke: $(RIE)
+	@test -n "$(FN)" || { echo "make invoke: FN is required: make invoke FN=<function> [EVENT=events/<file>.json]; functions: $(FUNCTIONS)" >&2; exit 2; }
+	$(GO) run ./cmd/dueflow invoke --fn $(FN) $(if $(EVENT),--event $(EVENT))
+
 clean:
 	rm -rf .build .aws-sam

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/webhook"
+)
+
+func init() {
+	addCommand("invoke", "run one function once under the Lambda RIE with a Function URL event (Docker-free sam local invoke)", cmdInvoke)
+}
+
+// invokeOptions are the parsed flags of `dueflow invoke`.
+type invokeOptions struct {
+	Fn       string
+	Event    string
+	StateDir string
+}
+
+func parseInvokeFlags(args []string, stderr io.Writer) (invokeOptions, error) {
+	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o invokeOptions
+	fs.StringVar(&o.Fn, "fn", "", "function to run: "+strings.Join(automation.Actions, ", ")+" (required)")
+	fs.StringVar(&o.Event, "event", "", "Function URL event (JSON, payload format 2.0; default events/<fn>.json)")
+	fs.StringVar(&o.StateDir, "state-dir", "", "data directory of the local stack whose environment the function gets (default <repo>/.dueflow/demo)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.Fn == "" {
+		return o, fmt.Errorf("--fn is required (one of %s)", strings.Join(automation.Actions, ", "))
+	}
+	if !automation.IsAction(o.Fn) {
+		return o, fmt.Errorf("unknown function %q (one of %s)", o.Fn, strings.Join(automation.Actions, ", "))
+	}
+	if o.Event == "" {
+		o.Event = filepath.Join("events", o.Fn+".json")
+	}
+	return o, nil
+}
+
+func cmdInvoke(ctx context.Context, args []string) error {
+	opts, err := parseInvokeFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = filepath.Join(root, ".dueflow", "demo")
+	}
+	return runInvoke(ctx, root, opts, os.Stdout, os.Stderr)
+}
+
+// functionEnvFile is where `dueflow demo` writes the environment the local
+// stack gives its functions, for `dueflow invoke` in another terminal.
+func functionEnvFile(stateDir string) string { return filepath.Join(stateDir, "function.env") }
+
+// writeEnvFile writes KEY=value lines (mode 0600: it holds the stack's
+// development secrets).
+func writeEnvFile(path string, env []string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	var b bytes.Buffer
+	b.WriteString("# environment of the local stack's functions, written by `dueflow demo`\n")
+	for _, kv := range env {
+		b.WriteString(kv)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// readEnvFile reads KEY=value lines; blank lines and # comments are ignored.
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var env []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, "=") {
+			return nil, fmt.Errorf("%s: not KEY=value: %q", path, line)
+		}
+		env = append(env, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return env, nil
+}
+
+// envValue returns the last value of key in env.
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// loadEvent reads a Function URL event and checks its shape.
+func loadEvent(path string) (events.LambdaFunctionURLRequest, error) {
+	var ev events.LambdaFunctionURLRequest
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ev, fmt.Errorf("read event: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return ev, fmt.Errorf("event %s is not a Function URL event: %w", path, err)
+	}
+	if ev.Version != "2.0" {
+		return ev, fmt.Errorf("event %s: version %q, want \"2.0\" (Function URL payload format)", path, ev.Version)
+	}
+	if ev.RequestContext.HTTP.Method == "" {
+		return ev, fmt.Errorf("event %s: requestContext.http.method is missing", path)
+	}
+	return ev, nil
+}
+
+// signEvent adds fresh Standard Webhooks headers over the event's body when
+// it has no webhook-signature header. It reports whether it signed.
+func signEvent(ev *events.LambdaFunctionURLRequest, secret string) (bool, error) {
+	for k := range ev.Headers {
+		if strings.EqualFold(k, webhook.HeaderSignature) {
+			return false, nil
+		}
+	}
+	body := []byte(ev.Body)
+	if ev.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(ev.Body)
+		if err != nil {
+			return false, fmt.Errorf("event body: isBase64Encoded but not base64: %w", err)
+		}
+		body = b
+	}
+	s, err := webhook.NewSigner(secret)
+	if err != nil {
+		return false, err
+	}
+	h, err := s.Sign(body)
+	if err != nil {
+		return false, err
+	}
+	if ev.Headers == nil {
+		ev.Headers = map[string]string{}
+	}
+	for k, v := range webhook.Headers(h) {
+		ev.Headers[k] = v
+	}
+	now := time.Now()
+	ev.RequestContext.Time = now.UTC().Format("02/Jan/2006:15:04:05 -0700")
+	ev.RequestContext.TimeEpoch = now.UnixMilli()
+	return true, nil
+}
+
+// buildFunction builds functions/<fn> for the host (the RIE runs it
+// natively) into dir/bootstrap, as provided.al2023 expects.
+func buildFunction(ctx context.Context, root, fn, dir string, out io.Writer) (string, error) {
+	if _, err := os.Stat(filepath.Join(root, "functions", fn)); err != nil {
+		return "", fmt.Errorf("function %s: %w", fn, err)
+	}
+	bin := filepath.Join(dir, "bootstrap")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-o", bin, "./functions/"+fn)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build functions/%s: %w", fn, err)
+	}
+	return bin, nil
+}
+
+// invokeResult is what runInvoke prints.
+type invokeResult struct {
+	FunctionError bool
+	Payload       []byte
+}
+
+// runFunction is set by stack_devstack.go: it runs bootstrap once under
+// bin/aws-lambda-rie with env and the event, and returns the function's
+// result; logs go to logDir.
+var runFunction func(ctx context.Context, root, fn, bootstrap string, env []string, logDir string, payload []byte, logger *slog.Logger) (invokeResult, []string, error)
+
+func runInvoke(ctx context.Context, root string, opts invokeOptions, stdout, stderr io.Writer) error {
+	eventPath := opts.Event
+	if !filepath.IsAbs(eventPath) {
+		eventPath = filepath.Join(root, eventPath)
+	}
+	ev, err := loadEvent(eventPath)
+	if err != nil {
+		return err
+	}
+	envPath := functionEnvFile(opts.StateDir)
+	env, err := readEnvFile(envPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no local stack environment at %s: start the local stack first (`make demo` in another terminal)", envPath)
+	}
+	if err != nil {
+		return err
+	}
+	secret, from := os.Getenv("DUEFLOW_WEBHOOK_SECRET"), "DUEFLOW_WEBHOOK_SECRET from the environment"
+	if secret == "" {
+		secret, from = envValue(env, "DUEFLOW_WEBHOOK_SECRET"), "the local stack's secret ("+envPath+")"
+	} else {
+		env = append(env, "DUEFLOW_WEBHOOK_SECRET="+secret) // the function verifies with what we sign with
+	}
+	signed, err := signEvent(&ev, secret)
+	if err != nil {
+		return fmt.Errorf("sign the event: %w", err)
+	}
+	if signed {
+		fmt.Fprintf(stderr, "invoke: signed the event body with %s\n", from)
+	} else {
+		fmt.Fprintln(stderr, "invoke: the event carries a webhook-signature; sent as is")
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode the event: %w", err)
+	}
+
+	work := filepath.Join(opts.StateDir, "invoke", opts.Fn)
+	fmt.Fprintf(stderr, "invoke: building functions/%s for %s/%s\n", opts.Fn, runtime.GOOS, runtime.GOARCH)
+	bootstrap, err := buildFunction(ctx, root, opts.Fn, work, stderr)
+	if err != nil {
+		return err
+	}
+	if runFunction == nil {
+		return errors.New("this build has no Lambda RIE runner (internal/devstack)")
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	fmt.Fprintf(stderr, "invoke: running %s under bin/aws-lambda-rie\n", opts.Fn)
+	res, logs, err := runFunction(ctx, root, opts.Fn, bootstrap, env, filepath.Join(work, "logs"), payload, logger)
+	for _, l := range logs {
+		if b, rerr := os.ReadFile(l); rerr == nil && len(b) > 0 {
+			fmt.Fprintf(stderr, "---- function log (%s)\n%s", l, b)
+			if !bytes.HasSuffix(b, []byte("\n")) {
+				fmt.Fprintln(stderr)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return printInvokeResult(stdout, res)
+}
+
+// printInvokeResult prints the function's answer; a Function URL response
+// ({"statusCode", "body", ...}) shows its status and its body (indented when
+// JSON). A function error is an error.
+func printInvokeResult(w io.Writer, res invokeResult) error {
+	if res.FunctionError {
+		fmt.Fprintf(w, "%s\n", res.Payload)
+		return errors.New("the function returned an error")
+	}
+	var resp events.LambdaFunctionURLResponse
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(res.Payload, &probe) == nil && probe["statusCode"] != nil && json.Unmarshal(res.Payload, &resp) == nil {
+		body := []byte(resp.Body)
+		if resp.IsBase64Encoded {
+			if b, err := base64.StdEncoding.DecodeString(resp.Body); err == nil {
+				body = b
+			}
+		}
+		fmt.Fprintf(w, "statusCode: %d\n", resp.StatusCode)
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, body, "", "  ") == nil {
+			body = pretty.Bytes()
+		}
+		fmt.Fprintf(w, "%s\n", body)
+		return nil
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, res.Payload, "", "  ") == nil {
+		fmt.Fprintf(w, "%s\n", pretty.Bytes())
+		return nil
+	}
+	fmt.Fprintf(w, "%s\n", res.Payload)
+	return nil
+}

@@ -1,0 +1,144 @@
+package demodata_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/demodata"
+	"github.com/dueflow/dueflow/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// checks are the trigger checks of one cycle (what the pg_cron jobs
+// check-automation-triggers, check-overdue-invoices and
+// check-maintenance-reminders run).
+var checks = []string{
+	"select public.check_automation_triggers()",
+	"select public.check_overdue_invoices()",
+	"select public.check_maintenance_reminders()",
+}
+
+func TestSeedThenChecksCreateTheExpectedExecutions(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := pgtest.NewDB(t)
+	require.NoError(t, demodata.Seed(ctx, pool, time.Now()))
+	for _, q := range checks {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+
+	got := map[uuid.UUID]int{}
+	actions := map[uuid.UUID]map[string]int{}
+	rows, err := pool.Query(ctx, `
+select l.workflow_id, l.action, count(*)
+  from automation_execution_logs l
+ where l.organization_id = any($1)
+ group by 1, 2`, demodata.OrgIDs)
+	require.NoError(t, err)
+	for rows.Next() {
+		var wf uuid.UUID
+		var action string
+		var n int
+		require.NoError(t, rows.Scan(&wf, &action, &n))
+		got[wf] += n
+		if actions[wf] == nil {
+			actions[wf] = map[string]int{}
+		}
+		actions[wf][action] += n
+	}
+	require.NoError(t, rows.Err())
+
+	total := 0
+	for _, e := range demodata.Expected() {
+		assert.Equal(t, e.Executions, got[e.WorkflowID], "executions of workflow %s (%s)", e.WorkflowID, e.TriggerType)
+		if e.Executions > 0 {
+			assert.Equal(t, map[string]int{e.Action: e.Executions}, actions[e.WorkflowID], "action of workflow %s", e.WorkflowID)
+		}
+		total += e.Executions
+		delete(got, e.WorkflowID)
+	}
+	assert.Empty(t, got, "executions of workflows without an expectation")
+
+	// Every demo execution is due now: the send windows cover the whole day.
+	var notDue int
+	require.NoError(t, pool.QueryRow(ctx, `
+select count(*) from automation_execution_logs
+ where organization_id = any($1) and (status <> 'pending' or next_attempt_at > now() + interval '1 minute')`,
+		demodata.OrgIDs).Scan(&notDue))
+	assert.Zero(t, notDue, "demo executions not pending and due at once")
+
+	// A second cycle creates nothing new (occurrence keys).
+	for _, q := range checks[1:] {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	var after int
+	require.NoError(t, pool.QueryRow(ctx, `select count(*) from automation_execution_logs where organization_id = any($1)`,
+		demodata.OrgIDs).Scan(&after))
+	assert.Equal(t, total, after, "the invoice and maintenance checks run twice create no duplicates")
+}
+
+func TestSeedIsARepeatableReset(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := pgtest.NewDB(t)
+	require.NoError(t, demodata.Seed(ctx, pool, time.Now()))
+	for _, q := range checks {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	// Seeding again (a re-run of the demo) removes the executions of the
+	// previous run and restores the data.
+	require.NoError(t, demodata.Seed(ctx, pool, time.Now()))
+	var executions, clients, invoices int
+	require.NoError(t, pool.QueryRow(ctx, `
+select (select count(*) from automation_execution_logs where organization_id = any($1)),
+       (select count(*) from clients where organization_id = any($1)),
+       (select count(*) from invoices where organization_id = any($1))`, demodata.OrgIDs).
+		Scan(&executions, &clients, &invoices))
+	d := demodata.Data()
+	assert.Zero(t, executions)
+	assert.Equal(t, len(d.Clients), clients)
+	assert.Equal(t, len(d.Invoices), invoices)
+
+	// Reset leaves no demo organisation behind.
+	require.NoError(t, demodata.Reset(ctx, pool))
+	var orgs int
+	require.NoError(t, pool.QueryRow(ctx, `select count(*) from organizations where id = any($1)`, demodata.OrgIDs).Scan(&orgs))
+	assert.Zero(t, orgs)
+}
+
+func TestDataIsConsistent(t *testing.T) {
+	d := demodata.Data()
+	zones := map[string]bool{}
+	orgs := map[uuid.UUID]bool{}
+	for _, o := range d.Orgs {
+		_, err := time.LoadLocation(o.Timezone)
+		require.NoError(t, err)
+		zones[o.Timezone] = true
+		orgs[o.ID] = true
+	}
+	assert.Len(t, zones, 3, "three organisations in three time zones")
+	clientOrg := map[uuid.UUID]uuid.UUID{}
+	for _, c := range d.Clients {
+		assert.True(t, orgs[c.Org])
+		clientOrg[c.ID] = c.Org
+	}
+	for _, in := range d.Invoices {
+		assert.Equal(t, in.Org, clientOrg[in.Client], "invoice %s: client of another organisation", in.Number)
+	}
+	for _, j := range d.Jobs {
+		assert.Equal(t, j.Org, clientOrg[j.Client], "job %s: client of another organisation", j.Title)
+	}
+	triggers := map[string]bool{}
+	for _, w := range d.Workflows {
+		triggers[w.TriggerType] = true
+	}
+	assert.Len(t, triggers, 5, "a workflow for every trigger type")
+	assert.Len(t, demodata.Expected(), len(d.Workflows), "an expectation per workflow")
+}
