@@ -119,6 +119,9 @@ create table if not exists public.automation_schedules (
   last_run_at timestamptz,
   updated_at timestamptz not null default now()
 );
+-- the configuration the next run was computed from (a change recomputes it)
+alter table public.automation_schedules add column if not exists trigger_config jsonb;
+alter table public.automation_schedules add column if not exists timezone text;
 create index if not exists automation_schedules_due_idx on public.automation_schedules (next_run_at);
 
 create table if not exists public.automation_analytics (

@@ -1,0 +1,287 @@
+-- dueflow trigger checks. Each is tenant-scoped (every join carries
+-- organization_id), reads app data only through the automation_src_* views,
+-- and inserts executions ON CONFLICT (workflow_id, occurrence_key) DO NOTHING,
+-- so overlapping runs, re-runs and catch-up runs never duplicate a reminder.
+-- Each takes p_now (default now()) so tests and back-fills can evaluate "now"
+-- explicitly, and returns the number of executions it created.
+
+create or replace function public.automation_days_config(p_config jsonb, p_key text, p_default int[])
+returns int[] language sql immutable as $$
+  select coalesce(
+    (select array_agg(distinct d::int order by d::int)
+       from jsonb_array_elements_text(case when jsonb_typeof(p_config -> p_key) = 'array' then p_config -> p_key end) d
+      where d ~ '^[0-9]{1,4}$'),
+    p_default)
+$$;
+comment on function public.automation_days_config(jsonb, text, int[]) is
+  'Sorted distinct non-negative integers of the array p_config->p_key, or p_default when absent or empty.';
+
+-- invoice_overdue: reminders on days N after the due date (organisation-local).
+create or replace function public.check_overdue_invoices(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_count integer;
+begin
+  perform public.automation_mark_invoices_overdue(p_now);
+
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           public.automation_days_config(w.trigger_config, 'days_after_due', '{1,7,14,30}') as days,
+           o.timezone, o.send_window_start, o.send_window_end,
+           (p_now at time zone o.timezone)::date as today
+    from public.automation_workflows w
+    join public.automation_src_organizations o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'invoice_overdue'
+  ), cand as (
+    select wf.*, i.id as invoice_id, i.client_id, i.number, i.due_date,
+           wf.today - i.due_date as days_overdue, r.reminder_day, r.next_day
+    from wf
+    join public.automation_src_invoices i
+      on i.organization_id = wf.organization_id
+     and i.status in ('sent', 'overdue') and i.balance > 0
+     and i.due_date <= wf.today - wf.days[1]
+    cross join lateral (
+      select max(d) filter (where d <= wf.today - i.due_date) as reminder_day,
+             min(d) filter (where d > wf.today - i.due_date) as next_day
+      from unnest(wf.days) d
+    ) r
+  ), rows as (
+    select c.*,
+           format('invoice:%s:%s:d%s', c.invoice_id, c.due_date, c.reminder_day) as okey,
+           -- superseded once the next reminder's day is over
+           ((c.due_date + coalesce(c.next_day, c.reminder_day + 7) + 1)::timestamp at time zone c.timezone) as deadline
+    from cand c
+    where c.reminder_day is not null
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select r.id, r.organization_id, 'invoice-reminder', 'invoice_overdue', r.okey, 'invoice',
+           r.invoice_id, r.client_id, r.max_attempts,
+           public.automation_next_attempt(p_now, r.timezone, r.send_window_start, r.send_window_end, r.deadline),
+           r.deadline,
+           jsonb_build_object('invoice_number', r.number, 'due_date', r.due_date,
+                              'days_overdue', r.days_overdue, 'reminder_day', r.reminder_day)
+    from rows r
+    where not exists (select 1 from public.automation_execution_logs e
+                      where e.workflow_id = r.id and e.occurrence_key = r.okey)
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id
+  ), touched as (
+    update public.automation_workflows w set last_triggered_at = p_now
+    where w.id in (select distinct workflow_id from ins)
+    returning 1
+  )
+  select count(*) into v_count from ins;
+  return v_count;
+end
+$$;
+comment on function public.check_overdue_invoices(timestamptz) is
+  'invoice_overdue check: marks sent invoices past due overdue, then creates one execution per (invoice, due date, latest reminder day reached) for open invoices with a balance; a late first sighting creates only the latest reminder. Returns the number created.';
+
+-- maintenance_due (months since the client''s last completed service) and
+-- appointment (N hours before a scheduled job, never after its start).
+create or replace function public.check_maintenance_reminders(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_maint integer;
+  v_appt integer;
+begin
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           greatest(coalesce((w.trigger_config ->> 'months_after_service')::int, 6), 1) as months,
+           nullif(w.trigger_config ->> 'job_type', '') as job_type,
+           o.timezone, o.send_window_start, o.send_window_end
+    from public.automation_workflows w
+    join public.automation_src_organizations o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'maintenance_due'
+  ), last_service as (
+    select wf.*, j.id as job_id, j.client_id, j.completed_at
+    from wf
+    cross join lateral (
+      select distinct on (j.client_id) j.id, j.client_id, j.completed_at
+      from public.automation_src_jobs j
+      where j.organization_id = wf.organization_id
+        and j.status = 'completed' and j.completed_at is not null and j.client_id is not null
+        and (wf.job_type is null or j.job_type = wf.job_type)
+      order by j.client_id, j.completed_at desc
+    ) j
+    where j.completed_at + make_interval(months => wf.months) <= p_now
+      -- nothing to remind when the next visit is already booked
+      and not exists (select 1 from public.automation_src_jobs u
+                      where u.organization_id = wf.organization_id and u.client_id = j.client_id
+                        and u.status in ('scheduled', 'in_progress'))
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select s.id, s.organization_id, 'send-reminder', 'maintenance_due',
+           format('maintenance:%s:%s', s.client_id, s.job_id), 'job', s.job_id, s.client_id, s.max_attempts,
+           public.automation_next_attempt(p_now, s.timezone, s.send_window_start, s.send_window_end, p_now + interval '30 days'),
+           p_now + interval '30 days',
+           jsonb_build_object('last_service_at', s.completed_at, 'months_after_service', s.months)
+    from last_service s
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id
+  ), touched as (
+    update public.automation_workflows w set last_triggered_at = p_now
+    where w.id in (select distinct workflow_id from ins)
+    returning 1
+  )
+  select count(*) into v_maint from ins;
+
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           greatest(coalesce((w.trigger_config ->> 'hours_before')::numeric, 24), 0) as hours_before,
+           o.timezone, o.send_window_start, o.send_window_end
+    from public.automation_workflows w
+    join public.automation_src_organizations o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'appointment'
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select wf.id, wf.organization_id, 'send-reminder', 'appointment',
+           format('appointment:%s:%s', j.id, extract(epoch from j.scheduled_start)::bigint), 'job', j.id,
+           j.client_id, wf.max_attempts,
+           public.automation_next_attempt(p_now, wf.timezone, wf.send_window_start, wf.send_window_end, j.scheduled_start),
+           j.scheduled_start,
+           jsonb_build_object('scheduled_start', j.scheduled_start, 'hours_before', wf.hours_before)
+    from wf
+    join public.automation_src_jobs j
+      on j.organization_id = wf.organization_id
+     and j.status = 'scheduled'
+     and j.scheduled_start > p_now
+     and j.scheduled_start <= p_now + make_interval(secs => wf.hours_before * 3600)
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id
+  ), touched as (
+    update public.automation_workflows w set last_triggered_at = p_now
+    where w.id in (select distinct workflow_id from ins)
+    returning 1
+  )
+  select count(*) into v_appt from ins;
+
+  return v_maint + v_appt;
+end
+$$;
+comment on function public.check_maintenance_reminders(timestamptz) is
+  'maintenance_due check (one execution per client and last completed service job, once months_after_service have passed and no visit is booked) and appointment check (one per job and scheduled start, hours_before ahead, deadline = the start). Returns the number created.';
+
+-- scheduled (organisation-local frequency; a missed run fires once) and
+-- stale_job (open jobs without activity for days_inactive days).
+create or replace function public.check_automation_triggers(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_sched integer;
+  v_stale integer;
+begin
+  -- a schedule per active scheduled workflow; recomputed when its
+  -- configuration or the organisation's time zone changed
+  insert into public.automation_schedules as s
+    (workflow_id, organization_id, next_run_at, trigger_config, timezone)
+  select w.id, w.organization_id, public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now),
+         w.trigger_config, o.timezone
+  from public.automation_workflows w
+  join public.automation_src_organizations o on o.id = w.organization_id
+  left join public.automation_schedules cur on cur.workflow_id = w.id
+  where w.is_active and w.trigger_type = 'scheduled'
+    and public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) is not null
+    and (cur.workflow_id is null
+         or cur.trigger_config is distinct from w.trigger_config
+         or cur.timezone is distinct from o.timezone)
+  on conflict (workflow_id) do update set
+    next_run_at = excluded.next_run_at, trigger_config = excluded.trigger_config,
+    timezone = excluded.timezone, updated_at = now();
+
+  with due as (
+    select s.workflow_id, s.next_run_at as run_at, w.organization_id, w.max_attempts,
+           coalesce(w.trigger_config ->> 'audience', 'organization') as audience,
+           public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) as next_run
+    from public.automation_schedules s
+    join public.automation_workflows w
+      on w.id = s.workflow_id and w.organization_id = s.organization_id
+     and w.is_active and w.trigger_type = 'scheduled'
+    join public.automation_src_organizations o on o.id = w.organization_id
+    where s.next_run_at <= p_now
+    for update of s skip locked
+  ), targets as (
+    select d.*, 'organization'::text as subject_type, d.organization_id as subject_id, null::uuid as client_id,
+           format('scheduled:%s', to_char(d.run_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) as okey
+    from due d where d.audience <> 'clients'
+    union all
+    select d.*, 'client', c.id, c.id,
+           format('scheduled:%s:client:%s', to_char(d.run_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), c.id)
+    from due d join public.automation_src_clients c on c.organization_id = d.organization_id
+    where d.audience = 'clients'
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select t.workflow_id, t.organization_id, 'run-workflow', 'scheduled', t.okey, t.subject_type,
+           t.subject_id, t.client_id, t.max_attempts, p_now,
+           greatest(t.next_run, p_now + interval '1 hour'),
+           jsonb_build_object('run_at', t.run_at)
+    from targets t
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id
+  ), advanced as (
+    update public.automation_schedules s set next_run_at = d.next_run, last_run_at = p_now, updated_at = now()
+    from due d where s.workflow_id = d.workflow_id and d.next_run is not null
+    returning 1
+  ), touched as (
+    update public.automation_workflows w set last_triggered_at = p_now
+    where w.id in (select distinct workflow_id from ins)
+    returning 1
+  )
+  select count(*) into v_sched from ins;
+
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           greatest(coalesce((w.trigger_config ->> 'days_inactive')::numeric, 7), 0) as days_inactive,
+           coalesce((select array_agg(x) from jsonb_array_elements_text(
+                       case when jsonb_typeof(w.trigger_config -> 'statuses') = 'array' then w.trigger_config -> 'statuses' end) x),
+                    '{scheduled,in_progress}') as statuses,
+           o.timezone, o.send_window_start, o.send_window_end
+    from public.automation_workflows w
+    join public.automation_src_organizations o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'stale_job'
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select wf.id, wf.organization_id, 'send-reminder', 'stale_job',
+           format('stale:%s:%s', j.id, extract(epoch from j.updated_at)::bigint), 'job', j.id, j.client_id,
+           wf.max_attempts,
+           public.automation_next_attempt(p_now, wf.timezone, wf.send_window_start, wf.send_window_end, p_now + interval '7 days'),
+           p_now + interval '7 days',
+           jsonb_build_object('last_activity_at', j.updated_at, 'days_inactive', wf.days_inactive)
+    from wf
+    join public.automation_src_jobs j
+      on j.organization_id = wf.organization_id
+     and j.status = any (wf.statuses)
+     and j.updated_at <= p_now - make_interval(secs => wf.days_inactive * 86400)
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id
+  ), touched as (
+    update public.automation_workflows w set last_triggered_at = p_now
+    where w.id in (select distinct workflow_id from ins)
+    returning 1
+  )
+  select count(*) into v_stale from ins;
+
+  return v_sched + v_stale;
+end
+$$;
+comment on function public.check_automation_triggers(timestamptz) is
+  'scheduled check (per workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now) and stale_job check (one execution per job and last activity). Returns the number created.';
+
+revoke all on function public.automation_days_config(jsonb, text, int[]),
+  public.check_overdue_invoices(timestamptz),
+  public.check_maintenance_reminders(timestamptz),
+  public.check_automation_triggers(timestamptz)
+  from public, anon, authenticated;
+grant execute on function public.check_overdue_invoices(timestamptz),
+  public.check_maintenance_reminders(timestamptz),
+  public.check_automation_triggers(timestamptz)
+  to service_role;
