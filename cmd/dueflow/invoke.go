@@ -133,30 +133,69 @@ func envValue(env []string, key string) string {
 	return v
 }
 
+// urlEvent is a Function URL event as read from a file: the typed view, and
+// the raw document so that fields the Go type does not model (routeKey,
+// requestContext.stage, ...) are passed on unchanged.
+type urlEvent struct {
+	events.LambdaFunctionURLRequest
+	raw map[string]json.RawMessage
+}
+
 // loadEvent reads a Function URL event and checks its shape.
-func loadEvent(path string) (events.LambdaFunctionURLRequest, error) {
-	var ev events.LambdaFunctionURLRequest
+func loadEvent(path string) (*urlEvent, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return ev, fmt.Errorf("read event: %w", err)
+		return nil, fmt.Errorf("read event: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ev); err != nil {
-		return ev, fmt.Errorf("event %s is not a Function URL event: %w", path, err)
+	e := &urlEvent{}
+	if err := json.Unmarshal(b, &e.raw); err != nil {
+		return nil, fmt.Errorf("event %s is not a JSON object: %w", path, err)
 	}
-	if ev.Version != "2.0" {
-		return ev, fmt.Errorf("event %s: version %q, want \"2.0\" (Function URL payload format)", path, ev.Version)
+	if err := json.Unmarshal(b, &e.LambdaFunctionURLRequest); err != nil {
+		return nil, fmt.Errorf("event %s is not a Function URL event: %w", path, err)
 	}
-	if ev.RequestContext.HTTP.Method == "" {
-		return ev, fmt.Errorf("event %s: requestContext.http.method is missing", path)
+	if e.Version != "2.0" {
+		return nil, fmt.Errorf("event %s: version %q, want \"2.0\" (Function URL payload format)", path, e.Version)
 	}
-	return ev, nil
+	if e.RequestContext.HTTP.Method == "" {
+		return nil, fmt.Errorf("event %s: requestContext.http.method is missing", path)
+	}
+	return e, nil
+}
+
+// payload is the event to hand to the function: the raw document with the
+// headers and request time as they are now.
+func (e *urlEvent) payload() ([]byte, error) {
+	out := make(map[string]json.RawMessage, len(e.raw)+1)
+	for k, v := range e.raw {
+		out[k] = v
+	}
+	h, err := json.Marshal(e.Headers)
+	if err != nil {
+		return nil, err
+	}
+	out["headers"] = h
+	rc := map[string]json.RawMessage{}
+	if r, ok := e.raw["requestContext"]; ok {
+		if err := json.Unmarshal(r, &rc); err != nil {
+			return nil, fmt.Errorf("requestContext: %w", err)
+		}
+	}
+	if rc["time"], err = json.Marshal(e.RequestContext.Time); err != nil {
+		return nil, err
+	}
+	if rc["timeEpoch"], err = json.Marshal(e.RequestContext.TimeEpoch); err != nil {
+		return nil, err
+	}
+	if out["requestContext"], err = json.Marshal(rc); err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
 }
 
 // signEvent adds fresh Standard Webhooks headers over the event's body when
 // it has no webhook-signature header. It reports whether it signed.
-func signEvent(ev *events.LambdaFunctionURLRequest, secret string) (bool, error) {
+func signEvent(ev *urlEvent, secret string) (bool, error) {
 	for k := range ev.Headers {
 		if strings.EqualFold(k, webhook.HeaderSignature) {
 			return false, nil
@@ -241,7 +280,7 @@ func runInvoke(ctx context.Context, root string, opts invokeOptions, stdout, std
 	} else {
 		env = append(env, "DUEFLOW_WEBHOOK_SECRET="+secret) // the function verifies with what we sign with
 	}
-	signed, err := signEvent(&ev, secret)
+	signed, err := signEvent(ev, secret)
 	if err != nil {
 		return fmt.Errorf("sign the event: %w", err)
 	}
@@ -250,7 +289,7 @@ func runInvoke(ctx context.Context, root string, opts invokeOptions, stdout, std
 	} else {
 		fmt.Fprintln(stderr, "invoke: the event carries a webhook-signature; sent as is")
 	}
-	payload, err := json.Marshal(ev)
+	payload, err := ev.payload()
 	if err != nil {
 		return fmt.Errorf("encode the event: %w", err)
 	}
