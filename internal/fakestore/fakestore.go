@@ -1,0 +1,200 @@
+// Package fakestore is an in-memory stand-in of the three automation RPCs
+// (automation_claim, automation_begin_deliveries, automation_report) with
+// the semantics of docs/contract.md: leases fenced by token, the delivery
+// ledger's answers (new, sent, ambiguous, failed, stale) and the status
+// transitions of a report. It is for engine unit tests only; the
+// integration tests use the real SQL.
+package fakestore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dueflow/dueflow/shared/automation"
+)
+
+// Exec is one execution row.
+type Exec struct {
+	Doc         automation.Claimed // returned by Claim (Execution fields refreshed)
+	Status      string
+	StepIndex   int
+	Attempt     int
+	LeaseToken  uuid.UUID
+	LeaseExp    time.Time
+	NextAttempt time.Time
+	ErrorCode   string
+	RetryAfter  int
+}
+
+// Ledger is one delivery row.
+type Ledger struct {
+	automation.Delivery
+	ExecutionID uuid.UUID
+	Retryable   bool
+	ErrorCode   string
+}
+
+// Store is the in-memory database. Set FailReport to make Report fail
+// (a crash between the provider call and the report).
+type Store struct {
+	mu         sync.Mutex
+	Now        func() time.Time
+	Execs      map[uuid.UUID]*Exec
+	Deliveries map[string]*Ledger
+	Calls      map[string]int // RPC name -> calls
+	Reports    [][]automation.Outcome
+	FailReport bool
+	FailBegin  bool
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{Now: time.Now, Execs: map[uuid.UUID]*Exec{}, Deliveries: map[string]*Ledger{}, Calls: map[string]int{}}
+}
+
+// Add inserts a pending execution; its id is c.Execution.ID (set when zero).
+func (s *Store) Add(c automation.Claimed) uuid.UUID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.Execution.ID == uuid.Nil {
+		c.Execution.ID = uuid.New()
+	}
+	if c.Execution.MaxAttempts == 0 {
+		c.Execution.MaxAttempts = 5
+	}
+	s.Execs[c.Execution.ID] = &Exec{Doc: c, Status: automation.StatusPending, StepIndex: c.Execution.StepIndex}
+	return c.Execution.ID
+}
+
+// Get returns a copy of an execution row.
+func (s *Store) Get(id uuid.UUID) Exec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *s.Execs[id]
+}
+
+// Expire simulates the lease expiry sweep: running rows go back to pending.
+func (s *Store) Expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.Execs {
+		if e.Status == automation.StatusRunning {
+			e.Status, e.LeaseToken = automation.StatusPending, uuid.Nil
+		}
+	}
+}
+
+// Claim implements automation_claim (due-ness is ignored: every pending row
+// named is due).
+func (s *Store) Claim(_ context.Context, req automation.ClaimRequest) ([]automation.Claimed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Calls["claim"]++
+	var out []automation.Claimed
+	for _, id := range req.IDs {
+		e, ok := s.Execs[id]
+		if !ok || e.Status != automation.StatusPending || e.Doc.Execution.Action != req.Action || len(out) >= req.Limit {
+			continue
+		}
+		e.Status, e.Attempt, e.LeaseToken = automation.StatusRunning, e.Attempt+1, uuid.New()
+		e.LeaseExp = s.Now().Add(time.Duration(req.LeaseSeconds) * time.Second)
+		doc := e.Doc
+		doc.Execution.Attempt, doc.Execution.LeaseToken, doc.Execution.LeaseExpiresAt = e.Attempt, e.LeaseToken, e.LeaseExp
+		doc.Execution.StepIndex = e.StepIndex
+		doc.Deliveries = nil
+		for _, d := range s.Deliveries {
+			if d.ExecutionID == id {
+				doc.Deliveries = append(doc.Deliveries, d.Delivery)
+			}
+		}
+		out = append(out, doc)
+	}
+	return out, nil
+}
+
+// BeginDeliveries implements automation_begin_deliveries.
+func (s *Store) BeginDeliveries(_ context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Calls["begin"]++
+	if s.FailBegin {
+		return nil, errors.New("begin deliveries: connection reset")
+	}
+	out := make([]automation.DeliveryBegun, len(ds))
+	for i, d := range ds {
+		out[i].IdempotencyKey = d.IdempotencyKey
+		e, ok := s.Execs[d.ExecutionID]
+		if !ok || e.Status != automation.StatusRunning || e.LeaseToken != d.LeaseToken {
+			out[i].State = automation.BeginStale
+			continue
+		}
+		l, ok := s.Deliveries[d.IdempotencyKey]
+		switch {
+		case !ok:
+			s.Deliveries[d.IdempotencyKey] = &Ledger{ExecutionID: d.ExecutionID, Delivery: automation.Delivery{
+				StepIndex: d.StepIndex, Channel: d.Channel, Recipient: d.Recipient, Provider: d.Provider,
+				IdempotencyKey: d.IdempotencyKey, Status: automation.DeliverySending}}
+			out[i].State = automation.BeginNew
+		case l.Status == automation.DeliverySent:
+			out[i].State, out[i].ProviderMessageID = automation.BeginSent, l.ProviderMessageID
+		case l.Status == automation.DeliverySending || l.Status == automation.DeliveryUnknown:
+			l.Status = automation.DeliveryUnknown
+			out[i].State = automation.BeginAmbiguous
+		case l.Status == automation.DeliveryFailed && l.Retryable:
+			l.Status = automation.DeliverySending
+			out[i].State = automation.BeginNew
+		default:
+			out[i].State = automation.BeginFailed
+		}
+	}
+	return out, nil
+}
+
+// Report implements automation_report.
+func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation.Reported, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Calls["report"]++
+	if s.FailReport {
+		return nil, errors.New("report: connection reset")
+	}
+	s.Reports = append(s.Reports, os)
+	out := make([]automation.Reported, len(os))
+	for i, o := range os {
+		out[i].ExecutionID = o.ExecutionID
+		e, ok := s.Execs[o.ExecutionID]
+		if !ok || e.Status != automation.StatusRunning || e.LeaseToken != o.LeaseToken {
+			out[i].Reason = "stale_lease"
+			if ok {
+				out[i].Status = e.Status
+			}
+			continue
+		}
+		for _, d := range o.Deliveries {
+			if l, ok := s.Deliveries[d.IdempotencyKey]; ok {
+				l.Status, l.ProviderMessageID, l.Retryable, l.ErrorCode = d.Status, d.ProviderMessageID, d.Retryable, d.ErrorCode
+			}
+		}
+		e.ErrorCode, e.LeaseToken = o.ErrorCode, uuid.Nil
+		switch o.Status {
+		case automation.OutcomeCompleted, automation.OutcomeSkipped, automation.OutcomeFailed:
+			e.Status = o.Status
+		case automation.OutcomeRetry:
+			e.Status, e.RetryAfter = automation.StatusPending, o.RetryAfterSecs
+			if e.Attempt >= e.Doc.Execution.MaxAttempts {
+				e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrMaxAttempts
+			}
+		case automation.OutcomeSnoozed:
+			e.Status, e.StepIndex, e.Attempt = automation.StatusPending, o.StepIndex, e.Attempt-1
+			if o.SnoozeUntil != nil {
+				e.NextAttempt = *o.SnoozeUntil
+			}
+		}
+		out[i].Applied, out[i].Status = true, e.Status
+	}
+	return out, nil
+}

@@ -1,0 +1,632 @@
+// Package engine runs a batch of automation executions: it claims them,
+// checks that each is still wanted, renders and sends its messages through
+// the delivery ledger, and reports every outcome back. It is the
+// lambdaurl.Processor of every action's function.
+//
+// Round trips per batch are O(1) in the batch size: one claim, one
+// begin-deliveries call per step wave (every execution's next message is
+// recorded at once), concurrent sends, and one report.
+//
+// Delivery is at most once. Every message is recorded in the ledger
+// (automation_begin_deliveries) before the provider is called, under a key
+// that is stable across attempts (execution, step, channel). If the
+// function dies between the provider call and the report, the ledger row
+// stays "sending"; when the execution is claimed again the ledger answers
+// "ambiguous" and the message is not sent again (it is recorded "unknown").
+// A provider timeout is treated the same way, because the provider may have
+// accepted the message. A delivery recorded "sent" is never sent again.
+// Losing one reminder in such a crash is preferred to sending it twice.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/render"
+)
+
+// Store is the database side: the three RPCs (shared/supabase.Client).
+type Store interface {
+	Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error)
+	BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error)
+	Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error)
+}
+
+// Defaults of Options.
+const (
+	DefaultConcurrency  = 8
+	DefaultLeaseSeconds = 300
+	DefaultMargin       = 5 * time.Second
+	DefaultBatch        = 100
+)
+
+// Error code of an execution stopped before the function's deadline (an
+// outcome "retry").
+const ErrDeadline = "deadline"
+
+// Options configure an Engine.
+type Options struct {
+	Action        string        // the function's action (automation.Action*)
+	Store         Store         // the RPCs
+	Email         notify.Sender // nil: email steps cannot be sent
+	SMS           notify.Sender // nil: SMS steps cannot be sent
+	EmailFrom     string        // sender address when the organisation has none
+	EmailFromName string        // sender name when the organisation has none
+	Concurrency   int           // sends at once (DefaultConcurrency)
+	LeaseSeconds  int           // lease of a claim (DefaultLeaseSeconds)
+	Batch         int           // claim limit when a request names no ids (DefaultBatch)
+	// Margin: no send starts later than the context's deadline (or a lease's
+	// expiry) minus Margin; the rest is reported "retry" (DefaultMargin).
+	Margin time.Duration
+	// NormalizePhone turns a stored phone number into E.164 with the
+	// organisation's country as default region (shared/phone.ParseE164).
+	// nil accepts only numbers already in E.164 form.
+	NormalizePhone func(raw, defaultCountry string) (string, error)
+	Logger         *slog.Logger
+	Now            func() time.Time // clock (time.Now)
+}
+
+// Engine processes batches of one action. It is safe for concurrent use.
+type Engine struct {
+	o Options
+}
+
+// New returns an Engine; Action and Store are required.
+func New(o Options) (*Engine, error) {
+	if !automation.IsAction(o.Action) {
+		return nil, fmt.Errorf("engine: unknown action %q", o.Action)
+	}
+	if o.Store == nil {
+		return nil, errors.New("engine: a store is required")
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.LeaseSeconds <= 0 {
+		o.LeaseSeconds = DefaultLeaseSeconds
+	}
+	if o.Batch <= 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.Margin <= 0 {
+		o.Margin = DefaultMargin
+	}
+	if o.NormalizePhone == nil {
+		o.NormalizePhone = strictE164
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Engine{o: o}, nil
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+func strictE164(raw, _ string) (string, error) {
+	s := strings.NewReplacer(" ", "", "-", "", "(", "", ")", "", ".", "").Replace(strings.TrimSpace(raw))
+	if !e164.MatchString(s) {
+		return "", errors.New("not an E.164 phone number")
+	}
+	return s, nil
+}
+
+// Reasons a channel of a step was not sent.
+const (
+	skipMissing    = "missing"
+	skipOptedOut   = "opted_out"
+	skipInvalid    = "invalid"
+	skipNoProvider = "no_provider"
+)
+
+// run is the state of one claimed execution during a batch. Only one
+// goroutine touches a run at a time.
+type run struct {
+	c       *automation.Claimed
+	log     *slog.Logger
+	steps   []automation.Step
+	step    int
+	vars    render.Vars
+	sent    int // messages of this execution known sent (earlier attempts too)
+	actions int // actions executed in this attempt
+	unknown bool
+	skips   map[string]int
+	results []automation.DeliveryResult
+	outcome *automation.Outcome
+	stale   bool
+
+	// the message of the current wave
+	intent *automation.DeliveryIntent
+	msg    notify.Message
+	sender notify.Sender
+}
+
+func (r *run) finish(status, code, msg string) {
+	r.outcome = &automation.Outcome{Status: status, ErrorCode: code, ErrorMessage: msg, StepIndex: r.step}
+}
+
+// Process claims the request's executions, runs them and reports their
+// outcomes. An error means the batch could not be claimed or reported; the
+// executions then come back when their leases expire.
+func (e *Engine) Process(ctx context.Context, req automation.Request) (automation.Summary, error) {
+	sum := automation.Summary{Action: e.o.Action, Requested: len(req.ExecutionIDs)}
+	if req.Action != e.o.Action {
+		return sum, fmt.Errorf("engine: request for action %q sent to %q", req.Action, e.o.Action)
+	}
+	limit := len(req.ExecutionIDs)
+	if limit == 0 {
+		limit = e.o.Batch
+	}
+	claimed, err := e.o.Store.Claim(ctx, automation.ClaimRequest{
+		Action: e.o.Action, IDs: req.ExecutionIDs, Limit: limit, LeaseSeconds: e.o.LeaseSeconds,
+	})
+	if err != nil {
+		return sum, err
+	}
+	sum.Claimed = len(claimed)
+	if len(claimed) == 0 {
+		return sum, nil
+	}
+
+	runs := make([]*run, len(claimed))
+	for i := range claimed {
+		runs[i] = e.newRun(ctx, &claimed[i])
+	}
+	for {
+		cutoff := e.cutoff(ctx, runs)
+		var wave []*run
+		for _, r := range runs {
+			if r.outcome != nil || r.stale {
+				continue
+			}
+			e.plan(r)
+			if r.intent != nil {
+				wave = append(wave, r)
+			}
+		}
+		if len(wave) == 0 {
+			break
+		}
+		if !e.o.Now().Before(cutoff) {
+			for _, r := range wave {
+				r.intent = nil
+				r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
+			}
+			break
+		}
+		e.wave(ctx, wave, cutoff)
+	}
+
+	outcomes := make([]automation.Outcome, 0, len(runs))
+	byID := make(map[string]*run, len(runs))
+	for _, r := range runs {
+		if r.stale {
+			sum.Stale++
+			r.log.WarnContext(ctx, "lease lost; execution left to its new holder")
+			continue
+		}
+		o := *r.outcome
+		o.ExecutionID = r.c.Execution.ID
+		o.LeaseToken = r.c.Execution.LeaseToken
+		o.ActionsExecuted = r.actions
+		o.Deliveries = r.results
+		outcomes = append(outcomes, o)
+		byID[o.ExecutionID.String()] = r
+	}
+	if len(outcomes) == 0 {
+		return sum, nil
+	}
+	// The report must not be lost to a cancelled request context; the
+	// adapter bounds it in time.
+	reported, err := e.o.Store.Report(context.WithoutCancel(ctx), outcomes)
+	if err != nil {
+		return sum, err
+	}
+	applied := make(map[string]automation.Reported, len(reported))
+	for _, rep := range reported {
+		applied[rep.ExecutionID.String()] = rep
+	}
+	for _, o := range outcomes {
+		r := byID[o.ExecutionID.String()]
+		rep, ok := applied[o.ExecutionID.String()]
+		if ok && !rep.Applied {
+			sum.Stale++
+			r.log.WarnContext(ctx, "outcome not applied", "status", o.Status, "reason", rep.Reason)
+			continue
+		}
+		switch o.Status {
+		case automation.OutcomeCompleted:
+			sum.Completed++
+		case automation.OutcomeSkipped:
+			sum.Skipped++
+		case automation.OutcomeRetry:
+			sum.Retried++
+		case automation.OutcomeFailed:
+			sum.Failed++
+		case automation.OutcomeSnoozed:
+			sum.Snoozed++
+		}
+		r.log.InfoContext(ctx, "execution reported", "status", o.Status, "error_code", o.ErrorCode,
+			"step_index", o.StepIndex, "actions_executed", o.ActionsExecuted, "deliveries", len(o.Deliveries),
+			"db_status", rep.Status)
+	}
+	return sum, nil
+}
+
+func (e *Engine) newRun(ctx context.Context, c *automation.Claimed) *run {
+	ex := c.Execution
+	r := &run{
+		c: c,
+		log: e.o.Logger.With("execution_id", ex.ID, "workflow_id", ex.WorkflowID,
+			"organization_id", ex.OrganizationID, "action", e.o.Action, "attempt", ex.Attempt),
+		steps: c.Workflow.Steps,
+		step:  ex.StepIndex,
+		skips: map[string]int{},
+	}
+	if len(r.steps) == 0 {
+		r.steps = render.DefaultSteps(ex.Action)
+	}
+	for _, d := range c.Deliveries {
+		if d.Status == automation.DeliverySent && d.StepIndex < r.step {
+			r.sent++
+		}
+	}
+	r.log.DebugContext(ctx, "execution claimed", "step_index", r.step, "steps", len(r.steps))
+	if status, code, msg := e.precheck(c); status != "" {
+		r.finish(status, code, msg)
+		return r
+	}
+	r.vars = render.VarsAt(c, e.o.Now())
+	return r
+}
+
+// precheck says whether the execution is still wanted: an outcome when not.
+func (e *Engine) precheck(c *automation.Claimed) (status, code, msg string) {
+	ex := c.Execution
+	if !c.Workflow.IsActive {
+		return automation.OutcomeSkipped, automation.ErrWorkflowInactive, "workflow is not active"
+	}
+	if ex.DeadlineAt != nil && !e.o.Now().Before(*ex.DeadlineAt) {
+		return automation.OutcomeFailed, automation.ErrExpired, "deadline passed"
+	}
+	switch ex.SubjectType {
+	case "invoice":
+		inv := c.Invoice
+		if inv == nil {
+			return automation.OutcomeSkipped, automation.ErrSubjectGone, "invoice not found"
+		}
+		switch inv.Status {
+		case "paid", "cancelled", "void":
+			return automation.OutcomeSkipped, automation.ErrInvoiceSettled, "invoice is " + inv.Status
+		}
+		if b, err := strconv.ParseFloat(strings.TrimSpace(inv.Balance), 64); err == nil && b <= 0 {
+			return automation.OutcomeSkipped, automation.ErrInvoiceSettled, "invoice has no balance"
+		}
+	case "job":
+		job := c.Job
+		if job == nil {
+			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job not found"
+		}
+		if job.Status == "cancelled" {
+			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is cancelled"
+		}
+		tt := ex.TriggerType
+		if tt == "" {
+			tt = c.Workflow.TriggerType
+		}
+		if tt == automation.TriggerAppointment && job.Status != "scheduled" {
+			return automation.OutcomeSkipped, automation.ErrSubjectGone, "appointment is " + job.Status
+		}
+		if tt == automation.TriggerStaleJob && job.Status == "completed" {
+			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is completed"
+		}
+	}
+	if ex.SubjectType != "organization" && c.Client == nil {
+		return automation.OutcomeSkipped, automation.ErrNoRecipient, "no client"
+	}
+	return "", "", ""
+}
+
+// cutoff is when no new send may start: the earliest of the context's
+// deadline and the leases' expiry, minus the margin.
+func (e *Engine) cutoff(ctx context.Context, runs []*run) time.Time {
+	end := e.o.Now().Add(100 * 365 * 24 * time.Hour)
+	if d, ok := ctx.Deadline(); ok {
+		end = d
+	}
+	for _, r := range runs {
+		if exp := r.c.Execution.LeaseExpiresAt; !exp.IsZero() && exp.Before(end) {
+			end = exp
+		}
+	}
+	return end.Add(-e.o.Margin)
+}
+
+// plan advances r through its steps until it has a message to send in this
+// wave (r.intent) or an outcome.
+func (e *Engine) plan(r *run) {
+	r.intent, r.sender = nil, nil
+	for r.outcome == nil {
+		if r.step >= len(r.steps) {
+			e.complete(r)
+			return
+		}
+		st := r.steps[r.step]
+		switch st.Type {
+		case automation.StepDelay:
+			d := st.Delay()
+			if d <= 0 {
+				r.step++
+				continue
+			}
+			until := e.o.Now().Add(d).UTC()
+			r.step++
+			r.finish(automation.OutcomeSnoozed, "", "")
+			r.outcome.SnoozeUntil = &until
+			return
+		case automation.StepSendEmail, automation.StepSendSMS:
+			e.prepare(r, st)
+			if r.intent != nil || r.outcome != nil {
+				return
+			}
+			r.step++ // channel skipped
+		default:
+			r.finish(automation.OutcomeFailed, automation.ErrConfig, "unknown step type "+strconv.Quote(st.Type))
+			return
+		}
+	}
+}
+
+// complete ends a run whose steps are all done.
+func (e *Engine) complete(r *run) {
+	switch {
+	case r.sent > 0:
+		r.finish(automation.OutcomeCompleted, "", "")
+	case r.unknown:
+		r.finish(automation.OutcomeCompleted, automation.ErrDeliveryUnknown, "a message may have been sent by an earlier attempt")
+	case len(r.skips) == 0:
+		r.finish(automation.OutcomeCompleted, "", "")
+	case r.skips[skipInvalid] > 0:
+		r.finish(automation.OutcomeFailed, automation.ErrInvalidRecipient, "recipient address or phone number is invalid")
+	case r.skips[skipMissing] > 0:
+		r.finish(automation.OutcomeSkipped, automation.ErrNoRecipient, "no email address or phone number to send to")
+	case r.skips[skipOptedOut] > 0:
+		r.finish(automation.OutcomeSkipped, automation.ErrOptedOut, "recipient opted out")
+	default:
+		r.finish(automation.OutcomeSkipped, automation.ErrConfig, "no provider configured for the workflow's channels")
+	}
+}
+
+// prepare renders the message of a send step and sets r.intent, or records
+// why the channel is skipped, or ends the run on a template error.
+func (e *Engine) prepare(r *run, st automation.Step) {
+	c := r.c
+	channel, sender := automation.ChannelEmail, e.o.Email
+	if st.Type == automation.StepSendSMS {
+		channel, sender = automation.ChannelSMS, e.o.SMS
+	}
+	orgSubject := c.Execution.SubjectType == "organization"
+	var raw string
+	optedOut := false
+	switch {
+	case orgSubject && channel == automation.ChannelEmail:
+		raw = c.Organization.SenderEmail
+	case orgSubject:
+		raw = c.Organization.Phone
+	case c.Client == nil:
+	case channel == automation.ChannelEmail:
+		raw, optedOut = c.Client.Email, c.Client.EmailOptOut
+	default:
+		raw, optedOut = c.Client.Phone, c.Client.SMSOptOut
+	}
+	raw = strings.TrimSpace(raw)
+	skip := func(reason string) {
+		r.skips[reason]++
+		r.log.Info("channel skipped", "step_index", r.step, "channel", channel, "reason", reason)
+	}
+	switch {
+	case optedOut:
+		skip(skipOptedOut)
+		return
+	case raw == "":
+		skip(skipMissing)
+		return
+	case sender == nil:
+		skip(skipNoProvider)
+		return
+	}
+	var to string
+	if channel == automation.ChannelEmail {
+		addr, err := mail.ParseAddress(raw)
+		if err != nil {
+			skip(skipInvalid)
+			return
+		}
+		to = addr.Address
+	} else {
+		p, err := e.o.NormalizePhone(raw, c.Organization.CountryCode)
+		if err != nil {
+			skip(skipInvalid)
+			return
+		}
+		to = p
+	}
+
+	tmpl := render.ForStep(c, st)
+	msg := notify.Message{Channel: channel, To: to}
+	if channel == automation.ChannelEmail {
+		m, err := render.Email(tmpl, r.vars)
+		if err != nil {
+			r.finish(automation.OutcomeFailed, automation.ErrTemplate, err.Error())
+			return
+		}
+		msg.Subject, msg.Text, msg.HTML = m.Subject, m.Text, m.HTML
+		msg.From = firstNonEmpty(c.Organization.SenderEmail, e.o.EmailFrom)
+		msg.FromName = firstNonEmpty(c.Organization.SenderName, c.Organization.Name, e.o.EmailFromName)
+		msg.ReplyTo = firstNonEmpty(c.Organization.ReplyToEmail, c.Organization.SenderEmail)
+	} else {
+		text, err := render.SMS(tmpl, r.vars)
+		if err != nil {
+			r.finish(automation.OutcomeFailed, automation.ErrTemplate, err.Error())
+			return
+		}
+		msg.Text = text
+	}
+	ex := c.Execution
+	msg.IdempotencyKey = automation.IdempotencyKey(ex.ID, r.step, channel)
+	msg.Tags = map[string]string{"execution_id": ex.ID.String(), "workflow_id": ex.WorkflowID.String(), "organization_id": ex.OrganizationID.String()}
+	r.msg, r.sender = msg, sender
+	r.intent = &automation.DeliveryIntent{
+		ExecutionID: ex.ID, LeaseToken: ex.LeaseToken, StepIndex: r.step, Channel: channel,
+		Recipient: to, Provider: sender.Name(), IdempotencyKey: msg.IdempotencyKey,
+	}
+}
+
+// wave records every run's current message in the ledger with one call,
+// then sends the new ones concurrently.
+func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
+	intents := make([]automation.DeliveryIntent, len(rs))
+	for i, r := range rs {
+		intents[i] = *r.intent
+	}
+	begun, err := e.o.Store.BeginDeliveries(ctx, intents)
+	if err != nil {
+		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", err)
+		for _, r := range rs {
+			// The provider was not called. Should the call have committed
+			// after all, the retryable failure re-arms the ledger row.
+			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
+				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
+				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+truncate(err.Error(), 300))
+		}
+		return
+	}
+	sem := make(chan struct{}, e.o.Concurrency)
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		b := begun[i]
+		if b.IdempotencyKey != r.intent.IdempotencyKey {
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries answered out of order")
+			continue
+		}
+		switch b.State {
+		case automation.BeginNew:
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				e.send(ctx, r, cutoff)
+			}()
+		case automation.BeginSent:
+			r.sent++
+			r.step++
+			r.log.InfoContext(ctx, "already sent; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
+		case automation.BeginAmbiguous:
+			r.unknown = true
+			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: b.IdempotencyKey,
+				Status: automation.DeliveryUnknown, Provider: r.intent.Provider, ErrorCode: automation.ErrDeliveryUnknown,
+				ErrorMessage: "an earlier attempt began this delivery and never finished it; not sent again"})
+			r.step++
+			r.log.WarnContext(ctx, "delivery ambiguous; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
+		case automation.BeginFailed:
+			r.finish(automation.OutcomeFailed, automation.ErrProviderRejected, "delivery failed permanently on an earlier attempt")
+		case automation.BeginStale:
+			r.stale = true
+		default:
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "unexpected ledger state "+strconv.Quote(b.State))
+		}
+	}
+	wg.Wait()
+	for _, r := range rs {
+		r.intent = nil
+	}
+}
+
+// send hands one message to its provider and records the result.
+func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
+	in := r.intent
+	res := automation.DeliveryResult{IdempotencyKey: in.IdempotencyKey, Provider: in.Provider}
+	if !e.o.Now().Before(cutoff) {
+		res.Status, res.Retryable = automation.DeliveryFailed, true
+		res.ErrorCode, res.ErrorMessage = ErrDeadline, "not sent: function deadline"
+		r.results = append(r.results, res)
+		r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
+		return
+	}
+	start := time.Now()
+	out, err := r.sender.Send(ctx, r.msg)
+	log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", time.Since(start).Milliseconds())
+	if err == nil {
+		res.Status, res.ProviderMessageID = automation.DeliverySent, out.MessageID
+		if out.Provider != "" {
+			res.Provider = out.Provider
+		}
+		r.results = append(r.results, res)
+		r.sent++
+		r.actions++
+		r.step++
+		log.InfoContext(ctx, "message sent", "provider_message_id", out.MessageID)
+		return
+	}
+	var pe *notify.Error
+	isPE := errors.As(err, &pe)
+	msg := truncate(err.Error(), 500)
+	switch {
+	case (isPE && pe.Code == notify.CodeTimeout) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		// The provider may have accepted it: at most once.
+		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryUnknown, notify.CodeTimeout, msg
+		r.results = append(r.results, res)
+		r.finish(automation.OutcomeRetry, notify.CodeTimeout, msg)
+		log.WarnContext(ctx, "send timed out; delivery unknown", "error", msg)
+	case notify.IsRetryable(err):
+		res.Status, res.Retryable, res.ErrorMessage = automation.DeliveryFailed, true, msg
+		res.ErrorCode = automation.ErrProviderRetryable
+		if isPE {
+			res.ErrorCode = pe.Code
+		}
+		r.results = append(r.results, res)
+		r.finish(automation.OutcomeRetry, automation.ErrProviderRetryable, msg)
+		if isPE {
+			r.outcome.RetryAfterSecs = pe.RetryAfter
+		}
+		log.WarnContext(ctx, "send failed; will retry", "error", msg)
+	default:
+		code := automation.ErrProviderRejected
+		if isPE && pe.Code == notify.CodeInvalidRecipient {
+			code = automation.ErrInvalidRecipient
+		}
+		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryFailed, code, msg
+		r.results = append(r.results, res)
+		r.finish(automation.OutcomeFailed, code, msg)
+		log.WarnContext(ctx, "send failed permanently", "error", msg)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,423 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/fakestore"
+	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/notify"
+)
+
+// recorder is a notify.Sender that records what it is asked to send and
+// answers with fail(msg) when set.
+type recorder struct {
+	name string
+	mu   sync.Mutex
+	sent []notify.Message
+	fail func(notify.Message) error
+}
+
+func (r *recorder) Name() string { return r.name }
+
+func (r *recorder) Send(_ context.Context, m notify.Message) (notify.Result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, m)
+	if r.fail != nil {
+		if err := r.fail(m); err != nil {
+			return notify.Result{}, err
+		}
+	}
+	return notify.Result{Provider: r.name, MessageID: fmt.Sprintf("msg-%d", len(r.sent))}, nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sent)
+}
+
+type fixture struct {
+	store *fakestore.Store
+	email *recorder
+	sms   *recorder
+	eng   *Engine
+	now   time.Time
+}
+
+func newFixture(t *testing.T, action string) *fixture {
+	t.Helper()
+	f := &fixture{store: fakestore.New(), email: &recorder{name: "smtp"}, sms: &recorder{name: "telnyx"},
+		now: time.Date(2026, 11, 29, 15, 0, 0, 0, time.UTC)}
+	f.store.Now = func() time.Time { return f.now }
+	var err error
+	f.eng, err = New(Options{Action: action, Store: f.store, Email: f.email, SMS: f.sms, EmailFrom: "noreply@dueflow.test",
+		Concurrency: 4, Now: func() time.Time { return f.now },
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	return f
+}
+
+// invoiceDoc is a claimable overdue-invoice execution.
+func invoiceDoc(steps ...automation.Step) automation.Claimed {
+	sub := uuid.New()
+	return automation.Claimed{
+		Execution: automation.Execution{ID: uuid.New(), WorkflowID: uuid.New(), OrganizationID: uuid.New(),
+			Action: automation.ActionInvoiceReminder, TriggerType: automation.TriggerInvoiceOverdue,
+			SubjectType: "invoice", SubjectID: &sub, MaxAttempts: 5},
+		Workflow:     automation.Workflow{IsActive: true, TriggerType: automation.TriggerInvoiceOverdue, Steps: steps},
+		Organization: automation.Organization{Name: "Acme Heating", Timezone: "America/Chicago", CountryCode: "US", SenderEmail: "billing@acme.test", Phone: "+15550100"},
+		Client:       &automation.Client{ID: uuid.New(), FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.org", Phone: "+13125550123"},
+		Invoice:      &automation.Invoice{ID: sub, Number: "INV-7", Status: "overdue", DueDate: "2026-11-01", Total: "120.00", Balance: "120.00", Currency: "USD"},
+	}
+}
+
+func (f *fixture) process(t *testing.T, ids ...uuid.UUID) automation.Summary {
+	t.Helper()
+	sum, err := f.eng.Process(context.Background(), automation.Request{Action: f.eng.o.Action, ExecutionIDs: ids})
+	require.NoError(t, err)
+	return sum
+}
+
+func (f *fixture) lastOutcome(t *testing.T, id uuid.UUID) automation.Outcome {
+	t.Helper()
+	for i := len(f.store.Reports) - 1; i >= 0; i-- {
+		for _, o := range f.store.Reports[i] {
+			if o.ExecutionID == id {
+				return o
+			}
+		}
+	}
+	t.Fatalf("no outcome for %s", id)
+	return automation.Outcome{}
+}
+
+var email = automation.Step{Type: automation.StepSendEmail}
+var sms = automation.Step{Type: automation.StepSendSMS}
+
+func TestSendsAndCompletes(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	id := f.store.Add(invoiceDoc(email))
+	sum := f.process(t, id)
+	assert.Equal(t, automation.Summary{Action: automation.ActionInvoiceReminder, Requested: 1, Claimed: 1, Completed: 1}, sum)
+	require.Equal(t, 1, f.email.count())
+	m := f.email.sent[0]
+	assert.Equal(t, "ada@example.org", m.To)
+	assert.Equal(t, "billing@acme.test", m.From)
+	assert.Contains(t, m.Subject, "INV-7")
+	assert.Contains(t, m.Text, "Ada")
+	assert.Equal(t, automation.IdempotencyKey(id, 0, "email"), m.IdempotencyKey)
+
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, o.Status)
+	assert.Equal(t, 1, o.ActionsExecuted)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, automation.DeliverySent, o.Deliveries[0].Status)
+	assert.Equal(t, "msg-1", o.Deliveries[0].ProviderMessageID)
+	assert.Equal(t, automation.StatusCompleted, f.store.Get(id).Status)
+	assert.Equal(t, automation.DeliverySent, f.store.Deliveries[m.IdempotencyKey].Status)
+}
+
+func TestNoRecipientNeverUsesPlaceholder(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	doc := invoiceDoc(email, sms)
+	doc.Client.Email, doc.Client.Phone = "", "  "
+	id := f.store.Add(doc)
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Skipped)
+	assert.Zero(t, f.email.count()+f.sms.count(), "nothing may be sent to a placeholder")
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeSkipped, o.Status)
+	assert.Equal(t, automation.ErrNoRecipient, o.ErrorCode)
+	assert.Zero(t, f.store.Calls["begin"])
+
+	// No client at all.
+	doc = invoiceDoc(email)
+	doc.Client = nil
+	id = f.store.Add(doc)
+	f.process(t, id)
+	assert.Equal(t, automation.ErrNoRecipient, f.lastOutcome(t, id).ErrorCode)
+	assert.Zero(t, f.email.count())
+}
+
+func TestMissingChannelIsSkippedOtherStillSent(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	doc := invoiceDoc(email, sms)
+	doc.Client.Email = ""
+	doc.Client.Phone = "+1 (312) 555-0123"
+	id := f.store.Add(doc)
+	f.process(t, id)
+	assert.Zero(t, f.email.count())
+	require.Equal(t, 1, f.sms.count())
+	assert.Equal(t, "+13125550123", f.sms.sent[0].To)
+	assert.Equal(t, automation.OutcomeCompleted, f.lastOutcome(t, id).Status)
+}
+
+func TestOptedOut(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	doc := invoiceDoc(email, sms)
+	doc.Client.EmailOptOut, doc.Client.SMSOptOut = true, true
+	id := f.store.Add(doc)
+	f.process(t, id)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeSkipped, o.Status)
+	assert.Equal(t, automation.ErrOptedOut, o.ErrorCode)
+	assert.Zero(t, f.email.count()+f.sms.count())
+
+	// Opted out of email only: the SMS goes.
+	doc = invoiceDoc(email, sms)
+	doc.Client.EmailOptOut = true
+	id = f.store.Add(doc)
+	f.process(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, f.lastOutcome(t, id).Status)
+	assert.Zero(t, f.email.count())
+	assert.Equal(t, 1, f.sms.count())
+}
+
+func TestPreconditions(t *testing.T) {
+	cases := []struct {
+		name   string
+		mod    func(*automation.Claimed)
+		status string
+		code   string
+	}{
+		{"paid", func(c *automation.Claimed) { c.Invoice.Status = "paid" }, automation.OutcomeSkipped, automation.ErrInvoiceSettled},
+		{"void", func(c *automation.Claimed) { c.Invoice.Status = "void" }, automation.OutcomeSkipped, automation.ErrInvoiceSettled},
+		{"zero balance", func(c *automation.Claimed) { c.Invoice.Balance = "0.00" }, automation.OutcomeSkipped, automation.ErrInvoiceSettled},
+		{"invoice gone", func(c *automation.Claimed) { c.Invoice = nil }, automation.OutcomeSkipped, automation.ErrSubjectGone},
+		{"inactive", func(c *automation.Claimed) { c.Workflow.IsActive = false }, automation.OutcomeSkipped, automation.ErrWorkflowInactive},
+		{"expired", func(c *automation.Claimed) {
+			d := time.Date(2026, 11, 29, 14, 0, 0, 0, time.UTC)
+			c.Execution.DeadlineAt = &d
+		}, automation.OutcomeFailed, automation.ErrExpired},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, automation.ActionInvoiceReminder)
+			doc := invoiceDoc(email)
+			tc.mod(&doc)
+			id := f.store.Add(doc)
+			f.process(t, id)
+			o := f.lastOutcome(t, id)
+			assert.Equal(t, tc.status, o.Status)
+			assert.Equal(t, tc.code, o.ErrorCode)
+			assert.Zero(t, f.email.count())
+		})
+	}
+}
+
+func TestUnknownTemplateVariableFailsWithoutRetry(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	id := f.store.Add(invoiceDoc(automation.Step{Type: automation.StepSendEmail, Subject: "Hi", Body: "Pay {{invoice.secret}}"}))
+	f.process(t, id)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeFailed, o.Status)
+	assert.Equal(t, automation.ErrTemplate, o.ErrorCode)
+	assert.Contains(t, o.ErrorMessage, "invoice.secret")
+	assert.Zero(t, f.email.count())
+	assert.Equal(t, automation.StatusFailed, f.store.Get(id).Status)
+}
+
+func TestProvider5xxRetries(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.email.fail = func(notify.Message) error {
+		return &notify.Error{Provider: "smtp", Code: notify.CodeUnavailable, Retryable: true, StatusCode: 503, RetryAfter: 120, Err: errors.New("service unavailable")}
+	}
+	id := f.store.Add(invoiceDoc(email))
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Retried)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.Equal(t, 120, o.RetryAfterSecs)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, automation.DeliveryFailed, o.Deliveries[0].Status)
+	assert.True(t, o.Deliveries[0].Retryable)
+	assert.Equal(t, automation.StatusPending, f.store.Get(id).Status)
+
+	// The next attempt re-arms the delivery and sends it.
+	f.email.fail = nil
+	f.process(t, id)
+	assert.Equal(t, 2, f.email.count())
+	assert.Equal(t, automation.OutcomeCompleted, f.lastOutcome(t, id).Status)
+}
+
+func TestInvalidAddressFailsPermanently(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.email.fail = func(notify.Message) error {
+		return &notify.Error{Provider: "smtp", Code: notify.CodeInvalidRecipient, StatusCode: 550, Err: errors.New("mailbox unavailable")}
+	}
+	id := f.store.Add(invoiceDoc(email))
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Failed)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeFailed, o.Status)
+	assert.Equal(t, automation.ErrInvalidRecipient, o.ErrorCode)
+	assert.Equal(t, automation.StatusFailed, f.store.Get(id).Status)
+
+	// An address that does not even parse is never handed to a provider.
+	doc := invoiceDoc(email)
+	doc.Client.Email = "not an address"
+	id = f.store.Add(doc)
+	f.process(t, id)
+	assert.Equal(t, automation.ErrInvalidRecipient, f.lastOutcome(t, id).ErrorCode)
+	assert.Equal(t, 1, f.email.count())
+}
+
+// A crash between the provider call and the report: the report never
+// happens, the lease expires, the execution is claimed again. The message
+// must not go out a second time.
+func TestCrashAfterSendDoesNotSendTwice(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	id := f.store.Add(invoiceDoc(email))
+	f.store.FailReport = true
+	_, err := f.eng.Process(context.Background(), automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: []uuid.UUID{id}})
+	require.Error(t, err)
+	require.Equal(t, 1, f.email.count())
+	key := automation.IdempotencyKey(id, 0, "email")
+	assert.Equal(t, automation.DeliverySending, f.store.Deliveries[key].Status)
+
+	f.store.FailReport = false
+	f.store.Expire()
+	f.process(t, id)
+	assert.Equal(t, 1, f.email.count(), "sent again after a crash")
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, o.Status)
+	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, automation.DeliveryUnknown, o.Deliveries[0].Status)
+	assert.Equal(t, automation.DeliveryUnknown, f.store.Deliveries[key].Status)
+}
+
+// A delivery recorded sent is never sent again, whatever retries happen.
+func TestSentDeliveryNeverSentAgain(t *testing.T) {
+	f := newFixture(t, automation.ActionSendReminder)
+	doc := invoiceDoc(email, sms)
+	doc.Execution.Action = automation.ActionSendReminder
+	id := f.store.Add(doc)
+	f.sms.fail = func(notify.Message) error {
+		return &notify.Error{Provider: "telnyx", Code: notify.CodeRateLimited, Retryable: true, StatusCode: 429, Err: errors.New("slow down")}
+	}
+	f.process(t, id)
+	assert.Equal(t, automation.OutcomeRetry, f.lastOutcome(t, id).Status)
+	assert.Equal(t, 1, f.email.count())
+
+	f.sms.fail = nil
+	for range 3 { // later attempts (and stray redispatches) never resend the email
+		f.process(t, id)
+	}
+	assert.Equal(t, 1, f.email.count(), "email sent twice")
+	assert.Equal(t, 2, f.sms.count())
+	assert.Equal(t, automation.StatusCompleted, f.store.Get(id).Status)
+}
+
+func TestDelaySnoozesThenResumes(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	id := f.store.Add(invoiceDoc(email, automation.Step{Type: automation.StepDelay, Hours: 2}, sms))
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Snoozed)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeSnoozed, o.Status)
+	assert.Equal(t, 2, o.StepIndex)
+	require.NotNil(t, o.SnoozeUntil)
+	assert.Equal(t, f.now.Add(2*time.Hour), *o.SnoozeUntil)
+	assert.Equal(t, 1, f.email.count())
+	assert.Zero(t, f.sms.count())
+	assert.Equal(t, 2, f.store.Get(id).StepIndex)
+
+	// Resumed by the database later: continues at the SMS step only.
+	f.now = f.now.Add(2 * time.Hour)
+	f.process(t, id)
+	assert.Equal(t, 1, f.email.count())
+	assert.Equal(t, 1, f.sms.count())
+	o = f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, o.Status)
+	assert.Equal(t, automation.StatusCompleted, f.store.Get(id).Status)
+}
+
+func TestStaleLeaseStopsWithoutReport(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	id := f.store.Add(invoiceDoc(email))
+	stale := &staleStore{Store: f.store}
+	f.eng.o.Store = stale
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Stale)
+	assert.Zero(t, f.email.count())
+	assert.Zero(t, f.store.Calls["report"])
+}
+
+// staleStore takes every lease away right after the claim.
+type staleStore struct{ *fakestore.Store }
+
+func (s *staleStore) Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error) {
+	out, err := s.Store.Claim(ctx, req)
+	s.Expire()
+	return out, err
+}
+
+func TestDeadlineStopsNewSends(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.eng.o.Now = time.Now
+	id := f.store.Add(invoiceDoc(email))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // < Margin
+	defer cancel()
+	sum, err := f.eng.Process(ctx, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: []uuid.UUID{id}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Retried)
+	assert.Zero(t, f.email.count())
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.Equal(t, ErrDeadline, o.ErrorCode)
+}
+
+func TestBeginFailureRetriesWithoutSending(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.store.FailBegin = true
+	id := f.store.Add(invoiceDoc(email))
+	f.process(t, id)
+	assert.Zero(t, f.email.count())
+	assert.Equal(t, automation.OutcomeRetry, f.lastOutcome(t, id).Status)
+}
+
+func TestOrganizationAudience(t *testing.T) {
+	f := newFixture(t, automation.ActionRunWorkflow)
+	doc := invoiceDoc(automation.Step{Type: automation.StepSendEmail, Subject: "Weekly digest", Body: "Hello {{organization.name}}"})
+	doc.Execution.Action, doc.Execution.TriggerType, doc.Execution.SubjectType = automation.ActionRunWorkflow, automation.TriggerScheduled, "organization"
+	doc.Client, doc.Invoice = nil, nil
+	id := f.store.Add(doc)
+	f.process(t, id)
+	require.Equal(t, 1, f.email.count())
+	assert.Equal(t, "billing@acme.test", f.email.sent[0].To)
+	assert.Equal(t, "Hello Acme Heating", f.email.sent[0].Text)
+}
+
+// One claim, one begin per step wave and one report per batch, whatever its size.
+func TestRoundTripsPerBatch(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	var ids []uuid.UUID
+	for range 100 {
+		ids = append(ids, f.store.Add(invoiceDoc(email, sms)))
+	}
+	sum := f.process(t, ids...)
+	assert.Equal(t, 100, sum.Completed)
+	assert.Equal(t, map[string]int{"claim": 1, "begin": 2, "report": 1}, f.store.Calls)
+	assert.Equal(t, 100, f.email.count())
+	assert.Equal(t, 100, f.sms.count())
+}
+
+func TestWrongActionRejected(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	_, err := f.eng.Process(context.Background(), automation.Request{Action: automation.ActionRunWorkflow})
+	require.Error(t, err)
+	assert.Zero(t, f.store.Calls["claim"])
+}
