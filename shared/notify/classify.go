@@ -1,0 +1,157 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HTTPError classifies a provider's non-2xx HTTP answer: 429 is
+// rate_limited and 408 timeout (retryable, with RetryAfter from the
+// Retry-After header), 5xx provider_unavailable (retryable), any other
+// status provider_rejected (permanent). Providers that can tell an invalid
+// recipient from the body override Code with CodeInvalidRecipient (see
+// InvalidRecipient). err describes the answer (never the message body).
+func HTTPError(provider string, status int, h http.Header, err error) *Error {
+	if err == nil {
+		err = fmt.Errorf("http status %d", status)
+	}
+	e := &Error{Provider: provider, StatusCode: status, Err: err}
+	switch {
+	case status == http.StatusTooManyRequests:
+		e.Code, e.Retryable = CodeRateLimited, true
+	case status == http.StatusRequestTimeout:
+		e.Code, e.Retryable = CodeTimeout, true
+	case status >= 500:
+		e.Code, e.Retryable = CodeUnavailable, true
+	default:
+		e.Code, e.Retryable = CodeRejected, false
+	}
+	if e.Retryable && h != nil {
+		e.RetryAfter = RetryAfterSeconds(h.Get("Retry-After"), time.Now())
+	}
+	return e
+}
+
+// TransportError classifies a failure to get any answer: a timeout
+// (context deadline, net.Error.Timeout) is CodeTimeout, anything else
+// CodeNetwork; both retryable. Note that such a send is ambiguous: the
+// provider may have accepted the message before the connection failed, which
+// is why the idempotency key is sent along.
+func TransportError(provider string, err error) *Error {
+	e := &Error{Provider: provider, Code: CodeNetwork, Retryable: true, Err: err}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		e.Code = CodeTimeout
+	}
+	return e
+}
+
+// InvalidRecipient returns the permanent error for a recipient the provider
+// will never deliver to (malformed or unreachable address or number).
+func InvalidRecipient(provider string, status int, err error) *Error {
+	return &Error{Provider: provider, Code: CodeInvalidRecipient, StatusCode: status, Err: err}
+}
+
+// Permanent returns a permanent provider_rejected error (bad configuration,
+// a message the provider refuses, an unsubscribed recipient).
+func Permanent(provider string, status int, err error) *Error {
+	return &Error{Provider: provider, Code: CodeRejected, StatusCode: status, Err: err}
+}
+
+// maxRetryAfter bounds a provider's hint (the retry is rescheduled in the
+// database, so an absurd value must not push a reminder by days).
+const maxRetryAfter = 6 * 60 * 60
+
+// RetryAfterSeconds parses a Retry-After header value (delta seconds or an
+// HTTP date) relative to now; 0 when absent or unparsable, capped at 6 h.
+func RetryAfterSeconds(v string, now time.Time) int {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	secs := 0
+	if n, err := strconv.Atoi(v); err == nil {
+		secs = n
+	} else if t, err := http.ParseTime(v); err == nil {
+		secs = int(t.Sub(now).Round(time.Second) / time.Second)
+	}
+	return max(0, min(secs, maxRetryAfter))
+}
+
+// Exchange records the last HTTP answer seen through a client made by
+// InstrumentedClient (for SDKs that hide the status or headers).
+type Exchange struct {
+	Status int
+	Header http.Header
+}
+
+// InstrumentedClient returns a copy of base (nil = http.DefaultClient) whose
+// requests carry ctx (for SDKs that take none), are passed to edit when it is
+// non-nil (add a header, rewrite the base URL), and whose last response
+// status and headers are recorded in the returned Exchange. Make one per
+// send: the Exchange is not shared between concurrent sends.
+func InstrumentedClient(ctx context.Context, base *http.Client, edit func(*http.Request)) (*http.Client, *Exchange) {
+	if base == nil {
+		base = http.DefaultClient
+	}
+	c := *base
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	ex := &Exchange{}
+	c.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		r := req.Clone(ctx)
+		if edit != nil {
+			edit(r)
+		}
+		resp, err := rt.RoundTrip(r)
+		if resp != nil {
+			ex.Status, ex.Header = resp.StatusCode, resp.Header.Clone()
+		}
+		return resp, err
+	})
+	return &c, ex
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// MessageID derives a stable RFC 5322 Message-ID (without angle brackets)
+// from a delivery's idempotency key and the sender address, so that a
+// receiving system can recognise a re-sent message: "<key>@<sender domain>".
+// It returns "" for an empty key.
+func MessageID(idempotencyKey, from string) string {
+	if idempotencyKey == "" {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range idempotencyKey {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('.')
+		}
+	}
+	left := b.String()
+	for strings.Contains(left, "..") {
+		left = strings.ReplaceAll(left, "..", ".")
+	}
+	left = strings.Trim(left, ".")
+	domain := "dueflow.invalid"
+	if i := strings.LastIndexByte(from, '@'); i >= 0 {
+		d := strings.Trim(strings.TrimSpace(from[i+1:]), ">")
+		if d != "" && !strings.ContainsAny(d, " <>()[]\\,;:\"@") {
+			domain = strings.ToLower(d)
+		}
+	}
+	return "dueflow." + left + "@" + domain
+}

@@ -1,0 +1,97 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/notify"
+)
+
+func TestHTTPError(t *testing.T) {
+	h := http.Header{}
+	h.Set("Retry-After", "30")
+	cases := []struct {
+		status    int
+		code      string
+		retryable bool
+		after     int
+	}{
+		{429, notify.CodeRateLimited, true, 30},
+		{500, notify.CodeUnavailable, true, 30},
+		{503, notify.CodeUnavailable, true, 30},
+		{408, notify.CodeTimeout, true, 30},
+		{400, notify.CodeRejected, false, 0},
+		{401, notify.CodeRejected, false, 0},
+		{404, notify.CodeRejected, false, 0},
+	}
+	for _, tc := range cases {
+		e := notify.HTTPError("p", tc.status, h, nil)
+		assert.Equal(t, tc.code, e.Code, tc.status)
+		assert.Equal(t, tc.retryable, e.Retryable, tc.status)
+		assert.Equal(t, tc.retryable, notify.IsRetryable(e), tc.status)
+		assert.Equal(t, tc.after, e.RetryAfter, tc.status)
+		assert.Equal(t, tc.status, e.StatusCode)
+	}
+	e := notify.InvalidRecipient("p", 400, errors.New("bad"))
+	assert.False(t, notify.IsRetryable(e))
+	assert.Equal(t, notify.CodeInvalidRecipient, e.Code)
+	assert.False(t, notify.IsRetryable(notify.Permanent("p", 0, errors.New("x"))))
+}
+
+func TestRetryAfterSeconds(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	assert.Equal(t, 0, notify.RetryAfterSeconds("", now))
+	assert.Equal(t, 0, notify.RetryAfterSeconds("soon", now))
+	assert.Equal(t, 0, notify.RetryAfterSeconds("-5", now))
+	assert.Equal(t, 120, notify.RetryAfterSeconds(" 120 ", now))
+	assert.Equal(t, 90, notify.RetryAfterSeconds(now.Add(90*time.Second).Format(http.TimeFormat), now))
+	assert.Equal(t, 6*3600, notify.RetryAfterSeconds("999999", now))
+}
+
+func TestTransportError(t *testing.T) {
+	assert.Equal(t, notify.CodeTimeout, notify.TransportError("p", context.DeadlineExceeded).Code)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(200 * time.Millisecond) }))
+	defer srv.Close()
+	_, err := (&http.Client{Timeout: 20 * time.Millisecond}).Get(srv.URL)
+	require.Error(t, err)
+	e := notify.TransportError("p", err)
+	assert.Equal(t, notify.CodeTimeout, e.Code)
+	assert.True(t, e.Retryable)
+	_, err = http.Get("http://127.0.0.1:1/")
+	require.Error(t, err)
+	assert.Equal(t, notify.CodeNetwork, notify.TransportError("p", err).Code)
+}
+
+func TestInstrumentedClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("X-Seen", r.Header.Get("X-Edit"))
+		w.WriteHeader(429)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, ex := notify.InstrumentedClient(ctx, nil, func(r *http.Request) { r.Header.Set("X-Edit", "yes") })
+	resp, err := c.Get(srv.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 429, ex.Status)
+	assert.Equal(t, "7", ex.Header.Get("Retry-After"))
+	assert.Equal(t, "yes", ex.Header.Get("X-Seen"))
+	cancel()
+	_, err = c.Get(srv.URL)
+	assert.ErrorIs(t, err, context.Canceled, "requests carry the context")
+}
+
+func TestMessageID(t *testing.T) {
+	assert.Equal(t, "dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test",
+		notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "Billing <billing@Acme.test>"))
+	assert.Equal(t, "dueflow.a.b@dueflow.invalid", notify.MessageID("a::<b>", "nobody"))
+	assert.Equal(t, "", notify.MessageID("", "x@y"))
+}
