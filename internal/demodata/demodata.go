@@ -170,7 +170,7 @@ func Data() Dataset {
 		Workflow{id(5, 4), ny, "Appointment reminder", "appointment",
 			map[string]any{"hours_before": 24}, []map[string]any{sms(""), email("", "")}},
 		Workflow{id(5, 5), ny, "Daily summary", "scheduled",
-			map[string]any{"frequency": "every_minute", "audience": "organization"},
+			map[string]any{"frequency": "daily", "minute": 0, "audience": "organization"}, // hour: set by Seed
 			[]map[string]any{email("Automation summary for {{organization.name}}", "Your daily automation summary from dueflow.")}},
 	)
 
@@ -354,6 +354,12 @@ values ($1, $2, $3, $4, $5, $6::date, $7::numeric, $8::numeric, $9, $10)`,
 		}
 	}
 	for _, w := range d.Workflows {
+		if w.TriggerType == "scheduled" {
+			// Daily at the local hour the demo was seeded, and due now: the
+			// first cycle runs it once, and its next run is about a day
+			// away, so a demo run never sees a second one.
+			w.TriggerConfig["hour"] = now.In(tz[w.Org]).Hour()
+		}
 		cfg, err := json.Marshal(w.TriggerConfig)
 		if err != nil {
 			return fmt.Errorf("demo seed: workflow %s: %w", w.Name, err)
@@ -367,6 +373,15 @@ insert into automation_workflows (id, organization_id, name, trigger_type, trigg
 values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)`,
 			w.ID, w.Org, w.Name, w.TriggerType, string(cfg), string(steps), !inactive[w.ID]); err != nil {
 			return fmt.Errorf("demo seed: workflow %s: %w", w.Name, err)
+		}
+		if w.TriggerType == "scheduled" && !inactive[w.ID] {
+			if _, err := tx.Exec(ctx, `
+insert into automation_schedules (workflow_id, organization_id, next_run_at, trigger_config, timezone)
+select w.id, w.organization_id, $2, w.trigger_config, o.timezone
+  from automation_workflows w join organizations o on o.id = w.organization_id
+ where w.id = $1`, w.ID, now); err != nil {
+				return fmt.Errorf("demo seed: schedule of %s: %w", w.Name, err)
+			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -19,17 +19,33 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // check-automation-triggers, check-overdue-invoices and
 // check-maintenance-reminders run).
 var checks = []string{
-	"select public.check_automation_triggers()",
-	"select public.check_overdue_invoices()",
-	"select public.check_maintenance_reminders()",
+	"select public.check_automation_triggers($1)",
+	"select public.check_overdue_invoices($1)",
+	"select public.check_maintenance_reminders($1)",
 }
 
+// The first cycle creates the same executions whatever the hour: the seed
+// and the checks are evaluated at several instants of a UTC day (the checks
+// take p_now), which fall at different local hours and dates in the three
+// organisations' time zones.
 func TestSeedThenChecksCreateTheExpectedExecutions(t *testing.T) {
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	for _, at := range []time.Time{
+		day.Add(30 * time.Minute),
+		day.Add(5*time.Hour + 10*time.Minute),
+		day.Add(13*time.Hour + 59*time.Minute),
+		day.Add(23*time.Hour + 59*time.Minute + 30*time.Second),
+	} {
+		t.Run(at.Format("15:04:05Z"), func(t *testing.T) { checkFirstCycle(t, at) })
+	}
+}
+
+func checkFirstCycle(t *testing.T, now time.Time) {
 	ctx := context.Background()
 	pool, _ := pgtest.NewDB(t)
-	require.NoError(t, demodata.Seed(ctx, pool, time.Now()))
+	require.NoError(t, demodata.Seed(ctx, pool, now))
 	for _, q := range checks {
-		_, err := pool.Exec(ctx, q)
+		_, err := pool.Exec(ctx, q, now)
 		require.NoError(t, err, q)
 	}
 
@@ -65,31 +81,35 @@ select l.workflow_id, l.action, count(*)
 	}
 	assert.Empty(t, got, "executions of workflows without an expectation")
 
-	// Every demo execution is due now: the send windows cover the whole day.
+	// Every demo execution is due at once: the send windows cover the whole day.
 	var notDue int
 	require.NoError(t, pool.QueryRow(ctx, `
 select count(*) from automation_execution_logs
- where organization_id = any($1) and (status <> 'pending' or next_attempt_at > now() + interval '1 minute')`,
-		demodata.OrgIDs).Scan(&notDue))
+ where organization_id = any($1) and (status <> 'pending' or next_attempt_at > $2)`,
+		demodata.OrgIDs, now).Scan(&notDue))
 	assert.Zero(t, notDue, "demo executions not pending and due at once")
 
-	// A second cycle creates nothing new (occurrence keys).
-	for _, q := range checks[1:] {
-		_, err := pool.Exec(ctx, q)
-		require.NoError(t, err, q)
+	// The cycles of the next minutes create nothing new (occurrence keys;
+	// the scheduled workflow's next run is about a day away).
+	for _, later := range []time.Duration{time.Minute, 3 * time.Minute} {
+		for _, q := range checks {
+			_, err := pool.Exec(ctx, q, now.Add(later))
+			require.NoError(t, err, q)
+		}
 	}
 	var after int
 	require.NoError(t, pool.QueryRow(ctx, `select count(*) from automation_execution_logs where organization_id = any($1)`,
 		demodata.OrgIDs).Scan(&after))
-	assert.Equal(t, total, after, "the invoice and maintenance checks run twice create no duplicates")
+	assert.Equal(t, total, after, "later cycles create no duplicates")
 }
 
 func TestSeedIsARepeatableReset(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := pgtest.NewDB(t)
-	require.NoError(t, demodata.Seed(ctx, pool, time.Now()))
+	now := time.Now()
+	require.NoError(t, demodata.Seed(ctx, pool, now))
 	for _, q := range checks {
-		_, err := pool.Exec(ctx, q)
+		_, err := pool.Exec(ctx, q, now)
 		require.NoError(t, err, q)
 	}
 	// Seeding again (a re-run of the demo) removes the executions of the
