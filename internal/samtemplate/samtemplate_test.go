@@ -1,0 +1,251 @@
+package samtemplate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/automation"
+)
+
+const repoRoot = "../.."
+
+func TestLogicalIDAndOutputKey(t *testing.T) {
+	assert.Equal(t, "SendReminderFunction", LogicalID("send-reminder"))
+	assert.Equal(t, "InvoiceReminderFunction", LogicalID("invoice-reminder"))
+	assert.Equal(t, "RunWorkflowFunction", LogicalID("run-workflow"))
+	assert.Equal(t, "RunWorkflowFunctionUrl", OutputKey("run-workflow"))
+	a, ok := ActionForOutputKey("InvoiceReminderFunctionUrl", automation.Actions)
+	assert.True(t, ok)
+	assert.Equal(t, "invoice-reminder", a)
+	_, ok = ActionForOutputKey("SomethingElse", automation.Actions)
+	assert.False(t, ok)
+}
+
+// TestRepositoryIsConsistent is the check that keeps template.yaml, the
+// Makefile and functions/ in step.
+func TestRepositoryIsConsistent(t *testing.T) {
+	dirs, err := FunctionDirs(repoRoot)
+	require.NoError(t, err)
+	require.NotEmpty(t, dirs, "no function directories under functions/")
+	for _, err := range Check(context.Background(), repoRoot) {
+		t.Error(err)
+	}
+}
+
+func TestTemplateDeclaresEveryAction(t *testing.T) {
+	tmpl, err := Load(filepath.Join(repoRoot, "template.yaml"))
+	require.NoError(t, err)
+	fns := tmpl.Functions()
+	for _, a := range automation.Actions {
+		f, ok := fns[LogicalID(a)]
+		require.True(t, ok, "no resource for action %s", a)
+		assert.Equal(t, WantRuntime, f.Runtime)
+		assert.Equal(t, []string{WantArchitecture}, f.Architectures)
+		assert.Equal(t, WantHandler, f.Handler)
+		assert.Equal(t, WantBuildMethod, f.BuildMethod)
+		assert.Equal(t, WantURLAuthType, f.URLAuthType)
+		assert.Equal(t, "JSON", f.LoggingConfig["LogFormat"])
+		// A batch fits in the timeout; the lease outlives the invocation.
+		assert.Equal(t, 60, f.Timeout)
+		assert.Equal(t, "300", f.Environment["DUEFLOW_LEASE_SECONDS"])
+		assert.Nil(t, f.ReservedConcurrency, "ReservedConcurrency 0 (default) must leave the property unset, not throttle to 0")
+		assert.Equal(t, "{{resolve:secretsmanager:dueflow:SecretString:DUEFLOW_WEBHOOK_SECRET}}", f.Environment["DUEFLOW_WEBHOOK_SECRET"])
+		assert.Equal(t, "{{resolve:secretsmanager:dueflow:SecretString:SMTP_PASSWORD}}", f.Environment["SMTP_PASSWORD"], "smtp is the default provider")
+		assert.Equal(t, "", f.Environment["TWILIO_AUTH_TOKEN"], "no SMS provider by default: no secret key required")
+	}
+	_, ok := tmpl.CFN.Parameters["ReservedConcurrency"]
+	assert.True(t, ok, "reserved-concurrency parameter")
+}
+
+// sandbox is a copy of the repository's template.yaml, Makefile and go.mod
+// with the given function directories (each with a trivial main package).
+func sandbox(t *testing.T, dirs ...string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, name := range []string{"template.yaml", "Makefile", "go.mod"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(root, name), b, 0o644))
+	}
+	for _, d := range dirs {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, FunctionsDir, d), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, FunctionsDir, d, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644))
+	}
+	return root
+}
+
+func editFile(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(b), old)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644))
+}
+
+func joined(errs []error) string {
+	var b strings.Builder
+	for _, e := range errs {
+		fmt.Fprintln(&b, e)
+	}
+	return b.String()
+}
+
+func TestSandboxWithTheActionsIsConsistent(t *testing.T) {
+	root := sandbox(t, automation.Actions...)
+	assert.Empty(t, joined(Check(context.Background(), root)))
+}
+
+func TestFunctionWithoutResourceFails(t *testing.T) {
+	root := sandbox(t, append([]string{"nightly-digest"}, automation.Actions...)...)
+	errs := joined(Check(context.Background(), root))
+	assert.Contains(t, errs, "functions/nightly-digest has no AWS::Serverless::Function NightlyDigestFunction in template.yaml")
+}
+
+func TestResourceWithoutFunctionDirectoryFails(t *testing.T) {
+	root := sandbox(t, automation.ActionSendReminder, automation.ActionRunWorkflow)
+	errs := joined(Check(context.Background(), root))
+	assert.Contains(t, errs, "template.yaml declares InvoiceReminderFunction but there is no functions/ directory for it")
+}
+
+func TestMissingMakeTargetFails(t *testing.T) {
+	root := sandbox(t, automation.Actions...)
+	editFile(t, filepath.Join(root, "Makefile"), "$(foreach d,$(LAMBDA_DIRS),$(eval $(call lambda_target,$(d))))", "")
+	errs := joined(Check(context.Background(), root))
+	assert.Contains(t, errs, "Makefile: target build-SendReminderFunction")
+	assert.Contains(t, errs, "No rule to make target")
+}
+
+func TestBuildTargetWithoutLambdaFlagsFails(t *testing.T) {
+	root := sandbox(t, automation.Actions...)
+	editFile(t, filepath.Join(root, "Makefile"), "CGO_ENABLED=0 ", "")
+	assert.Contains(t, joined(Check(context.Background(), root)), `does not use "CGO_ENABLED=0"`)
+}
+
+func TestWrongPropertiesFail(t *testing.T) {
+	cases := map[string]struct{ old, new, want string }{
+		"architecture": {"Architectures: [arm64]", "Architectures: [x86_64]", "Architectures [x86_64], want [arm64]"},
+		"runtime":      {"Runtime: provided.al2023", "Runtime: go1.x", `Runtime "go1.x"`},
+		"url auth":     {"AuthType: NONE", "AuthType: AWS_IAM", `FunctionUrlConfig.AuthType "AWS_IAM"`},
+		"build method": {"BuildMethod: makefile\n    Properties:\n      Description: \"dueflow send-reminder", "BuildMethod: go1.x\n    Properties:\n      Description: \"dueflow send-reminder", `SendReminderFunction: Metadata.BuildMethod "go1.x"`},
+		"log format":   {"LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup", "LogFormat: Text\n        LogGroup: !Ref RunWorkflowLogGroup", "RunWorkflowFunction: LoggingConfig.LogFormat Text"},
+		"output":       {"Value: !GetAtt RunWorkflowFunctionUrl.FunctionUrl", "Value: !GetAtt SendReminderFunctionUrl.FunctionUrl", "output RunWorkflowFunctionUrl"},
+		"unknown prop": {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			root := sandbox(t, automation.Actions...)
+			editFile(t, filepath.Join(root, "template.yaml"), c.old, c.new)
+			assert.Contains(t, joined(Check(context.Background(), root)), c.want)
+		})
+	}
+}
+
+func TestLiteralSecretsFail(t *testing.T) {
+	cases := map[string]struct{ old, new, want string }{
+		"literal webhook secret": {
+			`DUEFLOW_WEBHOOK_SECRET: !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:DUEFLOW_WEBHOOK_SECRET}}"`,
+			`DUEFLOW_WEBHOOK_SECRET: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`,
+			"secret DUEFLOW_WEBHOOK_SECRET must be",
+		},
+		"plain parameter": {
+			`SUPABASE_SERVICE_ROLE_KEY: !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SUPABASE_SERVICE_ROLE_KEY}}"`,
+			`SUPABASE_SERVICE_ROLE_KEY: !Ref SupabaseUrl`,
+			"secret SUPABASE_SERVICE_ROLE_KEY must be",
+		},
+		"hard-coded secret name": {
+			`SMTP_PASSWORD: !If [UseSmtp, !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SMTP_PASSWORD}}", ""]`,
+			`SMTP_PASSWORD: !If [UseSmtp, "{{resolve:secretsmanager:prod:SecretString:SMTP_PASSWORD}}", ""]`,
+			"secret SMTP_PASSWORD must be",
+		},
+		"wrong key": {
+			`SecretString:TELNYX_API_KEY}}`,
+			`SecretString:TWILIO_AUTH_TOKEN}}`,
+			"secret TELNYX_API_KEY reads key TWILIO_AUTH_TOKEN",
+		},
+		"secret parameter with default": {
+			"  SupabaseUrl:\n",
+			"  ServiceRoleKey:\n    Type: String\n    Default: eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.x\n  SupabaseUrl:\n",
+			"parameter ServiceRoleKey looks like a secret value",
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			root := sandbox(t, automation.Actions...)
+			editFile(t, filepath.Join(root, "template.yaml"), c.old, c.new)
+			assert.Contains(t, joined(Check(context.Background(), root)), c.want)
+		})
+	}
+}
+
+// buildWithMake runs `make build-<LogicalId>` (what sam build runs) for each
+// directory, in parallel, into a temporary ARTIFACTS_DIR; it returns the
+// bootstrap paths.
+func buildWithMake(t *testing.T, root string, dirs []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, d := range dirs {
+		art := filepath.Join(t.TempDir(), d)
+		out[d] = filepath.Join(art, "bootstrap")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command("make", "--no-print-directory", "-C", root, "build-"+LogicalID(d), "ARTIFACTS_DIR="+art)
+			cmd.Env = append(os.Environ(), "MAKEFLAGS=")
+			b, err := cmd.CombinedOutput()
+			mu.Lock()
+			defer mu.Unlock()
+			assert.NoError(t, err, "make build-%s: %s", LogicalID(d), b)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// TestBuildTargetMakesStaticArm64Bootstrap checks the Makefile recipe on a
+// trivial main package, independently of the real functions.
+func TestBuildTargetMakesStaticArm64Bootstrap(t *testing.T) {
+	root := sandbox(t, "probe")
+	for _, p := range buildWithMake(t, root, []string{"probe"}) {
+		require.NoError(t, CheckBootstrap(p))
+	}
+}
+
+// TestFunctionBootstrapsAreStaticArm64 builds every function of the
+// repository with its build-<LogicalId> target and inspects the ELF file.
+func TestFunctionBootstrapsAreStaticArm64(t *testing.T) {
+	dirs, err := FunctionDirs(repoRoot)
+	require.NoError(t, err)
+	var mains []string
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(repoRoot, FunctionsDir, d, "main.go")); err == nil {
+			mains = append(mains, d)
+		}
+	}
+	require.NotEmpty(t, mains, "no functions/<name>/main.go to build")
+	root, err := filepath.Abs(repoRoot)
+	require.NoError(t, err)
+	for d, p := range buildWithMake(t, root, mains) {
+		assert.NoError(t, CheckBootstrap(p), d)
+	}
+}
+
+func TestCheckBootstrapRejectsHostBinary(t *testing.T) {
+	// The test binary itself: dynamically linked or not arm64 or not
+	// stripped; any of those must be refused.
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	assert.Error(t, CheckBootstrap(exe))
+}
