@@ -1,0 +1,235 @@
+package postgrest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/supabase"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const secret = "super-secret-jwt-token-with-at-least-32-characters"
+
+const fixtures = `
+create table public.t_items (id int primary key, name text not null);
+alter table public.t_items enable row level security;
+
+create function public.t_add(p_a int, p_b int default 1) returns int
+  language sql as $$ select p_a + p_b $$;
+create function public.t_ids(p_ids uuid[], p_tag text default 'x') returns setof jsonb
+  language sql as $$ select jsonb_build_object('id', i, 'tag', p_tag) from unnest(p_ids) as i $$;
+create function public.t_rows() returns table(a int, b text)
+  language sql as $$ values (1, 'one'), (2, 'two') $$;
+create function public.t_echo(p_doc jsonb) returns jsonb
+  language sql as $$ select p_doc $$;
+create function public.t_whoami() returns jsonb
+  language sql as $$ select jsonb_build_object('user', current_user, 'claims', current_setting('request.jwt.claims', true)::jsonb) $$;
+create function public.t_raise() returns void
+  language plpgsql as $$ begin raise exception 'bad outcome' using detail = 'the detail', hint = 'the hint'; end $$;
+create function public.t_noop() returns void language sql as $$ select $$;
+create function public.t_insert(p_id int) returns int
+  language sql security definer set search_path = public as $$ insert into public.t_items values (p_id, 'n') returning id $$;
+
+revoke execute on function public.t_add(int, int), public.t_ids(uuid[], text), public.t_whoami(), public.t_insert(int)
+  from public, anon, authenticated;
+grant execute on function public.t_add(int, int), public.t_ids(uuid[], text), public.t_whoami(), public.t_insert(int)
+  to service_role;
+`
+
+type fixture struct {
+	srv *httptest.Server
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pool, _ := pgtest.NewDB(t)
+	_, err := pool.Exec(context.Background(), fixtures)
+	require.NoError(t, err)
+	srv := httptest.NewServer(New(pool, secret, nil))
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv}
+}
+
+func token(t *testing.T, role string) string {
+	t.Helper()
+	tok, err := SignJWT(secret, role, time.Hour)
+	require.NoError(t, err)
+	return tok
+}
+
+type answer struct {
+	status int
+	body   string
+	err    map[string]any
+}
+
+func (f *fixture) post(t *testing.T, fn, tok, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+PathPrefix+fn, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, body: string(b)}
+	if resp.StatusCode >= 400 {
+		require.NoError(t, json.Unmarshal(b, &a.err), string(b))
+		for _, k := range []string{"code", "message", "details", "hint"} {
+			assert.Contains(t, a.err, k, "PostgREST error objects always carry %s", k)
+		}
+	}
+	return a
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t)
+	a := f.post(t, "t_add", "", `{"p_a":1}`)
+	assert.Equal(t, 401, a.status)
+	assert.Equal(t, "PGRST302", a.err["code"])
+
+	a = f.post(t, "t_add", "not-a-jwt", `{"p_a":1}`)
+	assert.Equal(t, 401, a.status)
+	assert.Equal(t, "PGRST301", a.err["code"])
+
+	forged, err := SignJWT("another-secret-another-secret-another", "service_role", time.Hour)
+	require.NoError(t, err)
+	a = f.post(t, "t_add", forged, `{"p_a":1}`)
+	assert.Equal(t, 401, a.status)
+	assert.Equal(t, "PGRST301", a.err["code"])
+
+	expired := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"role": "service_role", "exp": time.Now().Add(-time.Hour).Unix()})
+	s, err := expired.SignedString([]byte(secret))
+	require.NoError(t, err)
+	a = f.post(t, "t_add", s, `{"p_a":1}`)
+	assert.Equal(t, 401, a.status)
+	assert.Equal(t, "JWT expired", a.err["message"])
+
+	hs384, err := jwt.NewWithClaims(jwt.SigningMethodHS384, jwt.MapClaims{"role": "service_role"}).SignedString([]byte(secret))
+	require.NoError(t, err)
+	assert.Equal(t, 401, f.post(t, "t_add", hs384, `{"p_a":1}`).status)
+}
+
+func TestRoles(t *testing.T) {
+	f := newFixture(t)
+	a := f.post(t, "t_add", token(t, "anon"), `{"p_a":1}`)
+	assert.Equal(t, 401, a.status, a.body)
+	assert.Equal(t, "42501", a.err["code"])
+	assert.Contains(t, a.err["message"], "permission denied")
+
+	a = f.post(t, "t_add", token(t, "authenticated"), `{"p_a":1}`)
+	assert.Equal(t, 403, a.status, a.body)
+	assert.Equal(t, "42501", a.err["code"])
+
+	a = f.post(t, "t_whoami", token(t, "service_role"), ``)
+	require.Equal(t, 200, a.status, a.body)
+	var who struct {
+		User   string         `json:"user"`
+		Claims map[string]any `json:"claims"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(a.body), &who))
+	assert.Equal(t, "service_role", who.User)
+	assert.Equal(t, "service_role", who.Claims["role"])
+}
+
+func TestResultShapes(t *testing.T) {
+	f := newFixture(t)
+	svc := token(t, "service_role")
+
+	a := f.post(t, "t_add", svc, `{"p_a":41}`) // default used
+	assert.Equal(t, 200, a.status)
+	assert.JSONEq(t, `42`, a.body)
+	assert.JSONEq(t, `5`, f.post(t, "t_add", svc, `{"p_a":2,"p_b":3}`).body)
+
+	id1, id2 := uuid.New(), uuid.New()
+	a = f.post(t, "t_ids", svc, `{"p_ids":["`+id1.String()+`","`+id2.String()+`"],"p_tag":"t"}`)
+	require.Equal(t, 200, a.status, a.body)
+	assert.JSONEq(t, `[{"id":"`+id1.String()+`","tag":"t"},{"id":"`+id2.String()+`","tag":"t"}]`, a.body)
+	assert.JSONEq(t, `[]`, f.post(t, "t_ids", svc, `{"p_ids":[]}`).body)
+	assert.JSONEq(t, `[]`, f.post(t, "t_ids", svc, `{"p_ids":null}`).body)
+
+	assert.JSONEq(t, `[{"a":1,"b":"one"},{"a":2,"b":"two"}]`, f.post(t, "t_rows", svc, `{}`).body)
+	assert.JSONEq(t, `{"x":[1,{"y":"z"}],"s":"it's"}`, f.post(t, "t_echo", svc, `{"p_doc":{"x":[1,{"y":"z"}],"s":"it's"}}`).body)
+	assert.JSONEq(t, `null`, f.post(t, "t_echo", svc, `{"p_doc":null}`).body)
+
+	a = f.post(t, "t_noop", svc, `{}`)
+	assert.Equal(t, 204, a.status)
+	assert.Empty(t, a.body)
+}
+
+func TestErrorMapping(t *testing.T) {
+	f := newFixture(t)
+	svc := token(t, "service_role")
+
+	a := f.post(t, "t_missing", svc, `{"p_a":1}`)
+	assert.Equal(t, 404, a.status)
+	assert.Equal(t, "PGRST202", a.err["code"])
+	assert.Contains(t, a.err["message"], "public.t_missing(p_a)")
+
+	a = f.post(t, "t_add", svc, `{"p_a":1,"p_zzz":2}`) // unknown argument
+	assert.Equal(t, 404, a.status)
+	assert.Equal(t, "PGRST202", a.err["code"])
+	assert.Equal(t, 404, f.post(t, "t_add", svc, `{}`).status) // required argument missing
+
+	a = f.post(t, "t_raise", svc, `{}`)
+	assert.Equal(t, 400, a.status)
+	assert.Equal(t, map[string]any{"code": "P0001", "message": "bad outcome", "details": "the detail", "hint": "the hint"}, a.err)
+
+	a = f.post(t, "t_ids", svc, `{"p_ids":["nope"]}`)
+	assert.Equal(t, 400, a.status)
+	assert.Equal(t, "22P02", a.err["code"])
+
+	assert.Equal(t, 200, f.post(t, "t_insert", svc, `{"p_id":1}`).status)
+	a = f.post(t, "t_insert", svc, `{"p_id":1}`)
+	assert.Equal(t, 409, a.status)
+	assert.Equal(t, "23505", a.err["code"])
+	assert.Nil(t, a.err["hint"])
+
+	a = f.post(t, "t_add", svc, `[1,2]`)
+	assert.Equal(t, 400, a.status)
+	assert.Equal(t, "PGRST102", a.err["code"])
+}
+
+// The adapter and the stand-in agree on the wire format.
+func TestAdapterAgainstStandIn(t *testing.T) {
+	f := newFixture(t)
+	c, err := supabase.New(supabase.Config{URL: f.srv.URL, Key: token(t, "service_role"), Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	var sum int
+	require.NoError(t, c.Call(context.Background(), "t_add", map[string]int{"p_a": 1, "p_b": 2}, &sum))
+	assert.Equal(t, 3, sum)
+
+	err = c.Call(context.Background(), "t_raise", map[string]any{}, nil)
+	var re *supabase.RPCError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 400, re.Status)
+	assert.Equal(t, "P0001", re.Code)
+	assert.Equal(t, "the hint", re.Hint)
+
+	err = c.Call(context.Background(), "automation_nothing", map[string]any{}, nil)
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, "PGRST202", re.Code)
+
+	anon, err := supabase.New(supabase.Config{URL: f.srv.URL, Key: token(t, "anon")})
+	require.NoError(t, err)
+	err = anon.Call(context.Background(), "t_add", map[string]int{"p_a": 1}, &sum)
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 401, re.Status)
+	assert.Equal(t, "42501", re.Code)
+}
