@@ -296,4 +296,3 @@ func TestParseEmailMultipart(t *testing.T) {
 	assert.Equal(t, "Hello Jane, €12.00", e.Text)
 	assert.Equal(t, "<p>Hello Jane</p>", e.HTML)
 }
-
