@@ -23,8 +23,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// CronDatabase is the database pg_cron lives in (cron.database_name); the
-// pg_cron extension is created there when the cluster starts.
+// CronDatabase is the default database pg_cron lives in (cron.database_name);
+// the pg_cron extension is created there when the cluster starts.
 const CronDatabase = "postgres"
 
 // Superuser is the cluster's superuser (trust authentication on loopback).
@@ -41,6 +41,11 @@ type Options struct {
 	// Fast disables durability (fsync, full_page_writes, synchronous_commit):
 	// for throw-away test clusters only.
 	Fast bool
+	// CronDatabase is cron.database_name, the one database pg_cron runs its
+	// jobs in; it is created when missing. Empty means CronDatabase
+	// ("postgres"). The local stack sets it to its application database so
+	// that the migrations schedule the jobs there.
+	CronDatabase string
 }
 
 // Cluster is a running private PostgreSQL cluster.
@@ -49,6 +54,7 @@ type Cluster struct {
 	port   int
 	bin    string
 	runAs  string // "" or the user initdb/pg_ctl run as
+	cronDB string
 	logger *slog.Logger
 }
 
@@ -99,7 +105,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: data dir: %w", err)
 	}
-	c := &Cluster{dir: dir, bin: bin, logger: logger}
+	c := &Cluster{dir: dir, bin: bin, logger: logger, cronDB: o.CronDatabase}
+	if c.cronDB == "" {
+		c.cronDB = CronDatabase
+	}
 	if os.Geteuid() == 0 {
 		c.runAs = Superuser
 	}
@@ -173,6 +182,9 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// CronDatabase returns the database pg_cron runs its jobs in.
+func (c *Cluster) CronDatabase() string { return c.cronDB }
+
 // LogFile returns the path of the server log.
 func (c *Cluster) LogFile() string { return filepath.Join(c.dir, "postgresql.log") }
 
@@ -237,7 +249,7 @@ func (c *Cluster) writeConf(fast bool) error {
 		"listen_addresses = '127.0.0.1'",
 		"unix_socket_directories = ''",
 		"shared_preload_libraries = 'pg_cron'",
-		"cron.database_name = '" + CronDatabase + "'",
+		"cron.database_name = '" + c.cronDB + "'",
 		"cron.use_background_workers = on",
 		"max_worker_processes = 32",
 		"max_connections = 200",
@@ -279,7 +291,22 @@ func (c *Cluster) start(ctx context.Context) error {
 }
 
 func (c *Cluster) ensureCron(ctx context.Context) error {
-	conn, err := c.Connect(ctx, CronDatabase)
+	if c.cronDB != "postgres" {
+		admin, err := c.Connect(ctx, "postgres")
+		if err != nil {
+			return err
+		}
+		var exists bool
+		err = admin.QueryRow(ctx, "select exists (select 1 from pg_database where datname = $1)", c.cronDB).Scan(&exists)
+		if err == nil && !exists {
+			_, err = admin.Exec(ctx, "create database "+pgx.Identifier{c.cronDB}.Sanitize())
+		}
+		admin.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("pgcluster: create cron database %s: %w", c.cronDB, err)
+		}
+	}
+	conn, err := c.Connect(ctx, c.cronDB)
 	if err != nil {
 		return err
 	}
