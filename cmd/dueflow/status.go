@@ -24,7 +24,15 @@ var statusSections = []struct {
 }{
 	{
 		title: "Cron jobs (automation_cron_status)",
-		sql:   `select * from automation_cron_status`,
+		sql: `
+select job_name, schedule, active, date_trunc('second', last_run_started_at) as last_run,
+       last_run_status, runs, successes, failures, success_rate
+  from automation_cron_status
+ order by job_name`,
+	},
+	{
+		title: "Queue health (automation_queue_health)",
+		sql:   `select * from automation_queue_health`,
 	},
 	{
 		title: "Executions by action (pending now; finished in the last 24 hours)",

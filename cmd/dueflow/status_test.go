@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/demodata"
+	"github.com/dueflow/dueflow/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// sections splits status output into its "== title" sections (lines).
+func sections(out string) map[string][]string {
+	m := map[string][]string{}
+	var cur string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if t, ok := strings.CutPrefix(l, "== "); ok {
+			cur = t
+			continue
+		}
+		if l != "" {
+			m[cur] = append(m[cur], l)
+		}
+	}
+	return m
+}
+
+// assertAligned checks that every row of a tabwriter table starts its
+// columns where the header's columns start.
+func assertAligned(t *testing.T, lines []string) {
+	t.Helper()
+	require.NotEmpty(t, lines)
+	header := lines[0]
+	var starts []int
+	for i := range header {
+		if header[i] != ' ' && (i == 0 || header[i-1] == ' ') {
+			starts = append(starts, i)
+		}
+	}
+	for _, l := range lines[1:] {
+		if l == "(none)" {
+			continue
+		}
+		for _, s := range starts[1:] {
+			require.Greater(t, len(l), s, "row %q shorter than the header %q", l, header)
+			assert.Equal(t, byte(' '), l[s-1], "row %q: column at %d not aligned with %q", l, s, header)
+			assert.NotEqual(t, byte(' '), l[s], "row %q: column at %d not aligned with %q", l, s, header)
+		}
+	}
+}
+
+func TestStatusOnAClone(t *testing.T) {
+	ctx := context.Background()
+	pool, dsn := pgtest.NewDB(t)
+	now := time.Now()
+	require.NoError(t, demodata.Seed(ctx, pool, now))
+	for _, q := range []string{"select check_automation_triggers()", "select check_overdue_invoices()", "select check_maintenance_reminders()"} {
+		_, err := pool.Exec(ctx, q)
+		require.NoError(t, err)
+	}
+	conn, err := connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+
+	var b bytes.Buffer
+	require.NoError(t, writeStatus(ctx, conn, &b))
+	sec := sections(b.String())
+	for title, lines := range sec {
+		if len(lines) > 1 {
+			assertAligned(t, lines)
+		}
+		_ = title
+	}
+	cron := sec["Cron jobs (automation_cron_status)"]
+	require.Len(t, cron, 2, b.String())
+	assert.Regexp(t, `^job_name\s+schedule\s+active\s+last_run\s+last_run_status\s+runs\s+successes\s+failures\s+success_rate$`, cron[0])
+	assert.Contains(t, cron[1], "(pg_cron not installed in this database)")
+
+	health := sec["Queue health (automation_queue_health)"]
+	require.Len(t, health, 2)
+	assert.Regexp(t, `^pending\s+due_now\s+running\s+expired_leases\s+failed_last_hour\s+oldest_due_age_seconds$`, health[0])
+	assert.Regexp(t, `^14\s+14\s+0\s+0\s+0\s+\d+$`, health[1])
+
+	byAction := sec["Executions by action (pending now; finished in the last 24 hours)"]
+	require.Len(t, byAction, 4, b.String())
+	assert.Regexp(t, `^action\s+pending\s+due\s+undispatched\s+running\s+expired_leases\s+completed_24h\s+skipped_24h\s+failed_24h\s+oldest_due$`, byAction[0])
+	// demodata: 6 invoice reminders, 1 scheduled run, 7 send-reminder executions
+	assert.Regexp(t, `^invoice-reminder\s+6\s+6\s+6\s+0\s+0\s+0\s+0\s+0\s+\d\d:\d\d:\d\d$`, byAction[1])
+	assert.Regexp(t, `^run-workflow\s+1\s+1\s+1\s+0\s+0\s+0\s+0\s+0\s+`, byAction[2])
+	assert.Regexp(t, `^send-reminder\s+7\s+7\s+7\s+0\s+0\s+0\s+0\s+0\s+`, byAction[3])
+
+	assert.Contains(t, sec, "Endpoints (automation_endpoints)")
+	assert.Contains(t, sec, "pg_net (requests queued; responses in the last hour)")
+}
+
+func TestStatusOnTheCronDatabase(t *testing.T) {
+	ctx := context.Background()
+	_, dsn := pgtest.CronDB(t)
+	conn, err := connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var b bytes.Buffer
+	require.NoError(t, writeStatus(ctx, conn, &b))
+	cron := sections(b.String())["Cron jobs (automation_cron_status)"]
+	assertAligned(t, cron)
+	var jobs []string
+	for _, l := range cron[1:] {
+		jobs = append(jobs, strings.Fields(l)[0])
+	}
+	assert.Equal(t, []string{"check-automation-triggers", "check-maintenance-reminders", "check-overdue-invoices",
+		"cleanup-automation-history", "process-automations", "update-automation-analytics"}, jobs)
+	assert.Contains(t, b.String(), "* * * * *")
+}
+
+func TestStatusWithoutDatabase(t *testing.T) {
+	err := cmdStatus(t.Context(), []string{"--db", "postgres://postgres@127.0.0.1:1/nothing?connect_timeout=2"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "connect to 127.0.0.1:1/nothing")
+	require.ErrorContains(t, cmdStatus(t.Context(), []string{"extra"}), "unexpected arguments")
+}
