@@ -1,0 +1,133 @@
+package pgtest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DB is what the fixtures need: *pgxpool.Pool, *pgx.Conn and pgx.Tx have it.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Org describes an organisation fixture; zero values take the table defaults
+// (UTC, window 09:00-17:00).
+type Org struct {
+	Name        string
+	Timezone    string
+	WindowStart string // "09:00"
+	WindowEnd   string // "17:00"
+	SenderEmail string
+}
+
+// AllDay is a send window covering the whole day, for tests that do not
+// exercise snapping.
+const (
+	AllDayStart = "00:00"
+	AllDayEnd   = "23:59:59.999999"
+)
+
+// CreateOrg inserts an organisation and returns its id.
+func CreateOrg(t testing.TB, db DB, o Org) uuid.UUID {
+	t.Helper()
+	if o.Name == "" {
+		o.Name = "Org " + uuid.NewString()[:8]
+	}
+	if o.Timezone == "" {
+		o.Timezone = "UTC"
+	}
+	if o.WindowStart == "" {
+		o.WindowStart = "09:00"
+	}
+	if o.WindowEnd == "" {
+		o.WindowEnd = "17:00"
+	}
+	if o.SenderEmail == "" {
+		o.SenderEmail = "office@" + uuid.NewString()[:8] + ".test"
+	}
+	var id uuid.UUID
+	err := db.QueryRow(context.Background(), `
+		insert into organizations (name, timezone, send_window_start, send_window_end, sender_name, sender_email, phone, portal_url)
+		values ($1, $2, $3::time, $4::time, $1, $5, '+15555550100', 'https://portal.test/' || $1)
+		returning id`, o.Name, o.Timezone, o.WindowStart, o.WindowEnd, o.SenderEmail).Scan(&id)
+	if err != nil {
+		t.Fatalf("pgtest: create org: %v", err)
+	}
+	return id
+}
+
+// CreateClient inserts a client of org and returns its id.
+func CreateClient(t testing.TB, db DB, org uuid.UUID, email, phone string) uuid.UUID {
+	t.Helper()
+	var id uuid.UUID
+	err := db.QueryRow(context.Background(), `
+		insert into clients (organization_id, first_name, last_name, email, phone)
+		values ($1, 'Ada', 'Client', nullif($2, ''), nullif($3, '')) returning id`, org, email, phone).Scan(&id)
+	if err != nil {
+		t.Fatalf("pgtest: create client: %v", err)
+	}
+	return id
+}
+
+// CreateInvoice inserts an invoice; dueOffsetDays is the due date relative to
+// today (UTC; negative = past), amount is both total and balance.
+func CreateInvoice(t testing.TB, db DB, org, client uuid.UUID, status string, dueOffsetDays int, amount string) uuid.UUID {
+	t.Helper()
+	var id uuid.UUID
+	err := db.QueryRow(context.Background(), `
+		insert into invoices (organization_id, client_id, number, status, due_date, total, balance, portal_url)
+		values ($1, $2, 'INV-' || substr(md5(random()::text), 1, 6), $3, current_date + $4::int, $5::numeric, $5::numeric,
+		        'https://portal.test/inv')
+		returning id`, org, client, status, dueOffsetDays, amount).Scan(&id)
+	if err != nil {
+		t.Fatalf("pgtest: create invoice: %v", err)
+	}
+	return id
+}
+
+// CreateWorkflow inserts an active workflow; config and steps are JSON ("" = {} / []).
+func CreateWorkflow(t testing.TB, db DB, org uuid.UUID, trigger, config, steps string) uuid.UUID {
+	t.Helper()
+	if config == "" {
+		config = "{}"
+	}
+	if steps == "" {
+		steps = "[]"
+	}
+	var id uuid.UUID
+	err := db.QueryRow(context.Background(), `
+		insert into automation_workflows (organization_id, name, trigger_type, trigger_config, steps)
+		values ($1, $2 || ' workflow', $2, $3::jsonb, $4::jsonb) returning id`, org, trigger, config, steps).Scan(&id)
+	if err != nil {
+		t.Fatalf("pgtest: create workflow: %v", err)
+	}
+	return id
+}
+
+// SetSecret stores the webhook signing secret in the Vault stand-in.
+func SetSecret(t testing.TB, db DB, name, value string) {
+	t.Helper()
+	_, err := db.Exec(context.Background(), `
+		with upd as (update vault.secrets set secret = $2, updated_at = now() where name = $1 returning 1)
+		insert into vault.secrets (name, secret) select $1, $2 where not exists (select 1 from upd)`, name, value)
+	if err != nil {
+		t.Fatalf("pgtest: set secret: %v", err)
+	}
+}
+
+// SetEndpoint registers the function URL of an action.
+func SetEndpoint(t testing.TB, db DB, action, url string, batchSize int) {
+	t.Helper()
+	_, err := db.Exec(context.Background(), `
+		insert into automation_endpoints (action, url, batch_size) values ($1, $2, $3)
+		on conflict (action) do update set url = excluded.url, batch_size = excluded.batch_size, enabled = true`,
+		action, url, batchSize)
+	if err != nil {
+		t.Fatalf("pgtest: set endpoint: %v", err)
+	}
+}

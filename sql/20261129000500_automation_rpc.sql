@@ -1,0 +1,303 @@
+-- dueflow RPCs for the functions (PostgREST: POST /rest/v1/rpc/<name>):
+-- automation_claim, automation_begin_deliveries, automation_report.
+-- service_role only; every write after the claim is fenced by the lease token.
+
+create or replace function public.automation_claim_document(e public.automation_execution_logs)
+returns jsonb language sql stable security definer set search_path = public, pg_temp as $$
+  select jsonb_build_object(
+    'execution', jsonb_build_object(
+      'id', e.id, 'workflow_id', e.workflow_id, 'organization_id', e.organization_id,
+      'action', e.action, 'trigger_type', e.trigger_type, 'occurrence_key', e.occurrence_key,
+      'subject_type', e.subject_type, 'subject_id', e.subject_id, 'client_id', e.client_id,
+      'attempt', e.attempt, 'max_attempts', e.max_attempts, 'step_index', e.step_index,
+      'deadline_at', e.deadline_at, 'lease_token', e.lease_token,
+      'lease_expires_at', e.lease_expires_at, 'trigger_data', e.trigger_data),
+    'workflow', (
+      select jsonb_build_object('id', w.id, 'name', w.name, 'trigger_type', w.trigger_type,
+        'trigger_config', w.trigger_config, 'is_active', w.is_active, 'steps', w.steps)
+      from public.automation_workflows w where w.id = e.workflow_id),
+    'organization', (
+      select jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
+        'country_code', coalesce(o.country_code, ''), 'sender_name', coalesce(o.sender_name, ''),
+        'sender_email', coalesce(o.sender_email, ''), 'reply_to_email', coalesce(o.reply_to_email, ''),
+        'phone', coalesce(o.phone, ''), 'portal_url', coalesce(o.portal_url, ''),
+        'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text)
+      from public.automation_src_organizations o where o.id = e.organization_id),
+    'client', (
+      select jsonb_build_object('id', c.id, 'first_name', coalesce(c.first_name, ''),
+        'last_name', coalesce(c.last_name, ''), 'email', coalesce(c.email, ''),
+        'phone', coalesce(c.phone, ''), 'email_opt_out', coalesce(c.email_opt_out, false),
+        'sms_opt_out', coalesce(c.sms_opt_out, false))
+      from public.automation_src_clients c
+      where c.id = e.client_id and c.organization_id = e.organization_id),
+    'invoice', (
+      select jsonb_build_object('id', i.id, 'number', i.number, 'status', i.status,
+        'due_date', to_char(i.due_date, 'YYYY-MM-DD'), 'total', i.total::numeric(14,2)::text,
+        'balance', i.balance::numeric(14,2)::text, 'currency', coalesce(i.currency, 'USD'),
+        'portal_url', coalesce(i.portal_url, ''))
+      from public.automation_src_invoices i
+      where e.subject_type = 'invoice' and i.id = e.subject_id and i.organization_id = e.organization_id),
+    'job', (
+      select jsonb_build_object('id', j.id, 'title', coalesce(j.title, ''), 'job_type', coalesce(j.job_type, ''),
+        'status', j.status, 'scheduled_start', j.scheduled_start, 'completed_at', j.completed_at,
+        'address', coalesce(j.address, ''))
+      from public.automation_src_jobs j
+      where e.subject_type = 'job' and j.id = e.subject_id and j.organization_id = e.organization_id),
+    'deliveries', coalesce((
+      select jsonb_agg(jsonb_build_object('step_index', d.step_index, 'channel', d.channel,
+        'recipient', d.recipient, 'provider', d.provider, 'idempotency_key', d.idempotency_key,
+        'status', d.status, 'provider_message_id', coalesce(d.provider_message_id, ''))
+        order by d.step_index, d.channel)
+      from public.automation_deliveries d where d.execution_id = e.id), '[]'::jsonb)
+  )
+$$;
+comment on function public.automation_claim_document(public.automation_execution_logs) is
+  'The automation.Claimed JSON document of a claimed execution: execution, workflow with steps, organisation, client, invoice or job, deliveries so far. Tenant-scoped lookups.';
+
+create or replace function public.automation_claim(
+  p_action text, p_ids uuid[] default null, p_limit integer default 100, p_lease_seconds integer default 300)
+returns setof jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_limit integer := least(greatest(coalesce(p_limit, 100), 0), 1000);
+  v_lease interval := make_interval(secs => least(greatest(coalesce(p_lease_seconds, 300), 10), 3600));
+begin
+  return query
+  with cand as (
+    select e.id, e.deadline_at
+    from public.automation_execution_logs e
+    where e.action = p_action
+      and e.status = 'pending'
+      and e.next_attempt_at <= now()
+      and (p_ids is null or e.id = any (p_ids))
+    order by e.next_attempt_at
+    limit v_limit
+    for update skip locked
+  ), expired as (
+    update public.automation_execution_logs e set
+      status = 'failed', error_code = 'expired',
+      error_message = 'deadline passed before the execution could run', completed_at = now()
+    from cand where e.id = cand.id and cand.deadline_at <= now()
+    returning e.id
+  ), claimed as (
+    update public.automation_execution_logs e set
+      status = 'running', attempt = e.attempt + 1, lease_token = gen_random_uuid(),
+      lease_expires_at = now() + v_lease, started_at = now()
+    from cand where e.id = cand.id and (cand.deadline_at is null or cand.deadline_at > now())
+    returning e.*
+  )
+  select public.automation_claim_document(c::public.automation_execution_logs)
+  from claimed c;
+end
+$$;
+comment on function public.automation_claim(text, uuid[], integer, integer) is
+  'Claims (FOR UPDATE SKIP LOCKED) due pending executions of p_action, among p_ids when given, at most p_limit: running, attempt + 1, new lease token for p_lease_seconds. Due rows past their deadline fail as expired instead. Returns one automation.Claimed document per claimed execution.';
+
+create or replace function public.automation_begin_deliveries(p_deliveries jsonb)
+returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_out jsonb;
+begin
+  if p_deliveries is null or jsonb_typeof(p_deliveries) <> 'array' then
+    raise exception 'automation_begin_deliveries: p_deliveries must be a JSON array' using errcode = '22023';
+  end if;
+  with inp as (
+    select t.ord as n, (t.d ->> 'execution_id')::uuid as execution_id,
+           (t.d ->> 'lease_token')::uuid as lease_token,
+           coalesce((t.d ->> 'step_index')::int, 0) as step_index,
+           t.d ->> 'channel' as channel, t.d ->> 'recipient' as recipient,
+           coalesce(t.d ->> 'provider', '') as provider, t.d ->> 'idempotency_key' as ikey
+    from jsonb_array_elements(p_deliveries) with ordinality as t(d, ord)
+  ), held as (
+    select inp.*, e.organization_id
+    from inp join public.automation_execution_logs e
+      on e.id = inp.execution_id and e.status = 'running'
+     and e.lease_token = inp.lease_token and e.lease_expires_at > now()
+    where inp.ikey is not null and inp.channel in ('email', 'sms') and coalesce(inp.recipient, '') <> ''
+  ), prev as (
+    select d.idempotency_key, d.execution_id, d.status, d.retryable, d.provider_message_id
+    from public.automation_deliveries d
+    where d.idempotency_key in (select ikey from held)
+    for update
+  ), ins as (
+    insert into public.automation_deliveries
+      (execution_id, organization_id, step_index, channel, recipient, provider, idempotency_key, status)
+    select h.execution_id, h.organization_id, h.step_index, h.channel, h.recipient, h.provider, h.ikey, 'sending'
+    from held h where not exists (select 1 from prev p where p.idempotency_key = h.ikey)
+    on conflict (idempotency_key) do nothing
+    returning idempotency_key
+  ), amb as (
+    update public.automation_deliveries d set status = 'unknown'
+    from held h
+    where d.idempotency_key = h.ikey and d.execution_id = h.execution_id and d.status in ('sending', 'unknown')
+    returning d.idempotency_key
+  ), rearm as (
+    update public.automation_deliveries d set
+      status = 'sending', attempts = d.attempts + 1, error_code = null, error_message = null,
+      retryable = false, recipient = h.recipient, provider = h.provider
+    from held h
+    where d.idempotency_key = h.ikey and d.execution_id = h.execution_id and d.status = 'failed' and d.retryable
+    returning d.idempotency_key
+  )
+  select coalesce(jsonb_agg(
+    jsonb_strip_nulls(jsonb_build_object(
+      'idempotency_key', coalesce(inp.ikey, ''),
+      'state', case
+        when h.n is null then 'stale'
+        when p.idempotency_key is null then case when exists (select 1 from ins where ins.idempotency_key = inp.ikey) then 'new' else 'ambiguous' end
+        when p.execution_id <> h.execution_id then 'failed'
+        when p.status = 'sent' then 'sent'
+        when p.status in ('sending', 'unknown') then 'ambiguous'
+        when p.status = 'failed' and p.retryable then 'new'
+        else 'failed' end,
+      'provider_message_id', case when p.status = 'sent' then nullif(p.provider_message_id, '') end))
+    order by inp.n), '[]'::jsonb)
+  into v_out
+  from inp
+  left join held h on h.n = inp.n
+  left join prev p on p.idempotency_key = inp.ikey;
+  return v_out;
+end
+$$;
+comment on function public.automation_begin_deliveries(jsonb) is
+  'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, or stale (lease not held).';
+
+create or replace function public.automation_report(p_outcomes jsonb)
+returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_out jsonb;
+begin
+  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
+    raise exception 'automation_report: p_outcomes must be a JSON array' using errcode = '22023';
+  end if;
+
+  create temporary table if not exists pg_temp.automation_report_in (
+    n bigint, execution_id uuid, lease_token uuid, status text, error_code text, error_message text,
+    step_index int, snooze_until timestamptz, retry_after int, actions_executed int, deliveries jsonb,
+    applies boolean, reason text, new_status text
+  ) on commit drop;
+  truncate pg_temp.automation_report_in;
+
+  insert into pg_temp.automation_report_in
+  select t.ord, (t.o ->> 'execution_id')::uuid, (t.o ->> 'lease_token')::uuid, t.o ->> 'status',
+         nullif(t.o ->> 'error_code', ''), nullif(t.o ->> 'error_message', ''),
+         coalesce((t.o ->> 'step_index')::int, 0), (t.o ->> 'snooze_until')::timestamptz,
+         nullif((t.o ->> 'retry_after_seconds')::int, 0), coalesce((t.o ->> 'actions_executed')::int, 0),
+         case when jsonb_typeof(t.o -> 'deliveries') = 'array' then t.o -> 'deliveries' else '[]'::jsonb end,
+         false, null, null
+  from jsonb_array_elements(p_outcomes) with ordinality as t(o, ord);
+
+  -- fence: lock the rows, keep outcomes whose token still holds
+  update pg_temp.automation_report_in r set
+    applies = coalesce(e.status = 'running' and e.lease_token = r.lease_token
+               and r.status in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
+               and (r.status <> 'snoozed' or r.snooze_until is not null), false),
+    reason = case
+      when e.id is null then 'not_found'
+      when e.status <> 'running' or e.lease_token is distinct from r.lease_token then 'stale_lease'
+      when r.status not in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
+        or (r.status = 'snoozed' and r.snooze_until is null) then 'invalid'
+    end
+  from (select r2.n, e2.id, e2.status, e2.lease_token
+        from pg_temp.automation_report_in r2
+        left join lateral (select x.id, x.status, x.lease_token from public.automation_execution_logs x
+                           where x.id = r2.execution_id for update) e2 on true) e
+  where e.n = r.n;
+
+  -- the same execution twice in one report: only the first applies
+  update pg_temp.automation_report_in r set applies = false, reason = 'invalid'
+  where r.applies and exists (select 1 from pg_temp.automation_report_in r0
+                              where r0.execution_id = r.execution_id and r0.applies and r0.n < r.n);
+
+  -- finish deliveries first (a sent delivery is never downgraded)
+  update public.automation_deliveries d set
+    status = x.status,
+    sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
+    provider = coalesce(nullif(x.provider, ''), d.provider),
+    provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
+    error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
+    retryable = coalesce(x.retryable, false)
+  from (
+    select r.execution_id, dd ->> 'idempotency_key' as ikey, dd ->> 'status' as status, dd ->> 'provider' as provider,
+           dd ->> 'provider_message_id' as provider_message_id, dd ->> 'error_code' as error_code,
+           dd ->> 'error_message' as error_message, (dd ->> 'retryable')::boolean as retryable
+    from pg_temp.automation_report_in r cross join lateral jsonb_array_elements(r.deliveries) dd
+    where r.applies
+  ) x
+  where d.idempotency_key = x.ikey and d.execution_id = x.execution_id
+    and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent';
+
+  -- next status of each execution
+  with nxt as (
+    select r.n, e.id,
+      case
+        when r.status in ('completed', 'skipped', 'failed') then r.status
+        when r.status = 'retry' and e.attempt >= e.max_attempts then 'failed'
+        when r.status = 'retry' and e.deadline_at is not null and r.at > e.deadline_at then 'failed'
+        when r.status = 'snoozed' and e.deadline_at is not null and r.at > e.deadline_at then 'failed'
+        else 'pending'
+      end as new_status,
+      case
+        when r.status = 'failed' then coalesce(r.error_code, 'internal_error')
+        when r.status = 'skipped' then r.error_code
+        when r.status = 'retry' and e.attempt >= e.max_attempts then 'max_attempts'
+        when r.status in ('retry', 'snoozed') and e.deadline_at is not null and r.at > e.deadline_at then 'expired'
+        when r.status = 'retry' then coalesce(r.error_code, 'provider_unavailable')
+        else null
+      end as new_code,
+      r.at, r.status as outcome, r.error_message, r.step_index, r.actions_executed
+    from (
+      select r.*, case
+          when r.status = 'retry' then
+            public.automation_next_attempt(now() + coalesce(make_interval(secs => r.retry_after), public.automation_backoff(e.attempt)),
+                                           o.timezone, o.send_window_start, o.send_window_end, e.deadline_at)
+          when r.status = 'snoozed' then
+            public.automation_next_attempt(greatest(r.snooze_until, now()), o.timezone, o.send_window_start, o.send_window_end, e.deadline_at)
+        end as at
+      from pg_temp.automation_report_in r
+      join public.automation_execution_logs e on e.id = r.execution_id
+      left join public.automation_src_organizations o on o.id = e.organization_id
+      where r.applies
+    ) r
+    join public.automation_execution_logs e on e.id = r.execution_id
+  ), upd as (
+    update public.automation_execution_logs e set
+      status = nxt.new_status,
+      error_code = nxt.new_code,
+      error_message = case when nxt.new_status = 'completed' then null
+                           when nxt.new_code = 'expired' and nxt.error_message is null then 'the next attempt would pass the deadline'
+                           else nxt.error_message end,
+      actions_executed = e.actions_executed + greatest(nxt.actions_executed, 0),
+      lease_token = null, lease_expires_at = null,
+      completed_at = case when nxt.new_status in ('completed', 'skipped', 'failed') then now() end,
+      next_attempt_at = case when nxt.new_status = 'pending' then nxt.at else e.next_attempt_at end,
+      dispatched_at = case when nxt.new_status = 'pending' then null else e.dispatched_at end,
+      step_index = case when nxt.outcome = 'snoozed' then greatest(nxt.step_index, 0) else e.step_index end,
+      -- a delay does not consume an attempt
+      attempt = case when nxt.outcome = 'snoozed' and nxt.new_status = 'pending' then greatest(e.attempt - 1, 0) else e.attempt end
+    from nxt where e.id = nxt.id
+    returning nxt.n, e.status
+  )
+  update pg_temp.automation_report_in r set new_status = upd.status from upd where upd.n = r.n;
+
+  select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+      'execution_id', r.execution_id, 'applied', r.applies,
+      'status', coalesce(r.new_status, e.status, ''), 'reason', case when not r.applies then r.reason end))
+    order by r.n), '[]'::jsonb)
+  into v_out
+  from pg_temp.automation_report_in r
+  left join public.automation_execution_logs e on e.id = r.execution_id;
+  return v_out;
+end
+$$;
+comment on function public.automation_report(jsonb) is
+  'Applies outcomes (automation.Outcome[]) fenced by lease token: finishes listed deliveries, then moves each execution to completed/skipped/failed, or pending (retry with backoff + jitter, snooze without consuming an attempt, both snapped into the send window), or failed with max_attempts/expired. Counters and analytics follow once (trigger). Answers automation.Reported[] in input order; a stale token changes nothing (stale_lease).';
+
+revoke all on function public.automation_claim_document(public.automation_execution_logs),
+  public.automation_claim(text, uuid[], integer, integer),
+  public.automation_begin_deliveries(jsonb),
+  public.automation_report(jsonb)
+  from public, anon, authenticated;
+grant execute on function public.automation_claim(text, uuid[], integer, integer),
+  public.automation_begin_deliveries(jsonb),
+  public.automation_report(jsonb)
+  to service_role;

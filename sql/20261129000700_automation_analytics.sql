@@ -1,0 +1,89 @@
+-- dueflow analytics and housekeeping.
+
+create or replace function public.update_automation_analytics(p_days integer default 2)
+returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_count integer;
+begin
+  -- Recompute the last p_days days (UTC) from the executions and the
+  -- deliveries ledger and overwrite: running it any number of times gives
+  -- the same figures (never re-added).
+  with days as (
+    select (current_date - g)::date as d from generate_series(0, greatest(p_days, 1) - 1) g
+  ), ex as (
+    select e.organization_id, e.workflow_id, e.completed_at::date as d,
+           count(*) as executions,
+           count(*) filter (where e.status = 'completed') as completed,
+           count(*) filter (where e.status = 'failed') as failed,
+           count(*) filter (where e.status = 'skipped') as skipped
+    from public.automation_execution_logs e
+    where e.completed_at >= (select min(d) from days)
+      and e.status in ('completed', 'failed', 'skipped', 'cancelled')
+    group by 1, 2, 3
+  ), dl as (
+    select e.organization_id, e.workflow_id, d.sent_at::date as d,
+           count(*) filter (where d.channel = 'email') as emails_sent,
+           count(*) filter (where d.channel = 'sms') as sms_sent
+    from public.automation_deliveries d
+    join public.automation_execution_logs e on e.id = d.execution_id
+    where d.status = 'sent' and d.sent_at >= (select min(d) from days)
+    group by 1, 2, 3
+  ), agg as (
+    select coalesce(ex.organization_id, dl.organization_id) as organization_id,
+           coalesce(ex.workflow_id, dl.workflow_id) as workflow_id,
+           coalesce(ex.d, dl.d) as d,
+           coalesce(ex.executions, 0) as executions, coalesce(ex.completed, 0) as completed,
+           coalesce(ex.failed, 0) as failed, coalesce(ex.skipped, 0) as skipped,
+           coalesce(dl.emails_sent, 0) as emails_sent, coalesce(dl.sms_sent, 0) as sms_sent
+    from ex full join dl on dl.organization_id = ex.organization_id and dl.workflow_id = ex.workflow_id and dl.d = ex.d
+  ), up as (
+    insert into public.automation_analytics as a
+      (organization_id, workflow_id, date, executions, completed, failed, skipped, emails_sent, sms_sent)
+    select organization_id, workflow_id, d, executions, completed, failed, skipped, emails_sent, sms_sent
+    from agg
+    where exists (select 1 from public.automation_workflows w where w.id = agg.workflow_id)
+    on conflict (organization_id, workflow_id, date) do update set
+      executions = excluded.executions, completed = excluded.completed, failed = excluded.failed,
+      skipped = excluded.skipped, emails_sent = excluded.emails_sent, sms_sent = excluded.sms_sent,
+      updated_at = now()
+    where (a.executions, a.completed, a.failed, a.skipped, a.emails_sent, a.sms_sent)
+      is distinct from (excluded.executions, excluded.completed, excluded.failed, excluded.skipped,
+                        excluded.emails_sent, excluded.sms_sent)
+    returning 1
+  )
+  select count(*) into v_count from up;
+  return v_count;
+end
+$$;
+comment on function public.update_automation_analytics(integer) is
+  'Reconciles automation_analytics for the last p_days days (UTC) with the executions and deliveries (overwrites, idempotent). Returns the number of rows corrected.';
+
+create or replace function public.automation_cleanup(
+  p_keep_cron_runs interval default interval '7 days',
+  p_keep_executions interval default interval '90 days')
+returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_runs integer := 0;
+  v_execs integer := 0;
+begin
+  if to_regclass('cron.job_run_details') is not null then
+    execute 'delete from cron.job_run_details where end_time < now() - $1' using p_keep_cron_runs;
+    get diagnostics v_runs = row_count;
+  end if;
+  delete from public.automation_execution_logs e
+  where e.status in ('completed', 'failed', 'skipped', 'cancelled')
+    and e.completed_at < now() - p_keep_executions;
+  get diagnostics v_execs = row_count;
+  if to_regclass('net._http_response') is not null then
+    execute 'delete from net._http_response where created < now() - $1' using p_keep_cron_runs;
+  end if;
+  return v_runs + v_execs;
+end
+$$;
+comment on function public.automation_cleanup(interval, interval) is
+  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs, finished executions (and their deliveries) older than p_keep_executions, and old pg_net responses. Returns rows deleted (runs + executions).';
+
+revoke all on function public.update_automation_analytics(integer), public.automation_cleanup(interval, interval)
+  from public, anon, authenticated;
+grant execute on function public.update_automation_analytics(integer), public.automation_cleanup(interval, interval)
+  to service_role;
