@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/dueflow/dueflow/internal/devstack"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
@@ -229,33 +229,39 @@ func signEvent(ev *urlEvent, secret string) (bool, error) {
 	return true, nil
 }
 
-// buildFunction builds functions/<fn> for the host (the RIE runs it
-// natively) into dir/bootstrap, as provided.al2023 expects.
-func buildFunction(ctx context.Context, root, fn, dir string, out io.Writer) (string, error) {
-	if _, err := os.Stat(filepath.Join(root, "functions", fn)); err != nil {
-		return "", fmt.Errorf("function %s: %w", fn, err)
-	}
-	bin := filepath.Join(dir, "bootstrap")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-o", bin, "./functions/"+fn)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build functions/%s: %w", fn, err)
-	}
-	return bin, nil
-}
-
 // invokeResult is what runInvoke prints.
 type invokeResult struct {
 	FunctionError bool
 	Payload       []byte
 }
 
-// runFunction is set by stack_devstack.go: it runs bootstrap once under
-// bin/aws-lambda-rie with env and the event, and returns the function's
-// result; logs go to logDir.
-var runFunction func(ctx context.Context, root, fn, bootstrap string, env []string, logDir string, payload []byte, logger *slog.Logger) (invokeResult, []string, error)
+// runFunction builds functions/<fn> for the host (devstack.BuildFunctions)
+// and runs it once under bin/aws-lambda-rie (devstack's RIE runner) with env
+// and payload. It returns the result and the function's log file.
+func runFunction(ctx context.Context, root, fn, workDir string, env []string, payload []byte, logger *slog.Logger) (invokeResult, string, error) {
+	rie, err := devstack.ToolPath(root, "aws-lambda-rie")
+	if err != nil {
+		return invokeResult{}, "", err
+	}
+	built, err := devstack.BuildFunctions(ctx, root, workDir, "./functions/"+fn)
+	if err != nil {
+		return invokeResult{}, "", err
+	}
+	f := devstack.NewFunction(devstack.FunctionSpec{Name: fn, Bootstrap: built[fn], Env: env}, rie, filepath.Join(workDir, "logs"), logger)
+	logPath := f.LogPath(0)
+	if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return invokeResult{}, "", fmt.Errorf("clear %s: %w", logPath, err)
+	}
+	if err := f.Start(ctx); err != nil {
+		return invokeResult{}, logPath, err
+	}
+	defer func() { _ = f.Stop(context.WithoutCancel(ctx)) }()
+	res, fnErr, err := f.Invoke(ctx, payload)
+	if err != nil {
+		return invokeResult{}, logPath, err
+	}
+	return invokeResult{FunctionError: fnErr, Payload: res}, logPath, nil
+}
 
 func runInvoke(ctx context.Context, root string, opts invokeOptions, stdout, stderr io.Writer) error {
 	eventPath := opts.Event
@@ -294,24 +300,14 @@ func runInvoke(ctx context.Context, root string, opts invokeOptions, stdout, std
 		return fmt.Errorf("encode the event: %w", err)
 	}
 
-	work := filepath.Join(opts.StateDir, "invoke", opts.Fn)
-	fmt.Fprintf(stderr, "invoke: building functions/%s for %s/%s\n", opts.Fn, runtime.GOOS, runtime.GOARCH)
-	bootstrap, err := buildFunction(ctx, root, opts.Fn, work, stderr)
-	if err != nil {
-		return err
-	}
-	if runFunction == nil {
-		return errors.New("this build has no Lambda RIE runner (internal/devstack)")
-	}
+	work := filepath.Join(opts.StateDir, "invoke")
+	fmt.Fprintf(stderr, "invoke: building functions/%s for %s/%s and running it under bin/aws-lambda-rie\n", opts.Fn, runtime.GOOS, runtime.GOARCH)
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	fmt.Fprintf(stderr, "invoke: running %s under bin/aws-lambda-rie\n", opts.Fn)
-	res, logs, err := runFunction(ctx, root, opts.Fn, bootstrap, env, filepath.Join(work, "logs"), payload, logger)
-	for _, l := range logs {
-		if b, rerr := os.ReadFile(l); rerr == nil && len(b) > 0 {
-			fmt.Fprintf(stderr, "---- function log (%s)\n%s", l, b)
-			if !bytes.HasSuffix(b, []byte("\n")) {
-				fmt.Fprintln(stderr)
-			}
+	res, logPath, err := runFunction(ctx, root, opts.Fn, work, env, payload, logger)
+	if b, rerr := os.ReadFile(logPath); logPath != "" && rerr == nil && len(b) > 0 {
+		fmt.Fprintf(stderr, "---- function log (%s)\n%s", logPath, b)
+		if !bytes.HasSuffix(b, []byte("\n")) {
+			fmt.Fprintln(stderr)
 		}
 	}
 	if err != nil {
