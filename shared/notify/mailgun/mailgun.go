@@ -1,0 +1,162 @@
+// Package mailgun sends email through the Mailgun HTTP API (mailgun-go):
+// POST {base}/v3/{domain}/messages with basic auth api:{key}. The delivery's
+// idempotency key travels as the custom variable v:idempotency_key and as a
+// derived Message-Id header (Mailgun itself does not deduplicate; a
+// receiving system can).
+package mailgun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+
+	mg "github.com/mailgun/mailgun-go/v4"
+
+	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/render"
+)
+
+// ProviderName is recorded in the delivery ledger.
+const ProviderName = "mailgun"
+
+// Config configures the Mailgun sender.
+type Config struct {
+	Domain   string // sending domain (MAILGUN_DOMAIN)
+	APIKey   string // MAILGUN_API_KEY
+	APIBase  string // MAILGUN_API_BASE, e.g. https://api.eu.mailgun.net; "/v3" is added when missing; empty = US region
+	From     string // default sender address
+	FromName string // default sender name
+	// HTTPClient is used for every call (timeouts, test servers); nil = http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Sender sends email through Mailgun. It is safe for concurrent use.
+type Sender struct {
+	cfg Config
+}
+
+// New checks the configuration and returns a Sender.
+func New(cfg Config) (*Sender, error) {
+	if strings.TrimSpace(cfg.Domain) == "" || strings.TrimSpace(cfg.APIKey) == "" {
+		return nil, errors.New("mailgun: domain and API key are required")
+	}
+	if cfg.APIBase == "" {
+		cfg.APIBase = mg.APIBase
+	}
+	cfg.APIBase = strings.TrimRight(cfg.APIBase, "/")
+	if !strings.HasSuffix(cfg.APIBase, "/v3") {
+		cfg.APIBase += "/v3"
+	}
+	return &Sender{cfg: cfg}, nil
+}
+
+// Name returns "mailgun".
+func (s *Sender) Name() string { return ProviderName }
+
+// Send hands one email to Mailgun; the Result's MessageID is Mailgun's id.
+func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, error) {
+	fromAddr := firstNonEmpty(m.From, s.cfg.From)
+	if fromAddr == "" {
+		return notify.Result{}, notify.Permanent(ProviderName, 0, errors.New("no sender address"))
+	}
+	from := (&mail.Address{Name: firstNonEmpty(m.FromName, s.cfg.FromName), Address: fromAddr}).String()
+	if _, err := mail.ParseAddress(m.To); err != nil {
+		return notify.Result{}, notify.InvalidRecipient(ProviderName, 0, fmt.Errorf("recipient address: %w", err))
+	}
+	text := m.Text
+	if strings.TrimSpace(text) == "" && m.HTML != "" {
+		text = render.StripTags(m.HTML)
+	}
+
+	client, ex := notify.InstrumentedClient(ctx, s.cfg.HTTPClient, nil)
+	api := mg.NewMailgun(s.cfg.Domain, s.cfg.APIKey)
+	api.SetAPIBase(s.cfg.APIBase)
+	api.SetClient(client)
+
+	msg := mg.NewMessage(from, m.Subject, text, m.To)
+	if m.HTML != "" {
+		msg.SetHTML(m.HTML)
+	}
+	if m.ReplyTo != "" {
+		msg.SetReplyTo(m.ReplyTo)
+	}
+	if m.IdempotencyKey != "" {
+		if err := msg.AddVariable("idempotency_key", m.IdempotencyKey); err != nil {
+			return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("variable: %w", err))
+		}
+		msg.AddHeader("Message-Id", "<"+notify.MessageID(m.IdempotencyKey, fromAddr)+">")
+	}
+	for k, v := range m.Tags {
+		if err := msg.AddVariable(k, v); err != nil {
+			return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("variable %s: %w", k, err))
+		}
+	}
+
+	_, id, err := api.Send(ctx, msg)
+	var ue *mg.UnexpectedResponseError
+	if err != nil && !errors.As(err, &ue) && ex.Status >= 200 && ex.Status < 300 {
+		// Mailgun accepted the message but its answer was unreadable: the
+		// message is on its way, so this is a success without an id (a
+		// retry would send it twice).
+		return notify.Result{Provider: ProviderName}, nil
+	}
+	if err != nil {
+		return notify.Result{}, classify(err, ex)
+	}
+	return notify.Result{Provider: ProviderName, MessageID: strings.Trim(id, "<>")}, nil
+}
+
+// classify maps a mailgun-go error to a *notify.Error.
+func classify(err error, ex *notify.Exchange) *notify.Error {
+	var ue *mg.UnexpectedResponseError
+	if errors.As(err, &ue) {
+		reason := apiMessage(ue.Data)
+		cause := fmt.Errorf("mailgun api: %s", reason)
+		if ue.Actual == http.StatusBadRequest && invalidRecipient(reason) {
+			return notify.InvalidRecipient(ProviderName, ue.Actual, cause)
+		}
+		return notify.HTTPError(ProviderName, ue.Actual, ex.Header, cause)
+	}
+	if errors.Is(err, mg.ErrInvalidMessage) {
+		return notify.Permanent(ProviderName, 0, err)
+	}
+	return notify.TransportError(ProviderName, err)
+}
+
+// apiMessage extracts Mailgun's {"message": "..."} from an error body.
+func apiMessage(body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		return truncate(e.Message, 200)
+	}
+	return truncate(strings.TrimSpace(string(body)), 200)
+}
+
+func invalidRecipient(msg string) bool {
+	l := strings.ToLower(msg)
+	return strings.Contains(l, "'to' parameter is not a valid address") ||
+		strings.Contains(l, "to parameter is not a valid address") ||
+		(strings.Contains(l, "not a valid address") && strings.Contains(l, "to"))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if strings.TrimSpace(x) != "" {
+			return x
+		}
+	}
+	return ""
+}
