@@ -19,6 +19,7 @@ declare
   v_scheme text;
   v_host text;
   v_port integer;
+  v_url text;
   v_key bytea;
   v_secret_id uuid;
   v_row public.automation_endpoints;
@@ -38,6 +39,7 @@ begin
   end if;
   v_scheme := lower(v_parts[1]);
   v_host := lower(v_parts[2]);
+  v_url := v_scheme || substr(p_url, length(v_parts[1]) + 1);
   if v_parts[3] is not null then
     v_port := substr(v_parts[3], 2)::integer;
     if v_port < 1 or v_port > 65535 then
@@ -83,7 +85,7 @@ begin
   end if;
 
   insert into public.automation_endpoints as e (action, url)
-  values (p_action, p_url)
+  values (p_action, v_url)
   on conflict (action) do update
     set url = excluded.url, enabled = true, updated_at = now();
 
