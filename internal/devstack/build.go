@@ -117,3 +117,16 @@ func ToolPath(root, name string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found in $DUEFLOW_BIN, %s/bin or PATH (run `make tools`)", name, root)
 }
+
+// TempStateDir makes a fresh state directory under the system temp dir that
+// the postgres user can reach (needed when running as root), for tests.
+func TempStateDir(prefix string) (string, error) {
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,123 @@
+package devstack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/smtp"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/webhook"
+)
+
+// TestStackDispatchesSignedFunctionURLCalls runs the stack with the echo
+// function as send-reminder: a due execution is posted by
+// process_pending_automations through the pg_net stand-in and the gateway to
+// the function under the RIE, with a Standard Webhooks signature the shared
+// verifier accepts; Close leaves no process and no port behind.
+func TestStackDispatchesSignedFunctionURLCalls(t *testing.T) {
+	ctx := context.Background()
+	root, err := FindRoot(".")
+	require.NoError(t, err)
+	var lines []string
+	state, err := TempStateDir("devstack-stack-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+	s, err := Start(ctx, Config{
+		Root:           root,
+		StateDir:       state,
+		Functions:      []string{"send-reminder"},
+		BuiltFunctions: map[string]string{"send-reminder": echoBootstrap},
+		NoCron:         true,
+		FastPostgres:   true,
+		UseMailpit:     true,
+		Progress:       func(m string) { lines = append(lines, m) },
+	})
+	require.NoError(t, err)
+	defer s.Close(ctx)
+	assert.NotEmpty(t, lines)
+
+	var wf, exec string
+	org := "7f1d7f1c-0000-4000-8000-000000000001"
+	require.NoError(t, s.Pool().QueryRow(ctx, `insert into automation_workflows (organization_id, name, trigger_type) values ($1, 'wf', 'maintenance_due') returning id`, org).Scan(&wf))
+	require.NoError(t, s.Pool().QueryRow(ctx, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type)
+		values ($1, $2, 'send-reminder', 'maintenance_due', 'k1', 'organization') returning id`, wf, org).Scan(&exec))
+
+	res, err := s.Tick(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Requests, res.String())
+	r := res.Responses[0]
+	require.Equal(t, 201, r.StatusCode, r.ErrorMsg)
+	assert.Equal(t, s.GatewayURL()+"/functions/v1/send-reminder", r.URL)
+
+	var out struct {
+		Event events.LambdaFunctionURLRequest `json:"event"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.Content), &out))
+	ev := out.Event
+	v, err := webhook.NewVerifier(s.WebhookSecret(), "send-reminder")
+	require.NoError(t, err)
+	h := http.Header{}
+	for k, val := range ev.Headers {
+		h.Set(k, val)
+	}
+	req, err := v.VerifyAndDecode([]byte(ev.Body), h)
+	require.NoError(t, err, "the SQL signature verifies with the shared Go verifier")
+	require.Len(t, req.ExecutionIDs, 1)
+	assert.Equal(t, exec, req.ExecutionIDs[0].String())
+
+	var stored int
+	require.NoError(t, s.Pool().QueryRow(ctx, `select status_code from net._http_response where id = $1`, r.ID).Scan(&stored))
+	assert.Equal(t, 201, stored)
+
+	// the service-role key works against the PostgREST stand-in through the gateway
+	rpc, _ := http.NewRequest(http.MethodPost, s.GatewayURL()+"/rest/v1/rpc/automation_claim", strings.NewReader(`{"p_action":"send-reminder","p_ids":["`+exec+`"]}`))
+	rpc.Header.Set("Authorization", "Bearer "+s.ServiceRoleKey())
+	rpc.Header.Set("apikey", s.ServiceRoleKey())
+	rpc.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(rpc)
+	require.NoError(t, err)
+	var claimed []map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&claimed))
+	resp.Body.Close()
+	require.Len(t, claimed, 1)
+
+	// Mailpit receives SMTP and Emails reads it back through its API
+	host := "127.0.0.1:" + fmt.Sprint(s.mailpit.SMTPPort())
+	msg := "From: a@x.test\r\nTo: b@y.test\r\nSubject: hello\r\nContent-Type: text/plain\r\n\r\nbody text\r\n"
+	require.NoError(t, smtp.SendMail(host, nil, "a@x.test", []string{"b@y.test"}, []byte(msg)))
+	emails, err := s.Emails(ctx)
+	require.NoError(t, err)
+	require.Len(t, emails, 1)
+	assert.Equal(t, "hello", emails[0].Subject)
+	assert.Equal(t, []string{"b@y.test"}, emails[0].To)
+	assert.Contains(t, emails[0].Text, "body text")
+
+	procs := s.Processes()
+	require.NotEmpty(t, procs["postgres"])
+	require.NotEmpty(t, procs["rie:send-reminder"])
+	require.NotEmpty(t, procs["mailpit"])
+	gw := strings.TrimPrefix(s.GatewayURL(), "http://")
+	require.NoError(t, s.Close(ctx))
+	for role, pids := range procs {
+		for _, pid := range pids {
+			assert.False(t, alive(pid), "%s pid %d still running after Close", role, pid)
+		}
+	}
+	for _, addr := range []string{gw, host} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		assert.Error(t, err, "%s still accepting after Close", addr)
+	}
+}
