@@ -1,0 +1,325 @@
+// Package config reads a function's configuration from the environment,
+// reporting every missing or invalid variable at once, and builds the
+// message senders it names. Secret values are never printed: they are held
+// as Secret, which formats and logs as "[redacted]".
+package config
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dueflow/dueflow/shared/webhook"
+)
+
+// Secret is a configuration value that must never be printed or logged.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+// String redacts the secret.
+func (s Secret) String() string { return redacted }
+
+// GoString redacts the secret (%#v).
+func (s Secret) GoString() string { return redacted }
+
+// LogValue redacts the secret in slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON redacts the secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
+
+// Provider names.
+const (
+	EmailSMTP    = "smtp"
+	EmailMailgun = "mailgun"
+	SMSTwilio    = "twilio"
+	SMSTelnyx    = "telnyx"
+	SMSNone      = "none"
+)
+
+// SMTP is the smtp email provider's configuration.
+type SMTP struct {
+	Host     string
+	Port     int // 0 = the TLS mode's default port
+	Username string
+	Password Secret
+	TLS      string // starttls | tls | none
+}
+
+// Mailgun is the mailgun email provider's configuration.
+type Mailgun struct {
+	Domain  string
+	APIKey  Secret
+	APIBase string // optional
+}
+
+// Twilio is the twilio SMS provider's configuration.
+type Twilio struct {
+	AccountSID string
+	AuthToken  Secret
+	APIBase    string // optional
+}
+
+// Telnyx is the telnyx SMS provider's configuration.
+type Telnyx struct {
+	APIKey             Secret
+	MessagingProfileID string
+	APIBase            string
+}
+
+// Config is a function's configuration.
+type Config struct {
+	SupabaseURL    string
+	ServiceRoleKey Secret
+	WebhookSecret  Secret
+
+	EmailProvider string // smtp | mailgun
+	EmailFrom     string
+	EmailFromName string
+	SMTP          SMTP
+	Mailgun       Mailgun
+
+	SMSProvider string // twilio | telnyx | none
+	SMSFrom     string
+	Twilio      Twilio
+	Telnyx      Telnyx
+
+	Concurrency  int
+	LeaseSeconds int
+	RPCTimeout   time.Duration
+	MaxBodyBytes int
+	MaxIDs       int
+	LogLevel     slog.Level
+}
+
+// Defaults.
+const (
+	DefaultConcurrency  = 8
+	DefaultLeaseSeconds = 300
+	DefaultRPCTimeout   = 10 * time.Second
+	DefaultMaxBodyBytes = 65536
+	DefaultMaxIDs       = 500
+	DefaultTelnyxBase   = "https://api.telnyx.com"
+)
+
+// Error lists every problem of a configuration.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	noun := "problems"
+	if len(e.Problems) == 1 {
+		noun = "problem"
+	}
+	return fmt.Sprintf("config: %d %s: %s", len(e.Problems), noun, strings.Join(e.Problems, "; "))
+}
+
+// FromEnv reads the process environment.
+func FromEnv() (*Config, error) { return Load(os.Getenv) }
+
+// Load reads the configuration through getenv (os.Getenv, or a map in
+// tests). An empty value counts as unset.
+func Load(getenv func(string) string) (*Config, error) {
+	p := &parser{getenv: getenv}
+	c := &Config{}
+
+	c.SupabaseURL = p.url("SUPABASE_URL", true)
+	c.ServiceRoleKey = Secret(p.str("SUPABASE_SERVICE_ROLE_KEY", true))
+	if k := c.ServiceRoleKey.Value(); k != "" {
+		if role, ok := jwtRole(k); !ok {
+			p.bad("SUPABASE_SERVICE_ROLE_KEY is not a JWT")
+		} else if role != "service_role" {
+			p.bad(fmt.Sprintf("SUPABASE_SERVICE_ROLE_KEY has role %q, want service_role", role))
+		}
+	}
+	c.WebhookSecret = Secret(p.str("DUEFLOW_WEBHOOK_SECRET", true))
+	if s := c.WebhookSecret.Value(); s != "" {
+		b64, ok := strings.CutPrefix(s, "whsec_")
+		key, err := base64.StdEncoding.DecodeString(b64)
+		switch {
+		case !ok:
+			p.bad("DUEFLOW_WEBHOOK_SECRET must start with whsec_")
+		case err != nil:
+			p.bad("DUEFLOW_WEBHOOK_SECRET is not whsec_<base64>")
+		case len(key) < webhook.MinSecretBytes:
+			p.bad(fmt.Sprintf("DUEFLOW_WEBHOOK_SECRET key has %d bytes, want at least %d", len(key), webhook.MinSecretBytes))
+		}
+	}
+
+	c.EmailProvider = p.oneOf("EMAIL_PROVIDER", "", EmailSMTP, EmailMailgun)
+	c.EmailFrom = p.str("EMAIL_FROM", true)
+	if c.EmailFrom != "" {
+		if _, err := mail.ParseAddress(c.EmailFrom); err != nil {
+			p.bad(fmt.Sprintf("EMAIL_FROM %q is not an email address", c.EmailFrom))
+		}
+	}
+	c.EmailFromName = p.str("EMAIL_FROM_NAME", false)
+	switch c.EmailProvider {
+	case EmailSMTP:
+		c.SMTP = SMTP{
+			Host:     p.str("SMTP_HOST", true),
+			Port:     p.int("SMTP_PORT", 0, 1, 65535),
+			Username: p.str("SMTP_USERNAME", false),
+			Password: Secret(p.str("SMTP_PASSWORD", false)),
+			TLS:      p.oneOf("SMTP_TLS", "starttls", "starttls", "tls", "none"),
+		}
+		if (c.SMTP.Username == "") != (c.SMTP.Password == "") {
+			p.bad("SMTP_USERNAME and SMTP_PASSWORD must be set together")
+		}
+	case EmailMailgun:
+		c.Mailgun = Mailgun{
+			Domain:  p.str("MAILGUN_DOMAIN", true),
+			APIKey:  Secret(p.str("MAILGUN_API_KEY", true)),
+			APIBase: p.url("MAILGUN_API_BASE", false),
+		}
+	}
+
+	c.SMSProvider = p.oneOf("SMS_PROVIDER", SMSNone, SMSTwilio, SMSTelnyx, SMSNone)
+	switch c.SMSProvider {
+	case SMSTwilio:
+		c.SMSFrom = p.str("SMS_FROM", true)
+		c.Twilio = Twilio{
+			AccountSID: p.str("TWILIO_ACCOUNT_SID", true),
+			AuthToken:  Secret(p.str("TWILIO_AUTH_TOKEN", true)),
+			APIBase:    p.url("TWILIO_API_BASE", false),
+		}
+	case SMSTelnyx:
+		c.Telnyx = Telnyx{
+			APIKey:             Secret(p.str("TELNYX_API_KEY", true)),
+			MessagingProfileID: p.str("TELNYX_MESSAGING_PROFILE_ID", false),
+			APIBase:            p.url("TELNYX_API_BASE", false),
+		}
+		if c.Telnyx.APIBase == "" {
+			c.Telnyx.APIBase = DefaultTelnyxBase
+		}
+		c.SMSFrom = p.str("SMS_FROM", c.Telnyx.MessagingProfileID == "")
+	default:
+		c.SMSFrom = p.str("SMS_FROM", false)
+	}
+
+	c.Concurrency = p.int("DUEFLOW_CONCURRENCY", DefaultConcurrency, 1, 256)
+	c.LeaseSeconds = p.int("DUEFLOW_LEASE_SECONDS", DefaultLeaseSeconds, 30, 86400)
+	c.RPCTimeout = p.duration("DUEFLOW_RPC_TIMEOUT", DefaultRPCTimeout)
+	c.MaxBodyBytes = p.int("DUEFLOW_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 16<<20)
+	c.MaxIDs = p.int("DUEFLOW_MAX_IDS", DefaultMaxIDs, 1, 10000)
+	switch lv := strings.ToLower(p.str("LOG_LEVEL", false)); lv {
+	case "", "info":
+		c.LogLevel = slog.LevelInfo
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		p.bad(fmt.Sprintf("LOG_LEVEL %q is not one of debug, info, warn, error", lv))
+	}
+
+	if len(p.problems) > 0 {
+		return nil, &Error{Problems: p.problems}
+	}
+	return c, nil
+}
+
+// jwtRole reads the role claim of a JWT without verifying it (the function
+// does not know the signing secret; PostgREST verifies it).
+func jwtRole(tok string) (string, bool) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		Role string `json:"role"`
+	}
+	if json.Unmarshal(b, &claims) != nil {
+		return "", false
+	}
+	return claims.Role, true
+}
+
+type parser struct {
+	getenv   func(string) string
+	problems []string
+}
+
+func (p *parser) bad(msg string) { p.problems = append(p.problems, msg) }
+
+func (p *parser) str(name string, required bool) string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" && required {
+		p.bad(name + " is required")
+	}
+	return v
+}
+
+func (p *parser) url(name string, required bool) string {
+	v := p.str(name, required)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.bad(fmt.Sprintf("%s %q is not an http(s) URL", name, v))
+		return ""
+	}
+	return strings.TrimRight(v, "/")
+}
+
+// oneOf reads an enumerated value; def "" makes it required.
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(p.str(name, def == ""))
+	if v == "" {
+		return def
+	}
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.bad(fmt.Sprintf("%s %q is not one of %s", name, v, strings.Join(allowed, ", ")))
+	return ""
+}
+
+func (p *parser) int(name string, def, lo, hi int) int {
+	v := p.str(name, false)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.bad(fmt.Sprintf("%s %q is not a number", name, v))
+		return def
+	}
+	if n < lo || n > hi {
+		p.bad(fmt.Sprintf("%s %d is out of range [%d, %d]", name, n, lo, hi))
+		return def
+	}
+	return n
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := p.str(name, false)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.bad(fmt.Sprintf("%s %q is not a positive duration (e.g. 10s)", name, v))
+		return def
+	}
+	return d
+}
