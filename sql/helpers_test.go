@@ -118,3 +118,8 @@ func execIDs(t testing.TB, db pgtest.DB, wf uuid.UUID) []uuid.UUID {
 	require.NoError(t, json.Unmarshal(raw, &out))
 	return out
 }
+
+func deliveryFor(exec, lease uuid.UUID) automation.DeliveryIntent {
+	return automation.DeliveryIntent{ExecutionID: exec, LeaseToken: lease, Channel: "email", Recipient: "x@x.test", Provider: "smtp",
+		IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
+}

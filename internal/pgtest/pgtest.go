@@ -172,7 +172,7 @@ func createClone(ctx context.Context, c *pgcluster.Cluster, name string) error {
 	defer admin.Close(ctx)
 	var lastErr error
 	for i := 0; i < 50; i++ {
-		_, lastErr = admin.Exec(ctx, fmt.Sprintf("create database %s template %s", pgx.Identifier{name}.Sanitize(), TemplateDB))
+		_, lastErr = admin.Exec(ctx, fmt.Sprintf("create database %s template %s strategy file_copy", pgx.Identifier{name}.Sanitize(), TemplateDB))
 		if lastErr == nil {
 			return nil
 		}
