@@ -1,0 +1,291 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/internal/postgrest"
+	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/engine"
+	"github.com/dueflow/dueflow/shared/notify/smtpmail"
+	"github.com/dueflow/dueflow/shared/phone"
+	"github.com/dueflow/dueflow/shared/supabase"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const jwtSecret = "integration-jwt-secret-with-32-chars-or-more"
+
+var bg = context.Background()
+
+// stack is the real SQL behind the PostgREST stand-in, the supabase
+// adapter, the real SMTP sender and an in-process SMTP server.
+type stack struct {
+	db    *pgxpool.Pool
+	store *supabase.Client
+	smtp  *devstack.SMTPCapture
+	email *smtpmail.Sender
+}
+
+func newStack(t testing.TB) *stack {
+	t.Helper()
+	db, _ := pgtest.NewDB(t)
+	srv := httptest.NewServer(postgrest.New(db, jwtSecret, slog.New(slog.NewJSONHandler(io.Discard, nil))))
+	t.Cleanup(srv.Close)
+	key, err := postgrest.SignJWT(jwtSecret, "service_role", time.Hour)
+	require.NoError(t, err)
+	store, err := supabase.New(supabase.Config{URL: srv.URL, Key: key, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	capture, err := devstack.StartSMTPCapture(0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = capture.Close(bg) })
+	email, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: capture.Port(), TLS: smtpmail.TLSNone,
+		From: "noreply@dueflow.test", Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	return &stack{db: db, store: store, smtp: capture, email: email}
+}
+
+func (s *stack) engine(t testing.TB, action string, store engine.Store) *engine.Engine {
+	t.Helper()
+	if store == nil {
+		store = s.store
+	}
+	e, err := engine.New(engine.Options{Action: action, Store: store, Email: s.email, Concurrency: 8,
+		NormalizePhone: phone.ParseE164, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	return e
+}
+
+// overdue creates an organisation with an all-day window, a workflow with
+// steps, and one overdue invoice per client email ("" = no email and no
+// phone); the real check creates the executions, made due now.
+func (s *stack) overdue(t testing.TB, steps string, emails ...string) (wf uuid.UUID, execs map[string]uuid.UUID) {
+	t.Helper()
+	org := pgtest.CreateOrg(t, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	wf = pgtest.CreateWorkflow(t, s.db, org, "invoice_overdue", `{"days_after_due":[1,7]}`, steps)
+	invs := map[uuid.UUID]string{}
+	for _, e := range emails {
+		phone := ""
+		if e != "" {
+			phone = "+15555550123"
+		}
+		client := pgtest.CreateClient(t, s.db, org, e, phone)
+		invs[pgtest.CreateInvoice(t, s.db, org, client, "sent", -3, "120.50")] = e
+	}
+	var n int
+	require.NoError(t, s.db.QueryRow(bg, `select check_overdue_invoices()`).Scan(&n))
+	require.Equal(t, len(emails), n)
+	s.makeDue(t)
+	execs = map[string]uuid.UUID{}
+	rows, err := s.db.Query(bg, `select id, subject_id from automation_execution_logs where workflow_id = $1`, wf)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id, inv uuid.UUID
+		require.NoError(t, rows.Scan(&id, &inv))
+		execs[invs[inv]] = id
+	}
+	require.NoError(t, rows.Err())
+	return wf, execs
+}
+
+func (s *stack) makeDue(t testing.TB) {
+	t.Helper()
+	_, err := s.db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '1 second' where status = 'pending'`)
+	require.NoError(t, err)
+}
+
+type execRow struct {
+	Status, ErrorCode string
+	Attempt, Step     int
+	Actions           int
+	NextAttemptAt     time.Time
+}
+
+func (s *stack) exec(t testing.TB, id uuid.UUID) execRow {
+	t.Helper()
+	var r execRow
+	require.NoError(t, s.db.QueryRow(bg, `select status, coalesce(error_code, ''), attempt, step_index, actions_executed, next_attempt_at
+		from automation_execution_logs where id = $1`, id).Scan(&r.Status, &r.ErrorCode, &r.Attempt, &r.Step, &r.Actions, &r.NextAttemptAt))
+	return r
+}
+
+type deliveryRow struct {
+	Step                         int
+	Channel, Recipient, Provider string
+	Status, MessageID            string
+	SentAt                       *time.Time
+}
+
+func (s *stack) deliveries(t testing.TB, id uuid.UUID) []deliveryRow {
+	t.Helper()
+	rows, err := s.db.Query(bg, `select step_index, channel, recipient, provider, status, coalesce(provider_message_id, ''), sent_at
+		from automation_deliveries where execution_id = $1 order by step_index, channel`, id)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []deliveryRow
+	for rows.Next() {
+		var d deliveryRow
+		require.NoError(t, rows.Scan(&d.Step, &d.Channel, &d.Recipient, &d.Provider, &d.Status, &d.MessageID, &d.SentAt))
+		out = append(out, d)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func process(t testing.TB, e *engine.Engine, ids ...uuid.UUID) automation.Summary {
+	t.Helper()
+	sum, err := e.Process(bg, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+	require.NoError(t, err)
+	return sum
+}
+
+func values(m map[string]uuid.UUID) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestIntegrationSendSkipAndLedger(t *testing.T) {
+	s := newStack(t)
+	_, execs := s.overdue(t, `[{"type":"send_email","subject":"Invoice {{invoice.number}}: {{invoice.balance}} due"}]`,
+		"ada@client.test", "", "paid@client.test")
+	_, err := s.db.Exec(bg, `update invoices set status = 'paid', balance = 0 where id = (select subject_id from automation_execution_logs where id = $1)`, execs["paid@client.test"])
+	require.NoError(t, err)
+
+	sum := process(t, s.engine(t, automation.ActionInvoiceReminder, nil), values(execs)...)
+	assert.Equal(t, automation.Summary{Action: automation.ActionInvoiceReminder, Requested: 3, Claimed: 3, Completed: 1, Skipped: 2}, sum)
+
+	// Exactly one email, to the real address.
+	msgs := s.smtp.Messages()
+	require.Len(t, msgs, 1)
+	assert.Equal(t, []string{"ada@client.test"}, msgs[0].EnvelopeTo)
+	assert.Contains(t, msgs[0].Subject, "$120.50")
+
+	sent := s.exec(t, execs["ada@client.test"])
+	assert.Equal(t, execRow{Status: "completed", Attempt: 1, Actions: 1, NextAttemptAt: sent.NextAttemptAt}, sent)
+	ds := s.deliveries(t, execs["ada@client.test"])
+	require.Len(t, ds, 1)
+	assert.Equal(t, "sent", ds[0].Status)
+	assert.Equal(t, "email", ds[0].Channel)
+	assert.Equal(t, "ada@client.test", ds[0].Recipient)
+	assert.Equal(t, "smtp", ds[0].Provider)
+	assert.NotEmpty(t, ds[0].MessageID)
+	assert.NotNil(t, ds[0].SentAt)
+
+	noRcpt := s.exec(t, execs[""])
+	assert.Equal(t, "skipped", noRcpt.Status)
+	assert.Equal(t, automation.ErrNoRecipient, noRcpt.ErrorCode)
+	assert.Empty(t, s.deliveries(t, execs[""]))
+
+	paid := s.exec(t, execs["paid@client.test"])
+	assert.Equal(t, "skipped", paid.Status)
+	assert.Equal(t, automation.ErrInvoiceSettled, paid.ErrorCode)
+
+	// A second ring for the same ids claims nothing and sends nothing.
+	sum = process(t, s.engine(t, automation.ActionInvoiceReminder, nil), values(execs)...)
+	assert.Zero(t, sum.Claimed)
+	assert.Equal(t, 1, s.smtp.Count())
+}
+
+// crashingStore loses every report: the function died after sending.
+type crashingStore struct{ engine.Store }
+
+func (crashingStore) Report(context.Context, []automation.Outcome) ([]automation.Reported, error) {
+	return nil, errors.New("killed before the report")
+}
+
+func TestIntegrationCrashAfterSendDoesNotResend(t *testing.T) {
+	s := newStack(t)
+	_, execs := s.overdue(t, `[]`, "ada@client.test")
+	id := execs["ada@client.test"]
+
+	_, err := s.engine(t, automation.ActionInvoiceReminder, crashingStore{s.store}).
+		Process(bg, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: []uuid.UUID{id}})
+	require.Error(t, err)
+	require.Equal(t, 1, s.smtp.Count())
+	assert.Equal(t, "sending", s.deliveries(t, id)[0].Status)
+
+	// The lease expires; the dispatcher's sweep takes the row back.
+	_, err = s.db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, id)
+	require.NoError(t, err)
+	_, err = s.db.Exec(bg, `select process_pending_automations()`)
+	require.NoError(t, err)
+	require.Equal(t, "pending", s.exec(t, id).Status)
+	s.makeDue(t)
+
+	sum := process(t, s.engine(t, automation.ActionInvoiceReminder, nil), id)
+	assert.Equal(t, 1, sum.Completed)
+	assert.Equal(t, 1, s.smtp.Count(), "the message went out twice")
+	row := s.exec(t, id)
+	assert.Equal(t, "completed", row.Status)
+	assert.Equal(t, 2, row.Attempt)
+	assert.Equal(t, "unknown", s.deliveries(t, id)[0].Status)
+}
+
+func TestIntegrationDelayResumesAtNextStep(t *testing.T) {
+	s := newStack(t)
+	_, execs := s.overdue(t, `[{"type":"send_email","subject":"first"},{"type":"delay","hours":2},{"type":"send_email","subject":"second"}]`, "ada@client.test")
+	id := execs["ada@client.test"]
+	e := s.engine(t, automation.ActionInvoiceReminder, nil)
+
+	sum := process(t, e, id)
+	assert.Equal(t, 1, sum.Snoozed)
+	row := s.exec(t, id)
+	assert.Equal(t, "pending", row.Status)
+	assert.Equal(t, 2, row.Step)
+	assert.Equal(t, 0, row.Attempt, "a delay does not consume an attempt")
+	assert.WithinDuration(t, time.Now().Add(2*time.Hour), row.NextAttemptAt, 2*time.Minute)
+	assert.Zero(t, process(t, e, id).Claimed, "not due before the delay is over")
+
+	s.makeDue(t)
+	sum = process(t, e, id)
+	assert.Equal(t, 1, sum.Completed)
+	msgs := s.smtp.Messages()
+	require.Len(t, msgs, 2)
+	assert.Equal(t, "first", msgs[0].Subject)
+	assert.Equal(t, "second", msgs[1].Subject)
+	assert.Equal(t, "completed", s.exec(t, id).Status)
+	ds := s.deliveries(t, id)
+	require.Len(t, ds, 2)
+	assert.Equal(t, []int{0, 2}, []int{ds[0].Step, ds[1].Step})
+	assert.Equal(t, "sent", ds[1].Status)
+}
+
+func TestIntegrationProviderFailures(t *testing.T) {
+	s := newStack(t)
+	_, execs := s.overdue(t, `[]`, "ada@client.test")
+	id := execs["ada@client.test"]
+	e := s.engine(t, automation.ActionInvoiceReminder, nil)
+
+	s.smtp.FailNext("451")
+	sum := process(t, e, id)
+	assert.Equal(t, 1, sum.Retried)
+	row := s.exec(t, id)
+	assert.Equal(t, "pending", row.Status)
+	assert.True(t, row.NextAttemptAt.After(time.Now()), "backed off")
+	assert.Equal(t, "failed", s.deliveries(t, id)[0].Status)
+
+	// The next attempt re-arms the retryable delivery; this time the server refuses for good.
+	s.makeDue(t)
+	s.smtp.FailNext("550")
+	sum = process(t, e, id)
+	assert.Equal(t, 1, sum.Failed)
+	row = s.exec(t, id)
+	assert.Equal(t, "failed", row.Status)
+	assert.Contains(t, []string{automation.ErrInvalidRecipient, automation.ErrProviderRejected}, row.ErrorCode)
+	assert.Zero(t, s.smtp.Count())
+}
