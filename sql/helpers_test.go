@@ -123,3 +123,6 @@ func deliveryFor(exec, lease uuid.UUID) automation.DeliveryIntent {
 	return automation.DeliveryIntent{ExecutionID: exec, LeaseToken: lease, Channel: "email", Recipient: "x@x.test", Provider: "smtp",
 		IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
 }
+
+// wfBytes renders a uuid the way pgx.RowToMap returns uuid columns.
+func wfBytes(id uuid.UUID) [16]byte { return id }

@@ -1,0 +1,149 @@
+package migrations_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/automation"
+	migrations "github.com/dueflow/dueflow/sql"
+)
+
+var jobNames = []string{"check-automation-triggers", "check-overdue-invoices", "check-maintenance-reminders",
+	"process-automations", "update-automation-analytics", "cleanup-automation-history"}
+
+// rows runs a query and returns its rows as maps (for the verbatim monitoring queries).
+func rows(t testing.TB, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, q string) []map[string]any {
+	t.Helper()
+	r, err := db.Query(bg, q)
+	require.NoError(t, err, q)
+	out, err := pgx.CollectRows(r, pgx.RowToMap)
+	require.NoError(t, err, q)
+	return out
+}
+
+// A pg_cron job really fires and dispatches through the pg_net SQL API; the
+// original system's monitoring queries run verbatim and return meaningful rows.
+// Waits for pg_cron's next minute boundary (up to about 90 s).
+func TestCronFiresAndMonitoring(t *testing.T) {
+	t.Parallel()
+	cronDB, _ := pgtest.CronDB(t)
+
+	// jobs scheduled once, even when the migrations run again
+	require.NoError(t, migrations.Apply(bg, cronDB))
+	for _, name := range jobNames {
+		assert.Equal(t, 1, count(t, cronDB, `select count(*) from cron.job where jobname = $1`, name), name)
+	}
+	assert.Equal(t, "* * * * *", strField(t, cronDB, `select schedule from cron.job where jobname = 'process-automations'`))
+	assert.Equal(t, "7 * * * *", strField(t, cronDB, `select schedule from cron.job where jobname = 'update-automation-analytics'`))
+
+	// some work in the cron database, for the monitoring queries
+	_, wf, _, execs := overdueSetup(t, cronDB, 5, "42")
+	require.Len(t, execs, 1)
+	makeDue(t, cronDB)
+	got := claim(t, cronDB, automation.ActionInvoiceReminder, execs, 1, 60)
+	require.Len(t, got, 1)
+	report(t, cronDB, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
+
+	// an isolated database with a due execution; pg_cron (living in the cron
+	// database) runs process_pending_automations() in it
+	db, _ := pgtest.NewDB(t)
+	_, _, _, due := overdueSetup(t, db, 2, "10")
+	makeDue(t, db)
+	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
+	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:54321/functions/v1/invoice-reminder", 100)
+	dbname := strField(t, db, `select current_database()`)
+	job := "dueflow-test-" + dbname
+	_, err := cronDB.Exec(bg, `select cron.schedule_in_database($1, '* * * * *', 'select public.process_pending_automations()', $2)`, job, dbname)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = cronDB.Exec(context.Background(), `select cron.unschedule($1)`, job) })
+
+	deadline := time.Now().Add(100 * time.Second)
+	for count(t, db, `select count(*) from net.http_request_queue`) == 0 {
+		if time.Now().After(deadline) {
+			var details []map[string]any = rows(t, cronDB, `select * from cron.job_run_details order by start_time desc limit 5`)
+			t.Fatalf("pg_cron did not dispatch within 100 s; recent runs: %v", details)
+		}
+		time.Sleep(time.Second)
+	}
+	req := queuedRequests(t, db)[0]
+	assert.Contains(t, string(req.Body), due[0].String())
+	assert.NotEmpty(t, req.Headers["webhook-signature"])
+	assert.Equal(t, 1, count(t, db, `select dispatch_count from automation_execution_logs where id = $1`, due[0]))
+
+	// wait until the cron database's own every-minute jobs have finished a run
+	for count(t, cronDB, `select count(*) from cron.job_run_details d join cron.job j using (jobid)
+		where j.jobname = 'process-automations' and d.end_time is not null`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("process-automations never finished: %v", rows(t, cronDB, `select * from cron.job_run_details order by start_time desc limit 10`))
+		}
+		time.Sleep(time.Second)
+	}
+	assert.Equal(t, "succeeded", strField(t, cronDB, `select d.status from cron.job_run_details d join cron.job j using (jobid)
+		where j.jobname = $1 order by d.start_time desc limit 1`, job))
+
+	// the monitoring queries, verbatim
+	status := rows(t, cronDB, `SELECT * FROM automation_cron_status;`)
+	require.Len(t, status, len(jobNames))
+	byName := map[string]map[string]any{}
+	for _, r := range status {
+		byName[r["job_name"].(string)] = r
+		for _, col := range []string{"schedule", "active", "last_run_started_at", "last_run_finished_at", "runs", "successes",
+			"failures", "success_rate", "pending", "due_now", "running", "expired_leases", "failed_last_hour", "oldest_due_age_seconds"} {
+			assert.Contains(t, r, col)
+		}
+	}
+	p := byName["process-automations"]
+	require.NotNil(t, p)
+	assert.Equal(t, true, p["active"])
+	assert.GreaterOrEqual(t, p["runs"], int64(1))
+	assert.GreaterOrEqual(t, p["successes"], int64(1))
+	assert.NotNil(t, p["last_run_started_at"])
+	assert.NotNil(t, p["success_rate"])
+
+	logs := rows(t, cronDB, `SELECT * FROM automation_execution_logs ORDER BY created_at DESC LIMIT 20;`)
+	require.NotEmpty(t, logs)
+	details := rows(t, cronDB, `SELECT * FROM cron.job_run_details ORDER BY start_time DESC LIMIT 10;`)
+	require.NotEmpty(t, details)
+	analytics := rows(t, cronDB, `SELECT * FROM automation_analytics WHERE date = CURRENT_DATE;`)
+	found := false
+	for _, a := range analytics {
+		if fmt.Sprint(a["workflow_id"]) == fmt.Sprint(wfBytes(wf)) && a["completed"] == int32(1) {
+			found = true
+		}
+	}
+	assert.True(t, found, "today's analytics has the completed execution: %v", analytics)
+	active := rows(t, cronDB, `SELECT * FROM cron.job WHERE active = true;`)
+	var names []string
+	for _, j := range active {
+		names = append(names, j["jobname"].(string))
+	}
+	for _, n := range jobNames {
+		assert.Contains(t, names, n)
+	}
+	t.Logf("automation_cron_status: %s", strings.ReplaceAll(fmt.Sprint(p), "\n", " "))
+}
+
+// In a database without pg_cron the migrations apply and the status view reports queue health.
+func TestCronStatusWithoutPgCron(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	assert.Zero(t, count(t, db, `select count(*) from pg_extension where extname = 'pg_cron'`))
+	_, _, _, execs := overdueSetup(t, db, 2, "10")
+	require.Len(t, execs, 1)
+	makeDue(t, db)
+	st := rows(t, db, `SELECT * FROM automation_cron_status;`)
+	require.Len(t, st, 1)
+	assert.Equal(t, int64(1), st[0]["pending"])
+	assert.Equal(t, int64(1), st[0]["due_now"])
+	assert.Equal(t, false, st[0]["active"])
+}
