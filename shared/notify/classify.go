@@ -40,16 +40,28 @@ func HTTPError(provider string, status int, h http.Header, err error) *Error {
 
 // TransportError classifies a failure to get any answer: a timeout
 // (context deadline, net.Error.Timeout) is CodeTimeout, anything else
-// CodeNetwork; both retryable. Note that such a send is ambiguous: the
-// provider may have accepted the message before the connection failed, which
-// is why the idempotency key is sent along.
+// CodeNetwork; both retryable. Unless the failure is clearly a failure to
+// connect (dial, DNS), the send is marked Ambiguous: the provider may have
+// accepted the message before the connection failed (which is also why the
+// idempotency key is sent along).
 func TransportError(provider string, err error) *Error {
-	e := &Error{Provider: provider, Code: CodeNetwork, Retryable: true, Err: err}
+	e := &Error{Provider: provider, Code: CodeNetwork, Retryable: true, Err: err, Ambiguous: !IsDialError(err)}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		e.Code = CodeTimeout
 	}
 	return e
+}
+
+// IsDialError reports whether err is a failure to reach the server at all
+// (connection refused, DNS, dial timeout): nothing was sent.
+func IsDialError(err error) bool {
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && (oe.Op == "dial" || oe.Op == "proxyconnect")
 }
 
 // InvalidRecipient returns the permanent error for a recipient the provider

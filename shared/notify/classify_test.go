@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -64,9 +65,16 @@ func TestTransportError(t *testing.T) {
 	e := notify.TransportError("p", err)
 	assert.Equal(t, notify.CodeTimeout, e.Code)
 	assert.True(t, e.Retryable)
+	assert.True(t, notify.IsAmbiguous(e), "timed out waiting: the provider may have it")
 	_, err = http.Get("http://127.0.0.1:1/")
 	require.Error(t, err)
-	assert.Equal(t, notify.CodeNetwork, notify.TransportError("p", err).Code)
+	assert.True(t, notify.IsDialError(err))
+	e = notify.TransportError("p", err)
+	assert.Equal(t, notify.CodeNetwork, e.Code)
+	assert.False(t, e.Ambiguous, "connection refused: nothing was sent")
+	assert.False(t, notify.IsAmbiguous(e))
+	assert.False(t, notify.IsAmbiguous(errors.New("plain")))
+	assert.True(t, notify.TransportError("p", io.ErrUnexpectedEOF).Ambiguous)
 }
 
 func TestInstrumentedClient(t *testing.T) {

@@ -61,7 +61,11 @@ type Error struct {
 	Retryable  bool
 	StatusCode int // HTTP or SMTP status, 0 when unknown
 	RetryAfter int // seconds, from a Retry-After hint, 0 when none
-	Err        error
+	// Ambiguous is set when the failure happened after the message was
+	// handed over (a connection lost while waiting for the answer): the
+	// provider may have accepted it, so a re-send could duplicate it.
+	Ambiguous bool
+	Err       error
 }
 
 func (e *Error) Error() string {
@@ -72,6 +76,16 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// IsAmbiguous reports whether the provider may have accepted the message
+// despite err: an *Error with Ambiguous set or with Code CodeTimeout.
+func IsAmbiguous(err error) bool {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Ambiguous || pe.Code == CodeTimeout
+	}
+	return false
+}
 
 // IsRetryable reports whether err is worth another attempt. Errors that are
 // not *Error (unclassified) are treated as retryable: losing a reminder to an

@@ -156,6 +156,7 @@ func TestTransportAndValidation(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, notify.CodeNetwork, ne.Code)
 	assert.True(t, ne.Retryable)
+	assert.False(t, notify.IsAmbiguous(err), "connection refused: nothing was sent")
 
 	m := msg()
 	m.To = "not an address"

@@ -110,8 +110,20 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	if err != nil {
 		return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("smtp client: %w", err))
 	}
-	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return notify.Result{}, classify(err)
+	// Dial (connect, TLS, AUTH) and send separately: a failure before the
+	// message is handed over is never ambiguous.
+	sc, err := c.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		e := notify.TransportError(ProviderName, fmt.Errorf("smtp dial: %w", err))
+		e.Ambiguous = false
+		return notify.Result{}, e
+	}
+	sendErr := c.SendWithSMTPClient(sc, msg)
+	// Once the server has answered the end of DATA, the message is queued;
+	// an error closing the session changes nothing.
+	_ = c.CloseWithSMTPClient(sc)
+	if sendErr != nil {
+		return notify.Result{}, classify(sendErr)
 	}
 	return notify.Result{Provider: ProviderName, MessageID: id}, nil
 }
@@ -166,8 +178,8 @@ func firstHeader(msg *mail.Msg, h mail.Header) string {
 // classify turns a go-mail error into a *notify.Error: a 5xx reply to RCPT
 // TO that names the mailbox (550, 551, 553) is invalid_recipient, any other
 // 5xx provider_rejected (permanent), 4xx provider_unavailable (retryable),
-// and failures without an SMTP reply (dial, TLS, broken connection) are
-// network or timeout errors (retryable).
+// and failures without an SMTP reply (broken connection) are network or
+// timeout errors (retryable; Ambiguous when the content was being written).
 func classify(err error) *notify.Error {
 	var se *mail.SendError
 	if !errors.As(err, &se) {
@@ -185,7 +197,11 @@ func classify(err error) *notify.Error {
 	case se.Reason == mail.ErrGetSender || se.Reason == mail.ErrGetRcpts:
 		return notify.Permanent(ProviderName, 0, err)
 	}
-	return notify.TransportError(ProviderName, err)
+	e := notify.TransportError(ProviderName, err)
+	// Only a failure while or after the content was written can mean the
+	// server has the message.
+	e.Ambiguous = se.Reason == mail.ErrWriteContent || se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
+	return e
 }
 
 func firstNonEmpty(s ...string) string {

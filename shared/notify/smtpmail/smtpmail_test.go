@@ -318,6 +318,7 @@ func TestDialErrorsAreRetryable(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, notify.CodeNetwork, ne.Code)
 	assert.True(t, ne.Retryable)
+	assert.False(t, notify.IsAmbiguous(err), "nothing was sent")
 
 	// A server that accepts but never answers: timeout via the context.
 	hang, err := net.Listen("tcp", "127.0.0.1:0")
@@ -360,4 +361,63 @@ func TestHTMLOnlyGetsTextPart(t *testing.T) {
 	_, text, html := parts(t, b.msgs[0].Data)
 	assert.Equal(t, "Hi Ana,\r\n\r\nplease pay.", strings.TrimSpace(text))
 	assert.NotEmpty(t, html)
+}
+
+// TestConnectionLostAfterDataIsAmbiguous uses a raw TCP peer that speaks
+// just enough SMTP to take the message and then hangs up without the final
+// reply: the server may have queued it, so the error must say so.
+func TestConnectionLostAfterDataIsAmbiguous(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		var in strings.Builder
+		_, _ = c.Write([]byte("220 localhost ESMTP\r\n"))
+		data := false
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			in.WriteString(string(buf[:n]))
+			for {
+				s := in.String()
+				if data {
+					if strings.Contains(s, "\r\n.\r\n") {
+						return // hang up instead of "250 queued"
+					}
+					break
+				}
+				i := strings.Index(s, "\r\n")
+				if i < 0 {
+					break
+				}
+				line := strings.ToUpper(s[:i])
+				in.Reset()
+				in.WriteString(s[i+2:])
+				switch {
+				case strings.HasPrefix(line, "EHLO"), strings.HasPrefix(line, "HELO"):
+					_, _ = c.Write([]byte("250 localhost\r\n"))
+				case strings.HasPrefix(line, "DATA"):
+					_, _ = c.Write([]byte("354 go ahead\r\n"))
+					data = true
+				default:
+					_, _ = c.Write([]byte("250 ok\r\n"))
+				}
+			}
+		}
+	}()
+	s, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: smtpmail.TLSNone, Timeout: 3 * time.Second})
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), message())
+	var ne *notify.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Retryable)
+	assert.True(t, notify.IsAmbiguous(err), "%v", err)
 }

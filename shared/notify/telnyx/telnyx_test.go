@@ -137,6 +137,7 @@ func TestTransportAndConfig(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, notify.CodeNetwork, ne.Code)
 	assert.True(t, ne.Retryable)
+	assert.False(t, notify.IsAmbiguous(err), "connection refused: nothing was sent")
 
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -153,6 +154,7 @@ func TestTransportAndConfig(t *testing.T) {
 	defer cancel()
 	_, err = s.Send(ctx, sms())
 	require.ErrorAs(t, err, &ne)
+	assert.True(t, notify.IsAmbiguous(err), "a timeout waiting for the answer is ambiguous")
 	assert.Equal(t, notify.CodeTimeout, ne.Code)
 
 	_, err = telnyx.New(telnyx.Config{})

@@ -139,6 +139,7 @@ func TestTransportAndContext(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, notify.CodeNetwork, ne.Code)
 	assert.True(t, ne.Retryable)
+	assert.False(t, notify.IsAmbiguous(err), "connection refused: nothing was sent")
 
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -156,6 +157,7 @@ func TestTransportAndContext(t *testing.T) {
 	start := time.Now()
 	_, err = s.Send(ctx, sms())
 	require.ErrorAs(t, err, &ne)
+	assert.True(t, notify.IsAmbiguous(err), "a timeout waiting for the answer is ambiguous")
 	assert.Equal(t, notify.CodeTimeout, ne.Code, "the caller's deadline reaches twilio-go's requests")
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
