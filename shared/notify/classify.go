@@ -134,6 +134,7 @@ func InstrumentedClient(ctx context.Context, base *http.Client, edit func(*http.
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
+// RoundTrip calls f.
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // MessageID derives a stable RFC 5322 Message-ID (without angle brackets)

@@ -68,6 +68,7 @@ type Error struct {
 	Err       error
 }
 
+// Error describes the failure: provider, code, status and cause.
 func (e *Error) Error() string {
 	if e.StatusCode != 0 {
 		return fmt.Sprintf("%s: %s (status %d): %v", e.Provider, e.Code, e.StatusCode, e.Err)
@@ -75,6 +76,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s: %v", e.Provider, e.Code, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // IsAmbiguous reports whether the provider may have accepted the message

@@ -31,6 +31,7 @@ var ErrTemplate = errors.New("template error")
 // it is a permanent template_error.
 type UnknownVariableError struct{ Name string }
 
+// Error names the unknown variable.
 func (e *UnknownVariableError) Error() string { return "unknown template variable {{" + e.Name + "}}" }
 
 // Is makes errors.Is(err, ErrTemplate) true.
@@ -43,6 +44,7 @@ type SyntaxError struct {
 	Msg    string
 }
 
+// Error describes the syntax error and where it is.
 func (e *SyntaxError) Error() string {
 	return "template syntax error at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
 }

@@ -69,6 +69,7 @@ type Error struct {
 	Err    error
 }
 
+// Error returns the public reason.
 func (e *Error) Error() string { return "webhook: " + e.Reason }
 
 // Unwrap returns the sentinel cause.
