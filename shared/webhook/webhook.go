@@ -204,7 +204,7 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 	if err := v.CheckSize(len(body)); err != nil {
 		return err
 	}
-	id, ts, sig := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	id, ts, sig := header(h, HeaderID), header(h, HeaderTimestamp), header(h, HeaderSignature)
 	if id == "" || ts == "" || sig == "" {
 		return reject(http.StatusUnauthorized, ErrMissingHeaders, "")
 	}
@@ -219,10 +219,27 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 	}
 	// The timestamp is checked above with our (injectable) clock; the
 	// library compares the HMAC in constant time.
-	if err := v.wh.VerifyIgnoringTimestamp(body, h); err != nil {
+	canon := http.Header{}
+	canon.Set(HeaderID, id)
+	canon.Set(HeaderTimestamp, ts)
+	canon.Set(HeaderSignature, sig)
+	if err := v.wh.VerifyIgnoringTimestamp(body, canon); err != nil {
 		return reject(http.StatusUnauthorized, ErrSignature, "")
 	}
 	return nil
+}
+
+// header returns a header's value whatever the case of its key (a map built
+// by hand may hold "webhook-id" rather than "Webhook-Id"); several values
+// are joined with spaces, so signatures sent on several lines all count.
+func header(h http.Header, name string) string {
+	var vals []string
+	for k, vs := range h {
+		if strings.EqualFold(k, name) {
+			vals = append(vals, vs...)
+		}
+	}
+	return strings.TrimSpace(strings.Join(vals, " "))
 }
 
 // wireRequest mirrors automation.Request with ids as text, so each id is

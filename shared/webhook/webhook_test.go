@@ -98,6 +98,26 @@ func TestSeveralSignatures(t *testing.T) {
 	assert.ErrorIs(t, err, webhook.ErrSignature)
 }
 
+func TestHeaderCaseAndSeveralLines(t *testing.T) {
+	v := newVerifier(t)
+	b := body("invoice-reminder", id1)
+	signed := sign(t, b)
+	raw := http.Header{} // keys as a hand-built map may hold them
+	for k, vs := range signed {
+		raw[strings.ToLower(k)] = vs
+	}
+	_, err := v.VerifyAndDecode([]byte(b), raw)
+	require.NoError(t, err)
+
+	lines := http.Header{}
+	lines.Set("Webhook-Id", signed.Get("webhook-id"))
+	lines.Set("Webhook-Timestamp", signed.Get("webhook-timestamp"))
+	lines.Add("Webhook-Signature", "v1,bm90LXRoZS1zaWduYXR1cmU=")
+	lines.Add("Webhook-Signature", signed.Get("webhook-signature"))
+	_, err = v.VerifyAndDecode([]byte(b), lines)
+	require.NoError(t, err, "a valid signature on a second header line counts")
+}
+
 func TestRejections(t *testing.T) {
 	now := time.Now()
 	b := body("invoice-reminder", id1)
