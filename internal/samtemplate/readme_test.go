@@ -1,0 +1,187 @@
+package samtemplate
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/automation"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// readmeSQL returns the ```sql block that follows <!-- test:name --> in
+// README.md: the README's operator SQL is run here as written.
+func readmeSQL(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	require.NoError(t, err)
+	s := string(b)
+	marker := "<!-- test:" + name + " -->"
+	i := strings.Index(s, marker)
+	require.GreaterOrEqual(t, i, 0, "README.md has no %s", marker)
+	s = s[i+len(marker):]
+	start := strings.Index(s, "```sql\n")
+	require.GreaterOrEqual(t, start, 0)
+	s = s[start+len("```sql\n"):]
+	end := strings.Index(s, "```")
+	require.GreaterOrEqual(t, end, 0)
+	return s[:end]
+}
+
+func mustExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	_, err := pool.Exec(t.Context(), sql, args...)
+	require.NoError(t, err, sql)
+}
+
+func claim(t *testing.T, pool *pgxpool.Pool, action string) []automation.Claimed {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `select public.automation_claim($1, null, 100, 300)`, action)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []automation.Claimed
+	for rows.Next() {
+		var raw []byte
+		require.NoError(t, rows.Scan(&raw))
+		var c automation.Claimed
+		require.NoError(t, json.Unmarshal(raw, &c))
+		out = append(out, c)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// TestReadmeAdoptionExample runs the README's "invoices belong to users"
+// example: the app's tables, then the redefined views and hooks, and checks
+// that the invoice check and the claim work through them.
+func TestReadmeAdoptionExample(t *testing.T) {
+	pool, _ := pgtest.NewDB(t)
+	ctx := t.Context()
+	mustExec(t, pool, readmeSQL(t, "adopt-app"))
+	mustExec(t, pool, readmeSQL(t, "adopt-views"))
+
+	user, other := uuid.New(), uuid.New()
+	for _, u := range []uuid.UUID{user, other} {
+		mustExec(t, pool, `insert into auth.users (id, email) values ($1, $2)`, u, u.String()+"@example.com")
+		mustExec(t, pool, `insert into profiles (id, business_name, email, time_zone) values ($1, 'Ace Plumbing', 'ace@example.com', 'Europe/London')`, u)
+	}
+	var customer, overdue, paid uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `insert into customers (owner_id, full_name, email) values ($1, 'Ada Lovelace King', 'ada@example.com') returning id`, user).Scan(&customer))
+	require.NoError(t, pool.QueryRow(ctx, `insert into customer_invoices (owner_id, customer_id, invoice_no, issued, due_on, amount_cents, paid_cents)
+		values ($1, $2, 'INV-7', true, (now() at time zone 'Europe/London')::date - 8, 12000, 2000) returning id`, user, customer).Scan(&overdue))
+	require.NoError(t, pool.QueryRow(ctx, `insert into customer_invoices (owner_id, customer_id, invoice_no, issued, due_on, amount_cents, paid_at)
+		values ($1, $2, 'INV-8', true, (now() at time zone 'Europe/London')::date - 8, 5000, now()) returning id`, user, customer).Scan(&paid))
+	wf := pgtest.CreateWorkflow(t, pool, user, automation.TriggerInvoiceOverdue, `{"days_after_due":[1,7,14]}`, "")
+
+	var created int
+	require.NoError(t, pool.QueryRow(ctx, `select public.check_overdue_invoices()`).Scan(&created))
+	require.Equal(t, 1, created, "one reminder: the paid invoice has none")
+	mustExec(t, pool, `update automation_execution_logs set next_attempt_at = now() where workflow_id = $1`, wf)
+
+	got := claim(t, pool, automation.ActionInvoiceReminder)
+	require.Len(t, got, 1)
+	c := got[0]
+	assert.Equal(t, overdue, *c.Execution.SubjectID)
+	assert.Equal(t, user, c.Organization.ID)
+	assert.Equal(t, "Europe/London", c.Organization.Timezone)
+	assert.Equal(t, "ace@example.com", c.Organization.SenderEmail)
+	require.NotNil(t, c.Client)
+	assert.Equal(t, "Ada", c.Client.FirstName)
+	assert.Equal(t, "Lovelace King", c.Client.LastName)
+	assert.Equal(t, "ada@example.com", c.Client.Email)
+	require.NotNil(t, c.Invoice)
+	assert.Equal(t, "INV-7", c.Invoice.Number)
+	assert.Equal(t, "overdue", c.Invoice.Status)
+	assert.Equal(t, "120.00", c.Invoice.Total)
+	assert.Equal(t, "100.00", c.Invoice.Balance)
+
+	// RLS through the redefined automation_current_org_ids(): a user sees
+	// their own executions only.
+	for u, want := range map[uuid.UUID]int{user: 1, other: 0} {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `select set_config('request.jwt.claims', $1, true), set_config('request.jwt.claim.sub', $2, true)`,
+			`{"sub":"`+u.String()+`","role":"authenticated"}`, u.String())
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `set local role authenticated`)
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, tx.QueryRow(ctx, `select count(*) from automation_execution_logs`).Scan(&n))
+		assert.Equal(t, want, n, "user %s", u)
+		require.NoError(t, tx.Rollback(ctx))
+	}
+}
+
+// TestReadmeCancelAndRerun runs the README's cancel and re-run statements.
+func TestReadmeCancelAndRerun(t *testing.T) {
+	pool, _ := pgtest.NewDB(t)
+	ctx := t.Context()
+	org := pgtest.CreateOrg(t, pool, pgtest.Org{Name: "Org", Timezone: "UTC", WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	client := pgtest.CreateClient(t, pool, org, "c@example.com", "")
+	pgtest.CreateInvoice(t, pool, org, client, "sent", -3, "50.00")
+	pgtest.CreateWorkflow(t, pool, org, automation.TriggerInvoiceOverdue, `{"days_after_due":[1]}`, "")
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `select public.check_overdue_invoices()`).Scan(&n))
+	require.Equal(t, 1, n)
+
+	cl := claim(t, pool, automation.ActionInvoiceReminder)
+	require.Len(t, cl, 1)
+	id, token := cl[0].Execution.ID, cl[0].Execution.LeaseToken
+	withID := func(sql string) string { return strings.ReplaceAll(sql, "<execution id>", id.String()) }
+	status := func() (s string, code *string) {
+		require.NoError(t, pool.QueryRow(ctx, `select status, error_code from automation_execution_logs where id = $1`, id).Scan(&s, &code))
+		return
+	}
+
+	// Cancel a running execution: its function's report is refused.
+	mustExec(t, pool, withID(readmeSQL(t, "cancel")))
+	s, code := status()
+	assert.Equal(t, automation.StatusCancelled, s)
+	assert.Equal(t, "cancelled", *code)
+	out, err := json.Marshal([]automation.Outcome{{ExecutionID: id, LeaseToken: token, Status: automation.OutcomeCompleted}})
+	require.NoError(t, err)
+	var rep []byte
+	require.NoError(t, pool.QueryRow(ctx, `select public.automation_report($1::jsonb)`, out).Scan(&rep))
+	var reported []automation.Reported
+	require.NoError(t, json.Unmarshal(rep, &reported))
+	require.Len(t, reported, 1)
+	assert.False(t, reported[0].Applied, "stale report after cancel")
+	s, _ = status()
+	assert.Equal(t, automation.StatusCancelled, s)
+
+	// Re-run it: claimable again, with one more attempt; failed deliveries
+	// forgotten, sent ones kept.
+	mustExec(t, pool, `insert into automation_deliveries (execution_id, organization_id, step_index, channel, recipient, provider, idempotency_key, status)
+		values ($1, $2, 0, 'email', 'c@example.com', 'smtp', $3, 'failed'), ($1, $2, 1, 'sms', '+15550100', 'telnyx', $4, 'sent')`,
+		id, org, automation.IdempotencyKey(id, 0, "email"), automation.IdempotencyKey(id, 1, "sms"))
+	mustExec(t, pool, `update automation_execution_logs set max_attempts = attempt where id = $1`, id)
+	mustExec(t, pool, withID(readmeSQL(t, "rerun")))
+	s, code = status()
+	assert.Equal(t, automation.StatusPending, s)
+	assert.Nil(t, code)
+	var kept []string
+	rows, err := pool.Query(ctx, `select status from automation_deliveries where execution_id = $1 order by step_index`, id)
+	require.NoError(t, err)
+	for rows.Next() {
+		var st string
+		require.NoError(t, rows.Scan(&st))
+		kept = append(kept, st)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []string{"sent"}, kept)
+
+	cl = claim(t, pool, automation.ActionInvoiceReminder)
+	require.Len(t, cl, 1)
+	assert.Equal(t, id, cl[0].Execution.ID)
+	assert.Equal(t, 2, cl[0].Execution.Attempt)
+	assert.GreaterOrEqual(t, cl[0].Execution.MaxAttempts, 2)
+}
