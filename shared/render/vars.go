@@ -3,6 +3,7 @@ package render
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dueflow/dueflow/shared/automation"
@@ -75,15 +76,22 @@ func daysOverdue(due, now time.Time) int {
 	return n
 }
 
+// zones caches loaded time zones (time.LoadLocation reads the zone file).
+var zones sync.Map // name -> *time.Location
+
 // location loads an IANA zone, UTC when empty or unknown.
 func location(name string) *time.Location {
 	if name == "" {
 		return time.UTC
 	}
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location)
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return time.UTC
+		loc = time.UTC
 	}
+	zones.Store(name, loc)
 	return loc
 }
 
