@@ -41,12 +41,13 @@ type Email struct {
 // message it accepts. It accepts any AUTH PLAIN credentials and plain
 // connections (SMTP_TLS=none).
 type SMTPCapture struct {
-	srv  *smtp.Server
-	ln   net.Listener
-	mu   sync.Mutex
-	msgs []Email
-	fail []string // SMTP replies to give the next messages, e.g. "550"
-	done chan struct{}
+	srv   *smtp.Server
+	ln    net.Listener
+	mu    sync.Mutex
+	msgs  []Email
+	fail  []string // SMTP replies to give the next messages, e.g. "550"
+	delay time.Duration
+	done  chan struct{}
 }
 
 // StartSMTPCapture listens on 127.0.0.1:port (0 = a free port).
@@ -106,6 +107,14 @@ func (c *SMTPCapture) FailNext(codes ...string) {
 	c.mu.Unlock()
 }
 
+// SetDelay makes the server wait d before accepting each message (a slow
+// relay), e.g. to kill a function in the middle of a batch.
+func (c *SMTPCapture) SetDelay(d time.Duration) {
+	c.mu.Lock()
+	c.delay = d
+	c.mu.Unlock()
+}
+
 // Close stops the server.
 func (c *SMTPCapture) Close(ctx context.Context) error {
 	err := c.srv.Shutdown(ctx)
@@ -147,6 +156,11 @@ func (s *captureSession) Data(r io.Reader) error {
 		return err
 	}
 	s.c.mu.Lock()
+	if d := s.c.delay; d > 0 {
+		s.c.mu.Unlock()
+		time.Sleep(d)
+		s.c.mu.Lock()
+	}
 	if len(s.c.fail) > 0 {
 		code := s.c.fail[0]
 		s.c.fail = s.c.fail[1:]
