@@ -46,7 +46,7 @@ const (
 type Config struct {
 	AccountSID string // TWILIO_ACCOUNT_SID
 	AuthToken  string // TWILIO_AUTH_TOKEN
-	From       string // default sender number (SMS_FROM), E.164
+	From       string // default sender (SMS_FROM): an E.164 number, or a messaging service SID "MG..."
 	APIBase    string // TWILIO_API_BASE; empty = https://api.twilio.com
 	// HTTPClient is used for every call (timeouts, test servers); nil = http.DefaultClient.
 	HTTPClient *http.Client
@@ -101,7 +101,12 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	c := &twclient.Client{Credentials: twclient.NewCredentials(s.cfg.AccountSID, s.cfg.AuthToken), HTTPClient: httpClient}
 	c.SetAccountSid(s.cfg.AccountSID)
 	api := openapi.NewApiServiceWithClient(c)
-	params := (&openapi.CreateMessageParams{}).SetTo(m.To).SetFrom(from).SetBody(m.Text)
+	params := (&openapi.CreateMessageParams{}).SetTo(m.To).SetBody(m.Text)
+	if isMessagingServiceSID(from) {
+		params.SetMessagingServiceSid(from) // Twilio picks the number from the service's pool
+	} else {
+		params.SetFrom(from)
+	}
 	msg, err := api.CreateMessage(params)
 	var te *twclient.TwilioRestError
 	if err != nil && !errors.As(err, &te) && ex.Status >= 200 && ex.Status < 300 {
@@ -147,4 +152,18 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 		return notify.HTTPError(ProviderName, ex.Status, ex.Header, fmt.Errorf("twilio answer: %w", err))
 	}
 	return notify.TransportError(ProviderName, err)
+}
+
+// isMessagingServiceSID reports whether from is a messaging service SID
+// ("MG" and 32 hex digits) rather than a phone number.
+func isMessagingServiceSID(from string) bool {
+	if len(from) != 34 || !strings.HasPrefix(from, "MG") {
+		return false
+	}
+	for _, r := range from[2:] {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
 }

@@ -95,6 +95,13 @@ func TestSendWireFormat(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "POST /twilio/2010-04-01/Accounts/"+sid+"/Messages.json", f2.paths[0])
 	assert.Equal(t, "+15550002222", f2.forms[0].Get("From"))
+
+	// A messaging service SID as sender goes in MessagingServiceSid.
+	m.From = "MG0123456789abcdef0123456789abcdef"
+	_, err = s2.Send(context.Background(), m)
+	require.NoError(t, err)
+	assert.Equal(t, "MG0123456789abcdef0123456789abcdef", f2.forms[1].Get("MessagingServiceSid"))
+	assert.Empty(t, f2.forms[1].Get("From"))
 }
 
 func TestErrorClassification(t *testing.T) {
