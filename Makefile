@@ -11,7 +11,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 export DUEFLOW_BIN := $(BIN)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean
+.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz
 
 all: vet test
 
@@ -41,6 +41,11 @@ demo: tools
 invoke: $(RIE)
 	@test -n "$(FN)" || { echo "make invoke: FN is required: make invoke FN=<function> [EVENT=events/<file>.json]; functions: $(FUNCTIONS)" >&2; exit 2; }
 	$(GO) run ./cmd/dueflow invoke --fn $(FN) $(if $(EVENT),--event $(EVENT))
+
+## fuzz: fuzz the webhook verifier + request decoder (FUZZTIME=30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./shared/webhook/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf .build .aws-sam
