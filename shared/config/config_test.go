@@ -137,3 +137,32 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	assert.Equal(t, "smtp-pass-123", c.SMTP.Password.Value())
 }
+
+func TestSendersFromConfig(t *testing.T) {
+	cases := []struct {
+		env        map[string]string
+		email, sms string
+	}{
+		{map[string]string{}, "smtp", ""},
+		{map[string]string{"EMAIL_PROVIDER": "mailgun", "MAILGUN_DOMAIN": "mg.acme.test", "MAILGUN_API_KEY": "key-1",
+			"SMS_PROVIDER": "twilio", "SMS_FROM": "+15555550100", "TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok"}, "mailgun", "twilio"},
+		{map[string]string{"SMS_PROVIDER": "telnyx", "SMS_FROM": "+15555550100", "TELNYX_API_KEY": "KEY",
+			"TELNYX_API_BASE": "http://127.0.0.1:54326"}, "smtp", "telnyx"},
+	}
+	for _, tc := range cases {
+		e := base()
+		for k, v := range tc.env {
+			e[k] = v
+		}
+		c, err := Load(env(e))
+		require.NoError(t, err)
+		email, sms, err := c.Senders()
+		require.NoError(t, err)
+		assert.Equal(t, tc.email, email.Name())
+		if tc.sms == "" {
+			assert.Nil(t, sms)
+		} else {
+			assert.Equal(t, tc.sms, sms.Name())
+		}
+	}
+}

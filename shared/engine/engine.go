@@ -13,8 +13,9 @@
 // function dies between the provider call and the report, the ledger row
 // stays "sending"; when the execution is claimed again the ledger answers
 // "ambiguous" and the message is not sent again (it is recorded "unknown").
-// A provider timeout is treated the same way, because the provider may have
-// accepted the message. A delivery recorded "sent" is never sent again.
+// A provider failure after the hand-over (notify.IsAmbiguous: a timeout, a
+// connection lost while waiting for the answer) is treated the same way,
+// because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
 // Losing one reminder in such a crash is preferred to sending it twice.
 package engine
 
@@ -585,8 +586,9 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	isPE := errors.As(err, &pe)
 	msg := truncate(err.Error(), 500)
 	switch {
-	case (isPE && pe.Code == notify.CodeTimeout) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-		// The provider may have accepted it: at most once.
+	case notify.IsAmbiguous(err) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		// Failed after the hand-over, or timed out: the provider may have
+		// accepted it. At most once: recorded unknown, never re-sent.
 		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryUnknown, notify.CodeTimeout, msg
 		r.results = append(r.results, res)
 		r.finish(automation.OutcomeRetry, notify.CodeTimeout, msg)

@@ -421,3 +421,23 @@ func TestWrongActionRejected(t *testing.T) {
 	require.Error(t, err)
 	assert.Zero(t, f.store.Calls["claim"])
 }
+
+// A failure after the hand-over (the provider may have the message) is
+// recorded unknown and never sent again.
+func TestAmbiguousProviderFailureNotResent(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.email.fail = func(notify.Message) error {
+		return &notify.Error{Provider: "smtp", Code: notify.CodeNetwork, Retryable: true, Ambiguous: true, Err: errors.New("connection reset after DATA")}
+	}
+	id := f.store.Add(invoiceDoc(email))
+	f.process(t, id)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, automation.DeliveryUnknown, o.Deliveries[0].Status)
+
+	f.email.fail = nil
+	f.process(t, id)
+	assert.Equal(t, 1, f.email.count(), "re-sent after an ambiguous failure")
+	assert.Equal(t, automation.ErrDeliveryUnknown, f.lastOutcome(t, id).ErrorCode)
+}
