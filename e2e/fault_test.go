@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/devstack"
+)
+
+// seedOverdue creates one organisation (send window all day) with n clients,
+// each with one invoice due yesterday, and an email-only invoice workflow.
+func seedOverdue(t testing.TB, db *pgxpool.Pool, n int) {
+	mustExec(t, db, `insert into organizations (id, name, timezone, send_window_start, send_window_end, sender_name, sender_email)
+		values ($1, 'Acme Plumbing', 'America/Chicago', '00:00', '23:59:59.999999', 'Acme Plumbing', 'billing@acme.test')`, orgA)
+	mustExec(t, db, `insert into clients (id, organization_id, first_name, email)
+		select ('c1000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'Client ' || g, 'client' || g || '@example.com'
+		from generate_series(1, $2) g`, orgA, n)
+	mustExec(t, db, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
+		select $1, ('c1000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'INV-' || g, 'sent',
+		       (now() at time zone 'America/Chicago')::date - 1, 100, 100
+		from generate_series(1, $2) g`, orgA, n)
+	mustExec(t, db, `insert into automation_workflows (organization_id, name, trigger_type, trigger_config, steps)
+		values ($1, 'Overdue invoices', 'invoice_overdue', '{"days_after_due":[1]}',
+		 '[{"type":"send_email","subject":"Invoice {{invoice.number}} is overdue","body":"Hi {{client.first_name}}, {{invoice.balance}} is due."}]')`, orgA)
+}
+
+// TestFunctionKilledMidBatch kills the invoice-reminder function (RIE and
+// bootstrap process groups, SIGKILL) while it works through a batch. The
+// next cycles, after a restart and the leases' expiry, finish every
+// execution, and no message goes out twice.
+func TestFunctionKilledMidBatch(t *testing.T) {
+	const n = 40
+	ctx := context.Background()
+	s := startStack(t, stackOptions{env: []string{
+		"DUEFLOW_LEASE_SECONDS=30", "DUEFLOW_CONCURRENCY=2",
+		"SMS_PROVIDER=none", // an email-only workload
+	}})
+	db := s.Pool()
+	seedOverdue(t, db, n)
+	smtpSrv := s.SMTPCapture()
+	smtpSrv.SetDelay(60 * time.Millisecond) // a slow relay: the batch takes ~1.2 s
+
+	type tickOut struct {
+		res devstack.TickResult
+		err error
+	}
+	done := make(chan tickOut, 1)
+	go func() {
+		r, err := s.Tick(ctx)
+		done <- tickOut{r, err}
+	}()
+	require.Eventually(t, func() bool { return smtpSrv.Count() >= 10 }, 30*time.Second, 5*time.Millisecond)
+	fn := s.Function("invoice-reminder")
+	require.NoError(t, fn.Kill(ctx))
+	atKill := smtpSrv.Count()
+	first := <-done
+	require.NoError(t, first.err)
+	t.Logf("first cycle (killed after %d of %d emails): %s", atKill, n, first.res)
+	require.Less(t, atKill, n, "the kill happened in the middle of the batch")
+	require.Len(t, first.res.Responses, 1)
+	assert.Equal(t, 502, first.res.Responses[0].StatusCode, "the gateway answers 502 for a crashed function, as a Function URL does")
+
+	var running int
+	require.NoError(t, db.QueryRow(ctx, `select count(*) from automation_execution_logs where status = 'running'`).Scan(&running))
+	assert.Equal(t, n, running, "every execution of the batch was claimed; none reported")
+
+	require.NoError(t, fn.Restart(ctx))
+	// While the leases hold, nothing is dispatched or sent again.
+	res, err := s.Tick(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, res.Requests)
+	smtpSrv.SetDelay(0)
+
+	for cycle := 0; cycle < 5; cycle++ {
+		var open int
+		require.NoError(t, db.QueryRow(ctx, `select count(*) from automation_execution_logs where status in ('pending', 'running')`).Scan(&open))
+		if open == 0 {
+			break
+		}
+		// the leases run out (instead of waiting DUEFLOW_LEASE_SECONDS)
+		mustExec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where status = 'running'`)
+		res, err := s.Tick(ctx)
+		require.NoError(t, err)
+		t.Logf("recovery cycle %d: %s", cycle+1, res)
+	}
+
+	statuses := map[string]int{}
+	rows, err := db.Query(ctx, `select status || ':' || coalesce(error_code, '') || ':attempt ' || attempt, count(*) from automation_execution_logs group by 1`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		var c int
+		require.NoError(t, rows.Scan(&k, &c))
+		statuses[k] = c
+	}
+	rows.Close()
+	t.Logf("final: %v", statuses)
+	var final, total int
+	require.NoError(t, db.QueryRow(ctx, `select count(*) filter (where status = 'completed'), count(*) from automation_execution_logs`).Scan(&final, &total))
+	assert.Equal(t, n, total)
+	assert.Equal(t, n, final, "every execution finished")
+
+	// No message twice: count by recipient + subject.
+	emails := smtpSrv.Messages()
+	seen := map[string]int{}
+	for _, e := range emails {
+		for _, to := range e.EnvelopeTo {
+			seen[to+"|"+e.Subject]++
+		}
+	}
+	for k, c := range seen {
+		assert.Equal(t, 1, c, "sent %d times: %s", c, k)
+	}
+	// Every delivery the ledger calls sent reached the inbox; the rest are
+	// deliveries the crash left ambiguous, never re-sent.
+	var sent, unknown int
+	require.NoError(t, db.QueryRow(ctx, `select count(*) filter (where status = 'sent'), count(*) filter (where status = 'unknown') from automation_deliveries`).Scan(&sent, &unknown))
+	t.Logf("emails received %d, deliveries sent %d, unknown (cut by the crash) %d", len(emails), sent, unknown)
+	assert.Equal(t, n, sent+unknown)
+	for i := 1; i <= n; i++ {
+		var st string
+		require.NoError(t, db.QueryRow(ctx, `select d.status from automation_deliveries d join automation_execution_logs e on e.id = d.execution_id
+			join invoices i on i.id = e.subject_id where i.number = $1`, fmt.Sprintf("INV-%d", i)).Scan(&st))
+		got := seen[fmt.Sprintf("client%d@example.com|Invoice INV-%d is overdue", i, i)]
+		if st == "sent" {
+			assert.Equal(t, 1, got, "INV-%d: ledger says sent", i)
+		}
+	}
+	assert.GreaterOrEqual(t, len(emails), sent)
+}

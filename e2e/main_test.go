@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/devstack"
+)
+
+var (
+	root     string
+	built    map[string]string // function name -> bootstrap, built once per test binary
+	buildDir string
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		var err error
+		if root, err = devstack.FindRoot("."); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		if buildDir, err = os.MkdirTemp("", "dueflow-e2e-fn-"); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer os.RemoveAll(buildDir)
+		names, err := devstack.FunctionNames(root)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		pkgs := make([]string, len(names))
+		for i, n := range names {
+			pkgs[i] = "./functions/" + n
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if built, err = devstack.BuildFunctions(ctx, root, buildDir, pkgs...); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// stackOptions tweak the stack a test starts.
+type stackOptions struct {
+	env       []string
+	instances int
+	netConc   int
+}
+
+// startStack starts a private local stack (own Postgres cluster, NoCron so
+// only Tick drives the pipeline) and stops it at the end of the test.
+func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
+	tb.Helper()
+	state, err := devstack.TempStateDir("dueflow-e2e-")
+	require.NoError(tb, err)
+	logFile, err := os.Create(filepath.Join(state, "devstack.log"))
+	require.NoError(tb, err)
+	ctx := context.Background()
+	s, err := devstack.Start(ctx, devstack.Config{
+		Root:           root,
+		StateDir:       state,
+		NoCron:         true,
+		FastPostgres:   true,
+		BuiltFunctions: built,
+		Instances:      o.instances,
+		NetConcurrency: o.netConc,
+		FunctionEnv:    o.env,
+		Logger:         slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	require.NoError(tb, err)
+	tb.Logf("stack logs in %s", s.LogDir())
+	tb.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Close(cctx); err != nil {
+			tb.Errorf("close stack: %v", err)
+		}
+		logFile.Close()
+		if !tb.Failed() {
+			_ = os.RemoveAll(state)
+		}
+	})
+	return s
+}
