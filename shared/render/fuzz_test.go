@@ -1,0 +1,31 @@
+package render_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dueflow/dueflow/shared/render"
+)
+
+// FuzzText: no panic; text without "{{" is returned unchanged; a rendered
+// template contains no value that was not escaped in HTML mode.
+func FuzzText(f *testing.F) {
+	for _, s := range []string{"Hi {{client.first_name}}", "{{", "}}{{", "{{ invoice.balance }}{{job.title}}", "{{{{client.first_name}}}}", "plain"} {
+		f.Add(s, "<b>&\"'")
+	}
+	f.Fuzz(func(t *testing.T, tmpl, value string) {
+		v := render.Vars{"client.first_name": value}
+		out, err := render.Text(tmpl, v)
+		if !strings.Contains(tmpl, "{{") && (err != nil || out != tmpl) {
+			t.Fatalf("plain text changed: %q -> %q, %v", tmpl, out, err)
+		}
+		if err != nil && !render.IsTemplateError(err) {
+			t.Fatalf("unclassified error %v", err)
+		}
+		h, err := render.HTML("<p>{{client.first_name}}</p>", v)
+		if err != nil || strings.ContainsAny(strings.TrimSuffix(strings.TrimPrefix(h, "<p>"), "</p>"), "<>\"'") {
+			t.Fatalf("value not escaped: %q", h)
+		}
+		_ = render.StripTags(tmpl)
+	})
+}
