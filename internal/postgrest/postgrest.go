@@ -307,11 +307,10 @@ func (s *Server) call(ctx context.Context, role string, claims jwt.MapClaims, fn
 	}
 	var out string
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "set local role "+pgx.Identifier{role}.Sanitize()); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "select set_config('request.jwt.claims', $1, true), set_config('request.jwt.claim.role', $2, true)", string(claimsJSON), role); err != nil {
-			return err
+		// As PostgREST: set_config('role', ..., true) is SET LOCAL ROLE.
+		if _, err := tx.Exec(ctx, "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('request.jwt.claim.role', $1, true)",
+			role, string(claimsJSON)); err != nil {
+			return &roleError{err}
 		}
 		var qargs []any
 		if len(cols) > 0 {
@@ -319,6 +318,12 @@ func (s *Server) call(ctx context.Context, role string, claims jwt.MapClaims, fn
 		}
 		return tx.QueryRow(ctx, q, qargs...).Scan(&out)
 	})
+	var re *roleError
+	if errors.As(err, &re) {
+		e := pgError(re.err, role)
+		e.status = http.StatusUnauthorized // a token whose role does not exist
+		return 0, "", e
+	}
 	if err != nil {
 		return 0, "", pgError(err, role)
 	}
@@ -327,6 +332,12 @@ func (s *Server) call(ctx context.Context, role string, claims jwt.MapClaims, fn
 	}
 	return http.StatusOK, out, nil
 }
+
+// roleError is a failure to assume the token's role.
+type roleError struct{ err error }
+
+func (e *roleError) Error() string { return "set role: " + e.err.Error() }
+func (e *roleError) Unwrap() error { return e.err }
 
 // pgError maps a database error as PostgREST does.
 func pgError(err error, role string) *apiError {

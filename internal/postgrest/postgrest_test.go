@@ -137,6 +137,9 @@ func TestRoles(t *testing.T) {
 	assert.Equal(t, 403, a.status, a.body)
 	assert.Equal(t, "42501", a.err["code"])
 
+	a = f.post(t, "t_whoami", token(t, "no_such_role"), ``)
+	assert.Equal(t, 401, a.status, a.body)
+
 	a = f.post(t, "t_whoami", token(t, "service_role"), ``)
 	require.Equal(t, 200, a.status, a.body)
 	var who struct {

@@ -32,14 +32,14 @@ func Main(action string) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", action, err)
 		os.Exit(1)
 	}
-	log := Logger(os.Stdout, cfg.LogLevel).With("action", action)
+	log := Logger(os.Stdout, cfg.LogLevel)
 	h, err := Build(action, cfg, log)
 	if err != nil {
-		log.Error("function init failed", "error", err)
+		log.Error("function init failed", "action", action, "error", err)
 		fmt.Fprintf(os.Stderr, "%s: %v\n", action, err)
 		os.Exit(1)
 	}
-	log.Info("function ready", "init_ms", time.Since(started).Milliseconds(),
+	log.Info("function ready", "action", action, "init_ms", time.Since(started).Milliseconds(),
 		"email_provider", cfg.EmailProvider, "sms_provider", cfg.SMSProvider)
 	lambda.Start(h.HandleFunctionURL)
 }
