@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/dueflow/dueflow/internal/demodata"
+	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -26,23 +28,6 @@ const (
 	portMailpitUI   = 54324
 	portMailpitSMTP = 54325
 )
-
-// demoStack is what the demo needs from the local stack; stack_devstack.go
-// adapts internal/devstack to it.
-type demoStack interface {
-	DSN() string
-	GatewayURL() string
-	// Tick runs one cycle (the cron jobs' SQL) and waits until the pg_net
-	// stand-in has delivered what it queued; it describes what happened.
-	Tick(ctx context.Context) (string, error)
-	// EmailCount is the number of emails the inbox (Mailpit) holds.
-	EmailCount(ctx context.Context) (int, error)
-	// SMSCount is the number of SMS the Telnyx-compatible sink recorded.
-	SMSCount() int
-	// LogDir is where every process of the stack writes its log.
-	LogDir() string
-	Close(ctx context.Context) error
-}
 
 // demoOptions are the parsed flags of `dueflow demo`.
 type demoOptions struct {
@@ -70,16 +55,6 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
 	return o, nil
 }
 
-// demoStackConfig is what cmdDemo asks the local stack for.
-type demoStackConfig struct {
-	Root, StateDir string
-	Logger         *slog.Logger
-	Progress       func(string)
-}
-
-// startDemoStack starts the local stack; set by stack_devstack.go.
-var startDemoStack func(ctx context.Context, cfg demoStackConfig) (demoStack, error)
-
 func cmdDemo(ctx context.Context, args []string) error {
 	opts, err := parseDemoFlags(args, os.Stderr)
 	if err != nil {
@@ -92,37 +67,70 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if opts.StateDir == "" {
 		opts.StateDir = filepath.Join(root, ".dueflow", "demo")
 	}
-	return runDemo(ctx, root, opts, os.Stdout)
+	line, err := runDemo(ctx, root, opts, os.Stdout)
+	if line == "" {
+		return err
+	}
+	// The summary line comes last, after the stack has stopped: scripts
+	// read it (tail -n 1).
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dueflow demo: %v\n", err)
+	}
+	fmt.Println(line)
+	if err != nil {
+		return exitCode(1)
+	}
+	return nil
 }
 
-func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) (err error) {
+// runDemo runs the demo and returns its summary line ("" when it failed
+// before there was anything to count), to be printed after everything has
+// stopped.
+func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) (line string, err error) {
 	began := time.Now()
 	progress := func(msg string) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(began).Seconds(), msg)
 	}
 	if err := ensureInstalled(ctx, root, progress, out); err != nil {
-		return err
-	}
-	if startDemoStack == nil {
-		return errors.New("this build has no local stack (internal/devstack)")
+		return "", err
 	}
 	logDir := filepath.Join(opts.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return fmt.Errorf("log dir: %w", err)
+		return "", fmt.Errorf("log dir: %w", err)
 	}
 	logFile, err := os.OpenFile(filepath.Join(logDir, "dueflow-demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("log file: %w", err)
+		return "", fmt.Errorf("log file: %w", err)
 	}
 	defer logFile.Close()
 	logger := slog.New(slog.NewJSONHandler(logFile, nil))
 
-	progress("starting the local stack (Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE, Mailpit)")
-	stack, err := startDemoStack(ctx, demoStackConfig{Root: root, StateDir: opts.StateDir, Logger: logger, Progress: progress})
+	progress("starting the local stack: Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE, Mailpit")
+	// The stack gets its own context: Ctrl-C during start-up cancels it, but
+	// once it runs the demo stops it itself (after the last summary).
+	stackCtx, cancelStack := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStack()
+	stopWatch := context.AfterFunc(ctx, cancelStack)
+	stack, err := devstack.Start(stackCtx, devstack.Config{
+		Root:          root,
+		StateDir:      opts.StateDir,
+		PGPort:        portPostgres,
+		GatewayPort:   portGateway,
+		SMTPPort:      portMailpitSMTP,
+		MailpitUIPort: portMailpitUI,
+		UseMailpit:    true,
+		SMSProvider:   "telnyx",
+		Functions:     automation.Actions,
+		Logger:        logger,
+		Progress:      func(msg string) { progress("  " + msg) },
+	})
+	stopWatch()
 	if err != nil {
-		return fmt.Errorf("start the local stack: %w", err)
+		return "", fmt.Errorf("start the local stack: %w", err)
 	}
+	envFile := functionEnvFile(opts.StateDir)
 	defer func() {
+		_ = os.Remove(envFile)
 		progress("stopping the local stack")
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -130,62 +138,61 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 			err = errors.Join(err, fmt.Errorf("stop the local stack: %w", cerr))
 			return
 		}
-		progress("stopped: no process of the demo is left running")
+		progress("stopped: every process the demo started has exited")
 	}()
+	if err := writeEnvFile(envFile, stack.FunctionEnvironment()); err != nil {
+		return "", err
+	}
 
 	conn, err := connect(ctx, stack.DSN())
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
 	progress("seeding the demo data (3 organisations: New York, London, Sydney; the demo organisations are reset first)")
 	if err := demodata.Seed(ctx, conn, time.Now()); err != nil {
-		return err
+		return "", err
 	}
 	progress("running the first cycle now (the SQL the pg_cron jobs run, then the functions)")
-	desc, err := stack.Tick(ctx)
+	res, err := stack.Tick(ctx)
 	if err != nil {
-		return fmt.Errorf("first cycle: %w", err)
+		return "", fmt.Errorf("first cycle: %w", err)
 	}
-	progress("cycle done: " + desc)
+	progress("cycle done: " + res.String())
 
 	if opts.Once {
 		if err := finishOpen(ctx, conn, stack, time.Now().Add(opts.Timeout), progress); err != nil {
-			return err
+			return "", err
 		}
 	}
 	sum, err := readSummary(ctx, conn)
 	if err != nil {
-		return err
+		return "", err
 	}
 	inbox, err := stack.EmailCount(ctx)
 	if err != nil {
-		return fmt.Errorf("read the inbox: %w", err)
+		return "", fmt.Errorf("read the inbox: %w", err)
 	}
-	mailpit := fmt.Sprintf("http://127.0.0.1:%d", portMailpitUI)
 	fmt.Fprintln(out)
 	if err := sum.writeTable(out); err != nil {
-		return err
+		return "", err
 	}
-	fmt.Fprintf(out, "\nemails:   %s (Mailpit; %d messages in the inbox)\n", mailpit, inbox)
-	fmt.Fprintf(out, "sms:      %d recorded by the Telnyx-compatible sink\n", stack.SMSCount())
-	fmt.Fprintf(out, "database: %s (try: go run ./cmd/dueflow status)\n", stack.DSN())
+	fmt.Fprintf(out, "\nemails:   http://127.0.0.1:%d (Mailpit; %d messages in the inbox)\n", portMailpitUI, inbox)
+	fmt.Fprintf(out, "sms:      %d recorded by the Telnyx-compatible sink\n", len(stack.SMS()))
+	fmt.Fprintf(out, "database: %s (go run ./cmd/dueflow status)\n", stack.DSN())
 	fmt.Fprintf(out, "gateway:  %s/functions/v1/<function>\n", stack.GatewayURL())
 	fmt.Fprintf(out, "logs:     %s\n", stack.LogDir())
-
 	if opts.Once {
-		open := sum.Open()
-		// The last line is fixed; scripts read it.
-		fmt.Fprintln(out, sum.Line())
-		if open > 0 {
-			return fmt.Errorf("%d demo executions did not reach a final status", open)
+		if open := sum.Open(); open > 0 {
+			return sum.Line(), fmt.Errorf("%d demo executions did not reach a final status (see the OPEN column and the logs)", open)
 		}
-		return nil
+		return sum.Line(), nil
 	}
 
-	fmt.Fprintf(out, "\npg_cron now runs a cycle every minute; logs are in %s.\nPress Ctrl-C to stop every process the demo started.\n", stack.LogDir())
-	fmt.Fprintln(out, sum.Line())
+	fmt.Fprintf(out, "\n%s\npg_cron now runs a cycle every minute (jobs in the dueflow database); logs are in %s.\n"+
+		"Try in another terminal: go run ./cmd/dueflow status | make invoke FN=send-reminder\n"+
+		"Press Ctrl-C to stop every process the demo started.\n", sum.Line(), stack.LogDir())
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	last := sum.Line()
@@ -193,14 +200,18 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(out)
-			return nil
+			s, err := readSummary(context.WithoutCancel(ctx), conn)
+			if err != nil {
+				return last, nil
+			}
+			return s.Line(), nil
 		case <-tick.C:
 			s, err := readSummary(ctx, conn)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					continue
 				}
-				return err
+				return last, err
 			}
 			if l := s.Line(); l != last {
 				progress(l)
@@ -210,43 +221,60 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	}
 }
 
-// finishOpen ticks again while demo executions are still open and their next
-// attempt falls before deadline: a delay step (snoozed) or a retry comes back
-// as pending with a later next_attempt_at.
-func finishOpen(ctx context.Context, conn *pgx.Conn, stack demoStack, deadline time.Time, progress func(string)) error {
+// finishOpen waits while demo executions are still open, running a cycle
+// whenever one of them can move: a pending row is dispatched when due (a
+// delay step or a retry comes back as pending with a later next_attempt_at),
+// and rung again redispatchAfter after its last dispatch; a running row
+// finishes when its function reports. It gives up at deadline.
+func finishOpen(ctx context.Context, conn *pgx.Conn, stack *devstack.Stack, deadline time.Time, progress func(string)) error {
+	const poll = 3 * time.Second
+	lastKey := ""
 	for {
-		var open int
+		var open, running int
 		var next *time.Time
 		err := conn.QueryRow(ctx, `
-select count(*), min(next_attempt_at) filter (where status = 'pending')
+select count(*), count(*) filter (where status = 'running'),
+       min(greatest(next_attempt_at, coalesce(dispatched_at + interval '2 minutes', next_attempt_at)))
+         filter (where status = 'pending')
   from automation_execution_logs
- where organization_id = any($1) and status in ('pending', 'running')`, demodata.OrgIDs).Scan(&open, &next)
+ where organization_id = any($1) and status in ('pending', 'running')`, demodata.OrgIDs).Scan(&open, &running, &next)
 		if err != nil {
 			return fmt.Errorf("read open executions: %w", err)
 		}
 		if open == 0 {
 			return nil
 		}
-		wake := time.Now().Add(2 * time.Second) // running: wait for the report or the lease
-		if next != nil && next.After(wake) {
-			wake = *next
+		now := time.Now()
+		if next != nil && !next.After(now) {
+			res, err := stack.Tick(ctx)
+			if err != nil {
+				return fmt.Errorf("follow-up cycle: %w", err)
+			}
+			progress("cycle done: " + res.String())
+			continue
 		}
-		if wake.After(deadline) {
-			progress(fmt.Sprintf("%d executions still open; the next is due at %s, after the --timeout", open, wake.Format(time.TimeOnly)))
+		if now.After(deadline) {
+			progress(fmt.Sprintf("giving up: %d executions still open after --timeout", open))
 			return nil
 		}
-		if d := time.Until(wake); d > 5*time.Second {
-			progress(fmt.Sprintf("%d executions open (e.g. a delay step); next cycle at %s (in %s)", open, wake.Format(time.TimeOnly), d.Round(time.Second)))
+		key := fmt.Sprintf("%d/%d/%v", open, running, next)
+		if key != lastKey && (next == nil || next.Sub(now) > poll) {
+			msg := fmt.Sprintf("%d executions open (%d running)", open, running)
+			if next != nil {
+				msg += fmt.Sprintf("; waiting for their next step at %s (in %s: e.g. a delay step)",
+					next.Local().Format(time.TimeOnly), next.Sub(now).Round(time.Second))
+			}
+			progress(msg)
+			lastKey = key
+		}
+		wait := poll
+		if next != nil && next.Sub(now) < wait {
+			wait = next.Sub(now) + 100*time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Until(wake) + 500*time.Millisecond):
+		case <-time.After(wait):
 		}
-		desc, err := stack.Tick(ctx)
-		if err != nil {
-			return fmt.Errorf("follow-up cycle: %w", err)
-		}
-		progress("cycle done: " + desc)
 	}
 }

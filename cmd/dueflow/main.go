@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,6 +24,12 @@ var commands = map[string]command{}
 func addCommand(name, summary string, run func(ctx context.Context, args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }
+
+// exitCode is returned by a command that has already reported its failure:
+// main exits with the code and prints nothing more.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: dueflow <command> [flags]\n\ncommands:")
@@ -50,6 +57,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.run(ctx, os.Args[2:]); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			stop()
+			os.Exit(int(code)) // the command has said why
+		}
 		fmt.Fprintf(os.Stderr, "dueflow %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
