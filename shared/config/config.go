@@ -208,7 +208,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 
 	c.Concurrency = p.int("DUEFLOW_CONCURRENCY", DefaultConcurrency, 1, 256)
-	c.LeaseSeconds = p.int("DUEFLOW_LEASE_SECONDS", DefaultLeaseSeconds, 30, 86400)
+	c.LeaseSeconds = p.int("DUEFLOW_LEASE_SECONDS", DefaultLeaseSeconds, 30, 3600) // automation_claim caps leases at 3600 s
 	c.RPCTimeout = p.duration("DUEFLOW_RPC_TIMEOUT", DefaultRPCTimeout)
 	c.MaxBodyBytes = p.int("DUEFLOW_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 16<<20)
 	c.MaxIDs = p.int("DUEFLOW_MAX_IDS", DefaultMaxIDs, 1, 10000)
