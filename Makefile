@@ -11,7 +11,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 export DUEFLOW_BIN := $(BIN)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz
+.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine
 
 all: vet test
 
@@ -46,6 +46,12 @@ invoke: $(RIE)
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./shared/webhook/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime $(FUZZTIME)
+
+## bench-engine: executions/s through claim, render, send (SMTP) and report; cold start; RPC adapter
+bench-engine:
+	$(GO) test ./shared/engine/ -run '^$$' -bench Pipeline -benchtime 3000x
+	$(GO) test ./shared/function/ -run '^$$' -bench 'Init|ColdStart' -benchtime 20x
+	$(GO) test ./shared/supabase/ -run '^$$' -bench . -benchmem
 
 clean:
 	rm -rf .build .aws-sam
