@@ -189,25 +189,33 @@ func TestLiteralSecretsFail(t *testing.T) {
 }
 
 // buildWithMake runs `make build-<LogicalId>` (what sam build runs) for each
-// directory, in parallel, into a temporary ARTIFACTS_DIR; it returns the
-// bootstrap paths.
+// directory into a temporary ARTIFACTS_DIR and returns the bootstrap paths.
+// The first build runs alone (it fills the build cache with the shared
+// dependencies), the others in parallel.
 func buildWithMake(t *testing.T, root string, dirs []string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	var mu sync.Mutex
+	build := func(d, art string) {
+		cmd := exec.Command("make", "--no-print-directory", "-C", root, "build-"+LogicalID(d), "ARTIFACTS_DIR="+art)
+		cmd.Env = append(os.Environ(), "MAKEFLAGS=")
+		b, err := cmd.CombinedOutput()
+		mu.Lock()
+		defer mu.Unlock()
+		assert.NoError(t, err, "make build-%s: %s", LogicalID(d), b)
+	}
 	var wg sync.WaitGroup
-	for _, d := range dirs {
+	for i, d := range dirs {
 		art := filepath.Join(t.TempDir(), d)
 		out[d] = filepath.Join(art, "bootstrap")
+		if i == 0 {
+			build(d, art)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("make", "--no-print-directory", "-C", root, "build-"+LogicalID(d), "ARTIFACTS_DIR="+art)
-			cmd.Env = append(os.Environ(), "MAKEFLAGS=")
-			b, err := cmd.CombinedOutput()
-			mu.Lock()
-			defer mu.Unlock()
-			assert.NoError(t, err, "make build-%s: %s", LogicalID(d), b)
+			build(d, art)
 		}()
 	}
 	wg.Wait()
