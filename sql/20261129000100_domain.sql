@@ -24,15 +24,17 @@ comment on function public.automation_is_valid_timezone(text) is
 create or replace function public.automation_touch_updated_at() returns trigger
 language plpgsql set search_path = public, pg_temp as $$
 begin
-  -- an explicit new value wins (imports, tests); otherwise stamp now()
-  if new.updated_at is not distinct from old.updated_at then
+  -- an explicit new value wins (imports, tests); otherwise stamp now(),
+  -- except for automation bookkeeping (dueflow.keep_updated_at = on)
+  if new.updated_at is not distinct from old.updated_at
+     and coalesce(current_setting('dueflow.keep_updated_at', true), '') <> 'on' then
     new.updated_at := now();
   end if;
   return new;
 end
 $$;
 comment on function public.automation_touch_updated_at() is
-  'Trigger: sets updated_at to now() on update unless the statement set it explicitly.';
+  'Trigger: sets updated_at to now() on update unless the statement set it explicitly or dueflow.keep_updated_at is on (automation bookkeeping).';
 
 create table if not exists public.organizations (
   id uuid primary key default gen_random_uuid(),
@@ -202,16 +204,24 @@ revoke all on public.automation_src_organizations, public.automation_src_clients
 -- Hook: mark sent invoices past their due date (organisation-local) overdue.
 -- Views are for reading; adopters redefine this function for their tables.
 create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
-returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
   v_count integer;
 begin
+  -- marking is not app activity: keep updated_at (see automation_touch_updated_at)
+  perform set_config('dueflow.keep_updated_at', 'on', true);
   update public.invoices i set status = 'overdue'
-  from public.organizations o
-  where o.id = i.organization_id
-    and i.status = 'sent'
-    and i.due_date < (p_now at time zone o.timezone)::date;
+  where i.id in (
+    select x.id
+    from public.organizations o
+    cross join lateral (
+      select i2.id from public.invoices i2
+      where i2.organization_id = o.id and i2.status = 'sent'
+        and i2.due_date < (p_now at time zone o.timezone)::date
+      offset 0 -- a per-organisation index range scan
+    ) x);
   get diagnostics v_count = row_count;
+  perform set_config('dueflow.keep_updated_at', 'off', true);
   return v_count;
 end
 $$;

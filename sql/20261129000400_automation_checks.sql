@@ -16,33 +16,93 @@ $$;
 comment on function public.automation_days_config(jsonb, text, int[]) is
   'Sorted distinct non-negative integers of the array p_config->p_key, or p_default when absent or empty.';
 
+-- Per-workflow watermark of the invoice check, so that a steady-state run
+-- reads only invoices that crossed a reminder day or changed since the last
+-- run (index range scans), not every open invoice. A workflow without state,
+-- or whose configuration or organisation time zone changed, is scanned in full once.
+create table if not exists public.automation_check_state (
+  workflow_id uuid primary key references public.automation_workflows (id) on delete cascade,
+  organization_id uuid not null,
+  checked_at timestamptz not null,
+  trigger_config jsonb,
+  timezone text,
+  updated_at timestamptz not null default now()
+);
+alter table public.automation_check_state enable row level security;
+revoke all on public.automation_check_state from public, anon, authenticated;
+grant all on public.automation_check_state to service_role;
+
 -- invoice_overdue: reminders on days N after the due date (organisation-local).
 create or replace function public.check_overdue_invoices(p_now timestamptz default now())
-returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
+  -- invoices changed up to this long before the last run are looked at again
+  -- (a transaction that began before the last run and committed after it)
+  c_slack constant interval := interval '10 minutes';
   v_count integer;
 begin
   perform public.automation_mark_invoices_overdue(p_now);
 
   with wf as (
-    select w.id, w.organization_id, w.max_attempts,
+    select w.id, w.organization_id, w.max_attempts, w.trigger_config,
            public.automation_days_config(w.trigger_config, 'days_after_due', '{1,7,14,30}') as days,
            o.timezone, o.send_window_start, o.send_window_end,
-           (p_now at time zone o.timezone)::date as today
+           (p_now at time zone o.timezone)::date as today,
+           st.checked_at,
+           (st.checked_at at time zone o.timezone)::date as last_day,
+           (st.workflow_id is null or st.trigger_config is distinct from w.trigger_config
+            or st.timezone is distinct from o.timezone) as full_scan
     from public.automation_workflows w
     join public.automation_src_organizations o on o.id = w.organization_id
+    left join public.automation_check_state st on st.workflow_id = w.id
     where w.is_active and w.trigger_type = 'invoice_overdue'
-  ), cand as (
-    select wf.*, i.id as invoice_id, i.client_id, i.number, i.due_date,
-           wf.today - i.due_date as days_overdue, r.reminder_day, r.next_day
+  ), cand_inv as (
+    -- (the "offset 0" fences keep each branch a per-organisation index range scan)
+    -- first run (or changed configuration): every open invoice past the first reminder day
+    select wf.id as wf_id, i.id, i.client_id, i.number, i.due_date
     from wf
-    join public.automation_src_invoices i
-      on i.organization_id = wf.organization_id
-     and i.status in ('sent', 'overdue') and i.balance > 0
-     and i.due_date <= wf.today - wf.days[1]
     cross join lateral (
-      select max(d) filter (where d <= wf.today - i.due_date) as reminder_day,
-             min(d) filter (where d > wf.today - i.due_date) as next_day
+      select i.id, i.client_id, i.number, i.due_date from public.automation_src_invoices i
+      where i.organization_id = wf.organization_id
+        and i.status in ('sent', 'overdue') and i.balance > 0
+        and i.due_date <= wf.today - wf.days[1]
+      offset 0
+    ) i
+    where wf.full_scan
+    union
+    -- reminder days reached since the last run
+    select wf.id, i.id, i.client_id, i.number, i.due_date
+    from wf
+    cross join lateral unnest(wf.days) d
+    cross join lateral (
+      select i.id, i.client_id, i.number, i.due_date from public.automation_src_invoices i
+      where i.organization_id = wf.organization_id
+        and i.status in ('sent', 'overdue') and i.balance > 0
+        and i.due_date > wf.last_day - d and i.due_date <= wf.today - d
+      offset 0
+    ) i
+    where not wf.full_scan and wf.today > wf.last_day
+    union
+    -- invoices created or changed since the last run (reopened, due date moved, imported)
+    select wf.id, i.id, i.client_id, i.number, i.due_date
+    from (
+      select i.id, i.organization_id, i.client_id, i.number, i.due_date, i.updated_at
+      from public.automation_src_invoices i
+      where i.status in ('sent', 'overdue') and i.balance > 0
+        and i.updated_at > (select min(checked_at) from wf where not full_scan) - c_slack
+      offset 0
+    ) i
+    join wf on wf.organization_id = i.organization_id and not wf.full_scan
+    where i.updated_at > wf.checked_at - c_slack
+      and i.due_date <= wf.today - wf.days[1]
+  ), cand as (
+    select wf.*, ci.id as invoice_id, ci.client_id, ci.number, ci.due_date,
+           wf.today - ci.due_date as days_overdue, r.reminder_day, r.next_day
+    from cand_inv ci
+    join wf on wf.id = ci.wf_id
+    cross join lateral (
+      select max(d) filter (where d <= wf.today - ci.due_date) as reminder_day,
+             min(d) filter (where d > wf.today - ci.due_date) as next_day
       from unnest(wf.days) d
     ) r
   ), rows as (
@@ -63,13 +123,18 @@ begin
            jsonb_build_object('invoice_number', r.number, 'due_date', r.due_date,
                               'days_overdue', r.days_overdue, 'reminder_day', r.reminder_day)
     from rows r
-    where not exists (select 1 from public.automation_execution_logs e
-                      where e.workflow_id = r.id and e.occurrence_key = r.okey)
     on conflict (workflow_id, occurrence_key) do nothing
     returning workflow_id
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
     where w.id in (select distinct workflow_id from ins)
+    returning 1
+  ), state as (
+    insert into public.automation_check_state as s (workflow_id, organization_id, checked_at, trigger_config, timezone)
+    select wf.id, wf.organization_id, p_now, wf.trigger_config, wf.timezone from wf
+    on conflict (workflow_id) do update set
+      checked_at = greatest(s.checked_at, excluded.checked_at),
+      trigger_config = excluded.trigger_config, timezone = excluded.timezone, updated_at = now()
     returning 1
   )
   select count(*) into v_count from ins;
@@ -77,12 +142,12 @@ begin
 end
 $$;
 comment on function public.check_overdue_invoices(timestamptz) is
-  'invoice_overdue check: marks sent invoices past due overdue, then creates one execution per (invoice, due date, latest reminder day reached) for open invoices with a balance; a late first sighting creates only the latest reminder. Returns the number created.';
+  'invoice_overdue check: marks sent invoices past due overdue, then creates one execution per (invoice, due date, latest reminder day reached) for open invoices with a balance; a late first sighting creates only the latest reminder. Steady state reads only invoices that reached a reminder day or changed since the last run (automation_check_state). Returns the number created.';
 
 -- maintenance_due (months since the client''s last completed service) and
 -- appointment (N hours before a scheduled job, never after its start).
 create or replace function public.check_maintenance_reminders(p_now timestamptz default now())
-returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
   v_maint integer;
   v_appt integer;
@@ -171,7 +236,7 @@ comment on function public.check_maintenance_reminders(timestamptz) is
 -- scheduled (organisation-local frequency; a missed run fires once) and
 -- stale_job (open jobs without activity for days_inactive days).
 create or replace function public.check_automation_triggers(p_now timestamptz default now())
-returns integer language plpgsql security definer set search_path = public, pg_temp as $$
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
   v_sched integer;
   v_stale integer;

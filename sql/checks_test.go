@@ -282,3 +282,50 @@ func strField(t testing.TB, db pgtest.DB, q string, args ...any) string {
 	require.NoError(t, db.QueryRow(bg, q, args...).Scan(&s))
 	return s
 }
+
+// The steady-state invoice check (watermark per workflow) still sees invoices
+// that reach a reminder day, new or reopened invoices, and configuration changes.
+func TestInvoiceCheckWatermark(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	org := pgtest.CreateOrg(t, db, pgtest.Org{})
+	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
+	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	now := time.Now()
+	require.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now))
+
+	// created already overdue after the last run: picked up (changed path)
+	inv10 := pgtest.CreateInvoice(t, db, org, cl, "sent", -10, "10")
+	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, inv10))
+
+	// reopened: a paid invoice becomes overdue again
+	paid := pgtest.CreateInvoice(t, db, org, cl, "paid", -20, "10")
+	require.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	_, err := db.Exec(bg, `update invoices set status = 'overdue' where id = $1`, paid)
+	require.NoError(t, err)
+	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now))
+
+	// untouched for a month, crosses day 7 tomorrow (threshold path)
+	var quiet uuid.UUID
+	require.NoError(t, db.QueryRow(bg, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance, updated_at)
+		values ($1, $2, 'Q-1', 'overdue', current_date - 6, 10, 10, now() - interval '30 days') returning id`, org, cl).Scan(&quiet))
+	require.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, quiet))
+
+	// a new configuration scans once in full
+	_, err = db.Exec(bg, `update automation_workflows set trigger_config = '{"days_after_due":[1,10]}' where id = $1`, wf)
+	require.NoError(t, err)
+	// (occurrence keys carry the reminder day: each open invoice gets the latest day of the new sequence once)
+	assert.Equal(t, 3, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d10'`, inv10))
+	assert.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	// marking overdue is not app activity: updated_at kept
+	sent := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
+	_, err = db.Exec(bg, `update invoices set updated_at = now() - interval '2 days' where id = $1`, sent)
+	require.NoError(t, err)
+	callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour))
+	assert.Equal(t, "overdue", strField(t, db, `select status from invoices where id = $1`, sent))
+	assert.Equal(t, 1, count(t, db, `select count(*) from invoices where id = $1 and updated_at < now() - interval '1 day'`, sent))
+}
