@@ -34,8 +34,10 @@ test: $(RIE) vet
 	$(GO) test -count=1 -timeout 40m ./...
 
 ## demo: the whole pipeline locally with demo data until Ctrl-C (ONCE=1: one cycle, then exit); README "Local stack"
+# (built, then run: `go run` would exit 1 after Ctrl-C although the demo stopped cleanly)
 demo: tools
-	$(GO) run ./cmd/dueflow demo $(if $(ONCE),--once)
+	$(GO) build -o $(BIN)/dueflow ./cmd/dueflow
+	$(BIN)/dueflow demo $(if $(ONCE),--once)
 
 ## invoke: one function once under the Lambda RIE, env from the local stack: make invoke FN=send-reminder [EVENT=events/x.json]
 invoke: $(RIE)
