@@ -106,8 +106,14 @@ func Load(path string) (*Template, error) {
 	return Parse(data)
 }
 
-// Parse parses the YAML text of a SAM template.
-func Parse(data []byte) (*Template, error) {
+// Parse parses the YAML text of a SAM template, resolving parameters to
+// their defaults.
+func Parse(data []byte) (*Template, error) { return ParseWithParameters(data, nil) }
+
+// ParseWithParameters parses the YAML text of a SAM template, resolving
+// parameters to the given values (as `sam deploy --parameter-overrides`
+// would) or else to their defaults.
+func ParseWithParameters(data []byte, params map[string]any) (*Template, error) {
 	rawJSON, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
@@ -120,6 +126,7 @@ func Parse(data []byte) (*Template, error) {
 	keepGetAtt := func(name string, input any, _ any) any { return map[string]any{name: input} }
 	resolved, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{
 		EvaluateConditions:        true,
+		ParameterOverrides:        params,
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{"Fn::GetAtt": keepGetAtt},
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package samtemplate
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/config"
 )
 
 const repoRoot = "../.."
@@ -59,7 +61,7 @@ func TestTemplateDeclaresEveryAction(t *testing.T) {
 		assert.Equal(t, "300", f.Environment["DUEFLOW_LEASE_SECONDS"])
 		assert.Nil(t, f.ReservedConcurrency, "ReservedConcurrency 0 (default) must leave the property unset, not throttle to 0")
 		assert.Equal(t, "{{resolve:secretsmanager:dueflow:SecretString:DUEFLOW_WEBHOOK_SECRET}}", f.Environment["DUEFLOW_WEBHOOK_SECRET"])
-		assert.Equal(t, "{{resolve:secretsmanager:dueflow:SecretString:SMTP_PASSWORD}}", f.Environment["SMTP_PASSWORD"], "smtp is the default provider")
+		assert.Equal(t, "", f.Environment["SMTP_PASSWORD"], "smtp is the default provider, without a username by default: no password key required")
 		assert.Equal(t, "", f.Environment["TWILIO_AUTH_TOKEN"], "no SMS provider by default: no secret key required")
 	}
 	_, ok := tmpl.CFN.Parameters["ReservedConcurrency"]
@@ -163,8 +165,8 @@ func TestLiteralSecretsFail(t *testing.T) {
 			"secret SUPABASE_SERVICE_ROLE_KEY must be",
 		},
 		"hard-coded secret name": {
-			`SMTP_PASSWORD: !If [UseSmtp, !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SMTP_PASSWORD}}", ""]`,
-			`SMTP_PASSWORD: !If [UseSmtp, "{{resolve:secretsmanager:prod:SecretString:SMTP_PASSWORD}}", ""]`,
+			`SMTP_PASSWORD: !If [UseSmtpAuth, !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SMTP_PASSWORD}}", ""]`,
+			`SMTP_PASSWORD: !If [UseSmtpAuth, "{{resolve:secretsmanager:prod:SecretString:SMTP_PASSWORD}}", ""]`,
 			"secret SMTP_PASSWORD must be",
 		},
 		"wrong key": {
@@ -256,4 +258,56 @@ func TestCheckBootstrapRejectsHostBinary(t *testing.T) {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	assert.Error(t, CheckBootstrap(exe))
+}
+
+// TestTemplateEnvironmentLoadsConfig feeds the environment the template
+// gives the functions (secrets resolved to sample values, as CloudFormation
+// would) to shared/config: every name the functions read is set, under the
+// right name, for each provider choice.
+func TestTemplateEnvironmentLoadsConfig(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "template.yaml"))
+	require.NoError(t, err)
+	jwt := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"role":"service_role"}`)) + ".c2ln"
+	secretValues := map[string]string{
+		"SUPABASE_SERVICE_ROLE_KEY": jwt,
+		"DUEFLOW_WEBHOOK_SECRET":    "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+		"SMTP_PASSWORD":             "smtp-password",
+		"MAILGUN_API_KEY":           "mailgun-key",
+		"TWILIO_AUTH_TOKEN":         "twilio-token",
+		"TELNYX_API_KEY":            "telnyx-key",
+	}
+	base := map[string]any{"SupabaseUrl": "https://abcd.supabase.co", "EmailFrom": "reminders@example.com"}
+	cases := map[string]map[string]any{
+		"smtp, no sms":   {"SmtpHost": "email-smtp.eu-west-1.amazonaws.com", "SmtpUsername": "AKIA"},
+		"smtp no auth":   {"SmtpHost": "relay.internal"},
+		"mailgun twilio": {"EmailProvider": "mailgun", "MailgunDomain": "mg.example.com", "SmsProvider": "twilio", "TwilioAccountSid": "AC123", "SmsFrom": "+15550100"},
+		"smtp telnyx":    {"SmtpHost": "smtp.example.com", "SmsProvider": "telnyx", "SmsFrom": "+15550100"},
+	}
+	for name, params := range cases {
+		t.Run(name, func(t *testing.T) {
+			all := map[string]any{}
+			for k, v := range base {
+				all[k] = v
+			}
+			for k, v := range params {
+				all[k] = v
+			}
+			tmpl, err := ParseWithParameters(data, all)
+			require.NoError(t, err)
+			for id, f := range tmpl.Functions() {
+				env := map[string]string{}
+				for k, v := range f.Environment {
+					if m := secretRef.FindStringSubmatch(strings.Replace(v, "dueflow", "${SecretName}", 1)); m != nil {
+						v = secretValues[m[2]]
+					}
+					env[k] = v
+				}
+				cfg, err := config.Load(func(k string) string { return env[k] })
+				require.NoError(t, err, id)
+				assert.Equal(t, "https://abcd.supabase.co", cfg.SupabaseURL, id)
+				assert.Equal(t, 300, cfg.LeaseSeconds, id)
+				assert.Equal(t, 8, cfg.Concurrency, id)
+			}
+		})
+	}
 }
