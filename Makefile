@@ -82,6 +82,8 @@ build:
 	@$(foreach d,$(LAMBDA_DIRS),$(MAKE) --no-print-directory build-$(call lambda_id,$(d)) ARTIFACTS_DIR=$(CURDIR)/.build/$(d) &&) true
 
 ## deploy: sam build, then sam deploy (--guided the first time, which writes samconfig.toml)
+# --build-in-source: run the build-<LogicalId> targets here rather than in a
+# copy of the whole tree (CodeUri is ".", which holds .dueflow/ and bin/).
 deploy:
-	sam build
+	sam build --build-in-source
 	@if [ -f samconfig.toml ]; then sam deploy; else sam deploy --guided; fi
