@@ -86,13 +86,13 @@ func TestStatusOnAClone(t *testing.T) {
 	health := sec["Queue health (automation_queue_health)"]
 	require.Len(t, health, 2)
 	assert.Regexp(t, `^pending\s+due_now\s+running\s+expired_leases\s+failed_last_hour\s+oldest_due_age_seconds$`, health[0])
-	assert.Regexp(t, `^14\s+14\s+0\s+0\s+0\s+\d+$`, health[1])
+	assert.Regexp(t, `^15\s+15\s+0\s+0\s+0\s+\d+$`, health[1])
 
 	byAction := sec["Executions by action (pending now; finished in the last 24 hours)"]
 	require.Len(t, byAction, 4, b.String())
 	assert.Regexp(t, `^action\s+pending\s+due\s+undispatched\s+running\s+expired_leases\s+completed_24h\s+skipped_24h\s+failed_24h\s+oldest_due$`, byAction[0])
-	// demodata: 6 invoice reminders, 1 scheduled run, 7 send-reminder executions
-	assert.Regexp(t, `^invoice-reminder\s+6\s+6\s+6\s+0\s+0\s+0\s+0\s+0\s+\d\d:\d\d:\d\d$`, byAction[1])
+	// demodata: 7 invoice reminders, 1 scheduled run, 7 send-reminder executions
+	assert.Regexp(t, `^invoice-reminder\s+7\s+7\s+7\s+0\s+0\s+0\s+0\s+0\s+\d\d:\d\d:\d\d$`, byAction[1])
 	assert.Regexp(t, `^run-workflow\s+1\s+1\s+1\s+0\s+0\s+0\s+0\s+0\s+`, byAction[2])
 	assert.Regexp(t, `^send-reminder\s+7\s+7\s+7\s+0\s+0\s+0\s+0\s+0\s+`, byAction[3])
 

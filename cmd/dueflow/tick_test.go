@@ -30,7 +30,7 @@ func TestTickRunsOneCycle(t *testing.T) {
 	require.Len(t, lines, 4)
 	// each job prints what its function returned: executions created, rows dispatched
 	assert.Regexp(t, `^check-automation-triggers\s+2$`, lines[0]) // the scheduled run and the stale job
-	assert.Regexp(t, `^check-overdue-invoices\s+6$`, lines[1])
+	assert.Regexp(t, `^check-overdue-invoices\s+7$`, lines[1])
 	assert.Regexp(t, `^check-maintenance-reminders\s+6$`, lines[2])
 	assert.Regexp(t, `^process-automations\s+\d+$`, lines[3])
 
@@ -42,7 +42,7 @@ func TestTickRunsOneCycle(t *testing.T) {
 		require.NoError(t, err)
 		total += n
 	}
-	assert.Equal(t, 14, total)
+	assert.Equal(t, 15, total)
 
 	// A second cycle right after creates nothing.
 	b.Reset()

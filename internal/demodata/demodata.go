@@ -176,14 +176,16 @@ func Data() Dataset {
 
 	// London: invoices and maintenance, default templates.
 	ldn := OrgLondon
-	george, hannah := id(2, 11), id(2, 12)
+	george, hannah, ian := id(2, 11), id(2, 12), id(2, 13)
 	d.Clients = append(d.Clients,
 		Client{george, ldn, "George", "Ashby", "george.ashby@mail.test", "+447700900111", false, false},
 		Client{hannah, ldn, "Hannah", "Bell", "hannah.bell@mail.test", "", false, false},
+		Client{ian, ldn, "Ian", "Ward", "", "07700 9001", false, false}, // a mistyped phone number and no email
 	)
 	d.Invoices = append(d.Invoices,
 		Invoice{id(4, 11), ldn, george, "TH-2001", "overdue", 31, "540.00", "540.00", "GBP"}, // 30-day reminder
 		Invoice{id(4, 12), ldn, hannah, "TH-2002", "sent", 1, "80.00", "80.00", "GBP"},       // 1-day reminder
+		Invoice{id(4, 13), ldn, ian, "TH-2003", "overdue", 8, "120.00", "120.00", "GBP"},     // 7-day reminder: invalid phone, fails
 	)
 	d.Jobs = append(d.Jobs,
 		Job{id(3, 11), ldn, hannah, "Gas safety check", "gas_safety", "completed", 0, 200 * day, 200 * day}, // maintenance due
@@ -234,12 +236,12 @@ type Expectation struct {
 // creates.
 func Expected() []Expectation {
 	return []Expectation{
-		{id(5, 1), "invoice_overdue", "invoice-reminder", 4}, // BP-1001, -1002, -1003 (opted out), -1005 (no recipient)
-		{id(5, 2), "maintenance_due", "send-reminder", 2},    // Bob, Carla
-		{id(5, 3), "stale_job", "send-reminder", 1},          // Kitchen repipe
-		{id(5, 4), "appointment", "send-reminder", 1},        // Leak inspection
-		{id(5, 5), "scheduled", "run-workflow", 1},           // one run, to the organisation
-		{id(5, 11), "invoice_overdue", "invoice-reminder", 2},
+		{id(5, 1), "invoice_overdue", "invoice-reminder", 4},  // BP-1001, -1002, -1003 (opted out), -1005 (no recipient)
+		{id(5, 2), "maintenance_due", "send-reminder", 2},     // Bob, Carla
+		{id(5, 3), "stale_job", "send-reminder", 1},           // Kitchen repipe
+		{id(5, 4), "appointment", "send-reminder", 1},         // Leak inspection
+		{id(5, 5), "scheduled", "run-workflow", 1},            // one run, to the organisation
+		{id(5, 11), "invoice_overdue", "invoice-reminder", 3}, // TH-2001, -2002, -2003 (invalid phone: failed)
 		{id(5, 12), "maintenance_due", "send-reminder", 1},
 		{id(5, 21), "appointment", "send-reminder", 2},
 		{id(5, 22), "invoice_overdue", "invoice-reminder", 0}, // inactive
