@@ -96,6 +96,11 @@ begin
   where e.action = p_action
   returning e.* into v_row;
 
+  if v_row.timeout_ms < 60000 then
+    raise warning 'automation_endpoints.timeout_ms for % is % ms, below the functions'' 60 s timeout (template.yaml): pg_net will record timeouts for calls that are still working',
+      p_action, v_row.timeout_ms;
+  end if;
+
   if p_secret is not null then
     select s.id into v_secret_id from vault.secrets s where s.name = v_row.secret_name
     order by s.created_at desc limit 1;

@@ -229,7 +229,9 @@ var buildFlags = []string{"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "-tags 
 
 // CheckMakeTargets verifies, with `make -n`, that the Makefile at root has a
 // build-<LogicalId> target for every function directory that builds it into
-// $(ARTIFACTS_DIR)/bootstrap with the Lambda flags.
+// $(ARTIFACTS_DIR)/bootstrap with the Lambda flags, a build target that
+// builds them all into .build/<name>/bootstrap, and a deploy target running
+// sam build and sam deploy.
 func CheckMakeTargets(ctx context.Context, root string, dirs []string) []error {
 	var errs []error
 	for _, d := range dirs {
@@ -244,6 +246,23 @@ func CheckMakeTargets(ctx context.Context, root string, dirs []string) []error {
 				errs = append(errs, fmt.Errorf("Makefile: build-%s does not use %q: %s", id, want, strings.TrimSpace(out)))
 			}
 		}
+	}
+	if len(dirs) > 0 {
+		out, err := MakeDryRun(ctx, root, "build")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("Makefile: target build: %w", err))
+		} else {
+			for _, d := range dirs {
+				if want := ".build/" + d + "/bootstrap"; !strings.Contains(out, want) {
+					errs = append(errs, fmt.Errorf("Makefile: make build does not build %s", want))
+				}
+			}
+		}
+	}
+	if out, err := MakeDryRun(ctx, root, "deploy"); err != nil {
+		errs = append(errs, fmt.Errorf("Makefile: target deploy: %w", err))
+	} else if !strings.Contains(out, "sam build") || !strings.Contains(out, "sam deploy") {
+		errs = append(errs, fmt.Errorf("Makefile: make deploy does not run sam build and sam deploy: %s", strings.TrimSpace(out)))
 	}
 	return errs
 }
