@@ -21,6 +21,10 @@ func init() {
 	addCommand("register", "store deployed Function URLs in automation_endpoints and the signing secret in Vault", cmdRegister)
 }
 
+// functionTimeoutMS is the functions' timeout in template.yaml (Timeout: 60);
+// pg_net's per-request timeout should be at least this.
+const functionTimeoutMS = 60000
+
 // endpointReg is one endpoint to register.
 type endpointReg struct {
 	Action string
@@ -217,6 +221,9 @@ func registerEndpoints(ctx context.Context, conn *pgx.Conn, o registerOptions, s
 	}
 	for _, r := range done {
 		fmt.Fprintf(w, "registered %-16s %s (enabled, batch %d, timeout %d ms, secret %s)\n", r.action, r.url, r.batch, r.timeout, r.secretName)
+		if r.timeout < functionTimeoutMS {
+			fmt.Fprintf(w, "warning: %s: pg_net timeout %d ms is below the functions' %d ms timeout; pg_net will record timeouts for calls still working\n", r.action, r.timeout, functionTimeoutMS)
+		}
 	}
 	if secret != nil && len(done) > 0 {
 		fmt.Fprintf(w, "stored the signing secret from $%s in Vault as %s\n", o.SecretEnv, done[0].secretName)

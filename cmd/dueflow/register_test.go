@@ -244,14 +244,26 @@ func TestRegisterCommand(t *testing.T) {
 	require.NoError(t, pool.QueryRow(t.Context(), `select decrypted_secret from vault.decrypted_secrets where name = 'dueflow_webhook_secret'`).Scan(&got))
 	assert.Equal(t, secret, got)
 
-	// One bad endpoint: nothing of the batch is stored (one transaction).
+	assert.NotContains(t, out, "warning")
+
 	stdout.Reset()
-	err = runRegister(t.Context(), []string{"--db", dsn, "--action", "send-reminder", "--url", "http://evil.example.com/"},
+	require.NoError(t, runRegister(t.Context(), []string{"--db", dsn, "--action", "run-workflow", "--url", "https://c.lambda-url.eu-west-1.on.aws/", "--timeout-ms", "5000"},
+		&stdout, &stderr, func(string) string { return "" }))
+	assert.Contains(t, stdout.String(), "warning: run-workflow: pg_net timeout 5000 ms is below the functions' 60000 ms timeout")
+
+	// One bad endpoint: nothing of the batch is stored (one transaction).
+	mixed := filepath.Join(t.TempDir(), "mixed.json")
+	require.NoError(t, os.WriteFile(mixed, []byte(`[
+	  {"OutputKey":"InvoiceReminderFunctionUrl","OutputValue":"https://new.lambda-url.eu-west-1.on.aws/"},
+	  {"OutputKey":"RunWorkflowFunctionUrl","OutputValue":"http://evil.example.com/"}]`), 0o600))
+	stdout.Reset()
+	err = runRegister(t.Context(), []string{"--db", dsn, "--outputs", mixed},
 		&stdout, &stderr, func(string) string { return "" })
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `register send-reminder`)
+	assert.Contains(t, err.Error(), `register run-workflow`)
 	assert.Contains(t, err.Error(), `refusing http:// URL for non-local host "evil.example.com"`)
-	assert.Equal(t, "https://a.lambda-url.eu-west-1.on.aws/", endpoint(t, pool, "send-reminder").URL)
+	assert.Empty(t, stdout.String())
+	assert.Equal(t, "https://b.lambda-url.eu-west-1.on.aws/", endpoint(t, pool, "invoice-reminder").URL, "rolled back")
 
 	err = runRegister(t.Context(), []string{"--db", dsn, "--action", "send-reminder", "--url", "https://a.example.com/", "--secret-env", "NOPE"},
 		&stdout, &stderr, func(string) string { return "" })
