@@ -66,7 +66,7 @@ clean:
 # function needs no Makefile edit (internal/samtemplate checks the template).
 LAMBDA_DIRS  := $(patsubst functions/%/,%,$(wildcard functions/*/))
 LAMBDA_BUILD := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags="-s -w"
-lambda_id     = $(shell echo '$(1)' | sed -E 's/(^|-)([a-z0-9])/\U\2/g')Function
+lambda_id     = $(shell echo '$(1)' | awk -F- '{for (i = 1; i <= NF; i++) printf "%s%s", toupper(substr($$i, 1, 1)), substr($$i, 2)}')Function
 
 define lambda_target
 .PHONY: build-$(call lambda_id,$(1))

@@ -110,6 +110,10 @@ func TestFunctionWithoutResourceFails(t *testing.T) {
 	root := sandbox(t, append([]string{"nightly-digest"}, automation.Actions...)...)
 	errs := joined(Check(context.Background(), root))
 	assert.Contains(t, errs, "functions/nightly-digest has no AWS::Serverless::Function NightlyDigestFunction in template.yaml")
+	assert.NotContains(t, errs, "Makefile", "the Makefile names the new function's target itself")
+	out, err := MakeDryRun(context.Background(), root, "build-NightlyDigestFunction", "ARTIFACTS_DIR=/a")
+	require.NoError(t, err)
+	assert.Contains(t, out, "-o /a/bootstrap ./functions/nightly-digest")
 }
 
 func TestResourceWithoutFunctionDirectoryFails(t *testing.T) {
