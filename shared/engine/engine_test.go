@@ -441,3 +441,34 @@ func TestAmbiguousProviderFailureNotResent(t *testing.T) {
 	assert.Equal(t, 1, f.email.count(), "re-sent after an ambiguous failure")
 	assert.Equal(t, automation.ErrDeliveryUnknown, f.lastOutcome(t, id).ErrorCode)
 }
+
+func TestNoSMSProviderAndUnknownStep(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.eng.o.SMS = nil // SMS_PROVIDER=none
+	id := f.store.Add(invoiceDoc(sms))
+	f.process(t, id)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeSkipped, o.Status)
+	assert.Equal(t, automation.ErrConfig, o.ErrorCode)
+
+	id = f.store.Add(invoiceDoc(automation.Step{Type: "send_fax"}))
+	f.process(t, id)
+	o = f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeFailed, o.Status)
+	assert.Equal(t, automation.ErrConfig, o.ErrorCode)
+	assert.Zero(t, f.email.count()+f.sms.count())
+}
+
+func TestDefaultStepsWhenWorkflowHasNone(t *testing.T) {
+	f := newFixture(t, automation.ActionSendReminder)
+	doc := invoiceDoc()
+	doc.Execution.Action, doc.Execution.TriggerType, doc.Execution.SubjectType = automation.ActionSendReminder, automation.TriggerMaintenanceDue, "job"
+	doc.Invoice = nil
+	doc.Job = &automation.Job{ID: uuid.New(), Title: "Boiler service", Status: "completed"}
+	id := f.store.Add(doc)
+	f.process(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, f.lastOutcome(t, id).Status)
+	assert.Equal(t, 1, f.email.count())
+	assert.Equal(t, 1, f.sms.count())
+	assert.Contains(t, f.email.sent[0].Text, "Boiler service")
+}
