@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/demodata"
+	"github.com/dueflow/dueflow/internal/devstack"
 	"github.com/dueflow/dueflow/internal/pgtest"
 )
 
@@ -83,4 +84,13 @@ func TestResultText(t *testing.T) {
 	assert.Equal(t, "done", resultText(table{Columns: []string{"x"}, Rows: [][]string{{`""`}}}))
 	assert.Equal(t, "7", resultText(table{Columns: []string{"x"}, Rows: [][]string{{"7"}}}))
 	assert.Equal(t, "a=1 b=2; a=3 b=4", resultText(table{Columns: []string{"a", "b"}, Rows: [][]string{{"1", "2"}, {"3", "4"}}}))
+}
+
+// dueflow tick and the local stack's Tick run the same statements.
+func TestCycleJobsMatchDevstack(t *testing.T) {
+	var sqls []string
+	for _, j := range cycleJobs {
+		sqls = append(sqls, j.SQL)
+	}
+	assert.Equal(t, devstack.TickSQL, sqls)
 }

@@ -180,12 +180,12 @@ func Data() Dataset {
 	d.Clients = append(d.Clients,
 		Client{george, ldn, "George", "Ashby", "george.ashby@mail.test", "+447700900111", false, false},
 		Client{hannah, ldn, "Hannah", "Bell", "hannah.bell@mail.test", "", false, false},
-		Client{ian, ldn, "Ian", "Ward", "", "07700 9001", false, false}, // a mistyped phone number and no email
+		Client{ian, ldn, "Ian", "Ward", "ian.ward.mail.test", "07700 9001", false, false}, // mistyped email (no @) and phone: fails
 	)
 	d.Invoices = append(d.Invoices,
 		Invoice{id(4, 11), ldn, george, "TH-2001", "overdue", 31, "540.00", "540.00", "GBP"}, // 30-day reminder
 		Invoice{id(4, 12), ldn, hannah, "TH-2002", "sent", 1, "80.00", "80.00", "GBP"},       // 1-day reminder
-		Invoice{id(4, 13), ldn, ian, "TH-2003", "overdue", 8, "120.00", "120.00", "GBP"},     // 7-day reminder: invalid phone, fails
+		Invoice{id(4, 13), ldn, ian, "TH-2003", "overdue", 8, "120.00", "120.00", "GBP"},     // 7-day reminder: invalid recipient, fails
 	)
 	d.Jobs = append(d.Jobs,
 		Job{id(3, 11), ldn, hannah, "Gas safety check", "gas_safety", "completed", 0, 200 * day, 200 * day}, // maintenance due
