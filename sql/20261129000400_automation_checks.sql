@@ -108,8 +108,10 @@ begin
   ), rows as (
     select c.*,
            format('invoice:%s:%s:d%s', c.invoice_id, c.due_date, c.reminder_day) as okey,
-           -- superseded once the next reminder's day is over
-           ((c.due_date + coalesce(c.next_day, c.reminder_day + 7) + 1)::timestamp at time zone c.timezone) as deadline
+           -- superseded once the next reminder's day is over; the last one gets a week
+           case when c.next_day is not null
+                then ((c.due_date + c.next_day + 1)::timestamp at time zone c.timezone)
+                else p_now + interval '7 days' end as deadline
     from cand c
     where c.reminder_day is not null
   ), ins as (

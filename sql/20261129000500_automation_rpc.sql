@@ -2,61 +2,11 @@
 -- automation_claim, automation_begin_deliveries, automation_report.
 -- service_role only; every write after the claim is fenced by the lease token.
 
-create or replace function public.automation_claim_document(e public.automation_execution_logs)
-returns jsonb language sql stable security definer set search_path = public, pg_temp as $$
-  select jsonb_build_object(
-    'execution', jsonb_build_object(
-      'id', e.id, 'workflow_id', e.workflow_id, 'organization_id', e.organization_id,
-      'action', e.action, 'trigger_type', e.trigger_type, 'occurrence_key', e.occurrence_key,
-      'subject_type', e.subject_type, 'subject_id', e.subject_id, 'client_id', e.client_id,
-      'attempt', e.attempt, 'max_attempts', e.max_attempts, 'step_index', e.step_index,
-      'deadline_at', e.deadline_at, 'lease_token', e.lease_token,
-      'lease_expires_at', e.lease_expires_at, 'trigger_data', e.trigger_data),
-    'workflow', (
-      select jsonb_build_object('id', w.id, 'name', w.name, 'trigger_type', w.trigger_type,
-        'trigger_config', w.trigger_config, 'is_active', w.is_active, 'steps', w.steps)
-      from public.automation_workflows w where w.id = e.workflow_id),
-    'organization', (
-      select jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
-        'country_code', coalesce(o.country_code, ''), 'sender_name', coalesce(o.sender_name, ''),
-        'sender_email', coalesce(o.sender_email, ''), 'reply_to_email', coalesce(o.reply_to_email, ''),
-        'phone', coalesce(o.phone, ''), 'portal_url', coalesce(o.portal_url, ''),
-        'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text)
-      from public.automation_src_organizations o where o.id = e.organization_id),
-    'client', (
-      select jsonb_build_object('id', c.id, 'first_name', coalesce(c.first_name, ''),
-        'last_name', coalesce(c.last_name, ''), 'email', coalesce(c.email, ''),
-        'phone', coalesce(c.phone, ''), 'email_opt_out', coalesce(c.email_opt_out, false),
-        'sms_opt_out', coalesce(c.sms_opt_out, false))
-      from public.automation_src_clients c
-      where c.id = e.client_id and c.organization_id = e.organization_id),
-    'invoice', (
-      select jsonb_build_object('id', i.id, 'number', i.number, 'status', i.status,
-        'due_date', to_char(i.due_date, 'YYYY-MM-DD'), 'total', i.total::numeric(14,2)::text,
-        'balance', i.balance::numeric(14,2)::text, 'currency', coalesce(i.currency, 'USD'),
-        'portal_url', coalesce(i.portal_url, ''))
-      from public.automation_src_invoices i
-      where e.subject_type = 'invoice' and i.id = e.subject_id and i.organization_id = e.organization_id),
-    'job', (
-      select jsonb_build_object('id', j.id, 'title', coalesce(j.title, ''), 'job_type', coalesce(j.job_type, ''),
-        'status', j.status, 'scheduled_start', j.scheduled_start, 'completed_at', j.completed_at,
-        'address', coalesce(j.address, ''))
-      from public.automation_src_jobs j
-      where e.subject_type = 'job' and j.id = e.subject_id and j.organization_id = e.organization_id),
-    'deliveries', coalesce((
-      select jsonb_agg(jsonb_build_object('step_index', d.step_index, 'channel', d.channel,
-        'recipient', d.recipient, 'provider', d.provider, 'idempotency_key', d.idempotency_key,
-        'status', d.status, 'provider_message_id', coalesce(d.provider_message_id, ''))
-        order by d.step_index, d.channel)
-      from public.automation_deliveries d where d.execution_id = e.id), '[]'::jsonb)
-  )
-$$;
-comment on function public.automation_claim_document(public.automation_execution_logs) is
-  'The automation.Claimed JSON document of a claimed execution: execution, workflow with steps, organisation, client, invoice or job, deliveries so far. Tenant-scoped lookups.';
+drop function if exists public.automation_claim_document(public.automation_execution_logs);
 
 create or replace function public.automation_claim(
   p_action text, p_ids uuid[] default null, p_limit integer default 100, p_lease_seconds integer default 300)
-returns setof jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+returns setof jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
   v_limit integer := least(greatest(coalesce(p_limit, 100), 0), 1000);
   v_lease interval := make_interval(secs => least(greatest(coalesce(p_lease_seconds, 300), 10), 3600));
@@ -85,15 +35,57 @@ begin
     from cand where e.id = cand.id and (cand.deadline_at is null or cand.deadline_at > now())
     returning e.*
   )
-  select public.automation_claim_document(c::public.automation_execution_logs)
-  from claimed c;
+  -- one set-based query builds every automation.Claimed document
+  select jsonb_build_object(
+    'execution', jsonb_build_object(
+      'id', c.id, 'workflow_id', c.workflow_id, 'organization_id', c.organization_id,
+      'action', c.action, 'trigger_type', c.trigger_type, 'occurrence_key', c.occurrence_key,
+      'subject_type', c.subject_type, 'subject_id', c.subject_id, 'client_id', c.client_id,
+      'attempt', c.attempt, 'max_attempts', c.max_attempts, 'step_index', c.step_index,
+      'deadline_at', c.deadline_at, 'lease_token', c.lease_token,
+      'lease_expires_at', c.lease_expires_at, 'trigger_data', c.trigger_data),
+    'workflow', jsonb_build_object('id', w.id, 'name', w.name, 'trigger_type', w.trigger_type,
+      'trigger_config', w.trigger_config, 'is_active', w.is_active, 'steps', w.steps),
+    'organization', case when o.id is not null then jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
+      'country_code', coalesce(o.country_code, ''), 'sender_name', coalesce(o.sender_name, ''),
+      'sender_email', coalesce(o.sender_email, ''), 'reply_to_email', coalesce(o.reply_to_email, ''),
+      'phone', coalesce(o.phone, ''), 'portal_url', coalesce(o.portal_url, ''),
+      'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text) end,
+    'client', case when cl.id is not null then jsonb_build_object('id', cl.id, 'first_name', coalesce(cl.first_name, ''),
+      'last_name', coalesce(cl.last_name, ''), 'email', coalesce(cl.email, ''),
+      'phone', coalesce(cl.phone, ''), 'email_opt_out', coalesce(cl.email_opt_out, false),
+      'sms_opt_out', coalesce(cl.sms_opt_out, false)) end,
+    'invoice', case when i.id is not null then jsonb_build_object('id', i.id, 'number', i.number, 'status', i.status,
+      'due_date', to_char(i.due_date, 'YYYY-MM-DD'), 'total', i.total::numeric(14,2)::text,
+      'balance', i.balance::numeric(14,2)::text, 'currency', coalesce(i.currency, 'USD'),
+      'portal_url', coalesce(i.portal_url, '')) end,
+    'job', case when j.id is not null then jsonb_build_object('id', j.id, 'title', coalesce(j.title, ''),
+      'job_type', coalesce(j.job_type, ''), 'status', j.status, 'scheduled_start', j.scheduled_start,
+      'completed_at', j.completed_at, 'address', coalesce(j.address, '')) end,
+    'deliveries', coalesce(dl.deliveries, '[]'::jsonb))
+  from claimed c
+  join public.automation_workflows w on w.id = c.workflow_id and w.organization_id = c.organization_id
+  left join public.automation_src_organizations o on o.id = c.organization_id
+  left join public.automation_src_clients cl on cl.id = c.client_id and cl.organization_id = c.organization_id
+  left join public.automation_src_invoices i
+    on c.subject_type = 'invoice' and i.id = c.subject_id and i.organization_id = c.organization_id
+  left join public.automation_src_jobs j
+    on c.subject_type = 'job' and j.id = c.subject_id and j.organization_id = c.organization_id
+  left join lateral (
+    select jsonb_agg(jsonb_build_object('step_index', d.step_index, 'channel', d.channel,
+      'recipient', d.recipient, 'provider', d.provider, 'idempotency_key', d.idempotency_key,
+      'status', d.status, 'provider_message_id', coalesce(d.provider_message_id, ''))
+      order by d.step_index, d.channel) as deliveries
+    from public.automation_deliveries d where d.execution_id = c.id
+  ) dl on true
+  order by c.next_attempt_at, c.id;
 end
 $$;
 comment on function public.automation_claim(text, uuid[], integer, integer) is
   'Claims (FOR UPDATE SKIP LOCKED) due pending executions of p_action, among p_ids when given, at most p_limit: running, attempt + 1, new lease token for p_lease_seconds. Due rows past their deadline fail as expired instead. Returns one automation.Claimed document per claimed execution.';
 
 create or replace function public.automation_begin_deliveries(p_deliveries jsonb)
-returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
   v_out jsonb;
 begin
@@ -162,7 +154,7 @@ comment on function public.automation_begin_deliveries(jsonb) is
   'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, or stale (lease not held).';
 
 create or replace function public.automation_report(p_outcomes jsonb)
-returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
 declare
   v_out jsonb;
 begin
@@ -292,8 +284,7 @@ $$;
 comment on function public.automation_report(jsonb) is
   'Applies outcomes (automation.Outcome[]) fenced by lease token: finishes listed deliveries, then moves each execution to completed/skipped/failed, or pending (retry with backoff + jitter, snooze without consuming an attempt, both snapped into the send window), or failed with max_attempts/expired. Counters and analytics follow once (trigger). Answers automation.Reported[] in input order; a stale token changes nothing (stale_lease).';
 
-revoke all on function public.automation_claim_document(public.automation_execution_logs),
-  public.automation_claim(text, uuid[], integer, integer),
+revoke all on function public.automation_claim(text, uuid[], integer, integer),
   public.automation_begin_deliveries(jsonb),
   public.automation_report(jsonb)
   from public, anon, authenticated;

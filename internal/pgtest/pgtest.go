@@ -204,7 +204,7 @@ func CronDB(t testing.TB) (*pgxpool.Pool, string) {
 	c := Cluster(t)
 	ctx := context.Background()
 	cronOnce.Do(func() {
-		conn, err := c.Connect(ctx, pgcluster.CronDatabase)
+		conn, err := c.Connect(ctx, c.CronDatabase())
 		if err != nil {
 			cronErr = err
 			return
@@ -215,7 +215,7 @@ func CronDB(t testing.TB) (*pgxpool.Pool, string) {
 	if cronErr != nil {
 		t.Fatalf("pgtest: prepare cron database: %v", cronErr)
 	}
-	dsn := c.DSN(pgcluster.CronDatabase)
+	dsn := c.DSN(c.CronDatabase())
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatalf("pgtest: pool: %v", err)
