@@ -275,3 +275,24 @@ func waitTCP(ctx context.Context, addr string, p *process, timeout time.Duration
 
 // errClosed is returned by components used after Close.
 var errClosed = errors.New("devstack: closed")
+
+// ReadProcCPU returns the CPU time (user + system) pid has used so far.
+func ReadProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu of %d: %w", pid, err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("read cpu of %d: malformed stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("read cpu of %d: malformed stat", pid)
+	}
+	// fields after the command: state(0) ppid(1) ... utime(11) stime(12), in clock ticks (USER_HZ = 100)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
