@@ -71,13 +71,13 @@ create index if not exists automation_execution_logs_lease_idx
 -- tenant listings and monitoring
 create index if not exists automation_execution_logs_org_created_idx
   on public.automation_execution_logs (organization_id, created_at desc);
-create index if not exists automation_execution_logs_workflow_idx
-  on public.automation_execution_logs (workflow_id, created_at desc);
 -- analytics and cleanup of finished rows
 create index if not exists automation_execution_logs_completed_idx
   on public.automation_execution_logs (completed_at) where completed_at is not null;
-create index if not exists automation_execution_logs_subject_idx
-  on public.automation_execution_logs (subject_id);
+-- (workflow lookups use the occurrence key's unique index; every extra index
+-- costs each claim and report, whose updates cannot be HOT)
+drop index if exists public.automation_execution_logs_workflow_idx;
+drop index if exists public.automation_execution_logs_subject_idx;
 
 create table if not exists public.automation_deliveries (
   id uuid primary key default gen_random_uuid(),

@@ -162,95 +162,79 @@ begin
     raise exception 'automation_report: p_outcomes must be a JSON array' using errcode = '22023';
   end if;
 
-  create temporary table if not exists pg_temp.automation_report_in (
-    n bigint, execution_id uuid, lease_token uuid, status text, error_code text, error_message text,
-    step_index int, snooze_until timestamptz, retry_after int, actions_executed int, deliveries jsonb,
-    applies boolean, reason text, new_status text
-  ) on commit drop;
-  truncate pg_temp.automation_report_in;
-
-  insert into pg_temp.automation_report_in
-  select t.ord, (t.o ->> 'execution_id')::uuid, (t.o ->> 'lease_token')::uuid, t.o ->> 'status',
-         nullif(t.o ->> 'error_code', ''), nullif(t.o ->> 'error_message', ''),
-         coalesce((t.o ->> 'step_index')::int, 0), (t.o ->> 'snooze_until')::timestamptz,
-         nullif((t.o ->> 'retry_after_seconds')::int, 0), coalesce((t.o ->> 'actions_executed')::int, 0),
-         case when jsonb_typeof(t.o -> 'deliveries') = 'array' then t.o -> 'deliveries' else '[]'::jsonb end,
-         false, null, null
-  from jsonb_array_elements(p_outcomes) with ordinality as t(o, ord);
-
-  -- fence: lock the rows, keep outcomes whose token still holds
-  update pg_temp.automation_report_in r set
-    applies = coalesce(e.status = 'running' and e.lease_token = r.lease_token
-               and r.status in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
-               and (r.status <> 'snoozed' or r.snooze_until is not null), false),
-    reason = case
-      when e.id is null then 'not_found'
-      when e.status <> 'running' or e.lease_token is distinct from r.lease_token then 'stale_lease'
-      when r.status not in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
-        or (r.status = 'snoozed' and r.snooze_until is null) then 'invalid'
-    end
-  from (select r2.n, e2.id, e2.status, e2.lease_token
-        from pg_temp.automation_report_in r2
-        left join lateral (select x.id, x.status, x.lease_token from public.automation_execution_logs x
-                           where x.id = r2.execution_id for update) e2 on true) e
-  where e.n = r.n;
-
-  -- the same execution twice in one report: only the first applies
-  update pg_temp.automation_report_in r set applies = false, reason = 'invalid'
-  where r.applies and exists (select 1 from pg_temp.automation_report_in r0
-                              where r0.execution_id = r.execution_id and r0.applies and r0.n < r.n);
-
-  -- finish deliveries first (a sent delivery is never downgraded)
-  update public.automation_deliveries d set
-    status = x.status,
-    sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
-    provider = coalesce(nullif(x.provider, ''), d.provider),
-    provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
-    error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
-    retryable = coalesce(x.retryable, false)
-  from (
-    select r.execution_id, dd ->> 'idempotency_key' as ikey, dd ->> 'status' as status, dd ->> 'provider' as provider,
-           dd ->> 'provider_message_id' as provider_message_id, dd ->> 'error_code' as error_code,
-           dd ->> 'error_message' as error_message, (dd ->> 'retryable')::boolean as retryable
-    from pg_temp.automation_report_in r cross join lateral jsonb_array_elements(r.deliveries) dd
-    where r.applies
-  ) x
-  where d.idempotency_key = x.ikey and d.execution_id = x.execution_id
-    and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent';
-
-  -- next status of each execution
-  with nxt as (
-    select r.n, e.id,
+  -- one statement: lock, judge against the lease, finish deliveries, move executions
+  with inp as (
+    select t.ord as n, (t.o ->> 'execution_id')::uuid as execution_id, (t.o ->> 'lease_token')::uuid as lease_token,
+           t.o ->> 'status' as status, nullif(t.o ->> 'error_code', '') as error_code,
+           nullif(t.o ->> 'error_message', '') as error_message,
+           coalesce((t.o ->> 'step_index')::int, 0) as step_index, (t.o ->> 'snooze_until')::timestamptz as snooze_until,
+           nullif((t.o ->> 'retry_after_seconds')::int, 0) as retry_after,
+           coalesce((t.o ->> 'actions_executed')::int, 0) as actions_executed,
+           case when jsonb_typeof(t.o -> 'deliveries') = 'array' then t.o -> 'deliveries' else '[]'::jsonb end as deliveries
+    from jsonb_array_elements(p_outcomes) with ordinality as t(o, ord)
+  ), cur as (
+    select e.id, e.status, e.lease_token, e.attempt, e.max_attempts, e.deadline_at, e.organization_id
+    from public.automation_execution_logs e
+    where e.id in (select execution_id from inp)
+    for update
+  ), judged as (
+    select inp.*, cur.status as cur_status, cur.attempt, cur.max_attempts, cur.deadline_at, cur.organization_id,
       case
-        when r.status in ('completed', 'skipped', 'failed') then r.status
-        when r.status = 'retry' and e.attempt >= e.max_attempts then 'failed'
-        when r.status = 'retry' and e.deadline_at is not null and r.at > e.deadline_at then 'failed'
-        when r.status = 'snoozed' and e.deadline_at is not null and r.at > e.deadline_at then 'failed'
+        when cur.id is null then 'not_found'
+        when cur.status <> 'running' or cur.lease_token is distinct from inp.lease_token then 'stale_lease'
+        when inp.status is null or inp.status not in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
+          or (inp.status = 'snoozed' and inp.snooze_until is null) then 'invalid'
+        -- the same execution twice in one report: only the first counts
+        when row_number() over (partition by inp.execution_id order by inp.n) > 1 then 'invalid'
+      end as reason
+    from inp left join cur on cur.id = inp.execution_id
+  ), ok as (
+    select j.*, case
+        when j.status = 'retry' then
+          public.automation_next_attempt(now() + coalesce(make_interval(secs => j.retry_after), public.automation_backoff(j.attempt)),
+                                         o.timezone, o.send_window_start, o.send_window_end, j.deadline_at)
+        when j.status = 'snoozed' then
+          public.automation_next_attempt(greatest(j.snooze_until, now()), o.timezone, o.send_window_start, o.send_window_end, j.deadline_at)
+      end as at
+    from judged j
+    left join public.automation_src_organizations o on o.id = j.organization_id
+    where j.reason is null
+  ), nxt as (
+    select ok.*,
+      case
+        when ok.status in ('completed', 'skipped', 'failed') then ok.status
+        when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'failed'
+        when ok.deadline_at is not null and ok.at > ok.deadline_at then 'failed'
         else 'pending'
       end as new_status,
       case
-        when r.status = 'failed' then coalesce(r.error_code, 'internal_error')
-        when r.status = 'skipped' then r.error_code
-        when r.status = 'retry' and e.attempt >= e.max_attempts then 'max_attempts'
-        when r.status in ('retry', 'snoozed') and e.deadline_at is not null and r.at > e.deadline_at then 'expired'
-        when r.status = 'retry' then coalesce(r.error_code, 'provider_unavailable')
-        else null
-      end as new_code,
-      r.at, r.status as outcome, r.error_message, r.step_index, r.actions_executed
+        when ok.status = 'failed' then coalesce(ok.error_code, 'internal_error')
+        when ok.status = 'skipped' then ok.error_code
+        when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'max_attempts'
+        when ok.status in ('retry', 'snoozed') and ok.deadline_at is not null and ok.at > ok.deadline_at then 'expired'
+        when ok.status = 'retry' then coalesce(ok.error_code, 'provider_unavailable')
+      end as new_code
+    from ok
+  ), dl as (
+    -- finish the deliveries listed (a sent delivery is never downgraded)
+    update public.automation_deliveries d set
+      status = x.status,
+      sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
+      provider = coalesce(nullif(x.provider, ''), d.provider),
+      provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
+      error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
+      retryable = coalesce(x.retryable, false)
     from (
-      select r.*, case
-          when r.status = 'retry' then
-            public.automation_next_attempt(now() + coalesce(make_interval(secs => r.retry_after), public.automation_backoff(e.attempt)),
-                                           o.timezone, o.send_window_start, o.send_window_end, e.deadline_at)
-          when r.status = 'snoozed' then
-            public.automation_next_attempt(greatest(r.snooze_until, now()), o.timezone, o.send_window_start, o.send_window_end, e.deadline_at)
-        end as at
-      from pg_temp.automation_report_in r
-      join public.automation_execution_logs e on e.id = r.execution_id
-      left join public.automation_src_organizations o on o.id = e.organization_id
-      where r.applies
-    ) r
-    join public.automation_execution_logs e on e.id = r.execution_id
+      select distinct on (dd ->> 'idempotency_key') ok.execution_id, dd ->> 'idempotency_key' as ikey,
+             dd ->> 'status' as status, dd ->> 'provider' as provider,
+             dd ->> 'provider_message_id' as provider_message_id, dd ->> 'error_code' as error_code,
+             dd ->> 'error_message' as error_message, (dd ->> 'retryable')::boolean as retryable
+      from ok cross join lateral jsonb_array_elements(ok.deliveries) dd
+      order by dd ->> 'idempotency_key'
+    ) x
+    where d.idempotency_key = x.ikey and d.execution_id = x.execution_id
+      and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent'
+    returning 1
   ), upd as (
     update public.automation_execution_logs e set
       status = nxt.new_status,
@@ -263,21 +247,23 @@ begin
       completed_at = case when nxt.new_status in ('completed', 'skipped', 'failed') then now() end,
       next_attempt_at = case when nxt.new_status = 'pending' then nxt.at else e.next_attempt_at end,
       dispatched_at = case when nxt.new_status = 'pending' then null else e.dispatched_at end,
-      step_index = case when nxt.outcome = 'snoozed' then greatest(nxt.step_index, 0) else e.step_index end,
+      step_index = case when nxt.status = 'snoozed' then greatest(nxt.step_index, 0) else e.step_index end,
       -- a delay does not consume an attempt
-      attempt = case when nxt.outcome = 'snoozed' and nxt.new_status = 'pending' then greatest(e.attempt - 1, 0) else e.attempt end
-    from nxt where e.id = nxt.id
+      attempt = case when nxt.status = 'snoozed' and nxt.new_status = 'pending' then greatest(e.attempt - 1, 0) else e.attempt end
+    from nxt
+    where e.id = nxt.execution_id and e.status = 'running' and e.lease_token = nxt.lease_token
     returning nxt.n, e.status
   )
-  update pg_temp.automation_report_in r set new_status = upd.status from upd where upd.n = r.n;
-
   select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-      'execution_id', r.execution_id, 'applied', r.applies,
-      'status', coalesce(r.new_status, e.status, ''), 'reason', case when not r.applies then r.reason end))
-    order by r.n), '[]'::jsonb)
+      'execution_id', j.execution_id,
+      'applied', upd.n is not null,
+      'status', coalesce(upd.status, j.cur_status, ''),
+      'reason', case when upd.n is null then coalesce(j.reason, 'stale_lease') end))
+    order by j.n), '[]'::jsonb)
   into v_out
-  from pg_temp.automation_report_in r
-  left join public.automation_execution_logs e on e.id = r.execution_id;
+  from judged j
+  left join upd on upd.n = j.n
+  where (select count(*) from dl) >= 0;
   return v_out;
 end
 $$;

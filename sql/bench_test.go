@@ -18,7 +18,7 @@ import (
 // and past due, one invoice_overdue workflow per organisation. Not part of
 // `make test`; run with:
 //
-//	go test -run '^$' -bench . -benchtime 5x -timeout 30m ./sql/
+//	go test -run '^$' -bench . -timeout 30m ./sql/
 var (
 	benchOnce sync.Once
 	benchPool *pgxpool.Pool
