@@ -11,7 +11,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 export DUEFLOW_BIN := $(BIN)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine
+.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql
 
 all: vet test
 
@@ -48,6 +48,10 @@ invoke: $(RIE)
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./shared/webhook/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime $(FUZZTIME)
+
+## bench-sql: invoice check (first, steady state) and claim+report throughput on 1,000 orgs / 1,000,000 invoices
+bench-sql:
+	$(GO) test ./sql/ -run '^$$' -bench . -timeout 30m
 
 ## bench-engine: executions/s through claim, render, send (SMTP) and report; cold start; RPC adapter
 bench-engine:
