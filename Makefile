@@ -11,7 +11,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 export DUEFLOW_BIN := $(BIN)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql
+.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-stack
 
 all: vet test
 
@@ -52,6 +52,10 @@ fuzz:
 ## bench-sql: invoice check (first, steady state) and claim+report throughput on 1,000 orgs / 1,000,000 invoices
 bench-sql:
 	$(GO) test ./sql/ -run '^$$' -bench . -timeout 30m
+
+## bench-stack: 10,000 executions through the whole local stack vs a naive per-execution dispatcher (e2e/BenchmarkDrain)
+bench-stack: $(RIE)
+	$(GO) test ./e2e/ -run '^$$' -bench BenchmarkDrain -benchtime 1x -timeout 30m
 
 ## bench-engine: executions/s through claim, render, send (SMTP) and report; cold start; RPC adapter
 bench-engine:
