@@ -121,3 +121,42 @@ func TestStackDispatchesSignedFunctionURLCalls(t *testing.T) {
 		assert.Error(t, err, "%s still accepting after Close", addr)
 	}
 }
+
+// TestStackStopsWhenContextIsCancelled: cancelling Start's context stops
+// every process the stack started (Postgres included) and frees its ports.
+func TestStackStopsWhenContextIsCancelled(t *testing.T) {
+	root, err := FindRoot(".")
+	require.NoError(t, err)
+	state, err := TempStateDir("devstack-cancel-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := Start(ctx, Config{
+		Root:           root,
+		StateDir:       state,
+		Functions:      []string{"run-workflow"},
+		BuiltFunctions: map[string]string{"run-workflow": echoBootstrap},
+		NoCron:         true,
+		FastPostgres:   true,
+	})
+	require.NoError(t, err)
+	procs := s.Processes()
+	require.NotEmpty(t, procs["postgres"])
+	require.NotEmpty(t, procs["rie:run-workflow"])
+	gw := strings.TrimPrefix(s.GatewayURL(), "http://")
+	cancel()
+	require.Eventually(t, func() bool {
+		for _, pids := range procs {
+			for _, pid := range pids {
+				if alive(pid) {
+					return false
+				}
+			}
+		}
+		return true
+	}, 30*time.Second, 50*time.Millisecond, "processes left after cancel")
+	_, err = net.DialTimeout("tcp", gw, time.Second)
+	assert.Error(t, err)
+	assert.NoError(t, s.Close(context.Background()), "Close after cancel is a no-op")
+}
