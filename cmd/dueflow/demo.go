@@ -105,6 +105,9 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	defer logFile.Close()
 	logger := slog.New(slog.NewJSONHandler(logFile, nil))
 
+	if err := stopLeftoverPostgres(ctx, filepath.Join(opts.StateDir, "pg"), progress); err != nil {
+		return "", err
+	}
 	progress("starting the local stack: Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE, Mailpit")
 	// The stack gets its own context: Ctrl-C during start-up cancels it, but
 	// once it runs the demo stops it itself (after the last summary).
