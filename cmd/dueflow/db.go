@@ -18,7 +18,7 @@ func dbFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = localDSN
 	}
-	return fs.String("db", def, "Postgres connection string (default: $DATABASE_URL, else the local stack)")
+	return fs.String("db", def, "Postgres connection string ($DATABASE_URL when set, else the local stack)")
 }
 
 // connect opens one connection with a bounded connect time and UTC session

@@ -3,9 +3,11 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -288,4 +290,45 @@ func TestIntegrationProviderFailures(t *testing.T) {
 	assert.Equal(t, "failed", row.Status)
 	assert.Contains(t, []string{automation.ErrInvalidRecipient, automation.ErrProviderRejected}, row.ErrorCode)
 	assert.Zero(t, s.smtp.Count())
+}
+
+// Two invocations ringed with the same ids at once (a re-dispatch racing
+// the first ring): every execution is claimed and sent exactly once.
+func TestIntegrationConcurrentInvocationsSendOnce(t *testing.T) {
+	s := newStack(t)
+	emails := make([]string, 20)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("c%d@client.test", i)
+	}
+	_, execs := s.overdue(t, `[]`, emails...)
+	ids := values(execs)
+	e := s.engine(t, automation.ActionInvoiceReminder, nil)
+
+	var wg sync.WaitGroup
+	sums := make([]automation.Summary, 3)
+	for i := range sums {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			sums[i], err = e.Process(bg, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	claimed, completed := 0, 0
+	for _, sum := range sums {
+		claimed += sum.Claimed
+		completed += sum.Completed
+	}
+	assert.Equal(t, len(ids), claimed)
+	assert.Equal(t, len(ids), completed)
+	assert.Equal(t, len(ids), s.smtp.Count())
+	seen := map[string]int{}
+	for _, m := range s.smtp.Messages() {
+		seen[m.EnvelopeTo[0]]++
+	}
+	for _, addr := range emails {
+		assert.Equal(t, 1, seen[addr], addr)
+	}
 }
