@@ -110,6 +110,17 @@ comment on function public.automation_next_scheduled_run(jsonb, text, timestampt
 create or replace function public.automation_count_outcomes() returns trigger
 language plpgsql security definer set search_path = public, pg_temp as $$
 begin
+  -- lock the workflows in id order first: concurrent reports never deadlock
+  perform 1 from public.automation_workflows w
+  where w.id in (select n.workflow_id from new_rows n join old_rows o on o.id = n.id
+                 where o.status in ('pending', 'running')
+                   and n.status in ('completed', 'failed', 'skipped', 'cancelled'))
+  order by w.id
+  for no key update;
+  if not found then
+    return null;
+  end if;
+
   with moved as (
     select n.organization_id, n.workflow_id, n.status
     from new_rows n join old_rows o on o.id = n.id
@@ -135,6 +146,7 @@ begin
     (organization_id, workflow_id, date, executions, completed, failed, skipped)
   select organization_id, workflow_id, current_date, executions, completed, failed, skipped
   from per_wf
+  order by organization_id, workflow_id
   on conflict (organization_id, workflow_id, date) do update set
     executions = a.executions + excluded.executions,
     completed = a.completed + excluded.completed,
@@ -164,6 +176,7 @@ begin
   join public.automation_execution_logs e on e.id = n.execution_id
   where n.status = 'sent' and o.status <> 'sent'
   group by e.organization_id, e.workflow_id
+  order by e.organization_id, e.workflow_id
   on conflict (organization_id, workflow_id, date) do update set
     emails_sent = a.emails_sent + excluded.emails_sent,
     sms_sent = a.sms_sent + excluded.sms_sent,

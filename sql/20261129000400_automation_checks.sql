@@ -129,7 +129,8 @@ begin
     returning workflow_id
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select distinct workflow_id from ins)
+    where w.id in (select w2.id from public.automation_workflows w2
+                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   ), state as (
     insert into public.automation_check_state as s (workflow_id, organization_id, checked_at, trigger_config, timezone)
@@ -192,7 +193,8 @@ begin
     returning workflow_id
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select distinct workflow_id from ins)
+    where w.id in (select w2.id from public.automation_workflows w2
+                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
   select count(*) into v_maint from ins;
@@ -224,7 +226,8 @@ begin
     returning workflow_id
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select distinct workflow_id from ins)
+    where w.id in (select w2.id from public.automation_workflows w2
+                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
   select count(*) into v_appt from ins;
@@ -298,7 +301,8 @@ begin
     returning 1
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select distinct workflow_id from ins)
+    where w.id in (select w2.id from public.automation_workflows w2
+                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
   select count(*) into v_sched from ins;
@@ -332,7 +336,8 @@ begin
     returning workflow_id
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select distinct workflow_id from ins)
+    where w.id in (select w2.id from public.automation_workflows w2
+                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
   select count(*) into v_stale from ins;

@@ -175,7 +175,8 @@ begin
   ), cur as (
     select e.id, e.status, e.lease_token, e.attempt, e.max_attempts, e.deadline_at, e.organization_id
     from public.automation_execution_logs e
-    where e.id in (select execution_id from inp)
+    where e.id = any (array(select execution_id from inp where execution_id is not null))
+    order by e.id
     for update
   ), judged as (
     select inp.*, cur.status as cur_status, cur.attempt, cur.max_attempts, cur.deadline_at, cur.organization_id,

@@ -42,6 +42,7 @@ begin
     select organization_id, workflow_id, d, executions, completed, failed, skipped, emails_sent, sms_sent
     from agg
     where exists (select 1 from public.automation_workflows w where w.id = agg.workflow_id)
+    order by organization_id, workflow_id, d
     on conflict (organization_id, workflow_id, date) do update set
       executions = excluded.executions, completed = excluded.completed, failed = excluded.failed,
       skipped = excluded.skipped, emails_sent = excluded.emails_sent, sms_sent = excluded.sms_sent,
