@@ -34,12 +34,19 @@ type demoOptions struct {
 	Once     bool
 	StateDir string
 	Timeout  time.Duration
+	Ports    demoPorts
 }
+
+// demoPorts are the local stack's listening ports.
+type demoPorts struct{ Postgres, Gateway, MailpitSMTP, MailpitUI int }
+
+// fixedPorts are the demo's documented ports (Supabase CLI's numbering).
+var fixedPorts = demoPorts{Postgres: portPostgres, Gateway: portGateway, MailpitSMTP: portMailpitSMTP, MailpitUI: portMailpitUI}
 
 func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o demoOptions
+	o := demoOptions{Ports: fixedPorts}
 	fs.BoolVar(&o.Once, "once", false, "run one cycle (and the follow-ups it needs), print the summary and exit: 0 only when every due demo execution reached a final status")
 	fs.StringVar(&o.StateDir, "state-dir", "", "data directory of the local stack (default <repo>/.dueflow/demo)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "with --once: give up when executions are still open after this long")
@@ -117,10 +124,10 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	stack, err := devstack.Start(stackCtx, devstack.Config{
 		Root:          root,
 		StateDir:      opts.StateDir,
-		PGPort:        portPostgres,
-		GatewayPort:   portGateway,
-		SMTPPort:      portMailpitSMTP,
-		MailpitUIPort: portMailpitUI,
+		PGPort:        opts.Ports.Postgres,
+		GatewayPort:   opts.Ports.Gateway,
+		SMTPPort:      opts.Ports.MailpitSMTP,
+		MailpitUIPort: opts.Ports.MailpitUI,
 		UseMailpit:    true,
 		SMSProvider:   "telnyx",
 		Functions:     automation.Actions,
@@ -181,7 +188,7 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	if err := sum.writeTable(out); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(out, "\nemails:   http://127.0.0.1:%d (Mailpit; %d messages in the inbox)\n", portMailpitUI, inbox)
+	fmt.Fprintf(out, "\nemails:   http://127.0.0.1:%d (Mailpit; %d messages in the inbox)\n", opts.Ports.MailpitUI, inbox)
 	fmt.Fprintf(out, "sms:      %d recorded by the Telnyx-compatible sink\n", len(stack.SMS()))
 	fmt.Fprintf(out, "database: %s (go run ./cmd/dueflow status)\n", stack.DSN())
 	fmt.Fprintf(out, "gateway:  %s/functions/v1/<function>\n", stack.GatewayURL())

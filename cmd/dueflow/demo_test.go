@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// expectedDemoLine is what one demo cycle (plus the follow-up of the
+// 1-minute delay step) ends with, for internal/demodata's data.
+const expectedDemoLine = "demo: 15 executions: 12 completed, 2 skipped, 1 failed; 11 emails, 5 sms sent"
+
+func freePorts(t *testing.T, n int) []int {
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		require.NoError(t, l.Close())
+	}
+	return ports
+}
+
+// processesUnder lists live processes whose command line mentions dir.
+func processesUnder(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(b, []byte(dir)) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
+				continue // zombie: already exited
+			}
+		}
+		out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return out
+}
+
+// The whole demo, once, on free ports: the summary line is the expected one
+// and nothing the demo started survives it. (About 80 s: the multi-step
+// workflow's delay step is one minute.)
+func TestDemoOnce(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	require.NoError(t, err)
+	// Under os.TempDir and traversable, so that the postgres user reaches it when we are root.
+	state, err := os.MkdirTemp("", "dueflow-demo-test-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(state, 0o755))
+	t.Cleanup(func() { _ = os.RemoveAll(state) })
+
+	p := freePorts(t, 4)
+	opts := demoOptions{Once: true, StateDir: state, Timeout: 4 * time.Minute,
+		Ports: demoPorts{Postgres: p[0], Gateway: p[1], MailpitSMTP: p[2], MailpitUI: p[3]}}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	line, err := runDemo(ctx, root, opts, &out)
+	require.NoError(t, err, out.String())
+	assert.Equal(t, expectedDemoLine, line, out.String())
+
+	text := out.String()
+	assert.Contains(t, text, fmt.Sprintf("emails:   http://127.0.0.1:%d (Mailpit; 11 messages in the inbox)", p[3]))
+	assert.Contains(t, text, "sms:      5 recorded by the Telnyx-compatible sink")
+	assert.Contains(t, text, "waiting for their next step", "the delay step made the demo wait for a follow-up cycle")
+	assert.Contains(t, text, "stopped: every process the demo started has exited")
+	_, err = os.Stat(functionEnvFile(state))
+	assert.ErrorIs(t, err, os.ErrNotExist, "function.env is removed when the stack stops")
+
+	assert.Empty(t, processesUnder(state), "processes of the demo still running")
+	for _, port := range p {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		assert.Error(t, err, "port %d still accepts connections", port)
+	}
+}
