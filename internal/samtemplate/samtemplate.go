@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -123,6 +124,9 @@ func ParseWithParameters(data []byte, params map[string]any) (*Template, error) 
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
 
+	if err := checkShortTags(data); err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
+	}
 	keepGetAtt := func(name string, input any, _ any) any { return map[string]any{name: input} }
 	resolved, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{
 		EvaluateConditions:        true,
@@ -146,6 +150,34 @@ func ParseWithParameters(data []byte, params map[string]any) (*Template, error) 
 		return nil, fmt.Errorf("decode template (goformation): %w", err)
 	}
 	return t, nil
+}
+
+// shortTags are the YAML short-form intrinsic tags goformation v7.14.9
+// understands. It silently drops any other tag (!Condition, !ToJsonString):
+// `!Condition A` would read as the string "A", which its condition
+// evaluation then resolves or not depending on map order. Use the long form
+// ({Condition: A}) for those.
+var shortTags = map[string]bool{
+	"Ref": true, "GetAtt": true, "Base64": true, "FindInMap": true, "GetAZs": true,
+	"ImportValue": true, "Join": true, "Select": true, "Split": true, "Sub": true,
+	"Equals": true, "Cidr": true, "And": true, "If": true, "Not": true, "Or": true,
+}
+
+var shortTag = regexp.MustCompile(`(^|[\s\[{,:-])!([A-Za-z:]+)`)
+
+// checkShortTags refuses short-form tags goformation would drop.
+func checkShortTags(data []byte) error {
+	for i, line := range strings.Split(string(data), "\n") {
+		if j := strings.Index(line, "#"); j >= 0 && (j == 0 || line[j-1] == ' ') && !strings.ContainsAny(line[:j], `"'`) {
+			line = line[:j]
+		}
+		for _, m := range shortTag.FindAllStringSubmatch(line, -1) {
+			if !shortTags[m[2]] {
+				return fmt.Errorf("line %d: short-form tag !%s is not understood by goformation; use the long form (%s: ...)", i+1, m[2], m[2])
+			}
+		}
+	}
+	return nil
 }
 
 func (t *Template) takeUnmodelled(doc map[string]any) {

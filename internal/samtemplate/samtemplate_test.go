@@ -138,13 +138,14 @@ func TestBuildTargetWithoutLambdaFlagsFails(t *testing.T) {
 
 func TestWrongPropertiesFail(t *testing.T) {
 	cases := map[string]struct{ old, new, want string }{
-		"architecture": {"Architectures: [arm64]", "Architectures: [x86_64]", "Architectures [x86_64], want [arm64]"},
-		"runtime":      {"Runtime: provided.al2023", "Runtime: go1.x", `Runtime "go1.x"`},
-		"url auth":     {"AuthType: NONE", "AuthType: AWS_IAM", `FunctionUrlConfig.AuthType "AWS_IAM"`},
-		"build method": {"BuildMethod: makefile\n    Properties:\n      Description: \"dueflow send-reminder", "BuildMethod: go1.x\n    Properties:\n      Description: \"dueflow send-reminder", `SendReminderFunction: Metadata.BuildMethod "go1.x"`},
-		"log format":   {"LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup", "LogFormat: Text\n        LogGroup: !Ref RunWorkflowLogGroup", "RunWorkflowFunction: LoggingConfig.LogFormat Text"},
-		"output":       {"Value: !GetAtt RunWorkflowFunctionUrl.FunctionUrl", "Value: !GetAtt SendReminderFunctionUrl.FunctionUrl", "output RunWorkflowFunctionUrl"},
-		"unknown prop": {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
+		"architecture":     {"Architectures: [arm64]", "Architectures: [x86_64]", "Architectures [x86_64], want [arm64]"},
+		"runtime":          {"Runtime: provided.al2023", "Runtime: go1.x", `Runtime "go1.x"`},
+		"url auth":         {"AuthType: NONE", "AuthType: AWS_IAM", `FunctionUrlConfig.AuthType "AWS_IAM"`},
+		"build method":     {"BuildMethod: makefile\n    Properties:\n      Description: \"dueflow send-reminder", "BuildMethod: go1.x\n    Properties:\n      Description: \"dueflow send-reminder", `SendReminderFunction: Metadata.BuildMethod "go1.x"`},
+		"log format":       {"LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup", "LogFormat: Text\n        LogGroup: !Ref RunWorkflowLogGroup", "RunWorkflowFunction: LoggingConfig.LogFormat Text"},
+		"output":           {"Value: !GetAtt RunWorkflowFunctionUrl.FunctionUrl", "Value: !GetAtt SendReminderFunctionUrl.FunctionUrl", "output RunWorkflowFunctionUrl"},
+		"nested condition": {"UseMailgun: !Equals [!Ref EmailProvider, mailgun]", "UseMailgun: !And [!Condition UseTwilio, !Equals [!Ref EmailProvider, mailgun]]", "short-form tag !Condition is not understood by goformation"},
+		"unknown prop":     {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
