@@ -296,3 +296,21 @@ func TestParseEmailMultipart(t *testing.T) {
 	assert.Equal(t, "Hello Jane, €12.00", e.Text)
 	assert.Equal(t, "<p>Hello Jane</p>", e.HTML)
 }
+
+// TestFunctionCallerTimeoutKeepsInstanceBusy: a caller that gives up does
+// not free the instance while the invocation still runs (as on Lambda), so
+// the next call waits for it instead of colliding with it in the emulator.
+func TestFunctionCallerTimeoutKeepsInstanceBusy(t *testing.T) {
+	f, _ := startEcho(t, 1)
+	ev := []byte(`{"version":"2.0","rawPath":"/sleep","requestContext":{"http":{"method":"POST"}}}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, _, err := f.Invoke(ctx, ev)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	start := time.Now()
+	body, fnErr, err := f.Invoke(context.Background(), []byte(`{"version":"2.0","rawPath":"/","requestContext":{"http":{"method":"POST"}}}`))
+	require.NoError(t, err)
+	assert.False(t, fnErr, string(body))
+	assert.Contains(t, string(body), `"statusCode":201`)
+	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "waited for the abandoned invocation to finish")
+}

@@ -137,7 +137,9 @@ func baseEnv() []string {
 
 // Invoke runs one synchronous invocation with payload on a free instance.
 // functionError reports a Lambda function error (the handler failed or the
-// runtime crashed); err reports that the emulator could not be reached.
+// runtime crashed); err reports that the emulator could not be reached or
+// that ctx ended first. As on Lambda, an invocation whose caller went away
+// keeps running (up to the function timeout) and keeps its instance busy.
 func (f *Function) Invoke(ctx context.Context, payload []byte) (result []byte, functionError bool, err error) {
 	var inst *rieInstance
 	select {
@@ -145,7 +147,29 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) (result []byte, f
 	case <-ctx.Done():
 		return nil, false, fmt.Errorf("invoke %s: waiting for a free instance: %w", f.spec.Name, ctx.Err())
 	}
-	defer func() { f.free <- inst }()
+	type answer struct {
+		body  []byte
+		fnErr bool
+		err   error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		defer func() { f.free <- inst }()
+		// detached from ctx: the invocation runs to its end like on Lambda
+		ictx, cancel := context.WithTimeout(context.Background(), time.Duration(f.spec.TimeoutS)*time.Second+5*time.Second)
+		defer cancel()
+		b, fe, e := f.invokeInstance(ictx, inst, payload)
+		done <- answer{b, fe, e}
+	}()
+	select {
+	case a := <-done:
+		return a.body, a.fnErr, a.err
+	case <-ctx.Done():
+		return nil, false, fmt.Errorf("invoke %s: %w", f.spec.Name, ctx.Err())
+	}
+}
+
+func (f *Function) invokeInstance(ctx context.Context, inst *rieInstance, payload []byte) ([]byte, bool, error) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/2015-03-31/functions/function/invocations", inst.port)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
