@@ -110,6 +110,10 @@ comment on function public.automation_next_scheduled_run(jsonb, text, timestampt
 create or replace function public.automation_count_outcomes() returns trigger
 language plpgsql security definer set search_path = public, pg_temp as $$
 begin
+  -- most updates (claims, dispatch) finish nothing: leave at once
+  if not exists (select 1 from new_rows where status in ('completed', 'failed', 'skipped', 'cancelled')) then
+    return null;
+  end if;
   -- lock the workflows in id order first: concurrent reports never deadlock
   perform 1 from public.automation_workflows w
   where w.id in (select n.workflow_id from new_rows n join old_rows o on o.id = n.id
@@ -167,6 +171,9 @@ create trigger automation_execution_logs_count after update on public.automation
 create or replace function public.automation_count_deliveries() returns trigger
 language plpgsql security definer set search_path = public, pg_temp as $$
 begin
+  if not exists (select 1 from new_rows where status = 'sent') then
+    return null;
+  end if;
   insert into public.automation_analytics as a
     (organization_id, workflow_id, date, emails_sent, sms_sent)
   select e.organization_id, e.workflow_id, current_date,

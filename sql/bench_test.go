@@ -135,7 +135,7 @@ func ensureFirstCheck(b *testing.B, pool *pgxpool.Pool) {
 	require.NoError(b, err)
 }
 
-// BenchmarkClaimReport: claim 100 + report 100 (completed), one worker per
+// BenchmarkClaimReport: claim 100 + report 100 (completed), two workers per
 // core; reports executions per second.
 func BenchmarkClaimReport(b *testing.B) {
 	pool := benchDB(b)
@@ -147,6 +147,7 @@ func BenchmarkClaimReport(b *testing.B) {
 	require.NoError(b, err)
 	var total int64
 	var mu sync.Mutex
+	b.SetParallelism(2) // 2 workers per core, as several function instances would
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {

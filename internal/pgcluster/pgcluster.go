@@ -262,7 +262,7 @@ func (c *Cluster) writeConf(fast bool) error {
 			"fsync = off",
 			"synchronous_commit = off",
 			"full_page_writes = off",
-			"shared_buffers = '128MB'",
+			"shared_buffers = '512MB'",
 			"checkpoint_timeout = '30min'",
 			"max_wal_size = '2GB'",
 		)
