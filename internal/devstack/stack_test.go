@@ -122,9 +122,10 @@ func TestStackDispatchesSignedFunctionURLCalls(t *testing.T) {
 	}
 }
 
-// TestStackStopsWhenContextIsCancelled: cancelling Start's context stops
-// every process the stack started (Postgres included) and frees its ports.
-func TestStackStopsWhenContextIsCancelled(t *testing.T) {
+// TestStackStopsWhenContextIsCancelledAndRestarts: cancelling Start's
+// context stops every process the stack started (Postgres included) and
+// frees its ports; a new Start on the same state directory works.
+func TestStackStopsWhenContextIsCancelledAndRestarts(t *testing.T) {
 	root, err := FindRoot(".")
 	require.NoError(t, err)
 	state, err := TempStateDir("devstack-cancel-")
@@ -145,6 +146,7 @@ func TestStackStopsWhenContextIsCancelled(t *testing.T) {
 	require.NotEmpty(t, procs["postgres"])
 	require.NotEmpty(t, procs["rie:run-workflow"])
 	gw := strings.TrimPrefix(s.GatewayURL(), "http://")
+	secret := s.WebhookSecret()
 	cancel()
 	require.Eventually(t, func() bool {
 		for _, pids := range procs {
@@ -159,4 +161,22 @@ func TestStackStopsWhenContextIsCancelled(t *testing.T) {
 	_, err = net.DialTimeout("tcp", gw, time.Second)
 	assert.Error(t, err)
 	assert.NoError(t, s.Close(context.Background()), "Close after cancel is a no-op")
+
+	// A restart on the same state directory reuses the cluster: the compat
+	// SQL and the migrations apply again (idempotent) and the Vault secret
+	// is kept.
+	s2, err := Start(context.Background(), Config{
+		Root:           root,
+		StateDir:       state,
+		Functions:      []string{"run-workflow"},
+		BuiltFunctions: map[string]string{"run-workflow": echoBootstrap},
+		NoCron:         true,
+		FastPostgres:   true,
+	})
+	require.NoError(t, err)
+	defer s2.Close(context.Background())
+	assert.Equal(t, secret, s2.WebhookSecret())
+	var url string
+	require.NoError(t, s2.Pool().QueryRow(context.Background(), `select url from automation_endpoints where action = 'run-workflow'`).Scan(&url))
+	assert.Equal(t, s2.GatewayURL()+"/functions/v1/run-workflow", url, "the endpoint follows the new gateway port")
 }
