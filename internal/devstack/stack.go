@@ -220,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	s.progress("pg_net stand-in worker listening on channel %s", supacompat.NotifyChannel)
-	s.progress("ready: gateway %s, postgres %s, logs in %s", s.GatewayURL(), s.redactedDSN(), s.logDir)
+	s.progress("ready: gateway %s, postgres %s, logs in %s", s.GatewayURL(), s.dsn, s.logDir)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -231,7 +231,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
-func (s *Stack) redactedDSN() string { return s.dsn }
 
 func (s *Stack) startPostgres(ctx context.Context) error {
 	cronDB := Database
