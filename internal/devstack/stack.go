@@ -231,7 +231,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
-
 func (s *Stack) startPostgres(ctx context.Context) error {
 	cronDB := Database
 	if s.cfg.NoCron {
