@@ -7,7 +7,9 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,7 +108,7 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 	close(work)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
-	cpu0 := cpuTime()
+	cpu0, pg0 := cpuTime(), pgCPU(b, s)
 	b.ResetTimer()
 	start := time.Now()
 	for range workers {
@@ -129,6 +131,7 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	goCPU := cpuTime() - cpu0
+	pgUsed := pgCPU(b, s) - pg0
 	close(errs)
 	require.NoError(b, <-errs)
 	received := int(counter.n.Load())
@@ -139,6 +142,7 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "exec/s")
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(goCPU.Microseconds())/float64(b.N), "go-cpu-µs/exec")
+	b.ReportMetric(float64(pgUsed.Microseconds())/float64(b.N), "pg-cpu-µs/exec")
 	n := float64(len(batches))
 	b.ReportMetric(float64(ts.claim.Load())/1e6/n, "claim-ms/batch")
 	b.ReportMetric(float64(ts.begin.Load())/1e6/n, "begin-ms/batch")
@@ -185,6 +189,29 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgCPU is the CPU time used so far by the Postgres backends serving the
+// benchmark's database (from /proc; clock ticks of 10 ms).
+func pgCPU(b *testing.B, s *stack) time.Duration {
+	rows, err := s.db.Query(bg, `select pid from pg_stat_activity where datname = current_database()`)
+	require.NoError(b, err)
+	var total time.Duration
+	for rows.Next() {
+		var pid int
+		require.NoError(b, rows.Scan(&pid))
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" of the command name: utime and stime are 14 and 15.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	require.NoError(b, rows.Err())
+	return total
 }
 
 // timedStore adds up the time spent in each RPC (nanoseconds).
