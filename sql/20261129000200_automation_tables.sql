@@ -143,9 +143,9 @@ create index if not exists automation_analytics_date_idx on public.automation_an
 drop trigger if exists automation_workflows_touch on public.automation_workflows;
 create trigger automation_workflows_touch before update on public.automation_workflows
   for each row execute function public.automation_touch_updated_at();
+-- automation_execution_logs has no touch trigger: every function that
+-- updates it sets updated_at itself (claims and reports are the hot path)
 drop trigger if exists automation_execution_logs_touch on public.automation_execution_logs;
-create trigger automation_execution_logs_touch before update on public.automation_execution_logs
-  for each row execute function public.automation_touch_updated_at();
 drop trigger if exists automation_deliveries_touch on public.automation_deliveries;
 create trigger automation_deliveries_touch before update on public.automation_deliveries
   for each row execute function public.automation_touch_updated_at();

@@ -23,13 +23,13 @@ begin
     limit v_limit
     for update skip locked
   ), expired as (
-    update public.automation_execution_logs e set
+    update public.automation_execution_logs e set updated_at = now(),
       status = 'failed', error_code = 'expired',
       error_message = 'deadline passed before the execution could run', completed_at = now()
     from cand where e.id = cand.id and cand.deadline_at <= now()
     returning e.id
   ), claimed as (
-    update public.automation_execution_logs e set
+    update public.automation_execution_logs e set updated_at = now(),
       status = 'running', attempt = e.attempt + 1, lease_token = gen_random_uuid(),
       lease_expires_at = now() + v_lease, started_at = now()
     from cand where e.id = cand.id and (cand.deadline_at is null or cand.deadline_at > now())
@@ -237,7 +237,7 @@ begin
       and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent'
     returning 1
   ), upd as (
-    update public.automation_execution_logs e set
+    update public.automation_execution_logs e set updated_at = now(),
       status = nxt.new_status,
       error_code = nxt.new_code,
       error_message = case when nxt.new_status = 'completed' then null

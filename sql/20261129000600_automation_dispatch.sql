@@ -44,7 +44,7 @@ declare
 begin
   -- 1. expired leases: back to pending (the attempt stays consumed), or
   --    failed when no attempt is left
-  update public.automation_execution_logs e set
+  update public.automation_execution_logs e set updated_at = now(),
     status = case when e.attempt >= e.max_attempts then 'failed' else 'pending' end,
     error_code = case when e.attempt >= e.max_attempts then 'max_attempts' else 'lease_expired' end,
     error_message = 'lease expired without a report',
@@ -54,14 +54,14 @@ begin
   where e.status = 'running' and e.lease_expires_at < now();
 
   -- 2. due rows past their deadline
-  update public.automation_execution_logs e set
+  update public.automation_execution_logs e set updated_at = now(),
     status = 'failed', error_code = 'expired',
     error_message = 'deadline passed before the execution could run', completed_at = now()
   where e.status = 'pending' and e.next_attempt_at <= now() and e.deadline_at <= now();
 
   -- 2b. invoice reminders whose invoice was settled meanwhile: nothing to do
   --     (the function re-checks at claim time too)
-  update public.automation_execution_logs e set
+  update public.automation_execution_logs e set updated_at = now(),
     status = 'skipped', error_code = 'invoice_settled',
     error_message = 'invoice paid, cancelled, void or without balance before the reminder ran', completed_at = now()
   from public.automation_src_invoices i
@@ -112,7 +112,7 @@ begin
     where e.id in (select id from pick)
     for update skip locked
   ), marked as (
-    update public.automation_execution_logs e set
+    update public.automation_execution_logs e set updated_at = now(),
       dispatched_at = now(), dispatch_count = e.dispatch_count + 1
     from locked where e.id = locked.id
     returning e.id

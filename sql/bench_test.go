@@ -185,3 +185,40 @@ func BenchmarkClaimReport(b *testing.B) {
 	})
 	b.ReportMetric(float64(total)/time.Since(start).Seconds(), "executions/s")
 }
+
+// BenchmarkClaimReportSerial: one worker, claim 100 + report 100, with the
+// time of each RPC reported separately.
+func BenchmarkClaimReportSerial(b *testing.B) {
+	pool := benchDB(b)
+	ensureFirstCheck(b, pool)
+	_, err := pool.Exec(bg, `update automation_execution_logs set status = 'pending', attempt = 0, lease_token = null,
+		lease_expires_at = null, completed_at = null, next_attempt_at = now() - interval '1 second'`)
+	require.NoError(b, err)
+	_, err = pool.Exec(bg, `vacuum analyze automation_execution_logs`)
+	require.NoError(b, err)
+	var claimT, reportT time.Duration
+	total := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		var raw []byte
+		require.NoError(b, pool.QueryRow(bg, `select coalesce(jsonb_agg(c), '[]') from automation_claim('invoice-reminder', null, 100, 300) c`).Scan(&raw))
+		var claimed []automation.Claimed
+		require.NoError(b, json.Unmarshal(raw, &claimed))
+		require.NotEmpty(b, claimed, "ran out of pending executions")
+		t1 := time.Now()
+		outs := make([]automation.Outcome, len(claimed))
+		for i, c := range claimed {
+			outs[i] = automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1}
+		}
+		in, _ := json.Marshal(outs)
+		_, err := pool.Exec(bg, `select automation_report($1::jsonb)`, string(in))
+		require.NoError(b, err)
+		claimT += t1.Sub(t0)
+		reportT += time.Since(t1)
+		total += len(claimed)
+	}
+	b.ReportMetric(float64(claimT.Milliseconds())/float64(b.N), "claim-ms/batch")
+	b.ReportMetric(float64(reportT.Milliseconds())/float64(b.N), "report-ms/batch")
+	b.ReportMetric(float64(total)/(claimT+reportT).Seconds(), "executions/s")
+}
