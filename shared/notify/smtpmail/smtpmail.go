@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/render"
@@ -41,13 +43,44 @@ type Config struct {
 	Timeout  time.Duration
 	// TLSConfig overrides the TLS settings (custom roots in tests).
 	TLSConfig *tls.Config
+	// MaxConnections bounds the SMTP sessions open at once, and so the
+	// sends in flight (0 = DefaultMaxConnections).
+	MaxConnections int
+	// MaxMessagesPerConnection closes a session after that many messages
+	// (some relays, such as SES, limit messages per connection; 0 =
+	// DefaultMaxMessagesPerConnection).
+	MaxMessagesPerConnection int
+	// IdleTimeout closes sessions unused for that long instead of reusing
+	// them (0 = DefaultIdleTimeout).
+	IdleTimeout time.Duration
 }
 
-// Sender sends email over SMTP. It is safe for concurrent use: every Send
-// dials its own connection.
+// Pool defaults.
+const (
+	DefaultMaxConnections           = 8
+	DefaultMaxMessagesPerConnection = 100
+	DefaultIdleTimeout              = 30 * time.Second
+)
+
+// Sender sends email over SMTP. It is safe for concurrent use: it keeps a
+// bounded pool of open, authenticated SMTP sessions, each reused for many
+// messages (see Config.MaxConnections). Call Close at shutdown.
 type Sender struct {
-	cfg  Config
-	opts []mail.Option
+	cfg    Config
+	client *mail.Client
+	slots  chan struct{} // one per session that may be open or in use
+
+	mu      sync.Mutex
+	idle    []*session // most recently used last
+	closed  bool
+	closing sync.WaitGroup // background QUITs
+}
+
+// session is one open SMTP connection.
+type session struct {
+	c        *smtp.Client
+	sent     int       // messages accepted on it
+	lastUsed time.Time // when it was last returned to the pool
 }
 
 // New checks the configuration and returns a Sender.
@@ -61,7 +94,21 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	opts := []mail.Option{mail.WithTimeout(cfg.Timeout)}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxMessagesPerConnection <= 0 {
+		cfg.MaxMessagesPerConnection = DefaultMaxMessagesPerConnection
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	// No NOOP before and no RSET after each message: a reused session that
+	// went stale fails at MAIL FROM, before anything was handed over, and is
+	// then replaced (see Send); after the reply to the end of DATA the
+	// transaction is over (RFC 5321 4.1.1.4), so RSET would only cost a
+	// round trip.
+	opts := []mail.Option{mail.WithTimeout(cfg.Timeout), mail.WithoutNoop(), mail.WithoutRset()}
 	port := cfg.Port
 	switch cfg.TLS {
 	case TLSStartTLS:
@@ -93,7 +140,11 @@ func New(cfg Config) (*Sender, error) {
 		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(cfg.Username), mail.WithPassword(cfg.Password))
 	}
 	cfg.Port = port
-	return &Sender{cfg: cfg, opts: opts}, nil
+	c, err := mail.NewClient(cfg.Host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("smtpmail: client: %w", err)
+	}
+	return &Sender{cfg: cfg, client: c, slots: make(chan struct{}, cfg.MaxConnections)}, nil
 }
 
 // Name returns "smtp".
@@ -101,31 +152,175 @@ func (s *Sender) Name() string { return ProviderName }
 
 // Send delivers one email. The Result's MessageID is the Message-ID header
 // (without angle brackets).
+//
+// It waits for one of Config.MaxConnections slots, then sends on an idle
+// pooled session or on a new one. When a reused session fails before the
+// message was handed over (the server closed it while idle: MAIL FROM,
+// RCPT TO or DATA gets no reply, or 421), the session is dropped and the
+// message is sent once more on a new connection: nothing can have been
+// delivered. A failure while or after the content was written is never
+// retried here (Ambiguous). A session that failed is closed, except after a
+// clean rejection of one message that a RSET confirms left it usable.
 func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, error) {
 	msg, id, err := s.build(m)
 	if err != nil {
 		return notify.Result{}, err
 	}
-	c, err := mail.NewClient(s.cfg.Host, s.opts...)
-	if err != nil {
-		return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("smtp client: %w", err))
-	}
-	// Dial (connect, TLS, AUTH) and send separately: a failure before the
-	// message is handed over is never ambiguous.
-	sc, err := c.DialToSMTPClientWithContext(ctx)
-	if err != nil {
-		e := notify.TransportError(ProviderName, fmt.Errorf("smtp dial: %w", err))
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		e := notify.TransportError(ProviderName, fmt.Errorf("smtp: waiting for a connection: %w", ctx.Err()))
 		e.Ambiguous = false
 		return notify.Result{}, e
 	}
-	sendErr := c.SendWithSMTPClient(sc, msg)
-	// Once the server has answered the end of DATA, the message is queued;
-	// an error closing the session changes nothing.
-	_ = c.CloseWithSMTPClient(sc)
-	if sendErr != nil {
+	defer func() { <-s.slots }()
+	for attempt := 0; ; attempt++ {
+		sess, reused, err := s.get(ctx, attempt > 0)
+		if err != nil {
+			// Connect, TLS, EHLO or AUTH failed: nothing was handed over.
+			e := notify.TransportError(ProviderName, fmt.Errorf("smtp dial: %w", err))
+			e.Ambiguous = false
+			return notify.Result{}, e
+		}
+		sendErr := s.client.SendWithSMTPClient(sess.c, msg)
+		if sendErr == nil || msg.IsDelivered() {
+			// Delivered: the server answered the end of DATA with 2xx. (An
+			// error after that, which WithoutRset rules out, changes nothing
+			// for this message; the session is then not reused.)
+			sess.sent++
+			s.put(sess, sendErr == nil)
+			return notify.Result{Provider: ProviderName, MessageID: id}, nil
+		}
+		if reused && attempt == 0 && notHandedOver(sendErr) && ctx.Err() == nil {
+			s.retireStale(sess)
+			continue
+		}
+		s.put(sess, reusable(sendErr) && sess.c.Reset() == nil)
 		return notify.Result{}, classify(sendErr)
 	}
-	return notify.Result{Provider: ProviderName, MessageID: id}, nil
+}
+
+// get returns an idle session (reused = true), or dials a new one when
+// there is none or fresh is set. The caller holds a slot, so at most
+// MaxConnections sessions are open.
+func (s *Sender) get(ctx context.Context, fresh bool) (sess *session, reused bool, err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, false, errors.New("sender closed")
+	}
+	// Close the sessions idle too long (the oldest are first).
+	now := time.Now()
+	n := 0
+	for n < len(s.idle) && now.Sub(s.idle[n].lastUsed) >= s.cfg.IdleTimeout {
+		s.retireLocked(s.idle[n])
+		s.idle[n] = nil
+		n++
+	}
+	s.idle = s.idle[n:]
+	if !fresh && len(s.idle) > 0 {
+		sess = s.idle[len(s.idle)-1]
+		s.idle[len(s.idle)-1] = nil
+		s.idle = s.idle[:len(s.idle)-1]
+	}
+	s.mu.Unlock()
+	if sess != nil {
+		return sess, true, nil
+	}
+	c, err := s.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return &session{c: c}, false, nil
+}
+
+// put returns a session to the pool when ok and it may take more messages,
+// and closes it otherwise.
+func (s *Sender) put(sess *session, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok || s.closed || sess.sent >= s.cfg.MaxMessagesPerConnection {
+		s.retireLocked(sess)
+		return
+	}
+	sess.lastUsed = time.Now()
+	s.idle = append(s.idle, sess)
+}
+
+// retireStale closes a reused session the server had dropped, and with it
+// every idle session that has been unused at least as long (after a pause,
+// such as a frozen Lambda environment, they are all likely dead).
+func (s *Sender) retireStale(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retireLocked(sess)
+	n := 0
+	for n < len(s.idle) && !s.idle[n].lastUsed.After(sess.lastUsed) {
+		s.retireLocked(s.idle[n])
+		s.idle[n] = nil
+		n++
+	}
+	s.idle = s.idle[n:]
+}
+
+func (s *Sender) retireLocked(sess *session) {
+	s.closing.Add(1)
+	go func() {
+		defer s.closing.Done()
+		// A dead peer must not hold the QUIT for the full send timeout.
+		_ = sess.c.UpdateDeadline(min(s.cfg.Timeout, 2*time.Second))
+		if err := sess.c.Quit(); err != nil {
+			_ = sess.c.Close()
+		}
+	}()
+}
+
+// Close closes every idle session and makes sessions in use close when
+// their send ends; later sends fail. It waits for the QUITs to finish.
+func (s *Sender) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, sess := range s.idle {
+		s.retireLocked(sess)
+	}
+	s.idle = nil
+	s.mu.Unlock()
+	s.closing.Wait()
+	return nil
+}
+
+// notHandedOver reports whether a send failed because the session broke
+// before the message content was sent (no SMTP reply, or 421 "closing
+// channel", to the connection check, MAIL FROM, RCPT TO or DATA command).
+func notHandedOver(err error) bool {
+	var se *mail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Reason {
+	case mail.ErrConnCheck, mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData:
+		code := se.ErrorCode()
+		return code == 0 || code == 421
+	}
+	return false
+}
+
+// reusable reports whether the server rejected the message with a reply
+// that leaves the session open (any 4xx/5xx but 421 to MAIL FROM, RCPT TO,
+// DATA or the end of DATA), or the message was refused before any command.
+func reusable(err error) bool {
+	var se *mail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Reason {
+	case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
+		return true
+	case mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData, mail.ErrSMTPDataClose:
+		code := se.ErrorCode()
+		return code >= 400 && code < 600 && code != 421
+	}
+	return false
 }
 
 // build assembles the MIME message.

@@ -46,6 +46,11 @@ type backend struct {
 	user    string
 	pass    string
 	dataErr *smtp.SMTPError
+	// mailErrOnce, when set, answers the next MAIL FROM and is cleared.
+	mailErrOnce *smtp.SMTPError
+	// delay holds every DATA that long; peakData is the most DATA at once.
+	delay            time.Duration
+	inData, peakData int
 }
 
 func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
@@ -76,6 +81,13 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.b.user != "" && s.cur.User == "" {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "auth required"}
 	}
+	s.b.mu.Lock()
+	e := s.b.mailErrOnce
+	s.b.mailErrOnce = nil
+	s.b.mu.Unlock()
+	if e != nil {
+		return e
+	}
 	s.cur.From = from
 	return nil
 }
@@ -93,8 +105,17 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if s.b.dataErr != nil {
-		return s.b.dataErr
+	s.b.mu.Lock()
+	s.b.inData++
+	s.b.peakData = max(s.b.peakData, s.b.inData)
+	dataErr := s.b.dataErr
+	s.b.mu.Unlock()
+	time.Sleep(s.b.delay)
+	s.b.mu.Lock()
+	s.b.inData--
+	s.b.mu.Unlock()
+	if dataErr != nil {
+		return dataErr
 	}
 	s.cur.Data = b
 	s.b.mu.Lock()
@@ -108,23 +129,85 @@ func (s *session) Logout() error { return nil }
 
 func startServer(t *testing.T, b *backend, tlsCfg *tls.Config, implicit bool) (string, int) {
 	t.Helper()
+	host, port, _ := startCountingServer(t, b, tlsCfg, implicit)
+	return host, port
+}
+
+// startCountingServer starts the test server behind a listener that counts
+// TCP connections.
+func startCountingServer(t *testing.T, b *backend, tlsCfg *tls.Config, implicit bool) (string, int, *connCounter) {
+	t.Helper()
 	srv := smtp.NewServer(b)
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	srv.TLSConfig = tlsCfg
-	var l net.Listener
-	var err error
-	if implicit {
-		l, err = tls.Listen("tcp", "127.0.0.1:0", tlsCfg)
-	} else {
-		l, err = net.Listen("tcp", "127.0.0.1:0")
-	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	cc := &connCounter{Listener: tcp}
+	var l net.Listener = cc
+	if implicit {
+		l = tls.NewListener(cc, tlsCfg)
+	}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	addr := l.Addr().(*net.TCPAddr)
-	return addr.IP.String(), addr.Port
+	addr := tcp.Addr().(*net.TCPAddr)
+	return addr.IP.String(), addr.Port, cc
+}
+
+// connCounter is a listener that counts accepted connections, the ones
+// open now and the most open at once, and can drop them all.
+type connCounter struct {
+	net.Listener
+	mu                   sync.Mutex
+	accepted, open, peak int
+	conns                []net.Conn
+}
+
+func (c *connCounter) Accept() (net.Conn, error) {
+	conn, err := c.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.accepted++
+	c.open++
+	c.peak = max(c.peak, c.open)
+	c.conns = append(c.conns, conn)
+	return &countedConn{Conn: conn, c: c}, nil
+}
+
+// stats returns accepted, open and peak.
+func (c *connCounter) stats() (int, int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accepted, c.open, c.peak
+}
+
+// dropAll closes every server-side connection, as a relay does with idle ones.
+func (c *connCounter) dropAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		_ = conn.Close()
+	}
+	c.conns = nil
+}
+
+type countedConn struct {
+	net.Conn
+	c    *connCounter
+	once sync.Once
+}
+
+func (cc *countedConn) Close() error {
+	cc.once.Do(func() {
+		cc.c.mu.Lock()
+		cc.c.open--
+		cc.c.mu.Unlock()
+	})
+	return cc.Conn.Close()
 }
 
 // selfSigned returns a server TLS config for 127.0.0.1 and a client config trusting it.
