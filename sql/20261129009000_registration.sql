@@ -102,7 +102,9 @@ begin
   end if;
 
   if p_secret is not null then
-    select s.id into v_secret_id from vault.secrets s where s.name = v_row.secret_name
+    -- vault.decrypted_secrets: what the postgres role may read on Supabase
+    -- (and what the dispatcher reads the key from).
+    select s.id into v_secret_id from vault.decrypted_secrets s where s.name = v_row.secret_name
     order by s.created_at desc limit 1;
     if v_secret_id is null then
       perform vault.create_secret(p_secret, v_row.secret_name, 'dueflow: Standard Webhooks signing secret (whsec_...), same value as DUEFLOW_WEBHOOK_SECRET of the functions');
