@@ -283,7 +283,7 @@ select count(*), count(*) filter (where status = 'running'),
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("interrupted while %d executions were open: %w", open, ctx.Err())
 		case <-time.After(wait):
 		}
 	}
