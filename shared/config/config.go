@@ -55,6 +55,13 @@ type SMTP struct {
 	Username string
 	Password Secret
 	TLS      string // starttls | tls | none
+	// MaxConnections bounds the SMTP sessions kept open and reused
+	// (SMTP_MAX_CONNECTIONS; default DUEFLOW_CONCURRENCY).
+	MaxConnections int
+	// MaxMessagesPerConnection closes a session after that many messages
+	// (SMTP_MAX_MESSAGES_PER_CONNECTION; default 100; some relays such as
+	// SES limit messages per connection).
+	MaxMessagesPerConnection int
 }
 
 // Mailgun is the mailgun email provider's configuration.
@@ -111,6 +118,8 @@ const (
 	DefaultMaxBodyBytes = 65536
 	DefaultMaxIDs       = 500
 	DefaultTelnyxBase   = "https://api.telnyx.com"
+
+	DefaultSMTPMessagesPerConnection = 100
 )
 
 // Error lists every problem of a configuration.
@@ -172,6 +181,9 @@ func Load(getenv func(string) string) (*Config, error) {
 			Username: p.str("SMTP_USERNAME", false),
 			Password: Secret(p.str("SMTP_PASSWORD", false)),
 			TLS:      p.oneOf("SMTP_TLS", "starttls", "starttls", "tls", "none"),
+			// 0 = DUEFLOW_CONCURRENCY, set below.
+			MaxConnections:           p.int("SMTP_MAX_CONNECTIONS", 0, 1, 256),
+			MaxMessagesPerConnection: p.int("SMTP_MAX_MESSAGES_PER_CONNECTION", DefaultSMTPMessagesPerConnection, 1, 100000),
 		}
 		if (c.SMTP.Username == "") != (c.SMTP.Password == "") {
 			p.bad("SMTP_USERNAME and SMTP_PASSWORD must be set together")
@@ -208,6 +220,9 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 
 	c.Concurrency = p.int("DUEFLOW_CONCURRENCY", DefaultConcurrency, 1, 256)
+	if c.EmailProvider == EmailSMTP && c.SMTP.MaxConnections == 0 {
+		c.SMTP.MaxConnections = c.Concurrency
+	}
 	c.LeaseSeconds = p.int("DUEFLOW_LEASE_SECONDS", DefaultLeaseSeconds, 30, 3600) // automation_claim caps leases at 3600 s
 	c.RPCTimeout = p.duration("DUEFLOW_RPC_TIMEOUT", DefaultRPCTimeout)
 	c.MaxBodyBytes = p.int("DUEFLOW_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 16<<20)

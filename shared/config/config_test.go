@@ -51,6 +51,33 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 65536, c.MaxBodyBytes)
 	assert.Equal(t, 500, c.MaxIDs)
 	assert.Equal(t, slog.LevelInfo, c.LogLevel)
+	assert.Equal(t, 8, c.SMTP.MaxConnections, "one SMTP session per concurrent send")
+	assert.Equal(t, 100, c.SMTP.MaxMessagesPerConnection)
+}
+
+func TestSMTPPoolOptions(t *testing.T) {
+	e := base()
+	e["DUEFLOW_CONCURRENCY"] = "12"
+	c, err := Load(env(e))
+	require.NoError(t, err)
+	assert.Equal(t, 12, c.SMTP.MaxConnections, "defaults to DUEFLOW_CONCURRENCY")
+
+	e["SMTP_MAX_CONNECTIONS"] = "3"
+	e["SMTP_MAX_MESSAGES_PER_CONNECTION"] = "50"
+	c, err = Load(env(e))
+	require.NoError(t, err)
+	assert.Equal(t, 3, c.SMTP.MaxConnections)
+	assert.Equal(t, 50, c.SMTP.MaxMessagesPerConnection)
+	email, _, err := c.Senders()
+	require.NoError(t, err)
+	assert.Equal(t, "smtp", email.Name())
+
+	e["SMTP_MAX_CONNECTIONS"] = "0"
+	e["SMTP_MAX_MESSAGES_PER_CONNECTION"] = "many"
+	_, err = Load(env(e))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "SMTP_MAX_CONNECTIONS 0 is out of range")
+	assert.Contains(t, err.Error(), `SMTP_MAX_MESSAGES_PER_CONNECTION "many" is not a number`)
 }
 
 func TestEveryProblemNamedAtOnce(t *testing.T) {

@@ -25,6 +25,7 @@ func (c *Config) Senders() (email, sms notify.Sender, err error) {
 		email, err = smtpmail.New(smtpmail.Config{
 			Host: c.SMTP.Host, Port: c.SMTP.Port, Username: c.SMTP.Username, Password: c.SMTP.Password.Value(),
 			TLS: c.SMTP.TLS, From: c.EmailFrom, FromName: c.EmailFromName, Timeout: ProviderTimeout,
+			MaxConnections: c.SMTP.MaxConnections, MaxMessagesPerConnection: c.SMTP.MaxMessagesPerConnection,
 		})
 	case EmailMailgun:
 		email, err = mailgun.New(mailgun.Config{
