@@ -147,9 +147,10 @@ func TestFunctionPoolSerialisesPerInstanceAndSurvivesKill(t *testing.T) {
 
 	pids := f.Pids()
 	require.GreaterOrEqual(t, len(pids), 4, "two RIEs with a bootstrap each")
+	started := startTimes(map[string][]int{"echo": pids})
 	require.NoError(t, f.Kill(context.Background()))
-	for _, pid := range pids {
-		assert.False(t, alive(pid), "pid %d survived Kill", pid)
+	for pid, st := range started {
+		assert.NotEqual(t, st, procStart(pid), "pid %d survived Kill", pid)
 	}
 	resp, err := http.Post(g.URL()+"/functions/v1/echo", "application/json", strings.NewReader(`{}`))
 	require.NoError(t, err)

@@ -107,11 +107,10 @@ func TestStackDispatchesSignedFunctionURLCalls(t *testing.T) {
 	require.NotEmpty(t, procs["rie:send-reminder"])
 	require.NotEmpty(t, procs["mailpit"])
 	gw := strings.TrimPrefix(s.GatewayURL(), "http://")
+	started := startTimes(procs)
 	require.NoError(t, s.Close(ctx))
-	for role, pids := range procs {
-		for _, pid := range pids {
-			assert.False(t, alive(pid), "%s pid %d still running after Close", role, pid)
-		}
+	for pid, st := range started {
+		assert.NotEqual(t, st, procStart(pid), "pid %d still running after Close", pid)
 	}
 	for _, addr := range []string{gw, host} {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -147,13 +146,12 @@ func TestStackStopsWhenContextIsCancelledAndRestarts(t *testing.T) {
 	require.NotEmpty(t, procs["rie:run-workflow"])
 	gw := strings.TrimPrefix(s.GatewayURL(), "http://")
 	secret := s.WebhookSecret()
+	started := startTimes(procs)
 	cancel()
 	require.Eventually(t, func() bool {
-		for _, pids := range procs {
-			for _, pid := range pids {
-				if alive(pid) {
-					return false
-				}
+		for pid, st := range started {
+			if procStart(pid) == st {
+				return false
 			}
 		}
 		return true
@@ -179,4 +177,18 @@ func TestStackStopsWhenContextIsCancelledAndRestarts(t *testing.T) {
 	var url string
 	require.NoError(t, s2.Pool().QueryRow(context.Background(), `select url from automation_endpoints where action = 'run-workflow'`).Scan(&url))
 	assert.Equal(t, s2.GatewayURL()+"/functions/v1/run-workflow", url, "the endpoint follows the new gateway port")
+}
+
+// startTimes identifies each process by pid and start time (pids are reused
+// quickly on a busy machine).
+func startTimes(procs map[string][]int) map[int]int64 {
+	out := map[int]int64{}
+	for _, pids := range procs {
+		for _, pid := range pids {
+			if st := procStart(pid); st != 0 {
+				out[pid] = st
+			}
+		}
+	}
+	return out
 }
