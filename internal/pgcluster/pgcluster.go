@@ -392,3 +392,24 @@ func (c *Cluster) WaitReady(ctx context.Context, dbname string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// StopDir stops a server running on data directory dir (immediate mode), for
+// cleaning up after a process that died without calling Stop. It is a no-op
+// when no server runs there.
+func StopDir(ctx context.Context, dir string) error {
+	bin, err := BinDir()
+	if err != nil {
+		return err
+	}
+	c := &Cluster{dir: dir, bin: bin, logger: slog.New(slog.DiscardHandler)}
+	if os.Geteuid() == 0 {
+		c.runAs = Superuser
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); err != nil {
+		return nil
+	}
+	if err := c.run(ctx, c.bin+"/pg_ctl", "stop", "-D", dir, "-m", "immediate", "-w", "-t", "30"); err != nil {
+		return fmt.Errorf("pgcluster: stop %s: %w", dir, err)
+	}
+	return nil
+}

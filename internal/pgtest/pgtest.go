@@ -7,12 +7,16 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,6 +88,7 @@ func Cluster(t testing.TB) *pgcluster.Cluster {
 func startCluster() (*pgcluster.Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	reapOrphans(ctx)
 	// Under os.TempDir so that the postgres user can reach it when we are root.
 	dir, err := os.MkdirTemp("", "dueflow-pgtest-")
 	if err != nil {
@@ -91,6 +96,9 @@ func startCluster() (*pgcluster.Cluster, error) {
 	}
 	tmpDir = dir
 	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -222,4 +230,35 @@ func CronDB(t testing.TB) (*pgxpool.Pool, string) {
 	}
 	t.Cleanup(pool.Close)
 	return pool, dsn
+}
+
+// ownerFile records, in each cluster's temp dir, the pid of the test binary
+// that started it.
+const ownerFile = "owner.pid"
+
+// reapOrphans stops and removes clusters left behind by test binaries that
+// died without Shutdown (killed by a timeout, a panic in a test goroutine).
+// Only directories this package created, whose owner process is gone.
+func reapOrphans(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "dueflow-pgtest-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		if err := pgcluster.StopDir(ctx, filepath.Join(d, "data")); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: orphan cluster:", err)
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
