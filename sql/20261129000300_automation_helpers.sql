@@ -16,41 +16,32 @@ comment on function public.automation_action_for(text) is
 
 create or replace function public.automation_snap_to_window(
   p_at timestamptz, p_tz text, p_start time, p_end time)
-returns timestamptz language plpgsql stable set search_path = public, pg_temp as $$
-declare
-  v_local timestamp := p_at at time zone p_tz;
-  v_t time := v_local::time;
-  v_d date := v_local::date;
-begin
-  if p_start is null or p_end is null or p_start = p_end then
-    return p_at;
-  end if;
-  if p_start < p_end then
-    if v_t >= p_start and v_t < p_end then
-      return p_at;
-    elsif v_t < p_start then
-      return (v_d + p_start) at time zone p_tz;
-    else
-      return (v_d + 1 + p_start) at time zone p_tz;
-    end if;
-  end if;
-  -- the window crosses midnight (e.g. 22:00-06:00)
-  if v_t >= p_start or v_t < p_end then
-    return p_at;
-  end if;
-  return (v_d + p_start) at time zone p_tz;
-end
+returns timestamptz language sql stable as $$
+  -- plain SQL without SET clauses, so that the planner inlines it
+  select case
+    when p_start is null or p_end is null or p_start = p_end then p_at
+    when p_start < p_end then case
+      when (p_at at time zone p_tz)::time >= p_start and (p_at at time zone p_tz)::time < p_end then p_at
+      when (p_at at time zone p_tz)::time < p_start then ((p_at at time zone p_tz)::date + p_start) at time zone p_tz
+      else ((p_at at time zone p_tz)::date + 1 + p_start) at time zone p_tz
+    end
+    -- the window crosses midnight (e.g. 22:00-06:00)
+    when (p_at at time zone p_tz)::time >= p_start or (p_at at time zone p_tz)::time < p_end then p_at
+    else ((p_at at time zone p_tz)::date + p_start) at time zone p_tz
+  end
 $$;
 comment on function public.automation_snap_to_window(timestamptz, text, time, time) is
   'The earliest instant >= p_at inside the local send window [p_start, p_end) of time zone p_tz (windows may cross midnight).';
 
 create or replace function public.automation_next_attempt(
   p_at timestamptz, p_tz text, p_start time, p_end time, p_deadline timestamptz)
-returns timestamptz language sql stable set search_path = public, pg_temp as $$
+returns timestamptz language sql stable as $$
   -- snapped into the send window, unless that would pass the deadline
   -- (an appointment reminder goes out late at night rather than after the appointment)
-  select case when p_deadline is not null and s > p_deadline then p_at else s end
-  from (select public.automation_snap_to_window(p_at, p_tz, p_start, p_end) as s) x
+  select case
+    when p_deadline is not null and public.automation_snap_to_window(p_at, p_tz, p_start, p_end) > p_deadline then p_at
+    else public.automation_snap_to_window(p_at, p_tz, p_start, p_end)
+  end
 $$;
 comment on function public.automation_next_attempt(timestamptz, text, time, time, timestamptz) is
   'p_at snapped into the send window; the raw p_at when the snapped time would pass p_deadline.';
