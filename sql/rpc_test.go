@@ -387,3 +387,54 @@ func TestBeginDeliveries(t *testing.T) {
 	assert.Equal(t, 1, count(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 	assert.Equal(t, 1, count(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 }
+
+// Concurrent claimers and reporters over shared workflows: no deadlock, every
+// execution completed once, counters exact.
+func TestConcurrentReportsCountersExact(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	org := pgtest.CreateOrg(t, db, pgtest.Org{})
+	for i := 0; i < 10; i++ {
+		wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
+		_, err := db.Exec(bg, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
+			select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 60) g`, wf, org)
+		require.NoError(t, err)
+	}
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		go func() {
+			for {
+				var raw []byte
+				if err := db.QueryRow(bg, `select coalesce(jsonb_agg(c), '[]') from automation_claim('send-reminder', null, 25, 60) c`).Scan(&raw); err != nil {
+					errs <- err
+					return
+				}
+				var got []automation.Claimed
+				if err := json.Unmarshal(raw, &got); err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					errs <- nil
+					return
+				}
+				outs := make([]automation.Outcome, len(got))
+				for i, c := range got {
+					outs[i] = automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1}
+				}
+				in, _ := json.Marshal(outs)
+				if _, err := db.Exec(bg, `select automation_report($1::jsonb)`, string(in)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < 4; w++ {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, 600, count(t, db, `select count(*) from automation_execution_logs where status = 'completed'`))
+	assert.Equal(t, 600, count(t, db, `select sum(success_count) from automation_workflows`))
+	assert.Equal(t, 600, count(t, db, `select sum(completed) from automation_analytics`))
+	assert.Equal(t, 600, count(t, db, `select sum(actions_executed) from automation_execution_logs`))
+}
