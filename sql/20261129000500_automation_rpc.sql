@@ -104,29 +104,32 @@ begin
     from inp join public.automation_execution_logs e
       on e.id = inp.execution_id and e.status = 'running'
      and e.lease_token = inp.lease_token and e.lease_expires_at > now()
-    where inp.ikey is not null and inp.channel in ('email', 'sms') and coalesce(inp.recipient, '') <> ''
+  ), valid as (
+    -- an intent the ledger cannot record (no key, unknown channel, no recipient) is invalid, not stale
+    select h.* from held h
+    where coalesce(h.ikey, '') <> '' and h.channel in ('email', 'sms') and coalesce(h.recipient, '') <> ''
   ), prev as (
     select d.idempotency_key, d.execution_id, d.status, d.retryable, d.provider_message_id
     from public.automation_deliveries d
-    where d.idempotency_key in (select ikey from held)
+    where d.idempotency_key in (select ikey from valid)
     for update
   ), ins as (
     insert into public.automation_deliveries
       (execution_id, organization_id, step_index, channel, recipient, provider, idempotency_key, status)
     select h.execution_id, h.organization_id, h.step_index, h.channel, h.recipient, h.provider, h.ikey, 'sending'
-    from held h where not exists (select 1 from prev p where p.idempotency_key = h.ikey)
+    from valid h where not exists (select 1 from prev p where p.idempotency_key = h.ikey)
     on conflict (idempotency_key) do nothing
     returning idempotency_key
   ), amb as (
     update public.automation_deliveries d set status = 'unknown'
-    from held h
+    from valid h
     where d.idempotency_key = h.ikey and d.execution_id = h.execution_id and d.status in ('sending', 'unknown')
     returning d.idempotency_key
   ), rearm as (
     update public.automation_deliveries d set
       status = 'sending', attempts = d.attempts + 1, error_code = null, error_message = null,
       retryable = false, recipient = h.recipient, provider = h.provider
-    from held h
+    from valid h
     where d.idempotency_key = h.ikey and d.execution_id = h.execution_id and d.status = 'failed' and d.retryable
     returning d.idempotency_key
   )
@@ -135,6 +138,7 @@ begin
       'idempotency_key', coalesce(inp.ikey, ''),
       'state', case
         when h.n is null then 'stale'
+        when v.n is null then 'invalid'
         when p.idempotency_key is null then case when exists (select 1 from ins where ins.idempotency_key = inp.ikey) then 'new' else 'ambiguous' end
         when p.execution_id <> h.execution_id then 'failed'
         when p.status = 'sent' then 'sent'
@@ -146,12 +150,13 @@ begin
   into v_out
   from inp
   left join held h on h.n = inp.n
-  left join prev p on p.idempotency_key = inp.ikey;
+  left join valid v on v.n = inp.n
+  left join prev p on p.idempotency_key = inp.ikey and v.n is not null;
   return v_out;
 end
 $$;
 comment on function public.automation_begin_deliveries(jsonb) is
-  'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, or stale (lease not held).';
+  'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, invalid (no idempotency key, unknown channel or empty recipient: nothing recorded, never send), or stale (lease not held).';
 
 create or replace function public.automation_report(p_outcomes jsonb)
 returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
@@ -210,7 +215,8 @@ begin
       end as new_status,
       case
         when ok.status = 'failed' then coalesce(ok.error_code, 'internal_error')
-        when ok.status = 'skipped' then ok.error_code
+        -- completed keeps the engine's code (delivery_unknown: sent status uncertain); a clean completion clears it
+        when ok.status in ('completed', 'skipped') then ok.error_code
         when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'max_attempts'
         when ok.status in ('retry', 'snoozed') and ok.deadline_at is not null and ok.at > ok.deadline_at then 'expired'
         when ok.status = 'retry' then coalesce(ok.error_code, 'provider_unavailable')
@@ -240,7 +246,7 @@ begin
     update public.automation_execution_logs e set updated_at = now(),
       status = nxt.new_status,
       error_code = nxt.new_code,
-      error_message = case when nxt.new_status = 'completed' then null
+      error_message = case when nxt.new_code is null then null
                            when nxt.new_code = 'expired' and nxt.error_message is null then 'the next attempt would pass the deadline'
                            else nxt.error_message end,
       actions_executed = e.actions_executed + greatest(nxt.actions_executed, 0),

@@ -438,3 +438,90 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 	assert.Equal(t, 600, count(t, db, `select sum(completed) from automation_analytics`))
 	assert.Equal(t, 600, count(t, db, `select sum(actions_executed) from automation_execution_logs`))
 }
+
+// A completed outcome keeps the engine's error code (delivery_unknown) so
+// operators can find executions whose delivery is uncertain; skipped and
+// failed keep theirs; a later clean completion clears an earlier attempt's code.
+func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
+	for i := 0; i < 4; i++ {
+		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+	}
+	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	require.Equal(t, 4, callInt(t, db, `select check_overdue_invoices()`))
+	execs := execIDs(t, db, wf)
+	makeDue(t, db)
+	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	require.Len(t, got, 4)
+	codeMsg := func(id uuid.UUID) (string, string) {
+		var c, m *string
+		require.NoError(t, db.QueryRow(bg, `select error_code, error_message from automation_execution_logs where id = $1`, id).Scan(&c, &m))
+		s := func(p *string) string {
+			if p == nil {
+				return "<null>"
+			}
+			return *p
+		}
+		return s(c), s(m)
+	}
+	unknown, skipped, failed, retried := got[0].Execution, got[1].Execution, got[2].Execution, got[3].Execution
+	r := report(t, db,
+		automation.Outcome{ExecutionID: unknown.ID, LeaseToken: unknown.LeaseToken, Status: automation.OutcomeCompleted,
+			ErrorCode: automation.ErrDeliveryUnknown, ErrorMessage: "provider may have it"},
+		automation.Outcome{ExecutionID: skipped.ID, LeaseToken: skipped.LeaseToken, Status: automation.OutcomeSkipped,
+			ErrorCode: automation.ErrOptedOut, ErrorMessage: "client opted out"},
+		automation.Outcome{ExecutionID: failed.ID, LeaseToken: failed.LeaseToken, Status: automation.OutcomeFailed,
+			ErrorCode: automation.ErrInvalidRecipient, ErrorMessage: "bad address"},
+		automation.Outcome{ExecutionID: retried.ID, LeaseToken: retried.LeaseToken, Status: automation.OutcomeRetry,
+			ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "503"})
+	for _, x := range r {
+		require.True(t, x.Applied)
+	}
+	c, m := codeMsg(unknown.ID)
+	assert.Equal(t, [2]string{automation.ErrDeliveryUnknown, "provider may have it"}, [2]string{c, m})
+	assert.Equal(t, "completed", execution(t, db, unknown.ID).Status)
+	c, m = codeMsg(skipped.ID)
+	assert.Equal(t, [2]string{automation.ErrOptedOut, "client opted out"}, [2]string{c, m})
+	c, m = codeMsg(failed.ID)
+	assert.Equal(t, [2]string{automation.ErrInvalidRecipient, "bad address"}, [2]string{c, m})
+	c, _ = codeMsg(retried.ID)
+	assert.Equal(t, automation.ErrProviderRetryable, c)
+	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where status = 'completed' and error_code = 'delivery_unknown'`))
+	// the retried one completes cleanly on its next attempt: its code is cleared
+	makeDue(t, db)
+	got = claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{retried.ID}, 10, 60)
+	require.Len(t, got, 1)
+	require.True(t, report(t, db, automation.Outcome{ExecutionID: retried.ID, LeaseToken: got[0].Execution.LeaseToken,
+		Status: automation.OutcomeCompleted, ActionsExecuted: 1})[0].Applied)
+	c, m = codeMsg(retried.ID)
+	assert.Equal(t, [2]string{"<null>", "<null>"}, [2]string{c, m})
+}
+
+// An intent with an empty recipient, an unknown channel or no key under a
+// held lease is invalid (not stale) and records nothing.
+func TestBeginDeliveriesInvalidIntent(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	_, _, _, execs := overdueSetup(t, db, 1, "5")
+	makeDue(t, db)
+	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	require.Len(t, got, 1)
+	tok := got[0].Execution.LeaseToken
+	ok := deliveryFor(execs[0], tok)
+	noRecipient := ok
+	noRecipient.Recipient, noRecipient.IdempotencyKey = "", automation.IdempotencyKey(execs[0], 1, "email")
+	pigeon := ok
+	pigeon.Channel, pigeon.IdempotencyKey = "pigeon", automation.IdempotencyKey(execs[0], 2, "pigeon")
+	noKey := ok
+	noKey.StepIndex, noKey.IdempotencyKey = 3, ""
+	b := begin(t, db, noRecipient, ok, pigeon, noKey)
+	assert.Equal(t, []string{automation.BeginInvalid, automation.BeginNew, automation.BeginInvalid, automation.BeginInvalid},
+		[]string{b[0].State, b[1].State, b[2].State, b[3].State})
+	assert.Equal(t, 1, count(t, db, `select count(*) from automation_deliveries where execution_id = $1`, execs[0]))
+	// without the lease, the same intent is stale
+	noRecipient.LeaseToken = uuid.New()
+	assert.Equal(t, automation.BeginStale, begin(t, db, noRecipient)[0].State)
+}

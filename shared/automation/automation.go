@@ -89,6 +89,7 @@ const (
 	BeginAmbiguous = "ambiguous" // began before and never finished: the provider may have it; do not send
 	BeginFailed    = "failed"    // failed permanently before: do not send
 	BeginStale     = "stale"     // the lease token no longer holds: stop working on this execution
+	BeginInvalid   = "invalid"   // the intent cannot be recorded (no key, unknown channel, empty recipient): never send it
 )
 
 // Error codes written to automation_execution_logs.error_code.
