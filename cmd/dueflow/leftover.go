@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,19 +23,8 @@ func stopLeftoverPostgres(ctx context.Context, dataDir string, progress func(str
 		return nil
 	}
 	progress(fmt.Sprintf("Postgres of an earlier demo run is still running (pid %d, %s): stopping it", pid, dataDir))
-	bin, err := pgcluster.BinDir()
-	if err != nil {
-		return err
-	}
-	name, args := filepath.Join(bin, "pg_ctl"), []string{"stop", "-D", dataDir, "-m", "fast", "-w", "-t", "60"}
-	if os.Geteuid() == 0 {
-		args = append([]string{"-u", "postgres", "--", name}, args...)
-		name = "runuser"
-	}
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = os.TempDir()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("stop the leftover Postgres (pid %d): %w: %s", pid, err, strings.TrimSpace(string(out)))
+	if err := pgcluster.StopDir(ctx, dataDir); err != nil {
+		return fmt.Errorf("stop the leftover Postgres (pid %d): %w", pid, err)
 	}
 	return nil
 }
