@@ -99,6 +99,7 @@ const (
 	ErrInvoiceSettled    = "invoice_settled"
 	ErrWorkflowInactive  = "workflow_inactive"
 	ErrSubjectGone       = "subject_gone"
+	ErrSuperseded        = "superseded" // the premise moved on: appointment rescheduled, job active again, newer service
 	ErrExpired           = "expired"
 	ErrTemplate          = "template_error"
 	ErrInvalidRecipient  = "invalid_recipient"

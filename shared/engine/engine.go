@@ -333,6 +333,9 @@ func (e *Engine) precheck(c *automation.Claimed) (status, code, msg string) {
 		if tt == automation.TriggerStaleJob && job.Status == "completed" {
 			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is completed"
 		}
+		if status, code, msg := jobPremise(c, tt); status != "" {
+			return status, code, msg
+		}
 	}
 	if ex.SubjectType != "organization" && c.Client == nil {
 		return automation.OutcomeSkipped, automation.ErrNoRecipient, "no client"
