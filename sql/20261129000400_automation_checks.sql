@@ -190,14 +190,23 @@ begin
            jsonb_build_object('last_service_at', s.completed_at, 'months_after_service', s.months)
     from last_service s
     on conflict (workflow_id, occurrence_key) do nothing
-    returning workflow_id
+    returning workflow_id, client_id, occurrence_key
+  ), superseded as (
+    -- a newer last service for the client replaces the older still-open reminder
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'a newer occurrence of this workflow for the same client replaced it', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.client_id = ins.client_id and e.status = 'pending'
+      and e.trigger_type = 'maintenance_due' and e.occurrence_key <> ins.occurrence_key
+    returning 1
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
     where w.id in (select w2.id from public.automation_workflows w2
                    where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
-  select count(*) into v_maint from ins;
+  select count(*) into v_maint from ins where (select count(*) from superseded) >= 0;
 
   with wf as (
     select w.id, w.organization_id, w.max_attempts,
@@ -223,20 +232,29 @@ begin
      and j.scheduled_start > p_now
      and j.scheduled_start <= p_now + make_interval(secs => wf.hours_before * 3600)
     on conflict (workflow_id, occurrence_key) do nothing
-    returning workflow_id
+    returning workflow_id, subject_id, occurrence_key
+  ), superseded as (
+    -- a rescheduled job: its reminder for the old start must not go out too
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'the job was rescheduled; a newer occurrence replaced this reminder', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
+      and e.trigger_type = 'appointment' and e.occurrence_key <> ins.occurrence_key
+    returning 1
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
     where w.id in (select w2.id from public.automation_workflows w2
                    where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
-  select count(*) into v_appt from ins;
+  select count(*) into v_appt from ins where (select count(*) from superseded) >= 0;
 
   return v_maint + v_appt;
 end
 $$;
 comment on function public.check_maintenance_reminders(timestamptz) is
-  'maintenance_due check (one execution per client and last completed service job, once months_after_service have passed and no visit is booked) and appointment check (one per job and scheduled start, hours_before ahead, deadline = the start). Returns the number created.';
+  'maintenance_due check (one execution per client and last completed service job, once months_after_service have passed and no visit is booked) and appointment check (one per job and scheduled start, hours_before ahead, deadline = the start). A new occurrence skips (superseded) the older pending ones of the same workflow and client (maintenance) or job (appointment). Returns the number created.';
 
 -- scheduled (organisation-local frequency; a missed run fires once) and
 -- stale_job (open jobs without activity for days_inactive days).
@@ -333,20 +351,29 @@ begin
      and j.status = any (wf.statuses)
      and j.updated_at <= p_now - make_interval(secs => wf.days_inactive * 86400)
     on conflict (workflow_id, occurrence_key) do nothing
-    returning workflow_id
+    returning workflow_id, subject_id, occurrence_key
+  ), superseded as (
+    -- the job had activity since the older reminder was created
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'a newer occurrence of this workflow and job replaced it', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
+      and e.trigger_type = 'stale_job' and e.occurrence_key <> ins.occurrence_key
+    returning 1
   ), touched as (
     update public.automation_workflows w set last_triggered_at = p_now
     where w.id in (select w2.id from public.automation_workflows w2
                    where w2.id in (select workflow_id from ins) order by w2.id for no key update)
     returning 1
   )
-  select count(*) into v_stale from ins;
+  select count(*) into v_stale from ins where (select count(*) from superseded) >= 0;
 
   return v_sched + v_stale;
 end
 $$;
 comment on function public.check_automation_triggers(timestamptz) is
-  'scheduled check (per workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now) and stale_job check (one execution per job and last activity). Returns the number created.';
+  'scheduled check (per workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now) and stale_job check (one execution per job and last activity; a new one skips the older pending ones of the same workflow and job as superseded). Returns the number created.';
 
 revoke all on function public.automation_days_config(jsonb, text, int[]),
   public.check_overdue_invoices(timestamptz),

@@ -69,6 +69,47 @@ begin
     and i.id = e.subject_id and i.organization_id = e.organization_id
     and (i.status in ('paid', 'cancelled', 'void') or i.balance <= 0);
 
+  -- 2c. job reminders whose premise no longer holds (the function re-checks
+  --     appointments and stale jobs at claim time; only SQL can see a
+  --     client's newer jobs): appointment moved or no longer scheduled;
+  --     stale job with activity since or out of its stale statuses;
+  --     maintenance after the client's next service was done or booked
+  update public.automation_execution_logs e set updated_at = now(),
+    status = 'skipped', error_code = x.code, error_message = x.msg, completed_at = now()
+  from (
+    select e2.id,
+      case when j.id is null or j.status = 'cancelled' then 'subject_gone' else 'superseded' end as code,
+      case
+        when j.id is null then 'the job no longer exists'
+        when j.status = 'cancelled' then 'the job was cancelled'
+        when e2.trigger_type = 'appointment' and j.status <> 'scheduled' then 'the appointment is ' || j.status
+        when e2.trigger_type = 'appointment' then 'the job was rescheduled'
+        when e2.trigger_type = 'stale_job' then 'the job had activity or left its stale statuses'
+        else 'the client had a newer service, or has one booked'
+      end as msg
+    from public.automation_execution_logs e2
+    join public.automation_workflows w on w.id = e2.workflow_id
+    left join public.automation_src_jobs j on j.id = e2.subject_id and j.organization_id = e2.organization_id
+    where e2.status = 'pending' and e2.next_attempt_at <= now() and e2.subject_type = 'job'
+      and e2.trigger_type in ('appointment', 'stale_job', 'maintenance_due')
+      and (j.id is null or j.status = 'cancelled'
+        or (e2.trigger_type = 'appointment'
+            and (j.status <> 'scheduled'
+                 or j.scheduled_start is distinct from (e2.trigger_data ->> 'scheduled_start')::timestamptz))
+        or (e2.trigger_type = 'stale_job'
+            and (j.status = 'completed'
+                 or j.updated_at > (e2.trigger_data ->> 'last_activity_at')::timestamptz
+                 or not (j.status = any (coalesce((select array_agg(x) from jsonb_array_elements_text(
+                       case when jsonb_typeof(w.trigger_config -> 'statuses') = 'array' then w.trigger_config -> 'statuses' end) x),
+                       '{scheduled,in_progress}')))))
+        or (e2.trigger_type = 'maintenance_due'
+            and exists (select 1 from public.automation_src_jobs u
+                        where u.organization_id = e2.organization_id and u.client_id = e2.client_id and u.id <> j.id
+                          and (u.status in ('scheduled', 'in_progress')
+                               or (u.status = 'completed' and u.completed_at > j.completed_at)))))
+  ) x
+  where e.id = x.id and e.status = 'pending';
+
   -- 3. endpoints able to receive (enabled, with a usable secret)
   for v_ep in
     select ep.action, ep.secret_name, public.automation_webhook_key(ep.secret_name) as key
@@ -148,7 +189,7 @@ begin
 end
 $$;
 comment on function public.process_pending_automations(interval, integer) is
-  'Returns expired leases to pending (or failed at max attempts), fails due rows past their deadline (expired), skips due invoice reminders whose invoice is settled, then posts due pending executions, per action in batches of automation_endpoints.batch_size, to the endpoint through net.http_post, signed with Standard Webhooks (secret from Vault). Rows rung but not claimed are rung again after p_redispatch_after. Missing endpoint or secret: rows stay pending, WARNING. Returns the number of executions dispatched.';
+  'Returns expired leases to pending (or failed at max attempts), fails due rows past their deadline (expired), skips due invoice reminders whose invoice is settled (invoice_settled) and due job reminders whose premise is gone (subject_gone: job deleted or cancelled; superseded: appointment moved or no longer scheduled, stale job with activity since or out of its statuses, maintenance after a newer or booked service), then posts due pending executions, per action in batches of automation_endpoints.batch_size, to the endpoint through net.http_post, signed with Standard Webhooks (secret from Vault). Rows rung but not claimed are rung again after p_redispatch_after. Missing endpoint or secret: rows stay pending, WARNING. Returns the number of executions dispatched.';
 
 revoke all on function public.automation_webhook_key(text),
   public.automation_sign_webhook(bytea, text, bigint, text),
