@@ -31,12 +31,15 @@ import (
 // function path: claim (PostgREST stand-in + real SQL), render, begin
 // deliveries, send (real smtpmail sender to an in-process go-smtp server) and
 // report, in batches of 100 as the dispatcher sends them. "sequential" is
-// one invocation after the other; "parallel-4" is four invocations at once
-// (pg_net rings every batch of a tick concurrently).
+// one invocation after the other; "parallel-N" is N invocations at once
+// (pg_net rings every batch of a tick concurrently; on Lambda each runs in
+// its own environment, so each worker here has its own engine and SMTP
+// session pool).
 //
 //	go test -run '^$' -bench Pipeline -benchtime 3000x ./shared/engine
 func BenchmarkPipeline(b *testing.B) {
 	b.Run("sequential", func(b *testing.B) { benchPipeline(b, 1, true) })
+	b.Run("parallel-2", func(b *testing.B) { benchPipeline(b, 2, true) })
 	b.Run("parallel-4", func(b *testing.B) { benchPipeline(b, 4, true) })
 	// The same without SMTP (a sender that only counts): the cost of the
 	// database path alone.
@@ -62,19 +65,28 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 		pgtest.CreateInvoice(b, s.db, org, client, "overdue", -10, "99.95")
 	}
 	ts := &timedStore{Store: s.store}
-	var err error
 	counter := &countingSender{}
-	var sender notify.Sender = counter
 	var sink *discardSink
 	if smtp {
 		sink = startDiscardSink(b)
-		sender, err = smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: sink.port, TLS: smtpmail.TLSNone,
-			From: "noreply@dueflow.test", Timeout: 10 * time.Second})
-		require.NoError(b, err)
 	}
-	eng, err := engine.New(engine.Options{Action: automation.ActionInvoiceReminder, Store: ts, Email: sender,
-		Concurrency: 8, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	require.NoError(b, err)
+	// One engine and sender per worker: concurrent invocations run in
+	// separate Lambda environments, each with its own SMTP session pool.
+	engines := make([]*engine.Engine, workers)
+	for w := range engines {
+		var sender notify.Sender = counter
+		if smtp {
+			ss, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: sink.port, TLS: smtpmail.TLSNone,
+				From: "noreply@dueflow.test", Timeout: 10 * time.Second, MaxConnections: 8})
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = ss.Close() })
+			sender = ss
+		}
+		eng, err := engine.New(engine.Options{Action: automation.ActionInvoiceReminder, Store: ts, Email: sender,
+			Concurrency: 8, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+		require.NoError(b, err)
+		engines[w] = eng
+	}
 
 	// Every batch's executions exist before the clock starts.
 	var batches [][]uuid.UUID
@@ -98,7 +110,7 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 		batches = append(batches, ids)
 		left -= size
 	}
-	_, err = s.db.Exec(bg, "analyze automation_execution_logs")
+	_, err := s.db.Exec(bg, "analyze automation_execution_logs")
 	require.NoError(b, err)
 
 	work := make(chan []uuid.UUID, len(batches))
@@ -111,7 +123,7 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 	cpu0, pg0 := cpuTime(), pgCPU(b, s)
 	b.ResetTimer()
 	start := time.Now()
-	for range workers {
+	for _, eng := range engines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -56,6 +56,8 @@ func newStack(t testing.TB) *stack {
 	email, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: capture.Port(), TLS: smtpmail.TLSNone,
 		From: "noreply@dueflow.test", Timeout: 10 * time.Second})
 	require.NoError(t, err)
+	// Before the capture server's Shutdown, which waits for open sessions.
+	t.Cleanup(func() { _ = email.Close() })
 	return &stack{db: db, store: store, smtp: capture, email: email}
 }
 

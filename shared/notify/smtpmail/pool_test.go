@@ -139,7 +139,7 @@ func TestSessionLimits(t *testing.T) {
 	b := &backend{}
 	host, port, cc := startCountingServer(t, b, nil, false)
 	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second,
-		MaxMessagesPerConnection: 3, IdleTimeout: 200 * time.Millisecond})
+		MaxMessagesPerConnection: 3, IdleTimeout: 500 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	for range 7 {
@@ -149,12 +149,12 @@ func TestSessionLimits(t *testing.T) {
 	accepted, _, _ := cc.stats()
 	assert.Equal(t, 3, accepted, "at most three messages per session")
 
-	time.Sleep(300 * time.Millisecond) // longer than IdleTimeout
+	assert.Eventually(t, func() bool { _, open, _ := cc.stats(); return open == 0 }, 5*time.Second, 10*time.Millisecond,
+		"a session idle for IdleTimeout is closed without waiting for the next send")
 	_, err = s.Send(context.Background(), message())
 	require.NoError(t, err)
-	accepted, open, _ := cc.stats()
+	accepted, _, _ = cc.stats()
 	assert.Equal(t, 4, accepted, "an idle-expired session is not reused")
-	assert.Eventually(t, func() bool { _, open, _ = cc.stats(); return open == 1 }, 5*time.Second, 10*time.Millisecond, "and it was closed")
 	require.Len(t, b.msgs, 8)
 }
 

@@ -50,8 +50,8 @@ type Config struct {
 	// (some relays, such as SES, limit messages per connection; 0 =
 	// DefaultMaxMessagesPerConnection).
 	MaxMessagesPerConnection int
-	// IdleTimeout closes sessions unused for that long instead of reusing
-	// them (0 = DefaultIdleTimeout).
+	// IdleTimeout closes sessions unused for that long (0 =
+	// DefaultIdleTimeout).
 	IdleTimeout time.Duration
 }
 
@@ -59,7 +59,11 @@ type Config struct {
 const (
 	DefaultMaxConnections           = 8
 	DefaultMaxMessagesPerConnection = 100
-	DefaultIdleTimeout              = 30 * time.Second
+	// DefaultIdleTimeout is short: messages of a batch follow each other
+	// within milliseconds, and back-to-back batches of one environment
+	// within the claim's round trip, while the next minute's tick would
+	// find the session closed by many relays anyway.
+	DefaultIdleTimeout = 5 * time.Second
 )
 
 // Sender sends email over SMTP. It is safe for concurrent use: it keeps a
@@ -74,6 +78,7 @@ type Sender struct {
 	idle    []*session // most recently used last
 	closed  bool
 	closing sync.WaitGroup // background QUITs
+	reaper  *time.Timer    // closes idle sessions after IdleTimeout; nil when none is armed
 }
 
 // session is one open SMTP connection.
@@ -209,15 +214,7 @@ func (s *Sender) get(ctx context.Context, fresh bool) (sess *session, reused boo
 		s.mu.Unlock()
 		return nil, false, errors.New("sender closed")
 	}
-	// Close the sessions idle too long (the oldest are first).
-	now := time.Now()
-	n := 0
-	for n < len(s.idle) && now.Sub(s.idle[n].lastUsed) >= s.cfg.IdleTimeout {
-		s.retireLocked(s.idle[n])
-		s.idle[n] = nil
-		n++
-	}
-	s.idle = s.idle[n:]
+	s.expireLocked(time.Now())
 	if !fresh && len(s.idle) > 0 {
 		sess = s.idle[len(s.idle)-1]
 		s.idle[len(s.idle)-1] = nil
@@ -245,6 +242,37 @@ func (s *Sender) put(sess *session, ok bool) {
 	}
 	sess.lastUsed = time.Now()
 	s.idle = append(s.idle, sess)
+	if s.reaper == nil {
+		s.reaper = time.AfterFunc(s.cfg.IdleTimeout, s.reap)
+	}
+}
+
+// reap closes the sessions idle for IdleTimeout and re-arms itself for the
+// next one to expire, so that idle sessions are not held open on the relay.
+func (s *Sender) reap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reaper = nil
+	if s.closed {
+		return
+	}
+	now := time.Now()
+	s.expireLocked(now)
+	if len(s.idle) > 0 {
+		s.reaper = time.AfterFunc(s.cfg.IdleTimeout-now.Sub(s.idle[0].lastUsed), s.reap)
+	}
+}
+
+// expireLocked closes the sessions idle for IdleTimeout at now (the
+// oldest are first).
+func (s *Sender) expireLocked(now time.Time) {
+	n := 0
+	for n < len(s.idle) && now.Sub(s.idle[n].lastUsed) >= s.cfg.IdleTimeout {
+		s.retireLocked(s.idle[n])
+		s.idle[n] = nil
+		n++
+	}
+	s.idle = s.idle[n:]
 }
 
 // retireStale closes a reused session the server had dropped, and with it
@@ -280,6 +308,10 @@ func (s *Sender) retireLocked(sess *session) {
 func (s *Sender) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	if s.reaper != nil {
+		s.reaper.Stop()
+		s.reaper = nil
+	}
 	for _, sess := range s.idle {
 		s.retireLocked(sess)
 	}
