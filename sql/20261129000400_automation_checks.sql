@@ -19,7 +19,9 @@ comment on function public.automation_days_config(jsonb, text, int[]) is
 -- Per-workflow watermark of the invoice check, so that a steady-state run
 -- reads only invoices that crossed a reminder day or changed since the last
 -- run (index range scans), not every open invoice. A workflow without state,
--- or whose configuration or organisation time zone changed, is scanned in full once.
+-- or whose configuration or organisation time zone changed, is scanned in full
+-- once; every workflow is also scanned in full on its first run of each
+-- organisation-local day (invoices written with an old updated_at).
 create table if not exists public.automation_check_state (
   workflow_id uuid primary key references public.automation_workflows (id) on delete cascade,
   organization_id uuid not null,
@@ -50,8 +52,13 @@ begin
            (p_now at time zone o.timezone)::date as today,
            st.checked_at,
            (st.checked_at at time zone o.timezone)::date as last_day,
+           -- full scan: new workflow, changed configuration or time zone, and the
+           -- first run of each organisation-local day (catches invoices that
+           -- appeared with an old updated_at, e.g. imports, which neither the
+           -- reminder-day nor the updated_at branch would see)
            (st.workflow_id is null or st.trigger_config is distinct from w.trigger_config
-            or st.timezone is distinct from o.timezone) as full_scan
+            or st.timezone is distinct from o.timezone
+            or (p_now at time zone o.timezone)::date > (st.checked_at at time zone o.timezone)::date) as full_scan
     from public.automation_workflows w
     join public.automation_src_organizations o on o.id = w.organization_id
     left join public.automation_check_state st on st.workflow_id = w.id
@@ -145,7 +152,7 @@ begin
 end
 $$;
 comment on function public.check_overdue_invoices(timestamptz) is
-  'invoice_overdue check: marks sent invoices past due overdue, then creates one execution per (invoice, due date, latest reminder day reached) for open invoices with a balance; a late first sighting creates only the latest reminder. Steady state reads only invoices that reached a reminder day or changed since the last run (automation_check_state). Returns the number created.';
+  'invoice_overdue check: marks sent invoices past due overdue, then creates one execution per (invoice, due date, latest reminder day reached) for open invoices with a balance; a late first sighting creates only the latest reminder. Steady state reads only invoices that reached a reminder day or changed since the last run (automation_check_state); the first run of each organisation-local day scans the workflow''s open overdue invoices in full. Returns the number created.';
 
 -- maintenance_due (months since the client''s last completed service) and
 -- appointment (N hours before a scheduled job, never after its start).

@@ -124,6 +124,27 @@ func BenchmarkInvoiceCheckSteady(b *testing.B) {
 	}
 }
 
+// BenchmarkInvoiceCheckDayStart: the first check of an organisation-local
+// day, which scans every workflow's open overdue invoices in full (here all
+// 1,000 organisations at once; in production each time zone's share at its
+// local midnight), with every reminder already created.
+func BenchmarkInvoiceCheckDayStart(b *testing.B) {
+	pool := benchDB(b)
+	ensureFirstCheck(b, pool)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		_, err := pool.Exec(bg, `update automation_check_state set checked_at = now() - interval '1 day'`)
+		require.NoError(b, err)
+		b.StartTimer()
+		var made int
+		require.NoError(b, pool.QueryRow(bg, `select check_overdue_invoices()`).Scan(&made))
+		if made != 0 {
+			b.Fatalf("day start created %d executions", made)
+		}
+	}
+}
+
 func ensureFirstCheck(b *testing.B, pool *pgxpool.Pool) {
 	b.Helper()
 	var n int
