@@ -68,7 +68,7 @@ declare
   v_execs integer := 0;
 begin
   if to_regclass('cron.job_run_details') is not null then
-    execute 'delete from cron.job_run_details where end_time < now() - $1' using p_keep_cron_runs;
+    execute 'delete from cron.job_run_details where coalesce(end_time, start_time) < now() - $1' using p_keep_cron_runs;
     get diagnostics v_runs = row_count;
   end if;
   delete from public.automation_execution_logs e
@@ -82,7 +82,7 @@ begin
 end
 $$;
 comment on function public.automation_cleanup(interval, interval) is
-  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs, finished executions (and their deliveries) older than p_keep_executions, and old pg_net responses. Returns rows deleted (runs + executions).';
+  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs (by end_time, or start_time for runs interrupted without one), finished executions (and their deliveries) older than p_keep_executions, and old pg_net responses. Returns rows deleted (runs + executions).';
 
 revoke all on function public.update_automation_analytics(integer), public.automation_cleanup(interval, interval)
   from public, anon, authenticated;

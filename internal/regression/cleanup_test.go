@@ -81,3 +81,17 @@ func ints(t testing.TB, db *pgxpool.Pool, q string, args ...any) []int {
 	require.NoError(t, rows.Err())
 	return out
 }
+
+// Bug 10, interrupted runs: pg_cron marks runs interrupted by a restart
+// 'failed' ('server restarted') without an end_time; automation_cleanup()
+// ages them by their start_time, so they do not stay forever.
+func TestInterruptedCronRunsAreCleanedUp(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.CronDB(t)
+	marker := "dueflow-interrupted-" + uuid.NewString()
+	exec(t, db, `insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
+		values (0, 1, current_database(), current_user, $1 || ':old', 'failed', 'server restarted', now() - interval '30 days', null),
+		       (0, 1, current_database(), current_user, $1 || ':recent', 'failed', 'server restarted', now() - interval '1 day', null)`, marker)
+	num(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
+	assert.Equal(t, "recent", str(t, db, `select string_agg(split_part(command, ':', 2), ',') from cron.job_run_details where command like $1 || '%'`, marker))
+}
