@@ -127,7 +127,7 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset()        { s.cur = received{User: s.cur.User} }
 func (s *session) Logout() error { return nil }
 
-func startServer(t *testing.T, b *backend, tlsCfg *tls.Config, implicit bool) (string, int) {
+func startServer(t testing.TB, b *backend, tlsCfg *tls.Config, implicit bool) (string, int) {
 	t.Helper()
 	host, port, _ := startCountingServer(t, b, tlsCfg, implicit)
 	return host, port
@@ -135,7 +135,7 @@ func startServer(t *testing.T, b *backend, tlsCfg *tls.Config, implicit bool) (s
 
 // startCountingServer starts the test server behind a listener that counts
 // TCP connections.
-func startCountingServer(t *testing.T, b *backend, tlsCfg *tls.Config, implicit bool) (string, int, *connCounter) {
+func startCountingServer(t testing.TB, b *backend, tlsCfg *tls.Config, implicit bool) (string, int, *connCounter) {
 	t.Helper()
 	srv := smtp.NewServer(b)
 	srv.Domain = "localhost"
