@@ -248,3 +248,21 @@ func serveRaw(c net.Conn, hangUpAt int) {
 		}
 	}
 }
+
+func TestCancelledContextSendsNothing(t *testing.T) {
+	b := &backend{}
+	host, port := startServer(t, b, nil, false)
+	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.Send(context.Background(), message()) // leaves a pooled session
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = s.Send(ctx, message())
+	require.Error(t, err)
+	assert.True(t, notify.IsRetryable(err))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	assert.Len(t, b.msgs, 1, "not sent on the pooled session either")
+}

@@ -179,6 +179,12 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 		return notify.Result{}, e
 	}
 	defer func() { <-s.slots }()
+	if err := ctx.Err(); err != nil {
+		// A pooled session would not notice: give up before anything is sent.
+		e := notify.TransportError(ProviderName, fmt.Errorf("smtp: %w", err))
+		e.Ambiguous = false
+		return notify.Result{}, e
+	}
 	for attempt := 0; ; attempt++ {
 		sess, reused, err := s.get(ctx, attempt > 0)
 		if err != nil {
