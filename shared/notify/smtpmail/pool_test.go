@@ -266,3 +266,29 @@ func TestCancelledContextSendsNothing(t *testing.T) {
 	defer b.mu.Unlock()
 	assert.Len(t, b.msgs, 1, "not sent on the pooled session either")
 }
+
+func TestCloseWhileSending(t *testing.T) {
+	b := &backend{delay: 30 * time.Millisecond}
+	host, port, cc := startCountingServer(t, b, nil, false)
+	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second, MaxConnections: 2})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var sent atomic.Int32
+	for range 6 {
+		wg.Go(func() {
+			if _, err := s.Send(context.Background(), message()); err == nil {
+				sent.Add(1)
+			} else {
+				assert.False(t, notify.IsAmbiguous(err), "refused sends were never handed over: %v", err)
+			}
+		})
+	}
+	time.Sleep(40 * time.Millisecond)
+	require.NoError(t, s.Close())
+	wg.Wait()
+	b.mu.Lock()
+	assert.Len(t, b.msgs, int(sent.Load()), "every send reported sent was received, no other")
+	b.mu.Unlock()
+	assert.Eventually(t, func() bool { _, open, _ := cc.stats(); return open == 0 }, 5*time.Second, 10*time.Millisecond,
+		"sessions in use at Close are closed when their send ends")
+}

@@ -297,10 +297,18 @@ func (s *Sender) retireStale(sess *session) {
 	s.idle = s.idle[n:]
 }
 
+// retireLocked QUITs a session in the background. Until Close, Close waits
+// for it; sessions in use when Close was called are retired untracked (a
+// WaitGroup must not grow while Close waits on it).
 func (s *Sender) retireLocked(sess *session) {
-	s.closing.Add(1)
+	tracked := !s.closed
+	if tracked {
+		s.closing.Add(1)
+	}
 	go func() {
-		defer s.closing.Done()
+		if tracked {
+			defer s.closing.Done()
+		}
 		// A dead peer must not hold the QUIT for the full send timeout.
 		_ = sess.c.UpdateDeadline(min(s.cfg.Timeout, 2*time.Second))
 		if err := sess.c.Quit(); err != nil {
@@ -313,7 +321,6 @@ func (s *Sender) retireLocked(sess *session) {
 // their send ends; later sends fail. It waits for the QUITs to finish.
 func (s *Sender) Close() error {
 	s.mu.Lock()
-	s.closed = true
 	if s.reaper != nil {
 		s.reaper.Stop()
 		s.reaper = nil
@@ -322,6 +329,7 @@ func (s *Sender) Close() error {
 		s.retireLocked(sess)
 	}
 	s.idle = nil
+	s.closed = true
 	s.mu.Unlock()
 	s.closing.Wait()
 	return nil
