@@ -1,5 +1,6 @@
 -- dueflow RPCs for the functions (PostgREST: POST /rest/v1/rpc/<name>):
--- automation_claim, automation_begin_deliveries, automation_report.
+-- automation_claim, automation_begin_deliveries, automation_report, and the
+-- operator actions automation_cancel_execution, automation_retry_execution.
 -- service_role only; every write after the claim is fenced by the lease token.
 
 drop function if exists public.automation_claim_document(public.automation_execution_logs);
@@ -276,6 +277,90 @@ end
 $$;
 comment on function public.automation_report(jsonb) is
   'Applies outcomes (automation.Outcome[]) fenced by lease token: finishes listed deliveries, then moves each execution to completed/skipped/failed, or pending (retry with backoff + jitter, snooze without consuming an attempt, both snapped into the send window), or failed with max_attempts/expired. Counters and analytics follow once (trigger). Answers automation.Reported[] in input order; a stale token changes nothing (stale_lease).';
+
+-- Operator actions (troubleshooting): cancel an open execution, or retry a
+-- finished one. Both answer like automation.Reported.
+
+create or replace function public.automation_cancel_execution(p_id uuid, p_reason text default null)
+returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_status text;
+begin
+  update public.automation_execution_logs e set updated_at = now(),
+    status = 'cancelled', error_code = 'cancelled',
+    error_message = coalesce(nullif(btrim(p_reason), ''), 'cancelled by an operator'),
+    completed_at = now(),
+    -- a running function's token no longer matches: its deliveries are
+    -- refused (stale) and its late report changes nothing
+    lease_token = null, lease_expires_at = null
+  where e.id = p_id and e.status in ('pending', 'running')
+  returning e.status into v_status;
+  if found then
+    return jsonb_build_object('execution_id', p_id, 'applied', true, 'status', v_status);
+  end if;
+  select e.status into v_status from public.automation_execution_logs e where e.id = p_id;
+  return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', coalesce(v_status, ''),
+    'reason', case when v_status is null then 'not_found' else 'not_open' end);
+end
+$$;
+comment on function public.automation_cancel_execution(uuid, text) is
+  'Operator action: cancels a pending or running execution (status cancelled, error_code cancelled, error_message p_reason). A running one loses its lease token, so the function''s further deliveries are refused and its late report is stale. Counted once as a finished execution. Answers {execution_id, applied, status, reason: not_found|not_open}.';
+
+create or replace function public.automation_retry_execution(p_id uuid)
+returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_old public.automation_execution_logs;
+begin
+  select * into v_old from public.automation_execution_logs e where e.id = p_id for update;
+  if not found then
+    return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', '', 'reason', 'not_found');
+  end if;
+  if v_old.status not in ('failed', 'cancelled', 'skipped') then
+    return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', v_old.status, 'reason', 'not_finished');
+  end if;
+  if v_old.deadline_at is not null and v_old.deadline_at <= now() then
+    -- it would only expire again (never send an appointment reminder after the appointment)
+    return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', v_old.status, 'reason', 'past_deadline');
+  end if;
+
+  update public.automation_execution_logs e set updated_at = now(),
+    status = 'pending', attempt = 0, next_attempt_at = now(), dispatched_at = null,
+    error_code = null, error_message = null, completed_at = null,
+    lease_token = null, lease_expires_at = null
+  where e.id = p_id;
+
+  -- the outcome it had is taken back from the counters (the counter trigger
+  -- adds the next one): one execution, counted once
+  update public.automation_workflows w set
+    execution_count = greatest(w.execution_count - 1, 0),
+    failure_count = greatest(w.failure_count - (v_old.status = 'failed')::int, 0),
+    skipped_count = greatest(w.skipped_count - (v_old.status = 'skipped')::int, 0)
+  where w.id = v_old.workflow_id;
+  update public.automation_analytics a set
+    executions = greatest(a.executions - 1, 0),
+    failed = greatest(a.failed - (v_old.status = 'failed')::int, 0),
+    skipped = greatest(a.skipped - (v_old.status = 'skipped')::int, 0),
+    updated_at = now()
+  where a.organization_id = v_old.organization_id and a.workflow_id = v_old.workflow_id
+    and a.date = v_old.completed_at::date;
+
+  -- permanently failed deliveries may be tried again (e.g. after the address
+  -- was corrected); sent ones are never re-sent, unknown ones never re-sent
+  update public.automation_deliveries d set retryable = true
+  where d.execution_id = p_id and d.status = 'failed' and not d.retryable;
+
+  return jsonb_build_object('execution_id', p_id, 'applied', true, 'status', 'pending');
+end
+$$;
+comment on function public.automation_retry_execution(uuid) is
+  'Operator action: puts a failed, cancelled or skipped execution back to pending, due now, attempts reset (refused past its deadline). Its outcome is taken back from the workflow counters and analytics; its failed deliveries may be re-armed; deliveries recorded sent (or unknown) are never sent again (ledger). Answers {execution_id, applied, status, reason: not_found|not_finished|past_deadline}.';
+
+revoke all on function public.automation_cancel_execution(uuid, text),
+  public.automation_retry_execution(uuid)
+  from public, anon, authenticated;
+grant execute on function public.automation_cancel_execution(uuid, text),
+  public.automation_retry_execution(uuid)
+  to service_role;
 
 revoke all on function public.automation_claim(text, uuid[], integer, integer),
   public.automation_begin_deliveries(jsonb),

@@ -94,6 +94,8 @@ func TestRLSAndGrants(t *testing.T) {
 		`select automation_claim('invoice-reminder', null, 10, 60)`,
 		`select automation_begin_deliveries('[]')`,
 		`select automation_report('[]')`,
+		`select automation_cancel_execution(gen_random_uuid())`,
+		`select automation_retry_execution(gen_random_uuid())`,
 		`select check_overdue_invoices()`,
 		`select check_automation_triggers()`,
 		`select check_maintenance_reminders()`,
