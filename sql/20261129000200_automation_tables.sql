@@ -74,6 +74,11 @@ create index if not exists automation_execution_logs_org_created_idx
 -- analytics and cleanup of finished rows
 create index if not exists automation_execution_logs_completed_idx
   on public.automation_execution_logs (completed_at) where completed_at is not null;
+-- superseding: a new occurrence closes the older pending ones of the same
+-- workflow and subject (partial: claims and reports, which move rows out of
+-- pending, add no entry)
+create index if not exists automation_execution_logs_pending_subject_idx
+  on public.automation_execution_logs (workflow_id, subject_id) where status = 'pending';
 -- (workflow lookups use the occurrence key's unique index; every extra index
 -- costs each claim and report, whose updates cannot be HOT)
 drop index if exists public.automation_execution_logs_workflow_idx;

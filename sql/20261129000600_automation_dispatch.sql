@@ -90,7 +90,7 @@ begin
     from public.automation_execution_logs e2
     join public.automation_workflows w on w.id = e2.workflow_id
     left join public.automation_src_jobs j on j.id = e2.subject_id and j.organization_id = e2.organization_id
-    where e2.status = 'pending' and e2.next_attempt_at <= now() and e2.subject_type = 'job'
+    where e2.status = 'pending' and e2.action = 'send-reminder' and e2.next_attempt_at <= now() and e2.subject_type = 'job'
       and e2.trigger_type in ('appointment', 'stale_job', 'maintenance_due')
       and (j.id is null or j.status = 'cancelled'
         or (e2.trigger_type = 'appointment'
