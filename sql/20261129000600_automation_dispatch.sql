@@ -106,7 +106,9 @@ begin
             and exists (select 1 from public.automation_src_jobs u
                         where u.organization_id = e2.organization_id and u.client_id = e2.client_id and u.id <> j.id
                           and (u.status in ('scheduled', 'in_progress')
-                               or (u.status = 'completed' and u.completed_at > j.completed_at)))))
+                               or (u.status = 'completed' and u.completed_at > j.completed_at
+                                   and (nullif(w.trigger_config ->> 'job_type', '') is null
+                                        or u.job_type = w.trigger_config ->> 'job_type'))))))
   ) x
   where e.id = x.id and e.status = 'pending';
 

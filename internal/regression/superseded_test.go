@@ -126,4 +126,17 @@ func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 	assert.Equal(t, "skipped superseded", states(booked))
 	assert.Equal(t, "skipped superseded, pending -", states(serviced))
 	assert.Equal(t, "pending -", states(idle))
+
+	// a workflow for one job type: a newer service of another type supersedes nothing
+	hvac := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
+	other := pgtest.CreateClient(t, db, org, "o@client.test", "")
+	exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
+		values ($1, $2, 'hvac', 'completed', now() - interval '8 months')`, org, other)
+	require.Equal(t, 2, num(t, db, `select check_maintenance_reminders()`), "one per workflow")
+	exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
+		values ($1, $2, 'plumbing', 'completed', now() - interval '1 month')`, org, other)
+	makeDue(t, db)
+	num(t, db, `select process_pending_automations()`)
+	assert.Equal(t, "pending", str(t, db, `select status from automation_execution_logs where workflow_id = $1`, hvac))
+	assert.Equal(t, "skipped superseded", states(other), "the any-type workflow sees the newer service")
 }
