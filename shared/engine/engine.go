@@ -3,9 +3,11 @@
 // the delivery ledger, and reports every outcome back. It is the
 // lambdaurl.Processor of every action's function.
 //
-// Round trips per batch are O(1) in the batch size: one claim, one
-// begin-deliveries call per step wave (every execution's next message is
-// recorded at once), concurrent sends, and one report.
+// Round trips per batch: one claim, one report, and one begin-deliveries
+// call per chunk of at most Concurrency messages (a batch of 100 one-message
+// executions at concurrency 8: 13 begins). A chunk is begun just before its
+// sends, so a crash leaves at most Concurrency deliveries begun but not yet
+// handed to the provider.
 //
 // Delivery is at most once. Every message is recorded in the ledger
 // (automation_begin_deliveries) before the provider is called, under a key
@@ -13,6 +15,10 @@
 // function dies between the provider call and the report, the ledger row
 // stays "sending"; when the execution is claimed again the ledger answers
 // "ambiguous" and the message is not sent again (it is recorded "unknown").
+// Those are the messages the dead attempt sent (it could not report them)
+// plus at most one chunk (Concurrency) it had begun and maybe not sent: no
+// more than Concurrency recipients can miss a message in a crash, and each
+// of them has an "unknown" delivery.
 // A provider failure after the hand-over (notify.IsAmbiguous: a timeout, a
 // connection lost while waiting for the answer) is treated the same way,
 // because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
@@ -63,7 +69,7 @@ type Options struct {
 	SMS           notify.Sender // nil: SMS steps cannot be sent
 	EmailFrom     string        // sender address when the organisation has none
 	EmailFromName string        // sender name when the organisation has none
-	Concurrency   int           // sends at once (DefaultConcurrency)
+	Concurrency   int           // sends at once, and deliveries begun per ledger call (DefaultConcurrency)
 	LeaseSeconds  int           // lease of a claim (DefaultLeaseSeconds)
 	Batch         int           // claim limit when a request names no ids (DefaultBatch)
 	// Margin: no send starts later than the context's deadline (or a lease's
@@ -498,14 +504,47 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	}
 }
 
-// wave records every run's current message in the ledger with one call,
-// then sends the new ones concurrently.
+// wave sends every run's current message (one per run, a step wave). The
+// messages are recorded in the ledger and sent in chunks of at most
+// Concurrency: each chunk is begun with one automation_begin_deliveries call
+// just before its sends, and the next chunk is begun once they have all
+// returned. A crash therefore leaves at most one chunk begun but not handed
+// to the provider (ambiguous on the next attempt, never re-sent), instead of
+// every delivery of the batch.
 func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
+	for i := 0; i < len(rs); i += e.o.Concurrency {
+		chunk := rs[i:min(i+e.o.Concurrency, len(rs))]
+		code, msg := "", ""
+		switch {
+		case !e.o.Now().Before(cutoff):
+			code, msg = ErrDeadline, "stopped before the function's deadline"
+		case !e.chunk(ctx, chunk, cutoff):
+			code, msg = automation.ErrInternal, "not begun: the ledger failed for an earlier chunk"
+			i += len(chunk) // that chunk has its outcome
+		}
+		if code != "" {
+			// Nothing of the rest was begun: tried again on the next attempt.
+			for _, r := range rs[i:] {
+				r.finish(automation.OutcomeRetry, code, msg)
+				r.intent = nil
+			}
+			return
+		}
+	}
+}
+
+// chunk records the runs' current messages in the ledger with one call, then
+// sends the new ones concurrently (len(rs) <= Concurrency). It answers false
+// when the ledger call failed (every run then has a retry outcome).
+func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 	intents := make([]automation.DeliveryIntent, len(rs))
 	for i, r := range rs {
 		intents[i] = *r.intent
 	}
 	begun, err := e.o.Store.BeginDeliveries(ctx, intents)
+	if err == nil && len(begun) != len(intents) {
+		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
+	}
 	if err != nil {
 		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", err)
 		for _, r := range rs {
@@ -515,10 +554,10 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
 				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
 				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
 			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+truncate(err.Error(), 300))
+			r.intent = nil
 		}
-		return
+		return false
 	}
-	sem := make(chan struct{}, e.o.Concurrency)
 	var wg sync.WaitGroup
 	for i, r := range rs {
 		b := begun[i]
@@ -529,9 +568,8 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
 		switch b.State {
 		case automation.BeginNew:
 			wg.Add(1)
-			sem <- struct{}{}
 			go func() {
-				defer func() { <-sem; wg.Done() }()
+				defer wg.Done()
 				e.send(ctx, r, cutoff)
 			}()
 		case automation.BeginSent:
@@ -547,6 +585,8 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
 			r.log.WarnContext(ctx, "delivery ambiguous; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
 		case automation.BeginFailed:
 			r.finish(automation.OutcomeFailed, automation.ErrProviderRejected, "delivery failed permanently on an earlier attempt")
+		case automation.BeginInvalid:
+			r.finish(automation.OutcomeFailed, automation.ErrInternal, "the ledger refused the delivery as invalid; not sent")
 		case automation.BeginStale:
 			r.stale = true
 		default:
@@ -557,6 +597,7 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
 	for _, r := range rs {
 		r.intent = nil
 	}
+	return true
 }
 
 // send hands one message to its provider and records the result.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,7 +402,8 @@ func TestOrganizationAudience(t *testing.T) {
 	assert.Equal(t, "Hello Acme Heating", f.email.sent[0].Text)
 }
 
-// One claim, one begin per step wave and one report per batch, whatever its size.
+// One claim and one report per batch, whatever its size; one begin per chunk
+// of Concurrency (4 here) messages of each step wave: 2 waves x 25 chunks.
 func TestRoundTripsPerBatch(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	var ids []uuid.UUID
@@ -410,9 +412,135 @@ func TestRoundTripsPerBatch(t *testing.T) {
 	}
 	sum := f.process(t, ids...)
 	assert.Equal(t, 100, sum.Completed)
-	assert.Equal(t, map[string]int{"claim": 1, "begin": 2, "report": 1}, f.store.Calls)
+	assert.Equal(t, map[string]int{"claim": 1, "begin": 50, "report": 1}, f.store.Calls)
 	assert.Equal(t, 100, f.email.count())
 	assert.Equal(t, 100, f.sms.count())
+}
+
+// countingStore counts deliveries begun new in the ledger and reports, at
+// each begin, the most deliveries begun but not yet handed to a provider.
+type countingStore struct {
+	Store
+	handed  func() int
+	mu      sync.Mutex
+	begun   int
+	maxOpen int
+}
+
+func (s *countingStore) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	out, err := s.Store.BeginDeliveries(ctx, ds)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range out {
+		if b.State == automation.BeginNew {
+			s.begun++
+		}
+	}
+	s.maxOpen = max(s.maxOpen, s.begun-s.handed())
+	return out, err
+}
+
+// A crash can only leave ambiguous what was begun and not yet handed to the
+// provider: never more than Concurrency deliveries at any moment.
+func TestBegunButUnsentBoundedByConcurrency(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	cs := &countingStore{Store: f.store, handed: func() int { return f.email.count() + f.sms.count() }}
+	f.eng.o.Store = cs
+	var ids []uuid.UUID
+	for range 30 {
+		ids = append(ids, f.store.Add(invoiceDoc(email, sms)))
+	}
+	assert.Equal(t, 30, f.process(t, ids...).Completed)
+	assert.Equal(t, 60, cs.begun)
+	assert.Equal(t, 4, cs.maxOpen, "deliveries begun but not handed to the provider")
+}
+
+// deadStore is a database the function can no longer reach once dead is set.
+type deadStore struct {
+	*fakestore.Store
+	dead atomic.Bool
+}
+
+func (s *deadStore) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	if s.dead.Load() {
+		return nil, errors.New("process killed")
+	}
+	return s.Store.BeginDeliveries(ctx, ds)
+}
+
+// A crash mid-batch (here: the function dies after the 10th message; the
+// begun chunk's other messages never reach the provider). On the next
+// attempt only that chunk and the messages already sent are ambiguous; the
+// rest are sent, and nothing is sent twice.
+func TestCrashMidBatchLosesAtMostOneChunk(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	var ids []uuid.UUID
+	for range 20 {
+		ids = append(ids, f.store.Add(invoiceDoc(email)))
+	}
+	// The crash: the 10th message is accepted, then the process is gone; no
+	// later message reaches the provider, no later call reaches the database.
+	dead := &deadStore{Store: f.store}
+	f.eng.o.Store = dead
+	f.email.fail = func(notify.Message) error {
+		if len(f.email.sent) >= 10 {
+			dead.dead.Store(true)
+		}
+		if len(f.email.sent) > 10 {
+			return errors.New("process killed")
+		}
+		return nil
+	}
+	f.store.FailReport = true
+	_, err := f.eng.Process(context.Background(), automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+	require.Error(t, err)
+	// What the provider really got before the crash.
+	delivered := map[string]bool{}
+	f.email.mu.Lock()
+	for i, m := range f.email.sent {
+		if i < 10 {
+			delivered[m.IdempotencyKey] = true
+		}
+	}
+	f.email.mu.Unlock()
+	begun := 0
+	for _, d := range f.store.Deliveries {
+		if d.Status == automation.DeliverySending {
+			begun++
+		}
+	}
+	assert.Equal(t, 12, begun, "3 chunks of 4 begun when the 10th message went out")
+	f.store.FailReport = false
+	f.store.Expire()
+	f.eng.o.Store = f.store
+	f.email.fail = nil
+	f.email.mu.Lock()
+	f.email.sent = nil
+	f.email.mu.Unlock()
+	f.process(t, ids...)
+
+	unknown, missing := 0, 0
+	for _, id := range ids {
+		key := automation.IdempotencyKey(id, 0, "email")
+		resent := false
+		for _, m := range f.email.sent {
+			resent = resent || m.IdempotencyKey == key
+		}
+		assert.False(t, delivered[key] && resent, "sent twice")
+		o := f.lastOutcome(t, id)
+		assert.Equal(t, automation.OutcomeCompleted, o.Status)
+		if f.store.Deliveries[key].Status == automation.DeliveryUnknown {
+			unknown++
+			assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
+		}
+		if !delivered[key] && !resent {
+			missing++
+			assert.Equal(t, automation.DeliveryUnknown, f.store.Deliveries[key].Status, "a missing message has an unknown delivery")
+		}
+	}
+	assert.Equal(t, 12, unknown)
+	assert.Equal(t, 2, missing, "the rest of the crashed chunk")
+	assert.Equal(t, 8, f.email.count(), "every delivery never begun is sent on recovery")
 }
 
 func TestWrongActionRejected(t *testing.T) {
