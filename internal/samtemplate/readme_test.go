@@ -158,8 +158,8 @@ func TestReadmeCancelAndRerun(t *testing.T) {
 	s, _ = status()
 	assert.Equal(t, automation.StatusCancelled, s)
 
-	// Re-run it: claimable again, with one more attempt; failed deliveries
-	// forgotten, sent ones kept.
+	// Re-run it: claimable again with its attempts reset; a failed delivery
+	// re-armed, the sent one kept.
 	mustExec(t, pool, `insert into automation_deliveries (execution_id, organization_id, step_index, channel, recipient, provider, idempotency_key, status)
 		values ($1, $2, 0, 'email', 'c@example.com', 'smtp', $3, 'failed'), ($1, $2, 1, 'sms', '+15550100', 'telnyx', $4, 'sent')`,
 		id, org, automation.IdempotencyKey(id, 0, "email"), automation.IdempotencyKey(id, 1, "sms"))
@@ -177,11 +177,13 @@ func TestReadmeCancelAndRerun(t *testing.T) {
 		kept = append(kept, st)
 	}
 	require.NoError(t, rows.Err())
-	assert.Equal(t, []string{"sent"}, kept)
+	assert.Equal(t, []string{"failed", "sent"}, kept)
+	var rearmed bool
+	require.NoError(t, pool.QueryRow(ctx, `select retryable from automation_deliveries where execution_id = $1 and status = 'failed'`, id).Scan(&rearmed))
+	assert.True(t, rearmed, "failed delivery may be tried again")
 
 	cl = claim(t, pool, automation.ActionInvoiceReminder)
 	require.Len(t, cl, 1)
 	assert.Equal(t, id, cl[0].Execution.ID)
-	assert.Equal(t, 2, cl[0].Execution.Attempt)
-	assert.GreaterOrEqual(t, cl[0].Execution.MaxAttempts, 2)
+	assert.Equal(t, 1, cl[0].Execution.Attempt)
 }
