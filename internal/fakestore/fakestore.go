@@ -1,7 +1,7 @@
 // Package fakestore is an in-memory stand-in of the three automation RPCs
 // (automation_claim, automation_begin_deliveries, automation_report) with
 // the semantics of docs/contract.md: leases fenced by token, the delivery
-// ledger's answers (new, sent, ambiguous, failed, stale) and the status
+// ledger's answers (new, sent, ambiguous, failed, stale, invalid) and the status
 // transitions of a report. It is for engine unit tests only; the
 // integration tests use the real SQL.
 package fakestore
@@ -130,6 +130,10 @@ func (s *Store) BeginDeliveries(_ context.Context, ds []automation.DeliveryInten
 		e, ok := s.Execs[d.ExecutionID]
 		if !ok || e.Status != automation.StatusRunning || e.LeaseToken != d.LeaseToken {
 			out[i].State = automation.BeginStale
+			continue
+		}
+		if d.IdempotencyKey == "" || d.Recipient == "" || (d.Channel != automation.ChannelEmail && d.Channel != automation.ChannelSMS) {
+			out[i].State = automation.BeginInvalid // nothing recorded, as in SQL
 			continue
 		}
 		l, ok := s.Deliveries[d.IdempotencyKey]
