@@ -34,14 +34,14 @@ func TestChecksAreTenantScoped(t *testing.T) {
 	for _, tr := range []string{"invoice_overdue", "maintenance_due", "scheduled"} {
 		wfA[tr] = pgtest.CreateWorkflow(t, db, a, tr, `{"frequency":"every_minute","audience":"clients"}`, "")
 	}
-	require.Equal(t, 3, callInt(t, db, `select check_overdue_invoices()`))
-	require.Equal(t, 1, callInt(t, db, `select check_maintenance_reminders()`))
-	callInt(t, db, `select check_automation_triggers(now())`) // creates the schedule
-	require.Equal(t, 1, callInt(t, db, `select check_automation_triggers(now() + interval '2 minutes')`))
+	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	pgtest.Int(t, db, `select check_automation_triggers(now())`) // creates the schedule
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers(now() + interval '2 minutes')`))
 
 	// every execution is org A's, and so is everything it points to
-	assert.Zero(t, count(t, db, `select count(*) from automation_execution_logs where organization_id <> $1`, a))
-	assert.Zero(t, count(t, db, `
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id <> $1`, a))
+	assert.Zero(t, pgtest.Int(t, db, `
 		select count(*) from automation_execution_logs e
 		left join invoices i on e.subject_type = 'invoice' and i.id = e.subject_id
 		left join jobs j on e.subject_type = 'job' and j.id = e.subject_id
@@ -67,7 +67,7 @@ func TestConcurrentChecksNoDuplicates(t *testing.T) {
 		select $1, $2, 'N' || g, 'sent', current_date - (g % 40), 100, 100 from generate_series(1, 2000) g`, org, cl)
 	require.NoError(t, err)
 	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	want := count(t, db, `select count(*) from invoices where due_date <= current_date - 1`)
+	want := pgtest.Int(t, db, `select count(*) from invoices where due_date <= current_date - 1`)
 
 	var wg sync.WaitGroup
 	made := make([]int, 4)
@@ -85,8 +85,8 @@ func TestConcurrentChecksNoDuplicates(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, want, made[0]+made[1]+made[2]+made[3], "created exactly once in total: %v", made)
-	assert.Equal(t, want, count(t, db, `select count(*) from automation_execution_logs`))
-	assert.Zero(t, callInt(t, db, `select check_overdue_invoices()`), "a re-run creates nothing")
+	assert.Equal(t, want, pgtest.Int(t, db, `select count(*) from automation_execution_logs`))
+	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices()`), "a re-run creates nothing")
 }
 
 // The reminder sequence: one execution for the latest day reached, then the next ones.
@@ -99,18 +99,18 @@ func TestInvoiceReminderSequence(t *testing.T) {
 	notYet := pgtest.CreateInvoice(t, db, org, cl, "sent", 0, "10")
 	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[30,1,14,7]}`, "")
 	now := time.Now()
-	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now))
-	assert.Equal(t, "overdue", strField(t, db, `select status from invoices where id = $1`, inv))
-	assert.Equal(t, "sent", strField(t, db, `select status from invoices where id = $1`, notYet))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and occurrence_key like '%:d14'`, wf))
-	assert.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now), "same day again: nothing")
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
+	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, inv))
+	assert.Equal(t, "sent", pgtest.Text(t, db, `select status from invoices where id = $1`, notYet))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and occurrence_key like '%:d14'`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now), "same day again: nothing")
 	// 5 days later: day 25 of the first (no new step), day 5 of the second (its day-1 reminder)
-	assert.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(5*24*time.Hour)))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d1'`, notYet))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(5*24*time.Hour)))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d1'`, notYet))
 	// 10 days later: day 30 of the first, day 10 of the second (day 7)
-	assert.Equal(t, 2, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(10*24*time.Hour)))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and occurrence_key like '%:d30'`, wf))
-	assert.Equal(t, 2, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1`, notYet))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(10*24*time.Hour)))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and occurrence_key like '%:d30'`, wf))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1`, notYet))
 }
 
 // An invoice paid (or cancelled, or without balance) before its reminder runs is not reminded.
@@ -121,16 +121,16 @@ func TestInvoicePaidBeforeReminder(t *testing.T) {
 	require.Len(t, execs, 1)
 	_, err := db.Exec(bg, `update invoices set status = 'paid', balance = 0 where id = $1`, inv)
 	require.NoError(t, err)
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0")
 	pgtest.SetEndpoint(t, db, "invoice-reminder", "http://127.0.0.1:9/x", 100)
-	assert.Zero(t, callInt(t, db, `select process_pending_automations()`), "nothing dispatched")
+	assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), "nothing dispatched")
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "skipped", row.Status)
 	require.NotNil(t, row.ErrorCode)
 	assert.Equal(t, "invoice_settled", *row.ErrorCode)
-	assert.Equal(t, 1, count(t, db, `select skipped_count from automation_workflows where id = $1`, wf))
-	assert.Zero(t, count(t, db, `select count(*) from net.http_request_queue`))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select skipped_count from automation_workflows where id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from net.http_request_queue`))
 
 	// stop conditions: no new reminder for paid, cancelled, void, zero balance
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
@@ -142,7 +142,7 @@ func TestInvoicePaidBeforeReminder(t *testing.T) {
 	_, err = db.Exec(bg, `update invoices set balance = 0 where id = $1`, zero)
 	require.NoError(t, err)
 	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", "", "")
-	assert.Zero(t, callInt(t, db, `select check_overdue_invoices()`))
+	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices()`))
 }
 
 // Bug 5: each organisation gets its reminder at its own local send time.
@@ -161,7 +161,7 @@ func TestLocalSendWindow(t *testing.T) {
 	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 	_, err := db.Exec(bg, `update invoices set due_date = $1::date - 10`, now.Format("2006-01-02"))
 	require.NoError(t, err)
-	require.Equal(t, 2, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	require.Equal(t, 2, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 
 	local := func(org uuid.UUID, q string) time.Time {
 		var at time.Time
@@ -176,16 +176,16 @@ func TestLocalSendWindow(t *testing.T) {
 	assert.True(t, sydAt.Equal(now), "Sydney: 14:00 local is inside the window, sent now (%s)", sydAt)
 
 	// scheduled daily 09:30 local
-	callInt(t, db, `select check_automation_triggers($1)`, now)
+	pgtest.Int(t, db, `select check_automation_triggers($1)`, now)
 	nyRun := local(ny, `select next_run_at from automation_schedules where organization_id = $1`).In(nyLoc)
 	sydRun := local(syd, `select next_run_at from automation_schedules where organization_id = $1`).In(sydLoc)
 	assert.Equal(t, time.Date(2026, 12, 1, 9, 30, 0, 0, nyLoc), nyRun)
 	assert.Equal(t, time.Date(2026, 12, 2, 9, 30, 0, 0, sydLoc), sydRun)
 	// each run fires at its own instant
-	require.Equal(t, 1, callInt(t, db, `select check_automation_triggers($1)`, nyRun))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where organization_id = $1 and trigger_type = 'scheduled'`, ny))
-	require.Equal(t, 1, callInt(t, db, `select check_automation_triggers($1)`, sydRun))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where organization_id = $1 and trigger_type = 'scheduled'`, syd))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers($1)`, nyRun))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id = $1 and trigger_type = 'scheduled'`, ny))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers($1)`, sydRun))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id = $1 and trigger_type = 'scheduled'`, syd))
 
 	// a window crossing midnight (22:00-06:00)
 	var snapped time.Time
@@ -202,15 +202,15 @@ func TestScheduledMissedRunFiresOnce(t *testing.T) {
 	org := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "Europe/Berlin"})
 	wf := pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"hourly","minute":15}`, "")
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	require.Zero(t, callInt(t, db, `select check_automation_triggers($1)`, t0))
+	require.Zero(t, pgtest.Int(t, db, `select check_automation_triggers($1)`, t0))
 	// cron was down for 5 hours
-	require.Equal(t, 1, callInt(t, db, `select check_automation_triggers($1)`, t0.Add(5*time.Hour)))
-	require.Zero(t, callInt(t, db, `select check_automation_triggers($1)`, t0.Add(5*time.Hour+time.Minute)))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers($1)`, t0.Add(5*time.Hour)))
+	require.Zero(t, pgtest.Int(t, db, `select check_automation_triggers($1)`, t0.Add(5*time.Hour+time.Minute)))
 	var next time.Time
 	require.NoError(t, db.QueryRow(bg, `select next_run_at from automation_schedules where workflow_id = $1`, wf).Scan(&next))
 	assert.Equal(t, t0.Add(5*time.Hour+15*time.Minute), next.UTC())
-	assert.Equal(t, "run-workflow", strField(t, db, `select action from automation_execution_logs where workflow_id = $1`, wf))
-	assert.Equal(t, "organization", strField(t, db, `select subject_type from automation_execution_logs where workflow_id = $1`, wf))
+	assert.Equal(t, "run-workflow", pgtest.Text(t, db, `select action from automation_execution_logs where workflow_id = $1`, wf))
+	assert.Equal(t, "organization", pgtest.Text(t, db, `select subject_type from automation_execution_logs where workflow_id = $1`, wf))
 	// weekly/monthly arithmetic
 	var at time.Time
 	require.NoError(t, db.QueryRow(bg, `select automation_next_scheduled_run('{"frequency":"weekly","day_of_week":1,"hour":8}', 'UTC', '2026-12-01 10:00Z')`).Scan(&at))
@@ -231,7 +231,7 @@ func TestAppointmentReminder(t *testing.T) {
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', $3) returning id`, org, cl, now.Add(20*time.Hour)).Scan(&later))
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', $3) returning id`, org, cl, now.Add(-time.Hour)).Scan(&past))
 	pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, "")
-	require.Equal(t, 2, callInt(t, db, `select check_maintenance_reminders($1)`, now))
+	require.Equal(t, 2, pgtest.Int(t, db, `select check_maintenance_reminders($1)`, now))
 	var next, deadline time.Time
 	// 06:00 start: snapping to 09:00 would pass it, so the raw time is kept
 	require.NoError(t, db.QueryRow(bg, `select next_attempt_at, deadline_at from automation_execution_logs where subject_id = $1`, soon).Scan(&next, &deadline))
@@ -240,8 +240,8 @@ func TestAppointmentReminder(t *testing.T) {
 	// 16:00 start: snapped to 09:00 next morning, before the start
 	require.NoError(t, db.QueryRow(bg, `select next_attempt_at, deadline_at from automation_execution_logs where subject_id = $1`, later).Scan(&next, &deadline))
 	assert.Equal(t, time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC), next.UTC())
-	assert.Zero(t, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1`, past))
-	assert.Zero(t, callInt(t, db, `select check_maintenance_reminders($1)`, now))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1`, past))
+	assert.Zero(t, pgtest.Int(t, db, `select check_maintenance_reminders($1)`, now))
 }
 
 // Maintenance (months since the last completed service) and stale jobs.
@@ -262,18 +262,18 @@ func TestMaintenanceAndStaleJobs(t *testing.T) {
 		($1, $2, 'scheduled', now() + interval '3 days', now() - interval '10 days')`, org, booked)
 	require.NoError(t, err)
 	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
-	require.Equal(t, 1, callInt(t, db, `select check_maintenance_reminders()`))
-	assert.Equal(t, due.String(), strField(t, db, `select client_id::text from automation_execution_logs where workflow_id = $1`, wf))
-	assert.Zero(t, callInt(t, db, `select check_maintenance_reminders()`))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	assert.Equal(t, due.String(), pgtest.Text(t, db, `select client_id::text from automation_execution_logs where workflow_id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 
 	stale := pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7}`, "")
-	require.Equal(t, 1, callInt(t, db, `select check_automation_triggers()`))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and subject_type = 'job'`, stale))
-	assert.Zero(t, callInt(t, db, `select check_automation_triggers()`))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and subject_type = 'job'`, stale))
+	assert.Zero(t, pgtest.Int(t, db, `select check_automation_triggers()`))
 	// activity on the job, then inactivity again: a new occurrence
 	_, err = db.Exec(bg, `update jobs set updated_at = now() - interval '8 days' where status = 'scheduled'`)
 	require.NoError(t, err)
-	assert.Equal(t, 1, callInt(t, db, `select check_automation_triggers()`))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
 }
 
 func strField(t testing.TB, db pgtest.DB, q string, args ...any) string {
@@ -292,40 +292,40 @@ func TestInvoiceCheckWatermark(t *testing.T) {
 	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
 	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
 	now := time.Now()
-	require.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	require.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 
 	// created already overdue after the last run: picked up (changed path)
 	inv10 := pgtest.CreateInvoice(t, db, org, cl, "sent", -10, "10")
-	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, inv10))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, inv10))
 
 	// reopened: a paid invoice becomes overdue again
 	paid := pgtest.CreateInvoice(t, db, org, cl, "paid", -20, "10")
-	require.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	require.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 	_, err := db.Exec(bg, `update invoices set status = 'overdue' where id = $1`, paid)
 	require.NoError(t, err)
-	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 
 	// untouched for a month, crosses day 7 tomorrow (threshold path)
 	var quiet uuid.UUID
 	require.NoError(t, db.QueryRow(bg, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance, updated_at)
 		values ($1, $2, 'Q-1', 'overdue', current_date - 6, 10, 10, now() - interval '30 days') returning id`, org, cl).Scan(&quiet))
-	require.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now))
-	require.Equal(t, 1, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, quiet))
+	require.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, quiet))
 
 	// a new configuration scans once in full
 	_, err = db.Exec(bg, `update automation_workflows set trigger_config = '{"days_after_due":[1,10]}' where id = $1`, wf)
 	require.NoError(t, err)
 	// (occurrence keys carry the reminder day: each open invoice gets the latest day of the new sequence once)
-	assert.Equal(t, 3, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d10'`, inv10))
-	assert.Zero(t, callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	assert.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d10'`, inv10))
+	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
 	// marking overdue is not app activity: updated_at kept
 	sent := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
 	_, err = db.Exec(bg, `update invoices set updated_at = now() - interval '2 days' where id = $1`, sent)
 	require.NoError(t, err)
-	callInt(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour))
-	assert.Equal(t, "overdue", strField(t, db, `select status from invoices where id = $1`, sent))
-	assert.Equal(t, 1, count(t, db, `select count(*) from invoices where id = $1 and updated_at < now() - interval '1 day'`, sent))
+	pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour))
+	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, sent))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from invoices where id = $1 and updated_at < now() - interval '1 day'`, sent))
 }

@@ -41,34 +41,34 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 	// jobs scheduled once, even when the migrations run again
 	require.NoError(t, migrations.Apply(bg, cronDB))
 	for _, name := range jobNames {
-		assert.Equal(t, 1, count(t, cronDB, `select count(*) from cron.job where jobname = $1`, name), name)
+		assert.Equal(t, 1, pgtest.Int(t, cronDB, `select count(*) from cron.job where jobname = $1`, name), name)
 	}
-	assert.Equal(t, "* * * * *", strField(t, cronDB, `select schedule from cron.job where jobname = 'process-automations'`))
-	assert.Equal(t, "7 * * * *", strField(t, cronDB, `select schedule from cron.job where jobname = 'update-automation-analytics'`))
+	assert.Equal(t, "* * * * *", pgtest.Text(t, cronDB, `select schedule from cron.job where jobname = 'process-automations'`))
+	assert.Equal(t, "7 * * * *", pgtest.Text(t, cronDB, `select schedule from cron.job where jobname = 'update-automation-analytics'`))
 
 	// some work in the cron database, for the monitoring queries
 	_, wf, _, execs := overdueSetup(t, cronDB, 5, "42")
 	require.Len(t, execs, 1)
-	makeDue(t, cronDB)
-	got := claim(t, cronDB, automation.ActionInvoiceReminder, execs, 1, 60)
+	pgtest.MakeDue(t, cronDB)
+	got := pgtest.Claim(t, cronDB, automation.ActionInvoiceReminder, execs, 1, 60)
 	require.Len(t, got, 1)
-	report(t, cronDB, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
+	pgtest.Report(t, cronDB, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 
 	// an isolated database with a due execution; pg_cron (living in the cron
 	// database) runs process_pending_automations() in it
 	db, _ := pgtest.NewDB(t)
 	_, _, _, due := overdueSetup(t, db, 2, "10")
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:54321/functions/v1/invoice-reminder", 100)
-	dbname := strField(t, db, `select current_database()`)
+	dbname := pgtest.Text(t, db, `select current_database()`)
 	job := "dueflow-test-" + dbname
 	_, err := cronDB.Exec(bg, `select cron.schedule_in_database($1, '* * * * *', 'select public.process_pending_automations()', $2)`, job, dbname)
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = cronDB.Exec(context.Background(), `select cron.unschedule($1)`, job) })
 
 	deadline := time.Now().Add(100 * time.Second)
-	for count(t, db, `select count(*) from net.http_request_queue`) == 0 {
+	for pgtest.Int(t, db, `select count(*) from net.http_request_queue`) == 0 {
 		if time.Now().After(deadline) {
 			var details []map[string]any = rows(t, cronDB, `select * from cron.job_run_details order by start_time desc limit 5`)
 			t.Fatalf("pg_cron did not dispatch within 100 s; recent runs: %v", details)
@@ -78,17 +78,17 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 	req := queuedRequests(t, db)[0]
 	assert.Contains(t, string(req.Body), due[0].String())
 	assert.NotEmpty(t, req.Headers["webhook-signature"])
-	assert.Equal(t, 1, count(t, db, `select dispatch_count from automation_execution_logs where id = $1`, due[0]))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select dispatch_count from automation_execution_logs where id = $1`, due[0]))
 
 	// wait until the cron database's own every-minute jobs have finished a run
-	for count(t, cronDB, `select count(*) from cron.job_run_details d join cron.job j using (jobid)
+	for pgtest.Int(t, cronDB, `select count(*) from cron.job_run_details d join cron.job j using (jobid)
 		where j.jobname = 'process-automations' and d.end_time is not null`) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("process-automations never finished: %v", rows(t, cronDB, `select * from cron.job_run_details order by start_time desc limit 10`))
 		}
 		time.Sleep(time.Second)
 	}
-	assert.Equal(t, "succeeded", strField(t, cronDB, `select d.status from cron.job_run_details d join cron.job j using (jobid)
+	assert.Equal(t, "succeeded", pgtest.Text(t, cronDB, `select d.status from cron.job_run_details d join cron.job j using (jobid)
 		where j.jobname = $1 order by d.start_time desc limit 1`, job))
 
 	// the monitoring queries, verbatim
@@ -137,10 +137,10 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 func TestCronStatusWithoutPgCron(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	assert.Zero(t, count(t, db, `select count(*) from pg_extension where extname = 'pg_cron'`))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from pg_extension where extname = 'pg_cron'`))
 	_, _, _, execs := overdueSetup(t, db, 2, "10")
 	require.Len(t, execs, 1)
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	st := rows(t, db, `SELECT * FROM automation_cron_status;`)
 	require.Len(t, st, 1)
 	assert.Equal(t, int64(1), st[0]["pending"])

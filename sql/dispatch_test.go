@@ -41,7 +41,7 @@ func queuedRequests(t testing.TB, db pgtest.DB) []queued {
 func TestDispatchSignedBatches(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	org := pgtest.AllDayOrg(t, db)
 	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
 	for i := 0; i < 5; i++ {
 		pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
@@ -50,14 +50,14 @@ func TestDispatchSignedBatches(t *testing.T) {
 	pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
 	_, err := db.Exec(bg, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, org, cl)
 	require.NoError(t, err)
-	require.Equal(t, 5, callInt(t, db, `select check_overdue_invoices()`))
-	require.Equal(t, 1, callInt(t, db, `select check_automation_triggers()`))
-	makeDue(t, db)
+	require.Equal(t, 5, pgtest.Int(t, db, `select check_overdue_invoices()`))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:54321/functions/v1/invoice-reminder", 2)
 	pgtest.SetEndpoint(t, db, automation.ActionSendReminder, "http://127.0.0.1:54321/functions/v1/send-reminder", 100)
 
-	require.Equal(t, 6, callInt(t, db, `select process_pending_automations()`))
+	require.Equal(t, 6, pgtest.Int(t, db, `select process_pending_automations()`))
 	reqs := queuedRequests(t, db)
 	require.Len(t, reqs, 4, "3 batches of at most 2 + 1")
 	wh, err := standardwebhooks.NewWebhook(testSecret)
@@ -90,17 +90,17 @@ func TestDispatchSignedBatches(t *testing.T) {
 		assert.Error(t, wh.Verify(append([]byte(" "), r.Body...), h))
 	}
 	assert.Equal(t, map[string]int{automation.ActionInvoiceReminder: 5, automation.ActionSendReminder: 1}, perAction)
-	assert.Equal(t, 6, count(t, db, `select count(*) from automation_execution_logs where status = 'pending' and dispatched_at is not null and dispatch_count = 1`))
+	assert.Equal(t, 6, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'pending' and dispatched_at is not null and dispatch_count = 1`))
 
 	// rung recently: not rung again
-	assert.Zero(t, callInt(t, db, `select process_pending_automations()`))
+	assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`))
 	// claimed rows are never rung again; unclaimed ones are after 2 minutes
-	got := claim(t, db, automation.ActionSendReminder, nil, 10, 60)
+	got := pgtest.Claim(t, db, automation.ActionSendReminder, nil, 10, 60)
 	require.Len(t, got, 1)
 	_, err = db.Exec(bg, `update automation_execution_logs set dispatched_at = now() - interval '3 minutes' where dispatched_at is not null`)
 	require.NoError(t, err)
-	assert.Equal(t, 5, callInt(t, db, `select process_pending_automations()`))
-	assert.Equal(t, 5, count(t, db, `select count(*) from automation_execution_logs where dispatch_count = 2`))
+	assert.Equal(t, 5, pgtest.Int(t, db, `select process_pending_automations()`))
+	assert.Equal(t, 5, pgtest.Int(t, db, `select count(*) from automation_execution_logs where dispatch_count = 2`))
 }
 
 // A missing endpoint or secret leaves rows pending (with a warning), never completed.
@@ -108,16 +108,16 @@ func TestDispatchWithoutEndpointOrSecret(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 2, "10")
-	makeDue(t, db)
-	assert.Zero(t, callInt(t, db, `select process_pending_automations()`), "no endpoint")
+	pgtest.MakeDue(t, db)
+	assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), "no endpoint")
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/x", 100)
-	assert.Zero(t, callInt(t, db, `select process_pending_automations()`), "no secret")
+	assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), "no secret")
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", "not-a-whsec-secret")
-	assert.Zero(t, callInt(t, db, `select process_pending_automations()`), "malformed secret")
+	assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), "malformed secret")
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "pending", row.Status)
 	assert.Zero(t, row.DispatchCount)
 	assert.Empty(t, queuedRequests(t, db))
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	assert.Equal(t, 1, callInt(t, db, `select process_pending_automations()`))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
 }

@@ -28,23 +28,23 @@ func operate(t testing.TB, db pgtest.DB, q string, args ...any) automation.Repor
 func TestCancelExecution(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	org := pgtest.AllDayOrg(t, db)
 	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
 	for i := 0; i < 3; i++ {
 		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
 	}
 	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, 3, callInt(t, db, `select check_overdue_invoices()`))
-	execs := execIDs(t, db, wf)
+	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
+	execs := pgtest.ExecutionIDs(t, db, wf)
 	pending, running, done := execs[0], execs[1], execs[2]
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{running, done}, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{running, done}, 10, 60)
 	require.Len(t, got, 2)
 	tok := map[uuid.UUID]uuid.UUID{}
 	for _, c := range got {
 		tok[c.Execution.ID] = c.Execution.LeaseToken
 	}
-	require.True(t, report(t, db, automation.Outcome{ExecutionID: done, LeaseToken: tok[done], Status: automation.OutcomeCompleted})[0].Applied)
+	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: done, LeaseToken: tok[done], Status: automation.OutcomeCompleted})[0].Applied)
 
 	r := operate(t, db, `select automation_cancel_execution($1, 'client paid by phone')`, pending)
 	assert.Equal(t, automation.Reported{ExecutionID: pending, Applied: true, Status: "cancelled"}, r)
@@ -53,19 +53,19 @@ func TestCancelExecution(t *testing.T) {
 	var code, msg string
 	require.NoError(t, db.QueryRow(bg, `select error_code, error_message from automation_execution_logs where id = $1`, pending).Scan(&code, &msg))
 	assert.Equal(t, [2]string{"cancelled", "client paid by phone"}, [2]string{code, msg})
-	assert.Zero(t, count(t, db, `select count(*) from automation_execution_logs where id = $1 and lease_token is not null`, running))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where id = $1 and lease_token is not null`, running))
 
 	// the running function goes on: nothing it does lands
-	assert.Equal(t, automation.BeginStale, begin(t, db, deliveryFor(running, tok[running]))[0].State)
-	late := report(t, db, automation.Outcome{ExecutionID: running, LeaseToken: tok[running], Status: automation.OutcomeCompleted})
+	assert.Equal(t, automation.BeginStale, pgtest.BeginDeliveries(t, db, deliveryFor(running, tok[running]))[0].State)
+	late := pgtest.Report(t, db, automation.Outcome{ExecutionID: running, LeaseToken: tok[running], Status: automation.OutcomeCompleted})
 	assert.False(t, late[0].Applied)
 	assert.Equal(t, "stale_lease", late[0].Reason)
 	assert.Equal(t, "cancelled", execution(t, db, running).Status)
 	// never claimed again, counted once
-	makeDue(t, db)
-	assert.Empty(t, claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
-	assert.Equal(t, 3, count(t, db, `select execution_count from automation_workflows where id = $1`, wf))
-	assert.Equal(t, 1, count(t, db, `select success_count from automation_workflows where id = $1`, wf))
+	pgtest.MakeDue(t, db)
+	assert.Empty(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
+	assert.Equal(t, 3, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 
 	// refused: finished, already cancelled, unknown id
 	r = operate(t, db, `select automation_cancel_execution($1)`, done)
@@ -74,7 +74,7 @@ func TestCancelExecution(t *testing.T) {
 	unknown := uuid.New()
 	assert.Equal(t, automation.Reported{ExecutionID: unknown, Status: "", Reason: "not_found"},
 		operate(t, db, `select automation_cancel_execution($1)`, unknown))
-	assert.Equal(t, 3, count(t, db, `select execution_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 3, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
 }
 
 // Retrying: a failed, cancelled or skipped execution goes back to pending,
@@ -84,31 +84,31 @@ func TestCancelExecution(t *testing.T) {
 func TestRetryExecution(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	org := pgtest.AllDayOrg(t, db)
 	client := pgtest.CreateClient(t, db, org, "ada@client.test", "+15555550123")
 	for i := 0; i < 3; i++ {
 		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
 	}
 	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, 3, callInt(t, db, `select check_overdue_invoices()`))
-	execs := execIDs(t, db, wf)
+	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
+	execs := pgtest.ExecutionIDs(t, db, wf)
 	failed, cancelled, open := execs[0], execs[1], execs[2]
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed}, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed}, 10, 60)
 	require.Len(t, got, 1)
 	tok := got[0].Execution.LeaseToken
 	email := deliveryFor(failed, tok)
 	sms := automation.DeliveryIntent{ExecutionID: failed, LeaseToken: tok, StepIndex: 1, Channel: "sms", Recipient: "+15555550100",
 		Provider: "telnyx", IdempotencyKey: automation.IdempotencyKey(failed, 1, "sms")}
-	require.Equal(t, automation.BeginNew, begin(t, db, email, sms)[1].State)
-	require.True(t, report(t, db, automation.Outcome{ExecutionID: failed, LeaseToken: tok, Status: automation.OutcomeFailed,
+	require.Equal(t, automation.BeginNew, pgtest.BeginDeliveries(t, db, email, sms)[1].State)
+	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: failed, LeaseToken: tok, Status: automation.OutcomeFailed,
 		ErrorCode: automation.ErrInvalidRecipient, Deliveries: []automation.DeliveryResult{
 			{IdempotencyKey: email.IdempotencyKey, Status: "sent", ProviderMessageID: "m-1"},
 			{IdempotencyKey: sms.IdempotencyKey, Status: "failed", ErrorCode: "invalid_recipient"},
 		}})[0].Applied)
 	require.True(t, operate(t, db, `select automation_cancel_execution($1)`, cancelled).Applied)
-	assert.Equal(t, 2, count(t, db, `select execution_count from automation_workflows where id = $1`, wf))
-	assert.Equal(t, 1, count(t, db, `select failure_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
 
 	// refused: open, unknown
 	assert.Equal(t, automation.Reported{ExecutionID: open, Status: "pending", Reason: "not_finished"},
@@ -124,32 +124,32 @@ func TestRetryExecution(t *testing.T) {
 		assert.Zero(t, row.Attempt)
 		assert.Nil(t, row.ErrorCode)
 	}
-	assert.Zero(t, count(t, db, `select execution_count from automation_workflows where id = $1`, wf), "outcomes taken back")
-	assert.Zero(t, count(t, db, `select failure_count from automation_workflows where id = $1`, wf))
-	assert.Zero(t, count(t, db, `select executions from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf), "outcomes taken back")
+	assert.Zero(t, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select executions from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 
 	// due now (no makeDue): claimed at once; the sent email is not sent again, the failed SMS may be
-	got = claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed, cancelled}, 10, 60)
+	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed, cancelled}, 10, 60)
 	require.Len(t, got, 2)
 	for _, c := range got {
 		assert.Equal(t, 1, c.Execution.Attempt)
 		if c.Execution.ID == failed {
 			email.LeaseToken, sms.LeaseToken = c.Execution.LeaseToken, c.Execution.LeaseToken
 			sms.Recipient = "+15555550123" // corrected
-			b := begin(t, db, email, sms)
+			b := pgtest.BeginDeliveries(t, db, email, sms)
 			assert.Equal(t, automation.BeginSent, b[0].State, "a sent delivery is never sent again")
 			assert.Equal(t, automation.BeginNew, b[1].State)
-			require.True(t, report(t, db, automation.Outcome{ExecutionID: failed, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted,
+			require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: failed, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted,
 				Deliveries: []automation.DeliveryResult{{IdempotencyKey: sms.IdempotencyKey, Status: "sent"}}})[0].Applied)
 		} else {
-			require.True(t, report(t, db, automation.Outcome{ExecutionID: cancelled, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted})[0].Applied)
+			require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: cancelled, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted})[0].Applied)
 		}
 	}
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_deliveries where execution_id = $1 and channel = 'email'`, failed))
-	assert.Equal(t, 2, count(t, db, `select execution_count from automation_workflows where id = $1`, wf))
-	assert.Equal(t, 2, count(t, db, `select success_count from automation_workflows where id = $1`, wf))
-	assert.Zero(t, count(t, db, `select failure_count from automation_workflows where id = $1`, wf))
-	assert.Zero(t, callInt(t, db, `select update_automation_analytics()`), "analytics already match the rows")
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1 and channel = 'email'`, failed))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select update_automation_analytics()`), "analytics already match the rows")
 
 	// completed: refused; past its deadline: refused (it would only expire again)
 	assert.Equal(t, "not_finished", operate(t, db, `select automation_retry_execution($1)`, failed).Reason)

@@ -20,7 +20,7 @@ func TestClaimDocumentMatchesContract(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org, wf, inv, execs := overdueSetup(t, db, 20, "1250.5")
 	require.Len(t, execs, 1, "an invoice 20 days overdue seen first gets one reminder (day 14)")
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 
 	var raw []byte
 	require.NoError(t, db.QueryRow(bg, `select jsonb_agg(c) from automation_claim('invoice-reminder', null, 10, 120) c`).Scan(&raw))
@@ -82,9 +82,9 @@ func TestClaimDocumentMatchesContract(t *testing.T) {
 	assert.Empty(t, c.Deliveries)
 
 	// claimed rows are no longer claimable
-	assert.Empty(t, claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
+	assert.Empty(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
 	// other actions, unknown ids: absent
-	assert.Empty(t, claim(t, db, automation.ActionSendReminder, execs, 10, 60))
+	assert.Empty(t, pgtest.Claim(t, db, automation.ActionSendReminder, execs, 10, 60))
 }
 
 // Bug 4: two concurrent claimers get disjoint sets.
@@ -105,7 +105,7 @@ func TestConcurrentClaimsDisjoint(t *testing.T) {
 			<-start
 			var mine []uuid.UUID
 			for {
-				got := claim(t, db, automation.ActionSendReminder, nil, 25, 300)
+				got := pgtest.Claim(t, db, automation.ActionSendReminder, nil, 25, 300)
 				if len(got) == 0 {
 					break
 				}
@@ -135,21 +135,21 @@ func TestNoCompletedWithoutReport(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 3, "10")
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", "whsec_"+"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0")
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice", 100)
 	for i := 0; i < 3; i++ {
-		callInt(t, db, `select process_pending_automations()`)
-		callInt(t, db, `select check_overdue_invoices()`)
+		pgtest.Int(t, db, `select process_pending_automations()`)
+		pgtest.Int(t, db, `select check_overdue_invoices()`)
 	}
-	assert.Zero(t, count(t, db, `select count(*) from automation_execution_logs where status in ('completed', 'failed', 'skipped')`))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status in ('completed', 'failed', 'skipped')`))
 	assert.Equal(t, "pending", execution(t, db, execs[0]).Status)
 	// a claimed row whose lease expires goes back to pending, not completed
-	got := claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)
 	require.Len(t, got, 1)
 	_, err := db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, execs[0])
 	require.NoError(t, err)
-	callInt(t, db, `select process_pending_automations()`)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "pending", execution(t, db, execs[0]).Status)
 }
 
@@ -158,43 +158,43 @@ func TestLeaseExpiryRefusesLateReport(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, wf, _, execs := overdueSetup(t, db, 1, "99.99")
-	makeDue(t, db)
-	first := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 30)
+	pgtest.MakeDue(t, db)
+	first := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 30)
 	require.Len(t, first, 1)
 	old := first[0].Execution.LeaseToken
 
 	// before expiry, a wrong token is stale too
-	r := report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
+	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
 	assert.False(t, r[0].Applied)
 	assert.Equal(t, "stale_lease", r[0].Reason)
 
 	_, err := db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, execs[0])
 	require.NoError(t, err)
-	require.Zero(t, callInt(t, db, `select process_pending_automations()`), "no endpoint: nothing dispatched")
+	require.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), "no endpoint: nothing dispatched")
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "pending", row.Status)
 	assert.Equal(t, 1, row.Attempt, "the expired attempt stays consumed")
 
-	r = report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: old, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: old, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 	assert.False(t, r[0].Applied)
 	assert.Equal(t, "stale_lease", r[0].Reason)
 	assert.Equal(t, "pending", r[0].Status)
 	assert.Equal(t, "pending", execution(t, db, execs[0]).Status)
-	assert.Zero(t, count(t, db, `select success_count from automation_workflows where id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 
-	second := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 30)
+	second := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 30)
 	require.Len(t, second, 1)
 	assert.Equal(t, 2, second[0].Execution.Attempt)
 	assert.NotEqual(t, old, second[0].Execution.LeaseToken)
 	// the old token still cannot finish the new attempt
-	r = report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: old, Status: automation.OutcomeFailed})
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: old, Status: automation.OutcomeFailed})
 	assert.False(t, r[0].Applied)
-	r = report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: second[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: second[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 	assert.True(t, r[0].Applied)
 	assert.Equal(t, "completed", r[0].Status)
 
 	// unknown id
-	r = report(t, db, automation.Outcome{ExecutionID: uuid.New(), LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: uuid.New(), LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
 	assert.False(t, r[0].Applied)
 	assert.Equal(t, "not_found", r[0].Reason)
 }
@@ -206,15 +206,15 @@ func TestLeaseExpiryOnLastAttemptFails(t *testing.T) {
 	_, wf, _, execs := overdueSetup(t, db, 1, "5")
 	_, err := db.Exec(bg, `update automation_execution_logs set max_attempts = 1, next_attempt_at = now() - interval '1 second'`)
 	require.NoError(t, err)
-	require.Len(t, claim(t, db, automation.ActionInvoiceReminder, nil, 10, 30), 1)
+	require.Len(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 30), 1)
 	_, err = db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second'`)
 	require.NoError(t, err)
-	callInt(t, db, `select process_pending_automations()`)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "failed", row.Status)
 	require.NotNil(t, row.ErrorCode)
 	assert.Equal(t, automation.ErrMaxAttempts, *row.ErrorCode)
-	assert.Equal(t, 1, count(t, db, `select failure_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
 }
 
 // Backoff with jitter, then max attempts; counters and analytics once.
@@ -226,12 +226,12 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 	require.NoError(t, err)
 	wantBase := []time.Duration{60 * time.Second, 240 * time.Second}
 	for attempt := 1; attempt <= 3; attempt++ {
-		makeDue(t, db)
-		got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+		pgtest.MakeDue(t, db)
+		got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 		require.Len(t, got, 1, "attempt %d", attempt)
 		require.Equal(t, attempt, got[0].Execution.Attempt)
 		before := time.Now()
-		r := report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
+		r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
 			Status: automation.OutcomeRetry, ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "503 from provider"})
 		require.True(t, r[0].Applied)
 		row := execution(t, db, execs[0])
@@ -243,28 +243,28 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 			assert.GreaterOrEqual(t, delay, time.Duration(float64(base)*0.8)-2*time.Second, "attempt %d delay %s", attempt, delay)
 			assert.LessOrEqual(t, delay, time.Duration(float64(base)*1.2)+2*time.Second, "attempt %d delay %s", attempt, delay)
 			// not due yet: not claimable
-			assert.Empty(t, claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60))
+			assert.Empty(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60))
 		} else {
 			assert.Equal(t, "failed", r[0].Status)
 			require.NotNil(t, row.ErrorCode)
 			assert.Equal(t, automation.ErrMaxAttempts, *row.ErrorCode)
 		}
 	}
-	assert.Equal(t, 1, count(t, db, `select failure_count from automation_workflows where id = $1`, wf))
-	assert.Equal(t, 1, count(t, db, `select execution_count from automation_workflows where id = $1`, wf))
-	assert.Equal(t, 1, count(t, db, `select failed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 	// the hourly reconciliation agrees and does not re-add
-	callInt(t, db, `select update_automation_analytics()`)
-	callInt(t, db, `select update_automation_analytics()`)
-	assert.Equal(t, 1, count(t, db, `select failed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, count(t, db, `select executions from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	pgtest.Int(t, db, `select update_automation_analytics()`)
+	pgtest.Int(t, db, `select update_automation_analytics()`)
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select executions from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 
 	// retry_after_seconds overrides the backoff
 	_, _, _, execs2 := overdueSetup(t, db, 2, "6")
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs2, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs2, 10, 60)
 	require.Len(t, got, 1)
-	report(t, db, automation.Outcome{ExecutionID: execs2[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 3600})
+	pgtest.Report(t, db, automation.Outcome{ExecutionID: execs2[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 3600})
 	assert.WithinDuration(t, time.Now().Add(time.Hour), execution(t, db, execs2[0]).NextAttemptAt, 10*time.Second)
 }
 
@@ -275,7 +275,7 @@ func TestDeadlineExpiry(t *testing.T) {
 	_, _, _, execs := overdueSetup(t, db, 1, "5")
 	_, err := db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '2 minutes', deadline_at = now() - interval '1 minute'`)
 	require.NoError(t, err)
-	assert.Empty(t, claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
+	assert.Empty(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "failed", row.Status)
 	require.NotNil(t, row.ErrorCode)
@@ -285,16 +285,16 @@ func TestDeadlineExpiry(t *testing.T) {
 	_, _, _, execs2 := overdueSetup(t, db, 1, "5")
 	_, err = db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '2 minutes', deadline_at = now() - interval '1 minute' where id = $1`, execs2[0])
 	require.NoError(t, err)
-	callInt(t, db, `select process_pending_automations()`)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "failed", execution(t, db, execs2[0]).Status)
 
 	// a retry whose next attempt would pass the deadline fails as expired
 	_, _, _, execs3 := overdueSetup(t, db, 1, "5")
 	_, err = db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '1 second', deadline_at = now() + interval '30 seconds' where id = $1`, execs3[0])
 	require.NoError(t, err)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs3, 10, 60)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs3, 10, 60)
 	require.Len(t, got, 1)
-	r := report(t, db, automation.Outcome{ExecutionID: execs3[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 600})
+	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs3[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 600})
 	assert.Equal(t, "failed", r[0].Status)
 	row = execution(t, db, execs3[0])
 	require.NotNil(t, row.ErrorCode)
@@ -306,11 +306,11 @@ func TestSnoozeGivesAttemptBack(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 1, "5")
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 1)
 	until := time.Now().Add(2 * time.Hour).Truncate(time.Second)
-	r := report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
+	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeSnoozed, StepIndex: 2, SnoozeUntil: &until, ActionsExecuted: 1})
 	require.True(t, r[0].Applied)
 	assert.Equal(t, "pending", r[0].Status)
@@ -318,8 +318,8 @@ func TestSnoozeGivesAttemptBack(t *testing.T) {
 	assert.Equal(t, 0, row.Attempt)
 	assert.Equal(t, 2, row.StepIndex)
 	assert.WithinDuration(t, until, row.NextAttemptAt, time.Second)
-	makeDue(t, db)
-	got = claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	pgtest.MakeDue(t, db)
+	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 1)
 	assert.Equal(t, 1, got[0].Execution.Attempt)
 	assert.Equal(t, 2, got[0].Execution.StepIndex)
@@ -330,62 +330,62 @@ func TestBeginDeliveries(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, wf, _, execs := overdueSetup(t, db, 1, "5")
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 1)
 	tok := got[0].Execution.LeaseToken
 	email := automation.DeliveryIntent{ExecutionID: execs[0], LeaseToken: tok, StepIndex: 0, Channel: "email", Recipient: "ada@client.test", Provider: "smtp",
 		IdempotencyKey: automation.IdempotencyKey(execs[0], 0, "email")}
 	sms := automation.DeliveryIntent{ExecutionID: execs[0], LeaseToken: tok, StepIndex: 1, Channel: "sms", Recipient: "+15555550123", Provider: "telnyx",
 		IdempotencyKey: automation.IdempotencyKey(execs[0], 1, "sms")}
-	b := begin(t, db, email, sms)
+	b := pgtest.BeginDeliveries(t, db, email, sms)
 	assert.Equal(t, automation.BeginNew, b[0].State)
 	assert.Equal(t, automation.BeginNew, b[1].State)
 	assert.Equal(t, email.IdempotencyKey, b[0].IdempotencyKey)
 	// began before, never finished: ambiguous
-	b = begin(t, db, email)
+	b = pgtest.BeginDeliveries(t, db, email)
 	assert.Equal(t, automation.BeginAmbiguous, b[0].State)
 	// wrong token: stale
 	stale := email
 	stale.LeaseToken = uuid.New()
-	assert.Equal(t, automation.BeginStale, begin(t, db, stale)[0].State)
+	assert.Equal(t, automation.BeginStale, pgtest.BeginDeliveries(t, db, stale)[0].State)
 
-	r := report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeRetry,
+	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeRetry,
 		Deliveries: []automation.DeliveryResult{
 			{IdempotencyKey: email.IdempotencyKey, Status: "sent", ProviderMessageID: "msg-1"},
 			{IdempotencyKey: sms.IdempotencyKey, Status: "failed", ErrorCode: "provider_unavailable", Retryable: true},
 		}})
 	require.True(t, r[0].Applied)
-	makeDue(t, db)
-	got = claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	pgtest.MakeDue(t, db)
+	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 1)
 	require.Len(t, got[0].Deliveries, 2)
 	assert.Equal(t, "sent", got[0].Deliveries[0].Status)
 	assert.Equal(t, "msg-1", got[0].Deliveries[0].ProviderMessageID)
 	tok = got[0].Execution.LeaseToken
 	email.LeaseToken, sms.LeaseToken = tok, tok
-	b = begin(t, db, email, sms)
+	b = pgtest.BeginDeliveries(t, db, email, sms)
 	assert.Equal(t, automation.BeginSent, b[0].State, "a sent delivery is never sent again")
 	assert.Equal(t, "msg-1", b[0].ProviderMessageID)
 	assert.Equal(t, automation.BeginNew, b[1].State, "a retryable failure is re-armed")
-	r = report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeCompleted, ActionsExecuted: 2,
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeCompleted, ActionsExecuted: 2,
 		Deliveries: []automation.DeliveryResult{
 			{IdempotencyKey: email.IdempotencyKey, Status: "failed"}, // never downgrades a sent delivery
 			{IdempotencyKey: sms.IdempotencyKey, Status: "sent", ProviderMessageID: "sms-1"},
 		}})
 	require.True(t, r[0].Applied)
-	assert.Equal(t, 2, count(t, db, `select count(*) from automation_deliveries where execution_id = $1 and status = 'sent'`, execs[0]))
-	assert.Equal(t, 1, count(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, count(t, db, `select sms_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, count(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, count(t, db, `select success_count from automation_workflows where id = $1`, wf))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1 and status = 'sent'`, execs[0]))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select sms_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 	// a second report with the (now released) token changes nothing
-	r = report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeCompleted})
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeCompleted})
 	assert.False(t, r[0].Applied)
-	assert.Equal(t, 1, count(t, db, `select success_count from automation_workflows where id = $1`, wf))
-	callInt(t, db, `select update_automation_analytics()`)
-	assert.Equal(t, 1, count(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, count(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
+	pgtest.Int(t, db, `select update_automation_analytics()`)
+	assert.Equal(t, 1, pgtest.Int(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 }
 
 // Concurrent claimers and reporters over shared workflows: no deadlock, every
@@ -433,10 +433,10 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 	for w := 0; w < 4; w++ {
 		require.NoError(t, <-errs)
 	}
-	assert.Equal(t, 600, count(t, db, `select count(*) from automation_execution_logs where status = 'completed'`))
-	assert.Equal(t, 600, count(t, db, `select sum(success_count) from automation_workflows`))
-	assert.Equal(t, 600, count(t, db, `select sum(completed) from automation_analytics`))
-	assert.Equal(t, 600, count(t, db, `select sum(actions_executed) from automation_execution_logs`))
+	assert.Equal(t, 600, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed'`))
+	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(success_count) from automation_workflows`))
+	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(completed) from automation_analytics`))
+	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(actions_executed) from automation_execution_logs`))
 }
 
 // A completed outcome keeps the engine's error code (delivery_unknown) so
@@ -445,16 +445,16 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	org := pgtest.AllDayOrg(t, db)
 	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
 	for i := 0; i < 4; i++ {
 		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
 	}
 	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, 4, callInt(t, db, `select check_overdue_invoices()`))
-	execs := execIDs(t, db, wf)
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	require.Equal(t, 4, pgtest.Int(t, db, `select check_overdue_invoices()`))
+	execs := pgtest.ExecutionIDs(t, db, wf)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 4)
 	codeMsg := func(id uuid.UUID) (string, string) {
 		var c, m *string
@@ -468,7 +468,7 @@ func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 		return s(c), s(m)
 	}
 	unknown, skipped, failed, retried := got[0].Execution, got[1].Execution, got[2].Execution, got[3].Execution
-	r := report(t, db,
+	r := pgtest.Report(t, db,
 		automation.Outcome{ExecutionID: unknown.ID, LeaseToken: unknown.LeaseToken, Status: automation.OutcomeCompleted,
 			ErrorCode: automation.ErrDeliveryUnknown, ErrorMessage: "provider may have it"},
 		automation.Outcome{ExecutionID: skipped.ID, LeaseToken: skipped.LeaseToken, Status: automation.OutcomeSkipped,
@@ -489,12 +489,12 @@ func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 	assert.Equal(t, [2]string{automation.ErrInvalidRecipient, "bad address"}, [2]string{c, m})
 	c, _ = codeMsg(retried.ID)
 	assert.Equal(t, automation.ErrProviderRetryable, c)
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_execution_logs where status = 'completed' and error_code = 'delivery_unknown'`))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed' and error_code = 'delivery_unknown'`))
 	// the retried one completes cleanly on its next attempt: its code is cleared
-	makeDue(t, db)
-	got = claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{retried.ID}, 10, 60)
+	pgtest.MakeDue(t, db)
+	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{retried.ID}, 10, 60)
 	require.Len(t, got, 1)
-	require.True(t, report(t, db, automation.Outcome{ExecutionID: retried.ID, LeaseToken: got[0].Execution.LeaseToken,
+	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: retried.ID, LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeCompleted, ActionsExecuted: 1})[0].Applied)
 	c, m = codeMsg(retried.ID)
 	assert.Equal(t, [2]string{"<null>", "<null>"}, [2]string{c, m})
@@ -506,8 +506,8 @@ func TestBeginDeliveriesInvalidIntent(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 1, "5")
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 1)
 	tok := got[0].Execution.LeaseToken
 	ok := deliveryFor(execs[0], tok)
@@ -517,11 +517,11 @@ func TestBeginDeliveriesInvalidIntent(t *testing.T) {
 	pigeon.Channel, pigeon.IdempotencyKey = "pigeon", automation.IdempotencyKey(execs[0], 2, "pigeon")
 	noKey := ok
 	noKey.StepIndex, noKey.IdempotencyKey = 3, ""
-	b := begin(t, db, noRecipient, ok, pigeon, noKey)
+	b := pgtest.BeginDeliveries(t, db, noRecipient, ok, pigeon, noKey)
 	assert.Equal(t, []string{automation.BeginInvalid, automation.BeginNew, automation.BeginInvalid, automation.BeginInvalid},
 		[]string{b[0].State, b[1].State, b[2].State, b[3].State})
-	assert.Equal(t, 1, count(t, db, `select count(*) from automation_deliveries where execution_id = $1`, execs[0]))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, execs[0]))
 	// without the lease, the same intent is stale
 	noRecipient.LeaseToken = uuid.New()
-	assert.Equal(t, automation.BeginStale, begin(t, db, noRecipient)[0].State)
+	assert.Equal(t, automation.BeginStale, pgtest.BeginDeliveries(t, db, noRecipient)[0].State)
 }

@@ -46,10 +46,10 @@ func TestRLSAndGrants(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(bg, `insert into organization_members (organization_id, user_id) values ($1, $2)`, orgA, userA)
 	require.NoError(t, err)
-	makeDue(t, pool)
-	got := claim(t, pool, "invoice-reminder", execsB, 10, 60)
+	pgtest.MakeDue(t, pool)
+	got := pgtest.Claim(t, pool, "invoice-reminder", execsB, 10, 60)
 	require.Len(t, got, 1)
-	b := begin(t, pool, deliveryFor(got[0].Execution.ID, got[0].Execution.LeaseToken))
+	b := pgtest.BeginDeliveries(t, pool, deliveryFor(got[0].Execution.ID, got[0].Execution.LeaseToken))
 	require.Equal(t, "new", b[0].State)
 
 	tables := []string{"organizations", "organization_members", "clients", "invoices", "jobs",
@@ -133,7 +133,7 @@ func TestRLSAndGrants(t *testing.T) {
 		require.NoError(t, err, "service_role: %s", q)
 	}
 	// no policy is USING (true)
-	assert.Zero(t, count(t, pool, `select count(*) from pg_policies where schemaname = 'public' and qual = 'true'`))
+	assert.Zero(t, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public' and qual = 'true'`))
 }
 
 func orgCol(tbl string) string {

@@ -131,3 +131,10 @@ func SetEndpoint(t testing.TB, db DB, action, url string, batchSize int) {
 		t.Fatalf("pgtest: set endpoint: %v", err)
 	}
 }
+
+// AllDayOrg inserts an organisation whose send window covers the whole day
+// and returns its id.
+func AllDayOrg(t testing.TB, db DB) uuid.UUID {
+	t.Helper()
+	return CreateOrg(t, db, Org{WindowStart: AllDayStart, WindowEnd: AllDayEnd})
+}

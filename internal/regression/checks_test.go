@@ -24,14 +24,14 @@ type tenant struct {
 // workflows=false it creates the data only.
 func seedTenant(t testing.TB, db pgtest.DB, workflows bool) tenant {
 	t.Helper()
-	tn := tenant{org: allDayOrg(t, db), wf: map[string]uuid.UUID{}}
+	tn := tenant{org: pgtest.AllDayOrg(t, db), wf: map[string]uuid.UUID{}}
 	tn.serviced = pgtest.CreateClient(t, db, tn.org, "serviced@client.test", "+15555550111")
 	tn.active = pgtest.CreateClient(t, db, tn.org, "active@client.test", "+15555550122")
 	pgtest.CreateInvoice(t, db, tn.org, tn.active, "sent", -3, "10")
-	exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at, updated_at) values
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at, updated_at) values
 		($1, $2, 'hvac', 'completed', now() - interval '8 months', now() - interval '8 months')`, tn.org, tn.serviced)
-	exec(t, db, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, tn.org, tn.active)
-	exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', now() + interval '10 hours')`, tn.org, tn.active)
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, tn.org, tn.active)
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', now() + interval '10 hours')`, tn.org, tn.active)
 	if workflows {
 		tn.wf["invoice_overdue"] = pgtest.CreateWorkflow(t, db, tn.org, "invoice_overdue", `{"days_after_due":[1,7]}`, "")
 		tn.wf["maintenance_due"] = pgtest.CreateWorkflow(t, db, tn.org, "maintenance_due", `{"months_after_service":6}`, "")
@@ -49,7 +49,7 @@ func runAllChecks(t testing.TB, db pgtest.DB, at time.Time, order []string) int 
 	t.Helper()
 	total := 0
 	for _, fn := range order {
-		total += num(t, db, `select `+fn+`($1)`, at)
+		total += pgtest.Int(t, db, `select `+fn+`($1)`, at)
 	}
 	return total
 }
@@ -59,7 +59,7 @@ func perWorkflow(t testing.TB, db pgtest.DB, tn tenant) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for tr, wf := range tn.wf {
-		out[tr] = num(t, db, `select count(*) from automation_execution_logs where workflow_id = $1`, wf)
+		out[tr] = pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1`, wf)
 	}
 	return out
 }
@@ -74,13 +74,13 @@ var wantOnce = map[string]int{"invoice_overdue": 1, "maintenance_due": 1, "stale
 func TestOneExecutionPerEventWhateverRuns(t *testing.T) {
 	t.Parallel()
 	db, dsn := pgtest.NewDB(t)
-	assert.Zero(t, num(t, db, `select count(*) from pg_trigger tg join pg_proc p on p.oid = tg.tgfoid
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from pg_trigger tg join pg_proc p on p.oid = tg.tgfoid
 		where not tg.tgisinternal and p.prosrc ~* 'insert\s+into\s+(public\.)?automation_execution_logs'`),
 		"a table trigger creates executions")
 	tn := seedTenant(t, db, true)
-	exec(t, db, `update invoices set updated_at = now(), total = total`)
-	exec(t, db, `update jobs set address = 'x' where status = 'completed'`)
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs`), "data changes alone created executions")
+	pgtest.Exec(t, db, `update invoices set updated_at = now(), total = total`)
+	pgtest.Exec(t, db, `update jobs set address = 'x' where status = 'completed'`)
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs`), "data changes alone created executions")
 
 	now := time.Now()
 	runAllChecks(t, db, now, checkFns) // the scheduled check creates its schedule
@@ -113,7 +113,7 @@ func TestOneExecutionPerEventWhateverRuns(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, wantOnce, perWorkflow(t, db, tn), "executions per trigger type (scheduled: one per client)")
-	assert.Zero(t, num(t, db, `select count(*) from (select workflow_id, subject_id, client_id, trigger_type from automation_execution_logs
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from (select workflow_id, subject_id, client_id, trigger_type from automation_execution_logs
 		where trigger_type <> 'scheduled' group by 1, 2, 3, 4 having count(*) > 1) d`), "the same subject twice")
 }
 
@@ -128,7 +128,7 @@ func TestConcurrentRunsOfEveryCheck(t *testing.T) {
 	}
 	now := time.Now()
 	runAllChecks(t, db, now.Add(-time.Hour), []string{"check_automation_triggers"}) // schedules, and the stale jobs
-	exec(t, db, `delete from automation_execution_logs`)
+	pgtest.Exec(t, db, `delete from automation_execution_logs`)
 	at := now.Add(90 * time.Second)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -166,9 +166,9 @@ func TestNoDriftingDedupeWindow(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	tn := seedTenant(t, db, true)
 	// the appointment starts in 10 days, reminded within 24 h before
-	exec(t, db, `update jobs set scheduled_start = now() + interval '10 days' where status = 'scheduled'`)
-	exec(t, db, `update automation_workflows set trigger_config = '{"frequency":"daily","hour":9,"minute":0,"audience":"organization"}' where id = $1`, tn.wf["scheduled"])
-	exec(t, db, `update organizations set timezone = 'America/New_York' where id = $1`, tn.org)
+	pgtest.Exec(t, db, `update jobs set scheduled_start = now() + interval '10 days' where status = 'scheduled'`)
+	pgtest.Exec(t, db, `update automation_workflows set trigger_config = '{"frequency":"daily","hour":9,"minute":0,"audience":"organization"}' where id = $1`, tn.wf["scheduled"])
+	pgtest.Exec(t, db, `update organizations set timezone = 'America/New_York' where id = $1`, tn.org)
 
 	t0 := time.Now()
 	times := []time.Time{t0, t0.Add(23*time.Hour + 59*time.Minute), t0.Add(48 * time.Hour), t0.Add(72*time.Hour + time.Minute)}
@@ -182,7 +182,7 @@ func TestNoDriftingDedupeWindow(t *testing.T) {
 	got := perWorkflow(t, db, tn)
 
 	assert.Equal(t, 2, got["invoice_overdue"], "reminder days 1 and 7, once each")
-	assert.Equal(t, 1, num(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and occurrence_key like '%:d7'`, tn.wf["invoice_overdue"]))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and occurrence_key like '%:d7'`, tn.wf["invoice_overdue"]))
 	assert.Equal(t, 1, got["maintenance_due"], "one maintenance reminder per last service, however often checked")
 	assert.Equal(t, 1, got["stale_job"], "one stale-job reminder per period of inactivity")
 	assert.Equal(t, 1, got["appointment"], "one appointment reminder")
@@ -226,7 +226,7 @@ func TestDailyNineInEachZoneAcrossDST(t *testing.T) {
 	}
 	t0 := time.Date(2026, 10, 30, 0, 0, 0, 0, time.UTC)
 	for at := t0; at.Before(t0.Add(4 * 24 * time.Hour)); at = at.Add(20 * time.Minute) {
-		num(t, db, `select check_automation_triggers($1)`, at)
+		pgtest.Int(t, db, `select check_automation_triggers($1)`, at)
 	}
 	for _, z := range zones {
 		loc, err := time.LoadLocation(z)
@@ -270,14 +270,14 @@ func TestTenancyOfEveryTriggerType(t *testing.T) {
 	runAllChecks(t, db, now, checkFns)
 	runAllChecks(t, db, now.Add(90*time.Second), checkFns)
 	assert.Equal(t, wantOnce, perWorkflow(t, db, a))
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs where organization_id <> $1`, a.org))
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs e
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id <> $1`, a.org))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs e
 		left join jobs j on e.subject_type = 'job' and j.id = e.subject_id
 		left join invoices i on e.subject_type = 'invoice' and i.id = e.subject_id
 		left join clients c on c.id = e.client_id
 		where coalesce(j.organization_id, i.organization_id, e.organization_id) <> e.organization_id
 		   or (e.client_id is not null and c.organization_id <> e.organization_id)`))
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs where client_id in (select id from clients where organization_id = $1)`, b.org))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where client_id in (select id from clients where organization_id = $1)`, b.org))
 
 	// a forged execution of A pointing at B's client and invoice: the claim
 	// document carries neither (the function then finds no recipient)
@@ -288,7 +288,7 @@ func TestTenancyOfEveryTriggerType(t *testing.T) {
 		(workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, subject_id, client_id, next_attempt_at)
 		values ($1, $2, 'invoice-reminder', 'invoice_overdue', 'forged', 'invoice', $3, $4, now() - interval '1 second') returning id`,
 		a.wf["invoice_overdue"], a.org, bInvoice, b.active).Scan(&forged))
-	got := claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{forged}, 10, 60)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{forged}, 10, 60)
 	require.Len(t, got, 1)
 	assert.Nil(t, got[0].Client, "another organisation's client in a claim")
 	assert.Nil(t, got[0].Invoice, "another organisation's invoice in a claim")

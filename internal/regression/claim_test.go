@@ -19,11 +19,11 @@ import (
 func TestSameBatchRungTwiceClaimedOnce(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := allDayOrg(t, db)
+	org := pgtest.AllDayOrg(t, db)
 	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-	exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
+	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 200) g`, wf, org)
-	ids := execIDs(t, db, wf)
+	ids := pgtest.ExecutionIDs(t, db, wf)
 
 	const instances = 5
 	got := make([][]automation.Claimed, instances)
@@ -34,7 +34,7 @@ func TestSameBatchRungTwiceClaimedOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			got[i] = claim(t, db, automation.ActionSendReminder, ids, 500, 60)
+			got[i] = pgtest.Claim(t, db, automation.ActionSendReminder, ids, 500, 60)
 		}()
 	}
 	close(start)
@@ -53,11 +53,11 @@ func TestSameBatchRungTwiceClaimedOnce(t *testing.T) {
 	id := ids[0]
 	key := automation.IdempotencyKey(id, 0, "email")
 	loser := automation.DeliveryIntent{ExecutionID: id, LeaseToken: uuid.New(), Channel: "email", Recipient: "x@client.test", IdempotencyKey: key}
-	assert.Equal(t, automation.BeginStale, begin(t, db, loser)[0].State)
+	assert.Equal(t, automation.BeginStale, pgtest.BeginDeliveries(t, db, loser)[0].State)
 	winner := loser
 	winner.LeaseToken = owner[id]
-	assert.Equal(t, automation.BeginNew, begin(t, db, winner)[0].State)
-	r := report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
+	assert.Equal(t, automation.BeginNew, pgtest.BeginDeliveries(t, db, winner)[0].State)
+	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
 	assert.False(t, r[0].Applied)
-	assert.Equal(t, "running", str(t, db, `select status from automation_execution_logs where id = $1`, id))
+	assert.Equal(t, "running", pgtest.Text(t, db, `select status from automation_execution_logs where id = $1`, id))
 }

@@ -17,19 +17,19 @@ import (
 func TestCronRunDetailsAreCleanedUp(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.CronDB(t)
-	require.Equal(t, 1, num(t, db, `select count(*) from cron.job where jobname = 'cleanup-automation-history' and active`))
-	assert.Contains(t, str(t, db, `select command from cron.job where jobname = 'cleanup-automation-history'`), "automation_cleanup(")
-	sched := str(t, db, `select schedule from cron.job where jobname = 'cleanup-automation-history'`)
+	require.Equal(t, 1, pgtest.Int(t, db, `select count(*) from cron.job where jobname = 'cleanup-automation-history' and active`))
+	assert.Contains(t, pgtest.Text(t, db, `select command from cron.job where jobname = 'cleanup-automation-history'`), "automation_cleanup(")
+	sched := pgtest.Text(t, db, `select schedule from cron.job where jobname = 'cleanup-automation-history'`)
 	assert.Regexp(t, `^\d+ \d+ \* \* \*$`, sched, "daily")
 
 	marker := "dueflow-regression-" + uuid.NewString()
-	exec(t, db, `insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
+	pgtest.Exec(t, db, `insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
 		select 0, 1, current_database(), current_user, $1 || ':' || age, 'succeeded', '1 row', now() - age::interval - interval '1 second', now() - age::interval
 		from unnest(array['90 days', '30 days', '8 days', '6 days', '1 hour', '1 second']) age`, marker)
-	require.Equal(t, 6, num(t, db, `select count(*) from cron.job_run_details where command like $1 || '%'`, marker))
+	require.Equal(t, 6, pgtest.Int(t, db, `select count(*) from cron.job_run_details where command like $1 || '%'`, marker))
 
 	// keep executions far longer than anything in this shared database
-	deleted := num(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
+	deleted := pgtest.Int(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
 	assert.GreaterOrEqual(t, deleted, 3)
 	var kept []string
 	rows, err := db.Query(bg, `select split_part(command, ':', 2) from cron.job_run_details where command like $1 || '%' order by end_time`, marker)
@@ -41,7 +41,7 @@ func TestCronRunDetailsAreCleanedUp(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	assert.Equal(t, []string{"6 days", "1 hour", "1 second"}, kept)
-	assert.Zero(t, num(t, db, `select count(*) from cron.job_run_details where end_time < now() - interval '7 days'`))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from cron.job_run_details where end_time < now() - interval '7 days'`))
 }
 
 // Bug 10, the other ever-growing tables: old pg_net responses and old
@@ -53,17 +53,17 @@ func TestCleanupOfResponsesAndFinishedExecutions(t *testing.T) {
 	_, wf, execs := overdue(t, db, 3)
 	require.Len(t, execs, 3)
 	done, oldOpen, recentDone := execs[0], execs[1], execs[2]
-	exec(t, db, `update automation_execution_logs set status = 'completed', completed_at = now() - interval '100 days', created_at = now() - interval '100 days' where id = $1`, done)
-	exec(t, db, `insert into automation_deliveries (execution_id, organization_id, channel, recipient, idempotency_key, status)
+	pgtest.Exec(t, db, `update automation_execution_logs set status = 'completed', completed_at = now() - interval '100 days', created_at = now() - interval '100 days' where id = $1`, done)
+	pgtest.Exec(t, db, `insert into automation_deliveries (execution_id, organization_id, channel, recipient, idempotency_key, status)
 		select id, organization_id, 'email', 'ada@client.test', id || ':0:email', 'sent' from automation_execution_logs where id = $1`, done)
-	exec(t, db, `update automation_execution_logs set created_at = now() - interval '200 days', next_attempt_at = now() + interval '1 day' where id = $1`, oldOpen)
-	exec(t, db, `update automation_execution_logs set status = 'failed', error_code = 'max_attempts', completed_at = now() - interval '1 day' where id = $1`, recentDone)
-	exec(t, db, `insert into net._http_response (id, status_code, created) values (1, 200, now() - interval '30 days'), (2, 503, now() - interval '1 hour')`)
+	pgtest.Exec(t, db, `update automation_execution_logs set created_at = now() - interval '200 days', next_attempt_at = now() + interval '1 day' where id = $1`, oldOpen)
+	pgtest.Exec(t, db, `update automation_execution_logs set status = 'failed', error_code = 'max_attempts', completed_at = now() - interval '1 day' where id = $1`, recentDone)
+	pgtest.Exec(t, db, `insert into net._http_response (id, status_code, created) values (1, 200, now() - interval '30 days'), (2, 503, now() - interval '1 hour')`)
 
-	assert.Equal(t, 1, num(t, db, `select automation_cleanup()`), "one execution (no pg_cron here)")
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs where id = $1`, done))
-	assert.Zero(t, num(t, db, `select count(*) from automation_deliveries where execution_id = $1`, done))
-	assert.Equal(t, 2, num(t, db, `select count(*) from automation_execution_logs where workflow_id = $1`, wf), "open and recent rows kept")
+	assert.Equal(t, 1, pgtest.Int(t, db, `select automation_cleanup()`), "one execution (no pg_cron here)")
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where id = $1`, done))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, done))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1`, wf), "open and recent rows kept")
 	assert.Equal(t, []int{2}, ints(t, db, `select id::int from net._http_response order by id`))
 }
 
@@ -89,9 +89,9 @@ func TestInterruptedCronRunsAreCleanedUp(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.CronDB(t)
 	marker := "dueflow-interrupted-" + uuid.NewString()
-	exec(t, db, `insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
+	pgtest.Exec(t, db, `insert into cron.job_run_details (jobid, job_pid, database, username, command, status, return_message, start_time, end_time)
 		values (0, 1, current_database(), current_user, $1 || ':old', 'failed', 'server restarted', now() - interval '30 days', null),
 		       (0, 1, current_database(), current_user, $1 || ':recent', 'failed', 'server restarted', now() - interval '1 day', null)`, marker)
-	num(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
-	assert.Equal(t, "recent", str(t, db, `select string_agg(split_part(command, ':', 2), ',') from cron.job_run_details where command like $1 || '%'`, marker))
+	pgtest.Int(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
+	assert.Equal(t, "recent", pgtest.Text(t, db, `select string_agg(split_part(command, ':', 2), ',') from cron.job_run_details where command like $1 || '%'`, marker))
 }

@@ -23,11 +23,11 @@ func TestLostHTTPCallIsRungAgain(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	_, wf, execs := overdue(t, db, 3)
 	require.Len(t, execs, 3)
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
 
-	require.Equal(t, 3, num(t, db, `select process_pending_automations()`))
+	require.Equal(t, 3, pgtest.Int(t, db, `select process_pending_automations()`))
 	require.Equal(t, execs, sortedIDs(queuedIDs(t, db)))
 
 	losses := []struct {
@@ -43,34 +43,34 @@ func TestLostHTTPCallIsRungAgain(t *testing.T) {
 			insert into net._http_response (id, error_msg) select id, 'Couldn''t connect to server' from d`},
 	}
 	for i, l := range losses {
-		exec(t, db, l.lose)
+		pgtest.Exec(t, db, l.lose)
 		// within the redispatch interval: no storm of rings, nothing changes
-		assert.Zero(t, num(t, db, `select process_pending_automations()`), l.name)
-		assert.Equal(t, 3, num(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and status = 'pending'`, wf), l.name)
+		assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), l.name)
+		assert.Equal(t, 3, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and status = 'pending'`, wf), l.name)
 		// the interval passes (shifted rather than slept)
-		exec(t, db, `update automation_execution_logs set dispatched_at = dispatched_at - interval '2 minutes 1 second' where dispatched_at is not null`)
-		assert.Equal(t, 3, num(t, db, `select process_pending_automations()`), "%s: rung again", l.name)
+		pgtest.Exec(t, db, `update automation_execution_logs set dispatched_at = dispatched_at - interval '2 minutes 1 second' where dispatched_at is not null`)
+		assert.Equal(t, 3, pgtest.Int(t, db, `select process_pending_automations()`), "%s: rung again", l.name)
 		assert.Equal(t, execs, sortedIDs(queuedIDs(t, db)), "%s: the same executions", l.name)
-		assert.Equal(t, 3, num(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and dispatch_count = $2`, wf, i+2), l.name)
+		assert.Equal(t, 3, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and dispatch_count = $2`, wf, i+2), l.name)
 	}
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs where status <> 'pending'`), "nothing completed or failed without a report")
-	assert.Zero(t, num(t, db, `select execution_count from automation_workflows where id = $1`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status <> 'pending'`), "nothing completed or failed without a report")
+	assert.Zero(t, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
 
 	// still claimable; once claimed and reported, never rung again
-	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 3)
 	var outs []automation.Outcome
 	for _, c := range got {
 		outs = append(outs, automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 	}
-	for _, r := range report(t, db, outs...) {
+	for _, r := range pgtest.Report(t, db, outs...) {
 		assert.True(t, r.Applied)
 	}
-	exec(t, db, `delete from net.http_request_queue`)
-	exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '1 hour'`)
-	assert.Zero(t, num(t, db, `select process_pending_automations()`))
-	assert.Zero(t, num(t, db, `select count(*) from net.http_request_queue`))
-	assert.Equal(t, 3, num(t, db, `select success_count from automation_workflows where id = $1`, wf))
+	pgtest.Exec(t, db, `delete from net.http_request_queue`)
+	pgtest.Exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '1 hour'`)
+	assert.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from net.http_request_queue`))
+	assert.Equal(t, 3, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 }
 
 // Bug 9: a running execution whose function died (lease expired without a
@@ -79,17 +79,17 @@ func TestDeadFunctionIsRungAgain(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, execs := overdue(t, db, 1)
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
-	require.Equal(t, 1, num(t, db, `select process_pending_automations()`))
-	exec(t, db, `delete from net.http_request_queue`)
-	require.Len(t, claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60), 1)
+	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
+	pgtest.Exec(t, db, `delete from net.http_request_queue`)
+	require.Len(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60), 1)
 	// the function dies: no report; the lease runs out
-	exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second', started_at = now() - interval '2 minutes'`)
-	assert.Equal(t, 1, num(t, db, `select process_pending_automations()`), "rung again in the tick that takes the lease back")
+	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second', started_at = now() - interval '2 minutes'`)
+	assert.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`), "rung again in the tick that takes the lease back")
 	assert.Equal(t, execs, queuedIDs(t, db))
-	assert.Equal(t, "pending", str(t, db, `select status from automation_execution_logs where id = $1`, execs[0]))
+	assert.Equal(t, "pending", pgtest.Text(t, db, `select status from automation_execution_logs where id = $1`, execs[0]))
 }
 
 // Bug 9: the HTTP timeout is the endpoint's (default 60 s), never pg_net's
@@ -98,17 +98,17 @@ func TestDispatchTimeoutIsTheEndpoints(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	overdue(t, db, 1)
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
-	require.Equal(t, 1, num(t, db, `select process_pending_automations()`))
-	assert.Equal(t, 60000, num(t, db, `select timeout_milliseconds from net.http_request_queue`))
+	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
+	assert.Equal(t, 60000, pgtest.Int(t, db, `select timeout_milliseconds from net.http_request_queue`))
 
-	exec(t, db, `update automation_endpoints set timeout_ms = 120000`)
-	exec(t, db, `delete from net.http_request_queue`)
-	exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '3 minutes'`)
-	require.Equal(t, 1, num(t, db, `select process_pending_automations()`))
-	assert.Equal(t, 120000, num(t, db, `select timeout_milliseconds from net.http_request_queue`))
+	pgtest.Exec(t, db, `update automation_endpoints set timeout_ms = 120000`)
+	pgtest.Exec(t, db, `delete from net.http_request_queue`)
+	pgtest.Exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '3 minutes'`)
+	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
+	assert.Equal(t, 120000, pgtest.Int(t, db, `select timeout_milliseconds from net.http_request_queue`))
 }
 
 // Bug 9: pg_net's ~200 requests a second is not the limit: executions travel
@@ -117,19 +117,19 @@ func TestDispatchTimeoutIsTheEndpoints(t *testing.T) {
 func TestDispatchBatchesABacklog(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := allDayOrg(t, db)
+	org := pgtest.AllDayOrg(t, db)
 	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-	exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
+	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 1000) g`, wf, org)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionSendReminder, "http://127.0.0.1:9/send-reminder", 100)
 
 	// a tick capped at 3 batches
-	assert.Equal(t, 300, num(t, db, `select process_pending_automations(interval '2 minutes', 3)`))
-	assert.Equal(t, 3, num(t, db, `select count(*) from net.http_request_queue`))
+	assert.Equal(t, 300, pgtest.Int(t, db, `select process_pending_automations(interval '2 minutes', 3)`))
+	assert.Equal(t, 3, pgtest.Int(t, db, `select count(*) from net.http_request_queue`))
 	// the next (uncapped) tick takes the rest in batches of 100
-	assert.Equal(t, 700, num(t, db, `select process_pending_automations()`))
-	assert.Equal(t, 10, num(t, db, `select count(*) from net.http_request_queue`), "1000 executions in 10 requests")
+	assert.Equal(t, 700, pgtest.Int(t, db, `select process_pending_automations()`))
+	assert.Equal(t, 10, pgtest.Int(t, db, `select count(*) from net.http_request_queue`), "1000 executions in 10 requests")
 	ids := queuedIDs(t, db)
 	assert.Len(t, ids, 1000)
 	seen := map[uuid.UUID]bool{}
@@ -137,7 +137,7 @@ func TestDispatchBatchesABacklog(t *testing.T) {
 		seen[id] = true
 	}
 	assert.Len(t, seen, 1000, "each execution in exactly one request")
-	assert.Zero(t, num(t, db, `select count(*) from net.http_request_queue
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from net.http_request_queue
 		where jsonb_array_length(convert_from(body, 'UTF8')::jsonb -> 'execution_ids') > 100`))
 }
 
@@ -154,7 +154,7 @@ func TestAutomationStateIsCrashSafe(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &notLogged))
 	assert.Empty(t, notLogged, "UNLOGGED or temporary tables in public")
 	for _, tbl := range []string{"automation_execution_logs", "automation_deliveries", "automation_workflows", "automation_schedules"} {
-		assert.Equal(t, "p", str(t, db, `select relpersistence::text from pg_class where oid = ('public.' || $1)::regclass`, tbl), tbl)
+		assert.Equal(t, "p", pgtest.Text(t, db, `select relpersistence::text from pg_class where oid = ('public.' || $1)::regclass`, tbl), tbl)
 	}
 }
 
@@ -165,10 +165,10 @@ func TestDispatchCarriesNoKey(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	overdue(t, db, 2)
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
-	require.Equal(t, 2, num(t, db, `select process_pending_automations()`))
+	require.Equal(t, 2, pgtest.Int(t, db, `select process_pending_automations()`))
 	var raw []byte
 	require.NoError(t, db.QueryRow(bg, `select jsonb_agg(jsonb_build_object('h', headers, 'b', convert_from(body, 'UTF8')::jsonb)) from net.http_request_queue`).Scan(&raw))
 	var reqs []struct {

@@ -17,7 +17,7 @@ import (
 func tick(t testing.TB, db pgtest.DB, at time.Time) {
 	t.Helper()
 	runAllChecks(t, db, at, checkFns)
-	num(t, db, `select process_pending_automations()`)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 }
 
 // Bug 1: "completed" is reached only through a function's report. Every
@@ -33,55 +33,55 @@ func TestCompletedOnlyThroughReport(t *testing.T) {
 	}
 	noneDone := func(step string) {
 		t.Helper()
-		assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs where status = 'completed' or completed_at is not null`), step)
-		assert.Zero(t, num(t, db, `select coalesce(sum(success_count), 0) from automation_workflows`), step)
+		assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed' or completed_at is not null`), step)
+		assert.Zero(t, pgtest.Int(t, db, `select coalesce(sum(success_count), 0) from automation_workflows`), step)
 	}
 	now := time.Now()
 	for _, at := range []time.Time{now, now.Add(90 * time.Second), now.Add(90 * time.Second)} { // the every-minute schedule fires once
 		tick(t, db, at)
-		makeDue(t, db)
-		exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '1 hour' where dispatched_at is not null`)
+		pgtest.MakeDue(t, db)
+		pgtest.Exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '1 hour' where dispatched_at is not null`)
 		noneDone("ticks")
 	}
-	total := num(t, db, `select count(*) from automation_execution_logs`)
+	total := pgtest.Int(t, db, `select count(*) from automation_execution_logs`)
 	require.Equal(t, 6, total, "one per trigger type, two for the clients audience")
-	require.Equal(t, total, num(t, db, `select count(*) from automation_execution_logs where dispatch_count >= 1`), "every execution rung")
+	require.Equal(t, total, pgtest.Int(t, db, `select count(*) from automation_execution_logs where dispatch_count >= 1`), "every execution rung")
 
 	claimAll := func() []automation.Claimed {
 		var out []automation.Claimed
 		for _, a := range automation.Actions {
-			out = append(out, claim(t, db, a, nil, 100, 60)...)
+			out = append(out, pgtest.Claim(t, db, a, nil, 100, 60)...)
 		}
 		require.Len(t, out, total)
 		return out
 	}
 	// claimed, then the functions die: leases expire, rows go back
 	claimAll()
-	exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where status = 'running'`)
+	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where status = 'running'`)
 	tick(t, db, now.Add(90*time.Second))
 	noneDone("lease expiry")
 	// claimed, reported retry and snoozed
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	for i, c := range claimAll() {
 		o := automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeRetry, ErrorCode: automation.ErrProviderRetryable}
 		if i%2 == 0 {
 			until := time.Now().Add(time.Hour)
 			o = automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeSnoozed, StepIndex: 1, SnoozeUntil: &until}
 		}
-		require.True(t, report(t, db, o)[0].Applied)
+		require.True(t, pgtest.Report(t, db, o)[0].Applied)
 	}
 	tick(t, db, now.Add(90*time.Second))
 	noneDone("retry and snooze")
-	assert.Zero(t, num(t, db, `select count(*) from automation_execution_logs where status not in ('pending', 'running')`))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status not in ('pending', 'running')`))
 
 	// the report completes them
-	makeDue(t, db)
+	pgtest.MakeDue(t, db)
 	var outs []automation.Outcome
 	for _, c := range claimAll() {
 		outs = append(outs, automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 	}
-	report(t, db, outs...)
-	assert.Equal(t, total, num(t, db, `select count(*) from automation_execution_logs where status = 'completed'`))
+	pgtest.Report(t, db, outs...)
+	assert.Equal(t, total, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed'`))
 	assert.Equal(t, wantOnce, perWorkflow(t, db, tn))
 }
 
@@ -119,8 +119,8 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	_, wf, execs := overdue(t, db, 4)
 	require.Len(t, execs, 4)
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 4)
 	tok := map[uuid.UUID]uuid.UUID{}
 	for _, c := range got {
@@ -133,10 +133,10 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 		IdempotencyKey: automation.IdempotencyKey(sent, 0, "email")}
 	sms := automation.DeliveryIntent{ExecutionID: sent, LeaseToken: tok[sent], StepIndex: 1, Channel: "sms", Recipient: "+15555550123", Provider: "telnyx",
 		IdempotencyKey: automation.IdempotencyKey(sent, 1, "sms")}
-	for _, b := range begin(t, db, email, sms) {
+	for _, b := range pgtest.BeginDeliveries(t, db, email, sms) {
 		require.Equal(t, automation.BeginNew, b.State)
 	}
-	r := report(t, db,
+	r := pgtest.Report(t, db,
 		automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeCompleted, ActionsExecuted: 2,
 			Deliveries: []automation.DeliveryResult{{IdempotencyKey: email.IdempotencyKey, Status: "sent", ProviderMessageID: "m1"},
 				{IdempotencyKey: sms.IdempotencyKey, Status: "sent", ProviderMessageID: "s1"}}},
@@ -151,9 +151,9 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	assert.False(t, r[3].Applied)
 
 	// stale: the function is slow, its lease expires and the row is taken back
-	exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, stale)
-	num(t, db, `select process_pending_automations()`)
-	require.Equal(t, "pending", str(t, db, `select status from automation_execution_logs where id = $1`, stale))
+	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, stale)
+	pgtest.Int(t, db, `select process_pending_automations()`)
+	require.Equal(t, "pending", pgtest.Text(t, db, `select status from automation_execution_logs where id = $1`, stale))
 
 	wantCounters := counters{Executions: 3, Success: 1, Failure: 1, Skipped: 1}
 	wantAnalytics := analyticsRow{Executions: 3, Completed: 1, Failed: 1, Skipped: 1, EmailsSent: 1, SMSSent: 1}
@@ -171,7 +171,7 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	// late and repeated reports: a failure after the message went out, the
 	// stale function's success, the same reports again
 	for i := 0; i < 2; i++ {
-		r = report(t, db,
+		r = pgtest.Report(t, db,
 			automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeFailed, ErrorCode: automation.ErrProviderRejected,
 				Deliveries: []automation.DeliveryResult{{IdempotencyKey: email.IdempotencyKey, Status: "failed", ErrorCode: "provider_rejected"}}},
 			automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeCompleted, ActionsExecuted: 2},
@@ -185,17 +185,17 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	// what cron runs every minute and every hour, several times
 	for i := 0; i < 3; i++ {
 		tick(t, db, time.Now())
-		num(t, db, `select update_automation_analytics()`)
+		pgtest.Int(t, db, `select update_automation_analytics()`)
 	}
 	// an operator edits a finished row
-	exec(t, db, `update automation_execution_logs set error_message = 'checked by ops' where id = any($1)`, []uuid.UUID{sent, failed, skipped})
+	pgtest.Exec(t, db, `update automation_execution_logs set error_message = 'checked by ops' where id = any($1)`, []uuid.UUID{sent, failed, skipped})
 
 	assert.Equal(t, before, statuses())
-	assert.Equal(t, 2, num(t, db, `select count(*) from automation_deliveries where execution_id = $1 and status = 'sent'`, sent), "a sent delivery turned failed")
+	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1 and status = 'sent'`, sent), "a sent delivery turned failed")
 	assert.Equal(t, wantCounters, wfCounters(t, db, wf))
 	assert.Equal(t, wantAnalytics, analytics(t, db, wf))
-	assert.Equal(t, 2, num(t, db, `select actions_executed from automation_execution_logs where id = $1`, sent))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select actions_executed from automation_execution_logs where id = $1`, sent))
 
 	// the hourly reconciliation agrees with the ground truth and is idempotent
-	assert.Zero(t, num(t, db, `select update_automation_analytics()`), "the reconciliation found figures to correct")
+	assert.Zero(t, pgtest.Int(t, db, `select update_automation_analytics()`), "the reconciliation found figures to correct")
 }

@@ -101,8 +101,8 @@ func TestNoSecretInSchema(t *testing.T) {
 	var hits []string
 	require.NoError(t, json.Unmarshal(raw, &hits))
 	assert.Empty(t, hits)
-	assert.Zero(t, num(t, db, `select count(*) from vault.secrets`), "a migration stored a secret")
-	assert.Zero(t, num(t, db, `select count(*) from information_schema.columns
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from vault.secrets`), "a migration stored a secret")
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from information_schema.columns
 		where table_schema = 'public' and table_name = 'automation_endpoints' and column_name ~ '(secret|key|token)$' and column_name <> 'secret_name'`),
 		"endpoints hold a secret name, never the secret")
 }

@@ -16,35 +16,35 @@ import (
 // still-pending one (superseded) in the same statement.
 func TestRescheduledAppointmentRemindedOnce(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
-	org := allDayOrg(t, db)
+	org := pgtest.AllDayOrg(t, db)
 	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
 	var job string
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start)
 		values ($1, $2, 'scheduled', now() + interval '20 hours') returning id::text`, org, cl).Scan(&job))
 	wf := pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, "")
-	require.Equal(t, 1, num(t, db, `select check_maintenance_reminders()`))
-	old := str(t, db, `select id::text from automation_execution_logs where workflow_id = $1`, wf)
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	old := pgtest.Text(t, db, `select id::text from automation_execution_logs where workflow_id = $1`, wf)
 	// the office moves the visit earlier before the reminder went out
-	exec(t, db, `update jobs set scheduled_start = now() + interval '10 hours' where id = $1::uuid`, job)
-	require.Equal(t, 1, num(t, db, `select check_maintenance_reminders()`))
-	assert.Equal(t, "skipped superseded", str(t, db,
+	pgtest.Exec(t, db, `update jobs set scheduled_start = now() + interval '10 hours' where id = $1::uuid`, job)
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	assert.Equal(t, "skipped superseded", pgtest.Text(t, db,
 		`select status || ' ' || error_code from automation_execution_logs where id = $1::uuid`, old))
-	assert.Equal(t, 1, num(t, db, `select skipped_count from automation_workflows where id = $1`, wf), "counted once as skipped")
-	makeDue(t, db)
-	got := claim(t, db, automation.ActionSendReminder, nil, 10, 60)
+	assert.Equal(t, 1, pgtest.Int(t, db, `select skipped_count from automation_workflows where id = $1`, wf), "counted once as skipped")
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionSendReminder, nil, 10, 60)
 	require.Len(t, got, 1, "one appointment, one reminder")
 	assert.Contains(t, string(got[0].Execution.TriggerData), "scheduled_start")
 	require.NotNil(t, got[0].Job.ScheduledStart)
 	// re-running changes nothing
-	assert.Zero(t, num(t, db, `select check_maintenance_reminders()`))
-	assert.Equal(t, 1, num(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and status <> 'skipped'`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and status <> 'skipped'`, wf))
 }
 
 // An appointment moved out of the reminder horizon (no new occurrence yet),
 // or no longer scheduled, is skipped at dispatch time, before any function runs.
 func TestMovedOrCancelledAppointmentSkippedAtDispatch(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
-	org := allDayOrg(t, db)
+	org := pgtest.AllDayOrg(t, db)
 	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
 	var moved, cancelled, kept string
 	for _, p := range []*string{&moved, &cancelled, &kept} {
@@ -52,13 +52,13 @@ func TestMovedOrCancelledAppointmentSkippedAtDispatch(t *testing.T) {
 			values ($1, $2, 'scheduled', now() + interval '20 hours') returning id::text`, org, cl).Scan(p))
 	}
 	wf := pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, "")
-	require.Equal(t, 3, num(t, db, `select check_maintenance_reminders()`))
-	exec(t, db, `update jobs set scheduled_start = now() + interval '5 days' where id = $1::uuid`, moved)
-	exec(t, db, `update jobs set status = 'cancelled' where id = $1::uuid`, cancelled)
-	makeDue(t, db)
-	num(t, db, `select process_pending_automations()`)
+	require.Equal(t, 3, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	pgtest.Exec(t, db, `update jobs set scheduled_start = now() + interval '5 days' where id = $1::uuid`, moved)
+	pgtest.Exec(t, db, `update jobs set status = 'cancelled' where id = $1::uuid`, cancelled)
+	pgtest.MakeDue(t, db)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 	byJob := func(job string) string {
-		return str(t, db, `select status || ' ' || coalesce(error_code, '-') from automation_execution_logs
+		return pgtest.Text(t, db, `select status || ' ' || coalesce(error_code, '-') from automation_execution_logs
 			where workflow_id = $1 and subject_id = $2::uuid`, wf, job)
 	}
 	assert.Equal(t, "skipped superseded", byJob(moved))
@@ -71,7 +71,7 @@ func TestMovedOrCancelledAppointmentSkippedAtDispatch(t *testing.T) {
 // job left the workflow's stale statuses.
 func TestStaleJobReminderSupersededByActivity(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
-	org := allDayOrg(t, db)
+	org := pgtest.AllDayOrg(t, db)
 	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
 	jobs := make([]string, 3)
 	for i := range jobs {
@@ -79,20 +79,20 @@ func TestStaleJobReminderSupersededByActivity(t *testing.T) {
 			values ($1, $2, 'in_progress', now() - interval '30 days') returning id::text`, org, cl).Scan(&jobs[i]))
 	}
 	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7,"statuses":["in_progress"]}`, "")
-	require.Equal(t, 3, num(t, db, `select check_automation_triggers()`))
+	require.Equal(t, 3, pgtest.Int(t, db, `select check_automation_triggers()`))
 	// job 0: activity, and stale again since (a new occurrence); job 1: activity
 	// only; job 2: moved to a status the workflow does not remind about
-	exec(t, db, `update jobs set updated_at = now() - interval '10 days' where id = $1::uuid`, jobs[0])
-	exec(t, db, `update jobs set updated_at = now() where id = $1::uuid`, jobs[1])
-	exec(t, db, `update jobs set status = 'scheduled', updated_at = now() - interval '30 days' where id = $1::uuid`, jobs[2])
-	require.Equal(t, 1, num(t, db, `select check_automation_triggers()`))
+	pgtest.Exec(t, db, `update jobs set updated_at = now() - interval '10 days' where id = $1::uuid`, jobs[0])
+	pgtest.Exec(t, db, `update jobs set updated_at = now() where id = $1::uuid`, jobs[1])
+	pgtest.Exec(t, db, `update jobs set status = 'scheduled', updated_at = now() - interval '30 days' where id = $1::uuid`, jobs[2])
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
 	states := func(job string) string {
-		return str(t, db, `select string_agg(status || ' ' || coalesce(error_code, '-'), ', ' order by created_at)
+		return pgtest.Text(t, db, `select string_agg(status || ' ' || coalesce(error_code, '-'), ', ' order by created_at)
 			from automation_execution_logs where workflow_id = $1 and subject_id = $2::uuid`, wf, job)
 	}
 	assert.Equal(t, "skipped superseded, pending -", states(jobs[0]))
-	makeDue(t, db)
-	num(t, db, `select process_pending_automations()`)
+	pgtest.MakeDue(t, db)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "skipped superseded, pending -", states(jobs[0]))
 	assert.Equal(t, "skipped superseded", states(jobs[1]))
 	assert.Equal(t, "skipped superseded", states(jobs[2]))
@@ -102,27 +102,27 @@ func TestStaleJobReminderSupersededByActivity(t *testing.T) {
 // a newer service; a newer last service supersedes the older reminder.
 func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
-	org := allDayOrg(t, db)
+	org := pgtest.AllDayOrg(t, db)
 	booked := pgtest.CreateClient(t, db, org, "b@client.test", "")
 	serviced := pgtest.CreateClient(t, db, org, "s@client.test", "")
 	idle := pgtest.CreateClient(t, db, org, "i@client.test", "")
 	for _, c := range []uuid.UUID{booked, serviced, idle} {
-		exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at)
+		pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at)
 			values ($1, $2, 'completed', now() - interval '8 months')`, org, c)
 	}
 	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6}`, "")
-	require.Equal(t, 3, num(t, db, `select check_maintenance_reminders()`))
-	exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', now() + interval '3 days')`, org, booked)
+	require.Equal(t, 3, pgtest.Int(t, db, `select check_maintenance_reminders()`))
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', now() + interval '3 days')`, org, booked)
 	// a newer service, itself already 7 months old (entered late): a new occurrence
-	exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at) values ($1, $2, 'completed', now() - interval '7 months')`, org, serviced)
-	require.Equal(t, 1, num(t, db, `select check_maintenance_reminders()`))
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at) values ($1, $2, 'completed', now() - interval '7 months')`, org, serviced)
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	states := func(c uuid.UUID) string {
-		return str(t, db, `select string_agg(status || ' ' || coalesce(error_code, '-'), ', ' order by created_at)
+		return pgtest.Text(t, db, `select string_agg(status || ' ' || coalesce(error_code, '-'), ', ' order by created_at)
 			from automation_execution_logs where workflow_id = $1 and client_id = $2`, wf, c)
 	}
 	assert.Equal(t, "skipped superseded, pending -", states(serviced))
-	makeDue(t, db)
-	num(t, db, `select process_pending_automations()`)
+	pgtest.MakeDue(t, db)
+	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "skipped superseded", states(booked))
 	assert.Equal(t, "skipped superseded, pending -", states(serviced))
 	assert.Equal(t, "pending -", states(idle))
@@ -130,13 +130,13 @@ func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 	// a workflow for one job type: a newer service of another type supersedes nothing
 	hvac := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
 	other := pgtest.CreateClient(t, db, org, "o@client.test", "")
-	exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
 		values ($1, $2, 'hvac', 'completed', now() - interval '8 months')`, org, other)
-	require.Equal(t, 2, num(t, db, `select check_maintenance_reminders()`), "one per workflow")
-	exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
+	require.Equal(t, 2, pgtest.Int(t, db, `select check_maintenance_reminders()`), "one per workflow")
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
 		values ($1, $2, 'plumbing', 'completed', now() - interval '1 month')`, org, other)
-	makeDue(t, db)
-	num(t, db, `select process_pending_automations()`)
-	assert.Equal(t, "pending", str(t, db, `select status from automation_execution_logs where workflow_id = $1`, hvac))
+	pgtest.MakeDue(t, db)
+	pgtest.Int(t, db, `select process_pending_automations()`)
+	assert.Equal(t, "pending", pgtest.Text(t, db, `select status from automation_execution_logs where workflow_id = $1`, hvac))
 	assert.Equal(t, "skipped superseded", states(other), "the any-type workflow sees the newer service")
 }
