@@ -33,12 +33,13 @@ func seedOverdue(t testing.TB, db *pgxpool.Pool, n int) {
 // TestFunctionKilledMidBatch kills the invoice-reminder function (RIE and
 // bootstrap process groups, SIGKILL) while it works through a batch. The
 // next cycles, after a restart and the leases' expiry, finish every
-// execution, and no message goes out twice.
+// execution, and no message goes out twice. The crash costs at most one
+// chunk of DUEFLOW_CONCURRENCY messages, each with an "unknown" delivery.
 func TestFunctionKilledMidBatch(t *testing.T) {
-	const n = 40
+	const n, concurrency = 40, 2
 	ctx := context.Background()
 	s := startStack(t, stackOptions{env: []string{
-		"DUEFLOW_LEASE_SECONDS=30", "DUEFLOW_CONCURRENCY=2",
+		"DUEFLOW_LEASE_SECONDS=30", fmt.Sprintf("DUEFLOW_CONCURRENCY=%d", concurrency),
 		"SMS_PROVIDER=none", // an email-only workload
 	}})
 	db := s.Pool()
@@ -121,16 +122,47 @@ func TestFunctionKilledMidBatch(t *testing.T) {
 	// deliveries the crash left ambiguous, never re-sent.
 	var sent, unknown int
 	require.NoError(t, db.QueryRow(ctx, `select count(*) filter (where status = 'sent'), count(*) filter (where status = 'unknown') from automation_deliveries`).Scan(&sent, &unknown))
-	t.Logf("emails received %d, deliveries sent %d, unknown (cut by the crash) %d", len(emails), sent, unknown)
 	assert.Equal(t, n, sent+unknown)
+	// What an operator sees: who may be missing a message.
+	unknownTo := map[string]bool{}
+	rows, err = db.Query(ctx, `select recipient from automation_deliveries where status = 'unknown'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var to string
+		require.NoError(t, rows.Scan(&to))
+		unknownTo[to] = true
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+	var missing []string
 	for i := 1; i <= n; i++ {
 		var st string
 		require.NoError(t, db.QueryRow(ctx, `select d.status from automation_deliveries d join automation_execution_logs e on e.id = d.execution_id
 			join invoices i on i.id = e.subject_id where i.number = $1`, fmt.Sprintf("INV-%d", i)).Scan(&st))
-		got := seen[fmt.Sprintf("client%d@example.com|Invoice INV-%d is overdue", i, i)]
+		to := fmt.Sprintf("client%d@example.com", i)
+		got := seen[to+"|"+fmt.Sprintf("Invoice INV-%d is overdue", i)]
 		if st == "sent" {
 			assert.Equal(t, 1, got, "INV-%d: ledger says sent", i)
 		}
+		if got == 0 {
+			missing = append(missing, to)
+			assert.True(t, unknownTo[to], "%s never got the reminder and has no unknown delivery", to)
+		}
 	}
+	t.Logf("emails received %d (%d before the kill), deliveries sent %d, unknown %d (%d of them received before the kill), clients missing the email %d %v",
+		len(emails), atKill, sent, unknown, unknown-len(missing), len(missing), missing)
 	assert.GreaterOrEqual(t, len(emails), sent)
+	// The bound: the function begins deliveries in chunks of
+	// DUEFLOW_CONCURRENCY (2) just before sending them, so the crash leaves
+	// ambiguous only the messages it had sent (they went out, but could not
+	// be reported) and at most one chunk in flight.
+	assert.LessOrEqual(t, len(missing), concurrency, "clients who never got their reminder")
+	assert.LessOrEqual(t, unknown, atKill+concurrency, "deliveries left ambiguous by the crash")
+	assert.Equal(t, unknown, len(emails)-sent+len(missing), "unknown = sent by the killed attempt + never sent")
+	// Executions whose delivery is unknown say so.
+	var unflagged int
+	require.NoError(t, db.QueryRow(ctx, `select count(*) from automation_execution_logs e
+		where exists (select 1 from automation_deliveries d where d.execution_id = e.id and d.status = 'unknown')
+		  and e.error_code is distinct from 'delivery_unknown'`).Scan(&unflagged))
+	assert.Zero(t, unflagged, "completed executions with an unknown delivery carry error_code delivery_unknown")
 }
