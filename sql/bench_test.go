@@ -134,8 +134,7 @@ func BenchmarkInvoiceCheckDayStart(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		_, err := pool.Exec(bg, `update automation_check_state set checked_at = now() - interval '1 day'`)
-		require.NoError(b, err)
+		pgtest.Exec(b, pool, `update automation_check_state set checked_at = now() - interval '1 day'`)
 		b.StartTimer()
 		var made int
 		require.NoError(b, pool.QueryRow(bg, `select check_overdue_invoices()`).Scan(&made))
@@ -152,20 +151,24 @@ func ensureFirstCheck(b *testing.B, pool *pgxpool.Pool) {
 	if n == 0 {
 		require.NoError(b, pool.QueryRow(bg, `select check_overdue_invoices()`).Scan(&n))
 	}
-	_, err := pool.Exec(bg, `vacuum analyze automation_execution_logs`)
-	require.NoError(b, err)
+	pgtest.Exec(b, pool, `vacuum analyze automation_execution_logs`)
+}
+
+// resetBacklog makes every execution of the bench database pending and due
+// again, as an unclaimed backlog.
+func resetBacklog(b *testing.B, pool *pgxpool.Pool) {
+	b.Helper()
+	ensureFirstCheck(b, pool)
+	pgtest.Exec(b, pool, `update automation_execution_logs set status = 'pending', attempt = 0, lease_token = null,
+		lease_expires_at = null, completed_at = null, next_attempt_at = now() - interval '1 second'`)
+	pgtest.Exec(b, pool, `vacuum analyze automation_execution_logs`)
 }
 
 // BenchmarkClaimReport: claim 100 + report 100 (completed), two workers per
 // core; reports executions per second.
 func BenchmarkClaimReport(b *testing.B) {
 	pool := benchDB(b)
-	ensureFirstCheck(b, pool)
-	_, err := pool.Exec(bg, `update automation_execution_logs set status = 'pending', attempt = 0, lease_token = null,
-		lease_expires_at = null, completed_at = null, next_attempt_at = now() - interval '1 second'`)
-	require.NoError(b, err)
-	_, err = pool.Exec(bg, `vacuum analyze automation_execution_logs`)
-	require.NoError(b, err)
+	resetBacklog(b, pool)
 	var total int64
 	var mu sync.Mutex
 	b.SetParallelism(2) // 2 workers per core, as several function instances would
@@ -211,12 +214,7 @@ func BenchmarkClaimReport(b *testing.B) {
 // time of each RPC reported separately.
 func BenchmarkClaimReportSerial(b *testing.B) {
 	pool := benchDB(b)
-	ensureFirstCheck(b, pool)
-	_, err := pool.Exec(bg, `update automation_execution_logs set status = 'pending', attempt = 0, lease_token = null,
-		lease_expires_at = null, completed_at = null, next_attempt_at = now() - interval '1 second'`)
-	require.NoError(b, err)
-	_, err = pool.Exec(bg, `vacuum analyze automation_execution_logs`)
-	require.NoError(b, err)
+	resetBacklog(b, pool)
 	var claimT, reportT time.Duration
 	total := 0
 	b.ResetTimer()
@@ -233,8 +231,7 @@ func BenchmarkClaimReportSerial(b *testing.B) {
 			outs[i] = automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1}
 		}
 		in, _ := json.Marshal(outs)
-		_, err := pool.Exec(bg, `select automation_report($1::jsonb)`, string(in))
-		require.NoError(b, err)
+		pgtest.Exec(b, pool, `select automation_report($1::jsonb)`, string(in))
 		claimT += t1.Sub(t0)
 		reportT += time.Since(t1)
 		total += len(claimed)

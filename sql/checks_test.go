@@ -26,10 +26,9 @@ func TestChecksAreTenantScoped(t *testing.T) {
 		pgtest.CreateInvoice(t, db, b, cb, "sent", -8, "10")
 	}
 	// jobs for maintenance, stale and appointment in both orgs
-	_, err := db.Exec(bg, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
 		values ($1, $2, 'completed', now() - interval '8 months', now() - interval '8 months'),
 		       ($3, $4, 'completed', now() - interval '8 months', now() - interval '8 months')`, a, ca, b, cb)
-	require.NoError(t, err)
 	wfA := map[string]uuid.UUID{}
 	for _, tr := range []string{"invoice_overdue", "maintenance_due", "scheduled"} {
 		wfA[tr] = pgtest.CreateWorkflow(t, db, a, tr, `{"frequency":"every_minute","audience":"clients"}`, "")
@@ -49,7 +48,7 @@ func TestChecksAreTenantScoped(t *testing.T) {
 		where coalesce(i.organization_id, j.organization_id, e.organization_id) <> e.organization_id
 		   or (e.client_id is not null and c.organization_id is distinct from e.organization_id)`))
 	// the database refuses an execution whose workflow belongs to another org
-	_, err = db.Exec(bg, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type)
+	_, err := db.Exec(bg, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type)
 		values ($1, $2, 'invoice-reminder', 'invoice_overdue', 'x', 'invoice')`, wfA["invoice_overdue"], b)
 	require.Error(t, err)
 	// and a job cannot point at another org's client
@@ -63,9 +62,8 @@ func TestConcurrentChecksNoDuplicates(t *testing.T) {
 	db, dsn := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
 	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
-	_, err := db.Exec(bg, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
+	pgtest.Exec(t, db, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
 		select $1, $2, 'N' || g, 'sent', current_date - (g % 40), 100, 100 from generate_series(1, 2000) g`, org, cl)
-	require.NoError(t, err)
 	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
 	want := pgtest.Int(t, db, `select count(*) from invoices where due_date <= current_date - 1`)
 
@@ -119,8 +117,7 @@ func TestInvoicePaidBeforeReminder(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	_, wf, inv, execs := overdueSetup(t, db, 3, "10")
 	require.Len(t, execs, 1)
-	_, err := db.Exec(bg, `update invoices set status = 'paid', balance = 0 where id = $1`, inv)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update invoices set status = 'paid', balance = 0 where id = $1`, inv)
 	pgtest.MakeDue(t, db)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0")
 	pgtest.SetEndpoint(t, db, "invoice-reminder", "http://127.0.0.1:9/x", 100)
@@ -139,8 +136,7 @@ func TestInvoicePaidBeforeReminder(t *testing.T) {
 		pgtest.CreateInvoice(t, db, org, cl, st, -8, "10")
 	}
 	zero := pgtest.CreateInvoice(t, db, org, cl, "overdue", -8, "10")
-	_, err = db.Exec(bg, `update invoices set balance = 0 where id = $1`, zero)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update invoices set balance = 0 where id = $1`, zero)
 	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", "", "")
 	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices()`))
 }
@@ -159,8 +155,7 @@ func TestLocalSendWindow(t *testing.T) {
 	}
 	// 03:00 UTC: 22:00 (or 23:00) the day before in New York, 14:00 in Sydney
 	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
-	_, err := db.Exec(bg, `update invoices set due_date = $1::date - 10`, now.Format("2006-01-02"))
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update invoices set due_date = $1::date - 10`, now.Format("2006-01-02"))
 	require.Equal(t, 2, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 
 	local := func(org uuid.UUID, q string) time.Time {
@@ -252,15 +247,13 @@ func TestMaintenanceAndStaleJobs(t *testing.T) {
 	due := pgtest.CreateClient(t, db, org, "due@c.test", "")
 	recent := pgtest.CreateClient(t, db, org, "recent@c.test", "")
 	booked := pgtest.CreateClient(t, db, org, "booked@c.test", "")
-	_, err := db.Exec(bg, `insert into jobs (organization_id, client_id, job_type, status, completed_at) values
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at) values
 		($1, $2, 'hvac', 'completed', now() - interval '14 months'),
 		($1, $2, 'hvac', 'completed', now() - interval '7 months'),
 		($1, $3, 'hvac', 'completed', now() - interval '2 months'),
 		($1, $4, 'hvac', 'completed', now() - interval '9 months')`, org, due, recent, booked)
-	require.NoError(t, err)
-	_, err = db.Exec(bg, `insert into jobs (organization_id, client_id, status, scheduled_start, updated_at) values
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start, updated_at) values
 		($1, $2, 'scheduled', now() + interval '3 days', now() - interval '10 days')`, org, booked)
-	require.NoError(t, err)
 	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	assert.Equal(t, due.String(), pgtest.Text(t, db, `select client_id::text from automation_execution_logs where workflow_id = $1`, wf))
@@ -271,8 +264,7 @@ func TestMaintenanceAndStaleJobs(t *testing.T) {
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and subject_type = 'job'`, stale))
 	assert.Zero(t, pgtest.Int(t, db, `select check_automation_triggers()`))
 	// activity on the job, then inactivity again: a new occurrence
-	_, err = db.Exec(bg, `update jobs set updated_at = now() - interval '8 days' where status = 'scheduled'`)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update jobs set updated_at = now() - interval '8 days' where status = 'scheduled'`)
 	assert.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
 }
 
@@ -302,8 +294,7 @@ func TestInvoiceCheckWatermark(t *testing.T) {
 	// reopened: a paid invoice becomes overdue again
 	paid := pgtest.CreateInvoice(t, db, org, cl, "paid", -20, "10")
 	require.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
-	_, err := db.Exec(bg, `update invoices set status = 'overdue' where id = $1`, paid)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update invoices set status = 'overdue' where id = $1`, paid)
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 
 	// untouched for a month, crosses day 7 tomorrow (threshold path)
@@ -315,16 +306,14 @@ func TestInvoiceCheckWatermark(t *testing.T) {
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, quiet))
 
 	// a new configuration scans once in full
-	_, err = db.Exec(bg, `update automation_workflows set trigger_config = '{"days_after_due":[1,10]}' where id = $1`, wf)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_workflows set trigger_config = '{"days_after_due":[1,10]}' where id = $1`, wf)
 	// (occurrence keys carry the reminder day: each open invoice gets the latest day of the new sequence once)
 	assert.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d10'`, inv10))
 	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
 	// marking overdue is not app activity: updated_at kept
 	sent := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
-	_, err = db.Exec(bg, `update invoices set updated_at = now() - interval '2 days' where id = $1`, sent)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update invoices set updated_at = now() - interval '2 days' where id = $1`, sent)
 	pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour))
 	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, sent))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from invoices where id = $1 and updated_at < now() - interval '1 day'`, sent))

@@ -63,8 +63,7 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:54321/functions/v1/invoice-reminder", 100)
 	dbname := pgtest.Text(t, db, `select current_database()`)
 	job := "dueflow-test-" + dbname
-	_, err := cronDB.Exec(bg, `select cron.schedule_in_database($1, '* * * * *', 'select public.process_pending_automations()', $2)`, job, dbname)
-	require.NoError(t, err)
+	pgtest.Exec(t, cronDB, `select cron.schedule_in_database($1, '* * * * *', 'select public.process_pending_automations()', $2)`, job, dbname)
 	t.Cleanup(func() { _, _ = cronDB.Exec(context.Background(), `select cron.unschedule($1)`, job) })
 
 	deadline := time.Now().Add(100 * time.Second)

@@ -48,8 +48,7 @@ func TestDispatchSignedBatches(t *testing.T) {
 	}
 	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", "", "")
 	pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-	_, err := db.Exec(bg, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, org, cl)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, org, cl)
 	require.Equal(t, 5, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
 	pgtest.MakeDue(t, db)
@@ -97,8 +96,7 @@ func TestDispatchSignedBatches(t *testing.T) {
 	// claimed rows are never rung again; unclaimed ones are after 2 minutes
 	got := pgtest.Claim(t, db, automation.ActionSendReminder, nil, 10, 60)
 	require.Len(t, got, 1)
-	_, err = db.Exec(bg, `update automation_execution_logs set dispatched_at = now() - interval '3 minutes' where dispatched_at is not null`)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set dispatched_at = now() - interval '3 minutes' where dispatched_at is not null`)
 	assert.Equal(t, 5, pgtest.Int(t, db, `select process_pending_automations()`))
 	assert.Equal(t, 5, pgtest.Int(t, db, `select count(*) from automation_execution_logs where dispatch_count = 2`))
 }

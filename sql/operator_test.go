@@ -28,14 +28,7 @@ func operate(t testing.TB, db pgtest.DB, q string, args ...any) automation.Repor
 func TestCancelExecution(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	for i := 0; i < 3; i++ {
-		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
-	}
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
-	execs := pgtest.ExecutionIDs(t, db, wf)
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 3)
 	pending, running, done := execs[0], execs[1], execs[2]
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{running, done}, 10, 60)
@@ -84,14 +77,7 @@ func TestCancelExecution(t *testing.T) {
 func TestRetryExecution(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "+15555550123")
-	for i := 0; i < 3; i++ {
-		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
-	}
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
-	execs := pgtest.ExecutionIDs(t, db, wf)
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 3)
 	failed, cancelled, open := execs[0], execs[1], execs[2]
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed}, 10, 60)
@@ -153,7 +139,6 @@ func TestRetryExecution(t *testing.T) {
 
 	// completed: refused; past its deadline: refused (it would only expire again)
 	assert.Equal(t, "not_finished", operate(t, db, `select automation_retry_execution($1)`, failed).Reason)
-	_, err := db.Exec(bg, `update automation_execution_logs set status = 'skipped', deadline_at = now() - interval '1 minute' where id = $1`, cancelled)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set status = 'skipped', deadline_at = now() - interval '1 minute' where id = $1`, cancelled)
 	assert.Equal(t, "past_deadline", operate(t, db, `select automation_retry_execution($1)`, cancelled).Reason)
 }

@@ -93,9 +93,8 @@ func TestConcurrentClaimsDisjoint(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
 	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-	_, err := db.Exec(bg, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
+	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 400) g`, wf, org)
-	require.NoError(t, err)
 
 	type res struct{ ids []uuid.UUID }
 	out := make(chan res, 4)
@@ -147,8 +146,7 @@ func TestNoCompletedWithoutReport(t *testing.T) {
 	// a claimed row whose lease expires goes back to pending, not completed
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)
 	require.Len(t, got, 1)
-	_, err := db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, execs[0])
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, execs[0])
 	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "pending", execution(t, db, execs[0]).Status)
 }
@@ -168,8 +166,7 @@ func TestLeaseExpiryRefusesLateReport(t *testing.T) {
 	assert.False(t, r[0].Applied)
 	assert.Equal(t, "stale_lease", r[0].Reason)
 
-	_, err := db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, execs[0])
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, execs[0])
 	require.Zero(t, pgtest.Int(t, db, `select process_pending_automations()`), "no endpoint: nothing dispatched")
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "pending", row.Status)
@@ -204,11 +201,9 @@ func TestLeaseExpiryOnLastAttemptFails(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, wf, _, execs := overdueSetup(t, db, 1, "5")
-	_, err := db.Exec(bg, `update automation_execution_logs set max_attempts = 1, next_attempt_at = now() - interval '1 second'`)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set max_attempts = 1, next_attempt_at = now() - interval '1 second'`)
 	require.Len(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 30), 1)
-	_, err = db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second'`)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second'`)
 	pgtest.Int(t, db, `select process_pending_automations()`)
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "failed", row.Status)
@@ -222,8 +217,7 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, wf, _, execs := overdueSetup(t, db, 1, "5")
-	_, err := db.Exec(bg, `update automation_execution_logs set max_attempts = 3`)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set max_attempts = 3`)
 	wantBase := []time.Duration{60 * time.Second, 240 * time.Second}
 	for attempt := 1; attempt <= 3; attempt++ {
 		pgtest.MakeDue(t, db)
@@ -273,8 +267,7 @@ func TestDeadlineExpiry(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 1, "5")
-	_, err := db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '2 minutes', deadline_at = now() - interval '1 minute'`)
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set next_attempt_at = now() - interval '2 minutes', deadline_at = now() - interval '1 minute'`)
 	assert.Empty(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60))
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "failed", row.Status)
@@ -283,15 +276,13 @@ func TestDeadlineExpiry(t *testing.T) {
 
 	// process_pending_automations expires too
 	_, _, _, execs2 := overdueSetup(t, db, 1, "5")
-	_, err = db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '2 minutes', deadline_at = now() - interval '1 minute' where id = $1`, execs2[0])
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set next_attempt_at = now() - interval '2 minutes', deadline_at = now() - interval '1 minute' where id = $1`, execs2[0])
 	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "failed", execution(t, db, execs2[0]).Status)
 
 	// a retry whose next attempt would pass the deadline fails as expired
 	_, _, _, execs3 := overdueSetup(t, db, 1, "5")
-	_, err = db.Exec(bg, `update automation_execution_logs set next_attempt_at = now() - interval '1 second', deadline_at = now() + interval '30 seconds' where id = $1`, execs3[0])
-	require.NoError(t, err)
+	pgtest.Exec(t, db, `update automation_execution_logs set next_attempt_at = now() - interval '1 second', deadline_at = now() + interval '30 seconds' where id = $1`, execs3[0])
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs3, 10, 60)
 	require.Len(t, got, 1)
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs3[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 600})
@@ -396,9 +387,8 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
 	for i := 0; i < 10; i++ {
 		wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-		_, err := db.Exec(bg, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
+		pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 			select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 60) g`, wf, org)
-		require.NoError(t, err)
 	}
 	errs := make(chan error, 4)
 	for w := 0; w < 4; w++ {
@@ -445,14 +435,7 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	for i := 0; i < 4; i++ {
-		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
-	}
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, 4, pgtest.Int(t, db, `select check_overdue_invoices()`))
-	execs := pgtest.ExecutionIDs(t, db, wf)
+	_, _, execs := pgtest.OverdueInvoices(t, db, 4)
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
 	require.Len(t, got, 4)

@@ -25,10 +25,8 @@ func asRole(t *testing.T, pool *pgxpool.Pool, role string, user uuid.UUID, fn fu
 	if user != uuid.Nil {
 		claims = fmt.Sprintf(`{"role":%q,"sub":%q}`, role, user)
 	}
-	_, err = tx.Exec(bg, `select set_config('request.jwt.claims', $1, true)`, claims)
-	require.NoError(t, err)
-	_, err = tx.Exec(bg, "set local role "+role)
-	require.NoError(t, err)
+	pgtest.Exec(t, tx, `select set_config('request.jwt.claims', $1, true)`, claims)
+	pgtest.Exec(t, tx, "set local role "+role)
 	return fn(tx)
 }
 
@@ -42,10 +40,8 @@ func TestRLSAndGrants(t *testing.T) {
 	require.Len(t, execsA, 1)
 	require.Len(t, execsB, 1)
 	userA := uuid.New()
-	_, err := pool.Exec(bg, `insert into auth.users (id, email) values ($1, 'a@a.test')`, userA)
-	require.NoError(t, err)
-	_, err = pool.Exec(bg, `insert into organization_members (organization_id, user_id) values ($1, $2)`, orgA, userA)
-	require.NoError(t, err)
+	pgtest.Exec(t, pool, `insert into auth.users (id, email) values ($1, 'a@a.test')`, userA)
+	pgtest.Exec(t, pool, `insert into organization_members (organization_id, user_id) values ($1, $2)`, orgA, userA)
 	pgtest.MakeDue(t, pool)
 	got := pgtest.Claim(t, pool, "invoice-reminder", execsB, 10, 60)
 	require.Len(t, got, 1)
@@ -84,7 +80,7 @@ func TestRLSAndGrants(t *testing.T) {
 		return nil
 	}))
 	// members cannot write
-	err = asRole(t, pool, "authenticated", userA, func(tx pgx.Tx) error {
+	err := asRole(t, pool, "authenticated", userA, func(tx pgx.Tx) error {
 		_, err := tx.Exec(bg, `update automation_execution_logs set status = 'completed'`)
 		return err
 	})

@@ -138,3 +138,22 @@ func AllDayOrg(t testing.TB, db DB) uuid.UUID {
 	t.Helper()
 	return CreateOrg(t, db, Org{WindowStart: AllDayStart, WindowEnd: AllDayEnd})
 }
+
+// OverdueInvoices creates an all-day organisation, a client (email and
+// phone), n invoices three days overdue and an invoice_overdue workflow
+// (reminder days 1, 7, 14, 30; no steps), runs check_overdue_invoices and
+// returns the organisation, the workflow and its n executions in creation
+// order.
+func OverdueInvoices(t testing.TB, db DB, n int) (org, workflow uuid.UUID, execs []uuid.UUID) {
+	t.Helper()
+	org = AllDayOrg(t, db)
+	client := CreateClient(t, db, org, "ada@client.test", "+15555550123")
+	for i := 0; i < n; i++ {
+		CreateInvoice(t, db, org, client, "sent", -3, "10")
+	}
+	workflow = CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	if got := Int(t, db, `select check_overdue_invoices()`); got != n {
+		t.Fatalf("pgtest: check_overdue_invoices created %d executions, want %d", got, n)
+	}
+	return org, workflow, ExecutionIDs(t, db, workflow)
+}

@@ -19,11 +19,7 @@ import (
 func TestSameBatchRungTwiceClaimedOnce(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
-		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 200) g`, wf, org)
-	ids := pgtest.ExecutionIDs(t, db, wf)
+	_, _, ids := staleBacklog(t, db, 200)
 
 	const instances = 5
 	got := make([][]automation.Claimed, instances)

@@ -50,7 +50,7 @@ func TestCronRunDetailsAreCleanedUp(t *testing.T) {
 func TestCleanupOfResponsesAndFinishedExecutions(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	_, wf, execs := overdue(t, db, 3)
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 3)
 	require.Len(t, execs, 3)
 	done, oldOpen, recentDone := execs[0], execs[1], execs[2]
 	pgtest.Exec(t, db, `update automation_execution_logs set status = 'completed', completed_at = now() - interval '100 days', created_at = now() - interval '100 days' where id = $1`, done)

@@ -21,11 +21,10 @@ import (
 func TestLostHTTPCallIsRungAgain(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	_, wf, execs := overdue(t, db, 3)
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 3)
 	require.Len(t, execs, 3)
 	pgtest.MakeDue(t, db)
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
+	dispatchTo(t, db, automation.ActionInvoiceReminder)
 
 	require.Equal(t, 3, pgtest.Int(t, db, `select process_pending_automations()`))
 	require.Equal(t, execs, sortedIDs(queuedIDs(t, db)))
@@ -78,10 +77,9 @@ func TestLostHTTPCallIsRungAgain(t *testing.T) {
 func TestDeadFunctionIsRungAgain(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	_, _, execs := overdue(t, db, 1)
+	_, _, execs := pgtest.OverdueInvoices(t, db, 1)
 	pgtest.MakeDue(t, db)
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
+	dispatchTo(t, db, automation.ActionInvoiceReminder)
 	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
 	pgtest.Exec(t, db, `delete from net.http_request_queue`)
 	require.Len(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60), 1)
@@ -97,10 +95,9 @@ func TestDeadFunctionIsRungAgain(t *testing.T) {
 func TestDispatchTimeoutIsTheEndpoints(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	overdue(t, db, 1)
+	pgtest.OverdueInvoices(t, db, 1)
 	pgtest.MakeDue(t, db)
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
+	dispatchTo(t, db, automation.ActionInvoiceReminder)
 	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
 	assert.Equal(t, 60000, pgtest.Int(t, db, `select timeout_milliseconds from net.http_request_queue`))
 
@@ -117,12 +114,8 @@ func TestDispatchTimeoutIsTheEndpoints(t *testing.T) {
 func TestDispatchBatchesABacklog(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
-	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
-		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 1000) g`, wf, org)
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionSendReminder, "http://127.0.0.1:9/send-reminder", 100)
+	staleBacklog(t, db, 1000)
+	dispatchTo(t, db, automation.ActionSendReminder)
 
 	// a tick capped at 3 batches
 	assert.Equal(t, 300, pgtest.Int(t, db, `select process_pending_automations(interval '2 minutes', 3)`))
@@ -164,10 +157,9 @@ func TestAutomationStateIsCrashSafe(t *testing.T) {
 func TestDispatchCarriesNoKey(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	overdue(t, db, 2)
+	pgtest.OverdueInvoices(t, db, 2)
 	pgtest.MakeDue(t, db)
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/invoice-reminder", 100)
+	dispatchTo(t, db, automation.ActionInvoiceReminder)
 	require.Equal(t, 2, pgtest.Int(t, db, `select process_pending_automations()`))
 	var raw []byte
 	require.NoError(t, db.QueryRow(bg, `select jsonb_agg(jsonb_build_object('h', headers, 'b', convert_from(body, 'UTF8')::jsonb)) from net.http_request_queue`).Scan(&raw))

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
 )
@@ -19,23 +18,29 @@ var bg = context.Background()
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-// overdue creates an all-day org, a client, n invoices 3 days overdue and an
-// invoice_overdue workflow, runs the check and returns the workflow and the executions.
-func overdue(t testing.TB, db pgtest.DB, n int) (org, wf uuid.UUID, execs []uuid.UUID) {
-	t.Helper()
-	org = pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "ada@client.test", "+15555550123")
-	for i := 0; i < n; i++ {
-		pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
-	}
-	wf = pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	require.Equal(t, n, pgtest.Int(t, db, `select check_overdue_invoices()`))
-	return org, wf, pgtest.ExecutionIDs(t, db, wf)
-}
-
 // queuedIDs returns the execution ids of every request in net.http_request_queue.
 func queuedIDs(t testing.TB, db pgtest.DB) []uuid.UUID {
 	t.Helper()
 	return pgtest.JSON[[]uuid.UUID](t, db, `select coalesce(jsonb_agg(x order by x), '[]') from (
 		select jsonb_array_elements_text(convert_from(body, 'UTF8')::jsonb -> 'execution_ids') x from net.http_request_queue) q`)
+}
+
+// dispatchTo makes the database ready to ring action's function: the
+// signing secret and an endpoint (nothing listens on port 9) taking batches
+// of 100.
+func dispatchTo(t testing.TB, db pgtest.DB, action string) {
+	t.Helper()
+	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
+	pgtest.SetEndpoint(t, db, action, "http://127.0.0.1:9/"+action, 100)
+}
+
+// staleBacklog creates a stale_job workflow in an all-day organisation with
+// n pending executions due now (one statement) and returns their ids.
+func staleBacklog(t testing.TB, db pgtest.DB, n int) (org, wf uuid.UUID, execs []uuid.UUID) {
+	t.Helper()
+	org = pgtest.AllDayOrg(t, db)
+	wf = pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
+	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
+		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, $3::int) g`, wf, org, n)
+	return org, wf, pgtest.ExecutionIDs(t, db, wf)
 }

@@ -117,7 +117,7 @@ func wfCounters(t testing.TB, db pgtest.DB, wf uuid.UUID) counters {
 func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	_, wf, execs := overdue(t, db, 4)
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 4)
 	require.Len(t, execs, 4)
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
