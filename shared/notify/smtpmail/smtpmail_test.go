@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/notify/internal/notifytest"
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
 )
 
@@ -370,14 +371,12 @@ func TestErrorClassification(t *testing.T) {
 		{"not an address", notify.CodeInvalidRecipient, false, 0},
 	}
 	for _, tc := range cases {
-		m := message()
-		m.To = tc.to
-		_, err := s.Send(context.Background(), m)
-		var ne *notify.Error
-		require.ErrorAs(t, err, &ne, tc.to)
-		assert.Equal(t, tc.code, ne.Code, tc.to)
-		assert.Equal(t, tc.retryable, ne.Retryable, tc.to)
-		assert.Equal(t, tc.status, ne.StatusCode, tc.to)
+		t.Run(tc.to, func(t *testing.T) {
+			m := message()
+			m.To = tc.to
+			_, err := s.Send(context.Background(), m)
+			notifytest.RequireError(t, err, notify.Error{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status})
+		})
 	}
 	assert.Empty(t, b.msgs)
 
@@ -397,11 +396,8 @@ func TestDialErrorsAreRetryable(t *testing.T) {
 	s, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: port, TLS: smtpmail.TLSNone, Timeout: 2 * time.Second})
 	require.NoError(t, err)
 	_, err = s.Send(context.Background(), message())
+	notifytest.RequireRefused(t, err)
 	var ne *notify.Error
-	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeNetwork, ne.Code)
-	assert.True(t, ne.Retryable)
-	assert.False(t, notify.IsAmbiguous(err), "nothing was sent")
 
 	// A server that accepts but never answers: timeout via the context.
 	hang, err := net.Listen("tcp", "127.0.0.1:0")
@@ -446,57 +442,12 @@ func TestHTMLOnlyGetsTextPart(t *testing.T) {
 	assert.NotEmpty(t, html)
 }
 
-// TestConnectionLostAfterDataIsAmbiguous uses a raw TCP peer that speaks
-// just enough SMTP to take the message and then hangs up without the final
-// reply: the server may have queued it, so the error must say so.
+// TestConnectionLostAfterDataIsAmbiguous uses a raw TCP peer (rawPeer) that
+// speaks just enough SMTP to take the message and then hangs up without the
+// final reply: the server may have queued it, so the error must say so.
 func TestConnectionLostAfterDataIsAmbiguous(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 64<<10)
-		var in strings.Builder
-		_, _ = c.Write([]byte("220 localhost ESMTP\r\n"))
-		data := false
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			in.WriteString(string(buf[:n]))
-			for {
-				s := in.String()
-				if data {
-					if strings.Contains(s, "\r\n.\r\n") {
-						return // hang up instead of "250 queued"
-					}
-					break
-				}
-				i := strings.Index(s, "\r\n")
-				if i < 0 {
-					break
-				}
-				line := strings.ToUpper(s[:i])
-				in.Reset()
-				in.WriteString(s[i+2:])
-				switch {
-				case strings.HasPrefix(line, "EHLO"), strings.HasPrefix(line, "HELO"):
-					_, _ = c.Write([]byte("250 localhost\r\n"))
-				case strings.HasPrefix(line, "DATA"):
-					_, _ = c.Write([]byte("354 go ahead\r\n"))
-					data = true
-				default:
-					_, _ = c.Write([]byte("250 ok\r\n"))
-				}
-			}
-		}
-	}()
-	s, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, TLS: smtpmail.TLSNone, Timeout: 3 * time.Second})
+	port, _ := rawPeer(t, 1)
+	s, err := smtpmail.New(smtpmail.Config{Host: "127.0.0.1", Port: port, TLS: smtpmail.TLSNone, Timeout: 3 * time.Second})
 	require.NoError(t, err)
 	_, err = s.Send(context.Background(), message())
 	var ne *notify.Error

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,53 +12,29 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/notify/internal/notifytest"
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
 )
 
-// fakeTelnyx is a small stand-in for POST /v2/messages.
-type fakeTelnyx struct {
-	mu      sync.Mutex
-	bodies  []map[string]any
-	headers []http.Header
-	paths   []string
-	status  int
-	answer  string
-	retry   string
-}
+// queued is Telnyx's answer to POST /v2/messages.
+var queued = notifytest.Answer{Body: `{"data":{"id":"40317f5c-5e4f-4d4c-8c43-5b2a3f7d6e11","record_type":"message","to":[{"phone_number":"+15551234567","status":"queued"}]}}`}
 
-func (f *fakeTelnyx) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	raw, _ := io.ReadAll(r.Body)
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
-		http.Error(w, `{"errors":[{"code":"10015","title":"Bad Request"}]}`, 400)
-		return
-	}
-	f.bodies = append(f.bodies, m)
-	f.headers = append(f.headers, r.Header.Clone())
-	f.paths = append(f.paths, r.Method+" "+r.URL.Path)
-	if f.retry != "" {
-		w.Header().Set("Retry-After", f.retry)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if f.status == 0 {
-		_, _ = w.Write([]byte(`{"data":{"id":"40317f5c-5e4f-4d4c-8c43-5b2a3f7d6e11","record_type":"message","to":[{"phone_number":"+15551234567","status":"queued"}]}}`))
-		return
-	}
-	w.WriteHeader(f.status)
-	_, _ = w.Write([]byte(f.answer))
-}
-
-func newSender(t *testing.T, f http.Handler, profile string) *telnyx.Sender {
+func newSender(t *testing.T, a notifytest.Answer, profile string) (*telnyx.Sender, *notifytest.Server) {
 	t.Helper()
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := notifytest.NewServer(t, a)
 	s, err := telnyx.New(telnyx.Config{APIKey: "KEYabc", MessagingProfileID: profile, From: "+15550001111", APIBase: srv.URL + "/", HTTPClient: &http.Client{Timeout: 5 * time.Second}})
 	require.NoError(t, err)
-	return s
+	return s, srv
+}
+
+// body decodes a request's JSON body (numbers kept as json.Number).
+func body(t *testing.T, r notifytest.Request) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.UseNumber()
+	require.NoError(t, dec.Decode(&m), string(r.Body))
+	return m
 }
 
 func sms() notify.Message {
@@ -69,93 +42,73 @@ func sms() notify.Message {
 }
 
 func TestSendWireFormat(t *testing.T) {
-	f := &fakeTelnyx{}
-	s := newSender(t, f, "prof-1")
+	s, srv := newSender(t, queued, "prof-1")
 	assert.Equal(t, "telnyx", s.Name())
 	res, err := s.Send(context.Background(), sms())
 	require.NoError(t, err)
 	assert.Equal(t, notify.Result{Provider: "telnyx", MessageID: "40317f5c-5e4f-4d4c-8c43-5b2a3f7d6e11"}, res)
-	require.Len(t, f.bodies, 1)
-	assert.Equal(t, "POST /v2/messages", f.paths[0])
-	assert.Equal(t, "Bearer KEYabc", f.headers[0].Get("Authorization"))
-	assert.Equal(t, "application/json", f.headers[0].Get("Content-Type"))
-	assert.Equal(t, "0f8fad5b-d9cb-469f-a165-70867728950e:1:sms", f.headers[0].Get("Idempotency-Key"))
+	r := srv.Only(t)
+	assert.Equal(t, "POST /v2/messages", r.Method+" "+r.Path)
+	assert.Equal(t, "Bearer KEYabc", r.Header.Get("Authorization"))
+	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	assert.Equal(t, "0f8fad5b-d9cb-469f-a165-70867728950e:1:sms", r.Header.Get("Idempotency-Key"))
 	assert.Equal(t, map[string]any{
 		"from": "+15550001111", "to": "+15551234567", "text": "Acme: reminder. Reply STOP to opt out.", "messaging_profile_id": "prof-1",
-	}, f.bodies[0])
+	}, body(t, r))
 
 	// Without a profile the field is omitted; a message's own From wins.
-	f2 := &fakeTelnyx{}
-	s2 := newSender(t, f2, "")
+	s2, srv2 := newSender(t, queued, "")
 	m := sms()
 	m.From = "+15550002222"
 	_, err = s2.Send(context.Background(), m)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"from": "+15550002222", "to": "+15551234567", "text": m.Text}, f2.bodies[0])
+	assert.Equal(t, map[string]any{"from": "+15550002222", "to": "+15551234567", "text": m.Text}, body(t, srv2.Only(t)))
 }
 
 func TestErrorClassification(t *testing.T) {
 	cases := []struct {
-		name      string
-		status    int
-		answer    string
-		code      string
-		retryable bool
-		after     int
+		name   string
+		answer string
+		want   notify.Error
 	}{
-		{"invalid to", 400, `{"errors":[{"code":"40310","title":"Invalid 'to' address","detail":"The 'to' address should be a single valid number."}]}`, notify.CodeInvalidRecipient, false, 0},
-		{"numeric code", 422, `{"errors":[{"code":10016,"title":"Phone number must be in +E.164 format"}]}`, notify.CodeInvalidRecipient, false, 0},
-		{"opted out", 400, `{"errors":[{"code":"40300","title":"Blocked due to STOP message"}]}`, notify.CodeRejected, false, 0},
-		{"auth", 401, `{"errors":[{"code":"10009","title":"Authentication failed"}]}`, notify.CodeRejected, false, 0},
-		{"rate limited", 429, `{"errors":[{"code":"10011","title":"Too many requests"}]}`, notify.CodeRateLimited, true, 9},
-		{"rate limit code on 400", 400, `{"errors":[{"code":"40011","title":"Too many requests"}]}`, notify.CodeRateLimited, true, 0},
-		{"server error", 503, `upstream down`, notify.CodeUnavailable, true, 9},
-		{"unexpected", 500, `{"errors":[{"code":"10007","title":"Unexpected error"}]}`, notify.CodeUnavailable, true, 9},
+		{"invalid to", `{"errors":[{"code":"40310","title":"Invalid 'to' address","detail":"The 'to' address should be a single valid number."}]}`,
+			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+		{"numeric code", `{"errors":[{"code":10016,"title":"Phone number must be in +E.164 format"}]}`,
+			notify.Error{StatusCode: 422, Code: notify.CodeInvalidRecipient}},
+		{"opted out", `{"errors":[{"code":"40300","title":"Blocked due to STOP message"}]}`,
+			notify.Error{StatusCode: 400, Code: notify.CodeRejected}},
+		{"auth", `{"errors":[{"code":"10009","title":"Authentication failed"}]}`,
+			notify.Error{StatusCode: 401, Code: notify.CodeRejected}},
+		{"rate limited", `{"errors":[{"code":"10011","title":"Too many requests"}]}`,
+			notify.Error{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
+		{"rate limit code on 400", `{"errors":[{"code":"40011","title":"Too many requests"}]}`,
+			notify.Error{StatusCode: 400, Code: notify.CodeRateLimited, Retryable: true}},
+		{"server error", `upstream down`,
+			notify.Error{StatusCode: 503, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
+		{"unexpected", `{"errors":[{"code":"10007","title":"Unexpected error"}]}`,
+			notify.Error{StatusCode: 500, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeTelnyx{status: tc.status, answer: tc.answer, retry: "9"}
-			s := newSender(t, f, "")
+			s, _ := newSender(t, notifytest.Answer{Status: tc.want.StatusCode, Body: tc.answer, RetryAfter: "9"}, "")
 			_, err := s.Send(context.Background(), sms())
-			var ne *notify.Error
-			require.ErrorAs(t, err, &ne)
-			assert.Equal(t, tc.code, ne.Code)
-			assert.Equal(t, tc.retryable, ne.Retryable)
-			assert.Equal(t, tc.status, ne.StatusCode)
-			assert.Equal(t, tc.after, ne.RetryAfter)
-			assert.NotContains(t, err.Error(), "KEYabc")
-			assert.NotContains(t, err.Error(), "Reply STOP to opt out", "never the message body")
+			notifytest.RequireError(t, err, tc.want, "KEYabc", "Reply STOP to opt out")
 		})
 	}
 }
 
 func TestTransportAndConfig(t *testing.T) {
-	s, err := telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: "http://127.0.0.1:1"})
+	s, err := telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: notifytest.Refused})
 	require.NoError(t, err)
 	_, err = s.Send(context.Background(), sms())
-	var ne *notify.Error
-	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeNetwork, ne.Code)
-	assert.True(t, ne.Retryable)
-	assert.False(t, notify.IsAmbiguous(err), "connection refused: nothing was sent")
+	notifytest.RequireRefused(t, err)
 
-	release := make(chan struct{})
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer slow.Close()
-	defer close(release)
-	s, err = telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: slow.URL})
+	s, err = telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: notifytest.Hanging(t)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err = s.Send(ctx, sms())
-	require.ErrorAs(t, err, &ne)
-	assert.True(t, notify.IsAmbiguous(err), "a timeout waiting for the answer is ambiguous")
-	assert.Equal(t, notify.CodeTimeout, ne.Code)
+	notifytest.RequireTimeout(t, err)
 
 	_, err = telnyx.New(telnyx.Config{})
 	assert.Error(t, err)
@@ -168,10 +121,7 @@ func TestTransportAndConfig(t *testing.T) {
 }
 
 func TestAcceptedButUnreadableIsSuccess(t *testing.T) {
-	s := newSender(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(200)
-		_, _ = w.Write([]byte("garbage"))
-	}), "")
+	s, _ := newSender(t, notifytest.Answer{Body: "garbage"}, "")
 	res, err := s.Send(context.Background(), sms())
 	require.NoError(t, err)
 	assert.Equal(t, "telnyx", res.Provider)
