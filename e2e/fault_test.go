@@ -149,7 +149,7 @@ func TestFunctionKilledMidBatch(t *testing.T) {
 			assert.True(t, unknownTo[to], "%s never got the reminder and has no unknown delivery", to)
 		}
 	}
-	t.Logf("emails received %d (%d before the kill), deliveries sent %d, unknown %d (%d of them received before the kill), clients missing the email %d %v",
+	t.Logf("emails received %d (%d before the kill), deliveries sent %d, unknown %d (%d of them received from the killed attempt), clients missing the email %d %v",
 		len(emails), atKill, sent, unknown, unknown-len(missing), len(missing), missing)
 	assert.GreaterOrEqual(t, len(emails), sent)
 	// The bound: the function begins deliveries in chunks of
