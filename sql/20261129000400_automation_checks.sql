@@ -34,6 +34,16 @@ alter table public.automation_check_state enable row level security;
 revoke all on public.automation_check_state from public, anon, authenticated;
 grant all on public.automation_check_state to service_role;
 
+-- Every check records when each workflow last created executions.
+create or replace function public.automation_touch_workflows(p_workflows uuid[], p_at timestamptz)
+returns void language sql as $$
+  update public.automation_workflows w set last_triggered_at = p_at
+  where w.id in (select w2.id from public.automation_workflows w2
+                 where w2.id = any (p_workflows) order by w2.id for no key update)
+$$;
+comment on function public.automation_touch_workflows(uuid[], timestamptz) is
+  'Sets last_triggered_at = p_at on the given workflows (the ones a check just created executions for), locking them in id order so that concurrent checks cannot deadlock. NULL or empty: nothing.';
+
 -- invoice_overdue: reminders on days N after the due date (organisation-local).
 create or replace function public.check_overdue_invoices(p_now timestamptz default now())
 returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
@@ -42,6 +52,7 @@ declare
   -- (a transaction that began before the last run and committed after it)
   c_slack constant interval := interval '10 minutes';
   v_count integer;
+  v_touched uuid[];
 begin
   perform public.automation_mark_invoices_overdue(p_now);
 
@@ -134,11 +145,6 @@ begin
     from rows r
     on conflict (workflow_id, occurrence_key) do nothing
     returning workflow_id
-  ), touched as (
-    update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select w2.id from public.automation_workflows w2
-                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
-    returning 1
   ), state as (
     insert into public.automation_check_state as s (workflow_id, organization_id, checked_at, trigger_config, timezone)
     select wf.id, wf.organization_id, p_now, wf.trigger_config, wf.timezone from wf
@@ -147,7 +153,8 @@ begin
       trigger_config = excluded.trigger_config, timezone = excluded.timezone, updated_at = now()
     returning 1
   )
-  select count(*) into v_count from ins;
+  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
   return v_count;
 end
 $$;
@@ -161,6 +168,7 @@ returns integer language plpgsql security definer set search_path = public, pg_t
 declare
   v_maint integer;
   v_appt integer;
+  v_touched uuid[];
 begin
   with wf as (
     select w.id, w.organization_id, w.max_attempts,
@@ -207,13 +215,9 @@ begin
     where e.workflow_id = ins.workflow_id and e.client_id = ins.client_id and e.status = 'pending'
       and e.trigger_type = 'maintenance_due' and e.occurrence_key <> ins.occurrence_key
     returning 1
-  ), touched as (
-    update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select w2.id from public.automation_workflows w2
-                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
-    returning 1
   )
-  select count(*) into v_maint from ins where (select count(*) from superseded) >= 0;
+  select count(*), array_agg(distinct workflow_id) into v_maint, v_touched from ins where (select count(*) from superseded) >= 0;
+  perform public.automation_touch_workflows(v_touched, p_now);
 
   with wf as (
     select w.id, w.organization_id, w.max_attempts,
@@ -249,13 +253,9 @@ begin
     where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
       and e.trigger_type = 'appointment' and e.occurrence_key <> ins.occurrence_key
     returning 1
-  ), touched as (
-    update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select w2.id from public.automation_workflows w2
-                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
-    returning 1
   )
-  select count(*) into v_appt from ins where (select count(*) from superseded) >= 0;
+  select count(*), array_agg(distinct workflow_id) into v_appt, v_touched from ins where (select count(*) from superseded) >= 0;
+  perform public.automation_touch_workflows(v_touched, p_now);
 
   return v_maint + v_appt;
 end
@@ -270,6 +270,7 @@ returns integer language plpgsql security definer set search_path = public, pg_t
 declare
   v_sched integer;
   v_stale integer;
+  v_touched uuid[];
 begin
   -- a schedule per active scheduled workflow; recomputed when its
   -- configuration or the organisation's time zone changed
@@ -324,13 +325,9 @@ begin
     update public.automation_schedules s set next_run_at = d.next_run, last_run_at = p_now, updated_at = now()
     from due d where s.workflow_id = d.workflow_id and d.next_run is not null
     returning 1
-  ), touched as (
-    update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select w2.id from public.automation_workflows w2
-                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
-    returning 1
   )
-  select count(*) into v_sched from ins;
+  select count(*), array_agg(distinct workflow_id) into v_sched, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
 
   with wf as (
     select w.id, w.organization_id, w.max_attempts,
@@ -368,13 +365,9 @@ begin
     where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
       and e.trigger_type = 'stale_job' and e.occurrence_key <> ins.occurrence_key
     returning 1
-  ), touched as (
-    update public.automation_workflows w set last_triggered_at = p_now
-    where w.id in (select w2.id from public.automation_workflows w2
-                   where w2.id in (select workflow_id from ins) order by w2.id for no key update)
-    returning 1
   )
-  select count(*) into v_stale from ins where (select count(*) from superseded) >= 0;
+  select count(*), array_agg(distinct workflow_id) into v_stale, v_touched from ins where (select count(*) from superseded) >= 0;
+  perform public.automation_touch_workflows(v_touched, p_now);
 
   return v_sched + v_stale;
 end
@@ -383,6 +376,7 @@ comment on function public.check_automation_triggers(timestamptz) is
   'scheduled check (per workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now) and stale_job check (one execution per job and last activity; a new one skips the older pending ones of the same workflow and job as superseded). Returns the number created.';
 
 revoke all on function public.automation_days_config(jsonb, text, int[]),
+  public.automation_touch_workflows(uuid[], timestamptz),
   public.check_overdue_invoices(timestamptz),
   public.check_maintenance_reminders(timestamptz),
   public.check_automation_triggers(timestamptz)

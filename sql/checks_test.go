@@ -318,3 +318,46 @@ func TestInvoiceCheckWatermark(t *testing.T) {
 	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, sent))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from invoices where id = $1 and updated_at < now() - interval '1 day'`, sent))
 }
+
+// Every check sets last_triggered_at (to its p_now) on the workflows it
+// created executions for, and only on those.
+func TestChecksRecordLastTriggered(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	org := pgtest.AllDayOrg(t, db)
+	serviced := pgtest.CreateClient(t, db, org, "s@client.test", "")
+	booked := pgtest.CreateClient(t, db, org, "b@client.test", "")
+	pgtest.CreateInvoice(t, db, org, serviced, "sent", -3, "10")
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
+		values ($1, $2, 'completed', now() - interval '8 months', now() - interval '8 months')`, org, serviced)
+	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start, updated_at)
+		values ($1, $2, 'scheduled', now() + interval '20 hours', now() - interval '8 days')`, org, booked)
+	wf := map[string]uuid.UUID{}
+	for _, tr := range []string{"invoice_overdue", "maintenance_due", "appointment", "stale_job", "scheduled"} {
+		wf[tr] = pgtest.CreateWorkflow(t, db, org, tr, `{"frequency":"every_minute"}`, "")
+	}
+	idle := pgtest.CreateWorkflow(t, db, pgtest.AllDayOrg(t, db), "invoice_overdue", "", "")
+
+	at := time.Now().Truncate(time.Second)
+	later := at.Add(2 * time.Minute)
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, at))
+	require.Equal(t, 2, pgtest.Int(t, db, `select check_maintenance_reminders($1)`, at))
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers($1)`, at))    // stale job; creates the schedule
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers($1)`, later)) // the scheduled run; the stale job exists already
+
+	lastTriggered := func(id uuid.UUID) *time.Time {
+		var ts *time.Time
+		require.NoError(t, db.QueryRow(bg, `select last_triggered_at from automation_workflows where id = $1`, id).Scan(&ts))
+		return ts
+	}
+	for tr, id := range wf {
+		want := at
+		if tr == "scheduled" {
+			want = later
+		}
+		if assert.NotNil(t, lastTriggered(id), tr) {
+			assert.True(t, want.Equal(*lastTriggered(id)), "%s: %v, want %v", tr, *lastTriggered(id), want)
+		}
+	}
+	assert.Nil(t, lastTriggered(idle), "a workflow with nothing to do is not touched")
+}
