@@ -153,6 +153,22 @@ comment on function public.automation_current_org_ids() is
 revoke all on function public.automation_current_org_ids() from public, anon;
 grant execute on function public.automation_current_org_ids() to authenticated, service_role;
 
+-- The member-read policy of an organisation-scoped table (one with an
+-- organization_id column), the same on every such table; (re)created by name.
+create or replace function public.automation_member_read_policy(p_table regclass) returns void
+language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_policy text := (select relname || '_member_read' from pg_class where oid = p_table);
+begin
+  execute format('drop policy if exists %I on %s', v_policy, p_table);
+  execute format('create policy %I on %s for select to authenticated
+    using (organization_id in (select public.automation_current_org_ids()))', v_policy, p_table);
+end
+$$;
+comment on function public.automation_member_read_policy(regclass) is
+  'Migration helper: (re)creates the policy <table>_member_read letting authenticated members SELECT the rows of their organisations (organization_id in automation_current_org_ids()).';
+revoke all on function public.automation_member_read_policy(regclass) from public, anon, authenticated, service_role;
+
 alter table public.organizations enable row level security;
 alter table public.organization_members enable row level security;
 alter table public.clients enable row level security;
@@ -165,15 +181,8 @@ create policy organizations_member_read on public.organizations for select to au
 drop policy if exists organization_members_self_read on public.organization_members;
 create policy organization_members_self_read on public.organization_members for select to authenticated
   using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists clients_member_read on public.clients;
-create policy clients_member_read on public.clients for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists jobs_member_read on public.jobs;
-create policy jobs_member_read on public.jobs for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists invoices_member_read on public.invoices;
-create policy invoices_member_read on public.invoices for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
+select public.automation_member_read_policy(t)
+from unnest('{public.clients,public.jobs,public.invoices}'::regclass[]) t;
 
 revoke all on public.organizations, public.organization_members, public.clients, public.jobs, public.invoices from anon;
 

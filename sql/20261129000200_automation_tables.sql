@@ -164,21 +164,9 @@ alter table public.automation_endpoints enable row level security;
 alter table public.automation_schedules enable row level security;
 alter table public.automation_analytics enable row level security;
 
-drop policy if exists automation_workflows_member_read on public.automation_workflows;
-create policy automation_workflows_member_read on public.automation_workflows for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists automation_execution_logs_member_read on public.automation_execution_logs;
-create policy automation_execution_logs_member_read on public.automation_execution_logs for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists automation_deliveries_member_read on public.automation_deliveries;
-create policy automation_deliveries_member_read on public.automation_deliveries for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists automation_schedules_member_read on public.automation_schedules;
-create policy automation_schedules_member_read on public.automation_schedules for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
-drop policy if exists automation_analytics_member_read on public.automation_analytics;
-create policy automation_analytics_member_read on public.automation_analytics for select to authenticated
-  using (organization_id in (select public.automation_current_org_ids()));
+select public.automation_member_read_policy(t)
+from unnest('{public.automation_workflows,public.automation_execution_logs,public.automation_deliveries,
+  public.automation_schedules,public.automation_analytics}'::regclass[]) t;
 
 revoke all on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
   public.automation_endpoints, public.automation_schedules, public.automation_analytics

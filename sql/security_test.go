@@ -130,6 +130,23 @@ func TestRLSAndGrants(t *testing.T) {
 	}
 	// no policy is USING (true)
 	assert.Zero(t, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public' and qual = 'true'`))
+	// the policies: members read their organisations' rows, nothing more
+	assert.Equal(t, []string{
+		"automation_analytics automation_analytics_member_read SELECT {authenticated}",
+		"automation_deliveries automation_deliveries_member_read SELECT {authenticated}",
+		"automation_execution_logs automation_execution_logs_member_read SELECT {authenticated}",
+		"automation_schedules automation_schedules_member_read SELECT {authenticated}",
+		"automation_workflows automation_workflows_member_read SELECT {authenticated}",
+		"clients clients_member_read SELECT {authenticated}",
+		"invoices invoices_member_read SELECT {authenticated}",
+		"jobs jobs_member_read SELECT {authenticated}",
+		"organization_members organization_members_self_read SELECT {authenticated}",
+		"organizations organizations_member_read SELECT {authenticated}",
+	}, pgtest.JSON[[]string](t, pool, `select jsonb_agg(concat_ws(' ', tablename, policyname, cmd, roles::text) order by tablename, policyname)
+		from pg_policies where schemaname = 'public'`))
+	assert.Equal(t, 9, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public'
+		and qual = '(organization_id IN ( SELECT automation_current_org_ids() AS automation_current_org_ids))'`),
+		"every policy but organizations' filters on the member's organisations")
 }
 
 func orgCol(tbl string) string {
