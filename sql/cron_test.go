@@ -49,9 +49,7 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 	// some work in the cron database, for the monitoring queries
 	_, wf, _, execs := overdueSetup(t, cronDB, 5, "42")
 	require.Len(t, execs, 1)
-	pgtest.MakeDue(t, cronDB)
-	got := pgtest.Claim(t, cronDB, automation.ActionInvoiceReminder, execs, 1, 60)
-	require.Len(t, got, 1)
+	got := pgtest.ClaimDue(t, cronDB, automation.ActionInvoiceReminder, execs, 60)
 	pgtest.Report(t, cronDB, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 
 	// an isolated database with a due execution; pg_cron (living in the cron

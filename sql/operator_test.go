@@ -79,9 +79,7 @@ func TestRetryExecution(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	_, wf, execs := pgtest.OverdueInvoices(t, db, 3)
 	failed, cancelled, open := execs[0], execs[1], execs[2]
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed}, 10, 60)
-	require.Len(t, got, 1)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed}, 60)
 	tok := got[0].Execution.LeaseToken
 	email := deliveryFor(failed, tok)
 	sms := automation.DeliveryIntent{ExecutionID: failed, LeaseToken: tok, StepIndex: 1, Channel: "sms", Recipient: "+15555550100",

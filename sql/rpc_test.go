@@ -156,9 +156,7 @@ func TestLeaseExpiryRefusesLateReport(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, wf, _, execs := overdueSetup(t, db, 1, "99.99")
-	pgtest.MakeDue(t, db)
-	first := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 30)
-	require.Len(t, first, 1)
+	first := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 30)
 	old := first[0].Execution.LeaseToken
 
 	// before expiry, a wrong token is stale too
@@ -255,9 +253,7 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 
 	// retry_after_seconds overrides the backoff
 	_, _, _, execs2 := overdueSetup(t, db, 2, "6")
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs2, 10, 60)
-	require.Len(t, got, 1)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs2, 60)
 	pgtest.Report(t, db, automation.Outcome{ExecutionID: execs2[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 3600})
 	assert.WithinDuration(t, time.Now().Add(time.Hour), execution(t, db, execs2[0]).NextAttemptAt, 10*time.Second)
 }
@@ -297,9 +293,7 @@ func TestSnoozeGivesAttemptBack(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 1, "5")
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 1)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	until := time.Now().Add(2 * time.Hour).Truncate(time.Second)
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeSnoozed, StepIndex: 2, SnoozeUntil: &until, ActionsExecuted: 1})
@@ -309,9 +303,7 @@ func TestSnoozeGivesAttemptBack(t *testing.T) {
 	assert.Equal(t, 0, row.Attempt)
 	assert.Equal(t, 2, row.StepIndex)
 	assert.WithinDuration(t, until, row.NextAttemptAt, time.Second)
-	pgtest.MakeDue(t, db)
-	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 1)
+	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	assert.Equal(t, 1, got[0].Execution.Attempt)
 	assert.Equal(t, 2, got[0].Execution.StepIndex)
 }
@@ -321,9 +313,7 @@ func TestBeginDeliveries(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, wf, _, execs := overdueSetup(t, db, 1, "5")
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 1)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	tok := got[0].Execution.LeaseToken
 	email := automation.DeliveryIntent{ExecutionID: execs[0], LeaseToken: tok, StepIndex: 0, Channel: "email", Recipient: "ada@client.test", Provider: "smtp",
 		IdempotencyKey: automation.IdempotencyKey(execs[0], 0, "email")}
@@ -347,9 +337,7 @@ func TestBeginDeliveries(t *testing.T) {
 			{IdempotencyKey: sms.IdempotencyKey, Status: "failed", ErrorCode: "provider_unavailable", Retryable: true},
 		}})
 	require.True(t, r[0].Applied)
-	pgtest.MakeDue(t, db)
-	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 1)
+	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	require.Len(t, got[0].Deliveries, 2)
 	assert.Equal(t, "sent", got[0].Deliveries[0].Status)
 	assert.Equal(t, "msg-1", got[0].Deliveries[0].ProviderMessageID)
@@ -436,9 +424,7 @@ func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, execs := pgtest.OverdueInvoices(t, db, 4)
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 4)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	codeMsg := func(id uuid.UUID) (string, string) {
 		var c, m *string
 		require.NoError(t, db.QueryRow(bg, `select error_code, error_message from automation_execution_logs where id = $1`, id).Scan(&c, &m))
@@ -474,9 +460,7 @@ func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 	assert.Equal(t, automation.ErrProviderRetryable, c)
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed' and error_code = 'delivery_unknown'`))
 	// the retried one completes cleanly on its next attempt: its code is cleared
-	pgtest.MakeDue(t, db)
-	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{retried.ID}, 10, 60)
-	require.Len(t, got, 1)
+	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{retried.ID}, 60)
 	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: retried.ID, LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeCompleted, ActionsExecuted: 1})[0].Applied)
 	c, m = codeMsg(retried.ID)
@@ -489,9 +473,7 @@ func TestBeginDeliveriesInvalidIntent(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, execs := overdueSetup(t, db, 1, "5")
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 1)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	tok := got[0].Execution.LeaseToken
 	ok := deliveryFor(execs[0], tok)
 	noRecipient := ok

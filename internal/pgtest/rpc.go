@@ -73,3 +73,19 @@ func mustJSON(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// ClaimDue makes every pending execution due, then claims ids for action
+// with a lease of leaseSeconds, failing the test unless each of them was
+// claimed.
+func ClaimDue(t testing.TB, db DB, action string, ids []uuid.UUID, leaseSeconds int) []automation.Claimed {
+	t.Helper()
+	if len(ids) == 0 {
+		t.Fatalf("pgtest: ClaimDue needs the ids to claim")
+	}
+	MakeDue(t, db)
+	got := Claim(t, db, action, ids, len(ids), leaseSeconds)
+	if len(got) != len(ids) {
+		t.Fatalf("pgtest: claimed %d of %d executions", len(got), len(ids))
+	}
+	return got
+}

@@ -119,9 +119,7 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	_, wf, execs := pgtest.OverdueInvoices(t, db, 4)
 	require.Len(t, execs, 4)
-	pgtest.MakeDue(t, db)
-	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)
-	require.Len(t, got, 4)
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	tok := map[uuid.UUID]uuid.UUID{}
 	for _, c := range got {
 		tok[c.Execution.ID] = c.Execution.LeaseToken
