@@ -100,15 +100,7 @@ func TestOneExecutionPerEventWhateverRuns(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := pgx.Connect(bg, dsn)
-			if !assert.NoError(t, err) {
-				return
-			}
-			defer conn.Close(bg)
-			for _, fn := range orders[i%len(orders)] {
-				var n int
-				assert.NoError(t, conn.QueryRow(bg, `select `+fn+`($1)`, at).Scan(&n))
-			}
+			runOnOwnConn(t, dsn, at, orders[i%len(orders)], nil)
 		}()
 	}
 	wg.Wait()
@@ -137,14 +129,7 @@ func TestConcurrentRunsOfEveryCheck(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				conn, err := pgx.Connect(bg, dsn)
-				if !assert.NoError(t, err) {
-					return
-				}
-				defer conn.Close(bg)
-				<-start
-				var n int
-				assert.NoError(t, conn.QueryRow(bg, `select `+fn+`($1)`, at).Scan(&n), fn)
+				runOnOwnConn(t, dsn, at, []string{fn}, start)
 			}()
 		}
 	}
@@ -293,4 +278,22 @@ func TestTenancyOfEveryTriggerType(t *testing.T) {
 	assert.Nil(t, got[0].Client, "another organisation's client in a claim")
 	assert.Nil(t, got[0].Invoice, "another organisation's invoice in a claim")
 	assert.Equal(t, a.org, got[0].Organization.ID)
+}
+
+// runOnOwnConn runs the check functions fns (in order, with p_now = at) on a
+// connection of its own, once start is closed (nil: at once). For
+// goroutines: failures are reported with assert.
+func runOnOwnConn(t *testing.T, dsn string, at time.Time, fns []string, start <-chan struct{}) {
+	conn, err := pgx.Connect(bg, dsn)
+	if !assert.NoError(t, err) {
+		return
+	}
+	defer conn.Close(bg)
+	if start != nil {
+		<-start
+	}
+	for _, fn := range fns {
+		var n int
+		assert.NoError(t, conn.QueryRow(bg, `select `+fn+`($1)`, at).Scan(&n), fn)
+	}
 }

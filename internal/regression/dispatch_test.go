@@ -21,12 +21,7 @@ import (
 func TestLostHTTPCallIsRungAgain(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	_, wf, execs := pgtest.OverdueInvoices(t, db, 3)
-	require.Len(t, execs, 3)
-	pgtest.MakeDue(t, db)
-	dispatchTo(t, db, automation.ActionInvoiceReminder)
-
-	require.Equal(t, 3, pgtest.Int(t, db, `select process_pending_automations()`))
+	_, wf, execs := dispatchedOverdue(t, db, 3)
 	require.Equal(t, execs, sortedIDs(queuedIDs(t, db)))
 
 	losses := []struct {
@@ -77,10 +72,7 @@ func TestLostHTTPCallIsRungAgain(t *testing.T) {
 func TestDeadFunctionIsRungAgain(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	_, _, execs := pgtest.OverdueInvoices(t, db, 1)
-	pgtest.MakeDue(t, db)
-	dispatchTo(t, db, automation.ActionInvoiceReminder)
-	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
+	_, _, execs := dispatchedOverdue(t, db, 1)
 	pgtest.Exec(t, db, `delete from net.http_request_queue`)
 	require.Len(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60), 1)
 	// the function dies: no report; the lease runs out
@@ -95,10 +87,7 @@ func TestDeadFunctionIsRungAgain(t *testing.T) {
 func TestDispatchTimeoutIsTheEndpoints(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	pgtest.OverdueInvoices(t, db, 1)
-	pgtest.MakeDue(t, db)
-	dispatchTo(t, db, automation.ActionInvoiceReminder)
-	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
+	dispatchedOverdue(t, db, 1)
 	assert.Equal(t, 60000, pgtest.Int(t, db, `select timeout_milliseconds from net.http_request_queue`))
 
 	pgtest.Exec(t, db, `update automation_endpoints set timeout_ms = 120000`)
@@ -157,10 +146,7 @@ func TestAutomationStateIsCrashSafe(t *testing.T) {
 func TestDispatchCarriesNoKey(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	pgtest.OverdueInvoices(t, db, 2)
-	pgtest.MakeDue(t, db)
-	dispatchTo(t, db, automation.ActionInvoiceReminder)
-	require.Equal(t, 2, pgtest.Int(t, db, `select process_pending_automations()`))
+	dispatchedOverdue(t, db, 2)
 	var raw []byte
 	require.NoError(t, db.QueryRow(bg, `select jsonb_agg(jsonb_build_object('h', headers, 'b', convert_from(body, 'UTF8')::jsonb)) from net.http_request_queue`).Scan(&raw))
 	var reqs []struct {

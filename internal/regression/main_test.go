@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -43,4 +44,17 @@ func staleBacklog(t testing.TB, db pgtest.DB, n int) (org, wf uuid.UUID, execs [
 	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, $3::int) g`, wf, org, n)
 	return org, wf, pgtest.ExecutionIDs(t, db, wf)
+}
+
+// dispatchedOverdue is pgtest.OverdueInvoices with the n executions due and
+// dispatched once (their request queued in net.http_request_queue).
+func dispatchedOverdue(t testing.TB, db pgtest.DB, n int) (org, wf uuid.UUID, execs []uuid.UUID) {
+	t.Helper()
+	org, wf, execs = pgtest.OverdueInvoices(t, db, n)
+	pgtest.MakeDue(t, db)
+	dispatchTo(t, db, automation.ActionInvoiceReminder)
+	if got := pgtest.Int(t, db, `select process_pending_automations()`); got != n {
+		t.Fatalf("dispatched %d executions, want %d", got, n)
+	}
+	return org, wf, execs
 }
