@@ -98,23 +98,15 @@ func TestErrorClassification(t *testing.T) {
 }
 
 func TestTransportAndConfig(t *testing.T) {
-	s, err := telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: notifytest.Refused})
-	require.NoError(t, err)
-	_, err = s.Send(context.Background(), sms())
-	notifytest.RequireRefused(t, err)
+	notifytest.RequireTransportErrors(t, func(base string) (notify.Sender, error) {
+		return telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: base})
+	}, sms())
 
-	s, err = telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: notifytest.Hanging(t)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	_, err = s.Send(ctx, sms())
-	notifytest.RequireTimeout(t, err)
-
-	_, err = telnyx.New(telnyx.Config{})
+	_, err := telnyx.New(telnyx.Config{})
 	assert.Error(t, err)
 	_, err = telnyx.New(telnyx.Config{APIKey: "k", APIBase: "nope"})
 	assert.Error(t, err)
-	s, err = telnyx.New(telnyx.Config{APIKey: "k"})
+	s, err := telnyx.New(telnyx.Config{APIKey: "k"})
 	require.NoError(t, err)
 	_, err = s.Send(context.Background(), sms())
 	assert.False(t, notify.IsRetryable(err), "no sender and no profile is permanent")

@@ -5,12 +5,14 @@
 package notifytest
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -143,4 +145,26 @@ func RequireTimeout(t testing.TB, err error) {
 	require.True(t, errors.As(err, &ne), "a *notify.Error: %v", err)
 	assert.Equal(t, notify.CodeTimeout, ne.Code, "the caller's deadline reaches the request")
 	assert.True(t, notify.IsAmbiguous(err), "a timeout waiting for the answer is ambiguous")
+}
+
+// RequireTransportErrors asserts how a provider classifies transport
+// failures. newSender builds its sender on an API base URL. A refused
+// connection is a retryable network error that is not ambiguous; a
+// deadline (100 ms) reached while waiting for the answer is an ambiguous
+// timeout, returned promptly.
+func RequireTransportErrors(t testing.TB, newSender func(base string) (notify.Sender, error), m notify.Message) {
+	t.Helper()
+	s, err := newSender(Refused)
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), m)
+	RequireRefused(t, err)
+
+	s, err = newSender(Hanging(t))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Send(ctx, m)
+	RequireTimeout(t, err)
+	assert.Less(t, time.Since(start), 2*time.Second, "the caller's deadline ends the request")
 }
