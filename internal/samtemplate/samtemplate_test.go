@@ -137,7 +137,7 @@ func TestBuildTargetWithoutLambdaFlagsFails(t *testing.T) {
 }
 
 func TestWrongPropertiesFail(t *testing.T) {
-	cases := map[string]struct{ old, new, want string }{
+	cases := map[string]templateEdit{
 		"architecture":     {"Architectures: [arm64]", "Architectures: [x86_64]", "Architectures [x86_64], want [arm64]"},
 		"runtime":          {"Runtime: provided.al2023", "Runtime: go1.x", `Runtime "go1.x"`},
 		"url auth":         {"AuthType: NONE", "AuthType: AWS_IAM", `FunctionUrlConfig.AuthType "AWS_IAM"`},
@@ -147,6 +147,16 @@ func TestWrongPropertiesFail(t *testing.T) {
 		"nested condition": {"UseMailgun: !Equals [!Ref EmailProvider, mailgun]", "UseMailgun: !And [!Condition UseTwilio, !Equals [!Ref EmailProvider, mailgun]]", "short-form tag !Condition is not understood by goformation"},
 		"unknown prop":     {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
 	}
+	assertEditsReported(t, cases)
+}
+
+// templateEdit replaces old by new in template.yaml; Check must then report want.
+type templateEdit struct{ old, new, want string }
+
+// assertEditsReported applies each edit to a sandbox copy of the project (in
+// parallel) and asserts that Check reports it.
+func assertEditsReported(t *testing.T, cases map[string]templateEdit) {
+	t.Helper()
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -158,7 +168,7 @@ func TestWrongPropertiesFail(t *testing.T) {
 }
 
 func TestLiteralSecretsFail(t *testing.T) {
-	cases := map[string]struct{ old, new, want string }{
+	cases := map[string]templateEdit{
 		"literal webhook secret": {
 			`DUEFLOW_WEBHOOK_SECRET: !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:DUEFLOW_WEBHOOK_SECRET}}"`,
 			`DUEFLOW_WEBHOOK_SECRET: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`,
@@ -185,14 +195,7 @@ func TestLiteralSecretsFail(t *testing.T) {
 			"parameter ServiceRoleKey looks like a secret value",
 		},
 	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			root := sandbox(t, automation.Actions...)
-			editFile(t, filepath.Join(root, "template.yaml"), c.old, c.new)
-			assert.Contains(t, joined(Check(context.Background(), root)), c.want)
-		})
-	}
+	assertEditsReported(t, cases)
 }
 
 // buildWithMake runs `make build-<LogicalId>` (what sam build runs) for each
