@@ -166,30 +166,20 @@ create or replace function net.http_post(
   url text, body jsonb default '{}'::jsonb, params jsonb default '{}'::jsonb,
   headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
   timeout_milliseconds int default 5000)
-returns bigint language plpgsql security definer set search_path = net, pg_temp as $$
-declare
-  v_id bigint;
-begin
+returns bigint language sql security definer set search_path = net, pg_temp as $$
   insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
   values ('POST', net._url_with_params(url, params), coalesce(headers, '{}'::jsonb),
           convert_to(coalesce(body, '{}'::jsonb)::text, 'UTF8'), timeout_milliseconds)
-  returning id into v_id;
-  return v_id;
-end
+  returning id
 $$;
 
 create or replace function net.http_get(
   url text, params jsonb default '{}'::jsonb, headers jsonb default '{}'::jsonb,
   timeout_milliseconds int default 5000)
-returns bigint language plpgsql security definer set search_path = net, pg_temp as $$
-declare
-  v_id bigint;
-begin
+returns bigint language sql security definer set search_path = net, pg_temp as $$
   insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
   values ('GET', net._url_with_params(url, params), coalesce(headers, '{}'::jsonb), null, timeout_milliseconds)
-  returning id into v_id;
-  return v_id;
-end
+  returning id
 $$;
 revoke all on all tables in schema net from public, anon, authenticated;
 revoke all on function net.http_post(text, jsonb, jsonb, jsonb, int), net.http_get(text, jsonb, jsonb, int) from public, anon, authenticated;
