@@ -27,13 +27,9 @@ type queued struct {
 
 func queuedRequests(t testing.TB, db pgtest.DB) []queued {
 	t.Helper()
-	var raw []byte
-	require.NoError(t, db.QueryRow(bg, `select coalesce(jsonb_agg(jsonb_build_object('ID', id, 'Method', method, 'URL', url,
+	return pgtest.JSON[[]queued](t, db, `select coalesce(jsonb_agg(jsonb_build_object('ID', id, 'Method', method, 'URL', url,
 		'Headers', headers, 'Body', encode(body, 'base64'), 'Timeout', timeout_milliseconds) order by id), '[]')
-		from net.http_request_queue`).Scan(&raw))
-	var out []queued
-	require.NoError(t, json.Unmarshal(raw, &out))
-	return out
+		from net.http_request_queue`)
 }
 
 // Dispatch: batches per action, signed so that the Standard Webhooks library

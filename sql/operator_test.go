@@ -1,7 +1,6 @@
 package migrations_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/google/uuid"
@@ -15,11 +14,7 @@ import (
 // operate calls automation_cancel_execution or automation_retry_execution.
 func operate(t testing.TB, db pgtest.DB, q string, args ...any) automation.Reported {
 	t.Helper()
-	var raw []byte
-	require.NoError(t, db.QueryRow(bg, q, args...).Scan(&raw))
-	var r automation.Reported
-	require.NoError(t, json.Unmarshal(raw, &r), string(raw))
-	return r
+	return pgtest.JSON[automation.Reported](t, db, q, args...)
 }
 
 // Cancelling: a pending execution is never claimed; a running one loses its

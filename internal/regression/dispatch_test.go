@@ -1,7 +1,6 @@
 package regression_test
 
 import (
-	"encoding/json"
 	"sort"
 	"testing"
 
@@ -128,12 +127,9 @@ func TestDispatchBatchesABacklog(t *testing.T) {
 func TestAutomationStateIsCrashSafe(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	var raw []byte
-	require.NoError(t, db.QueryRow(bg, `select coalesce(jsonb_agg(c.relname order by c.relname), '[]') from pg_class c
+	notLogged := pgtest.JSON[[]string](t, db, `select coalesce(jsonb_agg(c.relname order by c.relname), '[]') from pg_class c
 		join pg_namespace n on n.oid = c.relnamespace
-		where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relpersistence <> 'p'`).Scan(&raw))
-	var notLogged []string
-	require.NoError(t, json.Unmarshal(raw, &notLogged))
+		where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relpersistence <> 'p'`)
 	assert.Empty(t, notLogged, "UNLOGGED or temporary tables in public")
 	for _, tbl := range []string{"automation_execution_logs", "automation_deliveries", "automation_workflows", "automation_schedules"} {
 		assert.Equal(t, "p", pgtest.Text(t, db, `select relpersistence::text from pg_class where oid = ('public.' || $1)::regclass`, tbl), tbl)
@@ -147,13 +143,10 @@ func TestDispatchCarriesNoKey(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	dispatchedOverdue(t, db, 2)
-	var raw []byte
-	require.NoError(t, db.QueryRow(bg, `select jsonb_agg(jsonb_build_object('h', headers, 'b', convert_from(body, 'UTF8')::jsonb)) from net.http_request_queue`).Scan(&raw))
-	var reqs []struct {
+	reqs := pgtest.JSON[[]struct {
 		H map[string]string `json:"h"`
 		B map[string]any    `json:"b"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &reqs))
+	}](t, db, `select jsonb_agg(jsonb_build_object('h', headers, 'b', convert_from(body, 'UTF8')::jsonb)) from net.http_request_queue`)
 	require.Len(t, reqs, 1)
 	var keys []string
 	for k := range reqs[0].H {

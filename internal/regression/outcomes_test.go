@@ -1,7 +1,6 @@
 package regression_test
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -158,11 +157,7 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	assert.Equal(t, wantCounters, wfCounters(t, db, wf))
 	assert.Equal(t, wantAnalytics, analytics(t, db, wf))
 	statuses := func() map[string]string {
-		var raw []byte
-		require.NoError(t, db.QueryRow(bg, `select jsonb_object_agg(id, status || ':' || coalesce(error_code, '')) from automation_execution_logs where workflow_id = $1`, wf).Scan(&raw))
-		out := map[string]string{}
-		require.NoError(t, json.Unmarshal(raw, &out))
-		return out
+		return pgtest.JSON[map[string]string](t, db, `select jsonb_object_agg(id, status || ':' || coalesce(error_code, '')) from automation_execution_logs where workflow_id = $1`, wf)
 	}
 	before := statuses()
 

@@ -1,7 +1,6 @@
 package regression_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,11 +95,7 @@ func TestNoSecretInSchema(t *testing.T) {
 		select 'setting ' || coalesce(r.rolname, '') || ' ' || array_to_string(s.setconfig, ','), array_to_string(s.setconfig, ',')
 		  from pg_db_role_setting s left join pg_roles r on r.oid = s.setrole
 	) x where txt ~ 'eyJ[A-Za-z0-9_-]{8,}\.' or txt ~ 'whsec_[A-Za-z0-9+/]{16,}'`
-	var raw []byte
-	require.NoError(t, db.QueryRow(bg, q).Scan(&raw))
-	var hits []string
-	require.NoError(t, json.Unmarshal(raw, &hits))
-	assert.Empty(t, hits)
+	assert.Empty(t, pgtest.JSON[[]string](t, db, q))
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from vault.secrets`), "a migration stored a secret")
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from information_schema.columns
 		where table_schema = 'public' and table_name = 'automation_endpoints' and column_name ~ '(secret|key|token)$' and column_name <> 'secret_name'`),
@@ -117,11 +112,7 @@ func TestRLSEverywhereNoTruePolicy(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	list := func(q string) []string {
 		t.Helper()
-		var raw []byte
-		require.NoError(t, db.QueryRow(bg, `select coalesce(jsonb_agg(x order by x), '[]') from (`+q+`) q(x)`).Scan(&raw), q)
-		var out []string
-		require.NoError(t, json.Unmarshal(raw, &out))
-		return out
+		return pgtest.JSON[[]string](t, db, `select coalesce(jsonb_agg(x order by x), '[]') from (`+q+`) q(x)`)
 	}
 	tables := list(`select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
 		where n.nspname = 'public' and c.relkind in ('r', 'p')`)
