@@ -3,6 +3,11 @@
 // template database with the Supabase compatibility SQL and every migration
 // applied, and an isolated clone of it per test (CREATE DATABASE ... TEMPLATE).
 // It never skips: without PostgreSQL the test fails with a clear message.
+//
+// Beside the harness it holds what the database tests share: fixtures
+// (CreateOrg, CreateInvoice, OverdueInvoices, ...), one-value queries (Int,
+// Text, Exec, JSON) and the RPC calls of the contract (Claim, ClaimDue,
+// Report, BeginDeliveries). Use them rather than writing local copies.
 package pgtest
 
 import (
