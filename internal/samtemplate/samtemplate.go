@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
@@ -107,6 +108,18 @@ func Load(path string) (*Template, error) {
 	return Parse(data)
 }
 
+// processMu serialises intrinsics.ProcessYAML: it re-registers its tag
+// resolvers in a package-level map on every call, so overlapping calls (the
+// parallel template tests, any concurrent Check) crash with a concurrent map
+// write.
+var processMu sync.Mutex
+
+func processYAML(data []byte, o *intrinsics.ProcessorOptions) ([]byte, error) {
+	processMu.Lock()
+	defer processMu.Unlock()
+	return intrinsics.ProcessYAML(data, o)
+}
+
 // Parse parses the YAML text of a SAM template, resolving parameters to
 // their defaults.
 func Parse(data []byte) (*Template, error) { return ParseWithParameters(data, nil) }
@@ -115,7 +128,7 @@ func Parse(data []byte) (*Template, error) { return ParseWithParameters(data, ni
 // parameters to the given values (as `sam deploy --parameter-overrides`
 // would) or else to their defaults.
 func ParseWithParameters(data []byte, params map[string]any) (*Template, error) {
-	rawJSON, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	rawJSON, err := processYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
 	if err != nil {
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
@@ -128,7 +141,7 @@ func ParseWithParameters(data []byte, params map[string]any) (*Template, error) 
 		return nil, fmt.Errorf("parse template: %w", err)
 	}
 	keepGetAtt := func(name string, input any, _ any) any { return map[string]any{name: input} }
-	resolved, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{
+	resolved, err := processYAML(data, &intrinsics.ProcessorOptions{
 		EvaluateConditions:        true,
 		ParameterOverrides:        params,
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{"Fn::GetAtt": keepGetAtt},
