@@ -19,7 +19,7 @@
 // plus at most one chunk (Concurrency) it had begun and maybe not sent: no
 // more than Concurrency recipients can miss a message in a crash, and each
 // of them has an "unknown" delivery.
-// A provider failure after the hand-over (notify.IsAmbiguous: a timeout, a
+// A provider failure after the hand-over (notify.IsAmbiguous: a timeout while
 // connection lost while waiting for the answer) is treated the same way,
 // because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
 // Losing one reminder in such a crash is preferred to sending it twice.
@@ -630,9 +630,11 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	isPE := errors.As(err, &pe)
 	msg := truncate(err.Error(), 500)
 	switch {
-	case notify.IsAmbiguous(err) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-		// Failed after the hand-over, or timed out: the provider may have
-		// accepted it. At most once: recorded unknown, never re-sent.
+	case notify.IsAmbiguous(err) || (!isPE && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
+		// Failed after the hand-over, or an unclassified failure that timed
+		// out: the provider may have accepted it. At most once: recorded
+		// unknown, never re-sent. A classified error says itself whether
+		// the message was handed over (a dial timeout was not: retried).
 		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryUnknown, notify.CodeTimeout, msg
 		r.results = append(r.results, res)
 		r.finish(automation.OutcomeRetry, notify.CodeTimeout, msg)

@@ -614,3 +614,27 @@ func TestDefaultStepsWhenWorkflowHasNone(t *testing.T) {
 	assert.Equal(t, 1, f.sms.count())
 	assert.Contains(t, f.email.sent[0].Text, "Boiler service")
 }
+
+// A provider failure known to have happened before the hand-over (here a
+// dial timeout: Code timeout, Ambiguous false) is retried and sent on the
+// next attempt, not recorded unknown and dropped.
+func TestTimeoutBeforeHandOverRetried(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.email.fail = func(notify.Message) error {
+		return &notify.Error{Provider: "smtp", Code: notify.CodeTimeout, Retryable: true, Err: errors.New("dial tcp: i/o timeout")}
+	}
+	id := f.store.Add(invoiceDoc(email))
+	f.process(t, id)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, automation.DeliveryFailed, o.Deliveries[0].Status)
+	assert.True(t, o.Deliveries[0].Retryable)
+
+	f.email.fail = nil
+	f.process(t, id)
+	assert.Equal(t, 2, f.email.count(), "sent on the next attempt")
+	o = f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, o.Status)
+	assert.Empty(t, o.ErrorCode)
+}

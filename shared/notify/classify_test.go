@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -102,4 +103,18 @@ func TestMessageID(t *testing.T) {
 		notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "Billing <billing@Acme.test>"))
 	assert.Equal(t, "dueflow.a.b@dueflow.invalid", notify.MessageID("a::<b>", "nobody"))
 	assert.Equal(t, "", notify.MessageID("", "x@y"))
+}
+
+// A timeout before anything was handed over (a dial timeout, a 408 answer,
+// the wait for an SMTP slot) is not ambiguous: the message was not sent and
+// must be retried, not recorded unknown and dropped.
+func TestTimeoutBeforeHandOverIsNotAmbiguous(t *testing.T) {
+	assert.False(t, notify.IsAmbiguous(notify.HTTPError("p", http.StatusRequestTimeout, nil, nil)), "408 is a definite answer")
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: context.DeadlineExceeded}
+	e := notify.TransportError("p", dial)
+	assert.Equal(t, notify.CodeTimeout, e.Code)
+	assert.False(t, notify.IsAmbiguous(e), "dial timed out: nothing was sent")
+	e = notify.TransportError("p", context.DeadlineExceeded)
+	e.Ambiguous = false // the provider knows nothing was handed over
+	assert.False(t, notify.IsAmbiguous(e))
 }

@@ -80,11 +80,14 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // IsAmbiguous reports whether the provider may have accepted the message
-// despite err: an *Error with Ambiguous set or with Code CodeTimeout.
+// despite err: an *Error with Ambiguous set. The classifiers set it for a
+// failure after the hand-over, timeouts included (TransportError); a timeout
+// known to have happened before it (a dial timeout, a 408 answer, waiting
+// for a connection) is not ambiguous: nothing was sent, so it is retried.
 func IsAmbiguous(err error) bool {
 	var pe *Error
 	if errors.As(err, &pe) {
-		return pe.Ambiguous || pe.Code == CodeTimeout
+		return pe.Ambiguous
 	}
 	return false
 }
