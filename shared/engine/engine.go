@@ -19,7 +19,7 @@
 // plus at most one chunk (Concurrency) it had begun and maybe not sent: no
 // more than Concurrency recipients can miss a message in a crash, and each
 // of them has an "unknown" delivery.
-// A provider failure after the hand-over (notify.IsAmbiguous: a timeout while
+// A provider failure after the hand-over (notify.IsAmbiguous: a timeout or a
 // connection lost while waiting for the answer) is treated the same way,
 // because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
 // Losing one reminder in such a crash is preferred to sending it twice.
