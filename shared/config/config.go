@@ -125,6 +125,7 @@ const (
 // Error lists every problem of a configuration.
 type Error struct{ Problems []string }
 
+// Error names every problem on one line.
 func (e *Error) Error() string {
 	noun := "problems"
 	if len(e.Problems) == 1 {

@@ -112,6 +112,7 @@ type RPCError struct {
 	Err      error  // transport error, context.DeadlineExceeded, ...
 }
 
+// Error names the function, the status, PostgREST's code and message, and the cause.
 func (e *RPCError) Error() string {
 	var b strings.Builder
 	b.WriteString("rpc ")
@@ -134,6 +135,7 @@ func (e *RPCError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the transport error or context error, if any.
 func (e *RPCError) Unwrap() error { return e.Err }
 
 // Timeout reports whether the call ran out of time.
@@ -249,6 +251,7 @@ type callTransport struct {
 	status int
 }
 
+// RoundTrip sends req under the call's context and records the status.
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req.WithContext(t.ctx))
 	if resp != nil {
