@@ -235,9 +235,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	if len(outcomes) == 0 {
 		return sum, nil
 	}
-	// The report must not be lost to a cancelled request context; the
-	// adapter bounds it in time.
-	reported, err := e.o.Store.Report(context.WithoutCancel(ctx), outcomes)
+	reported, err := e.report(ctx, outcomes)
 	if err != nil {
 		return sum, err
 	}
@@ -270,6 +268,40 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 			"db_status", rep.Status)
 	}
 	return sum, nil
+}
+
+// reportAttempts bounds how often a batch's report is tried. Repeating it
+// is safe: automation_report is fenced by lease tokens, so a repeat of a
+// report that did apply (its answer was lost) changes nothing
+// (stale_lease). Without the repeat, one transient RPC failure leaves every
+// message of the batch "sending" (later "unknown") and its executions
+// running until their leases expire.
+const reportAttempts = 3
+
+// reportPause is the pause before the n-th repeat of a report (n * pause).
+var reportPause = 250 * time.Millisecond
+
+// report sends the outcomes, repeating the call after a failure while the
+// request's deadline leaves time. The report must not be lost to a
+// cancelled request context; the adapter bounds each call in time.
+func (e *Engine) report(ctx context.Context, outcomes []automation.Outcome) ([]automation.Reported, error) {
+	var err error
+	for n := range reportAttempts {
+		if n > 0 {
+			pause := time.Duration(n) * reportPause
+			if d, ok := ctx.Deadline(); ok && time.Until(d) < 2*pause {
+				break
+			}
+			e.o.Logger.WarnContext(ctx, "report failed; trying again", "action", e.o.Action,
+				"outcomes", len(outcomes), "attempt", n, "error", err)
+			time.Sleep(pause)
+		}
+		var rep []automation.Reported
+		if rep, err = e.o.Store.Report(context.WithoutCancel(ctx), outcomes); err == nil {
+			return rep, nil
+		}
+	}
+	return nil, err
 }
 
 func (e *Engine) newRun(ctx context.Context, c *automation.Claimed) *run {

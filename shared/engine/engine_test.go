@@ -638,3 +638,45 @@ func TestTimeoutBeforeHandOverRetried(t *testing.T) {
 	assert.Equal(t, automation.OutcomeCompleted, o.Status)
 	assert.Empty(t, o.ErrorCode)
 }
+
+// flakyReport fails the first failures Report calls of its Store, after
+// applying them when applied is set (the answer was lost, not the report).
+type flakyReport struct {
+	Store
+	failures int
+	applied  bool
+}
+
+func (s *flakyReport) Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error) {
+	if s.failures > 0 {
+		s.failures--
+		if s.applied {
+			_, _ = s.Store.Report(ctx, os)
+		}
+		return nil, errors.New("report: connection reset")
+	}
+	return s.Store.Report(ctx, os)
+}
+
+// A transient report failure is repeated: the sent message is recorded sent
+// and the execution completed, whether the failed call was lost before or
+// after it applied (a repeat of an applied report changes nothing).
+func TestReportRepeatedAfterTransientFailure(t *testing.T) {
+	defer func(p time.Duration) { reportPause = p }(reportPause)
+	reportPause = time.Millisecond
+	for _, applied := range []bool{false, true} {
+		f := newFixture(t, automation.ActionInvoiceReminder)
+		f.eng.o.Store = &flakyReport{Store: f.store, failures: 1, applied: applied}
+		id := f.store.Add(invoiceDoc(email))
+		sum := f.process(t, id)
+		assert.Equal(t, 1, f.email.count(), "applied=%v", applied)
+		assert.Equal(t, automation.StatusCompleted, f.store.Get(id).Status, "applied=%v", applied)
+		key := automation.IdempotencyKey(id, 0, "email")
+		assert.Equal(t, automation.DeliverySent, f.store.Deliveries[key].Status, "applied=%v", applied)
+		if applied {
+			assert.Equal(t, 1, sum.Stale, "the repeat of an applied report is refused")
+		} else {
+			assert.Equal(t, 1, sum.Completed)
+		}
+	}
+}
