@@ -74,6 +74,9 @@ type Options struct {
 	Batch         int           // claim limit when a request names no ids (DefaultBatch)
 	// Margin: no send starts later than the context's deadline (or a lease's
 	// expiry) minus Margin; the rest is reported "retry" (DefaultMargin).
+	// A send still running at the context's deadline minus Margin/2 is
+	// abandoned (its delivery recorded unknown) so that the batch can still
+	// be reported before the function is stopped.
 	Margin time.Duration
 	// NormalizePhone turns a stored phone number into E.164 with the
 	// organisation's country as default region (shared/phone.ParseE164).
@@ -590,6 +593,13 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 		}
 		return false
 	}
+	// Sends end before the request's deadline, leaving time for the report.
+	sendCtx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		sendCtx, cancel = context.WithDeadline(ctx, d.Add(-e.o.Margin/2))
+		defer cancel()
+	}
 	var wg sync.WaitGroup
 	for i, r := range rs {
 		b := begun[i]
@@ -602,7 +612,7 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e.send(ctx, r, cutoff)
+				e.send(sendCtx, r, cutoff)
 			}()
 		case automation.BeginSent:
 			r.sent++

@@ -680,3 +680,48 @@ func TestReportRepeatedAfterTransientFailure(t *testing.T) {
 		}
 	}
 }
+
+// hangingSender answers only when its context ends, like a provider that
+// accepted the connection and never replies.
+type hangingSender struct{}
+
+func (hangingSender) Name() string { return "smtp" }
+
+func (hangingSender) Send(ctx context.Context, _ notify.Message) (notify.Result, error) {
+	<-ctx.Done()
+	return notify.Result{}, notify.TransportError("smtp", ctx.Err())
+}
+
+// timedReport records when the report was made.
+type timedReport struct {
+	Store
+	at time.Time
+}
+
+func (s *timedReport) Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error) {
+	s.at = time.Now()
+	return s.Store.Report(ctx, os)
+}
+
+// A send that hangs is abandoned before the request's deadline, so that the
+// batch can still be reported (a function killed at its deadline reports
+// nothing: every message of its batch would end "unknown").
+func TestHangingSendLeavesTimeToReport(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.eng.o.Now, f.store.Now = time.Now, time.Now
+	f.eng.o.Margin = 400 * time.Millisecond
+	f.eng.o.Email = hangingSender{}
+	st := &timedReport{Store: f.store}
+	f.eng.o.Store = st
+	id := f.store.Add(invoiceDoc(email))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	_, err := f.eng.Process(ctx, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: []uuid.UUID{id}})
+	require.NoError(t, err)
+	require.False(t, st.at.IsZero(), "reported")
+	assert.True(t, st.at.Before(deadline), "reported %v after the deadline", st.at.Sub(deadline))
+	o := f.lastOutcome(t, id)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, automation.DeliveryUnknown, o.Deliveries[0].Status, "abandoned after the hand-over: maybe sent")
+}
