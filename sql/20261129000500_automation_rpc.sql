@@ -106,9 +106,11 @@ begin
       on e.id = inp.execution_id and e.status = 'running'
      and e.lease_token = inp.lease_token and e.lease_expires_at > now()
   ), valid as (
-    -- an intent the ledger cannot record (no key, unknown channel, no recipient) is invalid, not stale
+    -- an intent the ledger cannot record (no key, unknown channel, no recipient) is invalid, not stale;
+    -- so is a repeat of a key earlier in the same call (only the first may be new: sent once)
     select h.* from held h
     where coalesce(h.ikey, '') <> '' and h.channel in ('email', 'sms') and coalesce(h.recipient, '') <> ''
+      and not exists (select 1 from held h2 where h2.ikey = h.ikey and h2.n < h.n)
   ), prev as (
     select d.idempotency_key, d.execution_id, d.status, d.retryable, d.provider_message_id
     from public.automation_deliveries d
@@ -157,7 +159,7 @@ begin
 end
 $$;
 comment on function public.automation_begin_deliveries(jsonb) is
-  'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, invalid (no idempotency key, unknown channel or empty recipient: nothing recorded, never send), or stale (lease not held).';
+  'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, invalid (no idempotency key, unknown channel, empty recipient, or a key repeated within the call: nothing recorded, never send), or stale (lease not held).';
 
 create or replace function public.automation_report(p_outcomes jsonb)
 returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
