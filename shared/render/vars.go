@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	// The Lambda runtime (provided.al2023) ships no zoneinfo: embed it, or
+	// location would render every organisation's times in UTC.
+	_ "time/tzdata"
 
 	"github.com/dueflow/dueflow/shared/automation"
 )
