@@ -13,8 +13,9 @@ import (
 
 // HTTPError classifies a provider's non-2xx HTTP answer: 429 is
 // rate_limited and 408 timeout (retryable, with RetryAfter from the
-// Retry-After header), 5xx provider_unavailable (retryable), any other
-// status provider_rejected (permanent). Providers that can tell an invalid
+// Retry-After header), 5xx provider_unavailable (retryable), 401/403
+// provider_auth (retryable: credentials or sender configuration, an
+// operator's fix), any other status provider_rejected (permanent). Providers that can tell an invalid
 // recipient from the body override Code with CodeInvalidRecipient (see
 // InvalidRecipient). err describes the answer (never the message body).
 func HTTPError(provider string, status int, h http.Header, err error) *Error {
@@ -29,6 +30,8 @@ func HTTPError(provider string, status int, h http.Header, err error) *Error {
 		e.Code, e.Retryable = CodeTimeout, true
 	case status >= 500:
 		e.Code, e.Retryable = CodeUnavailable, true
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Code, e.Retryable = CodeAuth, true
 	default:
 		e.Code, e.Retryable = CodeRejected, false
 	}
@@ -68,6 +71,13 @@ func IsDialError(err error) bool {
 // will never deliver to (malformed or unreachable address or number).
 func InvalidRecipient(provider string, status int, err error) *Error {
 	return &Error{Provider: provider, Code: CodeInvalidRecipient, StatusCode: status, Err: err}
+}
+
+// AuthError returns the retryable provider_auth error for a refusal of the
+// account's credentials or sender configuration (a from-number not enabled
+// for the account): nothing is wrong with the reminder itself.
+func AuthError(provider string, status int, err error) *Error {
+	return &Error{Provider: provider, Code: CodeAuth, Retryable: true, StatusCode: status, Err: err}
 }
 
 // Permanent returns a permanent provider_rejected error (bad configuration,

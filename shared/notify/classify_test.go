@@ -30,7 +30,8 @@ func TestHTTPError(t *testing.T) {
 		{503, notify.CodeUnavailable, true, 30},
 		{408, notify.CodeTimeout, true, 30},
 		{400, notify.CodeRejected, false, 0},
-		{401, notify.CodeRejected, false, 0},
+		{401, notify.CodeAuth, true, 30},
+		{403, notify.CodeAuth, true, 30},
 		{404, notify.CodeRejected, false, 0},
 	}
 	for _, tc := range cases {
@@ -45,6 +46,9 @@ func TestHTTPError(t *testing.T) {
 	assert.False(t, notify.IsRetryable(e))
 	assert.Equal(t, notify.CodeInvalidRecipient, e.Code)
 	assert.False(t, notify.IsRetryable(notify.Permanent("p", 0, errors.New("x"))))
+	a := notify.AuthError("p", 400, errors.New("from number not enabled"))
+	assert.True(t, notify.IsRetryable(a))
+	assert.Equal(t, notify.CodeAuth, a.Code)
 }
 
 func TestRetryAfterSeconds(t *testing.T) {

@@ -46,12 +46,17 @@ type Sender interface {
 
 // Error codes of provider failures.
 const (
-	CodeInvalidRecipient = "invalid_recipient"    // permanent
-	CodeRejected         = "provider_rejected"    // permanent (other 4xx, auth, bad request)
-	CodeRateLimited      = "rate_limited"         // retryable (429)
-	CodeUnavailable      = "provider_unavailable" // retryable (5xx)
-	CodeNetwork          = "network"              // retryable
-	CodeTimeout          = "timeout"              // retryable
+	CodeInvalidRecipient = "invalid_recipient" // permanent
+	CodeRejected         = "provider_rejected" // permanent (other 4xx, bad request)
+	// CodeAuth is retryable: the provider refused our credentials or sender
+	// configuration (401/403, a from-number not valid for the account). It
+	// is an operator's mistake (a rotated key), fixed without touching the
+	// reminders, so they back off and retry (the database caps attempts).
+	CodeAuth        = "provider_auth"
+	CodeRateLimited = "rate_limited"         // retryable (429)
+	CodeUnavailable = "provider_unavailable" // retryable (5xx)
+	CodeNetwork     = "network"              // retryable
+	CodeTimeout     = "timeout"              // retryable
 )
 
 // Error is a classified provider failure.

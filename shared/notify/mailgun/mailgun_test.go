@@ -104,7 +104,7 @@ func TestErrorClassification(t *testing.T) {
 		{"other 400", `{"message":"from parameter is missing"}`,
 			notify.Error{StatusCode: 400, Code: notify.CodeRejected}},
 		{"unauthorized", `Forbidden`,
-			notify.Error{StatusCode: 401, Code: notify.CodeRejected}},
+			notify.Error{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 12}},
 		{"rate limited", `{"message":"slow down"}`,
 			notify.Error{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 12}},
 		{"server error", `<html>bad gateway</html>`,

@@ -111,6 +111,12 @@ var permanentCodes = map[Code]bool{
 	"40300": true, // blocked: the recipient replied STOP
 }
 
+// Error codes that say the account's sender configuration is wrong (an
+// operator's fix): provider_auth, retried.
+var configCodes = map[Code]bool{
+	"40305": true, // invalid 'from' address: number not enabled for messaging on this account
+}
+
 // Error codes that are worth retrying whatever the HTTP status.
 var retryableCodes = map[Code]bool{
 	"10011": true, // too many requests
@@ -200,6 +206,9 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		}
 		if permanentCodes[e.Code] {
 			return notify.Permanent(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+		}
+		if configCodes[e.Code] {
+			return notify.AuthError(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
 		}
 	}
 	ne := notify.HTTPError(ProviderName, status, h, cause)

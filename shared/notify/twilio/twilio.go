@@ -38,8 +38,8 @@ const (
 	CodeCannotRoute      = 21612 // cannot route to this number
 	CodeUnsubscribed     = 21610 // recipient replied STOP
 	CodeTooManyRequests  = 20429
-	CodeQueueOverflow    = 30001
-	CodeInvalidFromPhone = 21606
+	CodeInvalidFromPhone = 21606 // 'From' is not a valid, SMS-capable number of this account
+	CodeUnverified       = 21608 // trial account: number not verified for this account
 )
 
 // Config configures the Twilio sender.
@@ -139,6 +139,8 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 			return notify.InvalidRecipient(ProviderName, status, cause)
 		case CodeUnsubscribed:
 			return notify.Permanent(ProviderName, status, cause)
+		case CodeInvalidFromPhone, CodeUnverified:
+			return notify.AuthError(ProviderName, status, cause) // account configuration: retried
 		case CodeTooManyRequests:
 			status = http.StatusTooManyRequests
 		}
