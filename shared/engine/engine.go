@@ -249,7 +249,14 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	for _, o := range outcomes {
 		r := byID[o.ExecutionID.String()]
 		rep, ok := applied[o.ExecutionID.String()]
-		if ok && !rep.Applied {
+		if !ok {
+			// The report's answer does not mention it: whether it was
+			// applied is unknown, so it is not counted as done.
+			sum.Stale++
+			r.log.WarnContext(ctx, "outcome missing from the report's answer; not counted as applied", "status", o.Status)
+			continue
+		}
+		if !rep.Applied {
 			sum.Stale++
 			r.log.WarnContext(ctx, "outcome not applied", "status", o.Status, "reason", rep.Reason)
 			continue
@@ -688,6 +695,15 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 			res.ErrorCode = pe.Code
 		}
 		r.results = append(r.results, res)
+		if isPE && pe.Code == notify.CodeAuth {
+			// Credentials or sender configuration refused: every send of
+			// this provider fails until an operator fixes it. Retried (the
+			// database caps attempts) and logged at error level.
+			r.finish(automation.OutcomeRetry, notify.CodeAuth, msg)
+			r.outcome.RetryAfterSecs = pe.RetryAfter
+			log.ErrorContext(ctx, "provider refused credentials or sender configuration; will retry", "provider", pe.Provider, "status_code", pe.StatusCode, "error", msg)
+			return
+		}
 		r.finish(automation.OutcomeRetry, automation.ErrProviderRetryable, msg)
 		if isPE {
 			r.outcome.RetryAfterSecs = pe.RetryAfter

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -724,4 +725,75 @@ func TestHangingSendLeavesTimeToReport(t *testing.T) {
 	o := f.lastOutcome(t, id)
 	require.Len(t, o.Deliveries, 1)
 	assert.Equal(t, automation.DeliveryUnknown, o.Deliveries[0].Status, "abandoned after the hand-over: maybe sent")
+}
+
+// dropReport is a Store whose report answer leaves out one execution.
+type dropReport struct {
+	*fakestore.Store
+	drop uuid.UUID
+}
+
+func (d dropReport) Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error) {
+	rep, err := d.Store.Report(ctx, os)
+	out := rep[:0]
+	for _, r := range rep {
+		if r.ExecutionID != d.drop {
+			out = append(out, r)
+		}
+	}
+	return out, err
+}
+
+func TestOutcomeMissingFromReportAnswerNotCountedApplied(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	kept, dropped := f.store.Add(invoiceDoc(email)), f.store.Add(invoiceDoc(email))
+	var logs syncBuffer
+	eng, err := New(Options{Action: automation.ActionInvoiceReminder, Store: dropReport{Store: f.store, drop: dropped},
+		Email: f.email, SMS: f.sms, EmailFrom: "noreply@dueflow.test", Concurrency: 4, Now: func() time.Time { return f.now },
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	require.NoError(t, err)
+	sum, err := eng.Process(context.Background(), automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: []uuid.UUID{kept, dropped}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Completed)
+	assert.Equal(t, 1, sum.Stale)
+	assert.Contains(t, logs.String(), `"execution_id":"`+dropped.String()+`"`)
+	assert.Contains(t, logs.String(), "missing from the report")
+}
+
+func TestProviderAuthRetriesAndLogsError(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	var logs syncBuffer
+	f.eng.o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	f.sms.fail = func(notify.Message) error {
+		return notify.AuthError("telnyx", 400, errors.New("telnyx error 40305: Invalid 'from' address"))
+	}
+	id := f.store.Add(invoiceDoc(sms))
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Retried)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.Equal(t, notify.CodeAuth, o.ErrorCode)
+	require.Len(t, o.Deliveries, 1)
+	assert.Equal(t, notify.CodeAuth, o.Deliveries[0].ErrorCode)
+	assert.True(t, o.Deliveries[0].Retryable)
+	assert.Equal(t, automation.StatusPending, f.store.Get(id).Status)
+	assert.Contains(t, logs.String(), `"level":"ERROR"`)
+}
+
+// syncBuffer is a bytes.Buffer safe for the engine's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
