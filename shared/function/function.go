@@ -53,11 +53,11 @@ func Logger(w io.Writer, level slog.Level) *slog.Logger {
 func Build(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Handler, error) {
 	store, err := supabase.New(supabase.Config{URL: cfg.SupabaseURL, Key: cfg.ServiceRoleKey.Value(), Timeout: cfg.RPCTimeout})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("function: supabase store: %w", err)
 	}
 	email, sms, err := cfg.Senders()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("function: senders: %w", err)
 	}
 	eng, err := engine.New(engine.Options{
 		Action: action, Store: store, Email: email, SMS: sms,
@@ -66,12 +66,12 @@ func Build(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Hand
 		NormalizePhone: phone.ParseE164, Logger: log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("function: engine: %w", err)
 	}
 	v, err := webhook.NewVerifier(cfg.WebhookSecret.Value(), action,
 		webhook.WithMaxBodyBytes(cfg.MaxBodyBytes), webhook.WithMaxIDs(cfg.MaxIDs))
 	if err != nil {
-		return nil, fmt.Errorf("webhook verifier: %w", err)
+		return nil, fmt.Errorf("function: webhook verifier: %w", err)
 	}
 	return lambdaurl.New(v, eng, log), nil
 }

@@ -51,6 +51,7 @@ func TestBuildEveryAction(t *testing.T) {
 	}
 	_, err = Build("no-such-action", cfg, Logger(io.Discard, 0))
 	require.Error(t, err)
+	assert.Contains(t, err.Error(), "function: engine: ", "the failing part is named")
 }
 
 // buildBinary builds a function for the host.
