@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dueflow/dueflow/shared/notify/telnyx"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -117,7 +118,6 @@ const (
 	DefaultRPCTimeout   = 10 * time.Second
 	DefaultMaxBodyBytes = 65536
 	DefaultMaxIDs       = 500
-	DefaultTelnyxBase   = "https://api.telnyx.com"
 
 	DefaultSMTPMessagesPerConnection = 100
 )
@@ -213,7 +213,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			APIBase:            p.url("TELNYX_API_BASE", false),
 		}
 		if c.Telnyx.APIBase == "" {
-			c.Telnyx.APIBase = DefaultTelnyxBase
+			c.Telnyx.APIBase = telnyx.DefaultAPIBase
 		}
 		c.SMSFrom = p.str("SMS_FROM", c.Telnyx.MessagingProfileID == "")
 	default:

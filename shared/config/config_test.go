@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/notify/telnyx"
 )
 
 func fakeJWT(role string) string {
@@ -129,7 +131,7 @@ func TestProviderSpecificRequirements(t *testing.T) {
 	e["TELNYX_MESSAGING_PROFILE_ID"] = "prof"
 	c, err := Load(env(e))
 	require.NoError(t, err)
-	assert.Equal(t, DefaultTelnyxBase, c.Telnyx.APIBase)
+	assert.Equal(t, telnyx.DefaultAPIBase, c.Telnyx.APIBase)
 	assert.Equal(t, "KEY123", c.Telnyx.APIKey.Value())
 }
 

@@ -40,6 +40,7 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/render"
+	"github.com/dueflow/dueflow/shared/text"
 )
 
 // Store is the database side: the three RPCs (shared/supabase.Client).
@@ -525,9 +526,9 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 			return
 		}
 		msg.Subject, msg.Text, msg.HTML = m.Subject, m.Text, m.HTML
-		msg.From = firstNonEmpty(c.Organization.SenderEmail, e.o.EmailFrom)
-		msg.FromName = firstNonEmpty(c.Organization.SenderName, c.Organization.Name, e.o.EmailFromName)
-		msg.ReplyTo = firstNonEmpty(c.Organization.ReplyToEmail, c.Organization.SenderEmail)
+		msg.From = text.FirstNonEmpty(c.Organization.SenderEmail, e.o.EmailFrom)
+		msg.FromName = text.FirstNonEmpty(c.Organization.SenderName, c.Organization.Name, e.o.EmailFromName)
+		msg.ReplyTo = text.FirstNonEmpty(c.Organization.ReplyToEmail, c.Organization.SenderEmail)
 	} else {
 		text, err := render.SMS(tmpl, r.vars)
 		if err != nil {
@@ -595,7 +596,7 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
 				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
 				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+truncate(err.Error(), 300))
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(err.Error(), 300))
 			r.intent = nil
 		}
 		return false
@@ -677,7 +678,7 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	}
 	var pe *notify.Error
 	isPE := errors.As(err, &pe)
-	msg := truncate(err.Error(), 500)
+	msg := text.Truncate(err.Error(), 500)
 	switch {
 	case notify.IsAmbiguous(err) || (!isPE && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
 		// Failed after the hand-over, or an unclassified failure that timed
@@ -719,20 +720,4 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 		r.finish(automation.OutcomeFailed, code, msg)
 		log.WarnContext(ctx, "send failed permanently", "error", msg)
 	}
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v = strings.TrimSpace(v); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/text"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -82,10 +83,10 @@ func (h *Handler) serve(ctx context.Context, r request) response {
 	start := time.Now()
 	log := h.log.With("action", h.verifier.Action(), "request_id", r.requestID)
 	if id := r.header.Get(webhook.HeaderID); id != "" {
-		log = log.With("webhook_id", truncate(id, 64))
+		log = log.With("webhook_id", text.Truncate(id, 64))
 	}
 	if r.method != http.MethodPost {
-		log.WarnContext(ctx, "request rejected", "status", http.StatusMethodNotAllowed, "method", truncate(r.method, 16))
+		log.WarnContext(ctx, "request rejected", "status", http.StatusMethodNotAllowed, "method", text.Truncate(r.method, 16))
 		return errorResponse(http.StatusMethodNotAllowed, "method not allowed")
 	}
 	body, err := r.body()
@@ -188,11 +189,4 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -10,6 +10,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/text"
 )
 
 // VarsFor builds the variables of one claimed execution: money formatted in
@@ -30,7 +31,7 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 	org := c.Organization
 	v["organization.name"] = org.Name
 	v["organization.phone"] = org.Phone
-	v["organization.email"] = firstNonEmpty(org.ReplyToEmail, org.SenderEmail)
+	v["organization.email"] = text.FirstNonEmpty(org.ReplyToEmail, org.SenderEmail)
 	v["organization.portal_url"] = org.PortalURL
 
 	if cl := c.Client; cl != nil {
@@ -44,7 +45,7 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 		v["invoice.number"] = inv.Number
 		v["invoice.total"] = FormatMoney(inv.Total, inv.Currency)
 		v["invoice.balance"] = FormatMoney(inv.Balance, inv.Currency)
-		v["invoice.portal_url"] = firstNonEmpty(inv.PortalURL, org.PortalURL)
+		v["invoice.portal_url"] = text.FirstNonEmpty(inv.PortalURL, org.PortalURL)
 		if due, err := time.ParseInLocation(time.DateOnly, inv.DueDate, loc); err == nil {
 			v["invoice.due_date"] = due.Format("Jan 2, 2006")
 			v["invoice.days_overdue"] = strconv.Itoa(daysOverdue(due, now.In(loc)))
@@ -96,15 +97,6 @@ func location(name string) *time.Location {
 	}
 	zones.Store(name, loc)
 	return loc
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if strings.TrimSpace(x) != "" {
-			return x
-		}
-	}
-	return ""
 }
 
 // currency describes how an ISO 4217 currency is written.

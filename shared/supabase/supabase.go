@@ -48,6 +48,7 @@ import (
 	supabasego "github.com/supabase-community/supabase-go"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/text"
 )
 
 // RPC function names.
@@ -209,7 +210,7 @@ func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
 	if rt.status >= 300 || looksLikeError(raw) {
 		e := &RPCError{Function: fn, Status: rt.status}
 		if err := json.Unmarshal(raw, e); err != nil || (e.Code == "" && e.Message == "") {
-			e.Code, e.Message = "", "unexpected response: "+truncate(body, 200)
+			e.Code, e.Message = "", "unexpected response: "+text.Truncate(body, 200)
 		}
 		return e
 	}
@@ -234,13 +235,6 @@ func looksLikeError(b []byte) bool {
 		Message *string `json:"message"`
 	}
 	return json.Unmarshal(b, &probe) == nil && probe.Code != nil && probe.Message != nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // callTransport binds one call's context to its request and records the

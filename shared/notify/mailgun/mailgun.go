@@ -18,6 +18,7 @@ import (
 
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/render"
+	"github.com/dueflow/dueflow/shared/text"
 )
 
 // ProviderName is recorded in the delivery ledger.
@@ -59,11 +60,11 @@ func (s *Sender) Name() string { return ProviderName }
 
 // Send hands one email to Mailgun; the Result's MessageID is Mailgun's id.
 func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, error) {
-	fromAddr := firstNonEmpty(m.From, s.cfg.From)
+	fromAddr := text.FirstNonEmpty(m.From, s.cfg.From)
 	if fromAddr == "" {
 		return notify.Result{}, notify.Permanent(ProviderName, 0, errors.New("no sender address"))
 	}
-	from := (&mail.Address{Name: firstNonEmpty(m.FromName, s.cfg.FromName), Address: fromAddr}).String()
+	from := (&mail.Address{Name: text.FirstNonEmpty(m.FromName, s.cfg.FromName), Address: fromAddr}).String()
 	if _, err := mail.ParseAddress(m.To); err != nil {
 		return notify.Result{}, notify.InvalidRecipient(ProviderName, 0, fmt.Errorf("recipient address: %w", err))
 	}
@@ -133,9 +134,9 @@ func apiMessage(body []byte) string {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(body, &e) == nil && e.Message != "" {
-		return truncate(e.Message, 200)
+		return text.Truncate(e.Message, 200)
 	}
-	return truncate(strings.TrimSpace(string(body)), 200)
+	return text.Truncate(strings.TrimSpace(string(body)), 200)
 }
 
 func invalidRecipient(msg string) bool {
@@ -143,20 +144,4 @@ func invalidRecipient(msg string) bool {
 	return strings.Contains(l, "'to' parameter is not a valid address") ||
 		strings.Contains(l, "to parameter is not a valid address") ||
 		(strings.Contains(l, "not a valid address") && strings.Contains(l, "to"))
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if strings.TrimSpace(x) != "" {
-			return x
-		}
-	}
-	return ""
 }

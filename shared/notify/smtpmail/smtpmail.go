@@ -18,6 +18,7 @@ import (
 
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/render"
+	"github.com/dueflow/dueflow/shared/text"
 )
 
 // ProviderName is recorded in the delivery ledger.
@@ -372,8 +373,8 @@ func reusable(err error) bool {
 // build assembles the MIME message.
 func (s *Sender) build(m notify.Message) (*mail.Msg, string, error) {
 	msg := mail.NewMsg()
-	from := firstNonEmpty(m.From, s.cfg.From)
-	name := firstNonEmpty(m.FromName, s.cfg.FromName)
+	from := text.FirstNonEmpty(m.From, s.cfg.From)
+	name := text.FirstNonEmpty(m.FromName, s.cfg.FromName)
 	if from == "" {
 		return nil, "", notify.Permanent(ProviderName, 0, errors.New("no sender address"))
 	}
@@ -443,13 +444,4 @@ func classify(err error) *notify.Error {
 	// server has the message.
 	e.Ambiguous = se.Reason == mail.ErrWriteContent || se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
 	return e
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if strings.TrimSpace(x) != "" {
-			return x
-		}
-	}
-	return ""
 }

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/text"
 )
 
 // ProviderName is recorded in the delivery ledger.
@@ -199,7 +200,7 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		return notify.HTTPError(ProviderName, status, h, fmt.Errorf("telnyx answer status %d", status))
 	}
 	e0 := er.Errors[0]
-	cause := fmt.Errorf("telnyx error %s: %s", e0.Code, strings.TrimSpace(e0.Title+": "+truncate(e0.Detail, 200)))
+	cause := fmt.Errorf("telnyx error %s: %s", e0.Code, strings.TrimSpace(e0.Title+": "+text.Truncate(e0.Detail, 200)))
 	for _, e := range er.Errors {
 		if invalidRecipientCodes[e.Code] {
 			return notify.InvalidRecipient(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
@@ -219,11 +220,4 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		}
 	}
 	return ne
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
