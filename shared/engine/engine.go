@@ -305,7 +305,7 @@ func (e *Engine) report(ctx context.Context, outcomes []automation.Outcome) ([]a
 			}
 			e.o.Logger.WarnContext(ctx, "report failed; trying again", "action", e.o.Action,
 				"outcomes", len(outcomes), "attempt", n, "error", err)
-			time.Sleep(pause)
+			pauseFor(ctx, pause)
 		}
 		var rep []automation.Reported
 		if rep, err = e.o.Store.Report(context.WithoutCancel(ctx), outcomes); err == nil {
@@ -313,6 +313,18 @@ func (e *Engine) report(ctx context.Context, outcomes []automation.Outcome) ([]a
 		}
 	}
 	return nil, err
+}
+
+// pauseFor waits d, or less when ctx ends first: a short back-off between
+// two RPC calls of one invocation, never a workflow delay (those are durable
+// snoozes in the database).
+func pauseFor(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (e *Engine) newRun(ctx context.Context, c *automation.Claimed) *run {
