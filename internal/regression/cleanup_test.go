@@ -45,7 +45,7 @@ func TestCronRunDetailsAreCleanedUp(t *testing.T) {
 }
 
 // Bug 10, the other ever-growing tables: old pg_net responses and old
-// finished executions (with their deliveries) are deleted; open executions
+// finished executions (with their deliveries) that cannot recur are deleted; open executions
 // are kept whatever their age; the cleanup runs without pg_cron too.
 func TestCleanupOfResponsesAndFinishedExecutions(t *testing.T) {
 	t.Parallel()
@@ -56,6 +56,14 @@ func TestCleanupOfResponsesAndFinishedExecutions(t *testing.T) {
 	pgtest.Exec(t, db, `update automation_execution_logs set status = 'completed', completed_at = now() - interval '100 days', created_at = now() - interval '100 days' where id = $1`, done)
 	pgtest.Exec(t, db, `insert into automation_deliveries (execution_id, organization_id, channel, recipient, idempotency_key, status)
 		select id, organization_id, 'email', 'ada@client.test', id || ':0:email', 'sent' from automation_execution_logs where id = $1`, done)
+	// a later occurrence of the same invoice (next reminder day) makes the old
+	// one unable to recur, so it may go; the newest per subject always stays
+	// (it is the key that stops the check from creating that reminder again)
+	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key,
+			subject_type, subject_id, client_id, status, completed_at, created_at)
+		select workflow_id, organization_id, action, trigger_type, occurrence_key || ':later', subject_type, subject_id, client_id,
+			'completed', now() - interval '95 days', now() - interval '95 days'
+		from automation_execution_logs where id = $1`, done)
 	pgtest.Exec(t, db, `update automation_execution_logs set created_at = now() - interval '200 days', next_attempt_at = now() + interval '1 day' where id = $1`, oldOpen)
 	pgtest.Exec(t, db, `update automation_execution_logs set status = 'failed', error_code = 'max_attempts', completed_at = now() - interval '1 day' where id = $1`, recentDone)
 	pgtest.Exec(t, db, `insert into net._http_response (id, status_code, created) values (1, 200, now() - interval '30 days'), (2, 503, now() - interval '1 hour')`)
@@ -63,7 +71,7 @@ func TestCleanupOfResponsesAndFinishedExecutions(t *testing.T) {
 	assert.Equal(t, 1, pgtest.Int(t, db, `select automation_cleanup()`), "one execution (no pg_cron here)")
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where id = $1`, done))
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, done))
-	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1`, wf), "open and recent rows kept")
+	assert.Equal(t, 3, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1`, wf), "open, recent and newest-per-subject rows kept")
 	assert.Equal(t, []int{2}, ints(t, db, `select id::int from net._http_response order by id`))
 }
 
