@@ -41,6 +41,9 @@ declare
   v_id text;
   v_ts bigint;
   v_count integer := 0;
+  v_skip_ids uuid[];
+  v_skip_codes text[];
+  v_skip_msgs text[];
 begin
   -- 1. expired leases: back to pending (the attempt stays consumed), or
   --    failed when no attempt is left
@@ -53,13 +56,7 @@ begin
     next_attempt_at = greatest(e.next_attempt_at, now())
   where e.status = 'running' and e.lease_expires_at < now();
 
-  -- 2. due rows past their deadline
-  update public.automation_execution_logs e set updated_at = now(),
-    status = 'failed', error_code = 'expired',
-    error_message = 'deadline passed before the execution could run', completed_at = now()
-  where e.status = 'pending' and e.next_attempt_at <= now() and e.deadline_at <= now();
-
-  -- 2b. invoice reminders whose invoice was settled meanwhile: nothing to do
+  -- 2. invoice reminders whose invoice was settled meanwhile: nothing to do
   --     (the function re-checks at claim time too)
   update public.automation_execution_logs e set updated_at = now(),
     status = 'skipped', error_code = 'invoice_settled',
@@ -69,13 +66,15 @@ begin
     and i.id = e.subject_id and i.organization_id = e.organization_id
     and (i.status in ('paid', 'cancelled', 'void') or i.balance <= 0);
 
-  -- 2c. job reminders whose premise no longer holds (the function re-checks
+  -- 2b. job reminders whose premise no longer holds (the function re-checks
   --     appointments and stale jobs at claim time; only SQL can see a
   --     client's newer jobs): appointment moved or no longer scheduled;
   --     stale job with activity since or out of its stale statuses;
   --     maintenance after the client's next service was done or booked
-  update public.automation_execution_logs e set updated_at = now(),
-    status = 'skipped', error_code = x.code, error_message = x.msg, completed_at = now()
+  --     (collected first, then updated by primary key: joined directly, a
+  --     planner on stale statistics nested-loops the due index per row)
+  select coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.code), '{}'), coalesce(array_agg(x.msg), '{}')
+    into v_skip_ids, v_skip_codes, v_skip_msgs
   from (
     select e2.id,
       case when j.id is null or j.status = 'cancelled' then 'subject_gone' else 'superseded' end as code,
@@ -109,8 +108,20 @@ begin
                                or (u.status = 'completed' and u.completed_at > j.completed_at
                                    and (nullif(w.trigger_config ->> 'job_type', '') is null
                                         or u.job_type = w.trigger_config ->> 'job_type'))))))
-  ) x
-  where e.id = x.id and e.status = 'pending';
+  ) x;
+  if cardinality(v_skip_ids) > 0 then
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = s.code, error_message = s.msg, completed_at = now()
+    from unnest(v_skip_ids, v_skip_codes, v_skip_msgs) as s(id, code, msg)
+    where e.id = s.id and e.status = 'pending';
+  end if;
+
+  -- 2d. due rows past their deadline (after the skips above: a reminder of a
+  --     paid invoice is skipped, not counted as a failure)
+  update public.automation_execution_logs e set updated_at = now(),
+    status = 'failed', error_code = 'expired',
+    error_message = 'deadline passed before the execution could run', completed_at = now()
+  where e.status = 'pending' and e.next_attempt_at <= now() and e.deadline_at <= now();
 
   -- 3. endpoints able to receive (enabled, with a usable secret)
   for v_ep in
@@ -191,7 +202,7 @@ begin
 end
 $$;
 comment on function public.process_pending_automations(interval, integer) is
-  'Returns expired leases to pending (or failed at max attempts), fails due rows past their deadline (expired), skips due invoice reminders whose invoice is settled (invoice_settled) and due job reminders whose premise is gone (subject_gone: job deleted or cancelled; superseded: appointment moved or no longer scheduled, stale job with activity since or out of its statuses, maintenance after a newer or booked service), then posts due pending executions, per action in batches of automation_endpoints.batch_size, to the endpoint through net.http_post, signed with Standard Webhooks (secret from Vault). Rows rung but not claimed are rung again after p_redispatch_after. Missing endpoint or secret: rows stay pending, WARNING. Returns the number of executions dispatched.';
+  'Returns expired leases to pending (or failed at max attempts), skips due invoice reminders whose invoice is settled (invoice_settled) and due job reminders whose premise is gone (subject_gone: job deleted or cancelled; superseded: appointment moved or no longer scheduled, stale job with activity since or out of its statuses, maintenance after a newer or booked service), fails the remaining due rows past their deadline (expired), then posts due pending executions, per action in batches of automation_endpoints.batch_size, to the endpoint through net.http_post, signed with Standard Webhooks (secret from Vault). Rows rung but not claimed are rung again after p_redispatch_after. Missing endpoint or secret: rows stay pending, WARNING. Returns the number of executions dispatched.';
 
 revoke all on function public.automation_webhook_key(text),
   public.automation_sign_webhook(bytea, text, bigint, text),
