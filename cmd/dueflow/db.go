@@ -39,3 +39,17 @@ func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	}
 	return conn, nil
 }
+
+// connectFromArgs parses a command's only flag, --db, refuses positional
+// arguments and connects: the common start of status and tick.
+func connectFromArgs(ctx context.Context, name string, args []string) (*pgx.Conn, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	db := dbFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return connect(ctx, *db)
+}

@@ -67,12 +67,9 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	root, err := repoRoot()
+	root, err := rootAndStateDir(&opts.StateDir)
 	if err != nil {
 		return err
-	}
-	if opts.StateDir == "" {
-		opts.StateDir = filepath.Join(root, ".dueflow", "demo")
 	}
 	line, err := runDemo(ctx, root, opts, os.Stdout)
 	if line == "" {

@@ -88,3 +88,16 @@ func repoRoot() (string, error) {
 		}
 	}
 }
+
+// rootAndStateDir finds the repository root and defaults an empty state
+// directory to the demo's (.dueflow/demo), which invoke shares with demo.
+func rootAndStateDir(stateDir *string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	if *stateDir == "" {
+		*stateDir = filepath.Join(root, ".dueflow", "demo")
+	}
+	return root, nil
+}

@@ -65,12 +65,9 @@ func cmdInvoke(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	root, err := repoRoot()
+	root, err := rootAndStateDir(&opts.StateDir)
 	if err != nil {
 		return err
-	}
-	if opts.StateDir == "" {
-		opts.StateDir = filepath.Join(root, ".dueflow", "demo")
 	}
 	return runInvoke(ctx, root, opts, os.Stdout, os.Stderr)
 }

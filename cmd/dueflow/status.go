@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,15 +73,7 @@ select (select count(*) from net.http_request_queue)                            
 }
 
 func cmdStatus(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	db := dbFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	conn, err := connect(ctx, *db)
+	conn, err := connectFromArgs(ctx, "status", args)
 	if err != nil {
 		return err
 	}

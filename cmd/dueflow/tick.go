@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -144,15 +143,7 @@ func resultText(t table) string {
 }
 
 func cmdTick(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("tick", flag.ContinueOnError)
-	db := dbFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	conn, err := connect(ctx, *db)
+	conn, err := connectFromArgs(ctx, "tick", args)
 	if err != nil {
 		return err
 	}
