@@ -139,7 +139,7 @@ begin
   )
   insert into public.automation_analytics as a
     (organization_id, workflow_id, date, executions, completed, failed, skipped)
-  select organization_id, workflow_id, current_date, executions, completed, failed, skipped
+  select organization_id, workflow_id, (now() at time zone 'UTC')::date, executions, completed, failed, skipped
   from per_wf
   order by organization_id, workflow_id
   on conflict (organization_id, workflow_id, date) do update set
@@ -167,7 +167,7 @@ begin
   end if;
   insert into public.automation_analytics as a
     (organization_id, workflow_id, date, emails_sent, sms_sent)
-  select e.organization_id, e.workflow_id, current_date,
+  select e.organization_id, e.workflow_id, (now() at time zone 'UTC')::date,
          count(*) filter (where n.channel = 'email'), count(*) filter (where n.channel = 'sms')
   from new_rows n
   join old_rows o on o.id = n.id

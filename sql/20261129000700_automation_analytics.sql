@@ -9,24 +9,24 @@ begin
   -- deliveries ledger and overwrite: running it any number of times gives
   -- the same figures (never re-added).
   with days as (
-    select (current_date - g)::date as d from generate_series(0, greatest(p_days, 1) - 1) g
+    select ((now() at time zone 'UTC')::date - g)::date as d from generate_series(0, greatest(p_days, 1) - 1) g
   ), ex as (
-    select e.organization_id, e.workflow_id, e.completed_at::date as d,
+    select e.organization_id, e.workflow_id, (e.completed_at at time zone 'UTC')::date as d,
            count(*) as executions,
            count(*) filter (where e.status = 'completed') as completed,
            count(*) filter (where e.status = 'failed') as failed,
            count(*) filter (where e.status = 'skipped') as skipped
     from public.automation_execution_logs e
-    where e.completed_at >= (select min(d) from days)
+    where e.completed_at >= (select min(d) from days)::timestamp at time zone 'UTC'
       and e.status in ('completed', 'failed', 'skipped', 'cancelled')
     group by 1, 2, 3
   ), dl as (
-    select e.organization_id, e.workflow_id, d.sent_at::date as d,
+    select e.organization_id, e.workflow_id, (d.sent_at at time zone 'UTC')::date as d,
            count(*) filter (where d.channel = 'email') as emails_sent,
            count(*) filter (where d.channel = 'sms') as sms_sent
     from public.automation_deliveries d
     join public.automation_execution_logs e on e.id = d.execution_id
-    where d.status = 'sent' and d.sent_at >= (select min(d) from days)
+    where d.status = 'sent' and d.sent_at >= (select min(d) from days)::timestamp at time zone 'UTC'
     group by 1, 2, 3
   ), agg as (
     select coalesce(ex.organization_id, dl.organization_id) as organization_id,
