@@ -23,6 +23,11 @@
 // connection lost while waiting for the answer) is treated the same way,
 // because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
 // Losing one reminder in such a crash is preferred to sending it twice.
+//
+// The claim answer is decoded one document at a time (claim.go): a document
+// whose workflow breaks the workflow rules (shared/workflow) fails alone
+// with invalid_workflow, one that cannot be read fails alone with
+// invalid_execution, and the rest of the batch is sent.
 package engine
 
 import (
