@@ -23,10 +23,16 @@
 // connection lost while waiting for the answer) is treated the same way,
 // because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
 // Losing one reminder in such a crash is preferred to sending it twice.
+//
+// The claim answer is decoded one document at a time (claim.go): a document
+// whose workflow breaks the workflow rules (shared/workflow) fails alone
+// with invalid_workflow, one that cannot be read fails alone with
+// invalid_execution, and the rest of the batch is sent.
 package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,8 +50,11 @@ import (
 )
 
 // Store is the database side: the three RPCs (shared/supabase.Client).
+// Claim answers one undecoded document per claimed execution (an
+// automation.Claimed): the engine decodes each alone, so that one it cannot
+// read fails alone.
 type Store interface {
-	Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error)
+	Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error)
 	BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error)
 	Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error)
 }
@@ -191,10 +200,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		return sum, nil
 	}
 
-	runs := make([]*run, len(claimed))
-	for i := range claimed {
-		runs[i] = e.newRun(ctx, &claimed[i])
-	}
+	runs := e.decodeRuns(ctx, claimed)
 	for {
 		cutoff := e.cutoff(ctx, runs)
 		var wave []*run
