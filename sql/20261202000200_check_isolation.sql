@@ -222,8 +222,7 @@ begin
       and not (w.organization_id = any (p_except))
   ), found as (
     select s.organization_id, s.id as workflow_id, 'invalid_config'::text as code,
-           format('workflow skipped, %s problem(s): %s', cardinality(s.problems),
-                  array_to_string(array(select public.automation_mask_problem(p) from unnest(s.problems) p), '; ')) as message
+           array_to_string(array(select public.automation_mask_problem(p) from unnest(s.problems) p), '; ') as message
     from scope s
     where s.problems <> '{}'
     union all
