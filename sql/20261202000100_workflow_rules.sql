@@ -95,10 +95,10 @@ comment on function public.automation_workflow_rules() is
 -- appears in a problem message: at most 64 characters.
 create or replace function public.automation_workflow_display(p_name text) returns text
 language sql immutable parallel safe as $$
-  select case when length(p_name) > 64 then left(p_name, 64) || '…' else p_name end
+  select case when length(p_name) > 64 then left(p_name, 64) || '...' else p_name end
 $$;
 comment on function public.automation_workflow_display(text) is
-  'A user-written name as a workflow problem shows it: cut to 64 characters (followed by …) when longer.';
+  'A user-written name as a workflow problem shows it: cut to 64 characters (followed by ...) when longer.';
 
 create or replace function public.automation_workflow_is_int(p_value jsonb, p_min bigint, p_max bigint) returns boolean
 language plpgsql immutable parallel safe set search_path = public, pg_temp as $$

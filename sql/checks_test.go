@@ -31,7 +31,11 @@ func TestChecksAreTenantScoped(t *testing.T) {
 		       ($3, $4, 'completed', now() - interval '8 months', now() - interval '8 months')`, a, ca, b, cb)
 	wfA := map[string]uuid.UUID{}
 	for _, tr := range []string{"invoice_overdue", "maintenance_due", "scheduled"} {
-		wfA[tr] = pgtest.CreateWorkflow(t, db, a, tr, `{"frequency":"every_minute","audience":"clients"}`, "")
+		cfg := ""
+		if tr == "scheduled" {
+			cfg = `{"frequency":"every_minute","audience":"clients"}`
+		}
+		wfA[tr] = pgtest.CreateWorkflow(t, db, a, tr, cfg, "")
 	}
 	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
@@ -334,7 +338,11 @@ func TestChecksRecordLastTriggered(t *testing.T) {
 		values ($1, $2, 'scheduled', now() + interval '20 hours', now() - interval '8 days')`, org, booked)
 	wf := map[string]uuid.UUID{}
 	for _, tr := range []string{"invoice_overdue", "maintenance_due", "appointment", "stale_job", "scheduled"} {
-		wf[tr] = pgtest.CreateWorkflow(t, db, org, tr, `{"frequency":"every_minute"}`, "")
+		cfg := ""
+		if tr == "scheduled" {
+			cfg = `{"frequency":"every_minute"}`
+		}
+		wf[tr] = pgtest.CreateWorkflow(t, db, org, tr, cfg, "")
 	}
 	idle := pgtest.CreateWorkflow(t, db, pgtest.AllDayOrg(t, db), "invoice_overdue", "", "")
 

@@ -98,6 +98,8 @@ func TestRLSAndGrants(t *testing.T) {
 		`select process_pending_automations()`,
 		`select update_automation_analytics()`,
 		`select automation_cleanup()`,
+		`select automation_workflow_rules()`,
+		`select automation_workflow_problems('scheduled', '{}', '[]')`,
 		`select * from automation_cron_status`,
 		`select * from automation_endpoints`,
 		`select * from vault.decrypted_secrets`,

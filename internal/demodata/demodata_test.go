@@ -2,6 +2,7 @@ package demodata_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dueflow/dueflow/internal/demodata"
 	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/workflow"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -161,4 +163,19 @@ func TestDataIsConsistent(t *testing.T) {
 	}
 	assert.Len(t, triggers, 5, "a workflow for every trigger type")
 	assert.Len(t, demodata.Expected(), len(d.Workflows), "an expectation per workflow")
+}
+
+// Every demo workflow follows the workflow rules (the database would refuse
+// the seed otherwise), the scheduled one with any hour Seed gives it.
+func TestDemoWorkflowsFollowTheRules(t *testing.T) {
+	for _, w := range demodata.Data().Workflows {
+		if w.TriggerType == "scheduled" {
+			w.TriggerConfig["hour"] = 23
+		}
+		cfg, err := json.Marshal(w.TriggerConfig)
+		require.NoError(t, err)
+		steps, err := json.Marshal(w.Steps)
+		require.NoError(t, err)
+		assert.Empty(t, workflow.Validate(w.TriggerType, cfg, steps), w.Name)
+	}
 }

@@ -8,6 +8,7 @@ package fakestore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -19,7 +20,11 @@ import (
 
 // Exec is one execution row.
 type Exec struct {
-	Doc         automation.Claimed // returned by Claim (Execution fields refreshed)
+	Doc automation.Claimed // returned by Claim (Execution fields refreshed)
+	// Mangle, when set, rewrites the claim document (decoded as generic
+	// JSON) before Claim returns it: a document the engine cannot read, as
+	// a row written before the workflow rules can give.
+	Mangle      func(doc map[string]any)
 	Status      string
 	StepIndex   int
 	Attempt     int
@@ -89,12 +94,13 @@ func (s *Store) Expire() {
 }
 
 // Claim implements automation_claim (due-ness is ignored: every pending row
-// named is due).
-func (s *Store) Claim(_ context.Context, req automation.ClaimRequest) ([]automation.Claimed, error) {
+// named is due). Like the SQL, a document always has trigger_config (an
+// object) and steps (a list).
+func (s *Store) Claim(_ context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Calls["claim"]++
-	var out []automation.Claimed
+	var out []json.RawMessage
 	for _, id := range req.IDs {
 		e, ok := s.Execs[id]
 		if !ok || e.Status != automation.StatusPending || e.Doc.Execution.Action != req.Action || len(out) >= req.Limit {
@@ -111,9 +117,33 @@ func (s *Store) Claim(_ context.Context, req automation.ClaimRequest) ([]automat
 				doc.Deliveries = append(doc.Deliveries, d.Delivery)
 			}
 		}
-		out = append(out, doc)
+		if doc.Workflow.TriggerConfig == nil {
+			doc.Workflow.TriggerConfig = json.RawMessage(`{}`)
+		}
+		if doc.Workflow.Steps == nil {
+			doc.Workflow.Steps = []automation.Step{}
+		}
+		raw, err := encode(doc, e.Mangle)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, raw)
 	}
 	return out, nil
+}
+
+// encode marshals a claim document, rewritten by mangle when set.
+func encode(doc automation.Claimed, mangle func(map[string]any)) (json.RawMessage, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil || mangle == nil {
+		return raw, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	mangle(m)
+	return json.Marshal(m)
 }
 
 // BeginDeliveries implements automation_begin_deliveries.

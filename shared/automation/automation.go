@@ -109,6 +109,14 @@ const (
 	ErrMaxAttempts       = "max_attempts"
 	ErrConfig            = "config_error"
 	ErrInternal          = "internal_error"
+	// ErrInvalidWorkflow: the claimed workflow breaks the workflow rules
+	// (shared/workflow; e.g. written before validation or with the trigger
+	// disabled). The message lists its problems. Failed, never retried.
+	ErrInvalidWorkflow = "invalid_workflow"
+	// ErrInvalidExecution: the claimed document cannot be read (a value of
+	// the wrong JSON type). The message names the field path, never the
+	// value. Failed, never retried.
+	ErrInvalidExecution = "invalid_execution"
 )
 
 // Step is one step of a workflow. Empty Subject/Body/HTML mean "use the

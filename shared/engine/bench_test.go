@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -235,7 +236,7 @@ type timedStore struct {
 	begins               atomic.Int64
 }
 
-func (t *timedStore) Claim(ctx context.Context, r automation.ClaimRequest) ([]automation.Claimed, error) {
+func (t *timedStore) Claim(ctx context.Context, r automation.ClaimRequest) ([]json.RawMessage, error) {
 	defer func(s time.Time) { t.claim.Add(int64(time.Since(s))) }(time.Now())
 	return t.Store.Claim(ctx, r)
 }

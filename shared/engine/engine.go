@@ -27,6 +27,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,8 +45,11 @@ import (
 )
 
 // Store is the database side: the three RPCs (shared/supabase.Client).
+// Claim answers one undecoded document per claimed execution (an
+// automation.Claimed): the engine decodes each alone, so that one it cannot
+// read fails alone.
 type Store interface {
-	Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error)
+	Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error)
 	BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error)
 	Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error)
 }
@@ -191,10 +195,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		return sum, nil
 	}
 
-	runs := make([]*run, len(claimed))
-	for i := range claimed {
-		runs[i] = e.newRun(ctx, &claimed[i])
-	}
+	runs := e.decodeRuns(ctx, claimed)
 	for {
 		cutoff := e.cutoff(ctx, runs)
 		var wave []*run

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -219,14 +220,16 @@ func TestPreconditions(t *testing.T) {
 	}
 }
 
+// A template variable outside the fixed set breaks the workflow rules: the
+// execution fails for good (invalid_workflow) before anything is rendered.
 func TestUnknownTemplateVariableFailsWithoutRetry(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	id := f.store.Add(invoiceDoc(automation.Step{Type: automation.StepSendEmail, Subject: "Hi", Body: "Pay {{invoice.secret}}"}))
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrTemplate, o.ErrorCode)
-	assert.Contains(t, o.ErrorMessage, "invoice.secret")
+	assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+	assert.Equal(t, "steps[0].body: unknown variable {{invoice.secret}}", o.ErrorMessage)
 	assert.Zero(t, f.email.count())
 	assert.Equal(t, automation.StatusFailed, f.store.Get(id).Status)
 }
@@ -361,7 +364,7 @@ func TestStaleLeaseStopsWithoutReport(t *testing.T) {
 // staleStore takes every lease away right after the claim.
 type staleStore struct{ *fakestore.Store }
 
-func (s *staleStore) Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error) {
+func (s *staleStore) Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
 	out, err := s.Store.Claim(ctx, req)
 	s.Expire()
 	return out, err
@@ -598,7 +601,8 @@ func TestNoSMSProviderAndUnknownStep(t *testing.T) {
 	f.process(t, id)
 	o = f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrConfig, o.ErrorCode)
+	assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+	assert.Equal(t, "steps[0].type: must be one of send_email, send_sms, delay", o.ErrorMessage)
 	assert.Zero(t, f.email.count()+f.sms.count())
 }
 
@@ -796,4 +800,82 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A batch in which one document's workflow breaks the rules, one cannot be
+// read and one has no readable lease: each of those fails alone (or is left
+// to its lease), and the rest of the batch is sent.
+func TestUndecodableDocumentsFailAlone(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	good1 := f.store.Add(invoiceDoc(email))
+	badSteps := f.store.Add(invoiceDoc(email))
+	badExec := f.store.Add(invoiceDoc(email))
+	noLease := f.store.Add(invoiceDoc(email))
+	good2 := f.store.Add(invoiceDoc(email))
+	f.store.Execs[badSteps].Mangle = func(d map[string]any) {
+		d["workflow"].(map[string]any)["steps"] = []any{map[string]any{"type": "delay", "days": "1"}, map[string]any{"type": "send_email", "subject": 5}}
+	}
+	f.store.Execs[badExec].Mangle = func(d map[string]any) {
+		d["execution"].(map[string]any)["attempt"] = "SECRET-VALUE"
+	}
+	f.store.Execs[noLease].Mangle = func(d map[string]any) {
+		d["execution"].(map[string]any)["lease_token"] = 42
+	}
+
+	sum := f.process(t, good1, badSteps, badExec, noLease, good2)
+	assert.Equal(t, automation.Summary{Action: automation.ActionInvoiceReminder, Requested: 5, Claimed: 5, Completed: 2, Failed: 2}, sum)
+	assert.Equal(t, 2, f.email.count())
+	assert.Equal(t, automation.StatusCompleted, f.store.Get(good1).Status)
+	assert.Equal(t, automation.StatusCompleted, f.store.Get(good2).Status)
+
+	o := f.lastOutcome(t, badSteps)
+	assert.Equal(t, automation.OutcomeFailed, o.Status)
+	assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+	assert.Equal(t, "steps[0].days: must be a whole number from 0 to 365; steps[1].subject: must be text of at most 500 characters", o.ErrorMessage)
+	assert.Equal(t, automation.StatusFailed, f.store.Get(badSteps).Status)
+
+	o = f.lastOutcome(t, badExec)
+	assert.Equal(t, automation.OutcomeFailed, o.Status)
+	assert.Equal(t, automation.ErrInvalidExecution, o.ErrorCode)
+	assert.Equal(t, "claimed document unreadable at execution.attempt (want int)", o.ErrorMessage)
+	assert.Equal(t, automation.StatusFailed, f.store.Get(badExec).Status)
+
+	// no readable lease: nothing reported, left running until its lease expires
+	for _, rep := range f.store.Reports {
+		for _, o := range rep {
+			assert.NotEqual(t, noLease, o.ExecutionID)
+		}
+	}
+	assert.Equal(t, automation.StatusRunning, f.store.Get(noLease).Status)
+}
+
+// Every wrong JSON type of issue 8 in a claimed workflow's steps fails only
+// its own execution (invalid_workflow), naming the step and field.
+func TestWrongStepTypesFailTheirExecutionOnly(t *testing.T) {
+	for _, tc := range []struct {
+		step any
+		want string
+	}{
+		{map[string]any{"type": "delay", "days": "1"}, "steps[0].days: must be a whole number from 0 to 365"},
+		{map[string]any{"type": "delay", "hours": 1.5}, "steps[0].hours: must be a whole number from 0 to 8760"},
+		{map[string]any{"type": "send_email", "subject": 5}, "steps[0].subject: must be text of at most 500 characters"},
+		{[]any{1}, "steps[0]: must be an object"},
+		{map[string]any{"type": "delay", "minutes": 1e20}, "steps[0].minutes: must be a whole number from 0 to 525600"},
+		{map[string]any{"type": "delay", "minutes": -5}, "steps[0].minutes: must be a whole number from 0 to 525600"},
+		{map[string]any{"type": "delay", "days": 0}, "steps[0]: a delay must be from 1 minute to 365 days"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			f := newFixture(t, automation.ActionInvoiceReminder)
+			bad := f.store.Add(invoiceDoc(email))
+			good := f.store.Add(invoiceDoc(email))
+			f.store.Execs[bad].Mangle = func(d map[string]any) { d["workflow"].(map[string]any)["steps"] = []any{tc.step} }
+			sum := f.process(t, bad, good)
+			assert.Equal(t, 1, sum.Completed)
+			assert.Equal(t, 1, sum.Failed)
+			assert.Equal(t, 1, f.email.count())
+			o := f.lastOutcome(t, bad)
+			assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+			assert.Equal(t, tc.want, o.ErrorMessage)
+		})
+	}
 }

@@ -334,3 +334,45 @@ func TestIntegrationConcurrentInvocationsSendOnce(t *testing.T) {
 		assert.Equal(t, 1, seen[addr], addr)
 	}
 }
+
+// Several tenants share one claimed batch; one tenant's workflow was changed
+// with the validation trigger disabled and its steps hold wrong JSON types.
+// Through the real SQL and PostgREST: that tenant's executions fail alone
+// (invalid_workflow, the problems named), every other one is sent.
+func TestIntegrationUndecodableExecutionFailsAlone(t *testing.T) {
+	s := newStack(t)
+	steps := `[{"type":"send_email","subject":"Invoice {{invoice.number}}"}]`
+	_, execsA := s.overdue(t, steps, "a1@client.test", "a2@client.test")
+	wfB, execsB := s.overdue(t, steps, "b1@client.test")
+	_, execsC := s.overdue(t, steps, "c1@client.test")
+
+	_, err := s.db.Exec(bg, `alter table automation_workflows disable trigger automation_workflows_validate`)
+	require.NoError(t, err)
+	_, err = s.db.Exec(bg, `update automation_workflows set problems = null,
+		steps = '[{"type":"delay","days":"1"},{"type":"send_email","subject":5},[1],{"type":"delay","hours":1.5,"minutes":1e20}]'
+		where id = $1`, wfB)
+	require.NoError(t, err)
+	_, err = s.db.Exec(bg, `alter table automation_workflows enable trigger automation_workflows_validate`)
+	require.NoError(t, err)
+
+	ids := append(append(values(execsA), values(execsB)...), values(execsC)...)
+	sum := process(t, s.engine(t, automation.ActionInvoiceReminder, nil), ids...)
+	assert.Equal(t, automation.Summary{Action: automation.ActionInvoiceReminder, Requested: 4, Claimed: 4, Completed: 3, Failed: 1}, sum)
+
+	var to []string
+	for _, m := range s.smtp.Messages() {
+		to = append(to, m.EnvelopeTo...)
+	}
+	assert.ElementsMatch(t, []string{"a1@client.test", "a2@client.test", "c1@client.test"}, to)
+	for _, id := range append(values(execsA), values(execsC)...) {
+		assert.Equal(t, "completed", s.exec(t, id).Status)
+	}
+	bad := s.exec(t, execsB["b1@client.test"])
+	assert.Equal(t, "failed", bad.Status)
+	assert.Equal(t, automation.ErrInvalidWorkflow, bad.ErrorCode)
+	assert.Empty(t, s.deliveries(t, execsB["b1@client.test"]))
+	var msg string
+	require.NoError(t, s.db.QueryRow(bg, `select error_message from automation_execution_logs where id = $1`, execsB["b1@client.test"]).Scan(&msg))
+	assert.Equal(t, "steps[0].days: must be a whole number from 0 to 365; steps[1].subject: must be text of at most 500 characters; "+
+		"steps[2]: must be an object; steps[3].minutes: must be a whole number from 0 to 525600; steps[3].hours: must be a whole number from 0 to 8760", msg)
+}

@@ -144,9 +144,11 @@ func (e *RPCError) Timeout() bool {
 	return errors.Is(e.Err, context.DeadlineExceeded)
 }
 
-// Claim calls automation_claim.
-func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]automation.Claimed, error) {
-	var out []automation.Claimed
+// Claim calls automation_claim and returns its documents undecoded, one
+// per claimed execution (each an automation.Claimed), so that the caller
+// decodes each alone: one document it cannot read must not cost the batch.
+func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
+	var out []json.RawMessage
 	if err := c.Call(ctx, FnClaim, req, &out); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}

@@ -61,10 +61,12 @@ func TestClaimDecodesSetofArrayAndSendsNamedArgs(t *testing.T) {
 	out, err := c.Claim(context.Background(), automation.ClaimRequest{Action: "invoice-reminder", IDs: ids, Limit: 1, LeaseSeconds: 300})
 	require.NoError(t, err)
 	require.Len(t, out, 1)
-	assert.Equal(t, execID, out[0].Execution.ID)
-	assert.Equal(t, token, out[0].Execution.LeaseToken)
-	assert.Nil(t, out[0].Client)
-	assert.Equal(t, "INV-1", out[0].Invoice.Number)
+	var doc automation.Claimed
+	require.NoError(t, json.Unmarshal(out[0], &doc))
+	assert.Equal(t, execID, doc.Execution.ID)
+	assert.Equal(t, token, doc.Execution.LeaseToken)
+	assert.Nil(t, doc.Client)
+	assert.Equal(t, "INV-1", doc.Invoice.Number)
 
 	assert.Equal(t, "invoice-reminder", got["p_action"])
 	assert.Equal(t, []any{execID.String()}, got["p_ids"])
@@ -73,6 +75,22 @@ func TestClaimDecodesSetofArrayAndSendsNamedArgs(t *testing.T) {
 	assert.Equal(t, "Bearer service-key", hdr.Get("Authorization"))
 	assert.Equal(t, "service-key", hdr.Get("apikey"))
 	assert.Equal(t, "application/json", hdr.Get("Content-Type"))
+}
+
+// One document of a wrong shape does not make the answer undecodable: each
+// comes back as it is, for the engine to decode alone.
+func TestClaimReturnsEachDocumentUndecoded(t *testing.T) {
+	srv := rpcServer(t, map[string]http.HandlerFunc{FnClaim: func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, `[{"execution":{"id":"00000000-0000-0000-0000-000000000001"},"workflow":{"steps":[{"type":"delay","days":"1"}]}},
+			{"execution":{"id":"00000000-0000-0000-0000-000000000002"},"workflow":{"steps":[]}}]`)
+	}})
+	out, err := newClient(t, srv.URL, time.Second).Claim(context.Background(), automation.ClaimRequest{Action: "send-reminder", Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, out, 2)
+	var doc automation.Claimed
+	require.Error(t, json.Unmarshal(out[0], &doc))
+	require.NoError(t, json.Unmarshal(out[1], &doc))
+	assert.Equal(t, "00000000-0000-0000-0000-000000000002", doc.Execution.ID.String())
 }
 
 func TestClaimEmptyArrayIsNoError(t *testing.T) {
