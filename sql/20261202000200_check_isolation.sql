@@ -79,15 +79,21 @@ grant all on public.automation_check_problems to service_role;
 
 create or replace function public.automation_mask_error(p_message text) returns text
 language sql immutable as $$
-  -- quoted literals (values from the data) become "…"; identifiers a
-  -- message names (column "x", relation "y", ...) stay; so do e-mail-like words
-  select left(regexp_replace(regexp_replace(regexp_replace(coalesce(p_message, ''),
-    '(?<!(column|relation|constraint|table|function|type|index|schema|view|sequence|trigger) )"[^"]*"', '"…"', 'g'),
-    '''[^'']*''', '''…''', 'g'),
-    '[^[:space:]"''@]+@[^[:space:]"''@]+', '…@…', 'g'), 500)
+  -- identifiers a message names (column "x", relation "y", ...) are set
+  -- aside (as chr(1) x chr(2)); what else is quoted (values from the data,
+  -- up to the last quote: a value may hold quotes itself) becomes "…";
+  -- e-mail-like words too; then the identifiers get their quotes back
+  select left(translate(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(coalesce(p_message, ''),
+      '(column|relation|constraint|table|function|type|index|schema|view|sequence|trigger) "([^"]*)"',
+        '\1 ' || chr(1) || '\2' || chr(2), 'g'),
+      '"[^' || chr(1) || chr(2) || ']*"', '"…"', 'g'),
+      '''[^' || chr(1) || chr(2) || ']*''', '''…''', 'g'),
+      '[^[:space:]"''@' || chr(1) || chr(2) || ']+@[^[:space:]"''@' || chr(1) || chr(2) || ']+', '…@…', 'g'),
+    chr(1) || chr(2), '""'), 500)
 $$;
 comment on function public.automation_mask_error(text) is
-  'An error message safe to record: quoted literals and e-mail-like words masked (identifiers named as column/relation/constraint/... kept), at most 500 characters.';
+  'An error message safe to record: quoted values and e-mail-like words masked (identifiers named as column/relation/constraint/... kept), at most 500 characters.';
 
 create or replace function public.automation_note_check_problem(
   p_check text, p_type text, p_org uuid, p_workflow uuid, p_code text, p_message text)

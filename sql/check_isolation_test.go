@@ -61,3 +61,21 @@ func TestMarkingHookUpgradedUnlessAdopted(t *testing.T) {
 	assert.Equal(t, " select 0 ", pgtest.Text(t, db, `select prosrc from pg_proc where oid = 'public.automation_mark_invoices_overdue(timestamptz)'::regprocedure`),
 		"an adopter's hook is kept")
 }
+
+// What the checks record of an error names the objects but never the data:
+// quoted values and e-mail-like words are masked.
+func TestCheckErrorMessagesMasked(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	for in, want := range map[string]string{
+		`invalid input syntax for type integer: "nine"`:                                                               `invalid input syntax for type integer: "…"`,
+		`invalid input syntax for type integer: "say "hi" Bob"`:                                                       `invalid input syntax for type integer: "…"`,
+		`time zone "Mars/Phobos" not recognized`:                                                                      `time zone "…" not recognized`,
+		`null value in column "next_attempt_at" of relation "automation_execution_logs" violates not-null constraint`: `null value in column "next_attempt_at" of relation "automation_execution_logs" violates not-null constraint`,
+		`duplicate key value violates unique constraint "x_key"`:                                                      `duplicate key value violates unique constraint "x_key"`,
+		`value 'Ada Lovelace' is wrong for ada@example.test`:                                                          `value '…' is wrong for …@…`,
+	} {
+		assert.Equal(t, want, pgtest.Text(t, db, `select automation_mask_error($1)`, in))
+	}
+	assert.Equal(t, 500, pgtest.Int(t, db, `select length(automation_mask_error(repeat('x', 10000)))`))
+}
