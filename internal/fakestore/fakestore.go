@@ -162,6 +162,10 @@ func (s *Store) BeginDeliveries(_ context.Context, ds []automation.DeliveryInten
 			out[i].State = automation.BeginStale
 			continue
 		}
+		if dl := e.Doc.Execution.DeadlineAt; dl != nil && !s.Now().Before(*dl) {
+			out[i].State = automation.BeginExpired // nothing recorded, as in SQL
+			continue
+		}
 		if d.IdempotencyKey == "" || d.Recipient == "" || (d.Channel != automation.ChannelEmail && d.Channel != automation.ChannelSMS) {
 			out[i].State = automation.BeginInvalid // nothing recorded, as in SQL
 			continue

@@ -90,6 +90,7 @@ const (
 	BeginFailed    = "failed"    // failed permanently before: do not send
 	BeginStale     = "stale"     // the lease token no longer holds: stop working on this execution
 	BeginInvalid   = "invalid"   // the intent cannot be recorded (no key, unknown channel, empty recipient): never send it
+	BeginExpired   = "expired"   // the execution's deadline has passed: nothing recorded, never send it
 )
 
 // Error codes written to automation_execution_logs.error_code.

@@ -650,6 +650,8 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 			r.finish(automation.OutcomeFailed, automation.ErrProviderRejected, "delivery failed permanently on an earlier attempt")
 		case automation.BeginInvalid:
 			r.finish(automation.OutcomeFailed, automation.ErrInternal, "the ledger refused the delivery as invalid; not sent")
+		case automation.BeginExpired:
+			r.finish(automation.OutcomeFailed, automation.ErrExpired, "deadline passed before the message could be sent")
 		case automation.BeginStale:
 			r.stale = true
 		default:
