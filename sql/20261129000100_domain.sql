@@ -1,7 +1,8 @@
 -- dueflow reference domain: organisations, members, clients, jobs, invoices,
 -- and the source views the automation checks read. An existing app adopts
 -- dueflow by redefining the automation_src_* views (and
--- automation_mark_invoices_overdue) over its own tables. Idempotent.
+-- automation_mark_invoices_overdue, whose reference definition is in
+-- 20261202000200_check_isolation.sql) over its own tables. Idempotent.
 
 create schema if not exists extensions;
 create extension if not exists pgcrypto with schema extensions;
@@ -209,32 +210,3 @@ create or replace view public.automation_src_invoices with (security_invoker = t
 
 revoke all on public.automation_src_organizations, public.automation_src_clients,
   public.automation_src_jobs, public.automation_src_invoices from anon;
-
--- Hook: mark sent invoices past their due date (organisation-local) overdue.
--- Views are for reading; adopters redefine this function for their tables.
-create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
-returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
-declare
-  v_count integer;
-begin
-  -- marking is not app activity: keep updated_at (see automation_touch_updated_at)
-  perform set_config('dueflow.keep_updated_at', 'on', true);
-  update public.invoices i set status = 'overdue'
-  where i.id in (
-    select x.id
-    from public.organizations o
-    cross join lateral (
-      select i2.id from public.invoices i2
-      where i2.organization_id = o.id and i2.status = 'sent'
-        and i2.due_date < (p_now at time zone o.timezone)::date
-      offset 0 -- a per-organisation index range scan
-    ) x);
-  get diagnostics v_count = row_count;
-  perform set_config('dueflow.keep_updated_at', 'off', true);
-  return v_count;
-end
-$$;
-comment on function public.automation_mark_invoices_overdue(timestamptz) is
-  'Hook called by check_overdue_invoices(): marks sent invoices past due (organisation-local date) as overdue. Redefine when adopting dueflow on other tables.';
-revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
-grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;

@@ -1,5 +1,6 @@
--- dueflow helpers: action mapping, send-window snapping, backoff, schedule
--- arithmetic, and the counters/analytics triggers (outcomes counted once).
+-- dueflow helpers: action mapping, send-window snapping, backoff, and the
+-- counters/analytics triggers (outcomes counted once). Schedule arithmetic
+-- (automation_next_scheduled_run): 20261202000200_check_isolation.sql.
 
 create or replace function public.automation_action_for(p_trigger_type text) returns text
 language sql immutable as $$
@@ -53,47 +54,6 @@ language sql volatile as $$
 $$;
 comment on function public.automation_backoff(integer) is
   'Retry delay after attempt p_attempt: 60 s * 4^(attempt-1), capped at 6 h, with +-20 % jitter.';
-
-create or replace function public.automation_next_scheduled_run(
-  p_config jsonb, p_tz text, p_after timestamptz)
-returns timestamptz language plpgsql stable set search_path = public, pg_temp as $$
-declare
-  v_freq text := coalesce(p_config ->> 'frequency', 'daily');
-  v_hour int := least(greatest(coalesce((p_config ->> 'hour')::int, 9), 0), 23);
-  v_minute int := least(greatest(coalesce((p_config ->> 'minute')::int, 0), 0), 59);
-  v_dow int := coalesce((p_config ->> 'day_of_week')::int, 1) % 7;
-  v_dom int := least(greatest(coalesce((p_config ->> 'day_of_month')::int, 1), 1), 31);
-  v_local timestamp := p_after at time zone p_tz;
-  v_cand timestamp;
-  v_month date;
-begin
-  case v_freq
-  when 'every_minute' then
-    return date_trunc('minute', p_after) + interval '1 minute';
-  when 'hourly' then
-    v_cand := date_trunc('hour', v_local) + make_interval(mins => v_minute);
-    if v_cand <= v_local then v_cand := v_cand + interval '1 hour'; end if;
-  when 'daily' then
-    v_cand := v_local::date + make_time(v_hour, v_minute, 0);
-    if v_cand <= v_local then v_cand := v_cand + interval '1 day'; end if;
-  when 'weekly' then
-    v_cand := v_local::date + ((v_dow - extract(dow from v_local)::int + 7) % 7) + make_time(v_hour, v_minute, 0);
-    if v_cand <= v_local then v_cand := v_cand + interval '7 days'; end if;
-  when 'monthly' then
-    v_month := date_trunc('month', v_local)::date;
-    loop
-      v_cand := least(v_month + (v_dom - 1), (v_month + interval '1 month - 1 day')::date) + make_time(v_hour, v_minute, 0);
-      exit when v_cand > v_local;
-      v_month := (v_month + interval '1 month')::date;
-    end loop;
-  else
-    return null;
-  end case;
-  return v_cand at time zone p_tz;
-end
-$$;
-comment on function public.automation_next_scheduled_run(jsonb, text, timestamptz) is
-  'The first run of a scheduled workflow (trigger_config frequency/hour/minute/day_of_week/day_of_month, in time zone p_tz) strictly after p_after; null for an unknown frequency.';
 
 -- Counters and analytics follow status transitions, once: a statement-level
 -- trigger sees each row's move from an open status (pending, running) to a
@@ -194,13 +154,11 @@ revoke all on function public.automation_action_for(text),
   public.automation_snap_to_window(timestamptz, text, time, time),
   public.automation_next_attempt(timestamptz, text, time, time, timestamptz),
   public.automation_backoff(integer),
-  public.automation_next_scheduled_run(jsonb, text, timestamptz),
   public.automation_count_outcomes(),
   public.automation_count_deliveries()
   from public, anon, authenticated;
 grant execute on function public.automation_action_for(text),
   public.automation_snap_to_window(timestamptz, text, time, time),
   public.automation_next_attempt(timestamptz, text, time, time, timestamptz),
-  public.automation_backoff(integer),
-  public.automation_next_scheduled_run(jsonb, text, timestamptz)
+  public.automation_backoff(integer)
   to service_role;

@@ -8,19 +8,28 @@
 -- same columns, reporting queue health only. Enable pg_cron first (Supabase:
 -- Database > Extensions), then (re-)run this migration.
 
-create or replace view public.automation_queue_health as
-  select
-    count(*) filter (where status = 'pending') as pending,
-    count(*) filter (where status = 'pending' and next_attempt_at <= now()) as due_now,
-    count(*) filter (where status = 'running') as running,
-    count(*) filter (where status = 'running' and lease_expires_at < now()) as expired_leases,
-    count(*) filter (where status = 'failed' and completed_at > now() - interval '1 hour') as failed_last_hour,
-    coalesce(extract(epoch from now() - min(next_attempt_at) filter (where status = 'pending' and next_attempt_at <= now())), 0)::bigint
-      as oldest_due_age_seconds
-  from public.automation_execution_logs
-  where status in ('pending', 'running') or (status = 'failed' and completed_at > now() - interval '1 hour');
-comment on view public.automation_queue_health is
-  'Queue health of automation_execution_logs: pending, due now, running, expired leases, failed in the last hour, age of the oldest due row (seconds).';
+-- automation_queue_health is created here only when absent (automation_cron_status
+-- reads it); its current definition, with the columns added since, is in
+-- 20261202000200_check_isolation.sql, so re-running this file never reverts it.
+do $migration$
+begin
+  if to_regclass('public.automation_queue_health') is null then
+    execute $view$
+      create view public.automation_queue_health as
+      select
+        count(*) filter (where status = 'pending') as pending,
+        count(*) filter (where status = 'pending' and next_attempt_at <= now()) as due_now,
+        count(*) filter (where status = 'running') as running,
+        count(*) filter (where status = 'running' and lease_expires_at < now()) as expired_leases,
+        count(*) filter (where status = 'failed' and completed_at > now() - interval '1 hour') as failed_last_hour,
+        coalesce(extract(epoch from now() - min(next_attempt_at) filter (where status = 'pending' and next_attempt_at <= now())), 0)::bigint
+          as oldest_due_age_seconds
+      from public.automation_execution_logs
+      where status in ('pending', 'running') or (status = 'failed' and completed_at > now() - interval '1 hour')
+    $view$;
+  end if;
+end
+$migration$;
 
 do $migration$
 begin

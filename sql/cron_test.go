@@ -144,3 +144,46 @@ func TestCronStatusWithoutPgCron(t *testing.T) {
 	assert.Equal(t, int64(1), st[0]["due_now"])
 	assert.Equal(t, false, st[0]["active"])
 }
+
+// Issue 8: under pg_cron, the checks meet a workflow they cannot evaluate (a
+// trigger_config written before validation) and an organisation whose zone
+// is not a zone name, yet the job succeeds: the healthy organisation's
+// schedule is created in the same run and the skips are recorded.
+// Waits for pg_cron's next minute boundary (up to about 90 s).
+func TestCronChecksSucceedWithBadRows(t *testing.T) {
+	t.Parallel()
+	cronDB, _ := pgtest.CronDB(t)
+	db, _ := pgtest.NewDB(t)
+	good := pgtest.AllDayOrg(t, db)
+	goodWf := pgtest.CreateWorkflow(t, db, good, "scheduled", `{"frequency":"every_minute"}`, "")
+	bad := pgtest.AllDayOrg(t, db)
+	badWf := pgtest.CreateUnvalidatedWorkflow(t, db, bad, "scheduled", `{"frequency":"daily","hour":"nine"}`, "")
+	pgtest.CreateUnvalidatedWorkflow(t, db, bad, "stale_job", `{"days_inactive":"a week"}`, "")
+	pgtest.CreateUnvalidatedWorkflow(t, db, bad, "maintenance_due", `{"months_after_service":1e300}`, "")
+	mars := pgtest.AllDayOrg(t, db)
+	marsWf := pgtest.CreateWorkflow(t, db, mars, "scheduled", `{"frequency":"every_minute"}`, "")
+	pgtest.Exec(t, db, `alter table organizations drop constraint organizations_timezone_check`)
+	pgtest.Exec(t, db, `update organizations set timezone = 'Mars/Phobos' where id = $1`, mars)
+
+	dbname := pgtest.Text(t, db, `select current_database()`)
+	job := "dueflow-checks-" + dbname
+	pgtest.Exec(t, cronDB, `select cron.schedule_in_database($1, '* * * * *',
+		'select public.check_automation_triggers(), public.check_maintenance_reminders(), public.check_overdue_invoices()', $2)`, job, dbname)
+	t.Cleanup(func() { _, _ = cronDB.Exec(context.Background(), `select cron.unschedule($1)`, job) })
+
+	deadline := time.Now().Add(100 * time.Second)
+	q := `select count(*) from cron.job_run_details d join cron.job j using (jobid) where j.jobname = $1 and d.end_time is not null`
+	for pgtest.Int(t, cronDB, q, job) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pg_cron did not run the checks within 100 s: %v", rows(t, cronDB, `select * from cron.job_run_details order by start_time desc limit 5`))
+		}
+		time.Sleep(time.Second)
+	}
+	assert.Equal(t, "succeeded", pgtest.Text(t, cronDB, `select d.status from cron.job_run_details d join cron.job j using (jobid)
+		where j.jobname = $1 order by d.start_time limit 1`, job))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_schedules where workflow_id = $1`, goodWf))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_schedules where workflow_id in ($1, $2)`, badWf, marsWf))
+	assert.Equal(t, 3, pgtest.Int(t, db, `select count(*) from automation_check_problems where organization_id = $1 and code = 'invalid_config'`, bad))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_check_problems where organization_id = $1 and code = 'invalid_timezone'`, mars))
+	assert.Equal(t, 4, pgtest.Int(t, db, `select check_problems from automation_queue_health`))
+}

@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	addCommand("status", "show the cron jobs (automation_cron_status) and queue health", cmdStatus)
+	addCommand("status", "show the cron jobs (automation_cron_status), queue health and what the checks skip", cmdStatus)
 }
 
 // statusSections are the parts of `dueflow status`, in order. A section
@@ -32,6 +32,15 @@ select job_name, schedule, active, date_trunc('second', last_run_started_at) as 
 	{
 		title: "Queue health (automation_queue_health)",
 		sql:   `select * from automation_queue_health`,
+	},
+	{
+		title: "Check problems (automation_check_problems: what the checks skip)",
+		need:  "public.automation_check_problems",
+		sql: `
+select check_name, trigger_type, organization_id, workflow_id, code, count,
+       date_trunc('second', first_seen_at) as first_seen, date_trunc('second', last_seen_at) as last_seen, message
+  from automation_check_problems
+ order by check_name, trigger_type, code, organization_id nulls first, workflow_id nulls first`,
 	},
 	{
 		title: "Executions by action (pending now; finished in the last 24 hours)",

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -61,6 +62,10 @@ func TestStatusOnAClone(t *testing.T) {
 	pool, dsn := pgtest.NewDB(t)
 	now := time.Now()
 	require.NoError(t, demodata.Seed(ctx, pool, now))
+	// a workflow written before validation, with a bad configuration: skipped and listed
+	var org uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `select id from organizations order by name limit 1`).Scan(&org))
+	badWf := pgtest.CreateUnvalidatedWorkflow(t, pool, org, "appointment", `{"hours_before":"24h"}`, "")
 	for _, q := range []string{"select check_automation_triggers()", "select check_overdue_invoices()", "select check_maintenance_reminders()"} {
 		_, err := pool.Exec(ctx, q)
 		require.NoError(t, err)
@@ -85,8 +90,13 @@ func TestStatusOnAClone(t *testing.T) {
 
 	health := sec["Queue health (automation_queue_health)"]
 	require.Len(t, health, 2)
-	assert.Regexp(t, `^pending\s+due_now\s+running\s+expired_leases\s+failed_last_hour\s+oldest_due_age_seconds$`, health[0])
-	assert.Regexp(t, `^15\s+15\s+0\s+0\s+0\s+\d+$`, health[1])
+	assert.Regexp(t, `^pending\s+due_now\s+running\s+expired_leases\s+failed_last_hour\s+oldest_due_age_seconds\s+check_problems$`, health[0])
+	assert.Regexp(t, `^15\s+15\s+0\s+0\s+0\s+\d+\s+1$`, health[1])
+
+	problems := sec["Check problems (automation_check_problems: what the checks skip)"]
+	require.Len(t, problems, 2, b.String())
+	assert.Regexp(t, `^check_name\s+trigger_type\s+organization_id\s+workflow_id\s+code\s+count\s+first_seen\s+last_seen\s+message$`, problems[0])
+	assert.Regexp(t, `^check_maintenance_reminders\s+appointment\s+`+org.String()+`\s+`+badWf.String()+`\s+invalid_config\s+1\s+.*trigger_config.hours_before: must be a whole number`, problems[1])
 
 	byAction := sec["Executions by action (pending now; finished in the last 24 hours)"]
 	require.Len(t, byAction, 4, b.String())

@@ -7,6 +7,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dueflow/dueflow/internal/pgcluster"
 )
 
 // DB is what the fixtures need: *pgxpool.Pool, *pgx.Conn and pgx.Tx have it.
@@ -105,6 +107,31 @@ func CreateWorkflow(t testing.TB, db DB, org uuid.UUID, trigger, config, steps s
 		values ($1, $2 || ' workflow', $2, $3::jsonb, $4::jsonb) returning id`, org, trigger, config, steps).Scan(&id)
 	if err != nil {
 		t.Fatalf("pgtest: create workflow: %v", err)
+	}
+	return id
+}
+
+// CreateUnvalidatedWorkflow inserts an active workflow the way rows written
+// before validation (or with automation_workflows_validate disabled) are:
+// whatever its configuration, with problems NULL. config and steps are JSON
+// ("" = {} / []).
+func CreateUnvalidatedWorkflow(t testing.TB, db pgcluster.Beginner, org uuid.UUID, trigger, config, steps string) uuid.UUID {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: create unvalidated workflow: %v", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `alter table automation_workflows disable trigger automation_workflows_validate`); err != nil {
+		t.Fatalf("pgtest: create unvalidated workflow: disable validation: %v", err)
+	}
+	id := CreateWorkflow(t, tx, org, trigger, config, steps)
+	if _, err := tx.Exec(ctx, `alter table automation_workflows enable trigger automation_workflows_validate`); err != nil {
+		t.Fatalf("pgtest: create unvalidated workflow: enable validation: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("pgtest: create unvalidated workflow: %v", err)
 	}
 	return id
 }

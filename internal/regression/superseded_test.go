@@ -2,6 +2,7 @@ package regression_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -139,4 +140,41 @@ func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Equal(t, "pending", pgtest.Text(t, db, `select status from automation_execution_logs where workflow_id = $1`, hvac))
 	assert.Equal(t, "skipped superseded", states(other), "the any-type workflow sees the newer service")
+}
+
+// Issue 8: reminders of one invoice pile up while none goes out (an outage,
+// no endpoint registered yet): the newest reminder day supersedes the older
+// still-pending ones of the same workflow and invoice, so one message goes
+// out, not two on the same day. Another workflow's reminder of the invoice,
+// and another invoice's, are untouched.
+func TestPiledUpInvoiceRemindersSendOnce(t *testing.T) {
+	db, _ := pgtest.NewDB(t)
+	org := pgtest.AllDayOrg(t, db)
+	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
+	inv := pgtest.CreateInvoice(t, db, org, cl, "sent", -6, "10")
+	otherInv := pgtest.CreateInvoice(t, db, org, cl, "sent", -2, "10")
+	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14]}`, "")
+	second := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,14]}`, "")
+	now := time.Now()
+	require.Equal(t, 4, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
+	// a day later invoice inv reaches day 7; its day-1 reminder never went out
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
+	states := func(w, i uuid.UUID) string {
+		return pgtest.Text(t, db, `select string_agg(split_part(occurrence_key, ':', 4) || ' ' || status || ' ' || coalesce(error_code, '-'), ', ' order by created_at)
+			from automation_execution_logs where workflow_id = $1 and subject_id = $2`, w, i)
+	}
+	assert.Equal(t, "d1 skipped superseded, d7 pending -", states(wf, inv))
+	assert.Equal(t, "d1 pending -", states(wf, otherInv))
+	assert.Equal(t, "d1 pending -", states(second, inv))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select skipped_count from automation_workflows where id = $1`, wf), "counted once as skipped")
+
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)
+	perInvoice := map[uuid.UUID]int{}
+	for _, c := range got {
+		if c.Execution.WorkflowID == wf {
+			perInvoice[*c.Execution.SubjectID]++
+		}
+	}
+	assert.Equal(t, map[uuid.UUID]int{inv: 1, otherInv: 1}, perInvoice, "one reminder per invoice and workflow")
 }

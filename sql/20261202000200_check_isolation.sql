@@ -1,0 +1,995 @@
+-- dueflow check isolation: one tenant's bad row never stops another
+-- tenant's reminders.
+--
+-- The checks cross every tenant in one set-based statement per trigger type.
+-- A workflow or an organisation they cannot evaluate is skipped and recorded
+-- in automation_check_problems (read by operators: the check_problems column
+-- of automation_queue_health and `dueflow status`):
+--   invalid_config      a workflow breaks the rules (automation_workflows.problems)
+--   invalid_timezone    the organisation's zone is not a known IANA name: skipped
+--   timezone_defaulted  the organisation has no zone: UTC is used (documented default)
+--   check_error         an unforeseen error; the organisation was run on its own
+--   hook_error          automation_mark_invoices_overdue() failed; the check went on
+-- Anything unforeseen (an adopter's view row that makes a cast fail, ...)
+-- fails the set-based run in its own subtransaction, which then re-runs the
+-- check per organisation, each in its own subtransaction: the faulty one
+-- fails alone, the others get their reminders in the same run, and the
+-- function (and its pg_cron job) returns normally. An organisation that
+-- failed is run on its own ("quarantined") until it succeeds, so the others
+-- keep the set-based fast path meanwhile.
+
+-- Time zones ------------------------------------------------------------------
+
+-- The IANA names the server knows: a cheap per-row lookup (pg_timezone_names
+-- reads the zone files on every query). Refreshed by every run of this
+-- migration; a name missing here is still tried by automation_is_valid_timezone.
+create table if not exists public.automation_timezones (
+  name text primary key
+);
+comment on table public.automation_timezones is
+  'IANA time zone names known to the server (from pg_timezone_names, refreshed by the check-isolation migration): the cache behind automation_effective_timezone.';
+alter table public.automation_timezones enable row level security;
+revoke all on public.automation_timezones from public, anon, authenticated;
+grant all on public.automation_timezones to service_role;
+
+with known as (
+  select z.name from pg_timezone_names z
+  where z.name ~ '^(UTC|[A-Za-z][A-Za-z_]+(/[A-Za-z0-9_+-]+)+)$'
+), gone as (
+  delete from public.automation_timezones t where not exists (select 1 from known k where k.name = t.name)
+)
+insert into public.automation_timezones (name)
+select k.name from known k order by k.name
+on conflict (name) do nothing;
+
+create or replace function public.automation_effective_timezone(p_tz text) returns text
+language sql stable as $$
+  select case
+    when p_tz is null then 'UTC'
+    when exists (select 1 from public.automation_timezones z where z.name = p_tz) then p_tz
+    when public.automation_is_valid_timezone(p_tz) then p_tz
+  end
+$$;
+comment on function public.automation_effective_timezone(text) is
+  'The zone dueflow computes an organisation''s local times in: p_tz when it is a known IANA name, ''UTC'' (the documented default) when NULL, NULL when unusable (the checks skip that organisation; existing executions fall back to UTC). Never raises.';
+
+-- Problems the checks met -----------------------------------------------------
+
+create table if not exists public.automation_check_problems (
+  id uuid primary key default gen_random_uuid(),
+  check_name text not null,
+  trigger_type text not null,
+  organization_id uuid,
+  workflow_id uuid references public.automation_workflows (id) on delete cascade,
+  code text not null
+    check (code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted', 'check_error', 'hook_error')),
+  message text not null default '',
+  first_seen_at timestamptz not null default now(),
+  last_seen_at timestamptz not null default now(),
+  count bigint not null default 1,
+  constraint automation_check_problems_key
+    unique nulls not distinct (check_name, trigger_type, organization_id, workflow_id, code)
+);
+comment on table public.automation_check_problems is
+  'What the checks could not evaluate, one row per (check, trigger type, organisation, workflow, code): invalid_config, invalid_timezone, timezone_defaulted, check_error, hook_error. Upserted by every run that meets it (count, last_seen_at), deleted once a run no longer does. Messages carry no personal data.';
+create index if not exists automation_check_problems_workflow_idx on public.automation_check_problems (workflow_id);
+alter table public.automation_check_problems enable row level security;
+revoke all on public.automation_check_problems from public, anon, authenticated;
+grant all on public.automation_check_problems to service_role;
+
+create or replace function public.automation_mask_error(p_message text) returns text
+language sql immutable as $$
+  -- identifiers a message names (column "x", relation "y", ...) are set
+  -- aside (as chr(1) x chr(2)); what else is quoted (values from the data,
+  -- up to the last quote: a value may hold quotes itself) becomes "…";
+  -- e-mail-like words too; then the identifiers get their quotes back
+  select left(translate(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(coalesce(p_message, ''),
+      '(column|relation|constraint|table|function|type|index|schema|view|sequence|trigger) "([^"]*)"',
+        '\1 ' || chr(1) || '\2' || chr(2), 'g'),
+      '"[^' || chr(1) || chr(2) || ']*"', '"…"', 'g'),
+      '''[^' || chr(1) || chr(2) || ']*''', '''…''', 'g'),
+      '[^[:space:]"''@' || chr(1) || chr(2) || ']+@[^[:space:]"''@' || chr(1) || chr(2) || ']+', '…@…', 'g'),
+    chr(1) || chr(2), '""'), 500)
+$$;
+comment on function public.automation_mask_error(text) is
+  'An error message safe to record: quoted values and e-mail-like words masked (identifiers named as column/relation/constraint/... kept), at most 500 characters.';
+
+create or replace function public.automation_note_check_problem(
+  p_check text, p_type text, p_org uuid, p_workflow uuid, p_code text, p_message text)
+returns void language sql as $$
+  insert into public.automation_check_problems as p
+    (check_name, trigger_type, organization_id, workflow_id, code, message)
+  values (p_check, p_type, p_org, p_workflow, p_code, left(coalesce(p_message, ''), 500))
+  on conflict on constraint automation_check_problems_key do update set
+    message = excluded.message, last_seen_at = now(), count = p.count + 1
+$$;
+comment on function public.automation_note_check_problem(text, text, uuid, uuid, text, text) is
+  'Records (upserts) one problem a check met: count + 1 and last_seen_at = now() when already recorded.';
+
+create or replace function public.automation_mask_problem(p_problem text) returns text
+language sql immutable as $$
+  -- a problem names an unknown key or template variable by the tenant's own
+  -- text: recorded without it (automation_workflows.problems has it in full)
+  select regexp_replace(regexp_replace(coalesce(p_problem, ''),
+    '^(trigger_config|steps\[[0-9]+\])\..*: unknown key$', '\1.…: unknown key'),
+    ': unknown variable .*$', ': unknown variable')
+$$;
+comment on function public.automation_mask_problem(text) is
+  'A workflow problem message (automation_workflow_problems) without the tenant''s own text: unknown keys and unknown template variables are not named.';
+
+-- What operators read: the number of current problems, beside the queue.
+create or replace view public.automation_queue_health as
+  select
+    count(*) filter (where status = 'pending') as pending,
+    count(*) filter (where status = 'pending' and next_attempt_at <= now()) as due_now,
+    count(*) filter (where status = 'running') as running,
+    count(*) filter (where status = 'running' and lease_expires_at < now()) as expired_leases,
+    count(*) filter (where status = 'failed' and completed_at > now() - interval '1 hour') as failed_last_hour,
+    coalesce(extract(epoch from now() - min(next_attempt_at) filter (where status = 'pending' and next_attempt_at <= now())), 0)::bigint
+      as oldest_due_age_seconds,
+    (select count(*) from public.automation_check_problems) as check_problems
+  from public.automation_execution_logs
+  where status in ('pending', 'running') or (status = 'failed' and completed_at > now() - interval '1 hour');
+comment on view public.automation_queue_health is
+  'Queue health of automation_execution_logs: pending, due now, running, expired leases, failed in the last hour, age of the oldest due row (seconds), and check_problems: the rows of automation_check_problems (workflows or organisations the checks skipped, defaulted zones, errors).';
+revoke all on public.automation_queue_health from public, anon, authenticated;
+grant select on public.automation_queue_health to service_role;
+
+-- Reading trigger_config ------------------------------------------------------
+
+create or replace function public.automation_config_int(p_config jsonb, p_key text, p_default integer)
+returns integer language sql immutable as $$
+  -- never raises: a key that is not a whole JSON number of at most 9 digits
+  -- (a string, 9.5, 1e300, an array, ...) gives p_default (jsonb prints a
+  -- number with digits only exactly when it has no fractional digits)
+  select case when jsonb_typeof(p_config -> p_key) = 'number'
+               and (p_config ->> p_key) ~ '^-?[0-9]{1,9}$'
+              then (p_config ->> p_key)::integer
+              else p_default end
+$$;
+comment on function public.automation_config_int(jsonb, text, integer) is
+  'The whole number p_config->p_key, or p_default when absent or not a whole JSON number of at most 9 digits. Never raises.';
+
+create or replace function public.automation_next_scheduled_run(
+  p_config jsonb, p_tz text, p_after timestamptz)
+returns timestamptz language plpgsql stable set search_path = public, pg_temp as $$
+declare
+  v_freq text := coalesce(p_config ->> 'frequency', 'daily');
+  v_hour int := least(greatest(public.automation_config_int(p_config, 'hour', 9), 0), 23);
+  v_minute int := least(greatest(public.automation_config_int(p_config, 'minute', 0), 0), 59);
+  v_dow int := (public.automation_config_int(p_config, 'day_of_week', 1) % 7 + 7) % 7;
+  v_dom int := least(greatest(public.automation_config_int(p_config, 'day_of_month', 1), 1), 31);
+  v_local timestamp := p_after at time zone p_tz;
+  v_cand timestamp;
+  v_month date;
+begin
+  case v_freq
+  when 'every_minute' then
+    return date_trunc('minute', p_after) + interval '1 minute';
+  when 'hourly' then
+    v_cand := date_trunc('hour', v_local) + make_interval(mins => v_minute);
+    if v_cand <= v_local then v_cand := v_cand + interval '1 hour'; end if;
+  when 'daily' then
+    v_cand := v_local::date + make_time(v_hour, v_minute, 0);
+    if v_cand <= v_local then v_cand := v_cand + interval '1 day'; end if;
+  when 'weekly' then
+    v_cand := v_local::date + ((v_dow - extract(dow from v_local)::int + 7) % 7) + make_time(v_hour, v_minute, 0);
+    if v_cand <= v_local then v_cand := v_cand + interval '7 days'; end if;
+  when 'monthly' then
+    v_month := date_trunc('month', v_local)::date;
+    loop
+      v_cand := least(v_month + (v_dom - 1), (v_month + interval '1 month - 1 day')::date) + make_time(v_hour, v_minute, 0);
+      exit when v_cand > v_local;
+      v_month := (v_month + interval '1 month')::date;
+    end loop;
+  else
+    return null;
+  end case;
+  return v_cand at time zone p_tz;
+end
+$$;
+comment on function public.automation_next_scheduled_run(jsonb, text, timestamptz) is
+  'The first run of a scheduled workflow (trigger_config frequency/hour/minute/day_of_week/day_of_month, in time zone p_tz) strictly after p_after; null for an unknown frequency. Values that are not whole numbers read as their defaults (never raises on a bad configuration).';
+
+-- The checks' bodies ----------------------------------------------------------
+-- Each body evaluates the valid active workflows of one trigger type of the
+-- organisation p_only (NULL: every organisation) except p_except, and returns
+-- the number of executions it created. automation_run_check runs them.
+
+-- Stores the problems of workflows never validated (written before the rules
+-- or with the validation trigger disabled), then records the workflows and
+-- organisations the check skips, and forgets those it no longer skips.
+create or replace function public.automation_check_workflows(
+  p_check text, p_type text, p_only uuid, p_except uuid[])
+returns void language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_keep text := coalesce(current_setting('dueflow.keep_updated_at', true), '');
+begin
+  -- valid ones get '{}' (bookkeeping, not an edit: updated_at kept); an
+  -- invalid one stays NULL, as the validation trigger refuses to store a
+  -- non-empty list, and is recomputed by each run (few rows)
+  perform set_config('dueflow.keep_updated_at', 'on', true);
+  update public.automation_workflows w set problems = '{}'
+  where w.id in (select w2.id from public.automation_workflows w2
+                 where w2.problems is null and w2.is_active and w2.trigger_type = p_type
+                   and (p_only is null or w2.organization_id = p_only)
+                   and not (w2.organization_id = any (p_except))
+                   and public.automation_workflow_problems(w2.trigger_type, w2.trigger_config, w2.steps) = '{}'
+                 order by w2.id for no key update);
+  perform set_config('dueflow.keep_updated_at', v_keep, true);
+
+  with scope as (
+    select w.id, w.organization_id,
+           coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) as problems
+    from public.automation_workflows w
+    where w.is_active and w.trigger_type = p_type
+      and (p_only is null or w.organization_id = p_only)
+      and not (w.organization_id = any (p_except))
+  ), found as (
+    select s.organization_id, s.id as workflow_id, 'invalid_config'::text as code,
+           array_to_string(array(select public.automation_mask_problem(p) from unnest(s.problems) p), '; ') as message
+    from scope s
+    where s.problems <> '{}'
+    union all
+    select o.id, null::uuid,
+           case when o.timezone is null then 'timezone_defaulted' else 'invalid_timezone' end,
+           case when o.timezone is null then 'the organisation has no time zone: its local times are computed in UTC'
+                else 'the organisation''s time zone is not a known IANA name: its workflows are skipped' end
+    from public.automation_src_organizations o
+    left join public.automation_timezones tz on tz.name = o.timezone
+    where o.id in (select s.organization_id from scope s)
+      and tz.name is null
+      and (o.timezone is null or public.automation_effective_timezone(o.timezone) is null)
+  ), noted as (
+    insert into public.automation_check_problems as p
+      (check_name, trigger_type, organization_id, workflow_id, code, message)
+    select p_check, p_type, f.organization_id, f.workflow_id, f.code, left(f.message, 500)
+    from found f
+    order by f.organization_id, f.workflow_id, f.code
+    on conflict on constraint automation_check_problems_key do update set
+      message = excluded.message, last_seen_at = now(), count = p.count + 1
+    returning 1
+  )
+  delete from public.automation_check_problems p
+  where p.check_name = p_check and p.trigger_type = p_type
+    and p.code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted')
+    and (p_only is null or p.organization_id = p_only)
+    and not (p.organization_id = any (p_except))
+    and not exists (select 1 from found f
+                    where f.organization_id is not distinct from p.organization_id
+                      and f.workflow_id is not distinct from p.workflow_id and f.code = p.code);
+end
+$$;
+comment on function public.automation_check_workflows(text, text, uuid, uuid[]) is
+  'Check bookkeeping for trigger type p_type (organisation p_only or all, except p_except): stores problems = ''{}'' on valid active workflows never validated (problems NULL; an invalid one stays NULL, the validation trigger refuses a non-empty list), records in automation_check_problems the workflows skipped for problems (invalid_config) and the organisations whose zone is unusable (invalid_timezone) or NULL (timezone_defaulted), and deletes those records no longer true.';
+
+-- invoice_overdue: reminders on days N after the due date (organisation-local).
+create or replace function public.automation_check_invoices_run(p_now timestamptz, p_only uuid, p_except uuid[])
+returns integer language plpgsql set search_path = public, pg_temp set jit = off
+  set plan_cache_mode = force_custom_plan as $$
+declare
+  -- invoices changed up to this long before the last run are looked at again
+  -- (a transaction that began before the last run and committed after it)
+  c_slack constant interval := interval '10 minutes';
+  v_count integer;
+  v_touched uuid[];
+begin
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts, w.trigger_config,
+           public.automation_days_config(w.trigger_config, 'days_after_due', '{1,7,14,30}') as days,
+           o.timezone, o.send_window_start, o.send_window_end,
+           (p_now at time zone o.timezone)::date as today,
+           st.checked_at,
+           (st.checked_at at time zone o.timezone)::date as last_day,
+           -- full scan: new workflow, changed configuration or time zone, and the
+           -- first run of each organisation-local day (catches invoices that
+           -- appeared with an old updated_at, e.g. imports, which neither the
+           -- reminder-day nor the updated_at branch would see)
+           (st.workflow_id is null or st.trigger_config is distinct from w.trigger_config
+            or st.timezone is distinct from o.timezone
+            or (p_now at time zone o.timezone)::date > (st.checked_at at time zone o.timezone)::date) as full_scan
+    from public.automation_workflows w
+    join (select o.id, o.send_window_start, o.send_window_end,
+                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.automation_src_organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    left join public.automation_check_state st on st.workflow_id = w.id
+    where w.is_active and w.trigger_type = 'invoice_overdue'
+      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
+      and o.timezone is not null
+      and (p_only is null or w.organization_id = p_only)
+      and not (w.organization_id = any (p_except))
+  ), cand_inv as (
+    -- (the "offset 0" fences keep each branch a per-organisation index range scan)
+    -- first run (or changed configuration): every open invoice past the first reminder day
+    select wf.id as wf_id, i.id, i.client_id, i.number, i.due_date
+    from wf
+    cross join lateral (
+      select i.id, i.client_id, i.number, i.due_date from public.automation_src_invoices i
+      where i.organization_id = wf.organization_id
+        and i.status in ('sent', 'overdue') and i.balance > 0
+        and i.due_date <= wf.today - wf.days[1]
+      offset 0
+    ) i
+    where wf.full_scan
+    union
+    -- reminder days reached since the last run
+    select wf.id, i.id, i.client_id, i.number, i.due_date
+    from wf
+    cross join lateral unnest(wf.days) d
+    cross join lateral (
+      select i.id, i.client_id, i.number, i.due_date from public.automation_src_invoices i
+      where i.organization_id = wf.organization_id
+        and i.status in ('sent', 'overdue') and i.balance > 0
+        and i.due_date > wf.last_day - d and i.due_date <= wf.today - d
+      offset 0
+    ) i
+    where not wf.full_scan and wf.today > wf.last_day
+    union
+    -- invoices created or changed since the last run (reopened, due date moved, imported)
+    select wf.id, i.id, i.client_id, i.number, i.due_date
+    from (
+      select i.id, i.organization_id, i.client_id, i.number, i.due_date, i.updated_at
+      from public.automation_src_invoices i
+      where i.status in ('sent', 'overdue') and i.balance > 0
+        and i.updated_at > (select min(checked_at) from wf where not full_scan) - c_slack
+        and (p_only is null or i.organization_id = p_only)
+        and not (i.organization_id = any (p_except))
+      offset 0
+    ) i
+    join wf on wf.organization_id = i.organization_id and not wf.full_scan
+    where i.updated_at > wf.checked_at - c_slack
+      and i.due_date <= wf.today - wf.days[1]
+  ), cand as (
+    select wf.*, ci.id as invoice_id, ci.client_id, ci.number, ci.due_date,
+           wf.today - ci.due_date as days_overdue, r.reminder_day, r.next_day
+    from cand_inv ci
+    join wf on wf.id = ci.wf_id
+    cross join lateral (
+      select max(d) filter (where d <= wf.today - ci.due_date) as reminder_day,
+             min(d) filter (where d > wf.today - ci.due_date) as next_day
+      from unnest(wf.days) d
+    ) r
+    -- a view row without the values a reminder needs is left out
+    where ci.id is not null and ci.client_id is not null
+  ), rows as (
+    select c.*,
+           format('invoice:%s:%s:d%s', c.invoice_id, c.due_date, c.reminder_day) as okey,
+           -- superseded once the next reminder's day is over; the last one gets a week
+           case when c.next_day is not null
+                then ((c.due_date + c.next_day + 1)::timestamp at time zone c.timezone)
+                else p_now + interval '7 days' end as deadline
+    from cand c
+    where c.reminder_day is not null
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select r.id, r.organization_id, 'invoice-reminder', 'invoice_overdue', r.okey, 'invoice',
+           r.invoice_id, r.client_id, r.max_attempts,
+           public.automation_next_attempt(p_now, r.timezone, r.send_window_start, r.send_window_end, r.deadline),
+           r.deadline,
+           jsonb_build_object('invoice_number', r.number, 'due_date', r.due_date,
+                              'days_overdue', r.days_overdue, 'reminder_day', r.reminder_day)
+    from rows r
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id, subject_id, occurrence_key
+  ), superseded as (
+    -- reminders of one invoice piled up (an outage, no endpoint yet): the
+    -- newest replaces the older still-pending ones, so one message goes out
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'a newer reminder of this workflow for the same invoice replaced it', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
+      and e.trigger_type = 'invoice_overdue' and e.occurrence_key <> ins.occurrence_key
+    returning 1
+  ), state as (
+    insert into public.automation_check_state as s (workflow_id, organization_id, checked_at, trigger_config, timezone)
+    select wf.id, wf.organization_id, p_now, wf.trigger_config, wf.timezone from wf
+    on conflict (workflow_id) do update set
+      checked_at = greatest(s.checked_at, excluded.checked_at),
+      trigger_config = excluded.trigger_config, timezone = excluded.timezone, updated_at = now()
+    returning 1
+  )
+  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
+  return v_count;
+end
+$$;
+comment on function public.automation_check_invoices_run(timestamptz, uuid, uuid[]) is
+  'Body of check_overdue_invoices for organisation p_only (NULL: all) except p_except: one execution per (invoice, due date, latest reminder day reached) of valid active invoice_overdue workflows of organisations with a usable zone; a newer reminder skips the older pending ones of the same workflow and invoice (superseded). Steady state reads only invoices that reached a reminder day or changed since the last run (automation_check_state). Returns the number created.';
+
+-- maintenance_due: months since the client's last completed service.
+create or replace function public.automation_check_maintenance_run(p_now timestamptz, p_only uuid, p_except uuid[])
+returns integer language plpgsql set search_path = public, pg_temp set jit = off
+  set plan_cache_mode = force_custom_plan as $$
+declare
+  v_count integer;
+  v_touched uuid[];
+begin
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           greatest(public.automation_config_int(w.trigger_config, 'months_after_service', 6), 1) as months,
+           nullif(w.trigger_config ->> 'job_type', '') as job_type,
+           o.timezone, o.send_window_start, o.send_window_end
+    from public.automation_workflows w
+    join (select o.id, o.send_window_start, o.send_window_end,
+                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.automation_src_organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'maintenance_due'
+      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
+      and o.timezone is not null
+      and (p_only is null or w.organization_id = p_only)
+      and not (w.organization_id = any (p_except))
+  ), last_service as (
+    select wf.*, j.id as job_id, j.client_id, j.completed_at
+    from wf
+    cross join lateral (
+      select distinct on (j.client_id) j.id, j.client_id, j.completed_at
+      from public.automation_src_jobs j
+      where j.organization_id = wf.organization_id
+        and j.status = 'completed' and j.completed_at is not null and j.client_id is not null
+        and j.id is not null
+        and (wf.job_type is null or j.job_type = wf.job_type)
+      order by j.client_id, j.completed_at desc
+    ) j
+    where j.completed_at + make_interval(months => wf.months) <= p_now
+      -- nothing to remind when the next visit is already booked
+      and not exists (select 1 from public.automation_src_jobs u
+                      where u.organization_id = wf.organization_id and u.client_id = j.client_id
+                        and u.status in ('scheduled', 'in_progress'))
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select s.id, s.organization_id, 'send-reminder', 'maintenance_due',
+           format('maintenance:%s:%s', s.client_id, s.job_id), 'job', s.job_id, s.client_id, s.max_attempts,
+           public.automation_next_attempt(p_now, s.timezone, s.send_window_start, s.send_window_end, p_now + interval '30 days'),
+           p_now + interval '30 days',
+           jsonb_build_object('last_service_at', s.completed_at, 'months_after_service', s.months)
+    from last_service s
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id, client_id, occurrence_key
+  ), superseded as (
+    -- a newer last service for the client replaces the older still-open reminder
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'a newer occurrence of this workflow for the same client replaced it', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.client_id = ins.client_id and e.status = 'pending'
+      and e.trigger_type = 'maintenance_due' and e.occurrence_key <> ins.occurrence_key
+    returning 1
+  )
+  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
+  return v_count;
+end
+$$;
+comment on function public.automation_check_maintenance_run(timestamptz, uuid, uuid[]) is
+  'Body of the maintenance_due part of check_maintenance_reminders for organisation p_only (NULL: all) except p_except: one execution per client and last completed service job once months_after_service have passed and no visit is booked; a new one skips the older pending ones of the same workflow and client (superseded). Returns the number created.';
+
+-- appointment: N hours before a scheduled job, never after its start.
+create or replace function public.automation_check_appointments_run(p_now timestamptz, p_only uuid, p_except uuid[])
+returns integer language plpgsql set search_path = public, pg_temp set jit = off
+  set plan_cache_mode = force_custom_plan as $$
+declare
+  v_count integer;
+  v_touched uuid[];
+begin
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           greatest(public.automation_config_int(w.trigger_config, 'hours_before', 24), 0) as hours_before,
+           o.timezone, o.send_window_start, o.send_window_end
+    from public.automation_workflows w
+    join (select o.id, o.send_window_start, o.send_window_end,
+                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.automation_src_organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'appointment'
+      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
+      and o.timezone is not null
+      and (p_only is null or w.organization_id = p_only)
+      and not (w.organization_id = any (p_except))
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select wf.id, wf.organization_id, 'send-reminder', 'appointment',
+           format('appointment:%s:%s', j.id, extract(epoch from j.scheduled_start)::bigint), 'job', j.id,
+           j.client_id, wf.max_attempts,
+           public.automation_next_attempt(p_now, wf.timezone, wf.send_window_start, wf.send_window_end, j.scheduled_start),
+           j.scheduled_start,
+           jsonb_build_object('scheduled_start', j.scheduled_start, 'hours_before', wf.hours_before)
+    from wf
+    join public.automation_src_jobs j
+      on j.organization_id = wf.organization_id
+     and j.status = 'scheduled'
+     and j.scheduled_start > p_now
+     and j.scheduled_start <= p_now + make_interval(hours => wf.hours_before)
+     -- a view row without the values a reminder needs is left out
+     and j.id is not null and j.client_id is not null
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id, subject_id, occurrence_key
+  ), superseded as (
+    -- a rescheduled job: its reminder for the old start must not go out too
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'the job was rescheduled; a newer occurrence replaced this reminder', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
+      and e.trigger_type = 'appointment' and e.occurrence_key <> ins.occurrence_key
+    returning 1
+  )
+  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
+  return v_count;
+end
+$$;
+comment on function public.automation_check_appointments_run(timestamptz, uuid, uuid[]) is
+  'Body of the appointment part of check_maintenance_reminders for organisation p_only (NULL: all) except p_except: one execution per job and scheduled start, hours_before ahead, deadline = the start; a new one skips the older pending ones of the same workflow and job (superseded). Returns the number created.';
+
+-- scheduled: organisation-local frequency; a missed run fires once.
+create or replace function public.automation_check_scheduled_run(p_now timestamptz, p_only uuid, p_except uuid[])
+returns integer language plpgsql set search_path = public, pg_temp set jit = off
+  set plan_cache_mode = force_custom_plan as $$
+declare
+  v_count integer;
+  v_touched uuid[];
+begin
+  -- a schedule per valid active scheduled workflow; recomputed when its
+  -- configuration or the organisation's time zone changed
+  insert into public.automation_schedules as s
+    (workflow_id, organization_id, next_run_at, trigger_config, timezone)
+  select w.id, w.organization_id, public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now),
+         w.trigger_config, o.timezone
+  from public.automation_workflows w
+  join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+        from public.automation_src_organizations o
+        left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+  left join public.automation_schedules cur on cur.workflow_id = w.id
+  where w.is_active and w.trigger_type = 'scheduled'
+    and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
+    and o.timezone is not null
+    and (p_only is null or w.organization_id = p_only)
+    and not (w.organization_id = any (p_except))
+    and (cur.workflow_id is null
+         or cur.trigger_config is distinct from w.trigger_config
+         or cur.timezone is distinct from o.timezone)
+    and public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) is not null
+  on conflict (workflow_id) do update set
+    next_run_at = excluded.next_run_at, trigger_config = excluded.trigger_config,
+    timezone = excluded.timezone, updated_at = now();
+
+  with due as (
+    select s.workflow_id, s.next_run_at as run_at, w.organization_id, w.max_attempts,
+           coalesce(w.trigger_config ->> 'audience', 'organization') as audience,
+           public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) as next_run
+    from public.automation_schedules s
+    join public.automation_workflows w
+      on w.id = s.workflow_id and w.organization_id = s.organization_id
+     and w.is_active and w.trigger_type = 'scheduled'
+    join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.automation_src_organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    where s.next_run_at <= p_now
+      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
+      and o.timezone is not null
+      and (p_only is null or w.organization_id = p_only)
+      and not (w.organization_id = any (p_except))
+    for update of s skip locked
+  ), targets as (
+    select d.*, 'organization'::text as subject_type, d.organization_id as subject_id, null::uuid as client_id,
+           format('scheduled:%s', to_char(d.run_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) as okey
+    from due d where d.audience <> 'clients'
+    union all
+    select d.*, 'client', c.id, c.id,
+           format('scheduled:%s:client:%s', to_char(d.run_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), c.id)
+    from due d join public.automation_src_clients c on c.organization_id = d.organization_id
+    where d.audience = 'clients' and c.id is not null
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select t.workflow_id, t.organization_id, 'run-workflow', 'scheduled', t.okey, t.subject_type,
+           t.subject_id, t.client_id, t.max_attempts, p_now,
+           greatest(t.next_run, p_now + interval '1 hour'),
+           jsonb_build_object('run_at', t.run_at)
+    from targets t
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id
+  ), advanced as (
+    update public.automation_schedules s set next_run_at = d.next_run, last_run_at = p_now, updated_at = now()
+    from due d where s.workflow_id = d.workflow_id and d.next_run is not null
+    returning 1
+  )
+  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
+  return v_count;
+end
+$$;
+comment on function public.automation_check_scheduled_run(timestamptz, uuid, uuid[]) is
+  'Body of the scheduled part of check_automation_triggers for organisation p_only (NULL: all) except p_except: per valid active workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now. Returns the number created.';
+
+-- stale_job: open jobs without activity for days_inactive days.
+create or replace function public.automation_check_stale_jobs_run(p_now timestamptz, p_only uuid, p_except uuid[])
+returns integer language plpgsql set search_path = public, pg_temp set jit = off
+  set plan_cache_mode = force_custom_plan as $$
+declare
+  v_count integer;
+  v_touched uuid[];
+begin
+  with wf as (
+    select w.id, w.organization_id, w.max_attempts,
+           greatest(public.automation_config_int(w.trigger_config, 'days_inactive', 7), 0) as days_inactive,
+           coalesce((select array_agg(x) from jsonb_array_elements_text(
+                       case when jsonb_typeof(w.trigger_config -> 'statuses') = 'array' then w.trigger_config -> 'statuses' end) x),
+                    '{scheduled,in_progress}') as statuses,
+           o.timezone, o.send_window_start, o.send_window_end
+    from public.automation_workflows w
+    join (select o.id, o.send_window_start, o.send_window_end,
+                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.automation_src_organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    where w.is_active and w.trigger_type = 'stale_job'
+      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
+      and o.timezone is not null
+      and (p_only is null or w.organization_id = p_only)
+      and not (w.organization_id = any (p_except))
+  ), ins as (
+    insert into public.automation_execution_logs
+      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
+       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
+    select wf.id, wf.organization_id, 'send-reminder', 'stale_job',
+           format('stale:%s:%s', j.id, extract(epoch from j.updated_at)::bigint), 'job', j.id, j.client_id,
+           wf.max_attempts,
+           public.automation_next_attempt(p_now, wf.timezone, wf.send_window_start, wf.send_window_end, p_now + interval '7 days'),
+           p_now + interval '7 days',
+           jsonb_build_object('last_activity_at', j.updated_at, 'days_inactive', wf.days_inactive)
+    from wf
+    join public.automation_src_jobs j
+      on j.organization_id = wf.organization_id
+     and j.status = any (wf.statuses)
+     and j.updated_at <= p_now - make_interval(days => wf.days_inactive)
+     -- a view row without the values a reminder needs is left out
+     and j.id is not null and j.client_id is not null
+    on conflict (workflow_id, occurrence_key) do nothing
+    returning workflow_id, subject_id, occurrence_key
+  ), superseded as (
+    -- the job had activity since the older reminder was created
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'skipped', error_code = 'superseded',
+      error_message = 'a newer occurrence of this workflow and job replaced it', completed_at = now()
+    from ins
+    where e.workflow_id = ins.workflow_id and e.subject_id = ins.subject_id and e.status = 'pending'
+      and e.trigger_type = 'stale_job' and e.occurrence_key <> ins.occurrence_key
+    returning 1
+  )
+  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
+  perform public.automation_touch_workflows(v_touched, p_now);
+  return v_count;
+end
+$$;
+comment on function public.automation_check_stale_jobs_run(timestamptz, uuid, uuid[]) is
+  'Body of the stale_job part of check_automation_triggers for organisation p_only (NULL: all) except p_except: one execution per job and last activity once days_inactive days have passed; a new one skips the older pending ones of the same workflow and job (superseded). Returns the number created.';
+
+create or replace function public.automation_run_check_body(
+  p_check text, p_type text, p_now timestamptz, p_only uuid, p_except uuid[])
+returns integer language plpgsql set search_path = public, pg_temp as $$
+begin
+  perform public.automation_check_workflows(p_check, p_type, p_only, p_except);
+  return case p_type
+    when 'invoice_overdue' then public.automation_check_invoices_run(p_now, p_only, p_except)
+    when 'maintenance_due' then public.automation_check_maintenance_run(p_now, p_only, p_except)
+    when 'appointment' then public.automation_check_appointments_run(p_now, p_only, p_except)
+    when 'scheduled' then public.automation_check_scheduled_run(p_now, p_only, p_except)
+    when 'stale_job' then public.automation_check_stale_jobs_run(p_now, p_only, p_except)
+  end;
+end
+$$;
+comment on function public.automation_run_check_body(text, text, timestamptz, uuid, uuid[]) is
+  'One check of trigger type p_type for organisation p_only (NULL: all) except p_except: its bookkeeping (automation_check_workflows), then its body. Returns the number of executions created.';
+
+-- The safety net: set-based for every organisation at once; when that raises,
+-- per organisation, each in its own subtransaction.
+create or replace function public.automation_run_check(p_check text, p_type text, p_now timestamptz)
+returns integer language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_count integer := 0;
+  v_quarantined uuid[];
+  v_orgs uuid[];
+  v_org uuid;
+  v_state text;
+  v_msg text;
+begin
+  -- organisations that failed on their own before: run apart until they succeed
+  select coalesce(array_agg(distinct p.organization_id), '{}') into v_quarantined
+  from public.automation_check_problems p
+  where p.check_name = p_check and p.trigger_type = p_type and p.code = 'check_error' and p.organization_id is not null;
+
+  begin
+    v_count := public.automation_run_check_body(p_check, p_type, p_now, null, v_quarantined);
+    delete from public.automation_check_problems p
+    where p.check_name = p_check and p.trigger_type = p_type and p.code = 'check_error' and p.organization_id is null;
+    v_orgs := v_quarantined;
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
+    v_msg := public.automation_mask_error(v_msg);
+    raise warning 'dueflow: % (%) failed for all organisations at once (SQLSTATE %: %); running it per organisation',
+      p_check, p_type, v_state, v_msg;
+    perform public.automation_note_check_problem(p_check, p_type, null, null, 'check_error',
+      format('the run for all organisations at once failed (SQLSTATE %s: %s); it ran per organisation', v_state, v_msg));
+    select coalesce(array_agg(distinct w.organization_id order by w.organization_id), '{}') into v_orgs
+    from public.automation_workflows w where w.is_active and w.trigger_type = p_type;
+    v_orgs := v_orgs || array(select q from unnest(v_quarantined) q where not (q = any (v_orgs)));
+  end;
+
+  foreach v_org in array v_orgs loop
+    begin
+      v_count := v_count + public.automation_run_check_body(p_check, p_type, p_now, v_org, '{}');
+      delete from public.automation_check_problems p
+      where p.check_name = p_check and p.trigger_type = p_type and p.code = 'check_error' and p.organization_id = v_org;
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
+      v_msg := public.automation_mask_error(v_msg);
+      raise warning 'dueflow: % (%) failed for organisation % (SQLSTATE %: %); it is skipped in this run',
+        p_check, p_type, v_org, v_state, v_msg;
+      perform public.automation_note_check_problem(p_check, p_type, v_org, null, 'check_error',
+        format('SQLSTATE %s: %s', v_state, v_msg));
+    end;
+  end loop;
+  return v_count;
+end
+$$;
+comment on function public.automation_run_check(text, text, timestamptz) is
+  'Runs the check of trigger type p_type (named p_check) at p_now for every organisation at once (set-based), leaving out those that failed alone before; when that raises, records check_error and re-runs it per organisation. Organisations left out, and all of them after a failure, run one at a time, each in its own subtransaction: one that fails is recorded (check_error, masked message) and skipped, the others get their executions. Never raises for a data error. Returns the number of executions created.';
+
+-- The public checks (pg_cron calls these: names and signatures are stable).
+
+create or replace function public.check_overdue_invoices(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
+declare
+  v_state text;
+  v_msg text;
+begin
+  -- the adopter's hook; a failure there does not stop the reminders (the
+  -- check reads sent invoices past due as well)
+  begin
+    perform public.automation_mark_invoices_overdue(p_now);
+    delete from public.automation_check_problems p
+    where p.check_name = 'check_overdue_invoices' and p.code = 'hook_error';
+  exception when others then
+    get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
+    v_msg := public.automation_mask_error(v_msg);
+    raise warning 'dueflow: automation_mark_invoices_overdue failed (SQLSTATE %: %); invoices not marked overdue in this run', v_state, v_msg;
+    perform public.automation_note_check_problem('check_overdue_invoices', 'invoice_overdue', null, null, 'hook_error',
+      format('automation_mark_invoices_overdue failed (SQLSTATE %s: %s)', v_state, v_msg));
+  end;
+  return public.automation_run_check('check_overdue_invoices', 'invoice_overdue', p_now);
+end
+$$;
+comment on function public.check_overdue_invoices(timestamptz) is
+  'invoice_overdue check: marks sent invoices past due overdue (hook automation_mark_invoices_overdue; a failure there is recorded as hook_error), then creates one execution per (invoice, due date, latest reminder day reached) for open invoices with a balance; a late first sighting creates only the latest reminder, and a newer reminder skips the older pending ones of the same workflow and invoice (superseded). Steady state reads only invoices that reached a reminder day or changed since the last run (automation_check_state); the first run of each organisation-local day scans the workflow''s open overdue invoices in full. Workflows with problems and organisations with an unusable zone are skipped, and one organisation''s error fails it alone (automation_check_problems). Returns the number created.';
+
+create or replace function public.check_maintenance_reminders(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
+begin
+  -- two independent checks: a bad maintenance workflow never blocks appointment reminders
+  return public.automation_run_check('check_maintenance_reminders', 'maintenance_due', p_now)
+       + public.automation_run_check('check_maintenance_reminders', 'appointment', p_now);
+end
+$$;
+comment on function public.check_maintenance_reminders(timestamptz) is
+  'maintenance_due check (one execution per client and last completed service job, once months_after_service have passed and no visit is booked) and appointment check (one per job and scheduled start, hours_before ahead, deadline = the start), each isolated from the other. A new occurrence skips (superseded) the older pending ones of the same workflow and client (maintenance) or job (appointment). Workflows with problems and organisations with an unusable zone are skipped, and one organisation''s error fails it alone (automation_check_problems). Returns the number created.';
+
+create or replace function public.check_automation_triggers(p_now timestamptz default now())
+returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
+begin
+  -- two independent checks: a bad stale-job workflow never blocks scheduled runs
+  return public.automation_run_check('check_automation_triggers', 'scheduled', p_now)
+       + public.automation_run_check('check_automation_triggers', 'stale_job', p_now);
+end
+$$;
+comment on function public.check_automation_triggers(timestamptz) is
+  'scheduled check (per workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now) and stale_job check (one execution per job and last activity; a new one skips the older pending ones of the same workflow and job as superseded), each isolated from the other. Workflows with problems and organisations with an unusable zone are skipped, and one organisation''s error fails it alone (automation_check_problems). Returns the number created.';
+
+-- The reference overdue-marking hook, zone-safe: an organisation whose zone
+-- is unusable is left out (NULL: UTC). Replaced only while it is dueflow's
+-- reference definition (absent, the previous reference body, or this one):
+-- an adopter's own hook, defined by a later migration, is kept.
+do $migration$
+declare
+  v_body constant text := $body$
+declare
+  v_count integer;
+  v_keep text := coalesce(current_setting('dueflow.keep_updated_at', true), '');
+begin
+  -- marking is not app activity: keep updated_at (see automation_touch_updated_at)
+  perform set_config('dueflow.keep_updated_at', 'on', true);
+  update public.invoices i set status = 'overdue'
+  where i.id in (
+    select x.id
+    from (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o
+    cross join lateral (
+      select i2.id from public.invoices i2
+      where i2.organization_id = o.id and i2.status = 'sent'
+        and i2.due_date < (p_now at time zone o.timezone)::date
+      offset 0 -- a per-organisation index range scan
+    ) x
+    where o.timezone is not null);
+  get diagnostics v_count = row_count;
+  perform set_config('dueflow.keep_updated_at', v_keep, true);
+  return v_count;
+end
+$body$;
+  v_src text;
+begin
+  select p.prosrc into v_src from pg_proc p
+  where p.oid = to_regprocedure('public.automation_mark_invoices_overdue(timestamptz)');
+  if v_src is null or v_src = v_body or md5(v_src) = '184e2b661177f436f4b917056b348185' then
+    execute format($f$create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
+      returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as %L$f$, v_body);
+  else
+    raise notice 'dueflow: automation_mark_invoices_overdue is the adopter''s own; kept as is';
+  end if;
+end
+$migration$;
+comment on function public.automation_mark_invoices_overdue(timestamptz) is
+  'Hook called by check_overdue_invoices(): marks sent invoices past due (organisation-local date; an organisation whose zone is unusable is left out, a NULL zone is UTC) as overdue. Redefine when adopting dueflow on other tables.';
+revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
+grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;
+
+-- The report snaps retries and snoozes into the organisation's send window:
+-- an unusable zone falls back to UTC there instead of failing the whole batch.
+create or replace function public.automation_report(p_outcomes jsonb)
+returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
+declare
+  v_out jsonb;
+begin
+  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
+    raise exception 'automation_report: p_outcomes must be a JSON array' using errcode = '22023';
+  end if;
+
+  -- one statement: lock, judge against the lease, finish deliveries, move executions
+  with inp as (
+    select t.ord as n, (t.o ->> 'execution_id')::uuid as execution_id, (t.o ->> 'lease_token')::uuid as lease_token,
+           t.o ->> 'status' as status, nullif(t.o ->> 'error_code', '') as error_code,
+           nullif(t.o ->> 'error_message', '') as error_message,
+           coalesce((t.o ->> 'step_index')::int, 0) as step_index, (t.o ->> 'snooze_until')::timestamptz as snooze_until,
+           nullif((t.o ->> 'retry_after_seconds')::int, 0) as retry_after,
+           coalesce((t.o ->> 'actions_executed')::int, 0) as actions_executed,
+           case when jsonb_typeof(t.o -> 'deliveries') = 'array' then t.o -> 'deliveries' else '[]'::jsonb end as deliveries
+    from jsonb_array_elements(p_outcomes) with ordinality as t(o, ord)
+  ), cur as (
+    select e.id, e.status, e.lease_token, e.attempt, e.max_attempts, e.deadline_at, e.organization_id
+    from public.automation_execution_logs e
+    where e.id = any (array(select execution_id from inp where execution_id is not null))
+    order by e.id
+    for update
+  ), judged as (
+    select inp.*, cur.status as cur_status, cur.attempt, cur.max_attempts, cur.deadline_at, cur.organization_id,
+      case
+        when cur.id is null then 'not_found'
+        when cur.status <> 'running' or cur.lease_token is distinct from inp.lease_token then 'stale_lease'
+        when inp.status is null or inp.status not in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
+          or (inp.status = 'snoozed' and inp.snooze_until is null) then 'invalid'
+        -- the same execution twice in one report: only the first counts
+        when row_number() over (partition by inp.execution_id order by inp.n) > 1 then 'invalid'
+      end as reason
+    from inp left join cur on cur.id = inp.execution_id
+  ), ok as (
+    select j.*, case
+        when j.status = 'retry' then
+          public.automation_next_attempt(now() + coalesce(make_interval(secs => j.retry_after), public.automation_backoff(j.attempt)),
+                                         tz.zone, o.send_window_start, o.send_window_end, j.deadline_at)
+        when j.status = 'snoozed' then
+          public.automation_next_attempt(greatest(j.snooze_until, now()), tz.zone, o.send_window_start, o.send_window_end, j.deadline_at)
+      end as at
+    from judged j
+    left join public.automation_src_organizations o on o.id = j.organization_id
+    -- an unusable zone (NULL, not an IANA name) snaps in UTC rather than failing the batch
+    cross join lateral (select coalesce(public.automation_effective_timezone(o.timezone), 'UTC') as zone) tz
+    where j.reason is null
+  ), nxt as (
+    select ok.*,
+      case
+        when ok.status in ('completed', 'skipped', 'failed') then ok.status
+        when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'failed'
+        when ok.deadline_at is not null and ok.at > ok.deadline_at then 'failed'
+        else 'pending'
+      end as new_status,
+      case
+        when ok.status = 'failed' then coalesce(ok.error_code, 'internal_error')
+        -- completed keeps the engine's code (delivery_unknown: sent status uncertain); a clean completion clears it
+        when ok.status in ('completed', 'skipped') then ok.error_code
+        when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'max_attempts'
+        when ok.status in ('retry', 'snoozed') and ok.deadline_at is not null and ok.at > ok.deadline_at then 'expired'
+        when ok.status = 'retry' then coalesce(ok.error_code, 'provider_unavailable')
+      end as new_code
+    from ok
+  ), dl as (
+    -- finish the deliveries listed (a sent delivery is never downgraded)
+    update public.automation_deliveries d set
+      status = x.status,
+      sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
+      provider = coalesce(nullif(x.provider, ''), d.provider),
+      provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
+      error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
+      retryable = coalesce(x.retryable, false)
+    from (
+      select distinct on (dd ->> 'idempotency_key') ok.execution_id, dd ->> 'idempotency_key' as ikey,
+             dd ->> 'status' as status, dd ->> 'provider' as provider,
+             dd ->> 'provider_message_id' as provider_message_id, dd ->> 'error_code' as error_code,
+             dd ->> 'error_message' as error_message, (dd ->> 'retryable')::boolean as retryable
+      from ok cross join lateral jsonb_array_elements(ok.deliveries) dd
+      order by dd ->> 'idempotency_key'
+    ) x
+    where d.idempotency_key = x.ikey and d.execution_id = x.execution_id
+      and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent'
+    returning 1
+  ), upd as (
+    update public.automation_execution_logs e set updated_at = now(),
+      status = nxt.new_status,
+      error_code = nxt.new_code,
+      error_message = case when nxt.new_code is null then null
+                           when nxt.new_code = 'expired' and nxt.error_message is null then 'the next attempt would pass the deadline'
+                           else nxt.error_message end,
+      actions_executed = e.actions_executed + greatest(nxt.actions_executed, 0),
+      lease_token = null, lease_expires_at = null,
+      completed_at = case when nxt.new_status in ('completed', 'skipped', 'failed') then now() end,
+      next_attempt_at = case when nxt.new_status = 'pending' then nxt.at else e.next_attempt_at end,
+      dispatched_at = case when nxt.new_status = 'pending' then null else e.dispatched_at end,
+      step_index = case when nxt.status = 'snoozed' then greatest(nxt.step_index, 0) else e.step_index end,
+      -- a delay does not consume an attempt
+      attempt = case when nxt.status = 'snoozed' and nxt.new_status = 'pending' then greatest(e.attempt - 1, 0) else e.attempt end
+    from nxt
+    where e.id = nxt.execution_id and e.status = 'running' and e.lease_token = nxt.lease_token
+    returning nxt.n, e.status
+  )
+  select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+      'execution_id', j.execution_id,
+      'applied', upd.n is not null,
+      'status', coalesce(upd.status, j.cur_status, ''),
+      'reason', case when upd.n is null then coalesce(j.reason, 'stale_lease') end))
+    order by j.n), '[]'::jsonb)
+  into v_out
+  from judged j
+  left join upd on upd.n = j.n
+  where (select count(*) from dl) >= 0;
+  return v_out;
+end
+$$;
+comment on function public.automation_report(jsonb) is
+  'Applies outcomes (automation.Outcome[]) fenced by lease token: finishes listed deliveries, then moves each execution to completed/skipped/failed, or pending (retry with backoff + jitter, snooze without consuming an attempt, both snapped into the send window of the organisation''s zone, UTC when that is unusable), or failed with max_attempts/expired. Counters and analytics follow once (trigger). Answers automation.Reported[] in input order; a stale token changes nothing (stale_lease).';
+
+revoke all on function public.automation_effective_timezone(text),
+  public.automation_mask_error(text),
+  public.automation_mask_problem(text),
+  public.automation_note_check_problem(text, text, uuid, uuid, text, text),
+  public.automation_config_int(jsonb, text, integer),
+  public.automation_next_scheduled_run(jsonb, text, timestamptz),
+  public.automation_check_workflows(text, text, uuid, uuid[]),
+  public.automation_check_invoices_run(timestamptz, uuid, uuid[]),
+  public.automation_check_maintenance_run(timestamptz, uuid, uuid[]),
+  public.automation_check_appointments_run(timestamptz, uuid, uuid[]),
+  public.automation_check_scheduled_run(timestamptz, uuid, uuid[]),
+  public.automation_check_stale_jobs_run(timestamptz, uuid, uuid[]),
+  public.automation_run_check_body(text, text, timestamptz, uuid, uuid[]),
+  public.automation_run_check(text, text, timestamptz),
+  public.check_overdue_invoices(timestamptz),
+  public.check_maintenance_reminders(timestamptz),
+  public.check_automation_triggers(timestamptz),
+  public.automation_report(jsonb)
+  from public, anon, authenticated;
+grant execute on function public.automation_effective_timezone(text),
+  public.automation_config_int(jsonb, text, integer),
+  public.automation_next_scheduled_run(jsonb, text, timestamptz),
+  public.check_overdue_invoices(timestamptz),
+  public.check_maintenance_reminders(timestamptz),
+  public.check_automation_triggers(timestamptz),
+  public.automation_report(jsonb)
+  to service_role;
