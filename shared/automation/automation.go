@@ -110,6 +110,7 @@ const (
 	ErrMaxAttempts       = "max_attempts"
 	ErrConfig            = "config_error"
 	ErrInternal          = "internal_error"
+	ErrSourceError       = "source_error" // a source view could not deliver the execution's rows (set by automation_claim)
 	// ErrInvalidWorkflow: the claimed workflow breaks the workflow rules
 	// (shared/workflow; e.g. written before validation or with the trigger
 	// disabled). The message lists its problems. Failed, never retried.
