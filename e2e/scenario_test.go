@@ -102,7 +102,7 @@ func TestEndToEndScenario(t *testing.T) {
 	// Executions: exactly these, in exactly these final states.
 	rows, err := db.Query(ctx, `
 		select coalesce(i.number, e.trigger_type), e.status, coalesce(e.error_code, ''), e.attempt
-		from automation_execution_logs e left join invoices i on i.id = e.subject_id
+		from automation_execution_logs e left join invoices i on i.id::text = e.subject_id
 		order by 1`)
 	require.NoError(t, err)
 	var got []string

@@ -90,7 +90,7 @@ func TestReadmeAdoptionExample(t *testing.T) {
 	got := claim(t, pool, automation.ActionInvoiceReminder)
 	require.Len(t, got, 1)
 	c := got[0]
-	assert.Equal(t, overdue, *c.Execution.SubjectID)
+	assert.Equal(t, overdue.String(), c.Execution.SubjectID)
 	assert.Equal(t, user, c.Organization.ID)
 	assert.Equal(t, "Europe/London", c.Organization.Timezone)
 	assert.Equal(t, "ace@example.com", c.Organization.SenderEmail)
