@@ -262,7 +262,7 @@ func TestTenancyOfEveryTriggerType(t *testing.T) {
 		left join clients c on c.id::text = e.client_id
 		where coalesce(j.organization_id, i.organization_id, e.organization_id) <> e.organization_id
 		   or (e.client_id is not null and c.organization_id <> e.organization_id)`))
-	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where client_id in (select id from clients where organization_id = $1)`, b.org))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where client_id in (select id::text from clients where organization_id = $1)`, b.org))
 
 	// a forged execution of A pointing at B's client and invoice: the claim
 	// document carries neither (the function then finds no recipient)
