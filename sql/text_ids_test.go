@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -417,4 +420,67 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 	assert.Equal(t, ada.String(), got[0].Client.ID)
 	assert.Len(t, pgtest.Claim(t, db, automation.ActionSendReminder, nil, 10, 60), 3)
 	assert.Len(t, pgtest.Claim(t, db, automation.ActionRunWorkflow, nil, 10, 60), 2)
+}
+
+// planLog connects to dsn with auto_explain logging every nested statement's
+// plan to the client, runs q and returns the plans.
+func planLog(t *testing.T, dsn, q string) string {
+	t.Helper()
+	var mu sync.Mutex
+	var plans strings.Builder
+	cfg, err := pgx.ParseConfig(dsn)
+	require.NoError(t, err)
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		defer mu.Unlock()
+		plans.WriteString(n.Message + "\n")
+	}
+	conn, err := pgx.ConnectConfig(bg, cfg)
+	require.NoError(t, err)
+	defer conn.Close(bg)
+	for _, s := range []string{`load 'auto_explain'`, `set auto_explain.log_min_duration = 0`,
+		`set auto_explain.log_nested_statements = on`, `set client_min_messages = log`, q} {
+		_, err := conn.Exec(bg, s)
+		require.NoError(t, err, s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return plans.String()
+}
+
+// On the reference schema the claim and the dispatcher's premise skips find
+// clients, invoices and jobs by their id as text through the expression
+// indexes (the reference views deliver id::text), not by scanning them.
+func TestReferenceIDLookupsUseIndexes(t *testing.T) {
+	t.Parallel()
+	db, dsn := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `
+		insert into organizations (name, send_window_start, send_window_end)
+		select 'org ' || g, '00:00', '23:59:59.999999' from generate_series(1, 100) g;
+		insert into clients (organization_id, first_name, email)
+		select o.id, 'c', 'c' || g || '@client.test' from organizations o, generate_series(1, 200) g;
+		insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
+		select c.organization_id, c.id, 'N', 'paid', current_date - 3, 10, 0 from clients c;
+		insert into jobs (organization_id, client_id, status, completed_at, updated_at)
+		select c.organization_id, c.id, 'completed', now() - interval '1 month', now() - interval '1 month' from clients c;
+		update invoices set status = 'sent', balance = 10 where id in (select id from invoices order by id limit 300);
+		update jobs set completed_at = now() - interval '7 months' where id in (select id from jobs order by id limit 300);
+		insert into automation_workflows (organization_id, name, trigger_type, trigger_config)
+		select id, 'i', 'invoice_overdue', '{"days_after_due":[1]}'::jsonb from organizations
+		union all select id, 'm', 'maintenance_due', '{"months_after_service":6}' from organizations;
+		analyze`)
+	require.Positive(t, pgtest.Int(t, db, `select check_overdue_invoices() + check_maintenance_reminders()`))
+	pgtest.MakeDue(t, db)
+
+	plans := planLog(t, dsn, `select process_pending_automations()`)
+	for _, idx := range []string{"invoices_id_text_idx", "jobs_id_text_idx", "jobs_client_text_idx"} {
+		assert.True(t, strings.Contains(plans, "Index Scan using "+idx), "process_pending_automations does not use %s:\n%s", idx, plans)
+	}
+	plans = planLog(t, dsn, `select count(*) from automation_claim('invoice-reminder', null, 100, 60)`)
+	for _, idx := range []string{"clients_id_text_idx", "invoices_id_text_idx", "jobs_id_text_idx"} {
+		assert.True(t, strings.Contains(plans, "Index Scan using "+idx), "automation_claim does not use %s:\n%s", idx, plans)
+	}
+	for _, table := range []string{"clients", "invoices", "jobs"} {
+		assert.False(t, strings.Contains(plans, "Seq Scan on "+table+" "), "automation_claim scans %s:\n%s", table, plans)
+	}
 }
