@@ -1,6 +1,7 @@
 -- automation_claim and process_pending_automations, isolated from a source
 -- view row they cannot read (moved here from 20261129000500 and ...000600
--- when they changed). The claim document is built from the adopter's source
+-- when they changed; automation_claim_rows and process_pending_automations
+-- moved on to 20261202000600_text_ids.sql when ids became text). The claim document is built from the adopter's source
 -- views; one row a view cannot deliver (a cast that fails, a value out of
 -- range) used to abort the claim of the whole batch, every tenant's
 -- executions in it, at every ring. Now the batch is claimed set-based as
