@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -324,6 +325,14 @@ func TestEveryTriggerTypeWithAnyIDType(t *testing.T) {
 				assert.Equal(t, cl, c.Client.ID)
 				assert.Equal(t, email, c.Client.Email)
 			}
+
+			// the operator functions: cancel the invoice reminder, then re-run it
+			for _, q := range []string{`select automation_cancel_execution($1, 'by test')`, `select automation_retry_execution($1)`} {
+				r := pgtest.JSON[automation.Reported](t, db, q, c.Execution.ID)
+				assert.True(t, r.Applied, "%s: %s", q, r.Reason)
+			}
+			assert.Equal(t, automation.StatusPending, executions(t, db, `trigger_type = 'invoice_overdue' and subject_id = $1 and status <> 'skipped'`, inv)[0].Status)
+			outcomes = slices.DeleteFunc(outcomes, func(o automation.Outcome) bool { return o.ExecutionID == c.Execution.ID })
 
 			for _, r := range pgtest.Report(t, db, outcomes...) {
 				assert.True(t, r.Applied, r.Reason)
