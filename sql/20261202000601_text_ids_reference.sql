@@ -89,7 +89,14 @@ begin
     ) as t(name, current_sql, previous_sql, id_columns, indexes)
   loop
     if to_regclass('public.' || v.name) is null then
-      execute format('create view public.%I with (security_invoker = true) as %s', v.name, v.current_sql);
+      begin
+        execute format('create view public.%I with (security_invoker = true) as %s', v.name, v.current_sql);
+      exception when undefined_table or undefined_column or datatype_mismatch then
+        -- the app's own tables under the reference names: the adopter defines the view
+        raise notice 'dueflow: % not defined: the tables it reads are not dueflow''s reference tables (%); define it over your tables (README, Adopting an existing schema)',
+          v.name, sqlerrm;
+        continue;
+      end;
       -- security_invoker: a user querying the view stays subject to the tables' RLS
       execute format('revoke all on public.%I from anon', v.name);
     elsif public.automation_view_is('public.' || v.name, v.current_sql) then

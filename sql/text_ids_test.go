@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/shared/automation"
 	migrations "github.com/dueflow/dueflow/sql"
@@ -431,30 +432,40 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 	assert.Len(t, pgtest.Claim(t, db, automation.ActionRunWorkflow, nil, 10, 60), 2)
 }
 
-// planLog connects to dsn with auto_explain logging every nested statement's
-// plan to the client, runs q and returns the plans.
-func planLog(t *testing.T, dsn, q string) string {
+// noticeConn connects to dsn and collects the server's notices and log
+// messages sent to the client; notices returns them so far.
+func noticeConn(t *testing.T, dsn string) (conn *pgx.Conn, notices func() string) {
 	t.Helper()
 	var mu sync.Mutex
-	var plans strings.Builder
+	var got strings.Builder
 	cfg, err := pgx.ParseConfig(dsn)
 	require.NoError(t, err)
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
 		mu.Lock()
 		defer mu.Unlock()
-		plans.WriteString(n.Message + "\n")
+		got.WriteString(n.Message + "\n")
 	}
-	conn, err := pgx.ConnectConfig(bg, cfg)
+	conn, err = pgx.ConnectConfig(bg, cfg)
 	require.NoError(t, err)
-	defer conn.Close(bg)
+	t.Cleanup(func() { _ = conn.Close(bg) })
+	return conn, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return got.String()
+	}
+}
+
+// planLog runs q with auto_explain logging every nested statement's plan to
+// the client and returns the plans.
+func planLog(t *testing.T, dsn, q string) string {
+	t.Helper()
+	conn, plans := noticeConn(t, dsn)
 	for _, s := range []string{`load 'auto_explain'`, `set auto_explain.log_min_duration = 0`,
 		`set auto_explain.log_nested_statements = on`, `set client_min_messages = log`, q} {
 		_, err := conn.Exec(bg, s)
 		require.NoError(t, err, s)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return plans.String()
+	return plans()
 }
 
 // On the reference schema the claim and the dispatcher's premise skips find
@@ -492,4 +503,49 @@ func TestReferenceIDLookupsUseIndexes(t *testing.T) {
 	for _, table := range []string{"clients", "invoices", "jobs"} {
 		assert.False(t, strings.Contains(plans, "Seq Scan on "+table+" "), "automation_claim scans %s:\n%s", table, plans)
 	}
+}
+
+// dueflow's migrations never replace an adopter's source view: one still
+// delivering uuid ids is kept, named in a NOTICE, and works; where the
+// reference names are the app's own tables, the view is left to the adopter.
+func TestReferenceViewsKeepAnAdoptersOwn(t *testing.T) {
+	t.Parallel()
+	db, dsn := pgtest.NewDB(t)
+	viewdef := func(v string) string {
+		return pgtest.Text(t, db, `select coalesce(pg_get_viewdef(to_regclass($1)), '')`, v)
+	}
+	pgtest.Exec(t, db, `drop view automation_src_clients;
+		create view automation_src_clients with (security_invoker = true) as
+		  select id, organization_id, first_name, last_name, email, phone, email_opt_out, sms_opt_out
+		  from clients where email is not null`)
+	own := viewdef("automation_src_clients")
+	conn, notices := noticeConn(t, dsn)
+	require.NoError(t, migrations.Apply(bg, conn))
+	assert.Equal(t, own, viewdef("automation_src_clients"), "kept")
+	assert.Contains(t, notices(), "dueflow: automation_src_clients: id is uuid (kept: your own view)")
+
+	org := pgtest.AllDayOrg(t, db)
+	cl := pgtest.CreateClient(t, db, org, "ada@client.test", "")
+	inv := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
+	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1]}`, "")
+	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices()`))
+	pgtest.MakeDue(t, db)
+	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)
+	require.Len(t, got, 1)
+	require.NotNil(t, got[0].Client, "found through the uuid view")
+	assert.Equal(t, cl.String(), got[0].Client.ID)
+	assert.Equal(t, inv.String(), got[0].Invoice.ID)
+
+	// an app table named jobs, and no jobs view: not created over it
+	pgtest.Exec(t, db, `drop view automation_src_jobs; alter table jobs rename to dueflow_jobs;
+		create table jobs (id text primary key, name text)`)
+	fl, err := migrations.Files()
+	require.NoError(t, err)
+	for _, f := range fl {
+		if strings.HasSuffix(f.Name, "_text_ids_reference.sql") {
+			require.NoError(t, pgcluster.ApplySQL(bg, conn, f.Name, f.SQL))
+		}
+	}
+	assert.Empty(t, viewdef("automation_src_jobs"))
+	assert.Contains(t, notices(), "dueflow: automation_src_jobs not defined")
 }
