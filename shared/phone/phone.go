@@ -47,9 +47,11 @@ const maxInput = 64
 //     numbers take texts, and an organisation's own line is often one) and
 //     VoIP numbers;
 //   - ErrPremium: premium-rate numbers (+1 900, +44 909), and numbers of the
-//     international networks without a country (+800, +808, +870, +881,
-//     +882, +883, +979: satellite and global services, billed at premium
-//     rates and the usual target of SMS pumping fraud);
+//     international networks without a country (+870 and +881 satellite,
+//     +882 and +883 international networks, +979 international premium
+//     rate, +800 and +808 global freephone and shared cost): no client's
+//     handset, mostly billed at premium rates, and the usual target of SMS
+//     pumping fraud;
 //   - ErrNotTextable: shared-cost and universal access numbers (company
 //     numbers routed to call centres, often charged: GB 0845, FR 0810, AU
 //     1300), personal numbers (GB 070, DE 0700: redirection with
