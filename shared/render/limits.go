@@ -135,45 +135,65 @@ var urlAttributes = map[string]bool{
 	"srcset": true, "xlink:href": true, "lowsrc": true, "dynsrc": true,
 }
 
-// linkValueStart says whether the placeholder at byte i of an HTML template
-// leads the value of a URL attribute: `href="{{...}}"`, `<img src={{...}}>`,
-// or after other placeholders only (`href="{{a}}{{b}}"`: when a renders
-// empty, b decides the scheme). It answers the byte offset where that value
-// begins, -1 when the placeholder follows text the template wrote
-// (`href="https://x.example/{{...}}"`: the template chose the scheme) or is
-// not in a URL attribute.
-func linkValueStart(tmpl string, i int) int {
-	const space = " \t\r\n\f"
-	before := tmpl[:i]
-	lt := strings.LastIndexByte(before, '<')
-	if lt < 0 || strings.LastIndexByte(before, '>') > lt {
-		return -1 // not inside a tag
+// links follows an HTML template placeholder by placeholder, to tell which
+// placeholders lead the value of a URL attribute: `href="{{...}}"`,
+// `<img src={{...}}>`, or after other placeholders only
+// (`href="{{a}}{{b}}"`: when a renders empty, b decides the scheme). Such a
+// value is put in only when it is a LinkURL. A placeholder that follows text
+// the template wrote (`href="https://x.example/{{...}}"`: the template chose
+// the scheme) or that is not in a URL attribute is left alone. Each piece of
+// template text is looked at once: the cost is linear in the template.
+type links struct {
+	inTag bool // the template text so far ends inside a tag
+	lead  bool // the previous placeholder led a URL attribute value
+	set   bool // ... and a link was put into that value
+}
+
+// filter takes the template text since the previous placeholder and the
+// value of the next placeholder, and returns the value to put in.
+func (l *links) filter(literal, val string) string {
+	lt, gt := strings.LastIndexByte(literal, '<'), strings.LastIndexByte(literal, '>')
+	switch {
+	case lt > gt:
+		l.inTag = true
+	case gt > lt:
+		l.inTag = false
 	}
-	s := before
-	for {
-		s = strings.TrimRight(s, space)
-		k := strings.LastIndex(s, "{{")
-		if !strings.HasSuffix(s, "}}") || k <= lt {
-			break
-		}
-		s = s[:k] // an earlier placeholder of the same value
+	switch {
+	case !l.inTag:
+		l.lead = false
+	case l.lead && strings.TrimLeft(literal, spaces) == "":
+		// another placeholder of the same value
+	default:
+		l.lead, l.set = leadsURLValue(literal[max(lt, 0):]), false
 	}
-	start := len(s)
+	if !l.lead || l.set {
+		return val
+	}
+	val, _ = LinkURL(val)
+	l.set = val != ""
+	return val
+}
+
+// spaces are HTML's white space characters.
+const spaces = " \t\r\n\f"
+
+// leadsURLValue reports whether tag text ends where the value of a URL
+// attribute begins: `href=`, `src = "`, `action='`.
+func leadsURLValue(s string) bool {
+	s = strings.TrimRight(s, spaces)
 	if strings.HasSuffix(s, `"`) || strings.HasSuffix(s, `'`) {
-		s = strings.TrimRight(s[:len(s)-1], space)
+		s = strings.TrimRight(s[:len(s)-1], spaces)
 	}
 	if !strings.HasSuffix(s, "=") {
-		return -1
+		return false
 	}
-	s = strings.TrimRight(s[:len(s)-1], space)
+	s = strings.TrimRight(s[:len(s)-1], spaces)
 	j := len(s)
-	for j > lt && isAttrNameByte(s[j-1]) {
+	for j > 0 && isAttrNameByte(s[j-1]) {
 		j--
 	}
-	if !urlAttributes[strings.ToLower(s[j:])] {
-		return -1
-	}
-	return start
+	return urlAttributes[strings.ToLower(s[j:])]
 }
 
 func isAttrNameByte(c byte) bool {

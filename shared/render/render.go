@@ -80,7 +80,7 @@ func Text(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, fals
 // HTML renders an HTML template, HTML-escaping every substituted value. The
 // template's own markup is kept as written. A value that leads a URL
 // attribute (`<a href="{{invoice.portal_url}}">`, `src=`, ...; see
-// linkValueStart) is put in only when it is an http(s) link (LinkURL);
+// links) is put in only when it is an http(s) link (LinkURL);
 // otherwise the attribute stays empty: a value from a tenant's or an
 // adopter's row ("javascript:...", "data:...") never becomes a link.
 func HTML(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, true, 0) }
@@ -114,7 +114,7 @@ func substitute(tmpl string, v Vars, escape bool, budget int) (string, error) {
 	}
 	b.Grow(grow)
 	rest, off := tmpl, 0
-	linkAt, linkSet := -1, false // the URL attribute value being led, whether it has its link
+	var ls links
 	for {
 		if budget > 0 && b.Len() > budget {
 			return "", errOverBudget
@@ -139,17 +139,7 @@ func substitute(tmpl string, v Vars, escape bool, budget int) (string, error) {
 			return "", &UnknownVariableError{Name: name}
 		}
 		if escape {
-			if at := linkValueStart(tmpl, off+i); at >= 0 {
-				if at != linkAt {
-					linkAt, linkSet = at, false
-				}
-				if !linkSet {
-					// This value decides the link's scheme.
-					val, _ = LinkURL(val)
-					linkSet = val != ""
-				}
-			}
-			val = html.EscapeString(val)
+			val = html.EscapeString(ls.filter(rest[:i], val))
 		}
 		b.WriteString(val)
 		adv := i + 2 + j + 2
