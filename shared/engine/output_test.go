@@ -19,16 +19,19 @@ import (
 // sent.
 func TestContentTooLargeFailsBeforeLedger(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
-	secret := "Confidential-Ada"
+	// Templates within the workflow rules (shared/workflow: subject 500
+	// characters, bodies 64 KB) that repeat a bounded value past a limit.
+	secret := strings.Repeat("Confidential-Ada", 10) // cut to 100 bytes per name
+	name := strings.Repeat("{{client.full_name}} ", 64<<10/21)
 	cases := []struct {
 		step automation.Step
 		msg  string
 	}{
-		{automation.Step{Type: automation.StepSendEmail, Subject: strings.Repeat(secret, 16), Body: "x"},
-			"email subject is 256 characters, over its limit of 255"},
-		{automation.Step{Type: automation.StepSendEmail, Subject: "s", HTML: "<p>" + strings.Repeat(secret, 16<<10) + "</p>"},
+		{automation.Step{Type: automation.StepSendEmail, Subject: strings.Repeat("{{client.full_name}} ", 5), Body: "x"},
+			"email subject is 1009 characters, over its limit of 998"},
+		{automation.Step{Type: automation.StepSendEmail, Subject: "s", HTML: "<p>" + name + "</p>"},
 			"email HTML part is over its limit of 262144 bytes"},
-		{automation.Step{Type: automation.StepSendEmail, Subject: "s", Body: strings.Repeat(secret, 16<<10+1)},
+		{automation.Step{Type: automation.StepSendEmail, Subject: "s", Body: name},
 			"email text part is over its limit of 262144 bytes"},
 		{automation.Step{Type: automation.StepSendSMS, Body: strings.Repeat("ü’", 779) + "x"}, // the 1,559 characters
 			"SMS text is 24 segments, over its limit of 10"},
@@ -37,7 +40,9 @@ func TestContentTooLargeFailsBeforeLedger(t *testing.T) {
 	}
 	var ids []uuid.UUID
 	for _, tc := range cases {
-		ids = append(ids, f.store.Add(invoiceDoc(tc.step)))
+		doc := invoiceDoc(tc.step)
+		doc.Client.FirstName, doc.Client.LastName = secret, secret
+		ids = append(ids, f.store.Add(doc))
 	}
 	ok := f.store.Add(invoiceDoc(email, sms))
 	sum := f.process(t, append(ids, ok)...)
@@ -48,7 +53,7 @@ func TestContentTooLargeFailsBeforeLedger(t *testing.T) {
 		assert.Equal(t, automation.OutcomeFailed, o.Status, tc.msg)
 		assert.Equal(t, automation.ErrContentTooLarge, o.ErrorCode, tc.msg)
 		assert.Equal(t, tc.msg, o.ErrorMessage)
-		assert.NotContains(t, o.ErrorMessage, secret)
+		assert.NotContains(t, o.ErrorMessage, "Confidential")
 		assert.Empty(t, o.Deliveries, "nothing begun in the ledger")
 		assert.Equal(t, automation.StatusFailed, f.store.Get(ids[i]).Status)
 	}

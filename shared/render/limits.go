@@ -16,9 +16,10 @@ import (
 // in the ledger.
 //
 //   - MaxSubjectChars: the subject after rendering and joining it into one
-//     line, in characters. RFC 5322 allows 998 bytes per header line; mail
-//     clients show about 60 characters; 255 leaves room for every default
-//     subject with its variables at their bounds (MaxVarBytes).
+//     line, in characters: 998, the line length of RFC 5322. Mail clients
+//     show about 60; the workflow rules (shared/workflow) allow a subject
+//     template of 500 characters, and this leaves room for its variables
+//     (each within VarLimit) while a template that repeats them is caught.
 //   - MaxHTMLBytes, MaxTextBytes: each email part, in bytes. Gmail already
 //     clips a body over about 100 KB; 256 KiB is far above any reminder
 //     and far below a provider's message size limit (10 MB and more).
@@ -27,7 +28,7 @@ import (
 //     shared/sms counts them. Providers take up to about 10 segments
 //     (Twilio 1,600 characters); each segment is billed as one message.
 const (
-	MaxSubjectChars = 255
+	MaxSubjectChars = 998
 	MaxHTMLBytes    = 256 << 10
 	MaxTextBytes    = 256 << 10
 	MaxSMSSegments  = 10

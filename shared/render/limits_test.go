@@ -40,14 +40,14 @@ func TestSubjectLimit(t *testing.T) {
 		tooLarge(t, err, render.PartSubject, render.MaxSubjectChars+1, render.MaxSubjectChars, strings.Repeat(ch, 3))
 	}
 	// Measured after joining into one line: runs of white space count once.
-	_, err := render.Email(render.Template{Subject: strings.Repeat("a \n\t ", render.MaxSubjectChars/2) + "a", Text: "t"}, nil)
+	_, err := render.Email(render.Template{Subject: strings.Repeat("a \n\t ", (render.MaxSubjectChars-1)/2) + "a", Text: "t"}, nil)
 	require.NoError(t, err)
 	// A value makes it too long.
 	v := render.Vars{"client.first_name": strings.Repeat("n", 200)}
-	_, err = render.Email(render.Template{Subject: strings.Repeat("s", 55) + "{{client.first_name}}", Text: "t"}, v)
+	_, err = render.Email(render.Template{Subject: strings.Repeat("s", render.MaxSubjectChars-200) + "{{client.first_name}}", Text: "t"}, v)
 	require.NoError(t, err)
-	_, err = render.Email(render.Template{Subject: strings.Repeat("s", 56) + "{{client.first_name}}", Text: "t"}, v)
-	tooLarge(t, err, render.PartSubject, 256, render.MaxSubjectChars, "nnn")
+	_, err = render.Email(render.Template{Subject: strings.Repeat("s", render.MaxSubjectChars-199) + "{{client.first_name}}", Text: "t"}, v)
+	tooLarge(t, err, render.PartSubject, render.MaxSubjectChars+1, render.MaxSubjectChars, "nnn")
 }
 
 func TestBodyLimits(t *testing.T) {
