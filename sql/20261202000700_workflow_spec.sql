@@ -94,6 +94,15 @@ $$;
 comment on function public.automation_workflow_spec_int(jsonb) is
   'A JSON string of plain digits (at most 9: "9", "09") as the JSON number the replaced system''s app meant; any other value unchanged (the rules then refuse what is not a whole number). Never raises.';
 
+create or replace function public.automation_workflow_spec_name(p_name text) returns text
+language sql immutable parallel safe set search_path = public, pg_temp as $$
+  -- a name (letters, digits, _ . -) is shown, cut like the rules' names;
+  -- anything else may be a message or an address typed in the wrong field
+  select case when p_name ~ '^[A-Za-z][A-Za-z0-9_.-]*$' then public.automation_workflow_display(p_name) end
+$$;
+comment on function public.automation_workflow_spec_name(text) is
+  'A trigger, step or action type of the app''s row as a reason names it: itself (cut to 64 characters) when it is a name of letters, digits, _ . and -, NULL otherwise (free text is never repeated). Never raises.';
+
 create or replace function public.automation_workflow_spec_step(p_path text, p_item jsonb) returns jsonb
 language plpgsql immutable parallel safe set search_path = public, pg_temp as $$
 declare
@@ -140,9 +149,11 @@ begin
   if v_kind is null then
     return jsonb_build_object('step', p_item, 'delay', false, 'problem',
       case when v_raw is null then p_path || ': a step without a type'
+           when public.automation_workflow_spec_name(v_raw) is null
+             then p_path || ': a step type dueflow does not have'
            when p_item ->> 'type' = 'action'
-             then format('%s: action %s is not one dueflow has', p_path, public.automation_workflow_display(v_raw))
-           else format('%s: step type %s is not one dueflow has', p_path, public.automation_workflow_display(v_raw)) end);
+             then format('%s: action %s is not one dueflow has', p_path, public.automation_workflow_spec_name(v_raw))
+           else format('%s: step type %s is not one dueflow has', p_path, public.automation_workflow_spec_name(v_raw)) end);
   end if;
 
   if v_kind = 'email' then
@@ -288,7 +299,8 @@ begin
   if v_type is null then
     return jsonb_build_object('trigger_type', v_name, 'trigger_config', v_config, 'problems', jsonb_build_array(
       case when v_name is null then 'trigger type is not set'
-           else format('trigger type %s is an event trigger dueflow does not run', public.automation_workflow_display(v_name)) end));
+           when public.automation_workflow_spec_name(v_name) is null then 'trigger type is not one dueflow runs'
+           else format('trigger type %s is an event trigger dueflow does not run', public.automation_workflow_spec_name(v_name)) end));
   end if;
   v_config := coalesce(v_config, '{}');
   if jsonb_typeof(v_config) <> 'object' then
@@ -383,6 +395,7 @@ comment on function public.automation_workflow_spec(public.automation_workflows)
 revoke all on function public.automation_workflow_variable_aliases(),
   public.automation_workflow_spec_text(jsonb),
   public.automation_workflow_spec_int(jsonb),
+  public.automation_workflow_spec_name(text),
   public.automation_workflow_spec_step(text, jsonb),
   public.automation_workflow_spec_steps(jsonb),
   public.automation_workflow_spec_trigger(jsonb),
@@ -391,6 +404,7 @@ revoke all on function public.automation_workflow_variable_aliases(),
 grant execute on function public.automation_workflow_variable_aliases(),
   public.automation_workflow_spec_text(jsonb),
   public.automation_workflow_spec_int(jsonb),
+  public.automation_workflow_spec_name(text),
   public.automation_workflow_spec_step(text, jsonb),
   public.automation_workflow_spec_steps(jsonb),
   public.automation_workflow_spec_trigger(jsonb),
