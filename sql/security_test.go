@@ -100,6 +100,7 @@ func TestRLSAndGrants(t *testing.T) {
 		`select automation_cleanup()`,
 		`select automation_workflow_rules()`,
 		`select automation_workflow_problems('scheduled', '{}', '[]')`,
+		`select automation_workflow_spec(null::automation_workflows)`,
 		`select * from automation_cron_status`,
 		`select * from automation_endpoints`,
 		`select * from vault.decrypted_secrets`,
