@@ -120,14 +120,14 @@ begin
   end if;
 
   -- dueflow's own shape: kept as written, only aliased variables renamed
-  if not (p_item ? 'step_type' or p_item ? 'config' or p_item ->> 'type' = 'action') then
+  if not (p_item ? 'step_type' or p_item ? 'config' or coalesce(p_item ->> 'type' = 'action', false)) then
     v_step := p_item;
     foreach v_key in array array['subject', 'body', 'html'] loop
       if jsonb_typeof(p_item -> v_key) = 'string' then
         v_step := v_step || jsonb_build_object(v_key, public.automation_workflow_spec_text(p_item -> v_key));
       end if;
     end loop;
-    return jsonb_build_object('step', v_step, 'delay', p_item ->> 'type' = 'delay',
+    return jsonb_build_object('step', v_step, 'delay', coalesce(p_item ->> 'type' = 'delay', false),
       'action', case p_item ->> 'type' when 'send_email' then 'email' when 'send_sms' then 'sms' end);
   end if;
 
