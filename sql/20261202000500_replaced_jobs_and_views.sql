@@ -160,6 +160,7 @@ declare
   j record;
   v_paused boolean;
   v_old_schedule text;
+  v_old_command text;
   v_cleanup_paused boolean;
 begin
   if not exists (select 1 from pg_extension where extname = 'pg_cron') then
@@ -191,7 +192,7 @@ begin
   end loop;
 
   for j in select c.job_name, c.schedule, c.command from public.automation_cron_jobs() c loop
-    select bool_or(not c.active), min(c.schedule) into v_paused, v_old_schedule
+    select bool_or(not c.active), min(c.schedule), min(c.command) into v_paused, v_old_schedule, v_old_command
     from cron.job c where c.jobname = j.job_name;
     if v_paused is null and j.job_name = 'cleanup-automation-logs' then
       v_paused := v_cleanup_paused;
@@ -200,8 +201,10 @@ begin
     -- role would run beside dueflow's job
     perform cron.unschedule(c.jobid) from cron.job c where c.jobname = j.job_name and c.username <> current_user;
     perform cron.schedule(j.job_name, j.schedule, j.command);
-    if v_old_schedule <> j.schedule then
-      raise notice 'dueflow: pg_cron job % now runs dueflow''s command at ''%'' (was ''%'')', j.job_name, j.schedule, v_old_schedule;
+    if v_old_schedule <> j.schedule or v_old_command <> j.command then
+      -- the old command is not shown: it may hold a key
+      raise notice 'dueflow: pg_cron job % replaced: now % at ''%'' (was another command at ''%'')',
+        j.job_name, j.command, j.schedule, v_old_schedule;
     end if;
     if v_paused then
       -- pg_cron 1.4 keeps active when a job is scheduled again; explicit for other versions

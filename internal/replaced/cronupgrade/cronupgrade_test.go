@@ -112,7 +112,8 @@ func TestUpgradeJobsAndViews(t *testing.T) {
 		assert.Zero(t, jobID(n), n)
 		assert.True(t, contains(notices(), "unscheduled pg_cron job "+n+" ("), "a NOTICE names %s", n)
 	}
-	assert.True(t, contains(notices(), "pg_cron job check-overdue-invoices now runs dueflow's command at '* * * * *' (was '0 9 * * *')"))
+	assert.True(t, contains(notices(), "pg_cron job check-overdue-invoices replaced: now select public.check_overdue_invoices() at '* * * * *' (was another command at '0 9 * * *')"))
+	assert.True(t, contains(notices(), "pg_cron job process-automations replaced: now select public.process_pending_automations() at '* * * * *' (was another command at '* * * * *')"))
 	got := pgtest.JSON[map[string]string](t, db, `select json_object_agg(jobname, schedule || '|' || command) from cron.job`)
 	assert.Equal(t, dueflowJobs, got, "exactly dueflow's jobs")
 	for n, id := range ids {
