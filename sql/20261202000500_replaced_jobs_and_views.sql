@@ -134,20 +134,24 @@ grant select on public.automation_cron_status to service_role;
 
 -- 3. automation_system_health ----------------------------------------------------
 
--- one scalar subquery per column, each served by an index of the logs
+-- one scalar subquery per column, each of which can use an index of the logs
 -- (due_idx and lease_idx are partial on pending and running, completed_idx is on completed_at)
-select public.automation_replace_view('public', 'automation_system_health', $view$
-  select
-    (select count(*) from public.automation_execution_logs where status = 'pending') as pending_count,
-    (select count(*) from public.automation_execution_logs where status = 'running') as running_count,
-    (select count(*) from public.automation_execution_logs
-      where status = 'completed' and completed_at > now() - interval '1 hour') as completed_last_hour,
-    (select count(*) from public.automation_execution_logs
-      where status = 'failed' and completed_at > now() - interval '1 hour') as failed_last_hour,
-    (select max(completed_at) from public.automation_execution_logs where status = 'completed') as last_success,
-    (select max(completed_at) from public.automation_execution_logs where status = 'failed') as last_failure,
-    (select count(*) from public.automation_workflows where is_active) as active_workflows
-$view$);
+do $migration$
+begin
+  perform public.automation_replace_view('public', 'automation_system_health', $view$
+    select
+      (select count(*) from public.automation_execution_logs where status = 'pending') as pending_count,
+      (select count(*) from public.automation_execution_logs where status = 'running') as running_count,
+      (select count(*) from public.automation_execution_logs
+        where status = 'completed' and completed_at > now() - interval '1 hour') as completed_last_hour,
+      (select count(*) from public.automation_execution_logs
+        where status = 'failed' and completed_at > now() - interval '1 hour') as failed_last_hour,
+      (select max(completed_at) from public.automation_execution_logs where status = 'completed') as last_success,
+      (select max(completed_at) from public.automation_execution_logs where status = 'failed') as last_failure,
+      (select count(*) from public.automation_workflows where is_active) as active_workflows
+  $view$);
+end
+$migration$;
 comment on view public.automation_system_health is
   'The replaced system''s health view over dueflow''s tables: pending and running executions, completed and failed in the last hour, last success and last failure (completed_at), active workflows (is_active). service_role only.';
 revoke all on public.automation_system_health from public, anon, authenticated;
