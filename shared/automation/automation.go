@@ -103,6 +103,7 @@ const (
 	ErrSuperseded        = "superseded" // the premise moved on: appointment rescheduled, job active again, newer service
 	ErrExpired           = "expired"
 	ErrTemplate          = "template_error"
+	ErrContentTooLarge   = "content_too_large" // a rendered part over its limit (shared/render): failed, not retried
 	ErrInvalidRecipient  = "invalid_recipient"
 	ErrProviderRejected  = "provider_rejected"
 	ErrProviderRetryable = "provider_unavailable"
@@ -110,6 +111,7 @@ const (
 	ErrMaxAttempts       = "max_attempts"
 	ErrConfig            = "config_error"
 	ErrInternal          = "internal_error"
+	ErrSourceError       = "source_error" // a source view could not deliver the execution's rows (set by automation_claim)
 	// ErrInvalidWorkflow: the claimed workflow breaks the workflow rules
 	// (shared/workflow; e.g. written before validation or with the trigger
 	// disabled). The message lists its problems. Failed, never retried.
