@@ -207,8 +207,9 @@ begin
     perform cron.schedule(j.job_name, j.schedule, j.command);
     if v_old_schedule <> j.schedule or v_old_command <> j.command then
       -- the old command is not shown: it may hold a key
-      raise notice 'dueflow: pg_cron job % replaced: now % at ''%'' (was another command at ''%'')',
-        j.job_name, j.command, j.schedule, v_old_schedule;
+      raise notice 'dueflow: pg_cron job % replaced: now % at ''%'' (was % at ''%'')',
+        j.job_name, j.command, j.schedule,
+        case when v_old_command = j.command then 'the same command' else 'another command' end, v_old_schedule;
     end if;
     if v_paused then
       -- pg_cron 1.4 keeps active when a job is scheduled again; explicit for other versions
