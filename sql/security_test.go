@@ -102,6 +102,7 @@ func TestRLSAndGrants(t *testing.T) {
 		`select automation_workflow_problems('scheduled', '{}', '[]')`,
 		`select automation_workflow_spec(null::automation_workflows)`,
 		`select * from automation_cron_status`,
+		`select * from automation_system_health`,
 		`select * from automation_endpoints`,
 		`select * from vault.decrypted_secrets`,
 		`select net.http_post('http://x.test')`,
