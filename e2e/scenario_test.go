@@ -77,7 +77,7 @@ func seedScenario(t *testing.T, db *pgxpool.Pool, textIDs bool) (apptStart, last
 		('c0000000-0000-4000-8000-0000000000a1', $1, 'Alice', 'Anders', 'alice@example.com', '+12125550101', false, false),
 		('c0000000-0000-4000-8000-0000000000a2', $1, 'Bob', 'Brown', 'bob@example.com', '+12125550102', true, true),
 		('c0000000-0000-4000-8000-0000000000a3', $1, 'Carol', 'Chen', null, '(212) 555-0103', false, false),
-		('c0000000-0000-4000-8000-0000000000b1', $2, 'Dan', 'Davies', 'dan@example.co.uk', '07700 900123', false, false),
+		('c0000000-0000-4000-8000-0000000000b1', $2, 'Dan', 'Davies', 'dan@example.co.uk', '07400 123456', false, false),
 		('c0000000-0000-4000-8000-0000000000b2', $2, 'Erin', 'Evans', 'erin@example.co.uk', null, false, false)`), orgA, orgB)
 	// due dates relative to each organisation's local today
 	mustExec(t, db, app(`insert into invoices (organization_id, client_id, number, status, due_date, total, balance, currency) values
@@ -221,7 +221,7 @@ func endToEndScenario(t *testing.T, textIDs bool) {
 	assert.Equal(t, []string{
 		"+12125550101 Acme Plumbing: invoice INV-1001, $120.50 due.",
 		"+12125550103 Acme Plumbing: invoice INV-1003, $45.00 due.",
-		"+447700900123 Brixton Heating: Boiler service " + apptText,
+		"+447400123456 Brixton Heating: Boiler service " + apptText,
 	}, smsTo)
 
 	// The ledger agrees: 7 deliveries, all sent.

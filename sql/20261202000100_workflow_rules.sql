@@ -65,7 +65,7 @@ language sql immutable parallel safe as $fn$
       {
         "name": "send_sms",
         "fields": [
-          {"key": "body", "type": "string", "max_bytes": 65536, "template": true}
+          {"key": "body", "type": "string", "max_chars": 1600, "template": true}
         ]
       },
       {

@@ -90,21 +90,19 @@ begin
   loop
     if to_regclass('public.' || v.name) is null then
       begin
-        execute format('create view public.%I with (security_invoker = true) as %s', v.name, v.current_sql);
+        perform public.automation_replace_view('public', v.name, v.current_sql);
       exception when undefined_table or undefined_column or datatype_mismatch then
         -- the app's own tables under the reference names: the adopter defines the view
         raise notice 'dueflow: % not defined: the tables it reads are not dueflow''s reference tables (%); define it over your tables (README, Adopting an existing schema)',
           v.name, sqlerrm;
         continue;
       end;
-      -- security_invoker: a user querying the view stays subject to the tables' RLS
-      execute format('revoke all on public.%I from anon', v.name);
     elsif public.automation_view_is('public.' || v.name, v.current_sql) then
       null;
     elsif v.previous_sql is not null and public.automation_view_is('public.' || v.name, v.previous_sql) then
-      execute format('drop view public.%I', v.name);
-      execute format('create view public.%I with (security_invoker = true) as %s', v.name, v.current_sql);
-      execute format('revoke all on public.%I from anon', v.name);
+      -- its id columns change type: dropped and created again (refused, naming
+      -- them, when other objects depend on it)
+      perform public.automation_replace_view('public', v.name, v.current_sql);
     else
       -- the adopter's own view: kept as it is
       select string_agg(format('%s is %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' order by a.attnum)
@@ -118,6 +116,9 @@ begin
       end if;
       continue;
     end if;
+    -- security_invoker: a user querying the view stays subject to the tables' RLS
+    execute format('alter view public.%I set (security_invoker = true)', v.name);
+    execute format('revoke all on public.%I from anon', v.name);
     -- the view reads the reference table: its lookups' indexes
     foreach v_index in array v.indexes loop
       execute v_index;

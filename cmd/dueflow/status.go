@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,18 +21,31 @@ var statusSections = []struct {
 	title string
 	need  string // relation that must exist, "" = always
 	sql   string
+	note  string // query of one text printed under the table when it returns a row, "" = none
 }{
 	{
 		title: "Cron jobs (automation_cron_status)",
 		sql: `
-select job_name, schedule, active, date_trunc('second', last_run_started_at) as last_run,
-       last_run_status, runs, successes, failures, success_rate
+select job_name, schedule, is_active, date_trunc('second', last_run) as last_run,
+       last_run_status, total_runs, successful_runs, failed_runs, success_rate
   from automation_cron_status
  order by job_name`,
+		// pg_cron keeps a job's active flag when the migrations schedule it again
+		note: `
+select 'note: paused (is_active false): ' || string_agg(job_name, ', ' order by job_name)
+       || E'\nnote: a pause survives re-running the migrations (pg_cron keeps is_active); resume a job with'
+       || E'\nnote:   select cron.alter_job(jobid, active := true) from cron.job where jobname = ''<job_name>'';'
+  from automation_cron_status
+ where not is_active and schedule is not null
+having count(*) > 0`,
 	},
 	{
 		title: "Queue health (automation_queue_health)",
 		sql:   `select * from automation_queue_health`,
+	},
+	{
+		title: "System health (automation_system_health)",
+		sql:   `select * from automation_system_health`,
 	},
 	{
 		title: "Check problems (automation_check_problems: what the checks skip)",
@@ -113,6 +127,18 @@ func writeStatus(ctx context.Context, conn *pgx.Conn, w io.Writer) error {
 		}
 		if err := t.write(w); err != nil {
 			return err
+		}
+		if s.note == "" {
+			continue
+		}
+		var note string
+		err = conn.QueryRow(ctx, s.note).Scan(&note)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("status: %s: note: %w", s.title, err)
+		default:
+			fmt.Fprintln(w, note)
 		}
 	}
 	return nil

@@ -46,7 +46,7 @@ func assertAligned(t *testing.T, lines []string) {
 		}
 	}
 	for _, l := range lines[1:] {
-		if l == "(none)" {
+		if l == "(none)" || strings.HasPrefix(l, "note: ") {
 			continue
 		}
 		for _, s := range starts[1:] {
@@ -85,8 +85,8 @@ func TestStatusOnAClone(t *testing.T) {
 	}
 	cron := sec["Cron jobs (automation_cron_status)"]
 	require.Len(t, cron, 2, b.String())
-	assert.Regexp(t, `^job_name\s+schedule\s+active\s+last_run\s+last_run_status\s+runs\s+successes\s+failures\s+success_rate$`, cron[0])
-	assert.Contains(t, cron[1], "(pg_cron not installed in this database)")
+	assert.Regexp(t, `^job_name\s+schedule\s+is_active\s+last_run\s+last_run_status\s+total_runs\s+successful_runs\s+failed_runs\s+success_rate$`, cron[0])
+	assert.Regexp(t, `^\(pg_cron not installed in this database\)\s+-\s+f\s+-\s+-\s+0\s+0\s+0\s+-$`, cron[1])
 
 	health := sec["Queue health (automation_queue_health)"]
 	require.Len(t, health, 2)
@@ -106,27 +106,53 @@ func TestStatusOnAClone(t *testing.T) {
 	assert.Regexp(t, `^run-workflow\s+1\s+1\s+1\s+0\s+0\s+0\s+0\s+0\s+`, byAction[2])
 	assert.Regexp(t, `^send-reminder\s+7\s+7\s+7\s+0\s+0\s+0\s+0\s+0\s+`, byAction[3])
 
+	system := sec["System health (automation_system_health)"]
+	require.Len(t, system, 2, b.String())
+	assert.Regexp(t, `^pending_count\s+running_count\s+completed_last_hour\s+failed_last_hour\s+last_success\s+last_failure\s+active_workflows$`, system[0])
+	assert.Regexp(t, `^15\s+0\s+0\s+0\s+-\s+-\s+\d+$`, system[1])
+
 	assert.Contains(t, sec, "Endpoints (automation_endpoints)")
 	assert.Contains(t, sec, "pg_net (requests queued; responses in the last hour)")
 }
 
+// In the pg_cron database: dueflow's jobs under their stable names; a job an
+// operator paused is listed with how to resume it. Not parallel: it pauses a
+// job of the shared pg_cron database (active again at cleanup).
 func TestStatusOnTheCronDatabase(t *testing.T) {
 	ctx := context.Background()
-	_, dsn := pgtest.CronDB(t)
+	db, dsn := pgtest.CronDB(t)
 	conn, err := connect(ctx, dsn)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	var b bytes.Buffer
-	require.NoError(t, writeStatus(ctx, conn, &b))
-	cron := sections(b.String())["Cron jobs (automation_cron_status)"]
+
+	status := func() []string {
+		var b bytes.Buffer
+		require.NoError(t, writeStatus(ctx, conn, &b))
+		assert.Contains(t, b.String(), "* * * * *")
+		return sections(b.String())["Cron jobs (automation_cron_status)"]
+	}
+	cron := status()
 	assertAligned(t, cron)
 	var jobs []string
 	for _, l := range cron[1:] {
 		jobs = append(jobs, strings.Fields(l)[0])
 	}
 	assert.Equal(t, []string{"check-automation-triggers", "check-maintenance-reminders", "check-overdue-invoices",
-		"cleanup-automation-history", "process-automations", "update-automation-analytics"}, jobs)
-	assert.Contains(t, b.String(), "* * * * *")
+		"cleanup-automation-logs", "process-automations", "update-automation-analytics"}, jobs)
+	assert.Regexp(t, `^process-automations\s+\* \* \* \* \*\s+t\s`, cron[5])
+
+	t.Cleanup(func() {
+		pgtest.Exec(t, db, `select cron.alter_job(jobid, active := true) from cron.job where jobname = 'update-automation-analytics'`)
+	})
+	pgtest.Exec(t, db, `select cron.alter_job(jobid, active := false) from cron.job where jobname = 'update-automation-analytics'`)
+	cron = status()
+	assertAligned(t, cron)
+	assert.Regexp(t, `^update-automation-analytics\s+7 \* \* \* \*\s+f\s`, cron[6])
+	assert.Equal(t, []string{
+		"note: paused (is_active false): update-automation-analytics",
+		"note: a pause survives re-running the migrations (pg_cron keeps is_active); resume a job with",
+		"note:   select cron.alter_job(jobid, active := true) from cron.job where jobname = '<job_name>';",
+	}, cron[7:])
 }
 
 func TestStatusWithoutDatabase(t *testing.T) {

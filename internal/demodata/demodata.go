@@ -126,7 +126,7 @@ func Data() Dataset {
 	d := Dataset{
 		Orgs: []Org{
 			{OrgNewYork, "Brightside Plumbing", "America/New_York", "US", "office@brightside-plumbing.test", "+12125550100", "https://portal.brightside-plumbing.test"},
-			{OrgLondon, "Thames Heating & Cooling", "Europe/London", "GB", "hello@thames-heating.test", "+447700900100", "https://portal.thames-heating.test"},
+			{OrgLondon, "Thames Heating & Cooling", "Europe/London", "GB", "hello@thames-heating.test", "+442079460100", "https://portal.thames-heating.test"},
 			{OrgSydney, "Harbour Electrical", "Australia/Sydney", "AU", "jobs@harbour-electrical.test", "+61491570100", "https://portal.harbour-electrical.test"},
 		},
 	}
@@ -178,7 +178,7 @@ func Data() Dataset {
 	ldn := OrgLondon
 	george, hannah, ian := id(2, 11), id(2, 12), id(2, 13)
 	d.Clients = append(d.Clients,
-		Client{george, ldn, "George", "Ashby", "george.ashby@mail.test", "+447700900111", false, false},
+		Client{george, ldn, "George", "Ashby", "george.ashby@mail.test", "+447400900111", false, false},
 		Client{hannah, ldn, "Hannah", "Bell", "hannah.bell@mail.test", "", false, false},
 		Client{ian, ldn, "Ian", "Ward", "ian.ward.mail.test", "07700 9001", false, false}, // mistyped email (no @) and phone: fails
 	)

@@ -17,9 +17,9 @@ import (
 func TestCronRunDetailsAreCleanedUp(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.CronDB(t)
-	require.Equal(t, 1, pgtest.Int(t, db, `select count(*) from cron.job where jobname = 'cleanup-automation-history' and active`))
-	assert.Contains(t, pgtest.Text(t, db, `select command from cron.job where jobname = 'cleanup-automation-history'`), "automation_cleanup(")
-	sched := pgtest.Text(t, db, `select schedule from cron.job where jobname = 'cleanup-automation-history'`)
+	require.Equal(t, 1, pgtest.Int(t, db, `select count(*) from cron.job where jobname = 'cleanup-automation-logs' and active`))
+	assert.Contains(t, pgtest.Text(t, db, `select command from cron.job where jobname = 'cleanup-automation-logs'`), "automation_cleanup(")
+	sched := pgtest.Text(t, db, `select schedule from cron.job where jobname = 'cleanup-automation-logs'`)
 	assert.Regexp(t, `^\d+ \d+ \* \* \*$`, sched, "daily")
 
 	marker := "dueflow-regression-" + uuid.NewString()

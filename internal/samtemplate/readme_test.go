@@ -276,3 +276,26 @@ func TestReadmeCancelAndRerun(t *testing.T) {
 	assert.Equal(t, id, cl[0].Execution.ID)
 	assert.Equal(t, 1, cl[0].Execution.Attempt)
 }
+
+// TestReadmeMonitoring runs the README's monitoring queries and the
+// statement that resumes a paused job, as written, in the pg_cron database.
+// Not parallel: it pauses a job of the shared pg_cron database.
+func TestReadmeMonitoring(t *testing.T) {
+	db, _ := pgtest.CronDB(t)
+	active := `select count(*) from cron.job where jobname = 'update-automation-analytics' and active`
+	pgtest.Exec(t, db, `select cron.alter_job(jobid, active := false) from cron.job where jobname = 'update-automation-analytics'`)
+	require.Zero(t, pgtest.Int(t, db, active))
+	mustExec(t, db, readmeSQL(t, "cron-resume"))
+	assert.Equal(t, 1, pgtest.Int(t, db, active))
+
+	// every query of the block, one at a time (an error names the query)
+	for _, q := range strings.Split(readmeSQL(t, "monitoring"), ";") {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
+		rows, err := db.Query(t.Context(), q)
+		require.NoError(t, err, q)
+		rows.Close()
+		require.NoError(t, rows.Err(), q)
+	}
+}

@@ -103,6 +103,7 @@ const (
 	ErrSuperseded        = "superseded" // the premise moved on: appointment rescheduled, job active again, newer service
 	ErrExpired           = "expired"
 	ErrTemplate          = "template_error"
+	ErrContentTooLarge   = "content_too_large" // a rendered part over its limit (shared/render): failed, not retried
 	ErrInvalidRecipient  = "invalid_recipient"
 	ErrProviderRejected  = "provider_rejected"
 	ErrProviderRetryable = "provider_unavailable"

@@ -37,7 +37,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,7 @@ import (
 
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/render"
 	"github.com/dueflow/dueflow/shared/text"
 )
@@ -88,9 +88,9 @@ type Options struct {
 	// abandoned (its delivery recorded unknown) so that the batch can still
 	// be reported before the function is stopped.
 	Margin time.Duration
-	// NormalizePhone turns a stored phone number into E.164 with the
-	// organisation's country as default region (shared/phone.ParseE164).
-	// nil accepts only numbers already in E.164 form.
+	// NormalizePhone turns a stored phone number into the E.164 number an
+	// SMS goes to, with the organisation's country as default region; an
+	// error skips the channel as invalid. nil: shared/phone.ParseE164.
 	NormalizePhone func(raw, defaultCountry string) (string, error)
 	Logger         *slog.Logger
 	Now            func() time.Time // clock (time.Now)
@@ -122,7 +122,7 @@ func New(o Options) (*Engine, error) {
 		o.Margin = DefaultMargin
 	}
 	if o.NormalizePhone == nil {
-		o.NormalizePhone = strictE164
+		o.NormalizePhone = phone.ParseE164
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -131,16 +131,6 @@ func New(o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	return &Engine{o: o}, nil
-}
-
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
-func strictE164(raw, _ string) (string, error) {
-	s := strings.NewReplacer(" ", "", "-", "", "(", "", ")", "", ".", "").Replace(strings.TrimSpace(raw))
-	if !e164.MatchString(s) {
-		return "", errors.New("not an E.164 phone number")
-	}
-	return s, nil
 }
 
 // Reasons a channel of a step was not sent.
@@ -535,12 +525,15 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 		to = p
 	}
 
+	// Rendered, and checked against the limits of shared/render, before
+	// anything is begun in the ledger: a message that may not be sent
+	// (template error, a part over its limit) fails the execution for good.
 	tmpl := render.ForStep(c, st)
 	msg := notify.Message{Channel: channel, To: to}
 	if channel == automation.ChannelEmail {
 		m, err := render.Email(tmpl, r.vars)
 		if err != nil {
-			r.finish(automation.OutcomeFailed, automation.ErrTemplate, err.Error())
+			e.renderFailed(r, channel, err)
 			return
 		}
 		msg.Subject, msg.Text, msg.HTML = m.Subject, m.Text, m.HTML
@@ -550,7 +543,7 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	} else {
 		text, err := render.SMS(tmpl, r.vars)
 		if err != nil {
-			r.finish(automation.OutcomeFailed, automation.ErrTemplate, err.Error())
+			e.renderFailed(r, channel, err)
 			return
 		}
 		msg.Text = text
@@ -563,6 +556,19 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 		ExecutionID: ex.ID, LeaseToken: ex.LeaseToken, StepIndex: r.step, Channel: channel,
 		Recipient: to, Provider: sender.Name(), IdempotencyKey: msg.IdempotencyKey,
 	}
+}
+
+// renderFailed ends a run whose message could not be rendered: a part over
+// its limit is content_too_large, anything else a template_error; both are
+// permanent. The error names the part and the limit (or the template
+// problem), never the content.
+func (e *Engine) renderFailed(r *run, channel string, err error) {
+	code := automation.ErrTemplate
+	if render.IsTooLarge(err) {
+		code = automation.ErrContentTooLarge
+	}
+	r.finish(automation.OutcomeFailed, code, err.Error())
+	r.log.Warn("message not rendered", "step_index", r.step, "channel", channel, "error_code", code, "error", err.Error())
 }
 
 // wave sends every run's current message (one per run, a step wave). The

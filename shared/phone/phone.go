@@ -1,191 +1,195 @@
-// Package phone validates phone numbers and normalises them to E.164
-// ("+15551234567"), reading national numbers in the organisation's country.
-// It knows the numbering rules of a small set of countries (table below);
-// numbers already written with a "+" or an international prefix are
-// accepted for any country code with a plausible length.
+// Package phone validates phone numbers, normalises them to E.164
+// ("+12125550123") and formats them for display, with the numbering plans
+// of github.com/nyaruka/phonenumbers (a port of Google's libphonenumber,
+// which knows every country's number lengths, ranges and number types).
+// National numbers are read in the organisation's country (its ISO 3166-1
+// alpha-2 country_code); numbers written with "+" or an international
+// dialling prefix carry their own country.
 package phone
 
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
-// Sentinel errors; every error of ParseE164 wraps ErrInvalid, and a national
-// number with an unsupported default country also ErrUnknownCountry.
+// Sentinel errors. Every error of ParseE164 and Display wraps ErrInvalid; a
+// national number read with an unsupported default country also wraps
+// ErrUnknownCountry; a premium-rate or international-network number also
+// ErrPremium; a number of a type that cannot receive an SMS reminder also
+// ErrNotTextable. No error message contains the number.
 var (
 	ErrInvalid        = errors.New("invalid phone number")
 	ErrUnknownCountry = errors.New("unsupported default country")
+	ErrPremium        = errors.New("premium-rate number")
+	ErrNotTextable    = errors.New("number cannot receive an SMS reminder")
 )
 
-// Country holds the numbering rules used for one country.
-type Country struct {
-	Code       string // ISO 3166-1 alpha-2
-	Calling    string // country calling code, without "+"
-	Trunk      string // national trunk prefix dropped in E.164 ("0"), "" when none
-	IntlPrefix string // international dialling prefix ("00", "011")
-	MinLen     int    // national significant number length range
-	MaxLen     int
-}
+// maxInput bounds what is given to the parser: a phone number written with
+// every separator is far shorter.
+const maxInput = 64
 
-// countries lists the supported default regions.
-var countries = map[string]Country{
-	"US": {"US", "1", "", "011", 10, 10},
-	"CA": {"CA", "1", "", "011", 10, 10},
-	"GB": {"GB", "44", "0", "00", 9, 10},
-	"IE": {"IE", "353", "0", "00", 7, 9},
-	"AU": {"AU", "61", "0", "0011", 9, 9},
-	"NZ": {"NZ", "64", "0", "00", 8, 10},
-	"DE": {"DE", "49", "0", "00", 6, 13},
-	"AT": {"AT", "43", "0", "00", 6, 13},
-	"CH": {"CH", "41", "0", "00", 9, 9},
-	"FR": {"FR", "33", "0", "00", 9, 9},
-	"BE": {"BE", "32", "0", "00", 8, 9},
-	"NL": {"NL", "31", "0", "00", 9, 9},
-	"ES": {"ES", "34", "", "00", 9, 9},
-	"IT": {"IT", "39", "", "00", 6, 11}, // Italian numbers keep their leading 0
-	"PT": {"PT", "351", "", "00", 9, 9},
-	"SE": {"SE", "46", "0", "00", 7, 9},
-	"NO": {"NO", "47", "", "00", 8, 8},
-	"DK": {"DK", "45", "", "00", 8, 8},
-	"FI": {"FI", "358", "0", "00", 5, 12},
-	"PL": {"PL", "48", "", "00", 9, 9},
-	"MX": {"MX", "52", "", "00", 10, 10},
-	"ZA": {"ZA", "27", "0", "00", 9, 9},
-	"IN": {"IN", "91", "0", "00", 10, 10},
-	"SG": {"SG", "65", "", "000", 8, 8},
-}
-
-// byCalling maps calling codes to one supported country (NANP -> US).
-var byCalling = func() map[string]Country {
-	m := map[string]Country{}
-	for _, c := range countries {
-		m[c.Calling] = c
-	}
-	m["1"] = countries["US"] // US and CA share the rules of calling code 1
-	return m
-}()
-
-// Lookup returns the rules of a supported country (case-insensitive code).
-func Lookup(code string) (Country, bool) {
-	c, ok := countries[strings.ToUpper(strings.TrimSpace(code))]
-	return c, ok
-}
-
-// ParseE164 validates raw and returns it in E.164 form. National numbers
-// are read in defaultCountry (ISO alpha-2, e.g. the organisation's
-// country_code); numbers starting with "+" or an international prefix
-// ("00", "011") carry their own country. Separators " ()-./" are allowed,
-// letters and other characters are not; "(0)" after a country code is
-// dropped. Placeholders such as "+1234567890" are rejected.
+// ParseE164 validates raw as the number an SMS reminder goes to and returns
+// it in E.164 form. Separators " ()-./" (and a no-break space) are allowed,
+// "(0)" after a country code is dropped; letters (vanity numbers,
+// extensions) and other characters are refused, as are placeholders such as
+// "+1234567890". The number must be valid in its country's numbering plan
+// (IsValidNumber: a country code that does not exist, such as +999, or a
+// length or range the plan does not have, is refused) and of a type that
+// can receive an SMS without costing the sender more than a text:
+//
+//   - accepted: mobile, fixed line (carriers deliver texts to landlines as
+//     voice or refuse them, and in North America the two cannot be told
+//     apart), fixed line or mobile, toll-free (North American toll-free
+//     numbers take texts, and an organisation's own line is often one) and
+//     VoIP numbers;
+//   - ErrPremium: premium-rate numbers (+1 900, +44 909), and numbers of the
+//     international networks without a country (+870 and +881 satellite,
+//     +882 and +883 international networks, +979 international premium
+//     rate, +800 and +808 global freephone and shared cost): no client's
+//     handset, mostly billed at premium rates, and the usual target of SMS
+//     pumping fraud;
+//   - ErrNotTextable: shared-cost and universal access numbers (company
+//     numbers routed to call centres, often charged: GB 0845, FR 0810, AU
+//     1300), personal numbers (GB 070, DE 0700: redirection with
+//     premium-like tariffs), voicemail access and pager numbers. None of
+//     them is a handset.
 func ParseE164(raw, defaultCountry string) (string, error) {
+	n, err := parse(raw, defaultCountry)
+	if err != nil {
+		return "", err
+	}
+	if phonenumbers.GetRegionCodeForNumber(n) == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY {
+		return "", fmt.Errorf("%w: %w: an international network number (+%d)", ErrInvalid, ErrPremium, n.GetCountryCode())
+	}
+	switch t := phonenumbers.GetNumberType(n); t {
+	case phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.FIXED_LINE_OR_MOBILE,
+		phonenumbers.TOLL_FREE, phonenumbers.VOIP:
+	case phonenumbers.PREMIUM_RATE:
+		return "", fmt.Errorf("%w: %w", ErrInvalid, ErrPremium)
+	default:
+		return "", fmt.Errorf("%w: %w: a %s number", ErrInvalid, ErrNotTextable, typeName(t))
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), nil
+}
+
+// Display formats raw for people to read: in the national format of the
+// country ("(212) 555-0123", "020 7946 0958") when the number shares the
+// country calling code of country (the organisation's country: it is
+// dialled the national way from there, as within North America), in the
+// international format ("+44 20 7946 0958") otherwise or when country is
+// unknown. Any valid number is accepted (a shared-cost company line too); an
+// error (wrapping ErrInvalid) when raw is not a valid number, and the caller
+// shows what it has instead.
+func Display(raw, country string) (string, error) {
+	n, err := parse(raw, country)
+	if err != nil {
+		return "", err
+	}
+	if cc := phonenumbers.GetCountryCodeForRegion(region(country)); cc != 0 && int32(cc) == n.GetCountryCode() {
+		return phonenumbers.Format(n, phonenumbers.NATIONAL), nil
+	}
+	return phonenumbers.Format(n, phonenumbers.INTERNATIONAL), nil
+}
+
+// region normalises an ISO 3166-1 alpha-2 code; "" when the library does
+// not know it.
+func region(country string) string {
+	r := strings.ToUpper(strings.TrimSpace(country))
+	if !phonenumbers.GetSupportedRegions()[r] {
+		return ""
+	}
+	return r
+}
+
+// parse checks raw's characters and returns the valid number it is.
+func parse(raw, defaultCountry string) (*phonenumbers.PhoneNumber, error) {
 	s := strings.TrimSpace(raw)
-	if s == "" {
-		return "", fmt.Errorf("%w: empty", ErrInvalid)
+	switch {
+	case s == "":
+		return nil, fmt.Errorf("%w: empty", ErrInvalid)
+	case len(s) > maxInput:
+		return nil, fmt.Errorf("%w: longer than %d characters", ErrInvalid, maxInput)
 	}
-	s = strings.Replace(s, "(0)", "", 1)
+	s = strings.Replace(s, "(0)", "", 1) // "+44 (0)20 ...": the trunk prefix shown in brackets
 	plus := strings.HasPrefix(s, "+")
-	if plus {
-		s = s[1:]
-	}
 	var b strings.Builder
-	for _, r := range s {
+	for _, r := range strings.TrimPrefix(s, "+") {
 		switch {
 		case r >= '0' && r <= '9':
 			b.WriteRune(r)
 		case r == ' ' || r == '-' || r == '(' || r == ')' || r == '.' || r == '/' || r == '\u00a0':
 		default:
-			return "", fmt.Errorf("%w: unexpected character %q", ErrInvalid, r)
+			return nil, fmt.Errorf("%w: unexpected character %q", ErrInvalid, r)
 		}
 	}
 	digits := b.String()
 	if len(digits) < 5 {
-		return "", fmt.Errorf("%w: too short", ErrInvalid)
+		return nil, fmt.Errorf("%w: too short", ErrInvalid)
 	}
-	if len(digits) > 17 {
-		return "", fmt.Errorf("%w: too long", ErrInvalid)
-	}
-	if plus {
-		return international(digits)
-	}
-	def, ok := Lookup(defaultCountry)
-	if strings.HasPrefix(digits, "00") || (ok && def.IntlPrefix != "" && strings.HasPrefix(digits, def.IntlPrefix)) {
-		prefix := "00"
-		if ok && strings.HasPrefix(digits, def.IntlPrefix) {
-			prefix = def.IntlPrefix
+	reg := region(defaultCountry)
+	var n *phonenumbers.PhoneNumber
+	var err error
+	switch {
+	case plus:
+		n, err = phonenumbers.Parse("+"+digits, "")
+	case reg != "":
+		// The library reads the country's trunk prefix ("0") and its
+		// international prefix ("011", "00", "0011").
+		n, err = phonenumbers.Parse(digits, reg)
+		if strings.HasPrefix(digits, "00") && (err != nil || !phonenumbers.IsValidNumber(n)) {
+			n, err = phonenumbers.Parse("+"+digits[2:], "") // "00" + country code, written anywhere
 		}
-		return international(digits[len(prefix):])
+	case strings.HasPrefix(digits, "00"):
+		n, err = phonenumbers.Parse("+"+digits[2:], "")
+	default:
+		return nil, fmt.Errorf("%w: %w %q: write the number with its +country code", ErrInvalid, ErrUnknownCountry, strings.TrimSpace(defaultCountry))
 	}
-	if !ok {
-		return "", fmt.Errorf("%w: %w %q: write the number with its +country code", ErrInvalid, ErrUnknownCountry, defaultCountry)
+	if err != nil {
+		// The library's messages name no digits ("invalid country code",
+		// "the string supplied is too short to be a phone number").
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return national(digits, def)
+	if !phonenumbers.IsValidNumber(n) {
+		return nil, fmt.Errorf("%w: not a number of the numbering plan of +%d", ErrInvalid, n.GetCountryCode())
+	}
+	if fake(n.GetCountryCode(), phonenumbers.GetNationalSignificantNumber(n)) {
+		return nil, fmt.Errorf("%w: placeholder number", ErrInvalid)
+	}
+	return n, nil
 }
 
-// international reads digits that start with a country calling code.
-func international(digits string) (string, error) {
-	for n := 1; n <= 3 && n < len(digits); n++ {
-		c, ok := byCalling[digits[:n]]
-		if !ok {
-			continue
-		}
-		nsn := digits[n:]
-		if c.Trunk != "" && strings.HasPrefix(nsn, c.Trunk) && len(nsn)-len(c.Trunk) >= c.MinLen {
-			nsn = nsn[len(c.Trunk):] // "+44 020 ..." written with the trunk 0
-		}
-		return validate(nsn, c)
-	}
-	// A country outside the table: E.164 rules only.
-	if digits[0] == '0' {
-		return "", fmt.Errorf("%w: country code cannot start with 0", ErrInvalid)
-	}
-	if len(digits) < 8 || len(digits) > 15 {
-		return "", fmt.Errorf("%w: %d digits, E.164 allows 8 to 15", ErrInvalid, len(digits))
-	}
-	if fake(digits) {
-		return "", fmt.Errorf("%w: placeholder number", ErrInvalid)
-	}
-	return "+" + digits, nil
-}
-
-// national reads a number written the national way in country c.
-func national(digits string, c Country) (string, error) {
-	if c.Calling == "1" && len(digits) == 11 && digits[0] == '1' {
-		digits = digits[1:]
-	} else if c.Trunk != "" && strings.HasPrefix(digits, c.Trunk) {
-		digits = digits[len(c.Trunk):]
-	}
-	return validate(digits, c)
-}
-
-// validate checks a national significant number of country c.
-func validate(nsn string, c Country) (string, error) {
-	if len(nsn) < c.MinLen {
-		return "", fmt.Errorf("%w: too short for %s", ErrInvalid, c.Code)
-	}
-	if len(nsn) > c.MaxLen {
-		return "", fmt.Errorf("%w: too long for %s", ErrInvalid, c.Code)
-	}
-	if c.Calling == "1" {
-		// NANP: the area code starts with 2-9 (the exchange rule is not
-		// enforced: fictional 555-123-4567 style numbers stay usable).
-		if nsn[0] < '2' {
-			return "", fmt.Errorf("%w: not a valid North American number", ErrInvalid)
-		}
-	} else if c.Trunk != "" && strings.HasPrefix(nsn, c.Trunk) {
-		return "", fmt.Errorf("%w: unexpected trunk prefix", ErrInvalid)
-	}
-	if fake(nsn) || fake(c.Calling+nsn) {
-		return "", fmt.Errorf("%w: placeholder number", ErrInvalid)
-	}
-	return "+" + c.Calling + nsn, nil
-}
-
-// fake reports placeholder-looking digit strings: all one digit, or a run
-// of ascending digits such as 1234567890.
-func fake(d string) bool {
-	if strings.Count(d, d[:1]) == len(d) {
+// fake reports placeholder-looking numbers: the national number all one
+// digit, or it or the whole number (country code included) a run of
+// ascending or descending digits such as 1234567890.
+func fake(cc int32, nsn string) bool {
+	if nsn == "" || strings.Count(nsn, nsn[:1]) == len(nsn) {
 		return true
 	}
-	return strings.Contains("0123456789012345678901234567890", d) || strings.Contains("1234567890123456789", d)
+	for _, d := range []string{nsn, strconv.Itoa(int(cc)) + nsn} {
+		if strings.Contains("01234567890", d) || strings.Contains("09876543210", d) {
+			return true
+		}
+	}
+	return false
+}
+
+// typeName names a number type in error messages.
+func typeName(t phonenumbers.PhoneNumberType) string {
+	switch t {
+	case phonenumbers.SHARED_COST:
+		return "shared-cost"
+	case phonenumbers.UAN:
+		return "universal access (company)"
+	case phonenumbers.PERSONAL_NUMBER:
+		return "personal (redirection)"
+	case phonenumbers.VOICEMAIL:
+		return "voicemail access"
+	case phonenumbers.PAGER:
+		return "pager"
+	}
+	return "non-subscriber"
 }

@@ -75,34 +75,54 @@ var known = func() map[string]bool {
 func IsVariable(name string) bool { return known[name] }
 
 // Text renders a plain-text template (email text part, SMS, subject).
-func Text(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, false) }
+func Text(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, false, 0) }
 
 // HTML renders an HTML template, HTML-escaping every substituted value. The
-// template's own markup is kept as written.
-func HTML(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, true) }
+// template's own markup is kept as written. A value that leads a URL
+// attribute (`<a href="{{invoice.portal_url}}">`, `src=`, ...; see
+// links) is put in only when it is an http(s) link (LinkURL);
+// otherwise the attribute stays empty: a value from a tenant's or an
+// adopter's row ("javascript:...", "data:...") never becomes a link.
+func HTML(tmpl string, v Vars) (string, error) { return substitute(tmpl, v, true, 0) }
 
 // Check reports the first error of a template without rendering it (to
 // validate workflow steps when they are saved).
 func Check(tmpl string) error {
-	_, err := substitute(tmpl, nil, false)
+	_, err := substitute(tmpl, nil, false, 0)
 	return err
 }
 
+// errOverBudget stops a substitution whose output passed its budget.
+var errOverBudget = errors.New("rendered text over its budget")
+
 // substitute replaces every {{ name }} (whitespace around the name allowed).
 // A name is known when it is in the fixed set or present in v. Text outside
-// placeholders, including a lone "}}", is copied unchanged.
-func substitute(tmpl string, v Vars, escape bool) (string, error) {
+// placeholders, including a lone "}}", is copied unchanged. With a budget
+// above 0, it stops with errOverBudget as soon as the output passes budget
+// bytes (a huge template or value costs no more than the budget).
+func substitute(tmpl string, v Vars, escape bool, budget int) (string, error) {
 	if !strings.Contains(tmpl, "{{") {
+		if budget > 0 && len(tmpl) > budget {
+			return "", errOverBudget
+		}
 		return tmpl, nil
 	}
 	var b strings.Builder
-	b.Grow(len(tmpl) + 64)
+	grow := len(tmpl) + 64
+	if budget > 0 {
+		grow = min(grow, budget+1)
+	}
+	b.Grow(grow)
 	rest, off := tmpl, 0
+	var ls links
 	for {
+		if budget > 0 && b.Len() > budget {
+			return "", errOverBudget
+		}
 		i := strings.Index(rest, "{{")
 		if i < 0 {
 			b.WriteString(rest)
-			return b.String(), nil
+			break
 		}
 		b.WriteString(rest[:i])
 		j := strings.Index(rest[i+2:], "}}")
@@ -119,12 +139,16 @@ func substitute(tmpl string, v Vars, escape bool) (string, error) {
 			return "", &UnknownVariableError{Name: name}
 		}
 		if escape {
-			val = html.EscapeString(val)
+			val = html.EscapeString(ls.filter(rest[:i], val))
 		}
 		b.WriteString(val)
 		adv := i + 2 + j + 2
 		rest, off = rest[adv:], off+adv
 	}
+	if budget > 0 && b.Len() > budget {
+		return "", errOverBudget
+	}
+	return b.String(), nil
 }
 
 // Message is a rendered email (Subject, Text, HTML) or SMS (Text only).
@@ -136,37 +160,56 @@ type Message struct {
 
 // Email renders an email template. The result always has a plain-text part:
 // when the template has only HTML, the text is derived from the rendered
-// HTML by stripping tags. HTML stays empty when the template has none.
+// HTML by stripping tags. HTML stays empty when the template has none. A
+// part over its limit (MaxSubjectChars, MaxHTMLBytes, MaxTextBytes) is a
+// *TooLargeError; rendering stops as soon as a part passes its limit.
 func Email(t Template, v Vars) (Message, error) {
 	var m Message
 	var err error
-	if m.Subject, err = Text(t.Subject, v); err != nil {
-		return Message{}, err
+	if m.Subject, err = substitute(t.Subject, v, false, maxSubjectBytes); err != nil {
+		return Message{}, tooLarge(err, PartSubject, MaxSubjectChars, "characters")
 	}
 	// A subject is one line.
 	m.Subject = strings.Join(strings.Fields(m.Subject), " ")
 	if t.HTML != "" {
-		if m.HTML, err = HTML(t.HTML, v); err != nil {
-			return Message{}, err
+		if m.HTML, err = substitute(t.HTML, v, true, MaxHTMLBytes); err != nil {
+			return Message{}, tooLarge(err, PartHTML, MaxHTMLBytes, "bytes")
 		}
 	}
 	if t.Text != "" {
-		if m.Text, err = Text(t.Text, v); err != nil {
-			return Message{}, err
+		if m.Text, err = substitute(t.Text, v, false, MaxTextBytes); err != nil {
+			return Message{}, tooLarge(err, PartText, MaxTextBytes, "bytes")
 		}
 	} else {
 		m.Text = StripTags(m.HTML)
+	}
+	if err := checkEmail(m); err != nil {
+		return Message{}, err
 	}
 	return m, nil
 }
 
 // SMS renders the text of an SMS template (Subject and HTML are ignored).
+// A text over MaxSMSSegments segments is a *TooLargeError.
 func SMS(t Template, v Vars) (string, error) {
-	s, err := Text(t.Text, v)
+	s, err := substitute(t.Text, v, false, maxSMSBytes)
 	if err != nil {
+		return "", tooLarge(err, PartSMS, MaxSMSSegments, "segments")
+	}
+	s = strings.TrimSpace(s)
+	if err := checkSMS(s); err != nil {
 		return "", err
 	}
-	return strings.TrimSpace(s), nil
+	return s, nil
+}
+
+// tooLarge turns errOverBudget into the part's TooLargeError; other errors
+// (template errors) are returned as they are.
+func tooLarge(err error, part string, limit int, unit string) error {
+	if errors.Is(err, errOverBudget) {
+		return &TooLargeError{Part: part, Limit: limit, Unit: unit}
+	}
+	return err
 }
 
 // ForStep returns the template of one workflow step: the step's own texts

@@ -98,10 +98,10 @@ func fixture(t *testing.T) *automation.Claimed {
 	return &automation.Claimed{
 		Execution: automation.Execution{ID: uuid.New(), Action: automation.ActionInvoiceReminder, TriggerType: automation.TriggerInvoiceOverdue},
 		Organization: automation.Organization{
-			Name: "Acme HVAC", Timezone: "America/New_York", Phone: "+15552223333",
+			Name: "Acme HVAC", Timezone: "America/New_York", CountryCode: "US", Phone: "+1 212 555 0100",
 			SenderEmail: "billing@acme.test", ReplyToEmail: "office@acme.test", PortalURL: "https://acme.test/portal",
 		},
-		Client:  &automation.Client{FirstName: " Ana ", LastName: "Lima", Email: "ana@client.test", Phone: "+15551234567"},
+		Client:  &automation.Client{FirstName: " Ana ", LastName: "Lima", Email: "ana@client.test", Phone: "+442079460958"},
 		Invoice: &automation.Invoice{Number: "INV-1001", DueDate: "2026-11-03", Total: "1250.00", Balance: "80.5", Currency: "USD"},
 		Job:     &automation.Job{Title: "Furnace tune-up", JobType: "maintenance", ScheduledStart: &start, CompletedAt: &done, Address: "1 Main St"},
 	}
@@ -113,8 +113,8 @@ func TestVarsFor(t *testing.T) {
 	v := render.VarsAt(c, now)
 	want := map[string]string{
 		"client.first_name": "Ana", "client.last_name": "Lima", "client.full_name": "Ana Lima",
-		"client.email": "ana@client.test", "client.phone": "+15551234567",
-		"organization.name": "Acme HVAC", "organization.phone": "+15552223333",
+		"client.email": "ana@client.test", "client.phone": "+44 20 7946 0958",
+		"organization.name": "Acme HVAC", "organization.phone": "(212) 555-0100",
 		"organization.email": "office@acme.test", "organization.portal_url": "https://acme.test/portal",
 		"invoice.number": "INV-1001", "invoice.total": "$1,250.00", "invoice.balance": "$80.50",
 		"invoice.due_date": "Nov 3, 2026", "invoice.days_overdue": "6",

@@ -10,12 +10,48 @@ import (
 	_ "time/tzdata"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/text"
 )
 
+// Bounds of the variables, in bytes. Values come from rows an organisation
+// or an adopter's view delivers and may be of any size; each is cut to its
+// bound (text.Truncate, "..." at the end), so a 10 MB client name renders
+// as 100 bytes. With every value at its bound, every default email stays
+// within MaxSubjectChars, MaxHTMLBytes and MaxTextBytes, and every default
+// SMS within MaxSMSSegments in GSM-7 (in UCS-2 too while its link is under
+// about 400 bytes). Links are never cut (a cut link is a broken one): a
+// link over 1,024 bytes is left out, as is one that is not http(s)
+// (LinkURL).
+const defaultVarBytes = 100
+
+var varBytes = map[string]int{
+	"client.first_name": 100, "client.last_name": 100, "client.full_name": 201,
+	"client.email": 254, "client.phone": 64,
+	"organization.name": 100, "organization.phone": 64, "organization.email": 254,
+	"invoice.number": 64, "invoice.total": 64, "invoice.balance": 64, "invoice.due_date": 64,
+	"job.title": 150, "job.type": 100, "job.address": 300,
+}
+
+// VarLimit returns the bound, in bytes, of a variable's value.
+func VarLimit(name string) int {
+	if strings.HasSuffix(name, "_url") {
+		return maxURLBytes
+	}
+	if n, ok := varBytes[name]; ok {
+		return n
+	}
+	return defaultVarBytes
+}
+
 // VarsFor builds the variables of one claimed execution: money formatted in
-// the invoice currency, times in the organisation's time zone. Variables of
-// an absent client, invoice or job are empty strings (still known).
+// the invoice currency, times in the organisation's time zone, phone
+// numbers for display (national format in the organisation's country,
+// international otherwise; as written when not a valid number), links only
+// when they are http(s) (LinkURL; an invoice without a usable link of its
+// own takes the organisation's), every value within its bound (VarLimit).
+// Variables of an absent client, invoice or job are empty strings (still
+// known).
 func VarsFor(c *automation.Claimed) Vars { return VarsAt(c, time.Now()) }
 
 // VarsAt is VarsFor with an explicit current time (for invoice.days_overdue).
@@ -30,22 +66,29 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 	loc := location(c.Organization.Timezone)
 	org := c.Organization
 	v["organization.name"] = org.Name
-	v["organization.phone"] = org.Phone
+	orgLink, _ := LinkURL(org.PortalURL)
+	v["organization.phone"] = displayPhone(org.Phone, org.CountryCode)
 	v["organization.email"] = text.FirstNonEmpty(org.ReplyToEmail, org.SenderEmail)
-	v["organization.portal_url"] = org.PortalURL
+	v["organization.portal_url"] = orgLink
 
 	if cl := c.Client; cl != nil {
-		v["client.first_name"] = strings.TrimSpace(cl.FirstName)
-		v["client.last_name"] = strings.TrimSpace(cl.LastName)
-		v["client.full_name"] = strings.TrimSpace(strings.TrimSpace(cl.FirstName) + " " + strings.TrimSpace(cl.LastName))
+		first := text.Truncate(strings.TrimSpace(cl.FirstName), VarLimit("client.first_name"))
+		last := text.Truncate(strings.TrimSpace(cl.LastName), VarLimit("client.last_name"))
+		v["client.first_name"] = first
+		v["client.last_name"] = last
+		v["client.full_name"] = strings.TrimSpace(first + " " + last)
 		v["client.email"] = cl.Email
-		v["client.phone"] = cl.Phone
+		v["client.phone"] = displayPhone(cl.Phone, org.CountryCode)
 	}
 	if inv := c.Invoice; inv != nil {
 		v["invoice.number"] = inv.Number
 		v["invoice.total"] = FormatMoney(inv.Total, inv.Currency)
 		v["invoice.balance"] = FormatMoney(inv.Balance, inv.Currency)
-		v["invoice.portal_url"] = text.FirstNonEmpty(inv.PortalURL, org.PortalURL)
+		if link, ok := LinkURL(inv.PortalURL); ok {
+			v["invoice.portal_url"] = link
+		} else {
+			v["invoice.portal_url"] = orgLink
+		}
 		if due, err := time.ParseInLocation(time.DateOnly, inv.DueDate, loc); err == nil {
 			v["invoice.due_date"] = due.Format("Jan 2, 2006")
 			v["invoice.days_overdue"] = strconv.Itoa(daysOverdue(due, now.In(loc)))
@@ -66,7 +109,19 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 			v["job.completed_at"] = j.CompletedAt.In(loc).Format("Jan 2, 2006")
 		}
 	}
+	for name, val := range v {
+		v[name] = text.Truncate(val, VarLimit(name)) // links are within it already
+	}
 	return v
+}
+
+// displayPhone formats a stored number for people to read (phone.Display),
+// or gives it back as written when it is not a valid number.
+func displayPhone(raw, country string) string {
+	if s, err := phone.Display(raw, country); err == nil {
+		return s
+	}
+	return strings.TrimSpace(raw)
 }
 
 // daysOverdue counts calendar days from due to today (both local), never negative.
