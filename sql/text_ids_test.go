@@ -395,7 +395,10 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 		return pgtest.Int(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
 	}
 	require.Equal(t, 4, checks())
-	pgtest.Exec(t, db, `update automation_schedules set next_run_at = now() - interval '1 minute'`)
+	// the scheduled run is due: its time is part of the occurrence key, so
+	// the same run is made due again after the upgrade
+	runAt := pgtest.Text(t, db, `select (date_trunc('second', now()) - interval '1 minute')::text`)
+	pgtest.Exec(t, db, `update automation_schedules set next_run_at = $1::timestamptz`, runAt)
 	require.Equal(t, 2, checks())
 	keys := func() []string {
 		return pgtest.JSON[[]string](t, db, `select jsonb_agg(concat_ws(' ', workflow_id, occurrence_key, subject_id, client_id)
@@ -409,8 +412,12 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 	require.Subset(t, pgtest.Columns(t, db, "automation_execution_logs"), []string{"subject_id text", "client_id text"})
 	require.Subset(t, pgtest.Columns(t, db, "automation_src_invoices"), []string{"id text", "client_id text", "job_id text"},
 		"the previous reference view is replaced")
+	for _, v := range []string{"automation_src_clients", "automation_src_jobs", "automation_src_invoices"} {
+		assert.Equal(t, "t f", pgtest.Text(t, db, `select concat_ws(' ', 'security_invoker=true' = any (c.reloptions),
+			has_table_privilege('anon', c.oid, 'select')) from pg_class c where c.oid = $1::regclass`, v), "%s: security_invoker, not for anon", v)
+	}
 	assert.Equal(t, before, keys(), "occurrence keys and ids unchanged")
-	pgtest.Exec(t, db, `update automation_schedules set next_run_at = now() - interval '1 minute'`)
+	pgtest.Exec(t, db, `update automation_schedules set next_run_at = $1::timestamptz`, runAt)
 	require.Equal(t, 0, checks(), "no reminder created again")
 	assert.Equal(t, before, keys())
 
