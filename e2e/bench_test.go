@@ -165,7 +165,7 @@ func resetDue(b *testing.B, s *devstack.Stack, n int) {
 	mustExec(b, db, `update automation_execution_logs set status = 'cancelled', completed_at = now(), lease_token = null, lease_expires_at = null`)
 	mustExec(b, db, `update automation_execution_logs set status = 'pending', attempt = 0, lease_token = null, lease_expires_at = null,
 		dispatched_at = null, dispatch_count = 0, started_at = null, completed_at = null, error_code = null, error_message = null,
-		actions_executed = 0, step_index = 0, next_attempt_at = now()
+		actions_count = 0, step_index = 0, next_attempt_at = now()
 		where id in (select id from automation_execution_logs order by id limit $1)`, n)
 	mustExec(b, db, `insert into bench_due select id, next_attempt_at from automation_execution_logs where status = 'pending'`)
 	mustExec(b, db, `vacuum analyze automation_execution_logs`)

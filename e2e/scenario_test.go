@@ -108,7 +108,7 @@ func seedScenario(t *testing.T, db *pgxpool.Pool, textIDs bool) (apptStart, last
 		('f0000000-0000-4000-8000-0000000000b4', $2, 'Daily summary', 'scheduled', '{"frequency":"daily","hour":8,"minute":0,"audience":"organization"}',
 		 '[{"type":"send_email","subject":"Daily summary for {{organization.name}}","body":"Good morning."}]')`, orgA, orgB)
 	// the scheduled workflow's run is due (as if 08:00 London just passed)
-	mustExec(t, db, `insert into automation_schedules (workflow_id, organization_id, next_run_at, trigger_config, timezone)
+	mustExec(t, db, `insert into automation_schedule_state (workflow_id, organization_id, next_run_at, trigger_config, timezone)
 		select id, organization_id, date_trunc('minute', now()) - interval '1 minute', trigger_config, 'Europe/London'
 		from automation_workflows where id = 'f0000000-0000-4000-8000-0000000000b4'`)
 	return apptStart, lastService

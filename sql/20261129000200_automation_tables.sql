@@ -1,8 +1,99 @@
 -- dueflow automation tables: workflows, executions, deliveries ledger,
--- endpoints, schedules, analytics. RLS on every table. Idempotent.
+-- endpoints, schedule state, analytics. RLS on every table. Idempotent.
 -- organization_id is the tenant id of the automation_src_* views; the
 -- automation tables keep tenant consistency among themselves by composite
 -- foreign keys (an execution's workflow belongs to the same organisation).
+--
+-- On the database of the system dueflow replaces (../shared/REPLACED_SYSTEM.md,
+-- internal/replaced) automation_workflows, automation_execution_logs and
+-- automation_analytics already exist with its columns and rows, and its app
+-- keeps reading and writing them: `create table if not exists` skips them, so
+-- every dueflow column is added below with `add column if not exists`
+-- (nullable, or with a default, where the app's rows or writes could not
+-- satisfy NOT NULL), before any index or constraint that needs it. There:
+--   * automation_workflows keeps the app's nullable columns and gets none of
+--     the CHECKs on trigger_type, trigger_config and steps: the app writes its
+--     own shapes, which dueflow reads through automation_workflow_spec and
+--     marks when it cannot run them (never refuses them).
+--   * automation_execution_logs: the replaced system's rows (history) get
+--     dueflow's columns and the occurrence key 'legacy:<id>'; the open ones
+--     (pending, running, processing, delayed: never reliably processed, some
+--     months old) are closed in the same transaction, never sent: status
+--     cancelled, error_code legacy_not_sent, without being counted in the
+--     workflow counters or analytics (dueflow's checks create what is still
+--     due). Its workflow and organisation are taken from the workflow (the
+--     older automation_id too). NOT NULL of workflow_id, organization_id,
+--     action and subject_type is a CHECK added NOT VALID (rows the old system
+--     wrote without them are kept; every new row must have them), validated
+--     where every row complies; the composite foreign key likewise.
+--   * its actions_executed is jsonb (the app reads that history): dueflow's
+--     count of actions is actions_count on every install (an install of
+--     dueflow from before renames its integer actions_executed).
+--   * automation_analytics keeps the replaced system's names (execution_count,
+--     success_count, failure_count, success_rate), which dueflow uses on every
+--     install (an install of dueflow from before renames executions, completed,
+--     failed), plus dueflow's skipped, emails_sent, sms_sent and organization_id
+--     (taken from the workflow for the app's rows).
+--   * automation_schedules is the app's (cron expressions, several rows per
+--     workflow): dueflow leaves it alone and keeps its own schedule state in
+--     automation_schedule_state on every install (an install of dueflow from
+--     before renames its automation_schedules).
+--   * the replaced system's row trigger function
+--     handle_universal_automation_triggers() no longer creates work (dueflow's
+--     checks create it); its triggers stay, so the app's writes succeed.
+--   * a policy letting everyone do everything on an automation table (`using
+--     (true)`, the logs had one) is dropped; members read their
+--     organisations' rows through dueflow's policies; the app keeps its own
+--     write path on automation_workflows (its policy and grants).
+
+-- Migration helper (also used by later migrations): adds a constraint when the
+-- table has none of that name. A NOT VALID one (p_not_valid) binds every new
+-- row at once and is then validated where the existing rows comply (a NOTICE
+-- says when they do not: the constraint stays NOT VALID, the rows are kept).
+create or replace function public.automation_ensure_constraint(
+  p_table regclass, p_name text, p_definition text, p_not_valid boolean default false)
+returns void language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_valid boolean;
+begin
+  select c.convalidated into v_valid from pg_constraint c where c.conrelid = p_table and c.conname = p_name;
+  if v_valid is null then
+    execute format('alter table %s add constraint %I %s%s', p_table, p_name, p_definition,
+                   case when p_not_valid then ' not valid' else '' end);
+    v_valid := not p_not_valid;
+  end if;
+  if not v_valid then
+    begin
+      execute format('alter table %s validate constraint %I', p_table, p_name);
+    exception when check_violation or foreign_key_violation then
+      raise notice 'dueflow: constraint % on % stays NOT VALID: rows written before dueflow do not satisfy it (kept as they are; new rows must)',
+        p_name, p_table;
+    end;
+  end if;
+end
+$$;
+comment on function public.automation_ensure_constraint(regclass, text, text, boolean) is
+  'Migration helper: adds constraint p_name (p_definition) to p_table unless one of that name exists; with p_not_valid it is added NOT VALID and then validated when the existing rows comply (otherwise it stays NOT VALID, with a NOTICE).';
+revoke all on function public.automation_ensure_constraint(regclass, text, text, boolean)
+  from public, anon, authenticated, service_role;
+
+-- Migration helper: renames p_table's column p_old to p_new while the table
+-- has p_old and not p_new (an install of dueflow from before the rename).
+create or replace function public.automation_rename_column(p_table regclass, p_old text, p_new text)
+returns void language plpgsql set search_path = public, pg_temp as $$
+begin
+  if exists (select 1 from pg_attribute a where a.attrelid = p_table and a.attname = p_old and not a.attisdropped)
+     and not exists (select 1 from pg_attribute a where a.attrelid = p_table and a.attname = p_new and not a.attisdropped) then
+    execute format('alter table %s rename column %I to %I', p_table, p_old, p_new);
+  end if;
+end
+$$;
+comment on function public.automation_rename_column(regclass, text, text) is
+  'Migration helper: renames column p_old of p_table to p_new while p_table has p_old and not p_new.';
+revoke all on function public.automation_rename_column(regclass, text, text)
+  from public, anon, authenticated, service_role;
+
+-- Workflows ---------------------------------------------------------------------
 
 create table if not exists public.automation_workflows (
   id uuid primary key default gen_random_uuid(),
@@ -24,8 +115,29 @@ create table if not exists public.automation_workflows (
   updated_at timestamptz not null default now(),
   constraint automation_workflows_org_id_key unique (organization_id, id)
 );
+-- on the app's table: the columns it lacks (its own stay as they are)
+alter table public.automation_workflows
+  add column if not exists organization_id uuid,
+  add column if not exists name text,
+  add column if not exists description text default '',
+  add column if not exists trigger_type text,
+  add column if not exists trigger_config jsonb default '{}',
+  add column if not exists steps jsonb default '[]',
+  add column if not exists is_active boolean default true,
+  add column if not exists max_attempts integer not null default 5 check (max_attempts between 1 and 20),
+  add column if not exists execution_count integer default 0,
+  add column if not exists success_count integer default 0,
+  add column if not exists failure_count integer not null default 0,
+  add column if not exists skipped_count integer not null default 0,
+  add column if not exists last_triggered_at timestamptz,
+  add column if not exists created_at timestamptz default now(),
+  add column if not exists updated_at timestamptz default now();
+select public.automation_ensure_constraint('public.automation_workflows', 'automation_workflows_org_id_key',
+  'unique (organization_id, id)');
 create index if not exists automation_workflows_active_idx
   on public.automation_workflows (trigger_type, organization_id) where is_active;
+
+-- Executions --------------------------------------------------------------------
 
 create table if not exists public.automation_execution_logs (
   id uuid primary key default gen_random_uuid(),
@@ -51,7 +163,7 @@ create table if not exists public.automation_execution_logs (
   step_index integer not null default 0 check (step_index >= 0),
   error_code text,
   error_message text,
-  actions_executed integer not null default 0,
+  actions_count integer not null default 0,
   trigger_data jsonb not null default '{}',
   created_at timestamptz not null default now(),
   started_at timestamptz,
@@ -63,6 +175,161 @@ create table if not exists public.automation_execution_logs (
   constraint automation_execution_logs_lease_check
     check ((status = 'running') = (lease_token is not null and lease_expires_at is not null))
 );
+-- dueflow's count of actions was actions_executed (integer) before the
+-- replaced system's jsonb history of that name had to fit beside it
+do $migration$
+begin
+  if exists (select 1 from pg_attribute a where a.attrelid = 'public.automation_execution_logs'::regclass
+             and a.attname = 'actions_executed' and a.atttypid = 'integer'::regtype and not a.attisdropped) then
+    perform public.automation_rename_column('public.automation_execution_logs', 'actions_executed', 'actions_count');
+  end if;
+end
+$migration$;
+-- on the replaced system's table: dueflow's columns (its own stay as they are)
+alter table public.automation_execution_logs
+  add column if not exists workflow_id uuid,
+  add column if not exists organization_id uuid,
+  add column if not exists action text check (action in ('send-reminder', 'invoice-reminder', 'run-workflow')),
+  add column if not exists trigger_type text,
+  add column if not exists occurrence_key text,
+  add column if not exists subject_type text check (subject_type in ('invoice', 'job', 'client', 'organization')),
+  add column if not exists subject_id text,
+  add column if not exists client_id text,
+  add column if not exists status text default 'pending',
+  add column if not exists attempt integer not null default 0 check (attempt >= 0),
+  add column if not exists max_attempts integer not null default 5 check (max_attempts >= 1),
+  add column if not exists next_attempt_at timestamptz not null default now(),
+  add column if not exists deadline_at timestamptz,
+  add column if not exists dispatched_at timestamptz,
+  add column if not exists dispatch_count integer not null default 0,
+  add column if not exists lease_token uuid,
+  add column if not exists lease_expires_at timestamptz,
+  add column if not exists step_index integer not null default 0 check (step_index >= 0),
+  add column if not exists error_code text,
+  add column if not exists error_message text,
+  add column if not exists actions_count integer not null default 0,
+  add column if not exists trigger_data jsonb default '{}',
+  add column if not exists created_at timestamptz default now(),
+  add column if not exists started_at timestamptz,
+  add column if not exists completed_at timestamptz,
+  add column if not exists updated_at timestamptz not null default now();
+
+-- The replaced system's row trigger (on jobs, clients, estimates, invoices)
+-- inserted pending rows that dueflow's checks create themselves (and counted
+-- them when triggered): from now on it does nothing. Its triggers stay, so
+-- the app's writes to those tables succeed as before.
+do $migration$
+declare
+  v_body constant text := $body$
+begin
+  -- dueflow: the replaced system's automations no longer start here; dueflow's
+  -- pg_cron checks create the executions (20261129000200_automation_tables.sql)
+  return coalesce(new, old);
+end
+$body$;
+begin
+  if exists (select 1 from pg_proc p where p.oid = to_regprocedure('public.handle_universal_automation_triggers()')
+             and p.prosrc is distinct from v_body) then
+    execute format($f$create or replace function public.handle_universal_automation_triggers() returns trigger
+      language plpgsql security invoker set search_path = public, pg_temp as %L$f$, v_body);
+    comment on function public.handle_universal_automation_triggers() is
+      'Replaced system''s row trigger on jobs, clients, estimates and invoices, emptied by dueflow''s upgrade: returns the row and does nothing else (dueflow''s pg_cron checks create the executions). Kept so that its triggers, and the app''s writes, keep working.';
+    raise notice 'dueflow: handle_universal_automation_triggers() no longer creates executions (its triggers stay; dueflow''s checks create the work)';
+  end if;
+end
+$migration$;
+
+-- The replaced system's rows (no occurrence key yet): dueflow's values, and
+-- the open ones closed without sending. Not counted: the counter trigger (if
+-- already there, on a re-run) is bypassed for this statement.
+do $migration$
+declare
+  v_counted boolean := exists (select 1 from pg_trigger g where g.tgrelid = 'public.automation_execution_logs'::regclass
+                                 and g.tgname = 'automation_execution_logs_count');
+  v_closed integer;
+  v_rows integer;
+begin
+  if not exists (select 1 from public.automation_execution_logs e
+                 where e.occurrence_key is null
+                    or (e.occurrence_key like 'legacy:%'
+                        and e.status not in ('completed', 'failed', 'skipped', 'cancelled'))) then
+    return;
+  end if;
+  if v_counted then
+    alter table public.automation_execution_logs disable trigger automation_execution_logs_count;
+  end if;
+  with legacy as (
+    select e.id,
+           e.status not in ('completed', 'failed', 'skipped', 'cancelled') as open,
+           -- automation_id: the older duplicate of workflow_id (to_jsonb: the
+           -- column exists only where the replaced system ran)
+           coalesce(e.workflow_id, w2.id) as workflow_id,
+           coalesce(e.organization_id, w1.organization_id, w2.organization_id) as organization_id
+    from public.automation_execution_logs e
+    left join public.automation_workflows w1 on w1.id = e.workflow_id
+    left join public.automation_workflows w2
+      on e.workflow_id is null and w2.id::text = to_jsonb(e) ->> 'automation_id'
+    where e.occurrence_key is null
+       or (e.occurrence_key like 'legacy:%' and e.status not in ('completed', 'failed', 'skipped', 'cancelled'))
+  ), upd as (
+    update public.automation_execution_logs e set
+      workflow_id = l.workflow_id,
+      organization_id = l.organization_id,
+      occurrence_key = coalesce(e.occurrence_key, 'legacy:' || e.id),
+      trigger_data = coalesce(e.trigger_data, '{}'),
+      -- never due: closed below, or finished long ago
+      next_attempt_at = case when e.occurrence_key is null then coalesce(e.created_at, now()) else e.next_attempt_at end,
+      lease_token = null, lease_expires_at = null,
+      status = case when l.open then 'cancelled' else e.status end,
+      error_code = case when l.open then 'legacy_not_sent' else e.error_code end,
+      error_message = case when l.open then format(
+          'not sent: left %s by the replaced system before the upgrade to dueflow; dueflow''s checks create the reminders still due',
+          case when e.status ~ '^[a-z][a-z_-]{0,31}$' then e.status else 'open' end)
+        else e.error_message end,
+      completed_at = case when l.open then now() else e.completed_at end,
+      updated_at = case when l.open then now() else coalesce(e.completed_at, e.started_at, e.created_at, now()) end
+    from legacy l
+    where e.id = l.id
+    returning l.open
+  )
+  select count(*), count(*) filter (where open) into v_rows, v_closed from upd;
+  if v_counted then
+    alter table public.automation_execution_logs enable trigger automation_execution_logs_count;
+  end if;
+  raise notice 'dueflow: % execution rows of the replaced system kept as history; % left open by it closed without sending (error_code legacy_not_sent)',
+    v_rows, v_closed;
+end
+$migration$;
+
+-- every row has these now
+alter table public.automation_execution_logs
+  alter column occurrence_key set not null,
+  alter column trigger_data set not null;
+-- NOT NULL where the replaced system's rows may lack a value: a CHECK, NOT VALID
+-- until every row complies (on dueflow's own table the columns are NOT NULL)
+do $migration$
+declare
+  v_col text;
+begin
+  foreach v_col in array array['workflow_id', 'organization_id', 'action', 'subject_type', 'trigger_type', 'status'] loop
+    if exists (select 1 from pg_attribute a where a.attrelid = 'public.automation_execution_logs'::regclass
+               and a.attname = v_col and not a.attnotnull and not a.attisdropped) then
+      perform public.automation_ensure_constraint('public.automation_execution_logs',
+        'automation_execution_logs_' || v_col || '_not_null', format('check (%I is not null)', v_col), true);
+    end if;
+  end loop;
+end
+$migration$;
+select public.automation_ensure_constraint('public.automation_execution_logs', 'automation_execution_logs_status_check',
+  $c$check (status in ('pending', 'running', 'completed', 'failed', 'skipped', 'cancelled'))$c$);
+select public.automation_ensure_constraint('public.automation_execution_logs', 'automation_execution_logs_occurrence_key',
+  'unique (workflow_id, occurrence_key)');
+select public.automation_ensure_constraint('public.automation_execution_logs', 'automation_execution_logs_workflow_fkey',
+  'foreign key (organization_id, workflow_id) references public.automation_workflows (organization_id, id) on delete cascade',
+  true);
+select public.automation_ensure_constraint('public.automation_execution_logs', 'automation_execution_logs_lease_check',
+  'check ((status = ''running'') = (lease_token is not null and lease_expires_at is not null))');
+
 -- dispatch and claim: due pending rows per action
 create index if not exists automation_execution_logs_due_idx
   on public.automation_execution_logs (action, next_attempt_at) where status = 'pending';
@@ -84,6 +351,8 @@ create index if not exists automation_execution_logs_pending_subject_idx
 -- costs each claim and report, whose updates cannot be HOT)
 drop index if exists public.automation_execution_logs_workflow_idx;
 drop index if exists public.automation_execution_logs_subject_idx;
+
+-- Deliveries and endpoints -----------------------------------------------------------
 
 create table if not exists public.automation_deliveries (
   id uuid primary key default gen_random_uuid(),
@@ -118,33 +387,89 @@ create table if not exists public.automation_endpoints (
   updated_at timestamptz not null default now()
 );
 
-create table if not exists public.automation_schedules (
+-- Schedule state ------------------------------------------------------------------
+-- The next run of each scheduled workflow. It was automation_schedules, the
+-- name of the replaced system's own table (cron expressions): an install of
+-- dueflow from before renames it here; on the replaced system's database that
+-- table stays the app's.
+
+do $migration$
+begin
+  if to_regclass('public.automation_schedule_state') is null
+     and exists (select 1 from pg_attribute a where a.attrelid = to_regclass('public.automation_schedules')
+                 and a.attname = 'next_run_at' and not a.attisdropped)
+     and not exists (select 1 from pg_attribute a where a.attrelid = to_regclass('public.automation_schedules')
+                     and a.attname = 'cron_expression' and not a.attisdropped) then
+    alter table public.automation_schedules rename to automation_schedule_state;
+    alter table public.automation_schedule_state rename constraint automation_schedules_pkey to automation_schedule_state_pkey;
+    alter table public.automation_schedule_state
+      rename constraint automation_schedules_workflow_id_fkey to automation_schedule_state_workflow_id_fkey;
+    alter index if exists public.automation_schedules_due_idx rename to automation_schedule_state_due_idx;
+    drop policy if exists automation_schedules_member_read on public.automation_schedule_state;
+    raise notice 'dueflow: automation_schedules renamed automation_schedule_state (dueflow''s schedule state; the name is the replaced system''s)';
+  end if;
+end
+$migration$;
+
+create table if not exists public.automation_schedule_state (
   workflow_id uuid primary key references public.automation_workflows (id) on delete cascade,
   organization_id uuid not null,
   next_run_at timestamptz not null,
   last_run_at timestamptz,
+  -- the configuration and zone the next run was computed from (a change recomputes it)
+  trigger_config jsonb,
+  timezone text,
   updated_at timestamptz not null default now()
 );
--- the configuration the next run was computed from (a change recomputes it)
-alter table public.automation_schedules add column if not exists trigger_config jsonb;
-alter table public.automation_schedules add column if not exists timezone text;
-create index if not exists automation_schedules_due_idx on public.automation_schedules (next_run_at);
+alter table public.automation_schedule_state add column if not exists trigger_config jsonb;
+alter table public.automation_schedule_state add column if not exists timezone text;
+create index if not exists automation_schedule_state_due_idx on public.automation_schedule_state (next_run_at);
+
+-- Analytics -----------------------------------------------------------------------
 
 create table if not exists public.automation_analytics (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null,
   workflow_id uuid not null references public.automation_workflows (id) on delete cascade,
   date date not null,
-  executions integer not null default 0,
-  completed integer not null default 0,
-  failed integer not null default 0,
+  execution_count integer not null default 0,
+  success_count integer not null default 0,
+  failure_count integer not null default 0,
   skipped integer not null default 0,
   emails_sent integer not null default 0,
   sms_sent integer not null default 0,
+  -- success_count / execution_count, in %
+  success_rate numeric(5,2),
   updated_at timestamptz not null default now(),
   constraint automation_analytics_key unique (organization_id, workflow_id, date)
 );
+-- an install of dueflow from before: the replaced system's names
+select public.automation_rename_column('public.automation_analytics', 'executions', 'execution_count');
+select public.automation_rename_column('public.automation_analytics', 'completed', 'success_count');
+select public.automation_rename_column('public.automation_analytics', 'failed', 'failure_count');
+-- the replaced system's table: dueflow's columns (its own stay as they are)
+alter table public.automation_analytics
+  add column if not exists organization_id uuid,
+  add column if not exists execution_count integer not null default 0,
+  add column if not exists success_count integer not null default 0,
+  add column if not exists failure_count integer not null default 0,
+  add column if not exists skipped integer not null default 0,
+  add column if not exists emails_sent integer not null default 0,
+  add column if not exists sms_sent integer not null default 0,
+  add column if not exists success_rate numeric(5,2),
+  add column if not exists updated_at timestamptz not null default now();
+-- the app's rows: their workflow's organisation; a success rate where missing
+update public.automation_analytics a set organization_id = w.organization_id
+from public.automation_workflows w
+where w.id = a.workflow_id and a.organization_id is null;
+update public.automation_analytics a
+set success_rate = round(100.0 * a.success_count / a.execution_count, 2)
+where a.success_rate is null and a.execution_count > 0 and a.success_count between 0 and a.execution_count;
+select public.automation_ensure_constraint('public.automation_analytics', 'automation_analytics_key',
+  'unique (organization_id, workflow_id, date)');
 create index if not exists automation_analytics_date_idx on public.automation_analytics (date);
+
+-- Triggers, RLS, grants ---------------------------------------------------------------
 
 drop trigger if exists automation_workflows_touch on public.automation_workflows;
 create trigger automation_workflows_touch before update on public.automation_workflows
@@ -162,17 +487,54 @@ alter table public.automation_workflows enable row level security;
 alter table public.automation_execution_logs enable row level security;
 alter table public.automation_deliveries enable row level security;
 alter table public.automation_endpoints enable row level security;
-alter table public.automation_schedules enable row level security;
+alter table public.automation_schedule_state enable row level security;
 alter table public.automation_analytics enable row level security;
 
 select public.automation_member_read_policy(t)
 from unnest('{public.automation_workflows,public.automation_execution_logs,public.automation_deliveries,
-  public.automation_schedules,public.automation_analytics}'::regclass[]) t;
+  public.automation_schedule_state,public.automation_analytics}'::regclass[]) t;
+
+-- A policy letting anyone do anything (the replaced system's logs had
+-- `for all using (true)`): dropped; dueflow's member-read policy above stays.
+do $migration$
+declare
+  p record;
+begin
+  for p in
+    select pol.policyname, pol.tablename from pg_policies pol
+    where pol.schemaname = 'public'
+      and pol.tablename in ('automation_workflows', 'automation_execution_logs', 'automation_deliveries',
+                            'automation_endpoints', 'automation_schedule_state', 'automation_analytics')
+      and (pol.qual = 'true' or pol.with_check = 'true')
+    order by pol.tablename, pol.policyname
+  loop
+    execute format('drop policy %I on public.%I', p.policyname, p.tablename);
+    raise notice 'dueflow: dropped policy "%" on % (it let anyone read and write every row; members read their organisations'' rows through %_member_read)',
+      p.policyname, p.tablename, p.tablename;
+  end loop;
+end
+$migration$;
 
 revoke all on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
-  public.automation_endpoints, public.automation_schedules, public.automation_analytics
-  from public, anon, authenticated;
+  public.automation_endpoints, public.automation_schedule_state, public.automation_analytics
+  from public, anon;
+revoke all on public.automation_execution_logs, public.automation_deliveries,
+  public.automation_endpoints, public.automation_schedule_state, public.automation_analytics
+  from authenticated;
+-- automation_workflows: the replaced system's app writes it as its signed-in
+-- users through a policy of its own; where such a policy exists, that write
+-- path is kept (RLS decides, as before). Elsewhere only service_role writes.
+do $migration$
+begin
+  if not exists (select 1 from pg_policies pol
+                 where pol.schemaname = 'public' and pol.tablename = 'automation_workflows'
+                   and pol.cmd in ('ALL', 'INSERT', 'UPDATE', 'DELETE')
+                   and pol.roles && array['authenticated', 'public']::name[]) then
+    revoke all on public.automation_workflows from authenticated;
+  end if;
+end
+$migration$;
 grant select on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
-  public.automation_schedules, public.automation_analytics to authenticated;
+  public.automation_schedule_state, public.automation_analytics to authenticated;
 grant all on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
-  public.automation_endpoints, public.automation_schedules, public.automation_analytics to service_role;
+  public.automation_endpoints, public.automation_schedule_state, public.automation_analytics to service_role;

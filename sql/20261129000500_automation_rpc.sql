@@ -1,9 +1,8 @@
 -- dueflow RPCs for the functions (PostgREST: POST /rest/v1/rpc/<name>):
 -- the operator action automation_cancel_execution (automation_claim:
--- 20261202000400_source_isolation.sql; automation_report:
--- 20261202000200_check_isolation.sql;
--- automation_begin_deliveries and automation_retry_execution:
--- 20261202000300_delivery_deadlines.sql).
+-- 20261202000400_source_isolation.sql; automation_report and
+-- automation_retry_execution: 20261202001000_inplace_upgrade.sql;
+-- automation_begin_deliveries: 20261202000300_delivery_deadlines.sql).
 -- service_role only; every write after the claim is fenced by the lease token.
 
 drop function if exists public.automation_claim_document(public.automation_execution_logs);

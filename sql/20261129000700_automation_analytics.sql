@@ -1,63 +1,7 @@
 -- dueflow analytics and housekeeping.
 
-create or replace function public.update_automation_analytics(p_days integer default 2)
-returns integer language plpgsql security definer set search_path = public, pg_temp as $$
-declare
-  v_count integer;
-begin
-  -- Recompute the last p_days days (UTC) from the executions and the
-  -- deliveries ledger and overwrite: running it any number of times gives
-  -- the same figures (never re-added).
-  with days as (
-    select ((now() at time zone 'UTC')::date - g)::date as d from generate_series(0, greatest(p_days, 1) - 1) g
-  ), ex as (
-    select e.organization_id, e.workflow_id, (e.completed_at at time zone 'UTC')::date as d,
-           count(*) as executions,
-           count(*) filter (where e.status = 'completed') as completed,
-           count(*) filter (where e.status = 'failed') as failed,
-           count(*) filter (where e.status = 'skipped') as skipped
-    from public.automation_execution_logs e
-    where e.completed_at >= (select min(d) from days)::timestamp at time zone 'UTC'
-      and e.status in ('completed', 'failed', 'skipped', 'cancelled')
-    group by 1, 2, 3
-  ), dl as (
-    select e.organization_id, e.workflow_id, (d.sent_at at time zone 'UTC')::date as d,
-           count(*) filter (where d.channel = 'email') as emails_sent,
-           count(*) filter (where d.channel = 'sms') as sms_sent
-    from public.automation_deliveries d
-    join public.automation_execution_logs e on e.id = d.execution_id
-    where d.status = 'sent' and d.sent_at >= (select min(d) from days)::timestamp at time zone 'UTC'
-    group by 1, 2, 3
-  ), agg as (
-    select coalesce(ex.organization_id, dl.organization_id) as organization_id,
-           coalesce(ex.workflow_id, dl.workflow_id) as workflow_id,
-           coalesce(ex.d, dl.d) as d,
-           coalesce(ex.executions, 0) as executions, coalesce(ex.completed, 0) as completed,
-           coalesce(ex.failed, 0) as failed, coalesce(ex.skipped, 0) as skipped,
-           coalesce(dl.emails_sent, 0) as emails_sent, coalesce(dl.sms_sent, 0) as sms_sent
-    from ex full join dl on dl.organization_id = ex.organization_id and dl.workflow_id = ex.workflow_id and dl.d = ex.d
-  ), up as (
-    insert into public.automation_analytics as a
-      (organization_id, workflow_id, date, executions, completed, failed, skipped, emails_sent, sms_sent)
-    select organization_id, workflow_id, d, executions, completed, failed, skipped, emails_sent, sms_sent
-    from agg
-    where exists (select 1 from public.automation_workflows w where w.id = agg.workflow_id)
-    order by organization_id, workflow_id, d
-    on conflict (organization_id, workflow_id, date) do update set
-      executions = excluded.executions, completed = excluded.completed, failed = excluded.failed,
-      skipped = excluded.skipped, emails_sent = excluded.emails_sent, sms_sent = excluded.sms_sent,
-      updated_at = now()
-    where (a.executions, a.completed, a.failed, a.skipped, a.emails_sent, a.sms_sent)
-      is distinct from (excluded.executions, excluded.completed, excluded.failed, excluded.skipped,
-                        excluded.emails_sent, excluded.sms_sent)
-    returning 1
-  )
-  select count(*) into v_count from up;
-  return v_count;
-end
-$$;
-comment on function public.update_automation_analytics(integer) is
-  'Reconciles automation_analytics for the last p_days days (UTC) with the executions and deliveries (overwrites, idempotent). Returns the number of rows corrected.';
+-- update_automation_analytics: moved to 20261202001000_inplace_upgrade.sql
+-- when the analytics columns took the replaced system's names.
 
 create or replace function public.automation_cleanup(
   p_keep_cron_runs interval default interval '7 days',
@@ -114,7 +58,7 @@ $$;
 comment on function public.automation_cleanup(interval, interval) is
   'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs (by end_time, or start_time for runs interrupted without one), finished executions (and their deliveries) older than p_keep_executions whose occurrence cannot recur (scheduled runs, past appointments, occurrences with a newer one of the same workflow and subject; the newest per subject stays as the key that prevents a duplicate reminder), and old pg_net responses. Returns rows deleted (runs + executions).';
 
-revoke all on function public.update_automation_analytics(integer), public.automation_cleanup(interval, interval)
+revoke all on function public.automation_cleanup(interval, interval)
   from public, anon, authenticated;
-grant execute on function public.update_automation_analytics(integer), public.automation_cleanup(interval, interval)
+grant execute on function public.automation_cleanup(interval, interval)
   to service_role;

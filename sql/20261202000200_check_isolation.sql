@@ -436,128 +436,8 @@ comment on function public.automation_mark_invoices_overdue(timestamptz) is
 revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
 grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;
 
--- The report snaps retries and snoozes into the organisation's send window:
--- an unusable zone falls back to UTC there instead of failing the whole batch.
-create or replace function public.automation_report(p_outcomes jsonb)
-returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
-declare
-  v_out jsonb;
-begin
-  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
-    raise exception 'automation_report: p_outcomes must be a JSON array' using errcode = '22023';
-  end if;
-
-  -- one statement: lock, judge against the lease, finish deliveries, move executions
-  with inp as (
-    select t.ord as n, (t.o ->> 'execution_id')::uuid as execution_id, (t.o ->> 'lease_token')::uuid as lease_token,
-           t.o ->> 'status' as status, nullif(t.o ->> 'error_code', '') as error_code,
-           nullif(t.o ->> 'error_message', '') as error_message,
-           coalesce((t.o ->> 'step_index')::int, 0) as step_index, (t.o ->> 'snooze_until')::timestamptz as snooze_until,
-           nullif((t.o ->> 'retry_after_seconds')::int, 0) as retry_after,
-           coalesce((t.o ->> 'actions_executed')::int, 0) as actions_executed,
-           case when jsonb_typeof(t.o -> 'deliveries') = 'array' then t.o -> 'deliveries' else '[]'::jsonb end as deliveries
-    from jsonb_array_elements(p_outcomes) with ordinality as t(o, ord)
-  ), cur as (
-    select e.id, e.status, e.lease_token, e.attempt, e.max_attempts, e.deadline_at, e.organization_id
-    from public.automation_execution_logs e
-    where e.id = any (array(select execution_id from inp where execution_id is not null))
-    order by e.id
-    for update
-  ), judged as (
-    select inp.*, cur.status as cur_status, cur.attempt, cur.max_attempts, cur.deadline_at, cur.organization_id,
-      case
-        when cur.id is null then 'not_found'
-        when cur.status <> 'running' or cur.lease_token is distinct from inp.lease_token then 'stale_lease'
-        when inp.status is null or inp.status not in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
-          or (inp.status = 'snoozed' and inp.snooze_until is null) then 'invalid'
-        -- the same execution twice in one report: only the first counts
-        when row_number() over (partition by inp.execution_id order by inp.n) > 1 then 'invalid'
-      end as reason
-    from inp left join cur on cur.id = inp.execution_id
-  ), ok as (
-    select j.*, case
-        when j.status = 'retry' then
-          public.automation_next_attempt(now() + coalesce(make_interval(secs => j.retry_after), public.automation_backoff(j.attempt)),
-                                         tz.zone, o.send_window_start, o.send_window_end, j.deadline_at)
-        when j.status = 'snoozed' then
-          public.automation_next_attempt(greatest(j.snooze_until, now()), tz.zone, o.send_window_start, o.send_window_end, j.deadline_at)
-      end as at
-    from judged j
-    left join public.automation_src_organizations o on o.id = j.organization_id
-    -- an unusable zone (NULL, not an IANA name) snaps in UTC rather than failing the batch
-    cross join lateral (select coalesce(public.automation_effective_timezone(o.timezone), 'UTC') as zone) tz
-    where j.reason is null
-  ), nxt as (
-    select ok.*,
-      case
-        when ok.status in ('completed', 'skipped', 'failed') then ok.status
-        when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'failed'
-        when ok.deadline_at is not null and ok.at > ok.deadline_at then 'failed'
-        else 'pending'
-      end as new_status,
-      case
-        when ok.status = 'failed' then coalesce(ok.error_code, 'internal_error')
-        -- completed keeps the engine's code (delivery_unknown: sent status uncertain); a clean completion clears it
-        when ok.status in ('completed', 'skipped') then ok.error_code
-        when ok.status = 'retry' and ok.attempt >= ok.max_attempts then 'max_attempts'
-        when ok.status in ('retry', 'snoozed') and ok.deadline_at is not null and ok.at > ok.deadline_at then 'expired'
-        when ok.status = 'retry' then coalesce(ok.error_code, 'provider_unavailable')
-      end as new_code
-    from ok
-  ), dl as (
-    -- finish the deliveries listed (a sent delivery is never downgraded)
-    update public.automation_deliveries d set
-      status = x.status,
-      sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
-      provider = coalesce(nullif(x.provider, ''), d.provider),
-      provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
-      error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
-      retryable = coalesce(x.retryable, false)
-    from (
-      select distinct on (dd ->> 'idempotency_key') ok.execution_id, dd ->> 'idempotency_key' as ikey,
-             dd ->> 'status' as status, dd ->> 'provider' as provider,
-             dd ->> 'provider_message_id' as provider_message_id, dd ->> 'error_code' as error_code,
-             dd ->> 'error_message' as error_message, (dd ->> 'retryable')::boolean as retryable
-      from ok cross join lateral jsonb_array_elements(ok.deliveries) dd
-      order by dd ->> 'idempotency_key'
-    ) x
-    where d.idempotency_key = x.ikey and d.execution_id = x.execution_id
-      and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent'
-    returning 1
-  ), upd as (
-    update public.automation_execution_logs e set updated_at = now(),
-      status = nxt.new_status,
-      error_code = nxt.new_code,
-      error_message = case when nxt.new_code is null then null
-                           when nxt.new_code = 'expired' and nxt.error_message is null then 'the next attempt would pass the deadline'
-                           else nxt.error_message end,
-      actions_executed = e.actions_executed + greatest(nxt.actions_executed, 0),
-      lease_token = null, lease_expires_at = null,
-      completed_at = case when nxt.new_status in ('completed', 'skipped', 'failed') then now() end,
-      next_attempt_at = case when nxt.new_status = 'pending' then nxt.at else e.next_attempt_at end,
-      dispatched_at = case when nxt.new_status = 'pending' then null else e.dispatched_at end,
-      step_index = case when nxt.status = 'snoozed' then greatest(nxt.step_index, 0) else e.step_index end,
-      -- a delay does not consume an attempt
-      attempt = case when nxt.status = 'snoozed' and nxt.new_status = 'pending' then greatest(e.attempt - 1, 0) else e.attempt end
-    from nxt
-    where e.id = nxt.execution_id and e.status = 'running' and e.lease_token = nxt.lease_token
-    returning nxt.n, e.status
-  )
-  select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-      'execution_id', j.execution_id,
-      'applied', upd.n is not null,
-      'status', coalesce(upd.status, j.cur_status, ''),
-      'reason', case when upd.n is null then coalesce(j.reason, 'stale_lease') end))
-    order by j.n), '[]'::jsonb)
-  into v_out
-  from judged j
-  left join upd on upd.n = j.n
-  where (select count(*) from dl) >= 0;
-  return v_out;
-end
-$$;
-comment on function public.automation_report(jsonb) is
-  'Applies outcomes (automation.Outcome[]) fenced by lease token: finishes listed deliveries, then moves each execution to completed/skipped/failed, or pending (retry with backoff + jitter, snooze without consuming an attempt, both snapped into the send window of the organisation''s zone, UTC when that is unusable), or failed with max_attempts/expired. Counters and analytics follow once (trigger). Answers automation.Reported[] in input order; a stale token changes nothing (stale_lease).';
+-- automation_report: moved to 20261202001000_inplace_upgrade.sql when its count
+-- of actions became actions_count.
 
 revoke all on function public.automation_effective_timezone(text),
   public.automation_mask_error(text),
@@ -570,14 +450,12 @@ revoke all on function public.automation_effective_timezone(text),
   public.automation_run_check(text, text, timestamptz),
   public.check_overdue_invoices(timestamptz),
   public.check_maintenance_reminders(timestamptz),
-  public.check_automation_triggers(timestamptz),
-  public.automation_report(jsonb)
+  public.check_automation_triggers(timestamptz)
   from public, anon, authenticated;
 grant execute on function public.automation_effective_timezone(text),
   public.automation_config_int(jsonb, text, integer),
   public.automation_next_scheduled_run(jsonb, text, timestamptz),
   public.check_overdue_invoices(timestamptz),
   public.check_maintenance_reminders(timestamptz),
-  public.check_automation_triggers(timestamptz),
-  public.automation_report(jsonb)
+  public.check_automation_triggers(timestamptz)
   to service_role;

@@ -1,9 +1,8 @@
 -- Delivery and retry fences, moved here from 20261129000500 when they changed
 -- (an install that applied the earlier files gets them by this migration):
 -- automation_begin_deliveries begins nothing once the execution's deadline has
--- passed (answer 'expired'); automation_retry_execution takes the outcome back
--- from the analytics of its UTC day (the day the counter trigger used),
--- whatever the session's TimeZone. Idempotent.
+-- passed (answer 'expired'). (automation_retry_execution, which was here:
+-- 20261202001000_inplace_upgrade.sql.) Idempotent.
 
 create or replace function public.automation_begin_deliveries(p_deliveries jsonb)
 returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
@@ -85,58 +84,10 @@ $$;
 comment on function public.automation_begin_deliveries(jsonb) is
   'Records delivery intents (automation.DeliveryIntent[]) in the ledger before a provider call, fenced by a held lease. Answers per intent (automation.DeliveryBegun[], input order): new, sent, ambiguous (began before, never finished: now unknown), failed, invalid (no idempotency key, unknown channel, empty recipient, or a key repeated within the call: nothing recorded, never send), expired (the execution''s deadline has passed: nothing recorded, never send), or stale (lease not held).';
 
-create or replace function public.automation_retry_execution(p_id uuid)
-returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
-declare
-  v_old public.automation_execution_logs;
-begin
-  select * into v_old from public.automation_execution_logs e where e.id = p_id for update;
-  if not found then
-    return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', '', 'reason', 'not_found');
-  end if;
-  if v_old.status not in ('failed', 'cancelled', 'skipped') then
-    return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', v_old.status, 'reason', 'not_finished');
-  end if;
-  if v_old.deadline_at is not null and v_old.deadline_at <= now() then
-    -- it would only expire again (never send an appointment reminder after the appointment)
-    return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', v_old.status, 'reason', 'past_deadline');
-  end if;
+-- automation_retry_execution: moved to 20261202001000_inplace_upgrade.sql when
+-- the analytics columns took the replaced system's names.
 
-  update public.automation_execution_logs e set updated_at = now(),
-    status = 'pending', attempt = 0, next_attempt_at = now(), dispatched_at = null,
-    error_code = null, error_message = null, completed_at = null,
-    lease_token = null, lease_expires_at = null
-  where e.id = p_id;
-
-  -- the outcome it had is taken back from the counters (the counter trigger
-  -- adds the next one): one execution, counted once
-  update public.automation_workflows w set
-    execution_count = greatest(w.execution_count - 1, 0),
-    failure_count = greatest(w.failure_count - (v_old.status = 'failed')::int, 0),
-    skipped_count = greatest(w.skipped_count - (v_old.status = 'skipped')::int, 0)
-  where w.id = v_old.workflow_id;
-  update public.automation_analytics a set
-    executions = greatest(a.executions - 1, 0),
-    failed = greatest(a.failed - (v_old.status = 'failed')::int, 0),
-    skipped = greatest(a.skipped - (v_old.status = 'skipped')::int, 0),
-    updated_at = now()
-  where a.organization_id = v_old.organization_id and a.workflow_id = v_old.workflow_id
-    and a.date = (v_old.completed_at at time zone 'UTC')::date;
-
-  -- permanently failed deliveries may be tried again (e.g. after the address
-  -- was corrected); sent ones are never re-sent, unknown ones never re-sent
-  update public.automation_deliveries d set retryable = true
-  where d.execution_id = p_id and d.status = 'failed' and not d.retryable;
-
-  return jsonb_build_object('execution_id', p_id, 'applied', true, 'status', 'pending');
-end
-$$;
-comment on function public.automation_retry_execution(uuid) is
-  'Operator action: puts a failed, cancelled or skipped execution back to pending, due now, attempts reset (refused past its deadline). Its outcome is taken back from the workflow counters and analytics; its failed deliveries may be re-armed; deliveries recorded sent (or unknown) are never sent again (ledger). Answers {execution_id, applied, status, reason: not_found|not_finished|past_deadline}.';
-
-revoke all on function public.automation_begin_deliveries(jsonb),
-  public.automation_retry_execution(uuid)
+revoke all on function public.automation_begin_deliveries(jsonb)
   from public, anon, authenticated;
-grant execute on function public.automation_begin_deliveries(jsonb),
-  public.automation_retry_execution(uuid)
+grant execute on function public.automation_begin_deliveries(jsonb)
   to service_role;

@@ -313,88 +313,9 @@ $$;
 comment on function public.automation_check_appointments_run(timestamptz, uuid, uuid[]) is
   'Body of the appointment part of check_maintenance_reminders for organisation p_only (NULL: all) except p_except: one execution per job and scheduled start, hours_before ahead, deadline = the start; a new one skips the older pending ones of the same workflow and job (superseded). Returns the number created.';
 
--- scheduled: organisation-local frequency; a missed run fires once.
-create or replace function public.automation_check_scheduled_run(p_now timestamptz, p_only uuid, p_except uuid[])
-returns integer language plpgsql set search_path = public, pg_temp set jit = off
-  set plan_cache_mode = force_custom_plan as $$
-declare
-  v_count integer;
-  v_touched uuid[];
-begin
-  -- a schedule per valid active scheduled workflow; recomputed when its
-  -- configuration or the organisation's time zone changed
-  insert into public.automation_schedules as s
-    (workflow_id, organization_id, next_run_at, trigger_config, timezone)
-  select w.id, w.organization_id, public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now),
-         w.trigger_config, o.timezone
-  from public.automation_workflows w
-  join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-        from public.automation_src_organizations o
-        left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
-  left join public.automation_schedules cur on cur.workflow_id = w.id
-  where w.is_active and w.trigger_type = 'scheduled'
-    and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
-    and o.timezone is not null
-    and (p_only is null or w.organization_id = p_only)
-    and not (w.organization_id = any (p_except))
-    and (cur.workflow_id is null
-         or cur.trigger_config is distinct from w.trigger_config
-         or cur.timezone is distinct from o.timezone)
-    and public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) is not null
-  on conflict (workflow_id) do update set
-    next_run_at = excluded.next_run_at, trigger_config = excluded.trigger_config,
-    timezone = excluded.timezone, updated_at = now();
-
-  with due as (
-    select s.workflow_id, s.next_run_at as run_at, w.organization_id, w.max_attempts,
-           coalesce(w.trigger_config ->> 'audience', 'organization') as audience,
-           public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) as next_run
-    from public.automation_schedules s
-    join public.automation_workflows w
-      on w.id = s.workflow_id and w.organization_id = s.organization_id
-     and w.is_active and w.trigger_type = 'scheduled'
-    join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.automation_src_organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
-    where s.next_run_at <= p_now
-      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
-      and o.timezone is not null
-      and (p_only is null or w.organization_id = p_only)
-      and not (w.organization_id = any (p_except))
-    for update of s skip locked
-  ), targets as (
-    select d.*, 'organization'::text as subject_type, d.organization_id::text as subject_id, null::text as client_id,
-           format('scheduled:%s', to_char(d.run_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')) as okey
-    from due d where d.audience <> 'clients'
-    union all
-    select d.*, 'client', c.id::text, c.id::text,
-           format('scheduled:%s:client:%s', to_char(d.run_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), c.id::text)
-    from due d join public.automation_src_clients c on c.organization_id = d.organization_id
-    -- a client without an id is left out
-    where d.audience = 'clients' and coalesce(c.id::text, '') <> ''
-  ), ins as (
-    insert into public.automation_execution_logs
-      (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type,
-       subject_id, client_id, max_attempts, next_attempt_at, deadline_at, trigger_data)
-    select t.workflow_id, t.organization_id, 'run-workflow', 'scheduled', t.okey, t.subject_type,
-           t.subject_id, t.client_id, t.max_attempts, p_now,
-           greatest(t.next_run, p_now + interval '1 hour'),
-           jsonb_build_object('run_at', t.run_at)
-    from targets t
-    on conflict (workflow_id, occurrence_key) do nothing
-    returning workflow_id
-  ), advanced as (
-    update public.automation_schedules s set next_run_at = d.next_run, last_run_at = p_now, updated_at = now()
-    from due d where s.workflow_id = d.workflow_id and d.next_run is not null
-    returning 1
-  )
-  select count(*), array_agg(distinct workflow_id) into v_count, v_touched from ins;
-  perform public.automation_touch_workflows(v_touched, p_now);
-  return v_count;
-end
-$$;
-comment on function public.automation_check_scheduled_run(timestamptz, uuid, uuid[]) is
-  'Body of the scheduled part of check_automation_triggers for organisation p_only (NULL: all) except p_except: per valid active workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now. Returns the number created.';
+-- scheduled: automation_check_scheduled_run moved to
+-- 20261202001000_inplace_upgrade.sql when its schedule state became
+-- automation_schedule_state.
 
 -- stale_job: open jobs without activity for days_inactive days.
 create or replace function public.automation_check_stale_jobs_run(p_now timestamptz, p_only uuid, p_except uuid[])
@@ -737,7 +658,6 @@ comment on function public.process_pending_automations(interval, integer) is
 revoke all on function public.automation_check_invoices_run(timestamptz, uuid, uuid[]),
   public.automation_check_maintenance_run(timestamptz, uuid, uuid[]),
   public.automation_check_appointments_run(timestamptz, uuid, uuid[]),
-  public.automation_check_scheduled_run(timestamptz, uuid, uuid[]),
   public.automation_check_stale_jobs_run(timestamptz, uuid, uuid[]),
   public.automation_claim_rows(text, uuid[], integer, integer),
   public.process_pending_automations(interval, integer)

@@ -27,9 +27,9 @@ func TestAnalyticsDayIsUTCWhateverTheSessionZone(t *testing.T) {
 			pgtest.Exec(t, conn, `select set_config('TimeZone', $1, false)`, zone)
 			pgtest.Exec(t, conn, `update automation_execution_logs set status = 'completed', completed_at = now() where id = $1`, execs[0])
 			utcDay := `(now() at time zone 'UTC')::date`
-			assert.Equal(t, 1, pgtest.Int(t, conn, `select coalesce(sum(completed), 0)::int from automation_analytics where workflow_id = $1 and date = `+utcDay, wf), "trigger")
+			assert.Equal(t, 1, pgtest.Int(t, conn, `select coalesce(sum(success_count), 0)::int from automation_analytics where workflow_id = $1 and date = `+utcDay, wf), "trigger")
 			pgtest.Int(t, conn, `select update_automation_analytics()`)
-			assert.Equal(t, 1, pgtest.Int(t, conn, `select coalesce(sum(completed), 0)::int from automation_analytics where workflow_id = $1 and date = `+utcDay, wf), "recompute")
+			assert.Equal(t, 1, pgtest.Int(t, conn, `select coalesce(sum(success_count), 0)::int from automation_analytics where workflow_id = $1 and date = `+utcDay, wf), "recompute")
 			assert.Zero(t, pgtest.Int(t, conn, `select count(*)::int from automation_analytics where workflow_id = $1 and date <> `+utcDay, wf), "no row on another day")
 			pgtest.Exec(t, conn, `reset TimeZone`)
 		})

@@ -176,8 +176,8 @@ func TestLocalSendWindow(t *testing.T) {
 
 	// scheduled daily 09:30 local
 	pgtest.Int(t, db, `select check_automation_triggers($1)`, now)
-	nyRun := local(ny, `select next_run_at from automation_schedules where organization_id = $1`).In(nyLoc)
-	sydRun := local(syd, `select next_run_at from automation_schedules where organization_id = $1`).In(sydLoc)
+	nyRun := local(ny, `select next_run_at from automation_schedule_state where organization_id = $1`).In(nyLoc)
+	sydRun := local(syd, `select next_run_at from automation_schedule_state where organization_id = $1`).In(sydLoc)
 	assert.Equal(t, time.Date(2026, 12, 1, 9, 30, 0, 0, nyLoc), nyRun)
 	assert.Equal(t, time.Date(2026, 12, 2, 9, 30, 0, 0, sydLoc), sydRun)
 	// each run fires at its own instant
@@ -206,7 +206,7 @@ func TestScheduledMissedRunFiresOnce(t *testing.T) {
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers($1)`, t0.Add(5*time.Hour)))
 	require.Zero(t, pgtest.Int(t, db, `select check_automation_triggers($1)`, t0.Add(5*time.Hour+time.Minute)))
 	var next time.Time
-	require.NoError(t, db.QueryRow(bg, `select next_run_at from automation_schedules where workflow_id = $1`, wf).Scan(&next))
+	require.NoError(t, db.QueryRow(bg, `select next_run_at from automation_schedule_state where workflow_id = $1`, wf).Scan(&next))
 	assert.Equal(t, t0.Add(5*time.Hour+15*time.Minute), next.UTC())
 	assert.Equal(t, "run-workflow", pgtest.Text(t, db, `select action from automation_execution_logs where workflow_id = $1`, wf))
 	assert.Equal(t, "organization", pgtest.Text(t, db, `select subject_type from automation_execution_logs where workflow_id = $1`, wf))

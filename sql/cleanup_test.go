@@ -32,7 +32,7 @@ func TestCleanupKeepsLiveOccurrenceKeys(t *testing.T) {
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`)) // stale job (schedule created)
-	pgtest.Exec(t, db, `update automation_schedules set next_run_at = now() - interval '1 minute' where workflow_id = $1`, sched)
+	pgtest.Exec(t, db, `update automation_schedule_state set next_run_at = now() - interval '1 minute' where workflow_id = $1`, sched)
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`)) // scheduled run
 
 	// every reminder went out 100 days ago

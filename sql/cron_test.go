@@ -116,7 +116,7 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 	analytics := rows(t, cronDB, `SELECT * FROM automation_analytics WHERE date = CURRENT_DATE;`)
 	found := false
 	for _, a := range analytics {
-		if fmt.Sprint(a["workflow_id"]) == fmt.Sprint(wfBytes(wf)) && a["completed"] == int32(1) {
+		if fmt.Sprint(a["workflow_id"]) == fmt.Sprint(wfBytes(wf)) && a["success_count"] == int32(1) {
 			found = true
 		}
 	}
@@ -182,8 +182,8 @@ func TestCronChecksSucceedWithBadRows(t *testing.T) {
 	}
 	assert.Equal(t, "succeeded", pgtest.Text(t, cronDB, `select d.status from cron.job_run_details d join cron.job j using (jobid)
 		where j.jobname = $1 order by d.start_time limit 1`, job))
-	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_schedules where workflow_id = $1`, goodWf))
-	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_schedules where workflow_id in ($1, $2)`, badWf, marsWf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_schedule_state where workflow_id = $1`, goodWf))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_schedule_state where workflow_id in ($1, $2)`, badWf, marsWf))
 	assert.Equal(t, 3, pgtest.Int(t, db, `select count(*) from automation_check_problems where organization_id = $1 and code = 'invalid_config'`, bad))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_check_problems where organization_id = $1 and code = 'invalid_timezone'`, mars))
 	assert.Equal(t, 4, pgtest.Int(t, db, `select check_problems from automation_queue_health`))

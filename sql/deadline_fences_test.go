@@ -43,7 +43,7 @@ func TestRetryTakesBackTheUTCDayWhateverTheSessionZone(t *testing.T) {
 			require.Len(t, execs, 1)
 			require.True(t, operate(t, db, `select automation_cancel_execution($1)`, execs[0]).Applied)
 			utcDay := `(now() at time zone 'UTC')::date`
-			require.Equal(t, 1, pgtest.Int(t, db, `select executions from automation_analytics where workflow_id = $1 and date = `+utcDay, wf))
+			require.Equal(t, 1, pgtest.Int(t, db, `select execution_count from automation_analytics where workflow_id = $1 and date = `+utcDay, wf))
 
 			conn, err := db.Acquire(t.Context())
 			require.NoError(t, err)
@@ -51,7 +51,7 @@ func TestRetryTakesBackTheUTCDayWhateverTheSessionZone(t *testing.T) {
 			pgtest.Exec(t, conn, `select set_config('TimeZone', $1, false)`, zone)
 			require.True(t, operate(t, conn, `select automation_retry_execution($1)`, execs[0]).Applied)
 			pgtest.Exec(t, conn, `reset TimeZone`)
-			assert.Zero(t, pgtest.Int(t, db, `select executions from automation_analytics where workflow_id = $1 and date = `+utcDay, wf),
+			assert.Zero(t, pgtest.Int(t, db, `select execution_count from automation_analytics where workflow_id = $1 and date = `+utcDay, wf),
 				"the outcome is taken back from its own day")
 		})
 	}

@@ -105,7 +105,7 @@ func TestRetryExecution(t *testing.T) {
 	}
 	assert.Zero(t, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf), "outcomes taken back")
 	assert.Zero(t, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
-	assert.Zero(t, pgtest.Int(t, db, `select executions from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Zero(t, pgtest.Int(t, db, `select execution_count from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 
 	// due now (no makeDue): claimed at once; the sent email is not sent again, the failed SMS may be
 	got = pgtest.Claim(t, db, automation.ActionInvoiceReminder, []uuid.UUID{failed, cancelled}, 10, 60)

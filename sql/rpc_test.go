@@ -243,12 +243,12 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 	}
 	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf))
-	assert.Equal(t, 1, pgtest.Int(t, db, `select failed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 	// the hourly reconciliation agrees and does not re-add
 	pgtest.Int(t, db, `select update_automation_analytics()`)
 	pgtest.Int(t, db, `select update_automation_analytics()`)
-	assert.Equal(t, 1, pgtest.Int(t, db, `select failed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, pgtest.Int(t, db, `select executions from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select execution_count from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 
 	// retry_after_seconds overrides the backoff
 	_, _, _, execs2 := overdueSetup(t, db, 2, "6")
@@ -355,7 +355,7 @@ func TestBeginDeliveries(t *testing.T) {
 	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1 and status = 'sent'`, execs[0]))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select sms_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, pgtest.Int(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 	// a second report with the (now released) token changes nothing
 	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: tok, Status: automation.OutcomeCompleted})
@@ -363,7 +363,7 @@ func TestBeginDeliveries(t *testing.T) {
 	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 	pgtest.Int(t, db, `select update_automation_analytics()`)
 	assert.Equal(t, 1, pgtest.Int(t, db, `select emails_sent from automation_analytics where workflow_id = $1 and date = current_date`, wf))
-	assert.Equal(t, 1, pgtest.Int(t, db, `select completed from automation_analytics where workflow_id = $1 and date = current_date`, wf))
+	assert.Equal(t, 1, pgtest.Int(t, db, `select success_count from automation_analytics where workflow_id = $1 and date = current_date`, wf))
 }
 
 // Concurrent claimers and reporters over shared workflows: no deadlock, every
@@ -412,8 +412,8 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 	}
 	assert.Equal(t, 600, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed'`))
 	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(success_count) from automation_workflows`))
-	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(completed) from automation_analytics`))
-	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(actions_executed) from automation_execution_logs`))
+	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(success_count) from automation_analytics`))
+	assert.Equal(t, 600, pgtest.Int(t, db, `select sum(actions_count) from automation_execution_logs`))
 }
 
 // A completed outcome keeps the engine's error code (delivery_unknown) so

@@ -49,7 +49,7 @@ func TestRLSAndGrants(t *testing.T) {
 	require.Equal(t, "new", b[0].State)
 
 	tables := []string{"organizations", "organization_members", "clients", "invoices", "jobs",
-		"automation_workflows", "automation_execution_logs", "automation_deliveries", "automation_schedules", "automation_analytics",
+		"automation_workflows", "automation_execution_logs", "automation_deliveries", "automation_schedule_state", "automation_analytics",
 		"automation_src_organizations", "automation_src_clients", "automation_src_invoices", "automation_src_jobs"}
 	for _, tbl := range tables {
 		err := asRole(t, pool, "authenticated", userA, func(tx pgx.Tx) error {
@@ -139,7 +139,7 @@ func TestRLSAndGrants(t *testing.T) {
 		"automation_analytics automation_analytics_member_read SELECT {authenticated}",
 		"automation_deliveries automation_deliveries_member_read SELECT {authenticated}",
 		"automation_execution_logs automation_execution_logs_member_read SELECT {authenticated}",
-		"automation_schedules automation_schedules_member_read SELECT {authenticated}",
+		"automation_schedule_state automation_schedule_state_member_read SELECT {authenticated}",
 		"automation_workflows automation_workflows_member_read SELECT {authenticated}",
 		"clients clients_member_read SELECT {authenticated}",
 		"invoices invoices_member_read SELECT {authenticated}",

@@ -192,7 +192,7 @@ func TestEveryTriggerTypeWithAnyIDType(t *testing.T) {
 				return pgtest.Int(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
 			}
 			require.Equal(t, 2+2+2+1, checks(), "invoices, maintenance, appointments: 2 each; a stale job; the schedule is set up")
-			pgtest.Exec(t, db, `update automation_schedules set next_run_at = now() - interval '1 minute' where workflow_id = $1`, wf["scheduled"])
+			pgtest.Exec(t, db, `update automation_schedule_state set next_run_at = now() - interval '1 minute' where workflow_id = $1`, wf["scheduled"])
 			require.Equal(t, 4, checks(), "the scheduled run: one per client with an id")
 			require.Zero(t, checks(), "a second run creates nothing new")
 			require.Zero(t, pgtest.Int(t, db, `select count(*) from automation_check_problems`), "nothing skipped or failed")
@@ -417,7 +417,7 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 			has_table_privilege('anon', c.oid, 'select')) from pg_class c where c.oid = $1::regclass`, v), "%s: security_invoker, not for anon", v)
 	}
 	assert.Equal(t, before, keys(), "occurrence keys and ids unchanged")
-	pgtest.Exec(t, db, `update automation_schedules set next_run_at = $1::timestamptz`, runAt)
+	pgtest.Exec(t, db, `update automation_schedule_state set next_run_at = $1::timestamptz`, runAt)
 	require.Equal(t, 0, checks(), "no reminder created again")
 	assert.Equal(t, before, keys())
 

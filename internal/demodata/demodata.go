@@ -272,7 +272,7 @@ func Reset(ctx context.Context, db DB) error {
 var resetTables = []string{
 	"automation_deliveries",
 	"automation_analytics",
-	"automation_schedules",
+	"automation_schedule_state",
 	"automation_execution_logs",
 	"automation_workflows",
 	"invoices",
@@ -378,7 +378,7 @@ values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)`,
 		}
 		if w.TriggerType == "scheduled" && !inactive[w.ID] {
 			if _, err := tx.Exec(ctx, `
-insert into automation_schedules (workflow_id, organization_id, next_run_at, trigger_config, timezone)
+insert into automation_schedule_state (workflow_id, organization_id, next_run_at, trigger_config, timezone)
 select w.id, w.organization_id, $2, w.trigger_config, o.timezone
   from automation_workflows w join organizations o on o.id = w.organization_id
  where w.id = $1`, w.ID, now); err != nil {

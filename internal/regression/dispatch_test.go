@@ -131,7 +131,7 @@ func TestAutomationStateIsCrashSafe(t *testing.T) {
 		join pg_namespace n on n.oid = c.relnamespace
 		where n.nspname = 'public' and c.relkind in ('r', 'p') and c.relpersistence <> 'p'`)
 	assert.Empty(t, notLogged, "UNLOGGED or temporary tables in public")
-	for _, tbl := range []string{"automation_execution_logs", "automation_deliveries", "automation_workflows", "automation_schedules"} {
+	for _, tbl := range []string{"automation_execution_logs", "automation_deliveries", "automation_workflows", "automation_schedule_state"} {
 		assert.Equal(t, "p", pgtest.Text(t, db, `select relpersistence::text from pg_class where oid = ('public.' || $1)::regclass`, tbl), tbl)
 	}
 }

@@ -123,7 +123,7 @@ func TestBadWorkflowSkippedAlone(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(cases), pgtest.Int(t, db, `select check_problems from automation_queue_health`))
-	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_schedules where workflow_id = any ($1)`, badWf))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_schedule_state where workflow_id = any ($1)`, badWf))
 
 	// the tenant fixes a workflow: it runs, and its record is gone
 	fixed := badWf[13] // appointment "24h"

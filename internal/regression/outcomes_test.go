@@ -92,7 +92,7 @@ type analyticsRow struct {
 func analytics(t testing.TB, db pgtest.DB, wf uuid.UUID) analyticsRow {
 	t.Helper()
 	var a analyticsRow
-	require.NoError(t, db.QueryRow(bg, `select coalesce(sum(executions), 0), coalesce(sum(completed), 0), coalesce(sum(failed), 0),
+	require.NoError(t, db.QueryRow(bg, `select coalesce(sum(execution_count), 0), coalesce(sum(success_count), 0), coalesce(sum(failure_count), 0),
 		coalesce(sum(skipped), 0), coalesce(sum(emails_sent), 0), coalesce(sum(sms_sent), 0)
 		from automation_analytics where workflow_id = $1`, wf).Scan(&a.Executions, &a.Completed, &a.Failed, &a.Skipped, &a.EmailsSent, &a.SMSSent))
 	return a
@@ -187,7 +187,7 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1 and status = 'sent'`, sent), "a sent delivery turned failed")
 	assert.Equal(t, wantCounters, wfCounters(t, db, wf))
 	assert.Equal(t, wantAnalytics, analytics(t, db, wf))
-	assert.Equal(t, 2, pgtest.Int(t, db, `select actions_executed from automation_execution_logs where id = $1`, sent))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select actions_count from automation_execution_logs where id = $1`, sent))
 
 	// the hourly reconciliation agrees with the ground truth and is idempotent
 	assert.Zero(t, pgtest.Int(t, db, `select update_automation_analytics()`), "the reconciliation found figures to correct")

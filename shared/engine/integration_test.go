@@ -120,7 +120,7 @@ type execRow struct {
 func (s *stack) exec(t testing.TB, id uuid.UUID) execRow {
 	t.Helper()
 	var r execRow
-	require.NoError(t, s.db.QueryRow(bg, `select status, coalesce(error_code, ''), attempt, step_index, actions_executed, next_attempt_at
+	require.NoError(t, s.db.QueryRow(bg, `select status, coalesce(error_code, ''), attempt, step_index, actions_count, next_attempt_at
 		from automation_execution_logs where id = $1`, id).Scan(&r.Status, &r.ErrorCode, &r.Attempt, &r.Step, &r.Actions, &r.NextAttemptAt))
 	return r
 }

@@ -5,6 +5,14 @@
 -- release). Applied over the current schema by TestUpgradeKeepsOccurrenceKeys
 -- to recreate that state; never part of the migrations.
 
+-- (that release kept its schedule state in automation_schedules)
+alter table public.automation_schedule_state rename to automation_schedules;
+alter table public.automation_schedules rename constraint automation_schedule_state_pkey to automation_schedules_pkey;
+alter table public.automation_schedules
+  rename constraint automation_schedule_state_workflow_id_fkey to automation_schedules_workflow_id_fkey;
+alter index public.automation_schedule_state_due_idx rename to automation_schedules_due_idx;
+alter policy automation_schedule_state_member_read on public.automation_schedules rename to automation_schedules_member_read;
+
 drop index if exists public.clients_id_text_idx, public.jobs_id_text_idx, public.jobs_client_text_idx,
   public.jobs_completed_text_idx, public.invoices_id_text_idx;
 create index if not exists jobs_completed_idx on public.jobs (organization_id, client_id, completed_at desc)
