@@ -151,7 +151,8 @@ begin
   ) a
   left join public.automation_replaced_org_settings s on s.organization_id = p.organization_id
   where p.organization_id is not null
-    and p.id = (select min(x.id) from public.profiles x where x.organization_id = p.organization_id)$q$),
+    -- the organisation's row: its profile with the lowest id
+    and not exists (select 1 from public.profiles x where x.organization_id = p.organization_id and x.id < p.id)$q$),
       ('automation_src_clients', format($q$
   select c.id::text as id,
          %1$s as organization_id,
