@@ -359,7 +359,7 @@ func TestMissingColumnRefused(t *testing.T) {
 
 // The app keeps writing its tables as its signed-in users (the adapter's
 // index predicates run in their inserts and updates), and its users cannot
-// read dueflow's views or settings.
+// read dueflow's views or settings, nor run the marking hook.
 func TestAppKeepsWriting(t *testing.T) {
 	t.Parallel()
 	db := adapted(t, replaced.Options{})
@@ -385,6 +385,7 @@ func TestAppKeepsWriting(t *testing.T) {
 		`select count(*) from automation_src_organizations`, `select count(*) from automation_src_clients`,
 		`select count(*) from automation_src_jobs`, `select count(*) from automation_src_invoices`,
 		`select count(*) from automation_replaced_org_settings`, `select count(*) from automation_replaced_client_opt_outs`,
+		`select automation_mark_invoices_overdue()`,
 	} {
 		tx, err := db.Begin(bg)
 		require.NoError(t, err)
@@ -548,4 +549,21 @@ func TestLookupsUseIndexes(t *testing.T) {
 		  and u.status in ('scheduled', 'in_progress')`)
 	assert.Empty(t, seqScans(premise, data...), premise)
 	assert.Contains(t, premise, "idx_jobs_client_id")
+}
+
+// Views an install defined before (the fake uuids the issue reports:
+// md5('C-2001')::uuid) are replaced by the text-id ones, with a NOTICE.
+func TestEarlierViewsReplaced(t *testing.T) {
+	t.Parallel()
+	db, dsn := pgtest.NewEmptyDB(t)
+	require.NoError(t, replaced.Apply(bg, db, replaced.Options{}))
+	pgtest.Exec(t, db, `create view automation_src_clients as
+		select md5(c.id)::uuid as id, c.organization_id, c.first_name, c.last_name, c.email, c.phone,
+		       false as email_opt_out, false as sms_opt_out
+		from clients c`)
+	conn, notices := pgtest.NoticeConn(t, dsn)
+	require.NoError(t, replacedsystem.Apply(bg, conn))
+	assert.Contains(t, notices(), "dueflow: automation_src_clients had other columns; dropped and created again")
+	assert.Equal(t, "id text", pgtest.Columns(t, db, "automation_src_clients")[0])
+	assert.Equal(t, 8, pgtest.Int(t, db, `select count(*) from automation_src_clients where id like 'C-%'`))
 }
