@@ -82,6 +82,9 @@ $$;
 comment on function public.automation_replaced_invoice_status(text, text) is
   'dueflow (replaced-system adapter): an invoice''s status and payment_status in dueflow''s words: paid (either says paid), cancelled, sent (sent, unpaid, viewed, partial: open), overdue (open), draft; anything else lower-cased as is (not open).';
 
+grant execute on function public.automation_replaced_job_status(text),
+  public.automation_replaced_invoice_status(text, text) to public;
+
 -- The source views ---------------------------------------------------------------
 
 do $migration$
