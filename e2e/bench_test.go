@@ -242,7 +242,7 @@ func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency tim
 		}
 		var email, first, number, balance, from string
 		err := pool.QueryRow(r.Context(), `select c.email, c.first_name, i.number, i.balance::text, o.sender_email
-			from automation_execution_logs e join clients c on c.id = e.client_id join invoices i on i.id = e.subject_id
+			from automation_execution_logs e join clients c on c.id::text = e.client_id join invoices i on i.id::text = e.subject_id
 			join organizations o on o.id = e.organization_id where e.id = $1 and e.status = 'pending'`, req.ID).
 			Scan(&email, &first, &number, &balance, &from)
 		if err != nil {

@@ -138,7 +138,7 @@ func TestFunctionKilledMidBatch(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		var st string
 		require.NoError(t, db.QueryRow(ctx, `select d.status from automation_deliveries d join automation_execution_logs e on e.id = d.execution_id
-			join invoices i on i.id = e.subject_id where i.number = $1`, fmt.Sprintf("INV-%d", i)).Scan(&st))
+			join invoices i on i.id::text = e.subject_id where i.number = $1`, fmt.Sprintf("INV-%d", i)).Scan(&st))
 		to := fmt.Sprintf("client%d@example.com", i)
 		got := seen[to+"|"+fmt.Sprintf("Invoice INV-%d is overdue", i)]
 		if st == "sent" {

@@ -24,35 +24,75 @@ func mustExec(t testing.TB, db *pgxpool.Pool, sql string, args ...any) {
 	require.NoError(t, err, sql)
 }
 
+// textIDSchema is an adopted app schema whose clients, jobs and invoices
+// have text ids ('C-2001', 'J-1001', 'I-3001'): its tables, and the source
+// views pointed at them (the reference tables stay, unused).
+const textIDSchema = `
+	create sequence app_jobs_seq start 1001;
+	create sequence app_invoices_seq start 3001;
+	create table app_clients (id text primary key, organization_id uuid not null, first_name text, last_name text,
+	  email text, phone text, email_opt_out boolean not null default false, sms_opt_out boolean not null default false);
+	create table app_jobs (id text primary key default 'J-' || nextval('app_jobs_seq'), organization_id uuid not null,
+	  client_id text references app_clients (id), title text, job_type text, status text not null, scheduled_start timestamptz,
+	  completed_at timestamptz, address text, updated_at timestamptz not null default now());
+	create table app_invoices (id text primary key default 'I-' || nextval('app_invoices_seq'), organization_id uuid not null,
+	  client_id text not null references app_clients (id), job_id text references app_jobs (id), number text not null,
+	  status text not null, due_date date not null, total numeric(12,2) not null, balance numeric(12,2) not null,
+	  currency text not null, portal_url text not null default '', updated_at timestamptz not null default now());
+	create or replace view automation_src_clients with (security_invoker = true) as
+	  select id, organization_id, first_name, last_name, email, phone, email_opt_out, sms_opt_out from app_clients;
+	create or replace view automation_src_jobs with (security_invoker = true) as
+	  select id, organization_id, client_id, title, job_type, status, scheduled_start, completed_at, address, updated_at
+	  from app_jobs;
+	create or replace view automation_src_invoices with (security_invoker = true) as
+	  select id, organization_id, client_id, job_id, number, status, due_date, total, balance, currency, portal_url, updated_at
+	  from app_invoices;
+	create or replace function automation_mark_invoices_overdue(p_now timestamptz default now())
+	returns integer language sql set search_path = public, pg_temp as $$ select 0 $$`
+
 // seedScenario creates two organisations in different time zones whose send
 // window covers the whole day (the test does not depend on the time of day),
-// their clients, invoices, jobs and workflows. It returns the appointment's
-// start and the last service time (both truncated to the second).
-func seedScenario(t *testing.T, db *pgxpool.Pool) (apptStart, lastService time.Time) {
+// their clients, invoices, jobs and workflows: in the reference tables
+// (uuid ids), or with textIDs in textIDSchema's tables ('C-2001', ...). It
+// returns the appointment's start and the last service time (both truncated
+// to the second).
+func seedScenario(t *testing.T, db *pgxpool.Pool, textIDs bool) (apptStart, lastService time.Time) {
+	// the app's ids and tables: the reference schema's, or the text-id schema's
+	ids := strings.NewReplacer()
+	tables := strings.NewReplacer()
+	if textIDs {
+		mustExec(t, db, textIDSchema)
+		ids = strings.NewReplacer("'c0000000-0000-4000-8000-0000000000a1'", "'C-2001'", "'c0000000-0000-4000-8000-0000000000a2'", "'C-2002'",
+			"'c0000000-0000-4000-8000-0000000000a3'", "'C-2003'", "'c0000000-0000-4000-8000-0000000000b1'", "'C-2101'",
+			"'c0000000-0000-4000-8000-0000000000b2'", "'C-2102'")
+		tables = strings.NewReplacer("insert into clients ", "insert into app_clients ", "insert into invoices ", "insert into app_invoices ",
+			"insert into jobs ", "insert into app_jobs ")
+	}
+	app := func(sql string) string { return ids.Replace(tables.Replace(sql)) }
 	mustExec(t, db, `insert into organizations (id, name, timezone, country_code, send_window_start, send_window_end,
 		sender_name, sender_email, reply_to_email, phone, portal_url) values
 		($1, 'Acme Plumbing', 'America/New_York', 'US', '00:00', '23:59:59.999999', 'Acme Plumbing', 'billing@acme.test', 'office@acme.test', '+12125550100', 'https://pay.acme.test'),
 		($2, 'Brixton Heating', 'Europe/London', 'GB', '00:00', '23:59:59.999999', 'Brixton Heating', 'hello@brixton.test', '', '+442071234567', 'https://brixton.test')`, orgA, orgB)
-	mustExec(t, db, `insert into clients (id, organization_id, first_name, last_name, email, phone, email_opt_out, sms_opt_out) values
+	mustExec(t, db, app(`insert into clients (id, organization_id, first_name, last_name, email, phone, email_opt_out, sms_opt_out) values
 		('c0000000-0000-4000-8000-0000000000a1', $1, 'Alice', 'Anders', 'alice@example.com', '+12125550101', false, false),
 		('c0000000-0000-4000-8000-0000000000a2', $1, 'Bob', 'Brown', 'bob@example.com', '+12125550102', true, true),
 		('c0000000-0000-4000-8000-0000000000a3', $1, 'Carol', 'Chen', null, '(212) 555-0103', false, false),
 		('c0000000-0000-4000-8000-0000000000b1', $2, 'Dan', 'Davies', 'dan@example.co.uk', '07400 123456', false, false),
-		('c0000000-0000-4000-8000-0000000000b2', $2, 'Erin', 'Evans', 'erin@example.co.uk', null, false, false)`, orgA, orgB)
+		('c0000000-0000-4000-8000-0000000000b2', $2, 'Erin', 'Evans', 'erin@example.co.uk', null, false, false)`), orgA, orgB)
 	// due dates relative to each organisation's local today
-	mustExec(t, db, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance, currency) values
+	mustExec(t, db, app(`insert into invoices (organization_id, client_id, number, status, due_date, total, balance, currency) values
 		($1, 'c0000000-0000-4000-8000-0000000000a1', 'INV-1001', 'sent',    (now() at time zone 'America/New_York')::date - 8, 250.00, 120.50, 'USD'),
 		($1, 'c0000000-0000-4000-8000-0000000000a2', 'INV-1002', 'sent',    (now() at time zone 'America/New_York')::date - 3, 80.00, 80.00, 'USD'),
 		($1, 'c0000000-0000-4000-8000-0000000000a3', 'INV-1003', 'overdue', (now() at time zone 'America/New_York')::date - 2, 45.00, 45.00, 'USD'),
 		($1, 'c0000000-0000-4000-8000-0000000000a1', 'INV-1004', 'paid',    (now() at time zone 'America/New_York')::date - 10, 99.00, 0, 'USD'),
-		($2, 'c0000000-0000-4000-8000-0000000000b2', 'INV-2001', 'paid',    (now() at time zone 'Europe/London')::date - 5, 60.00, 0, 'GBP')`, orgA, orgB)
-	err := db.QueryRow(context.Background(), `insert into jobs (organization_id, client_id, title, job_type, status, scheduled_start, address) values
+		($2, 'c0000000-0000-4000-8000-0000000000b2', 'INV-2001', 'paid',    (now() at time zone 'Europe/London')::date - 5, 60.00, 0, 'GBP')`), orgA, orgB)
+	err := db.QueryRow(context.Background(), app(`insert into jobs (organization_id, client_id, title, job_type, status, scheduled_start, address) values
 		($1, 'c0000000-0000-4000-8000-0000000000b1', 'Boiler service', 'boiler', 'scheduled', date_trunc('second', now() + interval '3 hours'), '12 Acre & Lane')
-		returning scheduled_start`, orgB).Scan(&apptStart)
+		returning scheduled_start`), orgB).Scan(&apptStart)
 	require.NoError(t, err)
-	err = db.QueryRow(context.Background(), `insert into jobs (organization_id, client_id, title, job_type, status, completed_at, updated_at) values
+	err = db.QueryRow(context.Background(), app(`insert into jobs (organization_id, client_id, title, job_type, status, completed_at, updated_at) values
 		($1, 'c0000000-0000-4000-8000-0000000000b2', 'Annual service', 'boiler', 'completed', date_trunc('second', now() - interval '7 months'), now() - interval '7 months')
-		returning completed_at`, orgB).Scan(&lastService)
+		returning completed_at`), orgB).Scan(&lastService)
 	require.NoError(t, err)
 
 	mustExec(t, db, `insert into automation_workflows (id, organization_id, name, trigger_type, trigger_config, steps) values
@@ -74,11 +114,19 @@ func seedScenario(t *testing.T, db *pgxpool.Pool) (apptStart, lastService time.T
 	return apptStart, lastService
 }
 
+// TestEndToEndScenario runs the scenario on the reference schema (uuid ids)
+// and on an adopted schema with text ids: the same executions, messages and
+// ledger.
 func TestEndToEndScenario(t *testing.T) {
+	t.Run("reference", func(t *testing.T) { endToEndScenario(t, false) })
+	t.Run("text ids", func(t *testing.T) { endToEndScenario(t, true) })
+}
+
+func endToEndScenario(t *testing.T, textIDs bool) {
 	ctx := context.Background()
 	s := startStack(t, stackOptions{})
 	db := s.Pool()
-	apptStart, lastService := seedScenario(t, db)
+	apptStart, lastService := seedScenario(t, db, textIDs)
 
 	// Unsigned calls are refused before any database work.
 	resp, err := http.Post(s.GatewayURL()+"/functions/v1/invoice-reminder", "application/json",
@@ -102,7 +150,8 @@ func TestEndToEndScenario(t *testing.T) {
 	// Executions: exactly these, in exactly these final states.
 	rows, err := db.Query(ctx, `
 		select coalesce(i.number, e.trigger_type), e.status, coalesce(e.error_code, ''), e.attempt
-		from automation_execution_logs e left join invoices i on i.id = e.subject_id
+		from automation_execution_logs e
+		left join automation_src_invoices i on e.subject_type = 'invoice' and i.id = e.subject_id
 		order by 1`)
 	require.NoError(t, err)
 	var got []string
@@ -123,6 +172,13 @@ func TestEndToEndScenario(t *testing.T) {
 		"maintenance_due completed ",
 		"scheduled completed ",
 	}, got, "no execution for the paid invoice, none for organisation B's invoice workflow")
+	if textIDs {
+		var subjects []string
+		require.NoError(t, db.QueryRow(ctx, `select array_agg(concat_ws(' ', trigger_type, subject_id, client_id) order by trigger_type, subject_id)
+			from automation_execution_logs where subject_type <> 'organization'`).Scan(&subjects))
+		assert.Equal(t, []string{"appointment J-1001 C-2101", "invoice_overdue I-3001 C-2001", "invoice_overdue I-3002 C-2002",
+			"invoice_overdue I-3003 C-2003", "maintenance_due J-1002 C-2102"}, subjects, "the app's own ids")
+	}
 
 	// Emails: exactly these recipients, with the rendered values.
 	emails, err := s.Emails(ctx)

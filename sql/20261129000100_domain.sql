@@ -1,8 +1,9 @@
--- dueflow reference domain: organisations, members, clients, jobs, invoices,
--- and the source views the automation checks read. An existing app adopts
--- dueflow by redefining the automation_src_* views (and
--- automation_mark_invoices_overdue, whose reference definition is in
--- 20261202000200_check_isolation.sql) over its own tables. Idempotent.
+-- dueflow reference domain: organisations, members, clients, jobs, invoices.
+-- The source views the automation checks read over these tables are in
+-- 20261202000601_text_ids_reference.sql. An existing app adopts dueflow by
+-- defining the automation_src_* views (and automation_mark_invoices_overdue,
+-- whose reference definition is in 20261202000200_check_isolation.sql) over
+-- its own tables. Idempotent.
 
 create schema if not exists extensions;
 create extension if not exists pgcrypto with schema extensions;
@@ -117,9 +118,8 @@ create table if not exists public.invoices (
 
 create index if not exists clients_org_idx on public.clients (organization_id);
 create index if not exists jobs_client_idx on public.jobs (organization_id, client_id);
--- maintenance: a client's last completed service
-create index if not exists jobs_completed_idx on public.jobs (organization_id, client_id, completed_at desc)
-  where status = 'completed';
+-- maintenance: a client's last completed service (by the client id as text:
+-- jobs_completed_text_idx, 20261202000601_text_ids_reference.sql)
 -- appointment reminders: upcoming scheduled jobs
 create index if not exists jobs_upcoming_idx on public.jobs (organization_id, scheduled_start)
   where status = 'scheduled';
@@ -187,26 +187,6 @@ from unnest('{public.clients,public.jobs,public.invoices}'::regclass[]) t;
 
 revoke all on public.organizations, public.organization_members, public.clients, public.jobs, public.invoices from anon;
 
--- Source views: the only way the automation checks read app data.
--- security_invoker: a user querying them stays subject to the tables' RLS.
-create or replace view public.automation_src_organizations with (security_invoker = true) as
-  select id, name, timezone, country_code, send_window_start, send_window_end,
-         sender_name, sender_email, reply_to_email, phone, portal_url
-  from public.organizations;
-
-create or replace view public.automation_src_clients with (security_invoker = true) as
-  select id, organization_id, first_name, last_name, email, phone, email_opt_out, sms_opt_out
-  from public.clients;
-
-create or replace view public.automation_src_jobs with (security_invoker = true) as
-  select id, organization_id, client_id, title, job_type, status, scheduled_start,
-         completed_at, address, updated_at
-  from public.jobs;
-
-create or replace view public.automation_src_invoices with (security_invoker = true) as
-  select id, organization_id, client_id, job_id, number, status, due_date, total,
-         balance, currency, portal_url, updated_at
-  from public.invoices;
-
-revoke all on public.automation_src_organizations, public.automation_src_clients,
-  public.automation_src_jobs, public.automation_src_invoices from anon;
+-- Source views (automation_src_organizations, _clients, _jobs, _invoices):
+-- 20261202000601_text_ids_reference.sql defines the reference ones over these
+-- tables (ids as text) and never replaces an adopter's own.

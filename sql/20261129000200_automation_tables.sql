@@ -35,8 +35,9 @@ create table if not exists public.automation_execution_logs (
   trigger_type text not null,
   occurrence_key text not null,
   subject_type text not null check (subject_type in ('invoice', 'job', 'client', 'organization')),
-  subject_id uuid,
-  client_id uuid,
+  -- ids of any type, as text (installs from before: 20261202000600_text_ids.sql)
+  subject_id text,
+  client_id text,
   status text not null default 'pending'
     check (status in ('pending', 'running', 'completed', 'failed', 'skipped', 'cancelled')),
   attempt integer not null default 0 check (attempt >= 0),

@@ -46,9 +46,9 @@ func TestChecksAreTenantScoped(t *testing.T) {
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id <> $1`, a))
 	assert.Zero(t, pgtest.Int(t, db, `
 		select count(*) from automation_execution_logs e
-		left join invoices i on e.subject_type = 'invoice' and i.id = e.subject_id
-		left join jobs j on e.subject_type = 'job' and j.id = e.subject_id
-		left join clients c on c.id = e.client_id
+		left join invoices i on e.subject_type = 'invoice' and i.id::text = e.subject_id
+		left join jobs j on e.subject_type = 'job' and j.id::text = e.subject_id
+		left join clients c on c.id::text = e.client_id
 		where coalesce(i.organization_id, j.organization_id, e.organization_id) <> e.organization_id
 		   or (e.client_id is not null and c.organization_id is distinct from e.organization_id)`))
 	// the database refuses an execution whose workflow belongs to another org

@@ -257,12 +257,12 @@ func TestTenancyOfEveryTriggerType(t *testing.T) {
 	assert.Equal(t, wantOnce, perWorkflow(t, db, a))
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id <> $1`, a.org))
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs e
-		left join jobs j on e.subject_type = 'job' and j.id = e.subject_id
-		left join invoices i on e.subject_type = 'invoice' and i.id = e.subject_id
-		left join clients c on c.id = e.client_id
+		left join jobs j on e.subject_type = 'job' and j.id::text = e.subject_id
+		left join invoices i on e.subject_type = 'invoice' and i.id::text = e.subject_id
+		left join clients c on c.id::text = e.client_id
 		where coalesce(j.organization_id, i.organization_id, e.organization_id) <> e.organization_id
 		   or (e.client_id is not null and c.organization_id <> e.organization_id)`))
-	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where client_id in (select id from clients where organization_id = $1)`, b.org))
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where client_id in (select id::text from clients where organization_id = $1)`, b.org))
 
 	// a forged execution of A pointing at B's client and invoice: the claim
 	// document carries neither (the function then finds no recipient)

@@ -218,7 +218,7 @@ func TestUnforeseenErrorFailsOneOrganisation(t *testing.T) {
 	other := seedTenant(t, db, true)
 	faulty := seedTenant(t, db, true)
 	pgtest.Exec(t, db, fmt.Sprintf(`create or replace view automation_src_invoices with (security_invoker = true) as
-		select id, organization_id, client_id, job_id, number, status,
+		select id::text as id, organization_id, client_id::text as client_id, job_id::text as job_id, number, status,
 		       (case when organization_id = '%s' then 'not a date' else due_date::text end)::date as due_date,
 		       total, balance, currency, portal_url, updated_at
 		from invoices`, faulty.org))
@@ -255,7 +255,7 @@ func TestUnforeseenErrorFailsOneOrganisation(t *testing.T) {
 
 	// the view is repaired: the organisation is reminded, its record is gone
 	pgtest.Exec(t, db, `create or replace view automation_src_invoices with (security_invoker = true) as
-		select id, organization_id, client_id, job_id, number, status, due_date,
+		select id::text as id, organization_id, client_id::text as client_id, job_id::text as job_id, number, status, due_date,
 		       total, balance, currency, portal_url, updated_at
 		from invoices`)
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(2*time.Minute)))

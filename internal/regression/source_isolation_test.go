@@ -18,7 +18,7 @@ import (
 func breakInvoiceTotals(t testing.TB, db pgtest.DB, org uuid.UUID) {
 	t.Helper()
 	pgtest.Exec(t, db, fmt.Sprintf(`create or replace view automation_src_invoices with (security_invoker = true) as
-		select id, organization_id, client_id, job_id, number, status, due_date,
+		select id::text as id, organization_id, client_id::text as client_id, job_id::text as job_id, number, status, due_date,
 		       (case when organization_id = '%s' then 'ada@client.test owes' else total::text end)::numeric(12,2) as total,
 		       (case when organization_id = '%s' then 'ada@client.test owes' else balance::text end)::numeric(12,2) as balance,
 		       currency, portal_url, updated_at
@@ -58,7 +58,7 @@ func TestClaimIsolatesAnUnreadableSourceRow(t *testing.T) {
 
 	// the view mended, an operator retries it: it is claimed
 	pgtest.Exec(t, db, `create or replace view automation_src_invoices with (security_invoker = true) as
-		select id, organization_id, client_id, job_id, number, status, due_date, total, balance, currency, portal_url, updated_at
+		select id::text as id, organization_id, client_id::text as client_id, job_id::text as job_id, number, status, due_date, total, balance, currency, portal_url, updated_at
 		from invoices`)
 	require.True(t, pgtest.JSON[automation.Reported](t, db, `select automation_retry_execution($1)`, faulty[0]).Applied)
 	assert.Len(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, faulty, 10, 60), 1)
@@ -87,7 +87,7 @@ func TestDispatchGoesOnWhenAPremiseSkipFails(t *testing.T) {
 	assert.NotContains(t, probs[0].Message, "ada@client.test")
 
 	pgtest.Exec(t, db, `create or replace view automation_src_invoices with (security_invoker = true) as
-		select id, organization_id, client_id, job_id, number, status, due_date, total, balance, currency, portal_url, updated_at
+		select id::text as id, organization_id, client_id::text as client_id, job_id::text as job_id, number, status, due_date, total, balance, currency, portal_url, updated_at
 		from invoices`)
 	pgtest.Int(t, db, `select process_pending_automations()`)
 	assert.Empty(t, checkProblems(t, db), "cleared once the skip succeeds again")

@@ -60,7 +60,7 @@ func TestMovedOrCancelledAppointmentSkippedAtDispatch(t *testing.T) {
 	pgtest.Int(t, db, `select process_pending_automations()`)
 	byJob := func(job string) string {
 		return pgtest.Text(t, db, `select status || ' ' || coalesce(error_code, '-') from automation_execution_logs
-			where workflow_id = $1 and subject_id = $2::uuid`, wf, job)
+			where workflow_id = $1 and subject_id = $2::text`, wf, job)
 	}
 	assert.Equal(t, "skipped superseded", byJob(moved))
 	assert.Equal(t, "skipped subject_gone", byJob(cancelled))
@@ -89,7 +89,7 @@ func TestStaleJobReminderSupersededByActivity(t *testing.T) {
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
 	states := func(job string) string {
 		return pgtest.Text(t, db, `select string_agg(status || ' ' || coalesce(error_code, '-'), ', ' order by created_at)
-			from automation_execution_logs where workflow_id = $1 and subject_id = $2::uuid`, wf, job)
+			from automation_execution_logs where workflow_id = $1 and subject_id = $2::text`, wf, job)
 	}
 	assert.Equal(t, "skipped superseded, pending -", states(jobs[0]))
 	pgtest.MakeDue(t, db)
@@ -170,11 +170,11 @@ func TestPiledUpInvoiceRemindersSendOnce(t *testing.T) {
 
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)
-	perInvoice := map[uuid.UUID]int{}
+	perInvoice := map[string]int{}
 	for _, c := range got {
 		if c.Execution.WorkflowID == wf {
-			perInvoice[*c.Execution.SubjectID]++
+			perInvoice[c.Execution.SubjectID]++
 		}
 	}
-	assert.Equal(t, map[uuid.UUID]int{inv: 1, otherInv: 1}, perInvoice, "one reminder per invoice and workflow")
+	assert.Equal(t, map[string]int{inv.String(): 1, otherInv.String(): 1}, perInvoice, "one reminder per invoice and workflow")
 }

@@ -61,8 +61,8 @@ func claim(t *testing.T, pool *pgxpool.Pool, action string) []automation.Claimed
 }
 
 // TestReadmeAdoptionExample runs the README's "invoices belong to users"
-// example: the app's tables, then the redefined views and hooks, and checks
-// that the invoice check and the claim work through them.
+// example (bigint ids): the app's tables, then the redefined views and
+// hooks, and checks that the invoice check and the claim work through them.
 func TestReadmeAdoptionExample(t *testing.T) {
 	pool, _ := pgtest.NewDB(t)
 	ctx := t.Context()
@@ -74,12 +74,12 @@ func TestReadmeAdoptionExample(t *testing.T) {
 		mustExec(t, pool, `insert into auth.users (id, email) values ($1, $2)`, u, u.String()+"@example.com")
 		mustExec(t, pool, `insert into profiles (id, business_name, email, time_zone) values ($1, 'Ace Plumbing', 'ace@example.com', 'Europe/London')`, u)
 	}
-	var customer, overdue, paid uuid.UUID
-	require.NoError(t, pool.QueryRow(ctx, `insert into customers (owner_id, full_name, email) values ($1, 'Ada Lovelace King', 'ada@example.com') returning id`, user).Scan(&customer))
+	var customer, overdue, paid string
+	require.NoError(t, pool.QueryRow(ctx, `insert into customers (owner_id, full_name, email) values ($1, 'Ada Lovelace King', 'ada@example.com') returning id::text`, user).Scan(&customer))
 	require.NoError(t, pool.QueryRow(ctx, `insert into customer_invoices (owner_id, customer_id, invoice_no, issued, due_on, amount_cents, paid_cents)
-		values ($1, $2, 'INV-7', true, (now() at time zone 'Europe/London')::date - 8, 12000, 2000) returning id`, user, customer).Scan(&overdue))
+		values ($1, $2::bigint, 'INV-7', true, (now() at time zone 'Europe/London')::date - 8, 12000, 2000) returning id::text`, user, customer).Scan(&overdue))
 	require.NoError(t, pool.QueryRow(ctx, `insert into customer_invoices (owner_id, customer_id, invoice_no, issued, due_on, amount_cents, paid_at)
-		values ($1, $2, 'INV-8', true, (now() at time zone 'Europe/London')::date - 8, 5000, now()) returning id`, user, customer).Scan(&paid))
+		values ($1, $2::bigint, 'INV-8', true, (now() at time zone 'Europe/London')::date - 8, 5000, now()) returning id::text`, user, customer).Scan(&paid))
 	wf := pgtest.CreateWorkflow(t, pool, user, automation.TriggerInvoiceOverdue, `{"days_after_due":[1,7,14]}`, "")
 
 	var created int
@@ -90,15 +90,18 @@ func TestReadmeAdoptionExample(t *testing.T) {
 	got := claim(t, pool, automation.ActionInvoiceReminder)
 	require.Len(t, got, 1)
 	c := got[0]
-	assert.Equal(t, overdue, *c.Execution.SubjectID)
+	assert.Equal(t, overdue, c.Execution.SubjectID, "the bigint id as text")
+	assert.Equal(t, customer, c.Execution.ClientID)
 	assert.Equal(t, user, c.Organization.ID)
 	assert.Equal(t, "Europe/London", c.Organization.Timezone)
 	assert.Equal(t, "ace@example.com", c.Organization.SenderEmail)
 	require.NotNil(t, c.Client)
+	assert.Equal(t, customer, c.Client.ID)
 	assert.Equal(t, "Ada", c.Client.FirstName)
 	assert.Equal(t, "Lovelace King", c.Client.LastName)
 	assert.Equal(t, "ada@example.com", c.Client.Email)
 	require.NotNil(t, c.Invoice)
+	assert.Equal(t, overdue, c.Invoice.ID)
 	assert.Equal(t, "INV-7", c.Invoice.Number)
 	assert.Equal(t, "overdue", c.Invoice.Status)
 	assert.Equal(t, "120.00", c.Invoice.Total)
@@ -119,6 +122,92 @@ func TestReadmeAdoptionExample(t *testing.T) {
 		assert.Equal(t, want, n, "user %s", u)
 		require.NoError(t, tx.Rollback(ctx))
 	}
+}
+
+// TestReadmeTextIDs runs the README's text-id example: contacts, work orders
+// and bills keyed 'C-2001', 'J-1001', 'INV-3001' get their reminders, and the
+// claim carries those ids and rows.
+func TestReadmeTextIDs(t *testing.T) {
+	pool, _ := pgtest.NewDB(t)
+	mustExec(t, pool, readmeSQL(t, "adopt-text-app"))
+	mustExec(t, pool, readmeSQL(t, "adopt-text-views"))
+	var company uuid.UUID
+	require.NoError(t, pool.QueryRow(t.Context(), `insert into companies (name, time_zone, email)
+		values ('Ace Plumbing', 'Europe/London', 'office@ace.test') returning id`).Scan(&company))
+	mustExec(t, pool, `insert into contacts (id, company_id, first_name, last_name, company_name, email) values
+		('C-2001', $1, 'Ada', 'Lovelace', null, 'ada@example.com'),
+		('C-2002', $1, null, null, 'Acme Ltd', 'accounts@acme.test')`, company)
+	mustExec(t, pool, `insert into work_orders (id, company_id, contact_id, title, service_type, status, starts_at, finished_at, updated_at) values
+		('J-1001', $1, 'C-2002', 'Boiler service', 'service', 'completed', null, now() - interval '7 months', now() - interval '7 months'),
+		('J-1002', $1, 'C-2001', 'Leak inspection', 'repair', 'scheduled', now() + interval '3 hours', null, now()),
+		('J-1003', $1, 'C-2001', 'Kitchen repipe', 'repair', 'in-progress', null, null, now() - interval '10 days')`, company)
+	mustExec(t, pool, `insert into bills (id, company_id, contact_id, status, due_on, total, amount_paid) values
+		('INV-3001', $1, 'C-2001', 'sent', (now() at time zone 'Europe/London')::date - 8, 120, 20),
+		('INV-3002', $1, 'C-2002', 'paid', (now() at time zone 'Europe/London')::date - 8, 50, 50)`, company)
+	for tt, cfg := range map[string]string{automation.TriggerInvoiceOverdue: `{"days_after_due":[1,7]}`,
+		automation.TriggerMaintenanceDue: "", automation.TriggerAppointment: "", automation.TriggerStaleJob: `{"statuses":["in_progress"]}`} {
+		pgtest.CreateWorkflow(t, pool, company, tt, cfg, "")
+	}
+	assert.Equal(t, 4, pgtest.Int(t, pool, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`))
+	assert.Zero(t, pgtest.Int(t, pool, `select count(*) from automation_check_problems`))
+	pgtest.MakeDue(t, pool)
+
+	inv := claim(t, pool, automation.ActionInvoiceReminder)
+	require.Len(t, inv, 1)
+	assert.Equal(t, "INV-3001", inv[0].Execution.SubjectID)
+	assert.Equal(t, "C-2001", inv[0].Execution.ClientID)
+	require.NotNil(t, inv[0].Invoice)
+	assert.Equal(t, "INV-3001", inv[0].Invoice.Number)
+	assert.Equal(t, "100.00", inv[0].Invoice.Balance)
+	require.NotNil(t, inv[0].Client)
+	assert.Equal(t, "ada@example.com", inv[0].Client.Email)
+	assert.Equal(t, "Europe/London", inv[0].Organization.Timezone)
+
+	jobs := map[string]automation.Claimed{}
+	for _, c := range claim(t, pool, automation.ActionSendReminder) {
+		jobs[c.Execution.TriggerType] = c
+	}
+	for tt, want := range map[string]struct{ job, client, title, name string }{
+		automation.TriggerMaintenanceDue: {"J-1001", "C-2002", "Boiler service", "Acme Ltd"},
+		automation.TriggerAppointment:    {"J-1002", "C-2001", "Leak inspection", "Ada"},
+		automation.TriggerStaleJob:       {"J-1003", "C-2001", "Kitchen repipe", "Ada"},
+	} {
+		c, ok := jobs[tt]
+		require.True(t, ok, tt)
+		assert.Equal(t, want.job, c.Execution.SubjectID, tt)
+		assert.Equal(t, want.client, c.Execution.ClientID, tt)
+		require.NotNil(t, c.Job, tt)
+		assert.Equal(t, want.job, c.Job.ID, tt)
+		assert.Equal(t, want.title, c.Job.Title, tt)
+		require.NotNil(t, c.Client, tt)
+		assert.Equal(t, want.client, c.Client.ID, tt)
+		assert.Equal(t, want.name, c.Client.FirstName, tt)
+	}
+	assert.Len(t, jobs, 3)
+}
+
+// TestReadmeUUIDIDs runs the README's uuid example over the reference
+// schema: it is dueflow's own reference view, so the migrations keep
+// treating it as theirs (a README drifting from the migration fails here).
+func TestReadmeUUIDIDs(t *testing.T) {
+	pool, _ := pgtest.NewDB(t)
+	current := pgtest.Text(t, pool, `select pg_get_viewdef('public.automation_src_jobs'::regclass)`)
+	mustExec(t, pool, readmeSQL(t, "adopt-uuid"))
+	assert.Equal(t, current, pgtest.Text(t, pool, `select pg_get_viewdef('public.automation_src_jobs'::regclass)`))
+
+	org := pgtest.AllDayOrg(t, pool)
+	cl := pgtest.CreateClient(t, pool, org, "c@example.com", "")
+	var job uuid.UUID
+	require.NoError(t, pool.QueryRow(t.Context(), `insert into jobs (organization_id, client_id, title, status, scheduled_start)
+		values ($1, $2, 'Visit', 'scheduled', now() + interval '2 hours') returning id`, org, cl).Scan(&job))
+	pgtest.CreateWorkflow(t, pool, org, automation.TriggerAppointment, "", "")
+	require.Equal(t, 1, pgtest.Int(t, pool, `select check_maintenance_reminders()`))
+	pgtest.MakeDue(t, pool)
+	got := claim(t, pool, automation.ActionSendReminder)
+	require.Len(t, got, 1)
+	require.NotNil(t, got[0].Job)
+	assert.Equal(t, job.String(), got[0].Job.ID)
+	assert.Equal(t, cl.String(), got[0].Execution.ClientID)
 }
 
 // TestReadmeCancelAndRerun runs the README's cancel and re-run statements.

@@ -148,9 +148,9 @@ type Execution struct {
 	TriggerType    string          `json:"trigger_type"`
 	OccurrenceKey  string          `json:"occurrence_key"`
 	SubjectType    string          `json:"subject_type"` // invoice | job | client | organization
-	SubjectID      *uuid.UUID      `json:"subject_id"`
-	ClientID       *uuid.UUID      `json:"client_id"`
-	Attempt        int             `json:"attempt"` // 1 on the first claim
+	SubjectID      string          `json:"subject_id"`   // the subject's id as text (any id type of the app); "" = none
+	ClientID       string          `json:"client_id"`    // the client's id as text; "" = none (organisation-addressed)
+	Attempt        int             `json:"attempt"`      // 1 on the first claim
 	MaxAttempts    int             `json:"max_attempts"`
 	StepIndex      int             `json:"step_index"`
 	DeadlineAt     *time.Time      `json:"deadline_at"`
@@ -186,30 +186,30 @@ type Organization struct {
 
 // Client is the customer a reminder goes to.
 type Client struct {
-	ID          uuid.UUID `json:"id"`
-	FirstName   string    `json:"first_name"`
-	LastName    string    `json:"last_name"`
-	Email       string    `json:"email"`
-	Phone       string    `json:"phone"`
-	EmailOptOut bool      `json:"email_opt_out"`
-	SMSOptOut   bool      `json:"sms_opt_out"`
+	ID          string `json:"id"` // the app's id as text (uuid, bigint, 'C-2001', ...)
+	FirstName   string `json:"first_name"`
+	LastName    string `json:"last_name"`
+	Email       string `json:"email"`
+	Phone       string `json:"phone"`
+	EmailOptOut bool   `json:"email_opt_out"`
+	SMSOptOut   bool   `json:"sms_opt_out"`
 }
 
 // Invoice is the subject of an invoice reminder.
 type Invoice struct {
-	ID        uuid.UUID `json:"id"`
-	Number    string    `json:"number"`
-	Status    string    `json:"status"`   // draft | sent | overdue | paid | cancelled | void
-	DueDate   string    `json:"due_date"` // YYYY-MM-DD
-	Total     string    `json:"total"`    // decimal as text, e.g. "1250.00"
-	Balance   string    `json:"balance"`
-	Currency  string    `json:"currency"` // ISO 4217
-	PortalURL string    `json:"portal_url"`
+	ID        string `json:"id"` // the app's id as text
+	Number    string `json:"number"`
+	Status    string `json:"status"`   // draft | sent | overdue | paid | cancelled | void
+	DueDate   string `json:"due_date"` // YYYY-MM-DD
+	Total     string `json:"total"`    // decimal as text, e.g. "1250.00"
+	Balance   string `json:"balance"`
+	Currency  string `json:"currency"` // ISO 4217
+	PortalURL string `json:"portal_url"`
 }
 
 // Job is the subject of maintenance, stale-job and appointment reminders.
 type Job struct {
-	ID             uuid.UUID  `json:"id"`
+	ID             string     `json:"id"` // the app's id as text
 	Title          string     `json:"title"`
 	JobType        string     `json:"job_type"`
 	Status         string     `json:"status"` // scheduled | in_progress | completed | cancelled

@@ -74,14 +74,14 @@ func newFixture(t *testing.T, action string) *fixture {
 
 // invoiceDoc is a claimable overdue-invoice execution.
 func invoiceDoc(steps ...automation.Step) automation.Claimed {
-	sub := uuid.New()
+	sub := uuid.NewString()
 	return automation.Claimed{
 		Execution: automation.Execution{ID: uuid.New(), WorkflowID: uuid.New(), OrganizationID: uuid.New(),
 			Action: automation.ActionInvoiceReminder, TriggerType: automation.TriggerInvoiceOverdue,
-			SubjectType: "invoice", SubjectID: &sub, MaxAttempts: 5},
+			SubjectType: "invoice", SubjectID: sub, MaxAttempts: 5},
 		Workflow:     automation.Workflow{IsActive: true, TriggerType: automation.TriggerInvoiceOverdue, Steps: steps},
 		Organization: automation.Organization{Name: "Acme Heating", Timezone: "America/Chicago", CountryCode: "US", SenderEmail: "billing@acme.test", Phone: "+15550100"},
-		Client:       &automation.Client{ID: uuid.New(), FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.org", Phone: "+13125550123"},
+		Client:       &automation.Client{ID: uuid.NewString(), FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.org", Phone: "+13125550123"},
 		Invoice:      &automation.Invoice{ID: sub, Number: "INV-7", Status: "overdue", DueDate: "2026-11-01", Total: "120.00", Balance: "120.00", Currency: "USD"},
 	}
 }
@@ -611,7 +611,7 @@ func TestDefaultStepsWhenWorkflowHasNone(t *testing.T) {
 	doc := invoiceDoc()
 	doc.Execution.Action, doc.Execution.TriggerType, doc.Execution.SubjectType = automation.ActionSendReminder, automation.TriggerMaintenanceDue, "job"
 	doc.Invoice = nil
-	doc.Job = &automation.Job{ID: uuid.New(), Title: "Boiler service", Status: "completed"}
+	doc.Job = &automation.Job{ID: uuid.NewString(), Title: "Boiler service", Status: "completed"}
 	id := f.store.Add(doc)
 	f.process(t, id)
 	assert.Equal(t, automation.OutcomeCompleted, f.lastOutcome(t, id).Status)

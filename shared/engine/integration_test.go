@@ -93,7 +93,7 @@ func (s *stack) overdue(t testing.TB, steps string, emails ...string) (wf uuid.U
 	require.Equal(t, len(emails), n)
 	s.makeDue(t)
 	execs = map[string]uuid.UUID{}
-	rows, err := s.db.Query(bg, `select id, subject_id from automation_execution_logs where workflow_id = $1`, wf)
+	rows, err := s.db.Query(bg, `select id, subject_id::uuid from automation_execution_logs where workflow_id = $1`, wf)
 	require.NoError(t, err)
 	for rows.Next() {
 		var id, inv uuid.UUID
@@ -167,7 +167,7 @@ func TestIntegrationSendSkipAndLedger(t *testing.T) {
 	s := newStack(t)
 	_, execs := s.overdue(t, `[{"type":"send_email","subject":"Invoice {{invoice.number}}: {{invoice.balance}} due"}]`,
 		"ada@client.test", "", "paid@client.test")
-	_, err := s.db.Exec(bg, `update invoices set status = 'paid', balance = 0 where id = (select subject_id from automation_execution_logs where id = $1)`, execs["paid@client.test"])
+	_, err := s.db.Exec(bg, `update invoices set status = 'paid', balance = 0 where id::text = (select subject_id from automation_execution_logs where id = $1)`, execs["paid@client.test"])
 	require.NoError(t, err)
 
 	sum := process(t, s.engine(t, automation.ActionInvoiceReminder, nil), values(execs)...)

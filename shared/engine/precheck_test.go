@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 
 	"github.com/dueflow/dueflow/shared/automation"
@@ -19,8 +18,8 @@ func jobDoc(triggerType, jobStatus string) automation.Claimed {
 	doc.Execution.Action, doc.Execution.TriggerType, doc.Execution.SubjectType = automation.ActionSendReminder, triggerType, "job"
 	doc.Workflow.TriggerType = triggerType
 	doc.Invoice = nil
-	doc.Job = &automation.Job{ID: uuid.New(), Title: "Boiler service", Status: jobStatus, ScheduledStart: &start}
-	doc.Execution.SubjectID = &doc.Job.ID
+	doc.Job = &automation.Job{ID: "J-1001", Title: "Boiler service", Status: jobStatus, ScheduledStart: &start}
+	doc.Execution.SubjectID = doc.Job.ID
 	td, _ := json.Marshal(map[string]any{"scheduled_start": "2026-11-30T09:00:00+00:00", "hours_before": 24})
 	doc.Execution.TriggerData = td
 	return doc
