@@ -240,23 +240,22 @@ end
 $migration$;
 
 -- The replaced system's rows (no occurrence key yet): dueflow's values, and
--- the open ones closed without sending. Not counted: the counter trigger (if
--- already there, on a re-run) is bypassed for this statement.
+-- the open ones closed without sending. Counted nowhere: the counter trigger
+-- (automation_execution_logs_count, 20261202001000_inplace_upgrade.sql) comes
+-- later in the upgrade, and once dueflow's columns are there no row without an
+-- occurrence key can exist, so this runs once, before that trigger does. (The
+-- NOT VALID checks below then keep these rows from being updated at all, e.g.
+-- reopened by the replaced system's executor, while they are kept.)
 do $migration$
 declare
-  v_counted boolean := exists (select 1 from pg_trigger g where g.tgrelid = 'public.automation_execution_logs'::regclass
-                                 and g.tgname = 'automation_execution_logs_count');
   v_closed integer;
   v_rows integer;
 begin
-  if not exists (select 1 from public.automation_execution_logs e
-                 where e.occurrence_key is null
-                    or (e.occurrence_key like 'legacy:%'
-                        and e.status not in ('completed', 'failed', 'skipped', 'cancelled'))) then
-    return;
-  end if;
-  if v_counted then
-    alter table public.automation_execution_logs disable trigger automation_execution_logs_count;
+  if exists (select 1 from pg_trigger g where g.tgrelid = 'public.automation_execution_logs'::regclass
+             and g.tgname = 'automation_execution_logs_count')
+     and exists (select 1 from public.automation_execution_logs e where e.occurrence_key is null) then
+    raise exception 'dueflow: automation_execution_logs has rows without an occurrence key and the counter trigger: closing them would count them'
+      using hint = 'This file converts the replaced system''s rows before the counter trigger exists; apply the files in order.';
   end if;
   with legacy as (
     select e.id,
@@ -270,18 +269,16 @@ begin
     left join public.automation_workflows w2
       on e.workflow_id is null and w2.id::text = to_jsonb(e) ->> 'automation_id'
     where e.occurrence_key is null
-       or (e.occurrence_key like 'legacy:%' and e.status not in ('completed', 'failed', 'skipped', 'cancelled'))
   ), upd as (
     update public.automation_execution_logs e set
       workflow_id = l.workflow_id,
       organization_id = l.organization_id,
-      occurrence_key = coalesce(e.occurrence_key, 'legacy:' || e.id),
+      occurrence_key = 'legacy:' || e.id,
       trigger_data = coalesce(e.trigger_data, '{}'),
       -- never due: closed below, or finished long ago
-      next_attempt_at = case when e.occurrence_key is null then coalesce(e.created_at, now()) else e.next_attempt_at end,
-      lease_token = null, lease_expires_at = null,
+      next_attempt_at = coalesce(e.created_at, now()),
       status = case when l.open then 'cancelled' else e.status end,
-      error_code = case when l.open then 'legacy_not_sent' else e.error_code end,
+      error_code = case when l.open then 'legacy_not_sent' end,
       error_message = case when l.open then format(
           'not sent: left %s by the replaced system before the upgrade to dueflow; dueflow''s checks create the reminders still due',
           case when e.status ~ '^[a-z][a-z_-]{0,31}$' then e.status else 'open' end)
@@ -293,8 +290,8 @@ begin
     returning l.open
   )
   select count(*), count(*) filter (where open) into v_rows, v_closed from upd;
-  if v_counted then
-    alter table public.automation_execution_logs enable trigger automation_execution_logs_count;
+  if v_rows = 0 then
+    return;
   end if;
   raise notice 'dueflow: % execution rows of the replaced system kept as history; % left open by it closed without sending (error_code legacy_not_sent)',
     v_rows, v_closed;

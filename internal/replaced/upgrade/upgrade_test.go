@@ -1,0 +1,260 @@
+// Package upgrade_test upgrades the replaced system's database
+// (internal/replaced) in place with dueflow's core migrations and the
+// replaced_system adapter set, file by file as a user applies them (issue 9,
+// item 3): rows kept, the old open rows closed unsent and uncounted, the
+// app's writes still working, a second run changing nothing, a failed file
+// changing nothing. A package of its own: the end-to-end test uses its
+// cluster's pg_cron database.
+package upgrade_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/pgcluster"
+	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/internal/replaced"
+	migrations "github.com/dueflow/dueflow/sql"
+	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+var bg = context.Background()
+
+var coreOnly = func(f migrations.File) migrations.File { return f }
+
+// upgradeFiles are the files a user applies, in order: dueflow's core, then
+// the adapter set over the app's tables.
+func upgradeFiles(t testing.TB) []migrations.File {
+	t.Helper()
+	core, err := migrations.Files()
+	require.NoError(t, err)
+	adapter, err := replacedsystem.Files()
+	require.NoError(t, err)
+	for i := range core {
+		core[i] = coreOnly(core[i])
+	}
+	return append(core, adapter...)
+}
+
+// upgrade applies every file, each in its own transaction, on a connection
+// that records the server's notices, and returns them.
+func upgrade(t testing.TB, dsn string) []string {
+	t.Helper()
+	conn, notices := pgtest.NoticeConn(t, dsn)
+	for _, f := range upgradeFiles(t) {
+		require.NoError(t, pgcluster.ApplySQL(bg, conn, f.Name, f.SQL))
+	}
+	return notices()
+}
+
+// fixture is a database of the replaced system (no dueflow).
+func fixture(t testing.TB, o replaced.Options) (*pgxpool.Pool, string) {
+	t.Helper()
+	db, dsn := pgtest.NewEmptyDB(t)
+	require.NoError(t, replaced.Apply(bg, db, o))
+	return db, dsn
+}
+
+func containsNotice(notices []string, s string) bool {
+	for _, n := range notices {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// appTables are the replaced system's tables and the columns it had.
+var appTables = []string{"auth.users", "public.id_counters", "public.profiles", "public.clients", "public.jobs",
+	"public.estimates", "public.invoices", "public.automation_workflows", "public.automation_execution_logs",
+	"public.automation_schedules", "public.automation_analytics"}
+
+// appColumns lists each app table's columns as the replaced system has them.
+func appColumns(t testing.TB, db pgtest.DB) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, tb := range appTables {
+		out[tb] = pgtest.JSON[[]string](t, db, `select json_agg(attname order by attnum) from pg_attribute
+			where attrelid = $1::regclass and attnum > 0 and not attisdropped`, tb)
+	}
+	// dueflow's bookkeeping of the workflows (their problems and spec) fires
+	// the app's own trigger, which stamps updated_at on every update
+	out["public.automation_workflows"] = slices.DeleteFunc(out["public.automation_workflows"], func(c string) bool { return c == "updated_at" })
+	return out
+}
+
+// rowsOf returns the rows of table (only cols, "where" filtering), one text
+// line each, sorted.
+func rowsOf(t testing.TB, db pgtest.DB, table string, cols []string, where string) []string {
+	t.Helper()
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = pgx.Identifier{c}.Sanitize()
+	}
+	if where == "" {
+		where = "true"
+	}
+	return pgtest.JSON[[]string](t, db, fmt.Sprintf(`select coalesce(json_agg(x order by x), '[]') from
+		(select row(%s)::text as x from %s where %s) r`, strings.Join(quoted, ", "), table, where))
+}
+
+// The old system's open execution rows (months-old pending ones in both
+// trigger_data shapes, a running one without lease, processing, delayed, and
+// the pending row its row trigger logged for J-1003).
+const openLogs = `status not in ('completed', 'failed')`
+
+// Every row survives with its own columns unchanged; the open execution rows
+// alone are closed, unsent (cancelled, legacy_not_sent, a message saying
+// why), and counted nowhere: workflow counters and analytics are as the app
+// left them, no execution is due or pending, and the replaced system's other
+// rows keep every column.
+func TestUpgradeKeepsRows(t *testing.T) {
+	t.Parallel()
+	for _, o := range []replaced.Options{{}, {OlderInstall: true}} {
+		t.Run(fmt.Sprintf("older=%v", o.OlderInstall), func(t *testing.T) {
+			t.Parallel()
+			db, dsn := fixture(t, o)
+			cols := appColumns(t, db)
+			before := map[string][]string{}
+			for _, tb := range appTables {
+				before[tb] = rowsOf(t, db, tb, cols[tb], "")
+			}
+			logCols := cols["public.automation_execution_logs"]
+			history := rowsOf(t, db, "automation_execution_logs", logCols, "not ("+openLogs+")")
+			var kept []string // what closing leaves as it was
+			for _, c := range logCols {
+				if c != "status" && c != "completed_at" && c != "error_message" && c != "workflow_id" && c != "organization_id" {
+					kept = append(kept, c)
+				}
+			}
+			openKept := rowsOf(t, db, "automation_execution_logs", kept, openLogs)
+			open := pgtest.JSON[[]string](t, db, `select json_agg(id::text || ':' || status order by id) from automation_execution_logs where `+openLogs)
+			require.Len(t, open, 11)
+
+			notices := upgrade(t, dsn)
+			assert.True(t, containsNotice(notices, "18 execution rows of the replaced system kept as history; 11 left open by it closed without sending"), "%v", notices)
+
+			for _, tb := range appTables {
+				if tb == "public.automation_execution_logs" {
+					continue
+				}
+				assert.Equal(t, before[tb], rowsOf(t, db, tb, cols[tb], ""), "%s: every row, every column of the app", tb)
+			}
+			// history untouched; the open rows closed, their other columns kept
+			assert.Equal(t, history, rowsOf(t, db, "automation_execution_logs", logCols, "error_code is distinct from 'legacy_not_sent'"))
+			assert.Equal(t, openKept, rowsOf(t, db, "automation_execution_logs", kept, "error_code = 'legacy_not_sent'"))
+			closed := pgtest.JSON[[]string](t, db, `select json_agg(id::text || ':' || split_part(split_part(error_message, 'left ', 2), ' ', 1)
+				order by id) from automation_execution_logs where status = 'cancelled' and error_code = 'legacy_not_sent'
+				and completed_at is not null and lease_token is null and occurrence_key = 'legacy:' || id`)
+			assert.Equal(t, open, closed, "exactly the open rows, the message naming the old status")
+			assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status in ('pending', 'running')`))
+			assert.Zero(t, pgtest.Int(t, db, `select pending_count + running_count from automation_system_health`))
+			assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where occurrence_key not like 'legacy:%'`))
+
+			// workflows and organisations from the workflow (automation_id too)
+			assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs e
+				left join automation_workflows w on w.id = e.workflow_id
+				where w.id is null or e.organization_id is distinct from w.organization_id`))
+			assert.Equal(t, replaced.WorkflowJobStatusChanged+" "+replaced.OrgA, pgtest.Text(t, db,
+				`select workflow_id || ' ' || organization_id from automation_execution_logs where id = $1`, replaced.LogPendingNoWorkflow60d))
+			// counted nowhere
+			assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_workflows where failure_count <> 0 or skipped_count <> 0`))
+			assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_analytics where organization_id is null`),
+				"the app's analytics rows carry their workflow's organisation")
+			// the hourly recompute counts the history, never the rows closed unsent
+			pgtest.Exec(t, db, `select update_automation_analytics()`)
+			utcToday := `(now() at time zone 'UTC')::date`
+			assert.Equal(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs
+				where (completed_at at time zone 'UTC')::date = `+utcToday+` and error_code is distinct from 'legacy_not_sent'`),
+				pgtest.Int(t, db, `select coalesce(sum(execution_count), 0) from automation_analytics where date = `+utcToday))
+			assert.Equal(t, 11, pgtest.Int(t, db, `select count(*) from automation_execution_logs
+				where (completed_at at time zone 'UTC')::date = `+utcToday+` and error_code = 'legacy_not_sent'`))
+		})
+	}
+}
+
+// TEMPORARY until the core split lands: the core without the reference domain.
+func init() {
+	coreOnly = func(f migrations.File) migrations.File {
+		if !strings.HasPrefix(f.Name, "20261129000100") {
+			return f
+		}
+		sql := f.SQL
+		i := strings.Index(sql, "create table if not exists public.organizations")
+		j := strings.Index(sql, "-- The member-read policy of")
+		k := strings.Index(sql, "alter table public.organizations enable")
+		f.SQL = sql[:i] + "create or replace function public.automation_current_org_ids() returns setof uuid language sql stable as 'select null::uuid where false';\n" + sql[j:k]
+		return f
+	}
+}
+
+// applyFile applies one file of the upgrade again, in its own transaction.
+func applyFile(t testing.TB, db pgcluster.Beginner, name string) {
+	t.Helper()
+	for _, f := range upgradeFiles(t) {
+		if f.Name == name {
+			require.NoError(t, pgcluster.ApplySQL(bg, db, f.Name, f.SQL))
+			return
+		}
+	}
+	t.Fatalf("no file %s", name)
+}
+
+// The replaced system's rows are history: its executor (an Edge Function
+// that may still be deployed) cannot reopen one, and an operator's retry is
+// refused, so none is ever sent or counted by dueflow.
+func TestLegacyRowsStayClosed(t *testing.T) {
+	t.Parallel()
+	db, dsn := fixture(t, replaced.Options{})
+	upgrade(t, dsn)
+	_, err := db.Exec(bg, `update automation_execution_logs set status = 'pending', error_code = null, completed_at = null where id = $1`,
+		replaced.LogPendingInvoice2h)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	assert.Equal(t, "23514", pgErr.Code, pgErr.Message)
+	for _, id := range []string{replaced.LogPendingInvoice2h, "50000000-0000-4000-8000-000000000008"} { // closed unsent, failed history
+		assert.Equal(t, `{"reason": "legacy", "applied": false}`, pgtest.Text(t, db,
+			`select automation_retry_execution($1) - 'execution_id' - 'status'`, id))
+	}
+	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'pending'`))
+}
+
+// The replaced system's row trigger stays on its four tables and creates
+// nothing; the functions its retired cron jobs called are gone, and so are
+// its zero-argument versions of dueflow's checks.
+func TestOldTriggersAndFunctions(t *testing.T) {
+	t.Parallel()
+	db, dsn := fixture(t, replaced.Options{})
+	notices := upgrade(t, dsn)
+	assert.Equal(t, "clients,estimates,invoices,jobs", pgtest.Text(t, db, `select string_agg(c.relname::text, ',' order by c.relname)
+		from pg_trigger g join pg_class c on c.oid = g.tgrelid
+		where g.tgfoid = 'public.handle_universal_automation_triggers'::regproc`))
+	logs := pgtest.Int(t, db, `select count(*) from automation_execution_logs`)
+	counts := pgtest.Text(t, db, `select string_agg(execution_count::text, ',' order by id) from automation_workflows`)
+	// what used to log pending rows (and count them): a completed job, an
+	// invoice updated past due, a new client
+	pgtest.Exec(t, db, `update jobs set status = 'completed' where id = 'J-1001'`)
+	pgtest.Exec(t, db, `update invoices set due_date = current_date - 4, status = 'sent' where id = '30000000-0000-4000-8000-0000000000b2'`)
+	pgtest.Exec(t, db, `insert into clients (user_id, name) values ($1, 'Walk-in')`, replaced.UserB1)
+	assert.Equal(t, logs, pgtest.Int(t, db, `select count(*) from automation_execution_logs`), "no execution from the row trigger")
+	assert.Equal(t, counts, pgtest.Text(t, db, `select string_agg(execution_count::text, ',' order by id) from automation_workflows`))
+	assert.True(t, containsNotice(notices, "handle_universal_automation_triggers() no longer creates executions"))
+
+	for _, f := range []string{"check_appointment_reminders", "seasonal_maintenance_reminders", "cleanup_automation_logs",
+		"check_automation_triggers", "check_overdue_invoices", "check_maintenance_reminders", "process_pending_automations",
+		"update_automation_analytics"} {
+		assert.Empty(t, pgtest.Text(t, db, `select coalesce(to_regprocedure($1)::text, '')`, "public."+f+"()"), f)
+	}
+	assert.True(t, containsNotice(notices, "dropped the replaced system's function cleanup_automation_logs() (no pg_cron job calls it any more"))
+}
