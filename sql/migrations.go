@@ -1,5 +1,8 @@
-// Package migrations embeds dueflow's SQL migrations (sql/*.sql) and applies
-// them in lexical order. The same files run with psql or the Supabase CLI.
+// Package migrations embeds dueflow's core SQL migrations (sql/*.sql) and
+// applies them in lexical order. The same files run with psql or the Supabase
+// CLI. The core never creates, alters or depends on the app's tables; the
+// optional reference domain (sql/reference, package reference) and adapters
+// (sql/adapters) are applied after it.
 package migrations
 
 import (
@@ -17,20 +20,26 @@ var files embed.FS
 
 // File is one migration.
 type File struct {
-	Name string // e.g. 20261129000100_domain.sql
+	Name string // e.g. 20261129000200_automation_tables.sql
 	SQL  string
 }
 
 // Files returns every migration in the order they apply.
 func Files() ([]File, error) {
-	names, err := fs.Glob(files, "*.sql")
+	return FilesOf(files)
+}
+
+// FilesOf returns the *.sql files at the top of fsys in the order they
+// apply (lexical), e.g. an optional migration set of sql/adapters.
+func FilesOf(fsys fs.FS) ([]File, error) {
+	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("migrations: list: %w", err)
 	}
 	sort.Strings(names)
 	out := make([]File, 0, len(names))
 	for _, n := range names {
-		b, err := files.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			return nil, fmt.Errorf("migrations: read %s: %w", n, err)
 		}
@@ -42,7 +51,13 @@ func Files() ([]File, error) {
 // Apply runs every migration in order, each in its own transaction. The
 // migrations are idempotent, so applying them again is safe.
 func Apply(ctx context.Context, db pgcluster.Beginner) error {
-	fl, err := Files()
+	return ApplyFS(ctx, db, files)
+}
+
+// ApplyFS runs the *.sql files of fsys (FilesOf) in order, each in its own
+// transaction.
+func ApplyFS(ctx context.Context, db pgcluster.Beginner, fsys fs.FS) error {
+	fl, err := FilesOf(fsys)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/internal/supacompat"
 	migrations "github.com/dueflow/dueflow/sql"
+	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // Database is the name of the application database the stack creates.
@@ -280,6 +281,10 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	if err := migrations.Apply(ctx, conn); err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	// the demo data and the stack's tests live in the reference domain
+	if err := reference.Apply(ctx, conn); err != nil {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	s.progress("postgres ready on 127.0.0.1:%d, database %s migrated (pg_cron jobs in %s; server log %s)", c.Port(), Database, c.CronDatabase(), c.LogFile())

@@ -11,17 +11,23 @@ import (
 
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	migrations "github.com/dueflow/dueflow/sql"
+	"github.com/dueflow/dueflow/sql/reference"
 )
 
-// ApplyMigration applies the one migration of sql/ named name (e.g.
-// "20261202000500_replaced_jobs_and_views.sql") in its own transaction, as
+// ApplyMigration applies the one migration named name (e.g.
+// "20261202000500_replaced_jobs_and_views.sql") of the core (sql/) or the
+// reference domain (sql/reference/) in its own transaction, as
 // migrations.Apply applies each file.
 func ApplyMigration(ctx context.Context, db pgcluster.Beginner, name string) error {
-	fl, err := migrations.Files()
+	core, err := migrations.Files()
 	if err != nil {
 		return err
 	}
-	for _, f := range fl {
+	ref, err := reference.Files()
+	if err != nil {
+		return err
+	}
+	for _, f := range append(core, ref...) {
 		if f.Name == name {
 			return pgcluster.ApplySQL(ctx, db, f.Name, f.SQL)
 		}
