@@ -57,6 +57,7 @@ type stackOptions struct {
 	env       []string
 	instances int
 	netConc   int
+	coreOnly  bool // the core migrations without the reference domain
 }
 
 // startStack starts a private local stack (own Postgres cluster, NoCron so
@@ -76,6 +77,7 @@ func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
 		BuiltFunctions: built,
 		Instances:      o.instances,
 		NetConcurrency: o.netConc,
+		CoreOnly:       o.coreOnly,
 		FunctionEnv:    o.env,
 		Logger:         slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})

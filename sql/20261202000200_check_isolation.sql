@@ -388,53 +388,9 @@ $$;
 comment on function public.check_automation_triggers(timestamptz) is
   'scheduled check (per workflow, in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now) and stale_job check (one execution per job and last activity; a new one skips the older pending ones of the same workflow and job as superseded), each isolated from the other. Workflows with problems and organisations with an unusable zone are skipped, and one organisation''s error fails it alone (automation_check_problems). Returns the number created.';
 
--- The reference overdue-marking hook, zone-safe: an organisation whose zone
--- is unusable is left out (NULL: UTC). Replaced only while it is dueflow's
--- reference definition (absent, the previous reference body, or this one):
--- an adopter's own hook, defined by a later migration, is kept.
-do $migration$
-declare
-  v_body constant text := $body$
-declare
-  v_count integer;
-  v_keep text := coalesce(current_setting('dueflow.keep_updated_at', true), '');
-begin
-  -- marking is not app activity: keep updated_at (see automation_touch_updated_at)
-  perform set_config('dueflow.keep_updated_at', 'on', true);
-  update public.invoices i set status = 'overdue'
-  where i.id in (
-    select x.id
-    from (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o
-    cross join lateral (
-      select i2.id from public.invoices i2
-      where i2.organization_id = o.id and i2.status = 'sent'
-        and i2.due_date < (p_now at time zone o.timezone)::date
-      offset 0 -- a per-organisation index range scan
-    ) x
-    where o.timezone is not null);
-  get diagnostics v_count = row_count;
-  perform set_config('dueflow.keep_updated_at', v_keep, true);
-  return v_count;
-end
-$body$;
-  v_src text;
-begin
-  select p.prosrc into v_src from pg_proc p
-  where p.oid = to_regprocedure('public.automation_mark_invoices_overdue(timestamptz)');
-  if v_src is null or v_src = v_body or md5(v_src) = '184e2b661177f436f4b917056b348185' then
-    execute format($f$create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
-      returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as %L$f$, v_body);
-  else
-    raise notice 'dueflow: automation_mark_invoices_overdue is the adopter''s own; kept as is';
-  end if;
-end
-$migration$;
-comment on function public.automation_mark_invoices_overdue(timestamptz) is
-  'Hook called by check_overdue_invoices(): marks sent invoices past due (organisation-local date; an organisation whose zone is unusable is left out, a NULL zone is UTC) as overdue. Redefine when adopting dueflow on other tables.';
-revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
-grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;
+-- The reference overdue-marking hook (automation_mark_invoices_overdue over the
+-- reference invoices) moved to reference/20261202000601_text_ids_reference.sql;
+-- the core's default (marks nothing) is in 20261129000050_core.sql.
 
 -- automation_report: moved to 20261202001000_inplace_upgrade.sql when its count
 -- of actions became actions_count.

@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
 )
 
 // previousHook is the reference automation_mark_invoices_overdue as
@@ -51,13 +50,13 @@ func TestMarkingHookUpgradedUnlessAdopted(t *testing.T) {
 	pgtest.Exec(t, db, previousHook)
 	_, err := db.Exec(bg, `select automation_mark_invoices_overdue()`)
 	require.Error(t, err, "the previous hook fails on an unknown zone")
-	require.NoError(t, migrations.Apply(bg, db))
+	require.NoError(t, pgtest.Migrate(bg, db))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select automation_mark_invoices_overdue()`), "upgraded: marks the other organisation's invoice")
 	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, inv))
 
 	pgtest.Exec(t, db, `create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
 		returns integer language sql stable set search_path = public, pg_temp as $$ select 0 $$`)
-	require.NoError(t, migrations.Apply(bg, db))
+	require.NoError(t, pgtest.Migrate(bg, db))
 	assert.Equal(t, " select 0 ", pgtest.Text(t, db, `select prosrc from pg_proc where oid = 'public.automation_mark_invoices_overdue(timestamptz)'::regprocedure`),
 		"an adopter's hook is kept")
 }

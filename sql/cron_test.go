@@ -13,7 +13,6 @@ import (
 
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/shared/automation"
-	migrations "github.com/dueflow/dueflow/sql"
 )
 
 var jobNames = []string{"check-automation-triggers", "check-overdue-invoices", "check-maintenance-reminders",
@@ -39,7 +38,7 @@ func TestCronFiresAndMonitoring(t *testing.T) {
 	cronDB, _ := pgtest.CronDB(t)
 
 	// jobs scheduled once, even when the migrations run again
-	require.NoError(t, migrations.Apply(bg, cronDB))
+	require.NoError(t, pgtest.Migrate(bg, cronDB))
 	for _, name := range jobNames {
 		assert.Equal(t, 1, pgtest.Int(t, cronDB, `select count(*) from cron.job where jobname = $1`, name), name)
 	}

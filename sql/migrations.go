@@ -1,5 +1,8 @@
-// Package migrations embeds dueflow's SQL migrations (sql/*.sql) and applies
-// them in lexical order. The same files run with psql or the Supabase CLI.
+// Package migrations embeds dueflow's core SQL migrations (sql/*.sql) and
+// applies them in lexical order. The same files run with psql or the Supabase
+// CLI. The core never creates, alters or depends on the app's tables; the
+// optional reference domain (sql/reference, package reference) and adapters
+// (sql/adapters) are applied after it.
 package migrations
 
 import (
@@ -17,7 +20,7 @@ var files embed.FS
 
 // File is one migration.
 type File struct {
-	Name string // e.g. 20261129000100_domain.sql
+	Name string // e.g. 20261129000200_automation_tables.sql
 	SQL  string
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	"github.com/dueflow/dueflow/internal/supacompat"
 	migrations "github.com/dueflow/dueflow/sql"
 )
 
@@ -23,14 +23,17 @@ func TestFilesOrdered(t *testing.T) {
 	}
 }
 
-// Re-applying the compatibility SQL and every migration must be a no-op.
+// Re-applying the compatibility SQL, the core and the reference domain must
+// be a no-op.
 func TestMigrationsRerun(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
 	ctx := context.Background()
-	require.NoError(t, supacompat.Apply(ctx, pool))
-	require.NoError(t, migrations.Apply(ctx, pool))
-	require.NoError(t, migrations.Apply(ctx, pool))
+	catalog, data := pgtest.Catalog(t, pool), pgtest.Digest(t, pool)
+	require.NoError(t, pgtest.Prepare(ctx, pool))
+	require.NoError(t, pgtest.Prepare(ctx, pool))
+	assert.Equal(t, catalog, pgtest.Catalog(t, pool))
+	assert.Equal(t, data, pgtest.Digest(t, pool))
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, `select count(*) from pg_tables where schemaname = 'public' and not rowsecurity`).Scan(&n))
 	require.Zero(t, n, "every public table has RLS enabled")

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
 )
 
 const replacedJobsFile = "20261202000500_replaced_jobs_and_views.sql"
@@ -97,7 +96,7 @@ func TestCronJobsUnderStableNames(t *testing.T) {
 	require.NoError(t, tx.Commit(bg))
 
 	conn, notices := pgtest.NoticeConn(t, dsn)
-	require.NoError(t, migrations.Apply(bg, conn))
+	require.NoError(t, pgtest.Migrate(bg, conn))
 
 	for _, n := range retiredJobs {
 		assert.Zero(t, pgtest.Int(t, cronDB, `select count(*) from cron.job where jobname = $1`, n), n)
@@ -124,7 +123,7 @@ func TestCronJobsUnderStableNames(t *testing.T) {
 	jobs := pgtest.CronJobs(t, cronDB)
 	view := pgtest.Text(t, cronDB, `select pg_get_viewdef('automation_cron_status'::regclass)`)
 	conn2, notices2 := pgtest.NoticeConn(t, dsn)
-	require.NoError(t, migrations.Apply(bg, conn2))
+	require.NoError(t, pgtest.Migrate(bg, conn2))
 	assert.Equal(t, jobs, pgtest.CronJobs(t, cronDB), "a second run changes no job")
 	assert.Equal(t, view, pgtest.Text(t, cronDB, `select pg_get_viewdef('automation_cron_status'::regclass)`))
 	assert.False(t, hasNotice(notices2(), "unscheduled"), "%q", dueflowNotices(notices2()))
@@ -148,7 +147,7 @@ func TestReplacedZeroArgumentFunctionsDropped(t *testing.T) {
 		require.ErrorAs(t, err, &pgErr, n)
 		require.Equal(t, "42725", pgErr.Code, "%s: %s", n, pgErr.Message)
 	}
-	require.NoError(t, migrations.Apply(bg, db), "every migration applies beside the zero-argument functions")
+	require.NoError(t, pgtest.Migrate(bg, db), "every migration applies beside the zero-argument functions")
 	for _, n := range names {
 		assert.Zero(t, pgtest.Int(t, db, `select count(*) from pg_proc where proname = $1 and pronargs = 0`, n), n)
 	}

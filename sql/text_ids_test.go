@@ -14,7 +14,6 @@ import (
 
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/shared/automation"
-	migrations "github.com/dueflow/dueflow/sql"
 )
 
 // idSchema is an app schema dueflow reads through its source views: the
@@ -408,7 +407,7 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 	require.Len(t, before, 6)
 	assert.Contains(t, before[1], " invoice:"+inv.String()+":", "keys made from uuid ids")
 
-	require.NoError(t, migrations.Apply(bg, db))
+	require.NoError(t, pgtest.Migrate(bg, db))
 	require.Subset(t, pgtest.Columns(t, db, "automation_execution_logs"), []string{"subject_id text", "client_id text"})
 	require.Subset(t, pgtest.Columns(t, db, "automation_src_invoices"), []string{"id text", "client_id text", "job_id text"},
 		"the previous reference view is replaced")
@@ -498,7 +497,7 @@ func TestReferenceViewsKeepAnAdoptersOwn(t *testing.T) {
 		  from clients where email is not null`)
 	own := viewdef("automation_src_clients")
 	conn, notices := pgtest.NoticeConn(t, dsn)
-	require.NoError(t, migrations.Apply(bg, conn))
+	require.NoError(t, pgtest.Migrate(bg, conn))
 	assert.Equal(t, own, viewdef("automation_src_clients"), "kept")
 	assert.True(t, hasPrefix(notices(), "dueflow: automation_src_clients: id is uuid (kept: your own view)"), "%q", notices())
 

@@ -30,6 +30,7 @@ import (
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/internal/supacompat"
 	migrations "github.com/dueflow/dueflow/sql"
+	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // Database is the name of the application database the stack creates.
@@ -68,6 +69,10 @@ type Config struct {
 	// BuiltFunctions maps function names to bootstrap binaries already built
 	// (tests build once per binary); missing ones are built.
 	BuiltFunctions map[string]string
+	// CoreOnly applies the core migrations without the reference domain, as
+	// an adopting app has them: its own migration then defines the source
+	// views and hooks. The demo leaves it false (its data is reference data).
+	CoreOnly bool
 }
 
 // TickResult describes one cycle run by Tick.
@@ -281,6 +286,12 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 	}
 	if err := migrations.Apply(ctx, conn); err != nil {
 		return fmt.Errorf("devstack: %w", err)
+	}
+	// the demo data and most of the stack's tests live in the reference domain
+	if !s.cfg.CoreOnly {
+		if err := reference.Apply(ctx, conn); err != nil {
+			return fmt.Errorf("devstack: %w", err)
+		}
 	}
 	s.progress("postgres ready on 127.0.0.1:%d, database %s migrated (pg_cron jobs in %s; server log %s)", c.Port(), Database, c.CronDatabase(), c.LogFile())
 	return nil

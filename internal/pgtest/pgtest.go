@@ -1,7 +1,9 @@
 // Package pgtest is the Postgres test harness: one private PostgreSQL 15 +
 // pg_cron cluster per test binary (started lazily, stopped by Main), a
-// template database with the Supabase compatibility SQL and every migration
-// applied, and an isolated clone of it per test (CREATE DATABASE ... TEMPLATE).
+// template database with the Supabase compatibility SQL, the core migrations
+// and the reference domain applied, and an isolated clone of it per test
+// (CREATE DATABASE ... TEMPLATE); NewCoreDB clones a second template without
+// the reference domain, NewEmptyDB has the compatibility SQL only.
 // It never skips: without PostgreSQL the test fails with a clear message.
 //
 // Beside the harness it holds what the database tests share: fixtures
@@ -31,10 +33,15 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/supacompat"
 	migrations "github.com/dueflow/dueflow/sql"
+	"github.com/dueflow/dueflow/sql/reference"
 )
 
-// TemplateDB is the name of the template database.
+// TemplateDB is the name of the template database (core and reference domain).
 const TemplateDB = "dueflow_template"
+
+// CoreTemplateDB is the name of the template database with the core
+// migrations only (NewCoreDB); built on first use.
+const CoreTemplateDB = "dueflow_core_template"
 
 var (
 	mu       sync.Mutex
@@ -44,6 +51,8 @@ var (
 	started  bool
 	cronOnce sync.Once
 	cronErr  error
+	coreOnce sync.Once
+	coreErr  error
 	seq      atomic.Int64
 	cloneMu  sync.Mutex // CREATE DATABASE ... TEMPLATE needs the template to be idle
 )
@@ -113,7 +122,7 @@ func startCluster() (*pgcluster.Cluster, error) {
 		tmpDir = ""
 		return nil, err
 	}
-	if err := buildTemplate(ctx, c); err != nil {
+	if err := buildTemplate(ctx, c, TemplateDB, Prepare); err != nil {
 		_ = c.Stop(ctx)
 		_ = os.RemoveAll(dir)
 		tmpDir = ""
@@ -122,28 +131,48 @@ func startCluster() (*pgcluster.Cluster, error) {
 	return c, nil
 }
 
-func buildTemplate(ctx context.Context, c *pgcluster.Cluster) error {
+// buildTemplate creates the template database name and runs prepare on it.
+func buildTemplate(ctx context.Context, c *pgcluster.Cluster, name string, prepare func(context.Context, pgcluster.Beginner) error) error {
 	admin, err := c.Connect(ctx, "postgres")
 	if err != nil {
 		return err
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "create database "+TemplateDB); err != nil {
-		return fmt.Errorf("create template database: %w", err)
+	if _, err := admin.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create template database %s: %w", name, err)
 	}
-	conn, err := c.Connect(ctx, TemplateDB)
+	conn, err := c.Connect(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	if err := Prepare(ctx, conn); err != nil {
-		return err
+	return prepare(ctx, conn)
+}
+
+// Prepare applies the compatibility SQL, the core migrations and the
+// reference domain to a database.
+func Prepare(ctx context.Context, db pgcluster.Beginner) error {
+	if err := supacompat.Apply(ctx, db); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	return Migrate(ctx, db)
+}
+
+// Migrate applies the core migrations, then the reference domain, as the
+// template has them (e.g. again, to test an upgrade).
+func Migrate(ctx context.Context, db pgcluster.Beginner) error {
+	if err := migrations.Apply(ctx, db); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	if err := reference.Apply(ctx, db); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil
 }
 
-// Prepare applies the compatibility SQL and every migration to a database.
-func Prepare(ctx context.Context, db pgcluster.Beginner) error {
+// PrepareCore applies the compatibility SQL and the core migrations (no
+// reference domain) to a database.
+func PrepareCore(ctx context.Context, db pgcluster.Beginner) error {
 	if err := supacompat.Apply(ctx, db); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
@@ -160,12 +189,38 @@ func NewDB(t testing.TB) (*pgxpool.Pool, string) {
 	c := Cluster(t)
 	ctx := context.Background()
 	name := fmt.Sprintf("t_%d_%d", os.Getpid(), seq.Add(1))
-	if err := createClone(ctx, c, name); err != nil {
+	if err := createClone(ctx, c, name, TemplateDB); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
+	return testDB(t, c, name)
+}
+
+// NewCoreDB is NewDB without the reference domain: the compatibility SQL and
+// the core migrations only, as an app that adopts dueflow has them before it
+// defines its own source views and hooks.
+func NewCoreDB(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	c := Cluster(t)
+	ctx := context.Background()
+	coreOnce.Do(func() { coreErr = buildTemplate(ctx, c, CoreTemplateDB, PrepareCore) })
+	if coreErr != nil {
+		t.Fatalf("pgtest: core template: %v", coreErr)
+	}
+	name := fmt.Sprintf("c_%d_%d", os.Getpid(), seq.Add(1))
+	if err := createClone(ctx, c, name, CoreTemplateDB); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return testDB(t, c, name)
+}
+
+// testDB opens a pool on the test's database name and returns it with its
+// DSN; the pool is closed and the database dropped at cleanup.
+func testDB(t testing.TB, c *pgcluster.Cluster, name string) (*pgxpool.Pool, string) {
+	t.Helper()
 	dsn := c.DSN(name)
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
+		dropDB(c, name)
 		t.Fatalf("pgtest: pool for %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -193,23 +248,14 @@ func NewEmptyDB(t testing.TB) (*pgxpool.Pool, string) {
 	if err != nil {
 		t.Fatalf("pgtest: create database %s: %v", name, err)
 	}
-	dsn := c.DSN(name)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		dropDB(c, name)
-		t.Fatalf("pgtest: pool for %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
-		dropDB(c, name)
-	})
+	pool, dsn := testDB(t, c, name)
 	if err := supacompat.Apply(ctx, pool); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	return pool, dsn
 }
 
-func createClone(ctx context.Context, c *pgcluster.Cluster, name string) error {
+func createClone(ctx context.Context, c *pgcluster.Cluster, name, template string) error {
 	cloneMu.Lock()
 	defer cloneMu.Unlock()
 	admin, err := c.Connect(ctx, "postgres")
@@ -219,7 +265,7 @@ func createClone(ctx context.Context, c *pgcluster.Cluster, name string) error {
 	defer admin.Close(ctx)
 	var lastErr error
 	for i := 0; i < 50; i++ {
-		_, lastErr = admin.Exec(ctx, fmt.Sprintf("create database %s template %s strategy file_copy", pgx.Identifier{name}.Sanitize(), TemplateDB))
+		_, lastErr = admin.Exec(ctx, fmt.Sprintf("create database %s template %s strategy file_copy", pgx.Identifier{name}.Sanitize(), pgx.Identifier{template}.Sanitize()))
 		if lastErr == nil {
 			return nil
 		}

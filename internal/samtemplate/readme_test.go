@@ -61,10 +61,11 @@ func claim(t *testing.T, pool *pgxpool.Pool, action string) []automation.Claimed
 }
 
 // TestReadmeAdoptionExample runs the README's "invoices belong to users"
-// example (bigint ids): the app's tables, then the redefined views and
-// hooks, and checks that the invoice check and the claim work through them.
+// example (bigint ids) as an adopter does: on the core migrations alone, the
+// app's tables, then its views and hooks in place of the core's defaults;
+// the invoice check and the claim work through them.
 func TestReadmeAdoptionExample(t *testing.T) {
-	pool, _ := pgtest.NewDB(t)
+	pool, _ := pgtest.NewCoreDB(t)
 	ctx := t.Context()
 	mustExec(t, pool, readmeSQL(t, "adopt-app"))
 	mustExec(t, pool, readmeSQL(t, "adopt-views"))
@@ -124,11 +125,11 @@ func TestReadmeAdoptionExample(t *testing.T) {
 	}
 }
 
-// TestReadmeTextIDs runs the README's text-id example: contacts, work orders
-// and bills keyed 'C-2001', 'J-1001', 'INV-3001' get their reminders, and the
-// claim carries those ids and rows.
+// TestReadmeTextIDs runs the README's text-id example on the core migrations
+// alone: contacts, work orders and bills keyed 'C-2001', 'J-1001', 'INV-3001'
+// get their reminders, and the claim carries those ids and rows.
 func TestReadmeTextIDs(t *testing.T) {
-	pool, _ := pgtest.NewDB(t)
+	pool, _ := pgtest.NewCoreDB(t)
 	mustExec(t, pool, readmeSQL(t, "adopt-text-app"))
 	mustExec(t, pool, readmeSQL(t, "adopt-text-views"))
 	var company uuid.UUID

@@ -31,8 +31,6 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 var bg = context.Background()
 
-var coreOnly = func(f migrations.File) migrations.File { return f }
-
 // upgradeFiles are the files a user applies, in order: dueflow's core, then
 // the adapter set over the app's tables.
 func upgradeFiles(t testing.TB) []migrations.File {
@@ -41,9 +39,6 @@ func upgradeFiles(t testing.TB) []migrations.File {
 	require.NoError(t, err)
 	adapter, err := replacedsystem.Files()
 	require.NoError(t, err)
-	for i := range core {
-		core[i] = coreOnly(core[i])
-	}
 	return append(core, adapter...)
 }
 
@@ -181,21 +176,6 @@ func TestUpgradeKeepsRows(t *testing.T) {
 			assert.Equal(t, 11, pgtest.Int(t, db, `select count(*) from automation_execution_logs
 				where (completed_at at time zone 'UTC')::date = `+utcToday+` and error_code = 'legacy_not_sent'`))
 		})
-	}
-}
-
-// TEMPORARY until the core split lands: the core without the reference domain.
-func init() {
-	coreOnly = func(f migrations.File) migrations.File {
-		if !strings.HasPrefix(f.Name, "20261129000100") {
-			return f
-		}
-		sql := f.SQL
-		i := strings.Index(sql, "create table if not exists public.organizations")
-		j := strings.Index(sql, "-- The member-read policy of")
-		k := strings.Index(sql, "alter table public.organizations enable")
-		f.SQL = sql[:i] + "create or replace function public.automation_current_org_ids() returns setof uuid language sql stable as 'select null::uuid where false';\n" + sql[j:k]
-		return f
 	}
 }
 

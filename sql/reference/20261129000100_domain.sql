@@ -1,42 +1,11 @@
--- dueflow reference domain: organisations, members, clients, jobs, invoices.
--- The source views the automation checks read over these tables are in
--- 20261202000601_text_ids_reference.sql. An existing app adopts dueflow by
--- defining the automation_src_* views (and automation_mark_invoices_overdue,
--- whose reference definition is in 20261202000200_check_isolation.sql) over
--- its own tables. Idempotent.
-
-create schema if not exists extensions;
-create extension if not exists pgcrypto with schema extensions;
-
-create or replace function public.automation_is_valid_timezone(p_tz text) returns boolean
-language plpgsql stable set search_path = public, pg_temp as $$
-begin
-  if p_tz is null or p_tz !~ '^(UTC|[A-Za-z][A-Za-z_]+(/[A-Za-z0-9_+-]+)+)$' then
-    return false;
-  end if;
-  perform now() at time zone p_tz;
-  return true;
-exception when others then
-  return false;
-end
-$$;
-comment on function public.automation_is_valid_timezone(text) is
-  'True when p_tz is an IANA time zone name (Area/Location, or UTC) known to the server.';
-
-create or replace function public.automation_touch_updated_at() returns trigger
-language plpgsql set search_path = public, pg_temp as $$
-begin
-  -- an explicit new value wins (imports, tests); otherwise stamp now(),
-  -- except for automation bookkeeping (dueflow.keep_updated_at = on)
-  if new.updated_at is not distinct from old.updated_at
-     and coalesce(current_setting('dueflow.keep_updated_at', true), '') <> 'on' then
-    new.updated_at := now();
-  end if;
-  return new;
-end
-$$;
-comment on function public.automation_touch_updated_at() is
-  'Trigger: sets updated_at to now() on update unless the statement set it explicitly or dueflow.keep_updated_at is on (automation bookkeeping).';
+-- dueflow reference domain (optional: sql/reference/, applied with the core
+-- sql/*.sql): organisations, members, clients, jobs, invoices, their indexes,
+-- RLS and triggers, and the hook automation_current_org_ids over
+-- organization_members. The source views over these tables and the
+-- overdue-marking hook are in 20261202000601_text_ids_reference.sql. It needs
+-- only the core's 20261129000050_core.sql (helpers and defaults). An app that
+-- adopts dueflow does not apply this set: it defines the automation_src_*
+-- views and the hooks over its own tables. Idempotent.
 
 create table if not exists public.organizations (
   id uuid primary key default gen_random_uuid(),
@@ -145,30 +114,28 @@ create trigger invoices_touch before update on public.invoices
   for each row execute function public.automation_touch_updated_at();
 
 -- RLS: members read their organisations' rows; the service role bypasses RLS.
-create or replace function public.automation_current_org_ids() returns setof uuid
-language sql stable security definer set search_path = public, pg_temp as $$
-  select organization_id from public.organization_members where user_id = auth.uid()
-$$;
-comment on function public.automation_current_org_ids() is
-  'Organisations the calling user (auth.uid()) is a member of; the basis of every RLS policy.';
-revoke all on function public.automation_current_org_ids() from public, anon;
-grant execute on function public.automation_current_org_ids() to authenticated, service_role;
-
--- The member-read policy of an organisation-scoped table (one with an
--- organization_id column), the same on every such table; (re)created by name.
-create or replace function public.automation_member_read_policy(p_table regclass) returns void
-language plpgsql set search_path = public, pg_temp as $$
+-- The membership hook replaces the core's default (or its own earlier
+-- definition) only: an adopter's own hook is kept.
+do $migration$
 declare
-  v_policy text := (select relname || '_member_read' from pg_class where oid = p_table);
+  v_body constant text := $body$
+  select organization_id from public.organization_members where user_id = auth.uid()
+$body$;
+  v_src text;
 begin
-  execute format('drop policy if exists %I on %s', v_policy, p_table);
-  execute format('create policy %I on %s for select to authenticated
-    using (organization_id in (select public.automation_current_org_ids()))', v_policy, p_table);
+  select p.prosrc into v_src from pg_proc p where p.oid = to_regprocedure('public.automation_current_org_ids()');
+  if v_src is null or v_src = v_body or v_src = public.automation_core_default('automation_current_org_ids') then
+    execute format($f$create or replace function public.automation_current_org_ids() returns setof uuid
+      language sql stable security definer set search_path = public, pg_temp as %L$f$, v_body);
+    comment on function public.automation_current_org_ids() is
+      'Organisations the calling user (auth.uid()) is a member of; the basis of every RLS policy.';
+    revoke all on function public.automation_current_org_ids() from public, anon;
+    grant execute on function public.automation_current_org_ids() to authenticated, service_role;
+  else
+    raise notice 'dueflow: automation_current_org_ids is the adopter''s own; kept as is';
+  end if;
 end
-$$;
-comment on function public.automation_member_read_policy(regclass) is
-  'Migration helper: (re)creates the policy <table>_member_read letting authenticated members SELECT the rows of their organisations (organization_id in automation_current_org_ids()).';
-revoke all on function public.automation_member_read_policy(regclass) from public, anon, authenticated, service_role;
+$migration$;
 
 alter table public.organizations enable row level security;
 alter table public.organization_members enable row level security;

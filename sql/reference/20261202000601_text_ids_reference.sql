@@ -1,40 +1,17 @@
 -- The reference source views over dueflow's reference domain
--- (20261129000100_domain.sql), with ids as text, and the expression indexes
--- that keep the claim's, the dispatcher's and the checks' lookups index scans
--- (moved here from 20261129000100_domain.sql when their id columns became
--- text). The reference tables keep their uuid ids; the views expose id::text.
+-- (20261129000100_domain.sql, optional set sql/reference/), with ids as text,
+-- the expression indexes that keep the claim's, the dispatcher's and the
+-- checks' lookups index scans, and the reference overdue-marking hook. The
+-- reference tables keep their uuid ids; the views expose id::text.
 --
--- A view is (re)defined here only while it is dueflow's: absent, the previous
--- reference definition (uuid ids: dropped and created again, as a view
--- column's type cannot change in place) or the current one. An adopter's own
--- view is never replaced; one still delivering non-text ids keeps working
--- (the functions read every id as text) and gets a NOTICE. The indexes are
--- created only where the reference view reads the reference table.
--- Idempotent.
-
--- Migration helper: whether view p_view is defined as p_select, compared by
--- the server's own rendering of both (pg_get_viewdef), so formatting and
--- version differences of the text do not matter.
-create or replace function public.automation_view_is(p_view text, p_select text) returns boolean
-language plpgsql set search_path = public, pg_temp as $$
-declare
-  v_same boolean;
-begin
-  if to_regclass(p_view) is null then
-    return false;
-  end if;
-  execute 'create temp view dueflow_view_probe as ' || p_select;
-  v_same := pg_get_viewdef(to_regclass(p_view)) = pg_get_viewdef('pg_temp.dueflow_view_probe'::regclass);
-  drop view pg_temp.dueflow_view_probe;
-  return v_same;
-exception when others then
-  -- the reference tables are not there, or not with these columns
-  return false;
-end
-$$;
-comment on function public.automation_view_is(text, text) is
-  'Migration helper: true when the view p_view exists and is defined as the query p_select (compared by pg_get_viewdef of both); false otherwise, never raises.';
-revoke all on function public.automation_view_is(text, text) from public, anon, authenticated, service_role;
+-- A view is (re)defined here only while it is dueflow's: absent, the core's
+-- empty default (20261129000050_core.sql), the previous reference definition
+-- (uuid ids: dropped and created again, as a view column's type cannot change
+-- in place) or the current one. An adopter's own view is never replaced; one
+-- still delivering non-text ids keeps working (the functions read every id as
+-- text) and gets a NOTICE. The indexes are created only where the reference
+-- view reads the reference table. The hook likewise. Needs the core up to
+-- 20261202000500 (automation_replace_view). Idempotent.
 
 -- Each view: its current reference query, the previous one (uuid ids) and the
 -- indexes on the reference table that its lookups use (the claim: client,
@@ -88,7 +65,8 @@ begin
        array['create index if not exists invoices_id_text_idx on public.invoices ((id::text))'])
     ) as t(name, current_sql, previous_sql, id_columns, indexes)
   loop
-    if to_regclass('public.' || v.name) is null then
+    if to_regclass('public.' || v.name) is null
+       or public.automation_view_is('public.' || v.name, public.automation_core_default(v.name)) then
       begin
         perform public.automation_replace_view('public', v.name, v.current_sql);
       exception when undefined_table or undefined_column or datatype_mismatch then
@@ -124,5 +102,55 @@ begin
       execute v_index;
     end loop;
   end loop;
+end
+$migration$;
+
+-- The reference overdue-marking hook, zone-safe: an organisation whose zone
+-- is unusable is left out (NULL: UTC). Replaced only while it is dueflow's
+-- (absent, the core's default, the previous reference body, or this one):
+-- an adopter's own hook, defined by a later migration, is kept. (Moved here
+-- from 20261202000200_check_isolation.sql, body unchanged.)
+do $migration$
+declare
+  v_body constant text := $body$
+declare
+  v_count integer;
+  v_keep text := coalesce(current_setting('dueflow.keep_updated_at', true), '');
+begin
+  -- marking is not app activity: keep updated_at (see automation_touch_updated_at)
+  perform set_config('dueflow.keep_updated_at', 'on', true);
+  update public.invoices i set status = 'overdue'
+  where i.id in (
+    select x.id
+    from (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
+          from public.organizations o
+          left join public.automation_timezones tz on tz.name = o.timezone) o
+    cross join lateral (
+      select i2.id from public.invoices i2
+      where i2.organization_id = o.id and i2.status = 'sent'
+        and i2.due_date < (p_now at time zone o.timezone)::date
+      offset 0 -- a per-organisation index range scan
+    ) x
+    where o.timezone is not null);
+  get diagnostics v_count = row_count;
+  perform set_config('dueflow.keep_updated_at', v_keep, true);
+  return v_count;
+end
+$body$;
+  v_src text;
+begin
+  select p.prosrc into v_src from pg_proc p
+  where p.oid = to_regprocedure('public.automation_mark_invoices_overdue(timestamptz)');
+  if v_src is null or v_src = v_body or md5(v_src) = '184e2b661177f436f4b917056b348185'
+     or v_src = public.automation_core_default('automation_mark_invoices_overdue') then
+    execute format($f$create or replace function public.automation_mark_invoices_overdue(p_now timestamptz default now())
+      returns integer language plpgsql security definer set search_path = public, pg_temp set jit = off as %L$f$, v_body);
+    comment on function public.automation_mark_invoices_overdue(timestamptz) is
+      'Hook called by check_overdue_invoices(): marks sent invoices past due (organisation-local date; an organisation whose zone is unusable is left out, a NULL zone is UTC) as overdue. Redefine when adopting dueflow on other tables.';
+    revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
+    grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;
+  else
+    raise notice 'dueflow: automation_mark_invoices_overdue is the adopter''s own; kept as is';
+  end if;
 end
 $migration$;
