@@ -242,3 +242,44 @@ func TestOldTriggersAndFunctions(t *testing.T) {
 	}
 	assert.True(t, containsNotice(notices, "dropped the replaced system's function cleanup_automation_logs() (no pg_cron job calls it any more"))
 }
+
+// Applying every file again changes nothing: the catalog (tables, columns,
+// constraints and their validation, indexes, triggers, policies, grants,
+// functions, views) and every row.
+func TestUpgradeTwice(t *testing.T) {
+	t.Parallel()
+	db, dsn := fixture(t, replaced.Options{})
+	upgrade(t, dsn)
+	catalog, rows := pgtest.Catalog(t, db), pgtest.Digest(t, db)
+	notices := upgrade(t, dsn)
+	assert.Equal(t, catalog, pgtest.Catalog(t, db))
+	assert.Equal(t, rows, pgtest.Digest(t, db))
+	for _, n := range notices {
+		assert.NotContains(t, n, "closed without sending")
+		assert.NotContains(t, n, "dropped")
+	}
+}
+
+// A file that fails on the install (here: the app has a table of its own
+// named like dueflow's ledger) leaves the database as it was before that
+// file: the replaced system's open rows are still open, its tables without
+// dueflow's columns.
+func TestFailedFileChangesNothing(t *testing.T) {
+	t.Parallel()
+	db, dsn := fixture(t, replaced.Options{})
+	pgtest.Exec(t, db, `create table public.automation_deliveries (id bigint primary key, note text)`)
+	conn, _ := pgtest.NoticeConn(t, dsn)
+	var failed string
+	for _, f := range upgradeFiles(t) {
+		catalog, rows := pgtest.Catalog(t, db), pgtest.Digest(t, db)
+		if err := pgcluster.ApplySQL(bg, conn, f.Name, f.SQL); err != nil {
+			failed = f.Name
+			assert.Equal(t, catalog, pgtest.Catalog(t, db))
+			assert.Equal(t, rows, pgtest.Digest(t, db))
+			break
+		}
+	}
+	assert.Equal(t, "20261129000200_automation_tables.sql", failed)
+	assert.Equal(t, 11, pgtest.Int(t, db, `select count(*) from automation_execution_logs where `+openLogs))
+	assert.NotContains(t, pgtest.Columns(t, db, "automation_execution_logs"), "occurrence_key text")
+}
