@@ -56,6 +56,25 @@ func occurrenceKeys(t *testing.T, db pgtest.DB, wf uuid.UUID) []string {
 		from automation_execution_logs where workflow_id = $1`, wf)
 }
 
+// orgWithOverdueInvoice creates an all-day organisation with a client and
+// one invoice three days overdue; it returns the organisation and the client.
+func orgWithOverdueInvoice(t *testing.T, db pgtest.DB) (org, client uuid.UUID) {
+	t.Helper()
+	org = pgtest.AllDayOrg(t, db)
+	client = pgtest.CreateClient(t, db, org, "ada@client.test", "")
+	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+	return org, client
+}
+
+// withEndpoints registers the webhook secret and an endpoint per action.
+func withEndpoints(t *testing.T, db pgtest.DB, actions ...string) {
+	t.Helper()
+	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
+	for _, a := range actions {
+		pgtest.SetEndpoint(t, db, a, "http://127.0.0.1:54321/functions/v1/"+a, 100)
+	}
+}
+
 // A workflow written in the builder's shape on a fresh install (refuse mode)
 // is accepted, runs with its converted trigger_config (a reminder on day 3
 // only, not the default days), and the claim carries dueflow's steps.
@@ -105,9 +124,7 @@ func TestBuilderWorkflowRunsOnFreshInstall(t *testing.T) {
 func TestValidationModes(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+	org, client := orgWithOverdueInvoice(t, db)
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`,
 		org, client)
 
@@ -168,9 +185,7 @@ func TestValidationModes(t *testing.T) {
 
 	// the dispatcher rings for the runnable workflows' executions only
 	pgtest.MakeDue(t, db)
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:54321/functions/v1/invoice-reminder", 100)
-	pgtest.SetEndpoint(t, db, automation.ActionSendReminder, "http://127.0.0.1:54321/functions/v1/send-reminder", 100)
+	withEndpoints(t, db, automation.ActionInvoiceReminder, automation.ActionSendReminder)
 	require.Equal(t, 2, pgtest.Int(t, db, `select process_pending_automations()`))
 	var rung []uuid.UUID
 	for _, r := range queuedRequests(t, db) {
@@ -199,9 +214,7 @@ func TestValidationModes(t *testing.T) {
 func TestSpecActiveFollowsRow(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
-	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+	org, _ := orgWithOverdueInvoice(t, db)
 	wf, err := insertWorkflow(db, org, "invoice_overdue", builderConfig, builderSteps)
 	require.NoError(t, err)
 
@@ -223,9 +236,7 @@ func TestDispatchFailsExecutionsOfUnrunnableWorkflow(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	setValidation(t, db, "mark")
-	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+	org, _ := orgWithOverdueInvoice(t, db)
 	changed, err := insertWorkflow(db, org, "invoice_overdue", builderConfig, builderSteps)
 	require.NoError(t, err)
 	kept, err := insertWorkflow(db, org, "invoice_overdue", builderConfig, builderSteps)
@@ -234,8 +245,7 @@ func TestDispatchFailsExecutionsOfUnrunnableWorkflow(t *testing.T) {
 	pgtest.MakeDue(t, db)
 	pgtest.Exec(t, db, `update automation_workflows set steps = $2::jsonb where id = $1`, changed, aiSteps)
 
-	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:54321/functions/v1/invoice-reminder", 100)
+	withEndpoints(t, db, automation.ActionInvoiceReminder)
 	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
 	reqs := queuedRequests(t, db)
 	require.Len(t, reqs, 1)
