@@ -166,9 +166,8 @@ comment on function public.automation_runnable_workflows(text) is
 create or replace function public.automation_workflows_unready()
 returns table (id uuid, organization_id uuid, spec jsonb, problems text[], validated boolean)
 language sql stable as $$
-  select w.id, w.organization_id, s.spec, s.problems, true
+  select w.id, w.organization_id, w.spec, w.problems, true
   from public.automation_workflows w
-  cross join lateral (select w.spec, w.problems) s
   where w.spec is not null and w.problems is not null and not w.spec @> '{"runnable": true}'
   union all
   select w.id, w.organization_id, s.spec, s.problems, false
