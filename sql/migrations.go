@@ -23,14 +23,20 @@ type File struct {
 
 // Files returns every migration in the order they apply.
 func Files() ([]File, error) {
-	names, err := fs.Glob(files, "*.sql")
+	return FilesOf(files)
+}
+
+// FilesOf returns the *.sql files at the top of fsys in the order they
+// apply (lexical), e.g. an optional migration set of sql/adapters.
+func FilesOf(fsys fs.FS) ([]File, error) {
+	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("migrations: list: %w", err)
 	}
 	sort.Strings(names)
 	out := make([]File, 0, len(names))
 	for _, n := range names {
-		b, err := files.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			return nil, fmt.Errorf("migrations: read %s: %w", n, err)
 		}
@@ -42,7 +48,13 @@ func Files() ([]File, error) {
 // Apply runs every migration in order, each in its own transaction. The
 // migrations are idempotent, so applying them again is safe.
 func Apply(ctx context.Context, db pgcluster.Beginner) error {
-	fl, err := Files()
+	return ApplyFS(ctx, db, files)
+}
+
+// ApplyFS runs the *.sql files of fsys (FilesOf) in order, each in its own
+// transaction.
+func ApplyFS(ctx context.Context, db pgcluster.Beginner, fsys fs.FS) error {
+	fl, err := FilesOf(fsys)
 	if err != nil {
 		return err
 	}

@@ -175,6 +175,40 @@ func NewDB(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dsn
 }
 
+// NewEmptyDB creates a database for the test with the Supabase stand-ins
+// (internal/supacompat) and nothing of dueflow, e.g. for a fixture of an
+// existing install that dueflow is then applied to. It returns a pool
+// (superuser) and its DSN; both are dropped at cleanup.
+func NewEmptyDB(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	c := Cluster(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("e_%d_%d", os.Getpid(), seq.Add(1))
+	admin, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	_, err = admin.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize())
+	_ = admin.Close(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: create database %s: %v", name, err)
+	}
+	dsn := c.DSN(name)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		dropDB(c, name)
+		t.Fatalf("pgtest: pool for %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		pool.Close()
+		dropDB(c, name)
+	})
+	if err := supacompat.Apply(ctx, pool); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return pool, dsn
+}
+
 func createClone(ctx context.Context, c *pgcluster.Cluster, name string) error {
 	cloneMu.Lock()
 	defer cloneMu.Unlock()

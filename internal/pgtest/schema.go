@@ -73,3 +73,26 @@ func Columns(t testing.TB, db DB, relation string) []string {
 	return JSON[[]string](t, db, `select coalesce(json_agg(attname || ' ' || format_type(atttypid, atttypmod) order by attnum), '[]')
 		from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped`, relation)
 }
+
+// AsUser runs fn in a transaction as an app's signed-in user, the way
+// PostgREST does (role authenticated, JWT claims with sub = user), and
+// commits it when fn returns; an error fails the test.
+func AsUser(t testing.TB, db pgcluster.Beginner, user string, fn func(tx pgx.Tx)) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: begin: %v", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `select set_config('request.jwt.claims', json_build_object('sub', $1::text, 'role', 'authenticated')::text, true)`, user); err != nil {
+		t.Fatalf("pgtest: claims: %v", err)
+	}
+	if _, err := tx.Exec(ctx, `set local role authenticated`); err != nil {
+		t.Fatalf("pgtest: set role: %v", err)
+	}
+	fn(tx)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("pgtest: commit as %s: %v", user, err)
+	}
+}

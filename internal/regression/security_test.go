@@ -38,7 +38,7 @@ func TestNoSecretInSQL(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
 	var files []string
-	for _, glob := range []string{"sql/*.sql", "supabase/migrations/*.sql", "internal/supacompat/*.sql"} {
+	for _, glob := range []string{"sql/*.sql", "sql/adapters/*/*.sql", "supabase/migrations/*.sql", "internal/supacompat/*.sql"} {
 		m, err := filepath.Glob(filepath.Join(root, glob))
 		require.NoError(t, err)
 		files = append(files, m...)

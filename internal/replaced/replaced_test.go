@@ -3,9 +3,7 @@ package replaced_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,41 +18,14 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-var (
-	bg  = context.Background()
-	seq atomic.Int64
-)
+var bg = context.Background()
 
-// emptyDB creates a database with the Supabase stand-ins and nothing of
-// dueflow (pgtest.NewDB clones a template that has dueflow's migrations).
-func emptyDB(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	c := pgtest.Cluster(t)
-	name := fmt.Sprintf("replaced_%d_%d", os.Getpid(), seq.Add(1))
-	admin, err := c.Connect(bg, "postgres")
-	require.NoError(t, err)
-	_, err = admin.Exec(bg, "create database "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, admin.Close(bg))
-	require.NoError(t, err)
-	pool, err := pgxpool.New(bg, c.DSN(name))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		pool.Close()
-		admin, err := c.Connect(bg, "postgres")
-		if err != nil {
-			return
-		}
-		defer admin.Close(bg)
-		_, _ = admin.Exec(bg, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)")
-	})
-	require.NoError(t, supacompat.Apply(bg, pool))
-	return pool
-}
-
-// fixtureDB is emptyDB with the fixture applied.
+// fixtureDB is a database with the Supabase stand-ins, nothing of dueflow
+// (pgtest.NewDB clones a template that has dueflow's migrations) and the
+// fixture applied.
 func fixtureDB(t *testing.T, o replaced.Options) *pgxpool.Pool {
 	t.Helper()
-	db := emptyDB(t)
+	db, _ := pgtest.NewEmptyDB(t)
 	require.NoError(t, replaced.Apply(bg, db, o))
 	return db
 }
@@ -222,28 +193,13 @@ func TestApplyTwice(t *testing.T) {
 	assert.Equal(t, before, snapshot(t, db))
 }
 
-// asUser runs fn in a transaction as the app's signed-in user (PostgREST:
-// role authenticated, JWT claims), committed when fn returns.
-func asUser(t *testing.T, db *pgxpool.Pool, user string, fn func(tx pgx.Tx)) {
-	t.Helper()
-	tx, err := db.Begin(bg)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(bg) }()
-	_, err = tx.Exec(bg, `select set_config('request.jwt.claims', json_build_object('sub', $1::text, 'role', 'authenticated')::text, true)`, user)
-	require.NoError(t, err)
-	_, err = tx.Exec(bg, `set local role authenticated`)
-	require.NoError(t, err)
-	fn(tx)
-	require.NoError(t, tx.Commit(bg))
-}
-
 // The app, signed in, writes its rows its way; the row triggers log pending
 // rows for the matching workflows of the writer's organisation.
 func TestAppWrites(t *testing.T) {
 	t.Parallel()
 	db := fixtureDB(t, replaced.Options{})
 	var client, job, invoice, workflow string
-	asUser(t, db, replaced.UserA2, func(tx pgx.Tx) { // the user without a zone
+	pgtest.AsUser(t, db, replaced.UserA2, func(tx pgx.Tx) { // the user without a zone
 		require.NoError(t, tx.QueryRow(bg, `insert into clients (user_id, organization_id, name, first_name, email)
 			values ($1, $2, 'New Client', 'New', 'new.client@example.test') returning id`, replaced.UserA2, replaced.OrgA).Scan(&client))
 		require.NoError(t, tx.QueryRow(bg, `insert into jobs (user_id, client_id, title, status, schedule_start)
@@ -266,12 +222,12 @@ func TestAppWrites(t *testing.T) {
 	}
 	assert.Empty(t, logs(job), "no workflow of organisation A runs on job_created or job_scheduled")
 
-	asUser(t, db, replaced.UserA2, func(tx pgx.Tx) {
+	pgtest.AsUser(t, db, replaced.UserA2, func(tx pgx.Tx) {
 		_, err := tx.Exec(bg, `update jobs set status = 'completed' where id = $1`, job)
 		require.NoError(t, err)
 	})
 	assert.Equal(t, "Completed survey:pending:"+replaced.OrgA+",Job completed thank-you:pending:"+replaced.OrgA, logs(job))
-	asUser(t, db, replaced.UserA2, func(tx pgx.Tx) {
+	pgtest.AsUser(t, db, replaced.UserA2, func(tx pgx.Tx) {
 		_, err := tx.Exec(bg, `update jobs set status = 'on-hold' where id = $1`, job)
 		require.NoError(t, err)
 	})
@@ -284,7 +240,7 @@ func TestAppWrites(t *testing.T) {
 		where trigger_data ->> 'record_id' = $1`, invoice))
 
 	// RLS: another organisation's user sees none of it
-	asUser(t, db, replaced.UserB1, func(tx pgx.Tx) {
+	pgtest.AsUser(t, db, replaced.UserB1, func(tx pgx.Tx) {
 		assert.Zero(t, pgtest.Int(t, tx, `select count(*) from clients where id = $1`, client))
 		assert.Zero(t, pgtest.Int(t, tx, `select count(*) from automation_workflows where id = $1`, workflow))
 		assert.Equal(t, 2, pgtest.Int(t, tx, `select count(*) from clients`))
@@ -301,7 +257,7 @@ func TestOlderInstall(t *testing.T) {
 		values ($1, $2, 'Welcome', 'active', true, 'client_created', '[{"type":"action","config":{"actionType":"email"}}]')`,
 		replaced.UserB1, replaced.OrgB)
 	var client string
-	asUser(t, db, replaced.UserB1, func(tx pgx.Tx) {
+	pgtest.AsUser(t, db, replaced.UserB1, func(tx pgx.Tx) {
 		require.NoError(t, tx.QueryRow(bg, `insert into clients (user_id, name) values ($1, 'Walk-in') returning id`, replaced.UserB1).Scan(&client))
 	})
 	assert.Equal(t, replaced.OrgB, pgtest.Text(t, db, `select organization_id::text from automation_execution_logs
