@@ -3,9 +3,9 @@
 -- shared/workflow embeds from rules.json; a Go test keeps them equal) is
 -- interpreted by automation_workflow_problems(), which lists every problem of
 -- a workflow and never raises. The BEFORE INSERT/UPDATE trigger
--- automation_workflows_validate stores the list in automation_workflows.problems
--- and refuses a workflow that has any (errcode 23514). Rows written before
--- this migration are back-filled, not refused. Idempotent.
+-- automation_workflows_validate (20261202000800_workflow_spec_wiring.sql)
+-- stores the problems in automation_workflows.problems and refuses a workflow
+-- dueflow cannot run (errcode 23514) unless the install is in mark mode. Idempotent.
 
 create or replace function public.automation_workflow_rules() returns jsonb
 language sql immutable parallel safe as $fn$
@@ -336,33 +336,9 @@ alter table public.automation_workflows add column if not exists problems text[]
 comment on column public.automation_workflows.problems is
   'The workflow''s problems against automation_workflow_rules() when it was last written: ''{}'' = valid, NULL = never validated (written before validation or with automation_workflows_validate disabled).';
 
-create or replace function public.automation_workflows_validate() returns trigger
-language plpgsql security definer set search_path = public, pg_temp as $$
-begin
-  new.problems := public.automation_workflow_problems(new.trigger_type, new.trigger_config, new.steps);
-  if cardinality(new.problems) > 0 then
-    raise exception using
-      errcode = 'check_violation',
-      message = 'automation_workflows: invalid workflow: ' || array_to_string(new.problems, '; '),
-      hint = 'select automation_workflow_rules() returns the rules a workflow must follow';
-  end if;
-  return new;
-end
-$$;
-comment on function public.automation_workflows_validate() is
-  'Trigger: sets problems of the written workflow and refuses it (23514, every problem named) when it has any.';
-
--- Back-fill before the trigger exists: rows that break the rules are
--- recorded, not refused (and their updated_at is kept).
-drop trigger if exists automation_workflows_validate on public.automation_workflows;
-select set_config('dueflow.keep_updated_at', 'on', true);
-update public.automation_workflows w
-set problems = public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)
-where w.problems is distinct from public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps);
-select set_config('dueflow.keep_updated_at', '', true);
-create trigger automation_workflows_validate
-  before insert or update of trigger_type, trigger_config, steps, problems on public.automation_workflows
-  for each row execute function public.automation_workflows_validate();
+-- The validation trigger automation_workflows_validate (the stored spec and
+-- problems, refuse or mark mode) and the back-fill of existing rows: moved to
+-- 20261202000800_workflow_spec_wiring.sql.
 
 revoke all on function public.automation_workflow_rules(),
   public.automation_workflow_display(text),
@@ -371,8 +347,7 @@ revoke all on function public.automation_workflow_rules(),
   public.automation_workflow_field_problems(text, jsonb, jsonb),
   public.automation_workflow_object_problems(text, jsonb, jsonb, text[]),
   public.automation_workflow_step_problems(integer, jsonb, jsonb),
-  public.automation_workflow_problems(text, jsonb, jsonb),
-  public.automation_workflows_validate()
+  public.automation_workflow_problems(text, jsonb, jsonb)
   from public, anon, authenticated;
 -- service_role calls automation_workflow_problems (security invoker), which
 -- calls the helpers

@@ -197,76 +197,13 @@ comment on function public.automation_next_scheduled_run(jsonb, text, timestampt
 -- organisation p_only (NULL: every organisation) except p_except, and returns
 -- the number of executions it created. automation_run_check runs them.
 
--- Stores the problems of workflows never validated (written before the rules
--- or with the validation trigger disabled), then records the workflows and
--- organisations the check skips, and forgets those it no longer skips.
-create or replace function public.automation_check_workflows(
-  p_check text, p_type text, p_only uuid, p_except uuid[])
-returns void language plpgsql set search_path = public, pg_temp as $$
-declare
-  v_keep text := coalesce(current_setting('dueflow.keep_updated_at', true), '');
-begin
-  -- valid ones get '{}' (bookkeeping, not an edit: updated_at kept); an
-  -- invalid one stays NULL, as the validation trigger refuses to store a
-  -- non-empty list, and is recomputed by each run (few rows)
-  perform set_config('dueflow.keep_updated_at', 'on', true);
-  update public.automation_workflows w set problems = '{}'
-  where w.id in (select w2.id from public.automation_workflows w2
-                 where w2.problems is null and w2.is_active and w2.trigger_type = p_type
-                   and (p_only is null or w2.organization_id = p_only)
-                   and not (w2.organization_id = any (p_except))
-                   and public.automation_workflow_problems(w2.trigger_type, w2.trigger_config, w2.steps) = '{}'
-                 order by w2.id for no key update);
-  perform set_config('dueflow.keep_updated_at', v_keep, true);
-
-  with scope as (
-    select w.id, w.organization_id,
-           coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) as problems
-    from public.automation_workflows w
-    where w.is_active and w.trigger_type = p_type
-      and (p_only is null or w.organization_id = p_only)
-      and not (w.organization_id = any (p_except))
-  ), found as (
-    select s.organization_id, s.id as workflow_id, 'invalid_config'::text as code,
-           array_to_string(array(select public.automation_mask_problem(p) from unnest(s.problems) p), '; ') as message
-    from scope s
-    where s.problems <> '{}'
-    union all
-    select o.id, null::uuid,
-           case when o.timezone is null then 'timezone_defaulted' else 'invalid_timezone' end,
-           case when o.timezone is null then 'the organisation has no time zone: its local times are computed in UTC'
-                else 'the organisation''s time zone is not a known IANA name: its workflows are skipped' end
-    from public.automation_src_organizations o
-    left join public.automation_timezones tz on tz.name = o.timezone
-    where o.id in (select s.organization_id from scope s)
-      and tz.name is null
-      and (o.timezone is null or public.automation_effective_timezone(o.timezone) is null)
-  ), noted as (
-    insert into public.automation_check_problems as p
-      (check_name, trigger_type, organization_id, workflow_id, code, message)
-    select p_check, p_type, f.organization_id, f.workflow_id, f.code, left(f.message, 500)
-    from found f
-    order by f.organization_id, f.workflow_id, f.code
-    on conflict on constraint automation_check_problems_key do update set
-      message = excluded.message, last_seen_at = now(), count = p.count + 1
-    returning 1
-  )
-  delete from public.automation_check_problems p
-  where p.check_name = p_check and p.trigger_type = p_type
-    and p.code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted')
-    and (p_only is null or p.organization_id = p_only)
-    and not (p.organization_id = any (p_except))
-    and not exists (select 1 from found f
-                    where f.organization_id is not distinct from p.organization_id
-                      and f.workflow_id is not distinct from p.workflow_id and f.code = p.code);
-end
-$$;
-comment on function public.automation_check_workflows(text, text, uuid, uuid[]) is
-  'Check bookkeeping for trigger type p_type (organisation p_only or all, except p_except): stores problems = ''{}'' on valid active workflows never validated (problems NULL; an invalid one stays NULL, the validation trigger refuses a non-empty list), records in automation_check_problems the workflows skipped for problems (invalid_config) and the organisations whose zone is unusable (invalid_timezone) or NULL (timezone_defaulted), and deletes those records no longer true.';
+-- automation_check_workflows (the check bookkeeping): moved to
+-- 20261202000800_workflow_spec_wiring.sql (workflows judged by their spec).
 
 -- The five check bodies (automation_check_invoices_run, ..._maintenance_run,
 -- ..._appointments_run, ..._scheduled_run, ..._stale_jobs_run): moved to
--- 20261202000600_text_ids.sql (subject and client ids as text).
+-- 20261202000600_text_ids.sql (subject and client ids as text), then to
+-- 20261202000800_workflow_spec_wiring.sql (workflows by their spec).
 
 create or replace function public.automation_run_check_body(
   p_check text, p_type text, p_now timestamptz, p_only uuid, p_except uuid[])
@@ -285,59 +222,9 @@ $$;
 comment on function public.automation_run_check_body(text, text, timestamptz, uuid, uuid[]) is
   'One check of trigger type p_type for organisation p_only (NULL: all) except p_except: its bookkeeping (automation_check_workflows), then its body. Returns the number of executions created.';
 
--- The safety net: set-based for every organisation at once; when that raises,
--- per organisation, each in its own subtransaction.
-create or replace function public.automation_run_check(p_check text, p_type text, p_now timestamptz)
-returns integer language plpgsql set search_path = public, pg_temp as $$
-declare
-  v_count integer := 0;
-  v_quarantined uuid[];
-  v_orgs uuid[];
-  v_org uuid;
-  v_state text;
-  v_msg text;
-begin
-  -- organisations that failed on their own before: run apart until they succeed
-  select coalesce(array_agg(distinct p.organization_id), '{}') into v_quarantined
-  from public.automation_check_problems p
-  where p.check_name = p_check and p.trigger_type = p_type and p.code = 'check_error' and p.organization_id is not null;
-
-  begin
-    v_count := public.automation_run_check_body(p_check, p_type, p_now, null, v_quarantined);
-    delete from public.automation_check_problems p
-    where p.check_name = p_check and p.trigger_type = p_type and p.code = 'check_error' and p.organization_id is null;
-    v_orgs := v_quarantined;
-  exception when others then
-    get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
-    v_msg := public.automation_mask_error(v_msg);
-    raise warning 'dueflow: % (%) failed for all organisations at once (SQLSTATE %: %); running it per organisation',
-      p_check, p_type, v_state, v_msg;
-    perform public.automation_note_check_problem(p_check, p_type, null, null, 'check_error',
-      format('the run for all organisations at once failed (SQLSTATE %s: %s); it ran per organisation', v_state, v_msg));
-    select coalesce(array_agg(distinct w.organization_id order by w.organization_id), '{}') into v_orgs
-    from public.automation_workflows w where w.is_active and w.trigger_type = p_type;
-    v_orgs := v_orgs || array(select q from unnest(v_quarantined) q where not (q = any (v_orgs)));
-  end;
-
-  foreach v_org in array v_orgs loop
-    begin
-      v_count := v_count + public.automation_run_check_body(p_check, p_type, p_now, v_org, '{}');
-      delete from public.automation_check_problems p
-      where p.check_name = p_check and p.trigger_type = p_type and p.code = 'check_error' and p.organization_id = v_org;
-    exception when others then
-      get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
-      v_msg := public.automation_mask_error(v_msg);
-      raise warning 'dueflow: % (%) failed for organisation % (SQLSTATE %: %); it is skipped in this run',
-        p_check, p_type, v_org, v_state, v_msg;
-      perform public.automation_note_check_problem(p_check, p_type, v_org, null, 'check_error',
-        format('SQLSTATE %s: %s', v_state, v_msg));
-    end;
-  end loop;
-  return v_count;
-end
-$$;
-comment on function public.automation_run_check(text, text, timestamptz) is
-  'Runs the check of trigger type p_type (named p_check) at p_now for every organisation at once (set-based), leaving out those that failed alone before; when that raises, records check_error and re-runs it per organisation. Organisations left out, and all of them after a failure, run one at a time, each in its own subtransaction: one that fails is recorded (check_error, masked message) and skipped, the others get their executions. Never raises for a data error. Returns the number of executions created.';
+-- automation_run_check (the safety net: set-based for every organisation at
+-- once; when that raises, per organisation): moved to
+-- 20261202000800_workflow_spec_wiring.sql.
 
 -- The public checks (pg_cron calls these: names and signatures are stable).
 
@@ -401,9 +288,7 @@ revoke all on function public.automation_effective_timezone(text),
   public.automation_note_check_problem(text, text, uuid, uuid, text, text),
   public.automation_config_int(jsonb, text, integer),
   public.automation_next_scheduled_run(jsonb, text, timestamptz),
-  public.automation_check_workflows(text, text, uuid, uuid[]),
   public.automation_run_check_body(text, text, timestamptz, uuid, uuid[]),
-  public.automation_run_check(text, text, timestamptz),
   public.check_overdue_invoices(timestamptz),
   public.check_maintenance_reminders(timestamptz),
   public.check_automation_triggers(timestamptz)

@@ -10,7 +10,8 @@
 -- source_error, message masked), visible to operators and retryable with
 -- automation_retry_execution once the view is mended. Idempotent.
 
--- automation_claim_rows (the set-based claim): moved to 20261202000600_text_ids.sql.
+-- automation_claim_rows (the set-based claim): moved to 20261202000600_text_ids.sql, then to
+-- 20261202000800_workflow_spec_wiring.sql.
 
 create or replace function public.automation_claim(
   p_action text, p_ids uuid[] default null, p_limit integer default 100, p_lease_seconds integer default 300)
@@ -84,7 +85,8 @@ $$;
 comment on function public.automation_dispatch_step_done(text) is
   'Clears the dispatch_error record of a premise-skip step of process_pending_automations once it succeeds again.';
 
--- process_pending_automations: moved to 20261202000600_text_ids.sql.
+-- process_pending_automations: moved to 20261202000600_text_ids.sql, then to
+-- 20261202000800_workflow_spec_wiring.sql.
 
 revoke all on function public.automation_dispatch_step_failed(text, text, text),
   public.automation_dispatch_step_done(text)

@@ -379,14 +379,12 @@ begin
     (workflow_id, organization_id, next_run_at, trigger_config, timezone)
   select w.id, w.organization_id, public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now),
          w.trigger_config, o.timezone
-  from public.automation_workflows w
+  from public.automation_runnable_workflows('scheduled') w
   join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
         from public.automation_src_organizations o
         left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
   left join public.automation_schedule_state cur on cur.workflow_id = w.id
-  where w.is_active and w.trigger_type = 'scheduled'
-    and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
-    and o.timezone is not null
+  where o.timezone is not null
     and (p_only is null or w.organization_id = p_only)
     and not (w.organization_id = any (p_except))
     and (cur.workflow_id is null
@@ -402,14 +400,12 @@ begin
            coalesce(w.trigger_config ->> 'audience', 'organization') as audience,
            public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now) as next_run
     from public.automation_schedule_state s
-    join public.automation_workflows w
+    join public.automation_runnable_workflows('scheduled') w
       on w.id = s.workflow_id and w.organization_id = s.organization_id
-     and w.is_active and w.trigger_type = 'scheduled'
     join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
           from public.automation_src_organizations o
           left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
     where s.next_run_at <= p_now
-      and coalesce(w.problems, public.automation_workflow_problems(w.trigger_type, w.trigger_config, w.steps)) = '{}'
       and o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))
@@ -447,7 +443,6 @@ end
 $$;
 comment on function public.automation_check_scheduled_run(timestamptz, uuid, uuid[]) is
   'Body of the scheduled part of check_automation_triggers for organisation p_only (NULL: all) except p_except: per valid active workflow (next run in automation_schedule_state), in the organisation''s time zone; a missed run fires once, then the schedule moves past p_now. Returns the number created.';
-
 
 -- The replaced system's remaining entry points ----------------------------------
 -- Its cron jobs without a dueflow counterpart are unscheduled by

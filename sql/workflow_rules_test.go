@@ -109,8 +109,9 @@ func TestWorkflowValidationRefusesBadWrites(t *testing.T) {
 
 // A workflow written with the trigger disabled keeps problems NULL (never
 // validated); marking it valid by hand later is refused; re-running the
-// migration back-fills its problems without refusing it or touching
-// updated_at.
+// migration that holds the back-fill (the spec wiring, since the validation
+// trigger moved there) back-fills its problems without refusing it or
+// touching updated_at.
 func TestWorkflowValidationDisabledAndBackfill(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
@@ -137,7 +138,7 @@ func TestWorkflowValidationDisabledAndBackfill(t *testing.T) {
 	require.NoError(t, err)
 	applied := false
 	for _, f := range fl {
-		if strings.HasSuffix(f.Name, "_workflow_rules.sql") {
+		if strings.HasSuffix(f.Name, "_workflow_spec_wiring.sql") {
 			require.NoError(t, pgcluster.ApplySQL(bg, pool, f.Name, f.SQL))
 			applied = true
 		}

@@ -57,6 +57,15 @@ select check_name, trigger_type, organization_id, workflow_id, code, count,
  order by check_name, trigger_type, code, organization_id nulls first, workflow_id nulls first`,
 	},
 	{
+		title: "Settings (automation_settings)",
+		need:  "public.automation_settings",
+		sql:   `select workflow_validation from automation_settings`,
+		note: `
+select 'note: mark: a workflow dueflow cannot run is stored with its problems and skipped (Check problems: invalid_config)'
+  from automation_settings
+ where workflow_validation = 'mark'`,
+	},
+	{
 		title: "Executions by action (pending now; finished in the last 24 hours)",
 		sql: `
 select a.action,

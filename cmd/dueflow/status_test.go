@@ -98,6 +98,11 @@ func TestStatusOnAClone(t *testing.T) {
 	assert.Regexp(t, `^check_name\s+trigger_type\s+organization_id\s+workflow_id\s+code\s+count\s+first_seen\s+last_seen\s+message$`, problems[0])
 	assert.Regexp(t, `^check_maintenance_reminders\s+appointment\s+`+org.String()+`\s+`+badWf.String()+`\s+invalid_config\s+1\s+.*trigger_config.hours_before: must be a whole number`, problems[1])
 
+	settings := sec["Settings (automation_settings)"]
+	require.Len(t, settings, 2, b.String())
+	assert.Regexp(t, `^workflow_validation$`, settings[0])
+	assert.Regexp(t, `^refuse$`, settings[1])
+
 	byAction := sec["Executions by action (pending now; finished in the last 24 hours)"]
 	require.Len(t, byAction, 4, b.String())
 	assert.Regexp(t, `^action\s+pending\s+due\s+undispatched\s+running\s+expired_leases\s+completed_24h\s+skipped_24h\s+failed_24h\s+oldest_due$`, byAction[0])

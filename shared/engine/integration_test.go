@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,4 +376,34 @@ func TestIntegrationUndecodableExecutionFailsAlone(t *testing.T) {
 	require.NoError(t, s.db.QueryRow(bg, `select error_message from automation_execution_logs where id = $1`, execsB["b1@client.test"]).Scan(&msg))
 	assert.Equal(t, "steps[0].days: must be a whole number from 0 to 365; steps[1].subject: must be text of at most 500 characters; "+
 		"steps[2]: must be an object; steps[3].minutes: must be a whole number from 0 to 525600; steps[3].hours: must be a whole number from 0 to 8760", msg)
+}
+
+// A workflow written in the replaced system's builder shape (steps
+// {"type":"action","config":{"actionType":"email",...}}, {{client.firstName}},
+// {"daysOverdue": 3}) is accepted on a fresh install and sent through the
+// real SQL and PostgREST with dueflow's variables rendered.
+func TestIntegrationBuilderWorkflowSent(t *testing.T) {
+	s := newStack(t)
+	org := pgtest.CreateOrg(t, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
+	client := pgtest.CreateClient(t, s.db, org, "ada@client.test", "")
+	inv := pgtest.CreateInvoice(t, s.db, org, client, "sent", -3, "120.50")
+	wf := pgtest.CreateWorkflow(t, s.db, org, "invoice_overdue", `{"daysOverdue": 3}`,
+		`[{"type":"action","config":{"actionType":"email","subject":"Invoice {{invoice.number}}","message":"Dear {{client.firstName}}"}}]`)
+	var n int
+	require.NoError(t, s.db.QueryRow(bg, `select check_overdue_invoices()`).Scan(&n))
+	require.Equal(t, 1, n)
+	s.makeDue(t)
+	ids := pgtest.ExecutionIDs(t, s.db, wf)
+	require.Len(t, ids, 1)
+
+	sum := process(t, s.engine(t, automation.ActionInvoiceReminder, nil), ids...)
+	assert.Equal(t, automation.Summary{Action: automation.ActionInvoiceReminder, Requested: 1, Claimed: 1, Completed: 1}, sum)
+	var number string
+	require.NoError(t, s.db.QueryRow(bg, `select number from invoices where id = $1`, inv).Scan(&number))
+	msgs := s.smtp.Messages()
+	require.Len(t, msgs, 1)
+	assert.Equal(t, []string{"ada@client.test"}, msgs[0].EnvelopeTo)
+	assert.Equal(t, "Invoice "+number, msgs[0].Subject)
+	assert.Equal(t, "Dear Ada", strings.TrimSpace(msgs[0].Text))
+	assert.Equal(t, "completed", s.exec(t, ids[0]).Status)
 }
