@@ -283,3 +283,90 @@ func TestFailedFileChangesNothing(t *testing.T) {
 	assert.Equal(t, 11, pgtest.Int(t, db, `select count(*) from automation_execution_logs where `+openLogs))
 	assert.NotContains(t, pgtest.Columns(t, db, "automation_execution_logs"), "occurrence_key text")
 }
+
+// After the upgrade the app keeps working as its signed-in users: it writes
+// workflows in its own shapes through its own policy (never refused: mark
+// mode; what dueflow cannot run is marked with the reason), and its clients,
+// jobs and invoices; its users read their organisation's executions and no
+// one else's (dueflow's member policy replaced `for all using (true)`), and
+// cannot write them; anon reads nothing.
+func TestAppKeepsWorking(t *testing.T) {
+	t.Parallel()
+	db, dsn := fixture(t, replaced.Options{})
+	notices := upgrade(t, dsn)
+	assert.Equal(t, "mark", pgtest.Text(t, db, `select workflow_validation from automation_settings`))
+	assert.True(t, containsNotice(notices, `dropped policy "Allow all operations on automation_execution_logs"`))
+
+	var runnable, event, client, job string
+	pgtest.AsUser(t, db, replaced.UserA2, func(tx pgx.Tx) {
+		require.NoError(t, tx.QueryRow(bg, `insert into automation_workflows (user_id, organization_id, name, status, is_active, enabled,
+				trigger_type, trigger_config, steps, created_by)
+			values ($1, $2, 'Second reminder', 'active', true, true, 'invoice_overdue', '{"triggerType":"invoice_overdue","daysOverdue":10,"conditions":[]}',
+				'[{"id":"step-1","type":"action","name":"Send Message","config":{"actionType":"email","subject":"Invoice {{invoice.number}}","message":"Dear {{client.firstName}}"}}]',
+				$1) returning id::text`, replaced.UserA2, replaced.OrgA).Scan(&runnable))
+		require.NoError(t, tx.QueryRow(bg, `insert into automation_workflows (user_id, organization_id, name, status, is_active, enabled,
+				trigger_type, trigger_config, steps)
+			values ($1, $2, 'On hold again', 'active', true, true, 'job_status_changed', '{"triggerType":"job_status_changed","conditions":[]}',
+				'[{"type":"action","config":{"actionType":"sms","message":"Hi {{client.firstName}}"}}]') returning id::text`,
+			replaced.UserA2, replaced.OrgA).Scan(&event))
+		// the app edits and deletes its rows its way
+		_, err := tx.Exec(bg, `update automation_workflows set status = 'paused', is_active = false where id = $1`, replaced.WorkflowMaintenance)
+		require.NoError(t, err)
+		_, err = tx.Exec(bg, `update automation_workflows set steps = '[{"type":"action","config":{"actionType":"ai_generate_message","prompt":"x"}}]'
+			where id = $1`, replaced.WorkflowInvoiceBuilder)
+		require.NoError(t, err)
+		tag, err := tx.Exec(bg, `delete from automation_workflows where id = $1`, replaced.WorkflowDraft)
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, tag.RowsAffected())
+		// and writes its other tables (the emptied row trigger fires)
+		require.NoError(t, tx.QueryRow(bg, `insert into clients (user_id, organization_id, name, first_name) values ($1, $2, 'New Client', 'New')
+			returning id`, replaced.UserA2, replaced.OrgA).Scan(&client))
+		require.NoError(t, tx.QueryRow(bg, `insert into jobs (user_id, client_id, title, status) values ($1, $2, 'Tap repair', 'scheduled')
+			returning id`, replaced.UserA2, client).Scan(&job))
+		_, err = tx.Exec(bg, `update jobs set status = 'completed' where id = $1`, job)
+		require.NoError(t, err)
+	})
+	assert.Equal(t, "C-2008 J-1011", client+" "+job)
+	judged := func(id string) string {
+		return pgtest.Text(t, db, `select concat_ws(' ', spec ->> 'runnable', spec ->> 'active', nullif(array_to_string(problems, '; '), ''))
+			from automation_workflows where id = $1`, id)
+	}
+	assert.Equal(t, "true true", judged(runnable), "the builder's shape runs")
+	assert.Equal(t, "false true trigger type job_status_changed is an event trigger dueflow does not run", judged(event))
+	assert.Equal(t, "true false", judged(replaced.WorkflowMaintenance), "paused by the app")
+	assert.Contains(t, judged(replaced.WorkflowInvoiceBuilder), "false true steps[0]: action ai_generate_message is not one dueflow has")
+
+	visible := func(user string) (own, other int) {
+		pgtest.AsUser(t, db, user, func(tx pgx.Tx) {
+			own = pgtest.Int(t, tx, `select count(*) from automation_execution_logs where organization_id = (select organization_id from profiles where id = $1)`, user)
+			other = pgtest.Int(t, tx, `select count(*) from automation_execution_logs where organization_id <> (select organization_id from profiles where id = $1)`, user)
+		})
+		return own, other
+	}
+	ownA, otherA := visible(replaced.UserA2)
+	assert.Equal(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where organization_id = $1`, replaced.OrgA), ownA)
+	assert.Positive(t, ownA)
+	assert.Zero(t, otherA, "another organisation's executions")
+	ownB, otherB := visible(replaced.UserB1)
+	assert.Positive(t, ownB)
+	assert.Zero(t, otherB)
+
+	for _, role := range []string{"authenticated", "anon"} {
+		tx, err := db.Begin(bg)
+		require.NoError(t, err)
+		_, err = tx.Exec(bg, `select set_config('request.jwt.claims', json_build_object('sub', $1::text, 'role', $2::text)::text, true)`,
+			replaced.UserA2, role)
+		require.NoError(t, err)
+		_, err = tx.Exec(bg, "set local role "+role)
+		require.NoError(t, err)
+		q := `update automation_execution_logs set status = 'pending'`
+		if role == "anon" {
+			q = `select count(*) from automation_execution_logs`
+		}
+		_, err = tx.Exec(bg, q)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr, role)
+		assert.Equal(t, "42501", pgErr.Code, "%s: %s", role, q)
+		require.NoError(t, tx.Rollback(bg))
+	}
+}
