@@ -13,7 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/internal/replaced"
 	"github.com/dueflow/dueflow/shared/automation"
+	migrations "github.com/dueflow/dueflow/sql"
+	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -299,4 +302,55 @@ func TestReadmeMonitoring(t *testing.T) {
 		rows.Close()
 		require.NoError(t, rows.Err(), q)
 	}
+}
+
+// readmeQueries runs every statement of a README block, one at a time (an
+// error names it), and returns each one's rows as text lines.
+func readmeQueries(t *testing.T, db *pgxpool.Pool, block string) [][]string {
+	t.Helper()
+	var out [][]string
+	for _, q := range strings.Split(readmeSQL(t, block), ";") {
+		if strings.TrimSpace(q) == "" || strings.TrimSpace(stripComments(q)) == "" {
+			continue
+		}
+		out = append(out, pgtest.JSON[[]string](t, db, `select coalesce(json_agg(x::text), '[]') from (`+q+`) x`))
+	}
+	return out
+}
+
+// stripComments drops the "--" comment lines of a statement.
+func stripComments(q string) string {
+	var keep []string
+	for _, l := range strings.Split(q, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// TestReadmeUpgrade runs the README's queries before and after an upgrade of
+// the replaced system's database (internal/replaced), with the upgrade as
+// the README applies it: the core, then the adapter set, file by file.
+func TestReadmeUpgrade(t *testing.T) {
+	db, _ := pgtest.NewEmptyDB(t)
+	require.NoError(t, replaced.Apply(t.Context(), db, replaced.Options{}))
+
+	before := readmeQueries(t, db, "upgrade-before")
+	require.Len(t, before, 2)
+	assert.Len(t, before[0], 4, "pending, running, processing, delayed: %v", before[0])
+	assert.Len(t, before[1], 7, "the draft, the paused one, the inactive one and four event triggers: %v", before[1])
+
+	require.NoError(t, migrations.Apply(t.Context(), db))
+	require.NoError(t, replacedsystem.Apply(t.Context(), db))
+	pgtest.Exec(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
+
+	after := readmeQueries(t, db, "upgrade-after")
+	require.Len(t, after, 6)
+	assert.Equal(t, []string{"(legacy_not_sent,cancelled,11)", "(,completed,4)", "(,failed,3)"}, after[0])
+	assert.NotEmpty(t, after[1], "executions the checks created")
+	assert.NotEmpty(t, after[2], "workflows dueflow does not run, with the reason")
+	assert.NotEmpty(t, after[3])
+	assert.Equal(t, []string{"(mark)"}, after[4])
+	assert.Len(t, after[5], 1, "no pg_cron in this database: one row saying so")
 }
