@@ -53,6 +53,23 @@ $$;
 comment on function public.automation_effective_timezone(text) is
   'The zone dueflow computes an organisation''s local times in: p_tz when it is a known IANA name, ''UTC'' (the documented default) when NULL, NULL when unusable (the checks skip that organisation; existing executions fall back to UTC). Never raises.';
 
+-- The organisations the checks compute local times for, each with the zone
+-- they use (automation_effective_timezone; NULL: unusable, skipped). One
+-- plain SQL select, so the planner inlines it into each check.
+create or replace function public.automation_check_organizations()
+returns table (id uuid, send_window_start time, send_window_end time, timezone text)
+language sql stable as $$
+  -- cast to the declared types: an adopter's view may deliver varchar or
+  -- timetz where the contract says text or time
+  select o.id::uuid, o.send_window_start::time, o.send_window_end::time,
+         coalesce(tz.name, public.automation_effective_timezone(o.timezone::text))::text
+  from public.automation_src_organizations o
+  left join public.automation_timezones tz on tz.name = o.timezone::text
+$$;
+comment on function public.automation_check_organizations() is
+  'Every organisation of automation_src_organizations with its send window and the zone the checks use: the name when known (automation_timezones), else automation_effective_timezone (UTC for NULL, NULL when unusable).';
+revoke all on function public.automation_check_organizations() from public, anon, authenticated;
+
 -- Problems the checks met -----------------------------------------------------
 
 create table if not exists public.automation_check_problems (

@@ -437,10 +437,7 @@ begin
             or st.timezone is distinct from o.timezone
             or (p_now at time zone o.timezone)::date > (st.checked_at at time zone o.timezone)::date) as full_scan
     from public.automation_runnable_workflows('invoice_overdue') w
-    join (select o.id, o.send_window_start, o.send_window_end,
-                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.automation_src_organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    join public.automation_check_organizations() o on o.id = w.organization_id
     left join public.automation_check_state st on st.workflow_id = w.id
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
@@ -560,10 +557,7 @@ begin
            nullif(w.trigger_config ->> 'job_type', '') as job_type,
            o.timezone, o.send_window_start, o.send_window_end
     from public.automation_runnable_workflows('maintenance_due') w
-    join (select o.id, o.send_window_start, o.send_window_end,
-                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.automation_src_organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    join public.automation_check_organizations() o on o.id = w.organization_id
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))
@@ -628,10 +622,7 @@ begin
            greatest(public.automation_config_int(w.trigger_config, 'hours_before', 24), 0) as hours_before,
            o.timezone, o.send_window_start, o.send_window_end
     from public.automation_runnable_workflows('appointment') w
-    join (select o.id, o.send_window_start, o.send_window_end,
-                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.automation_src_organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    join public.automation_check_organizations() o on o.id = w.organization_id
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))
@@ -693,10 +684,7 @@ begin
                     '{scheduled,in_progress}') as statuses,
            o.timezone, o.send_window_start, o.send_window_end
     from public.automation_runnable_workflows('stale_job') w
-    join (select o.id, o.send_window_start, o.send_window_end,
-                 coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.automation_src_organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    join public.automation_check_organizations() o on o.id = w.organization_id
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))

@@ -380,9 +380,7 @@ begin
   select w.id, w.organization_id, public.automation_next_scheduled_run(w.trigger_config, o.timezone, p_now),
          w.trigger_config, o.timezone
   from public.automation_runnable_workflows('scheduled') w
-  join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-        from public.automation_src_organizations o
-        left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+  join public.automation_check_organizations() o on o.id = w.organization_id
   left join public.automation_schedule_state cur on cur.workflow_id = w.id
   where o.timezone is not null
     and (p_only is null or w.organization_id = p_only)
@@ -402,9 +400,7 @@ begin
     from public.automation_schedule_state s
     join public.automation_runnable_workflows('scheduled') w
       on w.id = s.workflow_id and w.organization_id = s.organization_id
-    join (select o.id, coalesce(tz.name, public.automation_effective_timezone(o.timezone)) as timezone
-          from public.automation_src_organizations o
-          left join public.automation_timezones tz on tz.name = o.timezone) o on o.id = w.organization_id
+    join public.automation_check_organizations() o on o.id = w.organization_id
     where s.next_run_at <= p_now
       and o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
