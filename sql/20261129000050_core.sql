@@ -167,3 +167,50 @@ $$;
 comment on function public.automation_member_read_policy(regclass) is
   'Migration helper: (re)creates the policy <table>_member_read letting authenticated members SELECT the rows of their organisations (organization_id in automation_current_org_ids()).';
 revoke all on function public.automation_member_read_policy(regclass) from public, anon, authenticated, service_role;
+
+-- Migration helper (also used by later migrations): adds a constraint when the
+-- table has none of that name. A NOT VALID one (p_not_valid) binds every new
+-- row at once and is then validated where the existing rows comply (a NOTICE
+-- says when they do not: the constraint stays NOT VALID, the rows are kept).
+create or replace function public.automation_ensure_constraint(
+  p_table regclass, p_name text, p_definition text, p_not_valid boolean default false)
+returns void language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_valid boolean;
+begin
+  select c.convalidated into v_valid from pg_constraint c where c.conrelid = p_table and c.conname = p_name;
+  if v_valid is null then
+    execute format('alter table %s add constraint %I %s%s', p_table, p_name, p_definition,
+                   case when p_not_valid then ' not valid' else '' end);
+    v_valid := not p_not_valid;
+  end if;
+  if not v_valid then
+    begin
+      execute format('alter table %s validate constraint %I', p_table, p_name);
+    exception when check_violation or foreign_key_violation then
+      raise notice 'dueflow: constraint % on % stays NOT VALID: rows written before dueflow do not satisfy it (kept as they are; new rows must)',
+        p_name, p_table;
+    end;
+  end if;
+end
+$$;
+comment on function public.automation_ensure_constraint(regclass, text, text, boolean) is
+  'Migration helper: adds constraint p_name (p_definition) to p_table unless one of that name exists; with p_not_valid it is added NOT VALID and then validated when the existing rows comply (otherwise it stays NOT VALID, with a NOTICE).';
+revoke all on function public.automation_ensure_constraint(regclass, text, text, boolean)
+  from public, anon, authenticated, service_role;
+
+-- Migration helper: renames p_table's column p_old to p_new while the table
+-- has p_old and not p_new (an install of dueflow from before the rename).
+create or replace function public.automation_rename_column(p_table regclass, p_old text, p_new text)
+returns void language plpgsql set search_path = public, pg_temp as $$
+begin
+  if exists (select 1 from pg_attribute a where a.attrelid = p_table and a.attname = p_old and not a.attisdropped)
+     and not exists (select 1 from pg_attribute a where a.attrelid = p_table and a.attname = p_new and not a.attisdropped) then
+    execute format('alter table %s rename column %I to %I', p_table, p_old, p_new);
+  end if;
+end
+$$;
+comment on function public.automation_rename_column(regclass, text, text) is
+  'Migration helper: renames column p_old of p_table to p_new while p_table has p_old and not p_new.';
+revoke all on function public.automation_rename_column(regclass, text, text)
+  from public, anon, authenticated, service_role;

@@ -26,72 +26,14 @@
 --     action and subject_type is a CHECK added NOT VALID (rows the old system
 --     wrote without them are kept; every new row must have them), validated
 --     where every row complies; the composite foreign key likewise.
---   * its actions_executed is jsonb (the app reads that history): dueflow's
---     count of actions is actions_count on every install (an install of
---     dueflow from before renames its integer actions_executed).
---   * automation_analytics keeps the replaced system's names (execution_count,
---     success_count, failure_count, success_rate), which dueflow uses on every
---     install (an install of dueflow from before renames executions, completed,
---     failed), plus dueflow's skipped, emails_sent, sms_sent and organization_id
---     (taken from the workflow for the app's rows).
---   * automation_schedules is the app's (cron expressions, several rows per
---     workflow): dueflow leaves it alone and keeps its own schedule state in
---     automation_schedule_state on every install (an install of dueflow from
---     before renames its automation_schedules).
+--   * dueflow's names beside the replaced system's (actions_count, the
+--     analytics columns, automation_schedule_state) and the drop of `using
+--     (true)` policies: 20261202000050_replaced_names.sql.
 --   * the replaced system's row trigger function
 --     handle_universal_automation_triggers() no longer creates work (dueflow's
 --     checks create it); its triggers stay, so the app's writes succeed.
---   * a policy letting everyone do everything on an automation table (`using
---     (true)`, the logs had one) is dropped; members read their
---     organisations' rows through dueflow's policies; the app keeps its own
---     write path on automation_workflows (its policy and grants).
-
--- Migration helper (also used by later migrations): adds a constraint when the
--- table has none of that name. A NOT VALID one (p_not_valid) binds every new
--- row at once and is then validated where the existing rows comply (a NOTICE
--- says when they do not: the constraint stays NOT VALID, the rows are kept).
-create or replace function public.automation_ensure_constraint(
-  p_table regclass, p_name text, p_definition text, p_not_valid boolean default false)
-returns void language plpgsql set search_path = public, pg_temp as $$
-declare
-  v_valid boolean;
-begin
-  select c.convalidated into v_valid from pg_constraint c where c.conrelid = p_table and c.conname = p_name;
-  if v_valid is null then
-    execute format('alter table %s add constraint %I %s%s', p_table, p_name, p_definition,
-                   case when p_not_valid then ' not valid' else '' end);
-    v_valid := not p_not_valid;
-  end if;
-  if not v_valid then
-    begin
-      execute format('alter table %s validate constraint %I', p_table, p_name);
-    exception when check_violation or foreign_key_violation then
-      raise notice 'dueflow: constraint % on % stays NOT VALID: rows written before dueflow do not satisfy it (kept as they are; new rows must)',
-        p_name, p_table;
-    end;
-  end if;
-end
-$$;
-comment on function public.automation_ensure_constraint(regclass, text, text, boolean) is
-  'Migration helper: adds constraint p_name (p_definition) to p_table unless one of that name exists; with p_not_valid it is added NOT VALID and then validated when the existing rows comply (otherwise it stays NOT VALID, with a NOTICE).';
-revoke all on function public.automation_ensure_constraint(regclass, text, text, boolean)
-  from public, anon, authenticated, service_role;
-
--- Migration helper: renames p_table's column p_old to p_new while the table
--- has p_old and not p_new (an install of dueflow from before the rename).
-create or replace function public.automation_rename_column(p_table regclass, p_old text, p_new text)
-returns void language plpgsql set search_path = public, pg_temp as $$
-begin
-  if exists (select 1 from pg_attribute a where a.attrelid = p_table and a.attname = p_old and not a.attisdropped)
-     and not exists (select 1 from pg_attribute a where a.attrelid = p_table and a.attname = p_new and not a.attisdropped) then
-    execute format('alter table %s rename column %I to %I', p_table, p_old, p_new);
-  end if;
-end
-$$;
-comment on function public.automation_rename_column(regclass, text, text) is
-  'Migration helper: renames column p_old of p_table to p_new while p_table has p_old and not p_new.';
-revoke all on function public.automation_rename_column(regclass, text, text)
-  from public, anon, authenticated, service_role;
+--   * the app keeps its own write path on automation_workflows (its policy
+--     and grants).
 
 -- Workflows ---------------------------------------------------------------------
 
@@ -175,16 +117,6 @@ create table if not exists public.automation_execution_logs (
   constraint automation_execution_logs_lease_check
     check ((status = 'running') = (lease_token is not null and lease_expires_at is not null))
 );
--- dueflow's count of actions was actions_executed (integer) before the
--- replaced system's jsonb history of that name had to fit beside it
-do $migration$
-begin
-  if exists (select 1 from pg_attribute a where a.attrelid = 'public.automation_execution_logs'::regclass
-             and a.attname = 'actions_executed' and a.atttypid = 'integer'::regtype and not a.attisdropped) then
-    perform public.automation_rename_column('public.automation_execution_logs', 'actions_executed', 'actions_count');
-  end if;
-end
-$migration$;
 -- on the replaced system's table: dueflow's columns (its own stay as they are)
 alter table public.automation_execution_logs
   add column if not exists workflow_id uuid,
@@ -207,7 +139,6 @@ alter table public.automation_execution_logs
   add column if not exists step_index integer not null default 0 check (step_index >= 0),
   add column if not exists error_code text,
   add column if not exists error_message text,
-  add column if not exists actions_count integer not null default 0,
   add column if not exists trigger_data jsonb default '{}',
   add column if not exists created_at timestamptz default now(),
   add column if not exists started_at timestamptz,
@@ -384,88 +315,6 @@ create table if not exists public.automation_endpoints (
   updated_at timestamptz not null default now()
 );
 
--- Schedule state ------------------------------------------------------------------
--- The next run of each scheduled workflow. It was automation_schedules, the
--- name of the replaced system's own table (cron expressions): an install of
--- dueflow from before renames it here; on the replaced system's database that
--- table stays the app's.
-
-do $migration$
-begin
-  if to_regclass('public.automation_schedule_state') is null
-     and exists (select 1 from pg_attribute a where a.attrelid = to_regclass('public.automation_schedules')
-                 and a.attname = 'next_run_at' and not a.attisdropped)
-     and not exists (select 1 from pg_attribute a where a.attrelid = to_regclass('public.automation_schedules')
-                     and a.attname = 'cron_expression' and not a.attisdropped) then
-    alter table public.automation_schedules rename to automation_schedule_state;
-    alter table public.automation_schedule_state rename constraint automation_schedules_pkey to automation_schedule_state_pkey;
-    alter table public.automation_schedule_state
-      rename constraint automation_schedules_workflow_id_fkey to automation_schedule_state_workflow_id_fkey;
-    alter index if exists public.automation_schedules_due_idx rename to automation_schedule_state_due_idx;
-    drop policy if exists automation_schedules_member_read on public.automation_schedule_state;
-    raise notice 'dueflow: automation_schedules renamed automation_schedule_state (dueflow''s schedule state; the name is the replaced system''s)';
-  end if;
-end
-$migration$;
-
-create table if not exists public.automation_schedule_state (
-  workflow_id uuid primary key references public.automation_workflows (id) on delete cascade,
-  organization_id uuid not null,
-  next_run_at timestamptz not null,
-  last_run_at timestamptz,
-  -- the configuration and zone the next run was computed from (a change recomputes it)
-  trigger_config jsonb,
-  timezone text,
-  updated_at timestamptz not null default now()
-);
-alter table public.automation_schedule_state add column if not exists trigger_config jsonb;
-alter table public.automation_schedule_state add column if not exists timezone text;
-create index if not exists automation_schedule_state_due_idx on public.automation_schedule_state (next_run_at);
-
--- Analytics -----------------------------------------------------------------------
-
-create table if not exists public.automation_analytics (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null,
-  workflow_id uuid not null references public.automation_workflows (id) on delete cascade,
-  date date not null,
-  execution_count integer not null default 0,
-  success_count integer not null default 0,
-  failure_count integer not null default 0,
-  skipped integer not null default 0,
-  emails_sent integer not null default 0,
-  sms_sent integer not null default 0,
-  -- success_count / execution_count, in %
-  success_rate numeric(5,2),
-  updated_at timestamptz not null default now(),
-  constraint automation_analytics_key unique (organization_id, workflow_id, date)
-);
--- an install of dueflow from before: the replaced system's names
-select public.automation_rename_column('public.automation_analytics', 'executions', 'execution_count');
-select public.automation_rename_column('public.automation_analytics', 'completed', 'success_count');
-select public.automation_rename_column('public.automation_analytics', 'failed', 'failure_count');
--- the replaced system's table: dueflow's columns (its own stay as they are)
-alter table public.automation_analytics
-  add column if not exists organization_id uuid,
-  add column if not exists execution_count integer not null default 0,
-  add column if not exists success_count integer not null default 0,
-  add column if not exists failure_count integer not null default 0,
-  add column if not exists skipped integer not null default 0,
-  add column if not exists emails_sent integer not null default 0,
-  add column if not exists sms_sent integer not null default 0,
-  add column if not exists success_rate numeric(5,2),
-  add column if not exists updated_at timestamptz not null default now();
--- the app's rows: their workflow's organisation; a success rate where missing
-update public.automation_analytics a set organization_id = w.organization_id
-from public.automation_workflows w
-where w.id = a.workflow_id and a.organization_id is null;
-update public.automation_analytics a
-set success_rate = round(100.0 * a.success_count / a.execution_count, 2)
-where a.success_rate is null and a.execution_count > 0 and a.success_count between 0 and a.execution_count;
-select public.automation_ensure_constraint('public.automation_analytics', 'automation_analytics_key',
-  'unique (organization_id, workflow_id, date)');
-create index if not exists automation_analytics_date_idx on public.automation_analytics (date);
-
 -- Triggers, RLS, grants ---------------------------------------------------------------
 
 drop trigger if exists automation_workflows_touch on public.automation_workflows;
@@ -484,39 +333,15 @@ alter table public.automation_workflows enable row level security;
 alter table public.automation_execution_logs enable row level security;
 alter table public.automation_deliveries enable row level security;
 alter table public.automation_endpoints enable row level security;
-alter table public.automation_schedule_state enable row level security;
-alter table public.automation_analytics enable row level security;
 
 select public.automation_member_read_policy(t)
-from unnest('{public.automation_workflows,public.automation_execution_logs,public.automation_deliveries,
-  public.automation_schedule_state,public.automation_analytics}'::regclass[]) t;
+from unnest('{public.automation_workflows,public.automation_execution_logs,public.automation_deliveries}'::regclass[]) t;
 
--- A policy letting anyone do anything (the replaced system's logs had
--- `for all using (true)`): dropped; dueflow's member-read policy above stays.
-do $migration$
-declare
-  p record;
-begin
-  for p in
-    select pol.policyname, pol.tablename from pg_policies pol
-    where pol.schemaname = 'public'
-      and pol.tablename in ('automation_workflows', 'automation_execution_logs', 'automation_deliveries',
-                            'automation_endpoints', 'automation_schedule_state', 'automation_analytics')
-      and (pol.qual = 'true' or pol.with_check = 'true')
-    order by pol.tablename, pol.policyname
-  loop
-    execute format('drop policy %I on public.%I', p.policyname, p.tablename);
-    raise notice 'dueflow: dropped policy "%" on % (it let anyone read and write every row; members read their organisations'' rows through %_member_read)',
-      p.policyname, p.tablename, p.tablename;
-  end loop;
-end
-$migration$;
 
 revoke all on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
-  public.automation_endpoints, public.automation_schedule_state, public.automation_analytics
+  public.automation_endpoints
   from public, anon;
-revoke all on public.automation_execution_logs, public.automation_deliveries,
-  public.automation_endpoints, public.automation_schedule_state, public.automation_analytics
+revoke all on public.automation_execution_logs, public.automation_deliveries, public.automation_endpoints
   from authenticated;
 -- automation_workflows: the replaced system's app writes it as its signed-in
 -- users through a policy of its own; where such a policy exists, that write
@@ -531,7 +356,7 @@ begin
   end if;
 end
 $migration$;
-grant select on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
-  public.automation_schedule_state, public.automation_analytics to authenticated;
+grant select on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries
+  to authenticated;
 grant all on public.automation_workflows, public.automation_execution_logs, public.automation_deliveries,
-  public.automation_endpoints, public.automation_schedule_state, public.automation_analytics to service_role;
+  public.automation_endpoints to service_role;

@@ -29,8 +29,10 @@ func TestCronRunDetailsAreCleanedUp(t *testing.T) {
 	require.Equal(t, 6, pgtest.Int(t, db, `select count(*) from cron.job_run_details where command like $1 || '%'`, marker))
 
 	// keep executions far longer than anything in this shared database
-	deleted := pgtest.Int(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
-	assert.GreaterOrEqual(t, deleted, 3)
+	// (the old rows are checked below rather than the count this call
+	// answers: another test of this package may run the cleanup in the same
+	// shared pg_cron database at the same moment)
+	pgtest.Int(t, db, `select automation_cleanup(interval '7 days', interval '100 years')`)
 	var kept []string
 	rows, err := db.Query(bg, `select split_part(command, ':', 2) from cron.job_run_details where command like $1 || '%' order by end_time`, marker)
 	require.NoError(t, err)
