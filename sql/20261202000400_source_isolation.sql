@@ -40,6 +40,9 @@ begin
         v_docs := v_docs || array(select public.automation_claim_rows(p_action, array[v_id], 1, p_lease_seconds));
       exception when others then
         get stacked diagnostics v_state = returned_sqlstate, v_msg = message_text;
+        if v_state in ('40001', '40P01', '57014') then
+          raise; -- a serialization failure, deadlock or cancel is not the row's fault: the claim fails, retried later
+        end if;
         update public.automation_execution_logs e set updated_at = now(),
           status = 'failed', error_code = 'source_error', completed_at = now(),
           error_message = format('its source rows could not be read (SQLSTATE %s: %s)', v_state, public.automation_mask_error(v_msg))

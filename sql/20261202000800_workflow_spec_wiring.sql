@@ -766,9 +766,13 @@ begin
       'attempt', c.attempt, 'max_attempts', c.max_attempts, 'step_index', c.step_index,
       'deadline_at', c.deadline_at, 'lease_token', c.lease_token,
       'lease_expires_at', c.lease_expires_at, 'trigger_data', c.trigger_data),
-    -- the workflow as dueflow runs it (its spec), whatever shape the app wrote
+    -- the workflow as dueflow runs it (its spec), whatever shape the app wrote;
+    -- one the app changed since into a workflow dueflow cannot run (between
+    -- the dispatcher's skip and this claim) is handed over inactive: skipped,
+    -- never sent on a partly converted spec
     'workflow', jsonb_build_object('id', w.id, 'name', coalesce(w.name, ''), 'trigger_type', ws.spec -> 'trigger_type',
-      'trigger_config', ws.spec -> 'trigger_config', 'is_active', coalesce(ws.spec -> 'active', 'false'),
+      'trigger_config', ws.spec -> 'trigger_config',
+      'is_active', coalesce((ws.spec ->> 'active')::boolean and (ws.spec ->> 'runnable')::boolean, false),
       'steps', ws.spec -> 'steps'),
     'organization', case when o.id is not null then jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
       'country_code', coalesce(o.country_code, ''), 'sender_name', coalesce(o.sender_name, ''),
