@@ -263,13 +263,16 @@ begin
   ) u
   where i.user_id = u.user_id
     and public.automation_replaced_invoice_status(i.status, i.payment_status) = 'sent'
+    -- partial and viewed say more than overdue would: the app's, kept (they
+    -- are reminded all the same: the view reads them as open)
+    and i.status in ('sent', 'unpaid')
     and i.due_date < u.today;
   get diagnostics v_count = row_count;
   return v_count;
 end
 $$;
 comment on function public.automation_mark_invoices_overdue(timestamptz) is
-  'Hook called by check_overdue_invoices() (replaced-system adapter): marks open invoices (status sent, unpaid, viewed or partial, not paid) past due in the organisation''s local date as overdue, as the replaced system''s check-overdue-invoices job did; an organisation whose zone is unusable is left out, a NULL zone is UTC. Returns the number marked.';
+  'Hook called by check_overdue_invoices() (replaced-system adapter): marks open invoices of status sent or unpaid (viewed and partial are kept; not paid) past due in the organisation''s local date as overdue, as the replaced system''s check-overdue-invoices job did; an organisation whose zone is unusable is left out, a NULL zone is UTC. Returns the number marked.';
 revoke all on function public.automation_mark_invoices_overdue(timestamptz) from public, anon, authenticated;
 grant execute on function public.automation_mark_invoices_overdue(timestamptz) to service_role;
 

@@ -425,13 +425,13 @@ func TestMarkInvoicesOverdue(t *testing.T) {
 	}
 	before := statuses()
 	pgtest.Exec(t, db, `insert into automation_replaced_org_settings (organization_id, timezone) values ($1, 'Mars/Olympus_Mons')`, replaced.OrgC)
-	assert.Equal(t, 3, pgtest.Int(t, db, `select automation_mark_invoices_overdue()`))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select automation_mark_invoices_overdue()`))
 	assert.Equal(t, []string{
 		"INV-1001 overdue", // sent, 5 days past due
 		"INV-1002 overdue",
 		"INV-1003 paid",
 		"INV-1004 draft",   // no due date
-		"INV-1005 overdue", // partial, 2 days past due
+		"INV-1005 partial", // 2 days past due: partial says more than overdue, kept
 		"INV-2001 overdue", // unpaid, 10 days past due
 		"INV-2002 viewed",  // due in 7 days
 		"INV-3001 sent",    // organisation C's zone is unusable
