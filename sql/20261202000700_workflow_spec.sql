@@ -314,6 +314,12 @@ begin
   if v_config -> 'conditions' not in ('[]'::jsonb, '{}'::jsonb, 'null'::jsonb) then
     v_problems := v_problems || 'trigger_config.conditions: the builder''s conditions are not something dueflow runs'::text;
   end if;
+  -- the replaced system kept a schedule's times in its automation_schedules
+  -- (cron expressions), which dueflow does not read: without dueflow's own
+  -- frequency a row of its app would silently run daily at 09:00
+  if v_type = 'scheduled' and p_row ? 'user_id' and not v_config ? 'frequency' then
+    v_problems := v_problems || 'trigger_config.frequency: not set (the app''s automation_schedules.cron_expression is not read by dueflow; set frequency, hour and minute)'::text;
+  end if;
   if v_config ->> 'seasonal' = 'true' then
     v_problems := v_problems || 'trigger_config.seasonal: seasonal reminders are not something dueflow runs'::text;
   end if;
