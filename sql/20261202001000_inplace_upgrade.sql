@@ -63,8 +63,8 @@ begin
     update public.automation_workflows w set
       execution_count = coalesce(w.execution_count, 0) + p.executions,
       success_count = coalesce(w.success_count, 0) + p.completed,
-      failure_count = w.failure_count + p.failed,
-      skipped_count = w.skipped_count + p.skipped
+      failure_count = coalesce(w.failure_count, 0) + p.failed,
+      skipped_count = coalesce(w.skipped_count, 0) + p.skipped
     from per_wf p where w.id = p.workflow_id
     returning w.id
   )
@@ -75,12 +75,13 @@ begin
   from per_wf
   order by organization_id, workflow_id
   on conflict (organization_id, workflow_id, date) do update set
-    execution_count = a.execution_count + excluded.execution_count,
-    success_count = a.success_count + excluded.success_count,
-    failure_count = a.failure_count + excluded.failure_count,
-    skipped = a.skipped + excluded.skipped,
-    success_rate = public.automation_success_rate(a.success_count + excluded.success_count,
-                                                  a.execution_count + excluded.execution_count),
+    -- (the replaced system's app may have left its counts NULL)
+    execution_count = coalesce(a.execution_count, 0) + excluded.execution_count,
+    success_count = coalesce(a.success_count, 0) + excluded.success_count,
+    failure_count = coalesce(a.failure_count, 0) + excluded.failure_count,
+    skipped = coalesce(a.skipped, 0) + excluded.skipped,
+    success_rate = public.automation_success_rate(coalesce(a.success_count, 0) + excluded.success_count,
+                                                  coalesce(a.execution_count, 0) + excluded.execution_count),
     updated_at = now();
   return null;
 end
@@ -223,10 +224,10 @@ begin
     skipped_count = greatest(w.skipped_count - (v_old.status = 'skipped')::int, 0)
   where w.id = v_old.workflow_id;
   update public.automation_analytics a set
-    execution_count = greatest(a.execution_count - 1, 0),
-    failure_count = greatest(a.failure_count - (v_old.status = 'failed')::int, 0),
-    skipped = greatest(a.skipped - (v_old.status = 'skipped')::int, 0),
-    success_rate = public.automation_success_rate(a.success_count, greatest(a.execution_count - 1, 0)),
+    execution_count = greatest(coalesce(a.execution_count, 0) - 1, 0),
+    failure_count = greatest(coalesce(a.failure_count, 0) - (v_old.status = 'failed')::int, 0),
+    skipped = greatest(coalesce(a.skipped, 0) - (v_old.status = 'skipped')::int, 0),
+    success_rate = public.automation_success_rate(coalesce(a.success_count, 0), greatest(coalesce(a.execution_count, 0) - 1, 0)),
     updated_at = now()
   where a.organization_id = v_old.organization_id and a.workflow_id = v_old.workflow_id
     and a.date = (v_old.completed_at at time zone 'UTC')::date;
