@@ -152,10 +152,14 @@ begin
   $view$);
 end
 $migration$;
+-- The replaced system's app reads it as its signed-in users: security_invoker,
+-- so their counts are over the rows RLS lets them read (their organisation's);
+-- service_role (which bypasses RLS) sees every organisation's.
+alter view public.automation_system_health set (security_invoker = true);
 comment on view public.automation_system_health is
-  'The replaced system''s health view over dueflow''s tables: pending and running executions, completed and failed in the last hour, last success and last failure (completed_at), active workflows (is_active). service_role only.';
+  'The replaced system''s health view over dueflow''s tables: pending and running executions, completed and failed in the last hour, last success and last failure (completed_at), active workflows (is_active). security_invoker: a signed-in member counts their organisations'' rows only; service_role counts all.';
 revoke all on public.automation_system_health from public, anon, authenticated;
-grant select on public.automation_system_health to service_role;
+grant select on public.automation_system_health to authenticated, service_role;
 
 -- 4. The pg_cron jobs --------------------------------------------------------------
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -207,4 +209,15 @@ func TestSystemHealth(t *testing.T) {
 	assert.Equal(t, []int{1, 1, 1, 0, 1}, []int{pending, running, completed, failed, active})
 	assert.True(t, lastSuccess.Equal(done), "last success %s, want %s", lastSuccess, done)
 	assert.True(t, lastFailure.Before(done.Add(-2*time.Hour)), "last failure %s", lastFailure)
+
+	// the replaced system's app reads it as a signed-in member: its own
+	// organisation's rows only (RLS), never another tenant's
+	org, _, _ := pgtest.OverdueInvoices(t, db, 2)
+	member := uuid.New()
+	pgtest.Exec(t, db, `insert into organization_members (organization_id, user_id) values ($1, $2)`, org, member)
+	pgtest.AsUser(t, db, member.String(), func(tx pgx.Tx) {
+		var p, a int
+		require.NoError(t, tx.QueryRow(bg, `select pending_count, active_workflows from automation_system_health`).Scan(&p, &a))
+		assert.Equal(t, []int{2, 1}, []int{p, a}, "the member's organisation only")
+	})
 }

@@ -102,11 +102,19 @@ func TestRLSAndGrants(t *testing.T) {
 		`select automation_workflow_problems('scheduled', '{}', '[]')`,
 		`select automation_workflow_spec(null::automation_workflows)`,
 		`select * from automation_cron_status`,
-		`select * from automation_system_health`,
 		`select * from automation_endpoints`,
 		`select * from vault.decrypted_secrets`,
 		`select net.http_post('http://x.test')`,
 	}
+	// the replaced system's app reads automation_system_health as its users
+	// (security_invoker: their organisation's rows only, TestSystemHealth);
+	// anon never
+	err = asRole(t, pool, "anon", uuid.Nil, func(tx pgx.Tx) error {
+		_, err := tx.Exec(bg, `select * from automation_system_health`)
+		return err
+	})
+	require.Error(t, err, "anon may read automation_system_health")
+	assert.Contains(t, err.Error(), "permission denied")
 	for _, role := range []string{"anon", "authenticated"} {
 		for _, q := range forbidden {
 			err := asRole(t, pool, role, userA, func(tx pgx.Tx) error {

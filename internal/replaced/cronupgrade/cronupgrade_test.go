@@ -138,7 +138,7 @@ func TestUpgradeJobsAndViews(t *testing.T) {
 	assert.Equal(t, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'pending'`),
 		pgtest.Int(t, db, `select pending_count from automation_system_health`))
 	assert.Equal(t, 12, pgtest.Int(t, db, `select active_workflows from automation_system_health`))
-	assert.Equal(t, "service_role:automation_cron_status,service_role:automation_system_health", pgtest.Text(t, db,
+	assert.Equal(t, "authenticated:automation_system_health,service_role:automation_cron_status,service_role:automation_system_health", pgtest.Text(t, db,
 		`select string_agg(distinct grantee || ':' || table_name, ',' order by grantee || ':' || table_name)
 		from information_schema.role_table_grants
 		where table_name in ('automation_cron_status', 'automation_system_health') and grantee <> current_user`))
