@@ -76,8 +76,6 @@ alter table public.automation_workflows
   add column if not exists updated_at timestamptz default now();
 select public.automation_ensure_constraint('public.automation_workflows', 'automation_workflows_org_id_key',
   'unique (organization_id, id)');
-create index if not exists automation_workflows_active_idx
-  on public.automation_workflows (trigger_type, organization_id) where is_active;
 
 -- Executions --------------------------------------------------------------------
 

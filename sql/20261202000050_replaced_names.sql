@@ -64,6 +64,16 @@ create index if not exists automation_schedule_state_due_idx on public.automatio
 
 -- Analytics -----------------------------------------------------------------------
 
+-- success_count of execution_count in % (numeric(5,2), the replaced system's
+-- automation_analytics.success_rate); NULL without executions
+create or replace function public.automation_success_rate(p_success integer, p_executions integer)
+returns numeric language sql immutable as $$
+  select round(100.0 * least(greatest(p_success, 0), p_executions) / nullif(p_executions, 0), 2)
+$$;
+comment on function public.automation_success_rate(integer, integer) is
+  'success_rate of automation_analytics: p_success of p_executions in % (two decimals, at most 100); NULL when p_executions is 0 or NULL.';
+
+
 create table if not exists public.automation_analytics (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null,
@@ -100,7 +110,7 @@ update public.automation_analytics a set organization_id = w.organization_id
 from public.automation_workflows w
 where w.id = a.workflow_id and a.organization_id is null;
 update public.automation_analytics a
-set success_rate = round(100.0 * a.success_count / a.execution_count, 2)
+set success_rate = public.automation_success_rate(a.success_count, a.execution_count)
 where a.success_rate is null and a.execution_count > 0 and a.success_count between 0 and a.execution_count;
 select public.automation_ensure_constraint('public.automation_analytics', 'automation_analytics_key',
   'unique (organization_id, workflow_id, date)');

@@ -79,7 +79,7 @@ create table if not exists public.automation_check_problems (
   organization_id uuid,
   workflow_id uuid references public.automation_workflows (id) on delete cascade,
   code text not null
-    check (code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted', 'check_error', 'hook_error')),
+    check (code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted', 'check_error', 'hook_error', 'dispatch_error')),
   message text not null default '',
   first_seen_at timestamptz not null default now(),
   last_seen_at timestamptz not null default now(),
@@ -88,7 +88,7 @@ create table if not exists public.automation_check_problems (
     unique nulls not distinct (check_name, trigger_type, organization_id, workflow_id, code)
 );
 comment on table public.automation_check_problems is
-  'What the checks could not evaluate, one row per (check, trigger type, organisation, workflow, code): invalid_config, invalid_timezone, timezone_defaulted, check_error, hook_error. Upserted by every run that meets it (count, last_seen_at), deleted once a run no longer does. Messages carry no personal data.';
+  'What the checks (and the dispatcher''s premise skips) could not evaluate, one row per (check, trigger type, organisation, workflow, code): invalid_config, invalid_timezone, timezone_defaulted, check_error, hook_error, dispatch_error. Upserted by every run that meets it (count, last_seen_at), deleted once a run no longer does. Messages carry no personal data.';
 create index if not exists automation_check_problems_workflow_idx on public.automation_check_problems (workflow_id);
 alter table public.automation_check_problems enable row level security;
 revoke all on public.automation_check_problems from public, anon, authenticated;

@@ -63,10 +63,6 @@ grant execute on function public.automation_claim(text, uuid[], integer, integer
 
 -- The dispatcher's premise skips, isolated -----------------------------------
 
-alter table public.automation_check_problems drop constraint if exists automation_check_problems_code_check;
-alter table public.automation_check_problems add constraint automation_check_problems_code_check
-  check (code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted', 'check_error', 'hook_error', 'dispatch_error'));
-
 create or replace function public.automation_dispatch_step_failed(p_step text, p_state text, p_message text)
 returns void language plpgsql set search_path = public, pg_temp as $$
 begin

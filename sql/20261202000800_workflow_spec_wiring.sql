@@ -86,6 +86,9 @@ comment on column public.automation_workflows.problems is
 alter table public.automation_workflows drop constraint if exists automation_workflows_trigger_type_check;
 
 -- the checks: active runnable workflows of one trigger type
+-- (the checks select workflows by spec: the raw trigger_type index goes;
+-- every index costs each counter update of a workflow)
+drop index if exists public.automation_workflows_active_idx;
 create index if not exists automation_workflows_spec_run_idx
   on public.automation_workflows ((spec ->> 'trigger_type'), organization_id)
   where spec @> '{"active": true, "runnable": true}';

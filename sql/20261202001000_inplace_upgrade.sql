@@ -16,14 +16,6 @@
 -- Idempotent; on a database without the replaced system only the functions
 -- change.
 
--- success_count of execution_count in % (numeric(5,2), the replaced system's
--- automation_analytics.success_rate); NULL without executions
-create or replace function public.automation_success_rate(p_success integer, p_executions integer)
-returns numeric language sql immutable as $$
-  select round(100.0 * least(greatest(p_success, 0), p_executions) / nullif(p_executions, 0), 2)
-$$;
-comment on function public.automation_success_rate(integer, integer) is
-  'success_rate of automation_analytics: p_success of p_executions in % (two decimals, at most 100); NULL when p_executions is 0 or NULL.';
 
 -- Counters and analytics follow status transitions, once: a statement-level
 -- trigger sees each row's move from an open status (pending, running) to a
