@@ -88,7 +88,10 @@ type Telnyx struct {
 
 // Config is a function's configuration.
 type Config struct {
-	SupabaseURL    string
+	SupabaseURL string
+	// ServiceRoleKey is the key the RPCs are called with: a secret key
+	// (sb_secret_…) or a legacy service_role JWT, from SUPABASE_SECRET_KEY
+	// or SUPABASE_SERVICE_ROLE_KEY.
 	ServiceRoleKey Secret
 	WebhookSecret  Secret
 
@@ -105,10 +108,15 @@ type Config struct {
 
 	Concurrency  int
 	LeaseSeconds int
-	RPCTimeout   time.Duration
-	MaxBodyBytes int
-	MaxIDs       int
-	LogLevel     slog.Level
+	// FunctionTimeout is the function's timeout in Lambda
+	// (DUEFLOW_FUNCTION_TIMEOUT, which template.yaml keeps equal to the
+	// functions' Timeout; Lambda does not tell it otherwise); 0 = unknown.
+	// When known, a lease shorter than it plus LeaseMargin is refused.
+	FunctionTimeout time.Duration
+	RPCTimeout      time.Duration
+	MaxBodyBytes    int
+	MaxIDs          int
+	LogLevel        slog.Level
 }
 
 // Defaults.
@@ -144,14 +152,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c := &Config{}
 
 	c.SupabaseURL = p.url("SUPABASE_URL", true)
-	c.ServiceRoleKey = Secret(p.str("SUPABASE_SERVICE_ROLE_KEY", true))
-	if k := c.ServiceRoleKey.Value(); k != "" {
-		if role, ok := jwtRole(k); !ok {
-			p.bad("SUPABASE_SERVICE_ROLE_KEY is not a JWT")
-		} else if role != "service_role" {
-			p.bad(fmt.Sprintf("SUPABASE_SERVICE_ROLE_KEY has role %q, want service_role", role))
-		}
-	}
+	c.ServiceRoleKey = p.supabaseKey()
 	c.WebhookSecret = Secret(p.str("DUEFLOW_WEBHOOK_SECRET", true))
 	if s := c.WebhookSecret.Value(); s != "" {
 		b64, ok := strings.CutPrefix(s, "whsec_")
@@ -170,7 +171,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.EmailFrom = p.str("EMAIL_FROM", true)
 	if c.EmailFrom != "" {
 		if _, err := mail.ParseAddress(c.EmailFrom); err != nil {
-			p.bad(fmt.Sprintf("EMAIL_FROM %q is not an email address", c.EmailFrom))
+			p.bad("EMAIL_FROM is not an email address") // not echoed: an address is personal data
 		}
 	}
 	c.EmailFromName = p.str("EMAIL_FROM_NAME", false)
@@ -180,7 +181,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			Host:     p.str("SMTP_HOST", true),
 			Port:     p.int("SMTP_PORT", 0, 1, 65535),
 			Username: p.str("SMTP_USERNAME", false),
-			Password: Secret(p.str("SMTP_PASSWORD", false)),
+			Password: p.smtpPassword(),
 			TLS:      p.oneOf("SMTP_TLS", "starttls", "starttls", "tls", "none"),
 			// 0 = DUEFLOW_CONCURRENCY, set below.
 			MaxConnections:           p.int("SMTP_MAX_CONNECTIONS", 0, 1, 256),
@@ -189,10 +190,11 @@ func Load(getenv func(string) string) (*Config, error) {
 		if (c.SMTP.Username == "") != (c.SMTP.Password == "") {
 			p.bad("SMTP_USERNAME and SMTP_PASSWORD must be set together")
 		}
+		p.checkSMTPInClear(c.SMTP)
 	case EmailMailgun:
 		c.Mailgun = Mailgun{
 			Domain:  p.str("MAILGUN_DOMAIN", true),
-			APIKey:  Secret(p.str("MAILGUN_API_KEY", true)),
+			APIKey:  p.credential("MAILGUN_API_KEY", true),
 			APIBase: p.url("MAILGUN_API_BASE", false),
 		}
 	}
@@ -203,12 +205,13 @@ func Load(getenv func(string) string) (*Config, error) {
 		c.SMSFrom = p.str("SMS_FROM", true)
 		c.Twilio = Twilio{
 			AccountSID: p.str("TWILIO_ACCOUNT_SID", true),
-			AuthToken:  Secret(p.str("TWILIO_AUTH_TOKEN", true)),
+			AuthToken:  p.credential("TWILIO_AUTH_TOKEN", true),
 			APIBase:    p.url("TWILIO_API_BASE", false),
 		}
+		p.checkTwilio(c.Twilio)
 	case SMSTelnyx:
 		c.Telnyx = Telnyx{
-			APIKey:             Secret(p.str("TELNYX_API_KEY", true)),
+			APIKey:             p.credential("TELNYX_API_KEY", true),
 			MessagingProfileID: p.str("TELNYX_MESSAGING_PROFILE_ID", false),
 			APIBase:            p.url("TELNYX_API_BASE", false),
 		}
@@ -216,15 +219,23 @@ func Load(getenv func(string) string) (*Config, error) {
 			c.Telnyx.APIBase = telnyx.DefaultAPIBase
 		}
 		c.SMSFrom = p.str("SMS_FROM", c.Telnyx.MessagingProfileID == "")
+		p.checkTelnyx(c.Telnyx)
 	default:
 		c.SMSFrom = p.str("SMS_FROM", false)
 	}
+
+	p.checkSMSFrom(c.SMSProvider, c.SMSFrom)
 
 	c.Concurrency = p.int("DUEFLOW_CONCURRENCY", DefaultConcurrency, 1, 256)
 	if c.EmailProvider == EmailSMTP && c.SMTP.MaxConnections == 0 {
 		c.SMTP.MaxConnections = c.Concurrency
 	}
+	before := len(p.problems)
 	c.LeaseSeconds = p.int("DUEFLOW_LEASE_SECONDS", DefaultLeaseSeconds, 30, 3600) // automation_claim caps leases at 3600 s
+	c.FunctionTimeout = p.duration("DUEFLOW_FUNCTION_TIMEOUT", 0)
+	if len(p.problems) == before {
+		p.checkLease(c.LeaseSeconds, c.FunctionTimeout)
+	}
 	c.RPCTimeout = p.duration("DUEFLOW_RPC_TIMEOUT", DefaultRPCTimeout)
 	c.MaxBodyBytes = p.int("DUEFLOW_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 16<<20)
 	c.MaxIDs = p.int("DUEFLOW_MAX_IDS", DefaultMaxIDs, 1, 10000)
@@ -282,6 +293,8 @@ func (p *parser) str(name string, required bool) string {
 	return v
 }
 
+// url reads the base URL of an API that is sent a key: https, or http to a
+// local host only (see isLocalHost). Messages show it through RedactURL.
 func (p *parser) url(name string, required bool) string {
 	v := p.str(name, required)
 	if v == "" {
@@ -289,7 +302,11 @@ func (p *parser) url(name string, required bool) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.bad(fmt.Sprintf("%s %q is not an http(s) URL", name, v))
+		p.bad(fmt.Sprintf("%s %q is not an http(s) URL", name, RedactURL(v)))
+		return ""
+	}
+	if u.Scheme == "http" && !isLocalHost(u.Hostname()) {
+		p.bad(fmt.Sprintf("%s %q would send a key over plain http to a remote host: use https:// (http is for %s only)", name, RedactURL(v), localHosts))
 		return ""
 	}
 	return strings.TrimRight(v, "/")

@@ -97,7 +97,7 @@ func TestEveryProblemNamedAtOnce(t *testing.T) {
 	for _, want := range []string{
 		"config: 10 problems: ",
 		"SUPABASE_URL is required",
-		"SUPABASE_SERVICE_ROLE_KEY is required",
+		"SUPABASE_SECRET_KEY (or the legacy SUPABASE_SERVICE_ROLE_KEY) is required",
 		"DUEFLOW_WEBHOOK_SECRET is required",
 		"EMAIL_FROM is required",
 		"SMTP_HOST is required",
@@ -142,7 +142,7 @@ func TestKeysAreChecked(t *testing.T) {
 	e["SUPABASE_URL"] = "xyz.supabase.co"
 	_, err := Load(env(e))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `SUPABASE_SERVICE_ROLE_KEY has role "anon", want service_role`)
+	assert.Contains(t, err.Error(), `SUPABASE_SERVICE_ROLE_KEY is the legacy anon key`)
 	assert.Contains(t, err.Error(), "DUEFLOW_WEBHOOK_SECRET must start with whsec_")
 	assert.Contains(t, err.Error(), `SUPABASE_URL "xyz.supabase.co" is not an http(s) URL`)
 }
@@ -174,7 +174,7 @@ func TestSendersFromConfig(t *testing.T) {
 	}{
 		{map[string]string{}, "smtp", ""},
 		{map[string]string{"EMAIL_PROVIDER": "mailgun", "MAILGUN_DOMAIN": "mg.acme.test", "MAILGUN_API_KEY": "key-1",
-			"SMS_PROVIDER": "twilio", "SMS_FROM": "+15555550100", "TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok"}, "mailgun", "twilio"},
+			"SMS_PROVIDER": "twilio", "SMS_FROM": "+15555550100", "TWILIO_ACCOUNT_SID": twilioSID, "TWILIO_AUTH_TOKEN": twilioToken}, "mailgun", "twilio"},
 		{map[string]string{"SMS_PROVIDER": "telnyx", "SMS_FROM": "+15555550100", "TELNYX_API_KEY": "KEY",
 			"TELNYX_API_BASE": "http://127.0.0.1:54326"}, "smtp", "telnyx"},
 	}

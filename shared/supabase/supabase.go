@@ -23,7 +23,11 @@
 // supabase.NewClient wraps the same postgrest client (at url + "/rest/v1",
 // schema public, headers apikey and Authorization) but keeps it private, so a
 // transport cannot be supplied through it; this adapter builds that client
-// itself with the same URL and headers.
+// itself with the same URL. The key decides the headers: a secret key
+// (sb_secret_…) goes in apikey only (Supabase's gateway answers 401 to one
+// in Authorization, and refuses secret keys from browser-like User-Agents:
+// every request says User-Agent dueflow/<version>); a legacy service_role
+// JWT goes in both apikey and Authorization: Bearer.
 //
 // What a timed-out call leaves behind, and why it is safe: a timed-out claim
 // may still commit on the server; its rows stay running until their lease
@@ -41,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -61,10 +66,45 @@ const (
 // DefaultTimeout bounds a call when Config.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
 
+// Prefixes of Supabase's API keys: a secret key (server side, bypasses
+// RLS, the successor of the service_role JWT) and a publishable key (the
+// anon key's successor: never enough for the automation RPCs).
+const (
+	SecretKeyPrefix      = "sb_secret_"
+	PublishableKeyPrefix = "sb_publishable_"
+)
+
+// IsSecretKey reports whether key is a secret key (sb_secret_…) rather than
+// a legacy JWT.
+func IsSecretKey(key string) bool { return strings.HasPrefix(key, SecretKeyPrefix) }
+
+// UserAgent is sent with every call: dueflow/<module version> ("dev" for a
+// build outside a module version). It must not look like a browser's:
+// Supabase refuses secret keys from browsers.
+var UserAgent = "dueflow/" + version()
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Headers are the headers that authenticate a call with key: apikey only
+// for a secret key, apikey and Authorization: Bearer for a legacy JWT; and
+// the User-Agent.
+func Headers(key string) map[string]string {
+	h := map[string]string{"apikey": key, "User-Agent": UserAgent}
+	if !IsSecretKey(key) {
+		h["Authorization"] = "Bearer " + key
+	}
+	return h
+}
+
 // Config configures a Client.
 type Config struct {
 	URL     string        // project URL, e.g. https://xyz.supabase.co (without /rest/v1)
-	Key     string        // service-role key (a JWT)
+	Key     string        // secret key (sb_secret_…) or legacy service_role key (a JWT)
 	Timeout time.Duration // per-call bound, on top of the context's deadline
 	// Transport is the HTTP transport used underneath; nil = a private clone
 	// of http.DefaultTransport.
@@ -95,7 +135,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		restURL: strings.TrimRight(cfg.URL, "/") + supabasego.REST_URL,
-		headers: map[string]string{"Authorization": "Bearer " + cfg.Key, "apikey": cfg.Key},
+		headers: Headers(cfg.Key),
 		timeout: cfg.Timeout,
 		base:    base,
 	}, nil

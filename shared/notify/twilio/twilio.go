@@ -102,7 +102,7 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	c.SetAccountSid(s.cfg.AccountSID)
 	api := openapi.NewApiServiceWithClient(c)
 	params := (&openapi.CreateMessageParams{}).SetTo(m.To).SetBody(m.Text)
-	if isMessagingServiceSID(from) {
+	if IsMessagingServiceSID(from) {
 		params.SetMessagingServiceSid(from) // Twilio picks the number from the service's pool
 	} else {
 		params.SetFrom(from)
@@ -156,9 +156,9 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 	return notify.TransportError(ProviderName, err)
 }
 
-// isMessagingServiceSID reports whether from is a messaging service SID
+// IsMessagingServiceSID reports whether from is a messaging service SID
 // ("MG" and 32 hex digits) rather than a phone number.
-func isMessagingServiceSID(from string) bool {
+func IsMessagingServiceSID(from string) bool {
 	if len(from) != 34 || !strings.HasPrefix(from, "MG") {
 		return false
 	}
