@@ -1,7 +1,11 @@
 // Package postgrest is a local stand-in for PostgREST's RPC endpoint
 // (POST /rest/v1/rpc/<fn>), for the local stack and tests only. It does what
-// PostgREST does for a function call: verifies the JWT (HS256), switches to
-// the token's role for the transaction, exposes the claims as
+// Supabase's API gateway and PostgREST do for a function call: takes the
+// caller's role from a JWT (HS256) in Authorization: Bearer or, without
+// one, from a secret API key (sb_secret_…) in the apikey header (the
+// gateway's service_role; such a key in Authorization is a malformed JWT,
+// and is refused from a browser's User-Agent), switches to that role for
+// the transaction, exposes the claims as
 // request.jwt.claims, calls the function with named arguments typed from
 // pg_proc, answers JSON (an array for set-returning functions, the value for
 // scalar ones) and maps errors to PostgREST's status codes and error object
@@ -10,6 +14,9 @@ package postgrest
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +32,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dueflow/dueflow/shared/supabase"
 )
 
 // PathPrefix is where RPCs are served.
@@ -35,10 +44,11 @@ const MaxBody = 8 << 20
 
 // Server is the RPC stand-in; it implements http.Handler.
 type Server struct {
-	pool   *pgxpool.Pool
-	secret []byte
-	schema string
-	log    *slog.Logger
+	pool      *pgxpool.Pool
+	secret    []byte
+	secretKey string // the accepted sb_secret_ key; "" = none
+	schema    string
+	log       *slog.Logger
 
 	mu    sync.Mutex
 	cache map[string][]proc // function name -> overloads (the "schema cache")
@@ -51,6 +61,23 @@ func New(pool *pgxpool.Pool, secret string, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	return &Server{pool: pool, secret: []byte(secret), schema: "public", log: log, cache: map[string][]proc{}}
+}
+
+// WithSecretKey makes the server accept key, a secret API key
+// (NewSecretKey), in the apikey header as the service_role, as Supabase's
+// gateway does. Call it before serving.
+func (s *Server) WithSecretKey(key string) *Server {
+	s.secretKey = key
+	return s
+}
+
+// NewSecretKey returns a random secret API key (sb_secret_…).
+func NewSecretKey() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return supabase.SecretKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
 // SignJWT mints a token with the given role claim, as Supabase's anon and
@@ -80,6 +107,19 @@ func strp(s string) *string {
 	return &s
 }
 
+// gatewayError is the API gateway's own error body (not PostgREST's).
+type gatewayError struct {
+	status  int
+	Message string `json:"message"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+func writeGatewayError(w http.ResponseWriter, e *gatewayError) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(e.status)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
 func writeError(w http.ResponseWriter, e *apiError) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if e.status == http.StatusUnauthorized {
@@ -101,10 +141,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{status: 405, Code: "PGRST117", Message: "Unsupported HTTP method: " + r.Method})
 		return
 	}
-	claims, aerr := s.authenticate(r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
+	var claims jwt.MapClaims
+	if r.Header.Get("Authorization") == "" && strings.HasPrefix(r.Header.Get("apikey"), "sb_") {
+		var gerr *gatewayError
+		if claims, gerr = s.apiKey(r); gerr != nil {
+			writeGatewayError(w, gerr)
+			return
+		}
+	} else {
+		var aerr *apiError
+		if claims, aerr = s.authenticate(r); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 	}
 	role, _ := claims["role"].(string)
 	if role == "" {
@@ -139,6 +188,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, body)
 }
 
+// apiKey authenticates a request without Authorization by its apikey (an
+// sb_ key), as the gateway does: the configured secret key is the
+// service_role, except from a browser; any other key is refused.
+func (s *Server) apiKey(r *http.Request) (jwt.MapClaims, *gatewayError) {
+	key := r.Header.Get("apikey")
+	if s.secretKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.secretKey)) != 1 {
+		return nil, &gatewayError{status: http.StatusUnauthorized, Message: "Invalid API key", Hint: "Double check your Supabase `anon` or `service_role` API key."}
+	}
+	if strings.HasPrefix(r.UserAgent(), "Mozilla/") {
+		return nil, &gatewayError{status: http.StatusUnauthorized, Message: "Forbidden use of secret API key in browser"}
+	}
+	return jwt.MapClaims{"role": "service_role", "iss": "dueflow-local"}, nil
+}
+
+// authenticate verifies the JWT in Authorization: Bearer (an API key there
+// is malformed, as for PostgREST behind the gateway).
 func (s *Server) authenticate(r *http.Request) (jwt.MapClaims, *apiError) {
 	h := r.Header.Get("Authorization")
 	if h == "" {

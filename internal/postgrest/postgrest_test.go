@@ -50,7 +50,8 @@ grant execute on function public.t_add(int, int), public.t_ids(uuid[], text), pu
 `
 
 type fixture struct {
-	srv *httptest.Server
+	srv       *httptest.Server
+	secretKey string // the sb_secret_ key the server accepts
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -58,9 +59,28 @@ func newFixture(t *testing.T) *fixture {
 	pool, _ := pgtest.NewDB(t)
 	_, err := pool.Exec(context.Background(), fixtures)
 	require.NoError(t, err)
-	srv := httptest.NewServer(New(pool, secret, nil))
+	key := NewSecretKey()
+	srv := httptest.NewServer(New(pool, secret, nil).WithSecretKey(key))
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv}
+	return &fixture{srv: srv, secretKey: key}
+}
+
+// postHeaders posts body to fn with exactly the given headers and returns
+// the status and the decoded body.
+func (f *fixture) postHeaders(t *testing.T, fn string, hdr map[string]string, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+PathPrefix+fn, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return resp.StatusCode, out
 }
 
 func token(t *testing.T, role string) string {
@@ -235,4 +255,62 @@ func TestAdapterAgainstStandIn(t *testing.T) {
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 401, re.Status)
 	assert.Equal(t, "42501", re.Code)
+}
+
+// The gateway's rules for secret API keys: apikey alone is the
+// service_role; in Authorization it is no JWT; another key, or the key from
+// a browser, is refused; JWTs keep working beside it.
+func TestSecretKey(t *testing.T) {
+	f := newFixture(t)
+	status, who := f.postHeaders(t, "t_whoami", map[string]string{"apikey": f.secretKey}, ``)
+	require.Equal(t, 200, status, who)
+	assert.Equal(t, "service_role", who["user"])
+	assert.Equal(t, "service_role", who["claims"].(map[string]any)["role"])
+
+	status, body := f.postHeaders(t, "t_whoami", map[string]string{"apikey": f.secretKey, "Authorization": "Bearer " + f.secretKey}, ``)
+	assert.Equal(t, 401, status)
+	assert.Equal(t, "PGRST301", body["code"], "a secret key in Authorization is not a JWT")
+
+	status, body = f.postHeaders(t, "t_whoami", map[string]string{"apikey": NewSecretKey()}, ``)
+	assert.Equal(t, 401, status)
+	assert.Equal(t, "Invalid API key", body["message"])
+
+	status, body = f.postHeaders(t, "t_whoami", map[string]string{"apikey": f.secretKey,
+		"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"}, ``)
+	assert.Equal(t, 401, status)
+	assert.Equal(t, "Forbidden use of secret API key in browser", body["message"])
+
+	status, who = f.postHeaders(t, "t_whoami", map[string]string{"apikey": f.secretKey, "Authorization": "Bearer " + token(t, "service_role")}, ``)
+	require.Equal(t, 200, status, who)
+	assert.Equal(t, "service_role", who["user"], "a JWT in Authorization decides, as before")
+
+	// a server configured without a secret key knows none
+	pool, _ := pgtest.NewDB(t)
+	plain := httptest.NewServer(New(pool, secret, nil))
+	defer plain.Close()
+	g := &fixture{srv: plain}
+	status, body = g.postHeaders(t, "t_add", map[string]string{"apikey": f.secretKey}, `{"p_a":1}`)
+	assert.Equal(t, 401, status)
+	assert.Equal(t, "Invalid API key", body["message"])
+}
+
+// The adapter sends each kind of key where the gateway wants it.
+func TestAdapterWithEitherKey(t *testing.T) {
+	f := newFixture(t)
+	for name, key := range map[string]string{"secret key": f.secretKey, "service_role JWT": token(t, "service_role")} {
+		t.Run(name, func(t *testing.T) {
+			c, err := supabase.New(supabase.Config{URL: f.srv.URL, Key: key, Timeout: 5 * time.Second})
+			require.NoError(t, err)
+			var sum int
+			require.NoError(t, c.Call(context.Background(), "t_add", map[string]int{"p_a": 1, "p_b": 2}, &sum))
+			assert.Equal(t, 3, sum)
+		})
+	}
+	wrong, err := supabase.New(supabase.Config{URL: f.srv.URL, Key: NewSecretKey(), Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	err = wrong.Call(context.Background(), "t_add", map[string]int{"p_a": 1}, nil)
+	var re *supabase.RPCError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, 401, re.Status)
+	assert.Contains(t, re.Error(), "Invalid API key")
 }

@@ -75,6 +75,34 @@ func TestClaimDecodesSetofArrayAndSendsNamedArgs(t *testing.T) {
 	assert.Equal(t, "Bearer service-key", hdr.Get("Authorization"))
 	assert.Equal(t, "service-key", hdr.Get("apikey"))
 	assert.Equal(t, "application/json", hdr.Get("Content-Type"))
+	assert.Equal(t, UserAgent, hdr.Get("User-Agent"))
+}
+
+// A secret key goes in apikey only (Supabase's gateway refuses it in
+// Authorization); a legacy JWT in both. Neither User-Agent looks like a
+// browser's (secret keys are refused from browsers).
+func TestKeyHeaders(t *testing.T) {
+	var got []http.Header
+	srv := rpcServer(t, map[string]http.HandlerFunc{FnReport: func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Clone())
+		writeJSON(w, 200, `[]`)
+	}})
+	const secretKey = "sb_secret_N7xQ2pLk9vR4sT8wY1zA3bC5dE"
+	const legacy = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2ln"
+	for _, key := range []string{secretKey, legacy} {
+		c, err := New(Config{URL: srv.URL, Key: key, Timeout: time.Second})
+		require.NoError(t, err)
+		_, err = c.Report(context.Background(), nil)
+		require.NoError(t, err)
+	}
+	require.Len(t, got, 2)
+	assert.Equal(t, secretKey, got[0].Get("apikey"))
+	assert.Empty(t, got[0].Values("Authorization"), "no Authorization header with a secret key")
+	assert.Equal(t, legacy, got[1].Get("apikey"))
+	assert.Equal(t, "Bearer "+legacy, got[1].Get("Authorization"))
+	for _, h := range got {
+		assert.Regexp(t, `^dueflow/\S+$`, h.Get("User-Agent"))
+	}
 }
 
 // One document of a wrong shape does not make the answer undecodable: each
