@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/webhook"
 )
 
 var (
@@ -314,4 +316,33 @@ func TestFunctionCallerTimeoutKeepsInstanceBusy(t *testing.T) {
 	assert.False(t, fnErr, string(body))
 	assert.Contains(t, string(body), `"statusCode":201`)
 	assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "waited for the abandoned invocation to finish")
+}
+
+// The environment the stack gives its functions passes shared/config's
+// checks with either kind of Supabase key: what the demo runs with must
+// stay accepted.
+func TestFunctionEnvironmentLoads(t *testing.T) {
+	g := NewGateway(nil)
+	require.NoError(t, g.Start(0))
+	defer g.Close()
+	capture, err := StartSMTPCapture(0)
+	require.NoError(t, err)
+	defer func() { _ = capture.Close(context.Background()) }()
+	for _, useSecretKey := range []bool{false, true} {
+		s := &Stack{cfg: Config{SMSProvider: "telnyx", UseSecretKey: useSecretKey}, gateway: g, capture: capture, whsec: webhook.NewSecret()}
+		require.NoError(t, s.makeKeys())
+		env := map[string]string{}
+		for _, kv := range s.FunctionEnvironment() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		cfg, err := config.Load(func(k string) string { return env[k] })
+		require.NoError(t, err, "UseSecretKey %v", useSecretKey)
+		want := s.ServiceRoleKey()
+		if useSecretKey {
+			want = s.SecretKey()
+			assert.NotContains(t, env, config.EnvServiceRoleKey)
+		}
+		assert.Equal(t, want, cfg.ServiceRoleKey.Value())
+	}
 }

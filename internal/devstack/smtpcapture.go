@@ -121,6 +121,10 @@ func (c *SMTPCapture) Close(ctx context.Context) error {
 	if err != nil {
 		_ = c.srv.Close()
 	}
+	// A Close right after Start may come before Serve has registered the
+	// listener with the server, which then does not close it: close it here,
+	// or Serve waits for a connection forever.
+	_ = c.ln.Close()
 	<-c.done
 	return nil
 }

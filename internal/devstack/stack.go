@@ -73,6 +73,10 @@ type Config struct {
 	// an adopting app has them: its own migration then defines the source
 	// views and hooks. The demo leaves it false (its data is reference data).
 	CoreOnly bool
+	// UseSecretKey gives the functions a secret API key (sb_secret_…, as
+	// SUPABASE_SECRET_KEY) instead of the legacy service_role JWT (as
+	// SUPABASE_SERVICE_ROLE_KEY). The gateway accepts both either way.
+	UseSecretKey bool
 }
 
 // TickResult describes one cycle run by Tick.
@@ -139,6 +143,7 @@ type Stack struct {
 	worker   *NetWorker
 	jwt      string
 	roleKey  string
+	apiKey   string // the secret API key (sb_secret_…) the gateway accepts
 	whsec    string
 	smsKey   string
 	respMu   sync.Mutex
@@ -335,17 +340,27 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-func (s *Stack) startGateway(ctx context.Context) error {
+// makeKeys draws the stack's keys: the JWT secret, the legacy service_role
+// JWT, the secret API key and the SMS sink's key.
+func (s *Stack) makeKeys() error {
 	s.jwt = hex.EncodeToString(randomBytes(32))
 	key, err := postgrest.SignJWT(s.jwt, "service_role", 0)
 	if err != nil {
 		return fmt.Errorf("devstack: sign service role key: %w", err)
 	}
 	s.roleKey = key
+	s.apiKey = postgrest.NewSecretKey()
 	s.smsKey = "KEY" + strings.ToUpper(hex.EncodeToString(randomBytes(16)))
+	return nil
+}
+
+func (s *Stack) startGateway(ctx context.Context) error {
+	if err := s.makeKeys(); err != nil {
+		return err
+	}
 	s.telnyx = NewTelnyxSink(s.smsKey)
 	s.gateway = NewGateway(s.logger.With("component", "gateway"))
-	s.gateway.SetREST(postgrest.New(s.pool, s.jwt, s.logger.With("component", "postgrest")))
+	s.gateway.SetREST(postgrest.New(s.pool, s.jwt, s.logger.With("component", "postgrest")).WithSecretKey(s.apiKey))
 	s.gateway.SetTelnyx(s.telnyx)
 	if err := s.gateway.Start(s.cfg.GatewayPort); err != nil {
 		return fmt.Errorf("devstack: gateway: %w", err)
@@ -378,9 +393,13 @@ func (s *Stack) register(ctx context.Context, names []string) error {
 
 // FunctionEnvironment is the environment every function runs with.
 func (s *Stack) FunctionEnvironment() []string {
+	key := "SUPABASE_SERVICE_ROLE_KEY=" + s.roleKey
+	if s.cfg.UseSecretKey {
+		key = "SUPABASE_SECRET_KEY=" + s.apiKey
+	}
 	env := []string{
 		"SUPABASE_URL=" + s.GatewayURL(),
-		"SUPABASE_SERVICE_ROLE_KEY=" + s.roleKey,
+		key,
 		"DUEFLOW_WEBHOOK_SECRET=" + s.whsec,
 		"EMAIL_PROVIDER=smtp",
 		"EMAIL_FROM=reminders@dueflow.local",
@@ -472,8 +491,13 @@ func (s *Stack) LogDir() string { return s.logDir }
 // Pool is the stack's superuser connection pool to the dueflow database.
 func (s *Stack) Pool() *pgxpool.Pool { return s.pool }
 
-// ServiceRoleKey is the service-role JWT the functions use.
+// ServiceRoleKey is the legacy service_role JWT (what the functions use unless
+// Config.UseSecretKey).
 func (s *Stack) ServiceRoleKey() string { return s.roleKey }
+
+// SecretKey is the secret API key (sb_secret_…) the gateway accepts as the
+// service_role; the functions use it with Config.UseSecretKey.
+func (s *Stack) SecretKey() string { return s.apiKey }
 
 // JWTSecret is the HS256 secret of the PostgREST stand-in.
 func (s *Stack) JWTSecret() string { return s.jwt }

@@ -91,6 +91,19 @@ func TestStackDispatchesSignedFunctionURLCalls(t *testing.T) {
 	resp.Body.Close()
 	require.Len(t, claimed, 1)
 
+	// so does the secret API key, in apikey alone (the execution is now
+	// leased: nothing more to claim, but the call is let through)
+	rpc, _ = http.NewRequest(http.MethodPost, s.GatewayURL()+"/rest/v1/rpc/automation_claim", strings.NewReader(`{"p_action":"send-reminder","p_ids":["`+exec+`"]}`))
+	rpc.Header.Set("apikey", s.SecretKey())
+	rpc.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(rpc)
+	require.NoError(t, err)
+	claimed = nil
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&claimed))
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, claimed)
+
 	// Mailpit receives SMTP and Emails reads it back through its API
 	host := "127.0.0.1:" + fmt.Sprint(s.mailpit.SMTPPort())
 	msg := "From: a@x.test\r\nTo: b@y.test\r\nSubject: hello\r\nContent-Type: text/plain\r\n\r\nbody text\r\n"

@@ -99,6 +99,9 @@ func CheckTemplate(t *Template, dirs []string) []error {
 		if f.CodeURI != "." {
 			fail("%s: CodeUri %q, want \".\" (the Makefile's directory)", id, f.CodeURI)
 		}
+		if want := fmt.Sprintf("%ds", f.Timeout); f.Environment["DUEFLOW_FUNCTION_TIMEOUT"] != want {
+			fail("%s: DUEFLOW_FUNCTION_TIMEOUT %q, want %q (= Timeout: the functions check their lease against it)", id, f.Environment["DUEFLOW_FUNCTION_TIMEOUT"], want)
+		}
 		checkEnvironment(t, f, fail)
 		checkOutput(t, d, fail)
 	}
@@ -118,7 +121,7 @@ func CheckTemplate(t *Template, dirs []string) []error {
 var requiredVariables = []string{
 	"SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "DUEFLOW_WEBHOOK_SECRET",
 	"EMAIL_PROVIDER", "EMAIL_FROM", "SMS_PROVIDER",
-	"DUEFLOW_CONCURRENCY", "DUEFLOW_LEASE_SECONDS", "LOG_LEVEL",
+	"DUEFLOW_CONCURRENCY", "DUEFLOW_LEASE_SECONDS", "DUEFLOW_FUNCTION_TIMEOUT", "LOG_LEVEL",
 }
 
 func checkEnvironment(t *Template, f *Function, fail func(string, ...any)) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -146,6 +147,7 @@ func TestWrongPropertiesFail(t *testing.T) {
 		"output":           {"Value: !GetAtt RunWorkflowFunctionUrl.FunctionUrl", "Value: !GetAtt SendReminderFunctionUrl.FunctionUrl", "output RunWorkflowFunctionUrl"},
 		"nested condition": {"UseMailgun: !Equals [!Ref EmailProvider, mailgun]", "UseMailgun: !And [!Condition UseTwilio, !Equals [!Ref EmailProvider, mailgun]]", "short-form tag !Condition is not understood by goformation"},
 		"unknown prop":     {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
+		"timeout drift":    {"    Timeout: 60\n", "    Timeout: 120\n", `SendReminderFunction: DUEFLOW_FUNCTION_TIMEOUT "60s", want "120s"`},
 	}
 	assertEditsReported(t, cases)
 }
@@ -281,14 +283,14 @@ func TestTemplateEnvironmentLoadsConfig(t *testing.T) {
 		"DUEFLOW_WEBHOOK_SECRET":    "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
 		"SMTP_PASSWORD":             "smtp-password",
 		"MAILGUN_API_KEY":           "mailgun-key",
-		"TWILIO_AUTH_TOKEN":         "twilio-token",
-		"TELNYX_API_KEY":            "telnyx-key",
+		"TWILIO_AUTH_TOKEN":         "0123456789abcdef0123456789abcdef",
+		"TELNYX_API_KEY":            "KEY0123456789ABCDEF",
 	}
 	base := map[string]any{"SupabaseUrl": "https://abcd.supabase.co", "EmailFrom": "reminders@example.com"}
 	cases := map[string]map[string]any{
 		"smtp, no sms":   {"SmtpHost": "email-smtp.eu-west-1.amazonaws.com", "SmtpUsername": "AKIA"},
 		"smtp no auth":   {"SmtpHost": "relay.internal"},
-		"mailgun twilio": {"EmailProvider": "mailgun", "MailgunDomain": "mg.example.com", "SmsProvider": "twilio", "TwilioAccountSid": "AC123", "SmsFrom": "+15550100"},
+		"mailgun twilio": {"EmailProvider": "mailgun", "MailgunDomain": "mg.example.com", "SmsProvider": "twilio", "TwilioAccountSid": "AC0123456789abcdef0123456789abcdef", "SmsFrom": "+15550100"},
 		"smtp telnyx":    {"SmtpHost": "smtp.example.com", "SmsProvider": "telnyx", "SmsFrom": "+15550100"},
 	}
 	for name, params := range cases {
@@ -314,6 +316,7 @@ func TestTemplateEnvironmentLoadsConfig(t *testing.T) {
 				require.NoError(t, err, id)
 				assert.Equal(t, "https://abcd.supabase.co", cfg.SupabaseURL, id)
 				assert.Equal(t, 300, cfg.LeaseSeconds, id)
+				assert.Equal(t, time.Duration(f.Timeout)*time.Second, cfg.FunctionTimeout, id)
 				assert.Equal(t, 8, cfg.Concurrency, id)
 			}
 		})
