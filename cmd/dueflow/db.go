@@ -7,37 +7,53 @@ import (
 	"os"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dueflow/dueflow/shared/config"
 )
 
 // localDSN is the database of the local stack (`dueflow demo`).
 const localDSN = "postgres://postgres@127.0.0.1:54322/dueflow"
 
-// dbFlag registers --db on fs: default DATABASE_URL, else the local stack.
+// dbFlag registers --db on fs. Its default is empty, never $DATABASE_URL
+// itself: a flag's default is printed by -h and by every flag error, and
+// DATABASE_URL usually holds a password. connect resolves "" (dsn).
 func dbFlag(fs *flag.FlagSet) *string {
-	def := os.Getenv("DATABASE_URL")
-	if def == "" {
-		def = localDSN
-	}
-	return fs.String("db", def, "Postgres connection string ($DATABASE_URL when set, else the local stack)")
+	return fs.String("db", "", "Postgres connection string (default: $DATABASE_URL when set, else the local stack)")
 }
 
-// connect opens one connection with a bounded connect time and UTC session
-// time zone, so printed times read the same everywhere.
-func connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+// dsn is the connection string --db names: the flag, else $DATABASE_URL,
+// else the local stack.
+func dsn(flagValue string) string {
+	switch {
+	case flagValue != "":
+		return flagValue
+	case os.Getenv("DATABASE_URL") != "":
+		return os.Getenv("DATABASE_URL")
+	}
+	return localDSN
+}
+
+// connect opens one connection to dsn(db) with a bounded connect time and
+// UTC session time zone, so printed times read the same everywhere. Its
+// errors show the connection string only masked (config.RedactURL).
+func connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	conn := dsn(db)
+	cfg, err := pgx.ParseConfig(conn)
 	if err != nil {
-		return nil, fmt.Errorf("parse --db: %w", err)
+		// pgx's message may quote the string (a URL it cannot parse is
+		// quoted by net/url as is): name it masked instead.
+		return nil, fmt.Errorf("--db %s is not a valid Postgres connection string (postgres://user:password@host:port/database)", config.RedactURL(conn))
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5e9 // 5s
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.RuntimeParams["application_name"] = "dueflow-cli"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s:%d/%s: %w", cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	return conn, nil
+	return c, nil
 }
 
 // connectFromArgs parses a command's only flag, --db, refuses positional
