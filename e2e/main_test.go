@@ -58,6 +58,7 @@ type stackOptions struct {
 	instances int
 	netConc   int
 	coreOnly  bool // the core migrations without the reference domain
+	secretKey bool // the functions use an sb_secret_ key, not the legacy JWT
 }
 
 // startStack starts a private local stack (own Postgres cluster, NoCron so
@@ -78,6 +79,7 @@ func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
 		Instances:      o.instances,
 		NetConcurrency: o.netConc,
 		CoreOnly:       o.coreOnly,
+		UseSecretKey:   o.secretKey,
 		FunctionEnv:    o.env,
 		Logger:         slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})

@@ -124,7 +124,9 @@ func seedScenario(t *testing.T, db *pgxpool.Pool, textIDs bool) (apptStart, last
 
 // TestEndToEndScenario runs the scenario on the reference schema (uuid ids)
 // and on an adopted schema with text ids over the core migrations alone: the
-// same executions, messages and ledger.
+// same executions, messages and ledger. The first run's functions call the
+// RPCs with a legacy service_role JWT, the second's with a secret key
+// (sb_secret_).
 func TestEndToEndScenario(t *testing.T) {
 	t.Run("reference", func(t *testing.T) { endToEndScenario(t, false) })
 	t.Run("text ids", func(t *testing.T) { endToEndScenario(t, true) })
@@ -133,7 +135,7 @@ func TestEndToEndScenario(t *testing.T) {
 func endToEndScenario(t *testing.T, textIDs bool) {
 	ctx := context.Background()
 	// the adopted schema has the core migrations only, as an adopter applies them
-	s := startStack(t, stackOptions{coreOnly: textIDs})
+	s := startStack(t, stackOptions{coreOnly: textIDs, secretKey: textIDs})
 	db := s.Pool()
 	apptStart, lastService := seedScenario(t, db, textIDs)
 
