@@ -96,9 +96,13 @@ type Options struct {
 	EmailFromName string        // sender name when the organisation has none
 	Concurrency   int           // sends at once, and deliveries begun per ledger call (DefaultConcurrency)
 	LeaseSeconds  int           // lease of a claim (DefaultLeaseSeconds)
-	Batch         int           // claim limit when a request names no ids (DefaultBatch)
+	// Batch is the claim limit when a request names no ids (DefaultBatch),
+	// lowered to what the providers' observed pace can send before the
+	// cutoff (claimLimit).
+	Batch int
 	// Margin: no send starts later than the context's deadline (or a lease's
-	// expiry) minus Margin; the rest is reported "retry" (DefaultMargin).
+	// expiry) minus Margin; the rest is reported "retry", deferred
+	// (ErrDeadline; DefaultMargin).
 	// A send still running at the context's deadline minus Margin/2 is
 	// abandoned (its delivery recorded unknown) so that the batch can still
 	// be reported before the function is stopped.
@@ -313,7 +317,7 @@ func (e *Engine) claimLimit(ctx context.Context) int {
 	if d, ok := ctx.Deadline(); ok && d.Before(end) {
 		end = d
 	}
-	limit := e.pace.claimLimit(end.Add(-e.o.Margin).Sub(now), true, e.o.Batch, e.o.Concurrency)
+	limit := e.pace.claimLimit(end.Add(-e.o.Margin).Sub(now), e.o.Batch, e.o.Concurrency)
 	if limit < e.o.Batch {
 		e.o.Logger.InfoContext(ctx, "claim limited to what the providers' pace can send before the deadline",
 			"action", e.o.Action, "limit", limit, "batch", e.o.Batch,

@@ -87,11 +87,11 @@ func (p *pace) perExecution() float64 {
 // available is the time until the cutoff: min(batch, max(1,
 // floor(available × paceSafety / per-execution seconds) × concurrency)).
 // Sends run concurrency at a time, so each "round" of the estimate sends
-// that many. Without an estimate (cold start, nothing measured yet, or sends
-// measured as instantaneous) or without a deadline it is batch.
-func (p *pace) claimLimit(available time.Duration, hasDeadline bool, batch, concurrency int) int {
+// that many. Without an estimate (cold start, or sends measured as
+// instantaneous) it is batch.
+func (p *pace) claimLimit(available time.Duration, batch, concurrency int) int {
 	per := p.perExecution()
-	if !hasDeadline || per <= 0 {
+	if per <= 0 {
 		return batch
 	}
 	rounds := math.Floor(available.Seconds() * paceSafety / per)
