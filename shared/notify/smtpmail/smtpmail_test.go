@@ -281,7 +281,7 @@ func TestSendMultipartWithAuth(t *testing.T) {
 	res, err := s.Send(context.Background(), message())
 	require.NoError(t, err)
 	assert.Equal(t, "smtp", res.Provider)
-	assert.Equal(t, "dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test", res.MessageID)
+	assert.Equal(t, notify.MessageID(message().IdempotencyKey, "billing@acme.test"), res.MessageID)
 
 	require.Len(t, b.msgs, 1)
 	got := b.msgs[0]
@@ -296,6 +296,7 @@ func TestSendMultipartWithAuth(t *testing.T) {
 	assert.Equal(t, &mail.Address{Name: "Acme HVAC", Address: "billing@acme.test"}, from)
 	assert.Equal(t, "Invoice INV-1 is past due", h.Get("Subject"))
 	assert.NotEmpty(t, h.Get("Date"))
+	requireNoInternalHeaders(t, got.Data)
 	assert.Equal(t, "Hi Ana,\r\nplease pay.", strings.TrimSpace(text))
 	assert.Equal(t, "<p>Hi Ana,</p><p>please <b>pay</b>.</p>", strings.TrimSpace(html))
 
@@ -454,4 +455,24 @@ func TestConnectionLostAfterDataIsAmbiguous(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Retryable)
 	assert.True(t, notify.IsAmbiguous(err), "%v", err)
+}
+
+// requireNoInternalHeaders asserts that a raw message's headers name no
+// software and carry no internal id: no X-Mailer, User-Agent or X-Dueflow-*
+// header, and the execution's id (the idempotency key's first part)
+// nowhere in the header block.
+func requireNoInternalHeaders(t *testing.T, raw []byte) {
+	t.Helper()
+	head, _, found := strings.Cut(string(raw), "\r\n\r\n")
+	require.True(t, found, "a header block")
+	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	require.NoError(t, err)
+	for name := range msg.Header {
+		assert.NotContains(t, []string{"X-Mailer", "User-Agent"}, name)
+		assert.False(t, strings.HasPrefix(strings.ToLower(name), "x-dueflow"), "header %s", name)
+	}
+	execID, _, _ := strings.Cut(message().IdempotencyKey, ":")
+	assert.NotContains(t, head, execID)
+	assert.NotContains(t, strings.ToLower(head), "go-mail")
+	assert.NotContains(t, strings.ToLower(head), "dueflow")
 }
