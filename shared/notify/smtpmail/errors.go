@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
@@ -34,7 +35,11 @@ func (e *stageError) Unwrap() error { return e.cause }
 // ctx's cancellation or Config.Timeout.
 func timeoutError(ctx context.Context, stage string) *notify.Error {
 	e := &notify.Error{Provider: ProviderName, Code: notify.CodeTimeout, Retryable: true}
-	switch err := ctx.Err(); {
+	err := ctx.Err()
+	if d, ok := ctx.Deadline(); err == nil && ok && !time.Now().Before(d) {
+		err = context.DeadlineExceeded // the connection's deadline (the same) came first
+	}
+	switch {
 	case errors.Is(err, context.Canceled):
 		e.Code = notify.CodeNetwork
 		e.Err = &stageError{stage: stage, detail: "cancelled", cause: err}

@@ -15,6 +15,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -353,9 +354,10 @@ func TestStartTLSRequired(t *testing.T) {
 
 func TestErrorClassification(t *testing.T) {
 	b := &backend{reject: map[string]*smtp.SMTPError{
-		"nobody@client.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"},
+		// Servers echo the address; it must not reach the error text.
+		"nobody@client.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<nobody@client.test>: no such mailbox"},
 		"busy@client.test":   {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"},
-		"policy@client.test": {Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay denied"},
+		"policy@client.test": {Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay denied for policy@client.test"},
 	}}
 	host, port := startServer(t, b, nil, false)
 	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second})
@@ -376,7 +378,11 @@ func TestErrorClassification(t *testing.T) {
 			m := message()
 			m.To = tc.to
 			_, err := s.Send(context.Background(), m)
-			notifytest.RequireError(t, err, notify.Error{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status})
+			ne := notifytest.RequireError(t, err, notify.Error{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status}, tc.to, "client.test")
+			if tc.status != 0 {
+				assert.Contains(t, err.Error(), "RCPT TO: "+strconv.Itoa(tc.status), "the stage and the reply")
+			}
+			assert.False(t, ne.Ambiguous)
 		})
 	}
 	assert.Empty(t, b.msgs)
