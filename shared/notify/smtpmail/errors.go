@@ -14,6 +14,7 @@ import (
 	"github.com/wneessen/go-mail/smtp"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // stageError is a failed SMTP stage told without personal data: the stage
@@ -72,7 +73,7 @@ func setupError(ctx context.Context, stage string, err error, timedOut bool) *no
 		return timeoutError(ctx, stage)
 	}
 	return &notify.Error{Provider: ProviderName, Code: notify.CodeNetwork, Retryable: true,
-		Err: &stageError{stage: stage, detail: mask(err.Error())}}
+		Err: &stageError{stage: stage, detail: redact.Text(err.Error())}}
 }
 
 // sendError classifies go-mail's failure of a message: a 5xx reply to RCPT
@@ -86,11 +87,11 @@ func setupError(ctx context.Context, stage string, err error, timedOut bool) *no
 func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 	var se *mail.SendError
 	if !errors.As(err, &se) {
-		return notify.TransportError(ProviderName, &stageError{stage: "send", detail: mask(err.Error())})
+		return notify.TransportError(ProviderName, &stageError{stage: "send", detail: redact.Text(err.Error())})
 	}
 	stage := sendStage(se.Reason)
 	code := se.ErrorCode()
-	detail := &stageError{stage: stage, detail: mask(replyText(se))}
+	detail := &stageError{stage: stage, detail: redact.Text(replyText(se))}
 	handedOver := se.Reason == mail.ErrWriteContent || se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
 	var e *notify.Error
 	switch {
@@ -157,7 +158,7 @@ func replyText(se *mail.SendError) string {
 
 // reply formats an SMTP reply, masked.
 func reply(code int, msg string) string {
-	return fmt.Sprintf("%03d %s", code, mask(strings.ReplaceAll(msg, "\n", " ")))
+	return fmt.Sprintf("%03d %s", code, redact.Text(strings.ReplaceAll(msg, "\n", " ")))
 }
 
 // isTimeout reports whether err is a deadline reached.

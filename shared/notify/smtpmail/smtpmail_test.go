@@ -424,7 +424,9 @@ func TestDialErrorsAreRetryable(t *testing.T) {
 	_, err = s.Send(ctx, message())
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Retryable)
-	assert.Contains(t, []string{notify.CodeTimeout, notify.CodeNetwork}, ne.Code)
+	assert.Equal(t, notify.CodeTimeout, ne.Code)
+	assert.False(t, ne.Ambiguous, "no greeting: nothing was handed over")
+	assert.Contains(t, err.Error(), "greeting")
 }
 
 func TestConfigErrors(t *testing.T) {
