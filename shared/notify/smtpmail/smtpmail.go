@@ -131,18 +131,12 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	if cfg.Port == 0 {
-		switch cfg.TLS {
-		case TLSStartTLS:
-			cfg.Port = 587
-		case TLSImplicit:
-			cfg.Port = 465
-		case TLSNone:
-			cfg.Port = 25
-		}
+	defaultPort, ok := map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
+	if !ok {
+		return nil, fmt.Errorf("smtpmail: unknown TLS mode %q (want starttls, tls or none)", cfg.TLS)
 	}
 	if cfg.Port == 0 {
-		return nil, fmt.Errorf("smtpmail: unknown TLS mode %q (want starttls, tls or none)", cfg.TLS)
+		cfg.Port = defaultPort
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSConfig != nil {

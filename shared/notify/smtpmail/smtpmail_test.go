@@ -434,6 +434,8 @@ func TestConfigErrors(t *testing.T) {
 	assert.Error(t, err)
 	_, err = smtpmail.New(smtpmail.Config{Host: "x", TLS: "ssl3"})
 	assert.Error(t, err)
+	_, err = smtpmail.New(smtpmail.Config{Host: "x", Port: 465, TLS: "ssl3"})
+	assert.Error(t, err)
 }
 
 func TestHTMLOnlyGetsTextPart(t *testing.T) {
