@@ -32,10 +32,12 @@ const (
 	MAIL      Stage = "MAIL FROM"
 	RCPT      Stage = "RCPT TO"
 	DATA      Stage = "DATA"
+	Content   Stage = "content" // after "354": stops reading, so a large content fills the buffers
 	EndOfData Stage = "end of DATA"
 )
 
-// Stages lists the stages a session can stall at, in order.
+// Stages lists the stages a session can stall at by not answering, in
+// order (Content, which stops reading, is apart).
 var Stages = []Stage{Greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, EndOfData}
 
 // Config configures a Server.
@@ -62,6 +64,7 @@ type Server struct {
 	delivered [][]byte // contents answered 250
 	authMechs []string // AUTH mechanisms used, in order
 	closed    bool
+	done      chan struct{} // closed by Close
 }
 
 // Start starts a Server on 127.0.0.1; it is closed when the test ends.
@@ -69,7 +72,7 @@ func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &Server{cfg: cfg, ln: ln, conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, ln: ln, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	go s.serve()
 	t.Cleanup(s.Close)
 	return s
@@ -126,6 +129,9 @@ func (s *Server) AuthMechanisms() []string {
 // Close stops the server and closes every connection.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for c := range s.conns {
 		_ = c.Close()
@@ -145,6 +151,9 @@ func (s *Server) serve() {
 			s.mu.Unlock()
 			_ = c.Close()
 			return
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(64 << 10) // a content that is not read fills it soon
 		}
 		s.accepted++
 		s.conns[c] = struct{}{}
@@ -234,6 +243,10 @@ func (s *Server) session(raw net.Conn) {
 			ok = reply("250 2.0.0 ok")
 		case "DATA":
 			if !reply("354 go ahead") {
+				return
+			}
+			if s.stallsAt(Content) {
+				<-s.done // read nothing more until the server closes
 				return
 			}
 			data, err := readData(r)

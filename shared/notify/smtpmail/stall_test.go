@@ -2,6 +2,7 @@ package smtpmail_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +188,29 @@ func TestAuthOverEveryTLSMode(t *testing.T) {
 		assert.Empty(t, srv.AuthMechanisms(), "no AUTH over plain text")
 		assert.Empty(t, srv.Delivered())
 	})
+}
+
+// A relay that stops reading while the content is written (a content
+// larger than the connection's buffers) ends the send at the deadline too;
+// the content was being handed over, so it is ambiguous. (The deadline is
+// longer here: go-mail encodes the whole content before writing it.)
+func TestStallWhileWritingContentEndsAtDeadline(t *testing.T) {
+	srv, s := stallSender(t, smtpmail.TLSNone)
+	srv.StallAt(smtpstall.Content)
+	m := message()
+	m.HTML = ""
+	m.Text = strings.Repeat("0123456789abcdefghij0123456789abcdefghij0123456789abcdefghij0123456789\n", 100_000) // 7 MB
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	_, err := s.Send(ctx, m)
+	late := time.Since(deadline)
+	assert.LessOrEqual(t, late, stallSlack, "returned %v after the deadline", late)
+	assert.GreaterOrEqual(t, late, -stallSlack, "stalled until the deadline: %v", err)
+	var ne *notify.Error
+	require.ErrorAs(t, err, &ne)
+	assert.Equal(t, notify.CodeTimeout, ne.Code, "%v", err)
+	assert.True(t, ne.Ambiguous)
+	assert.Contains(t, err.Error(), "content")
+	assert.Zero(t, srv.Received())
 }
