@@ -58,8 +58,10 @@ type Config struct {
 	TLS      string // TLSStartTLS (default), TLSImplicit or TLSNone
 	From     string // default sender address when a message has none
 	FromName string // default sender name
-	HELO     string // optional EHLO name
-	Timeout  time.Duration
+	HELO     string // optional EHLO name (default: the host name)
+	// Timeout bounds each stage (setting up the session; each message),
+	// besides the send's context deadline (0 = 30 s).
+	Timeout time.Duration
 	// TLSConfig overrides the TLS settings (custom roots in tests).
 	TLSConfig *tls.Config
 	// MaxConnections bounds the SMTP sessions open at once, and so the
