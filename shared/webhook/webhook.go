@@ -45,8 +45,8 @@ const (
 	MinSecretBytes = 16
 	// MaxSecrets is the most secrets one Verifier or Signer takes (a
 	// rotation needs two).
-	MaxSecrets = 4
-	secretPrefix   = "whsec_"
+	MaxSecrets   = 4
+	secretPrefix = "whsec_"
 )
 
 // Sentinel causes of a rejected request; test with errors.Is. Every error
