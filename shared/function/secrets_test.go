@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -306,4 +307,37 @@ func TestColdStartSecretsManagerDown(t *testing.T) {
 	msg, took := run(env)
 	assert.Contains(t, msg, `read secret "dueflow/prod"`)
 	assert.Less(t, took, 5*time.Second+3*time.Second, "bounded by the cold-start timeout (+ process start)")
+}
+
+// BenchmarkInitSecretsManager is BenchmarkInit with the secret read from
+// the Secrets Manager stand-in: SDK configuration, one GetSecretValue, the
+// overlay, then the configuration and the handler.
+func BenchmarkInitSecretsManager(b *testing.B) {
+	sm := secretsmanagerfake.Start()
+	defer sm.Close()
+	env, secret := secretEnv(b, sm, "http://127.0.0.1:54321", "5m")
+	sm.PutJSON("dueflow", secret)
+	for k, v := range env {
+		if strings.HasPrefix(k, "AWS_") {
+			b.Setenv(k, v)
+		}
+	}
+	b.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	b.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	getenv := func(k string) string { return env[k] }
+	for b.Loop() {
+		if _, err := Start(context.Background(), automation.ActionInvoiceReminder, getenv, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkColdStartSecretsManager is BenchmarkColdStart with the secret
+// read from the Secrets Manager stand-in.
+func BenchmarkColdStartSecretsManager(b *testing.B) {
+	sm := secretsmanagerfake.Start()
+	defer sm.Close()
+	env, secret := secretEnv(b, sm, "http://127.0.0.1:54321", "5m")
+	sm.PutJSON("dueflow", secret)
+	coldStart(b, env)
 }
