@@ -21,8 +21,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/text"
 )
 
@@ -175,9 +177,10 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	if m.IdempotencyKey != "" {
 		req.Header.Set(IdempotencyHeader, m.IdempotencyKey)
 	}
-	resp, err := s.client.Do(req)
+	client, ex := notify.InstrumentedClient(ctx, s.client, nil)
+	resp, err := client.Do(req)
 	if err != nil {
-		return notify.Result{}, notify.TransportError(ProviderName, err)
+		return notify.Result{}, ex.TransportError(ProviderName, err)
 	}
 	defer resp.Body.Close()
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -200,16 +203,16 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		return notify.HTTPError(ProviderName, status, h, fmt.Errorf("telnyx answer status %d", status))
 	}
 	e0 := er.Errors[0]
-	cause := fmt.Errorf("telnyx error %s: %s", e0.Code, strings.TrimSpace(e0.Title+": "+text.Truncate(e0.Detail, 200)))
+	cause := fmt.Errorf("telnyx error %s: %s", e0.Code, redact.Text(strings.TrimSpace(e0.Title+": "+text.Truncate(e0.Detail, 200))))
 	for _, e := range er.Errors {
 		if invalidRecipientCodes[e.Code] {
-			return notify.InvalidRecipient(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+			return notify.InvalidRecipient(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 		if permanentCodes[e.Code] {
-			return notify.Permanent(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+			return notify.Permanent(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 		if configCodes[e.Code] {
-			return notify.AuthError(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+			return notify.AuthError(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 	}
 	ne := notify.HTTPError(ProviderName, status, h, cause)
@@ -218,6 +221,7 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		if e0.Code == "10011" || e0.Code == "40011" {
 			ne.Code = notify.CodeRateLimited
 		}
+		ne.RetryAfter = notify.RetryAfterSeconds(h.Get("Retry-After"), time.Now())
 	}
 	return ne
 }

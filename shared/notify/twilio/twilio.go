@@ -23,6 +23,7 @@ import (
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // ProviderName is recorded in the delivery ledger.
@@ -133,7 +134,7 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 		if status == 0 {
 			status = ex.Status
 		}
-		cause := fmt.Errorf("twilio error %d: %s", te.Code, te.Message)
+		cause := fmt.Errorf("twilio error %d: %s", te.Code, redact.Text(te.Message)) // names the number
 		switch te.Code {
 		case CodeInvalidToNumber, CodeNotMobile, CodeCannotRoute:
 			return notify.InvalidRecipient(ProviderName, status, cause)
@@ -149,11 +150,10 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 		}
 		return notify.HTTPError(ProviderName, status, ex.Header, cause)
 	}
-	if ex.Status >= 400 {
-		// An error answer twilio-go could not decode (HTML from a proxy).
-		return notify.HTTPError(ProviderName, ex.Status, ex.Header, fmt.Errorf("twilio answer: %w", err))
-	}
-	return notify.TransportError(ProviderName, err)
+	// An error answer twilio-go could not decode (HTML from a proxy) is
+	// classified by its status; no answer, by whether the request was
+	// written.
+	return ex.TransportError(ProviderName, err)
 }
 
 // isMessagingServiceSID reports whether from is a messaging service SID
