@@ -1,8 +1,10 @@
 // Package mailgun sends email through the Mailgun HTTP API (mailgun-go):
-// POST {base}/v3/{domain}/messages with basic auth api:{key}. The delivery's
-// idempotency key travels as the custom variable v:idempotency_key and as a
-// derived Message-Id header (Mailgun itself does not deduplicate; a
-// receiving system can).
+// POST {base}/v3/{domain}/messages with basic auth api:{key}. Mailgun
+// documents no idempotency key; the delivery's key only shapes the
+// message's Message-Id header (notify.MessageID), by which a receiving
+// system can recognise a re-sent message. It is not sent as a custom
+// variable: Mailgun copies v: variables into the delivered message's
+// X-Mailgun-Variables header, which the recipient sees.
 package mailgun
 
 import (
@@ -87,9 +89,6 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 		msg.SetReplyTo(m.ReplyTo)
 	}
 	if m.IdempotencyKey != "" {
-		if err := msg.AddVariable("idempotency_key", m.IdempotencyKey); err != nil {
-			return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("variable: %w", err))
-		}
 		msg.AddHeader("Message-Id", "<"+notify.MessageID(m.IdempotencyKey, fromAddr)+">")
 	}
 	for k, v := range m.Tags {

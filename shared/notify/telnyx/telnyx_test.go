@@ -60,9 +60,12 @@ func TestSendWireFormat(t *testing.T) {
 	s2, srv2 := newSender(t, queued, "")
 	m := sms()
 	m.From = "+15550002222"
+	m.IdempotencyKey = "key with spaces/and slashes" // not the documented form: not sent
 	_, err = s2.Send(context.Background(), m)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"from": "+15550002222", "to": "+15551234567", "text": m.Text}, body(t, srv2.Only(t)))
+	r = srv2.Only(t)
+	assert.Equal(t, map[string]any{"from": "+15550002222", "to": "+15551234567", "text": m.Text}, body(t, r))
+	assert.Empty(t, r.Header.Get("Idempotency-Key"))
 }
 
 func TestErrorClassification(t *testing.T) {

@@ -5,10 +5,14 @@
 // twilio-go v1.31.0 takes no context and has no setting for the API base
 // URL (the base is fixed inside the generated service). Both are supplied
 // through the HTTP client given to it: every request carries the caller's
-// context, gets the I-Twilio-Idempotency-Token header, and is redirected to
-// Config.APIBase when one is set (tests, a local sink, a proxy). The
-// Messages API does not document deduplication by that header; the delivery
-// ledger remains the guarantee against double sends.
+// context and is redirected to Config.APIBase when one is set (tests, a
+// local sink, a proxy).
+//
+// No idempotency key is sent: the Messages API documents none (Twilio's
+// I-Twilio-Idempotency-Token is a header Twilio sets on the webhooks it
+// sends, not one it honours on requests). The delivery ledger is the
+// guarantee against double sends; a request known not to have been
+// written completely is retried, one that may have been is not.
 package twilio
 
 import (
@@ -28,9 +32,6 @@ import (
 
 // ProviderName is recorded in the delivery ledger.
 const ProviderName = "twilio"
-
-// IdempotencyHeader carries the delivery's idempotency key.
-const IdempotencyHeader = "I-Twilio-Idempotency-Token"
 
 // Twilio error codes with a meaning for retries.
 const (
@@ -91,9 +92,6 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 		return notify.Result{}, notify.InvalidRecipient(ProviderName, 0, errors.New("no recipient number"))
 	}
 	httpClient, ex := notify.InstrumentedClient(ctx, s.cfg.HTTPClient, func(r *http.Request) {
-		if m.IdempotencyKey != "" {
-			r.Header.Set(IdempotencyHeader, m.IdempotencyKey)
-		}
 		if s.base != nil {
 			r.URL.Scheme, r.URL.Host, r.Host = s.base.Scheme, s.base.Host, s.base.Host
 			r.URL.Path = s.base.Path + r.URL.Path
