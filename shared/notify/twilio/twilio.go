@@ -42,6 +42,10 @@ const (
 	CodeTooManyRequests  = 20429
 	CodeInvalidFromPhone = 21606 // 'From' is not a valid, SMS-capable number of this account
 	CodeUnverified       = 21608 // trial account: number not verified for this account
+	// Raised by twilio-go itself, before sending: the account SID or auth
+	// token holds characters other than letters and digits.
+	CodeIllegalUsername = 21222
+	CodeIllegalPassword = 21224
 )
 
 // Config configures the Twilio sender.
@@ -133,6 +137,14 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 			status = ex.Status
 		}
 		cause := fmt.Errorf("twilio error %d: %s", te.Code, redact.Text(te.Message)) // names the number
+		if ex.Status == 0 {
+			// Raised by twilio-go before sending (nothing was answered):
+			// credentials it refuses to send are the operator's to fix.
+			if te.Code == CodeIllegalUsername || te.Code == CodeIllegalPassword {
+				return notify.AuthError(ProviderName, 0, cause)
+			}
+			return notify.Permanent(ProviderName, 0, cause)
+		}
 		switch te.Code {
 		case CodeInvalidToNumber, CodeNotMobile, CodeCannotRoute:
 			return notify.InvalidRecipient(ProviderName, status, cause)
@@ -142,9 +154,6 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 			return notify.AuthError(ProviderName, status, cause) // account configuration: retried
 		case CodeTooManyRequests:
 			status = http.StatusTooManyRequests
-		}
-		if ex.Status == 0 && status == 0 {
-			return notify.Permanent(ProviderName, 0, cause) // raised by twilio-go before sending
 		}
 		return notify.HTTPError(ProviderName, status, ex.Header, cause)
 	}

@@ -131,6 +131,16 @@ func TestConfig(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Send(context.Background(), sms())
 	assert.False(t, notify.IsRetryable(err), "no sender number is permanent")
+
+	// A token twilio-go refuses to send (not letters and digits): nothing
+	// is sent, and it is the operator's to fix (retried), not the reminder's.
+	srv := notifytest.NewServer(t, created)
+	s, err = twilio.New(twilio.Config{AccountSID: sid, AuthToken: "tok-with-dash", From: "+15550001111", APIBase: srv.URL})
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), sms())
+	notifytest.RequireError(t, err, notify.Error{Code: notify.CodeAuth, Retryable: true}, "tok-with-dash")
+	assert.False(t, notify.IsAmbiguous(err))
+	assert.Empty(t, srv.Requests())
 }
 
 func TestStallsBoundedByDeadline(t *testing.T) {
