@@ -45,6 +45,7 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/phone"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/render"
 	"github.com/dueflow/dueflow/shared/text"
 )
@@ -366,7 +367,7 @@ func (e *Engine) report(ctx context.Context, outcomes []automation.Outcome) ([]a
 				break
 			}
 			e.o.Logger.WarnContext(ctx, "report failed; trying again", "action", e.o.Action,
-				"outcomes", len(outcomes), "attempt", n, "error", err)
+				"outcomes", len(outcomes), "attempt", n, "error", redact.Text(err.Error()))
 			pauseFor(ctx, pause)
 		}
 		var rep []automation.Reported
@@ -679,14 +680,16 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
 	}
 	if err != nil {
-		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", err)
+		// A database error's details may quote a row (its recipient): masked.
+		emsg := redact.Text(err.Error())
+		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", emsg)
 		for _, r := range rs {
 			// The provider was not called. Should the call have committed
 			// after all, the retryable failure re-arms the ledger row.
 			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
 				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
 				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(err.Error(), 300))
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(emsg, 300))
 			r.intent = nil
 		}
 		return false
@@ -776,7 +779,9 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	}
 	var pe *notify.Error
 	isPE := errors.As(err, &pe)
-	msg := text.Truncate(err.Error(), 500)
+	// What is logged and stored: a *notify.Error masks its provider's text
+	// itself; any other error is masked here (redact.Text).
+	msg := text.Truncate(redact.Text(err.Error()), 500)
 	switch {
 	case notify.IsAmbiguous(err) || (!isPE && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
 		// Failed after the hand-over, or an unclassified failure that timed

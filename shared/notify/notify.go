@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // Channel names, equal to automation.ChannelEmail / ChannelSMS.
@@ -76,12 +78,19 @@ type Error struct {
 	Err       error
 }
 
-// Error describes the failure: provider, code, status and cause.
+// Error describes the failure: provider, code, status and cause, with
+// e-mail addresses and phone numbers in the cause masked (redact.Text: a
+// provider's text may name the recipient). This is what callers log and
+// store.
 func (e *Error) Error() string {
-	if e.StatusCode != 0 {
-		return fmt.Sprintf("%s: %s (status %d): %v", e.Provider, e.Code, e.StatusCode, e.Err)
+	cause := "<nil>"
+	if e.Err != nil {
+		cause = redact.Text(e.Err.Error())
 	}
-	return fmt.Sprintf("%s: %s: %v", e.Provider, e.Code, e.Err)
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("%s: %s (status %d): %s", e.Provider, e.Code, e.StatusCode, cause)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Provider, e.Code, cause)
 }
 
 // Unwrap returns the cause.
