@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // localDSN is the database of the local stack (`dueflow demo`).
@@ -35,14 +35,14 @@ func dsn(flagValue string) string {
 
 // connect opens one connection to dsn(db) with a bounded connect time and
 // UTC session time zone, so printed times read the same everywhere. Its
-// errors show the connection string only masked (config.RedactURL).
+// errors show the connection string only masked (redact.URL).
 func connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	conn := dsn(db)
 	cfg, err := pgx.ParseConfig(conn)
 	if err != nil {
 		// pgx's message may quote the string (a URL it cannot parse is
 		// quoted by net/url as is): name it masked instead.
-		return nil, fmt.Errorf("--db %s is not a valid Postgres connection string (postgres://user:password@host:port/database)", config.RedactURL(conn))
+		return nil, fmt.Errorf("--db %s is not a valid Postgres connection string (postgres://user:password@host:port/database)", redact.URL(conn))
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5e9 // 5s

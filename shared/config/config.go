@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -296,7 +297,7 @@ func (p *parser) str(name string, required bool) string {
 }
 
 // url reads the base URL of an API that is sent a key: https, or http to a
-// local host only (see isLocalHost). Messages show it through RedactURL.
+// local host only (see isLocalHost). Messages show it through redact.URL.
 func (p *parser) url(name string, required bool) string {
 	v := p.str(name, required)
 	if v == "" {
@@ -304,11 +305,11 @@ func (p *parser) url(name string, required bool) string {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.bad(fmt.Sprintf("%s %q is not an http(s) URL", name, RedactURL(v)))
+		p.bad(fmt.Sprintf("%s %q is not an http(s) URL", name, redact.URL(v)))
 		return ""
 	}
 	if u.Scheme == "http" && !isLocalHost(u.Hostname()) {
-		p.bad(fmt.Sprintf("%s %q would send a key over plain http to a remote host: use https:// (http is for %s only)", name, RedactURL(v), localHosts))
+		p.bad(fmt.Sprintf("%s %q would send a key over plain http to a remote host: use https:// (http is for %s only)", name, redact.URL(v), localHosts))
 		return ""
 	}
 	return strings.TrimRight(v, "/")

@@ -223,14 +223,33 @@ var secretKeyRE = regexp.MustCompile(`(?i)key|token|secret|pass|pwd|sig|auth|cre
 // Redacted replaces a secret's value in a URL.
 const Redacted = "redacted"
 
+// urlSchemeRE is a URL scheme (what comes before "://").
+var urlSchemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+
+// kvPasswordRE is the password of a libpq key=value connection string
+// ("host=db user=app password=…"), quoted or not.
+var kvPasswordRE = regexp.MustCompile(`(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
+
 // URL returns raw with the userinfo password removed (a user name that is
 // an e-mail address masked), the values of secret-looking query parameters
 // (key, token, secret, password, signature, auth, credential, session,
 // code) replaced by "redacted", and personal data in the path and the other
-// query values masked as by Text. The query keeps its order. A value that
-// does not parse as a URL is masked as by Text.
+// query values masked as by Text. The query keeps its order. A key=value
+// connection string gets its password replaced by "***". A scheme://…
+// value that does not parse as a URL, or whose password net/url would read
+// as part of the path (one holding "/"), is cut to scheme://***@host/path:
+// everything up to the last "@" counts as user info, the query and fragment
+// are dropped. Any other value that does not parse is masked as by Text.
 func URL(raw string) string {
+	scheme, rest, hasScheme := strings.Cut(raw, "://")
+	hasScheme = hasScheme && urlSchemeRE.MatchString(scheme)
+	if !hasScheme && kvPasswordRE.MatchString(raw) {
+		return Text(kvPasswordRE.ReplaceAllString(raw, "password="+mask))
+	}
 	u, err := url.Parse(raw)
+	if hasScheme && (err != nil || u.User == nil && hiddenUserinfo(rest)) {
+		return maskAuthority(scheme, rest)
+	}
 	if err != nil {
 		return Text(raw)
 	}
@@ -248,6 +267,31 @@ func URL(raw string) string {
 	u.RawQuery = redactQuery(u.RawQuery)
 	u.Fragment, u.RawFragment = Text(u.Fragment), ""
 	return u.String()
+}
+
+// hiddenUserinfo reports whether the part of a URL after "scheme://" has
+// "user:…@" that net/url did not take for user info (a password with "/"
+// in it ends the authority early).
+func hiddenUserinfo(rest string) bool {
+	head, _, _ := strings.Cut(rest, "?")
+	head, _, _ = strings.Cut(head, "#")
+	i := strings.LastIndex(head, "@")
+	return i >= 0 && strings.Contains(head[:i], ":")
+}
+
+// maskAuthority writes scheme://***@host/path from the text after
+// "scheme://" without parsing it: everything up to the last "@" (a
+// password may hold "/", "?", "#" or "@") is user info; the query and
+// fragment are dropped; the rest is masked as by Text.
+func maskAuthority(scheme, rest string) string {
+	out := scheme + "://"
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		out += mask + "@"
+		rest = rest[i+1:]
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, "#")
+	return out + Text(rest)
 }
 
 // redactQuery redacts a raw query string part by part, keeping its order

@@ -96,6 +96,34 @@ func TestURL(t *testing.T) {
 	}
 }
 
+// A connection string's password never survives, even where net/url
+// cannot parse it or reads it as part of the path, nor in libpq's
+// key=value form.
+func TestURLPasswordsNeverSurvive(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://postgres:S3cr3t@db.acme.test:5432/postgres", "postgres://postgres@db.acme.test:5432/postgres"},
+		{"postgresql://u:p%40S3@h/db?sslmode=require&password=S3cr3t", "postgresql://u@h/db?sslmode=require&password=redacted"},
+		{"postgres://u:S3/x@h/db", "postgres://***@h/db"},
+		{"postgres://u:12/S3@h/db", "postgres://***@h/db"},
+		{"postgres://u:S3?x@h/db", "postgres://***@h/db"},
+		{"postgres://u:S3#x@h/db", "postgres://***@h/db"},
+		{"postgres://u:p@S3@h:5432/db", "postgres://u@h:5432/db"},
+		{"postgres://owner:S3 x@db host/x", "postgres://***@db host/x"},
+		{"host=db.acme.test user=postgres password=S3cr3t dbname=x", "host=db.acme.test user=postgres password=*** dbname=x"},
+		{`host=db password='S3 cr\'3t' dbname=x`, "host=db password=*** dbname=x"},
+		{"host=db PASSWORD = S3cr3t", "host=db password=***"},
+		{"https://x.test/users/ada", "https://x.test/users/ada"},
+	} {
+		got := redact.URL(tc.in)
+		if got != tc.want {
+			t.Errorf("URL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if strings.Contains(got, "S3") {
+			t.Errorf("URL(%q) = %q shows the password", tc.in, got)
+		}
+	}
+}
+
 // FuzzText: no input makes Text panic; a distinctive address and phone
 // number put anywhere in the input do not survive (in any of the forms the
 // test writes them), and a UUID and an RFC 3339 time standing apart do.
