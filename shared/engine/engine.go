@@ -617,7 +617,6 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	}
 	ex := c.Execution
 	msg.IdempotencyKey = automation.IdempotencyKey(ex.ID, r.step, channel)
-	msg.Tags = map[string]string{"execution_id": ex.ID.String(), "workflow_id": ex.WorkflowID.String(), "organization_id": ex.OrganizationID.String()}
 	r.msg, r.sender = msg, sender
 	r.intent = &automation.DeliveryIntent{
 		ExecutionID: ex.ID, LeaseToken: ex.LeaseToken, StepIndex: r.step, Channel: channel,
