@@ -108,6 +108,7 @@ const (
 	ErrProviderRejected  = "provider_rejected"
 	ErrProviderRetryable = "provider_unavailable"
 	ErrDeliveryUnknown   = "delivery_unknown"
+	ErrSettledNotSent    = "settled_not_sent" // an operator settled an unknown delivery as not sent (automation_settle_delivery)
 	ErrMaxAttempts       = "max_attempts"
 	ErrConfig            = "config_error"
 	ErrInternal          = "internal_error"
@@ -275,6 +276,15 @@ type DeliveryResult struct {
 	ErrorCode         string `json:"error_code,omitempty"`
 	ErrorMessage      string `json:"error_message,omitempty"`
 	Retryable         bool   `json:"retryable,omitempty"` // a failed delivery that may be re-armed on a later attempt
+}
+
+// DeliveryFinished is one element of automation_record_deliveries'
+// p_finished: a delivery's provider answer recorded before the report,
+// fenced by the lease of its execution like the report.
+type DeliveryFinished struct {
+	ExecutionID uuid.UUID `json:"execution_id"`
+	LeaseToken  uuid.UUID `json:"lease_token"`
+	DeliveryResult
 }
 
 // Outcome is one element of automation_report's p_outcomes.
