@@ -646,7 +646,7 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
 				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
 				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(err.Error(), 300))
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "ledger: "+text.Truncate(err.Error(), 300))
 			r.intent = nil
 		}
 		return false
