@@ -1,8 +1,7 @@
 // Package fakestore is an in-memory stand-in of the three automation RPCs
 // (automation_claim, automation_record_deliveries, automation_report) with
 // the semantics of docs/contract.md: leases fenced by token, the delivery
-// ledger's answers (new, sent, ambiguous, failed, stale, invalid), deliveries
-// finished under a held lease and never downgraded from sent, and the status
+// ledger's answers (new, sent, ambiguous, failed, stale, invalid) and the status
 // transitions of a report. It is for engine unit tests only; the
 // integration tests use the real SQL.
 package fakestore
@@ -200,6 +199,21 @@ func (s *Store) RecordDeliveries(_ context.Context, finished []automation.Delive
 	return out, nil
 }
 
+// finish records a delivery's provider answer as the SQL does: only a
+// finished status, only the execution's own row, never over sent.
+func (s *Store) finish(exec uuid.UUID, d automation.DeliveryResult) {
+	switch d.Status {
+	case automation.DeliverySent, automation.DeliveryFailed, automation.DeliveryUnknown:
+	default:
+		return
+	}
+	l, ok := s.Deliveries[d.IdempotencyKey]
+	if !ok || l.ExecutionID != exec || l.Status == automation.DeliverySent {
+		return
+	}
+	l.Status, l.ProviderMessageID, l.Retryable, l.ErrorCode = d.Status, d.ProviderMessageID, d.Retryable, d.ErrorCode
+}
+
 // Report implements automation_report.
 func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation.Reported, error) {
 	s.mu.Lock()
@@ -241,19 +255,4 @@ func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation
 		out[i].Applied, out[i].Status = true, e.Status
 	}
 	return out, nil
-}
-
-// finish records a delivery's provider answer as the SQL does: only a
-// finished status, only the execution's own row, never over sent.
-func (s *Store) finish(exec uuid.UUID, d automation.DeliveryResult) {
-	switch d.Status {
-	case automation.DeliverySent, automation.DeliveryFailed, automation.DeliveryUnknown:
-	default:
-		return
-	}
-	l, ok := s.Deliveries[d.IdempotencyKey]
-	if !ok || l.ExecutionID != exec || l.Status == automation.DeliverySent {
-		return
-	}
-	l.Status, l.ProviderMessageID, l.Retryable, l.ErrorCode = d.Status, d.ProviderMessageID, d.Retryable, d.ErrorCode
 }

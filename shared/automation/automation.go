@@ -108,7 +108,6 @@ const (
 	ErrProviderRejected  = "provider_rejected"
 	ErrProviderRetryable = "provider_unavailable"
 	ErrDeliveryUnknown   = "delivery_unknown"
-	ErrSettledNotSent    = "settled_not_sent" // an operator settled an unknown delivery as not sent (automation_settle_delivery)
 	ErrMaxAttempts       = "max_attempts"
 	ErrConfig            = "config_error"
 	ErrInternal          = "internal_error"
@@ -122,6 +121,11 @@ const (
 	// value. Failed, never retried.
 	ErrInvalidExecution = "invalid_execution"
 )
+
+// ErrSettledNotSent: an operator settled an unknown delivery as not sent
+// (automation_settle_delivery); on the delivery, and on a completed
+// execution that has no unknown delivery left.
+const ErrSettledNotSent = "settled_not_sent"
 
 // Step is one step of a workflow. Empty Subject/Body/HTML mean "use the
 // action's default template".
