@@ -123,7 +123,7 @@ func (h *Handler) process(ctx context.Context, log *slog.Logger, req automation.
 		return errorResponse(http.StatusInternalServerError, "internal error")
 	}
 	log.InfoContext(ctx, "request done", "status", http.StatusOK, "requested", sum.Requested, "claimed", sum.Claimed,
-		"completed", sum.Completed, "skipped", sum.Skipped, "retried", sum.Retried, "failed", sum.Failed,
+		"completed", sum.Completed, "skipped", sum.Skipped, "retried", sum.Retried, "deferred", sum.Deferred, "failed", sum.Failed,
 		"snoozed", sum.Snoozed, "stale", sum.Stale, "duration_ms", time.Since(start).Milliseconds())
 	return response{status: http.StatusOK, body: b}
 }

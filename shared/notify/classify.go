@@ -146,35 +146,3 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 // RoundTrip calls f.
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// MessageID derives a stable RFC 5322 Message-ID (without angle brackets)
-// from a delivery's idempotency key and the sender address, so that a
-// receiving system can recognise a re-sent message: "<key>@<sender domain>".
-// It returns "" for an empty key.
-func MessageID(idempotencyKey, from string) string {
-	if idempotencyKey == "" {
-		return ""
-	}
-	var b strings.Builder
-	for _, r := range idempotencyKey {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('.')
-		}
-	}
-	left := b.String()
-	for strings.Contains(left, "..") {
-		left = strings.ReplaceAll(left, "..", ".")
-	}
-	left = strings.Trim(left, ".")
-	domain := "dueflow.invalid"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 {
-		d := strings.Trim(strings.TrimSpace(from[i+1:]), ">")
-		if d != "" && !strings.ContainsAny(d, " <>()[]\\,;:\"@") {
-			domain = strings.ToLower(d)
-		}
-	}
-	return "dueflow." + left + "@" + domain
-}

@@ -102,13 +102,6 @@ func TestInstrumentedClient(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled, "requests carry the context")
 }
 
-func TestMessageID(t *testing.T) {
-	assert.Equal(t, "dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test",
-		notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "Billing <billing@Acme.test>"))
-	assert.Equal(t, "dueflow.a.b@dueflow.invalid", notify.MessageID("a::<b>", "nobody"))
-	assert.Equal(t, "", notify.MessageID("", "x@y"))
-}
-
 // A timeout before anything was handed over (a dial timeout, a 408 answer,
 // the wait for an SMTP slot) is not ambiguous: the message was not sent and
 // must be retried, not recorded unknown and dropped.

@@ -5,8 +5,11 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Channel names, equal to automation.ChannelEmail / ChannelSMS.
@@ -107,4 +110,27 @@ func IsRetryable(err error) bool {
 		return pe.Retryable
 	}
 	return err != nil
+}
+
+// MessageID derives a stable RFC 5322 Message-ID (without angle brackets)
+// from a delivery's idempotency key and the sender address, so that a
+// receiving system can recognise a re-sent message:
+// "<hash>@<sender domain>", the hash being the first 20 bytes of the key's
+// SHA-256 in lower-case base32 (32 characters). It reveals neither the key
+// (the execution's id) nor the software that sent it. It returns "" for an
+// empty key.
+func MessageID(idempotencyKey, from string) string {
+	if idempotencyKey == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(idempotencyKey))
+	left := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+	domain := "invalid"
+	if i := strings.LastIndexByte(from, '@'); i >= 0 {
+		d := strings.Trim(strings.TrimSpace(from[i+1:]), ">")
+		if d != "" && !strings.ContainsAny(d, " <>()[]\\,;:\"@") {
+			domain = strings.ToLower(d)
+		}
+	}
+	return left + "@" + domain
 }

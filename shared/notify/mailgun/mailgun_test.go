@@ -76,7 +76,7 @@ func TestSendWireFormat(t *testing.T) {
 			assert.Equal(t, []string{"office@acme.test"}, form["h:Reply-To"])
 			assert.Equal(t, []string{"0f8fad5b-d9cb-469f-a165-70867728950e:0:email"}, form["v:idempotency_key"])
 			assert.Equal(t, []string{"0f8fad5b-d9cb-469f-a165-70867728950e"}, form["v:execution_id"])
-			assert.Equal(t, []string{"<dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test>"}, form["h:Message-Id"])
+			assert.Equal(t, []string{"<" + notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "billing@acme.test") + ">"}, form["h:Message-Id"])
 		})
 	}
 }
