@@ -69,7 +69,8 @@ bench-stack: $(RIE)
 ## bench-river: River (v0.51, riverpgxv5) vs dueflow draining the same N reminder emails into the same SMTP sink, rounds
 ##   alternated, rates and ratio per round and overall (bench/river, its own Go module); knobs: N=10000, ROUNDS=3,
 ##   LATENCY=0 (one value or a list), INSTANCES, CONCURRENCY, BATCH as bench-stack, CASE=river|dueflow one side alone;
-##   River's: RIVER_WORKERS=100, RIVER_COOLDOWN=1ms (FetchCooldown), RIVER_POLL=50ms (FetchPollInterval)
+##   River's: RIVER_WORKERS (default 50, 200 with a provider latency), RIVER_COOLDOWN=1ms (FetchCooldown),
+##   RIVER_POLL=50ms (FetchPollInterval)
 bench-river: $(RIE)
 	cd bench/river && $(BENCH_ENV) BENCH_ROUNDS=$(ROUNDS) RIVER_WORKERS=$(RIVER_WORKERS) RIVER_COOLDOWN=$(RIVER_COOLDOWN) \
 		RIVER_POLL=$(RIVER_POLL) $(GO) test . -run '^$$' -bench BenchmarkRiverVsDueflow -benchtime 1x -timeout 120m
