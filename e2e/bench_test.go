@@ -49,7 +49,7 @@ const naiveSequentialSample = 1000
 // executions/s, due-to-sent p50/p95, CPU time per execution and each
 // process's peak RSS. Knobs (environment): BENCH_N, BENCH_LATENCY,
 // BENCH_INSTANCES, BENCH_CONCURRENCY, BENCH_BATCH, BENCH_CASE
-// (pipeline|naive); see `make help`-style comments in the Makefile.
+// (pipeline|naive), documented at the Makefile's bench-stack.
 //
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 1x ./e2e/
 func BenchmarkDrain(b *testing.B) {
