@@ -11,7 +11,11 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 export DUEFLOW_BIN := $(BIN)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-stack
+# Knobs of the benchmarks (empty: the benchmark's default; see bench-sql, bench-stack, bench-river)
+BENCH_ENV = BENCH_N=$(N) BENCH_LATENCY=$(LATENCY) BENCH_INSTANCES=$(INSTANCES) BENCH_CONCURRENCY=$(CONCURRENCY) \
+	BENCH_BATCH=$(BATCH) BENCH_CASE=$(CASE)
+
+.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-stack bench-river
 
 all: vet test
 
@@ -49,13 +53,27 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./shared/webhook/ -run '^$$' -fuzz FuzzVerifyAndDecode -fuzztime $(FUZZTIME)
 
-## bench-sql: invoice check (first, steady state) and claim+report throughput on 1,000 orgs / 1,000,000 invoices
+## bench-sql: invoice check (first, steady state, day start) and claim+report throughput on generated data, generated
+##   once into a template database (not timed) and cloned per benchmark; knobs: ORGS=1000 organisations,
+##   INVOICES=1000000 invoices (10 clients per organisation), BENCH=. (a -bench regexp), BENCHTIME=1s
 bench-sql:
-	$(GO) test ./sql/ -run '^$$' -bench . -timeout 30m
+	BENCH_ORGS=$(ORGS) BENCH_INVOICES=$(INVOICES) $(GO) test ./sql/ -run '^$$' -bench '$(or $(BENCH),.)' $(if $(BENCHTIME),-benchtime $(BENCHTIME)) -timeout 60m
 
-## bench-stack: 10,000 executions through the whole local stack vs a naive per-execution dispatcher (e2e/BenchmarkDrain)
+## bench-stack: N executions through the whole local stack vs a naive per-execution dispatcher (e2e/BenchmarkDrain); knobs:
+##   N=10000 executions per drain; LATENCY=0,50ms provider latency per message, one round each;
+##   INSTANCES=4 function instances (RIE); CONCURRENCY=16 DUEFLOW_CONCURRENCY and naive workers;
+##   BATCH=100 ids per function call (1-500); CASE=pipeline|naive runs one case alone
 bench-stack: $(RIE)
-	$(GO) test ./e2e/ -run '^$$' -bench BenchmarkDrain -benchtime 1x -timeout 30m
+	$(BENCH_ENV) $(GO) test ./e2e/ -run '^$$' -bench BenchmarkDrain -benchtime 1x -timeout 60m
+
+## bench-river: River (v0.51, riverpgxv5) vs dueflow draining the same N reminder emails into the same SMTP sink, rounds
+##   alternated, rates and ratio per round and overall (bench/river, its own Go module); knobs: N=10000, ROUNDS=3,
+##   LATENCY=0 (one value or a list), INSTANCES, CONCURRENCY, BATCH as bench-stack, CASE=river|dueflow one side alone;
+##   River's: RIVER_WORKERS (default 50, 200 with a provider latency), RIVER_COOLDOWN=1ms (FetchCooldown),
+##   RIVER_POLL=50ms (FetchPollInterval)
+bench-river: $(RIE)
+	cd bench/river && $(BENCH_ENV) BENCH_ROUNDS=$(ROUNDS) RIVER_WORKERS=$(RIVER_WORKERS) RIVER_COOLDOWN=$(RIVER_COOLDOWN) \
+		RIVER_POLL=$(RIVER_POLL) $(GO) test . -run '^$$' -bench BenchmarkRiverVsDueflow -benchtime 1x -timeout 120m
 
 ## bench-engine: executions/s through claim, render, send (SMTP) and report; cold start; RPC adapter
 bench-engine:

@@ -20,83 +20,120 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/stacktest"
 )
 
-// benchExecutions is the number of due executions one drain works through.
-const benchExecutions = 10000
-
-// providerLatency is the time a provider takes to accept one message in the
-// second round of the benchmark (a remote SMTP relay or email API answers in
-// tens to hundreds of milliseconds; the local inbox in microseconds).
-const providerLatency = 50 * time.Millisecond
+// The defaults of BenchmarkDrain's knobs (stacktest.KnobsFromEnv; the
+// Makefile's N, LATENCY, INSTANCES, CONCURRENCY, BATCH and CASE).
+var drainDefaults = stacktest.Knobs{
+	N:           10000,
+	Latencies:   []time.Duration{0, 50 * time.Millisecond}, // the local inbox, then a remote relay or email API
+	Instances:   4,
+	Concurrency: 16,
+	Batch:       100,
+	Rounds:      1,
+}
 
 // naiveSequentialSample is how many executions the sequential naive
-// dispatcher works through when each message costs providerLatency (all
-// 10,000 would take over eight minutes); its rate is measured on this sample.
+// dispatcher works through at most when each message costs a provider
+// latency (all 10,000 at 50 ms would take over eight minutes); its rate is
+// measured on this sample.
 const naiveSequentialSample = 1000
 
-// BenchmarkDrain drains 10,000 due invoice reminders through the whole local
-// stack (process_pending_automations -> pg_net stand-in -> gateway ->
+// BenchmarkDrain drains N (10,000) due invoice reminders through the whole
+// local stack (process_pending_automations -> pg_net stand-in -> gateway ->
 // invoice-reminder under the RIE -> PostgREST stand-in RPCs + SMTP), then
 // the same work through a naive dispatcher like the replaced system (one
-// HTTP call, one SELECT, one email and one UPDATE per execution), first with
-// the local inbox (CPU-bound) and then with providerLatency per message. It
-// reports executions/s, due-to-sent p50/p95, CPU time per execution and each
-// process's peak RSS.
+// HTTP call, one SELECT, one email and one UPDATE per execution), once per
+// provider latency (the local inbox, then 50 ms per message). It reports
+// executions/s, due-to-sent p50/p95, CPU time per execution and each
+// process's peak RSS. Knobs (environment): BENCH_N, BENCH_LATENCY,
+// BENCH_INSTANCES, BENCH_CONCURRENCY, BENCH_BATCH, BENCH_CASE
+// (pipeline|naive), documented at the Makefile's bench-stack.
 //
 //	go test -run '^$' -bench BenchmarkDrain -benchtime 1x ./e2e/
 func BenchmarkDrain(b *testing.B) {
+	k, err := stacktest.KnobsFromEnv(drainDefaults, "pipeline", "naive")
+	require.NoError(b, err)
 	s := startStack(b, stackOptions{
-		env:       []string{"SMS_PROVIDER=none", "DUEFLOW_CONCURRENCY=16", "LOG_LEVEL=warn"},
-		instances: 4,
-		netConc:   16,
+		env:       []string{"SMS_PROVIDER=none", fmt.Sprintf("DUEFLOW_CONCURRENCY=%d", k.Concurrency), "LOG_LEVEL=warn"},
+		instances: k.Instances,
+		netConc:   max(16, k.Instances),
 	})
-	db := s.Pool()
-	seedOverdue(b, db, benchExecutions)
-	mustExec(b, db, `select check_overdue_invoices()`) // the executions, due now
-	mustExec(b, db, `create table bench_due (id uuid primary key, due_at timestamptz not null)`)
+	stacktest.SeedDue(b, s, k.N, k.Batch)
+	logf := func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) }
 
-	var results []drainResult
+	type round struct {
+		latency                   time.Duration
+		pipeline, seq, concurrent *stacktest.Result
+	}
+	var rounds []round
 	for i := 0; i < b.N; i++ {
-		results = results[:0]
-		for _, lat := range []time.Duration{0, providerLatency} {
+		rounds = rounds[:0]
+		for _, lat := range k.Latencies {
 			s.SMTPCapture().SetDelay(lat)
-			seqN := benchExecutions
-			if lat > 0 {
-				seqN = naiveSequentialSample
+			r := round{latency: lat}
+			if k.Runs("pipeline") {
+				fmt.Printf("pipeline, provider latency %s:\n", lat)
+				res := stacktest.DrainPipeline(b, s, k.N, logf)
+				r.pipeline = &res
 			}
-			results = append(results,
-				drainPipeline(b, s, lat),
-				drainNaive(b, s, 1, seqN, lat),
-				drainNaive(b, s, 16, benchExecutions, lat))
+			if k.Runs("naive") {
+				seqN := k.N
+				if lat > 0 {
+					seqN = min(k.N, naiveSequentialSample)
+				}
+				seq := drainNaive(b, s, 1, seqN, lat)
+				conc := drainNaive(b, s, k.Concurrency, k.N, lat)
+				r.seq, r.concurrent = &seq, &conc
+			}
+			rounds = append(rounds, r)
 		}
 		s.SMTPCapture().SetDelay(0)
 	}
-	local, remote := results[0], results[3]
-	b.ReportMetric(local.perSecond, "exec/s")
-	b.ReportMetric(local.p50.Seconds()*1000, "p50-ms")
-	b.ReportMetric(local.p95.Seconds()*1000, "p95-ms")
-	b.ReportMetric(local.perSecond/results[1].perSecond, "x-naive")
-	b.ReportMetric(remote.perSecond, "exec/s@50ms")
-	b.ReportMetric(remote.perSecond/results[4].perSecond, "x-naive@50ms")
+	for i, r := range rounds {
+		suffix := ""
+		if i > 0 {
+			suffix = fmt.Sprintf("@%dms", r.latency.Milliseconds())
+		}
+		if r.pipeline != nil {
+			b.ReportMetric(r.pipeline.PerSecond, "exec/s"+suffix)
+			if i == 0 {
+				b.ReportMetric(r.pipeline.P50.Seconds()*1000, "p50-ms")
+				b.ReportMetric(r.pipeline.P95.Seconds()*1000, "p95-ms")
+			}
+			if r.seq != nil {
+				b.ReportMetric(r.pipeline.PerSecond/r.seq.PerSecond, "x-naive"+suffix)
+			}
+		}
+	}
 
 	var report strings.Builder
-	fmt.Fprintf(&report, "\n%-40s %8s %7s %9s %9s %9s %11s\n", "dispatcher", "execs", "exec/s", "p50", "p95", "elapsed", "CPU/exec")
-	for i, r := range results {
-		if i == 0 {
+	fmt.Fprintf(&report, "\n%s\n%s\n", k, stacktest.Header)
+	for _, r := range rounds {
+		if r.latency == 0 {
 			fmt.Fprintln(&report, "-- local inbox (no provider latency):")
+		} else {
+			fmt.Fprintf(&report, "-- provider latency %s per message:\n", r.latency)
 		}
-		if i == 3 {
-			fmt.Fprintf(&report, "-- provider latency %s per message:\n", providerLatency)
+		for _, res := range []*stacktest.Result{r.pipeline, r.seq, r.concurrent} {
+			if res != nil {
+				fmt.Fprintln(&report, res)
+			}
 		}
-		fmt.Fprintf(&report, "%-40s %8d %7.0f %9s %9s %9s %11s\n", r.name, r.n, r.perSecond, r.p50.Round(time.Millisecond),
-			r.p95.Round(time.Millisecond), r.elapsed.Round(time.Millisecond), (r.cpu / time.Duration(r.n)).Round(time.Microsecond))
 	}
-	fmt.Fprintf(&report, "dueflow vs naive, local inbox: %.1fx sequential, %.1fx 16 concurrent; CPU per execution %.1fx less than sequential\n",
-		results[0].perSecond/results[1].perSecond, results[0].perSecond/results[2].perSecond,
-		float64(results[1].cpu/time.Duration(results[1].n))/float64(results[0].cpu/time.Duration(results[0].n)))
-	fmt.Fprintf(&report, "dueflow vs naive, %s provider latency: %.1fx sequential, %.1fx 16 concurrent\n", providerLatency,
-		results[3].perSecond/results[4].perSecond, results[3].perSecond/results[5].perSecond)
+	for _, r := range rounds {
+		if r.pipeline == nil || r.seq == nil {
+			continue
+		}
+		where := "local inbox"
+		if r.latency > 0 {
+			where = r.latency.String() + " provider latency"
+		}
+		fmt.Fprintf(&report, "dueflow vs naive, %s: %.1fx sequential, %.1fx %d concurrent; CPU per execution %.1fx less than sequential\n",
+			where, r.pipeline.PerSecond/r.seq.PerSecond, r.pipeline.PerSecond/r.concurrent.PerSecond, k.Concurrency,
+			float64(r.seq.CPU/time.Duration(r.seq.N))/float64(r.pipeline.CPU/time.Duration(r.pipeline.N)))
+	}
 	fmt.Fprintf(&report, "\npeak RSS (VmHWM) per process:\n")
 	for _, l := range memoryReport(b, s) {
 		fmt.Fprintln(&report, l)
@@ -104,129 +141,13 @@ func BenchmarkDrain(b *testing.B) {
 	fmt.Print(report.String()) // b.Log output of benchmarks is cut to a few lines
 }
 
-type drainResult struct {
-	name      string
-	n         int
-	elapsed   time.Duration
-	perSecond float64
-	p50, p95  time.Duration
-	cpu       time.Duration // CPU time of every process involved (Postgres, RIE, bootstraps, this test process)
-}
-
-// cpuByRole is the CPU used since before, per role of the stack ("postgres",
-// "rie:<fn>", "go test").
-func cpuByRole(s *devstack.Stack, before map[int]time.Duration) map[string]time.Duration {
-	out := map[string]time.Duration{}
-	add := func(role string, pid int) {
-		if d, err := devstack.ReadProcCPU(pid); err == nil {
-			out[role] += d - before[pid]
-		}
-	}
-	add("go test", os.Getpid())
-	for role, pids := range s.Processes() {
-		for _, pid := range pids {
-			add(role, pid)
-		}
-	}
-	return out
-}
-
-// cpuNow sums the CPU time used so far by the stack's processes and this one.
-func cpuNow(s *devstack.Stack) map[int]time.Duration {
-	out := map[int]time.Duration{}
-	pids := []int{os.Getpid()}
-	for _, p := range s.Processes() {
-		pids = append(pids, p...)
-	}
-	for _, pid := range pids {
-		if d, err := devstack.ReadProcCPU(pid); err == nil {
-			out[pid] = d
-		}
-	}
-	return out
-}
-
-// cpuSince is the CPU used since before (processes that exited meanwhile are
-// not counted: the stack's connections are long-lived).
-func cpuSince(s *devstack.Stack, before map[int]time.Duration) time.Duration {
-	var total time.Duration
-	for pid, d := range cpuNow(s) {
-		total += d - before[pid]
-	}
-	return total
-}
-
-// resetDue puts every execution back to a fresh pending state, due now, and
-// empties the inbox and the ledger.
-func resetDue(b *testing.B, s *devstack.Stack, n int) {
-	db := s.Pool()
-	mustExec(b, db, `truncate automation_deliveries, bench_due`)
-	// n executions due now, the rest out of the way (cancelled)
-	mustExec(b, db, `update automation_execution_logs set status = 'cancelled', completed_at = now(), lease_token = null, lease_expires_at = null`)
-	mustExec(b, db, `update automation_execution_logs set status = 'pending', attempt = 0, lease_token = null, lease_expires_at = null,
-		dispatched_at = null, dispatch_count = 0, started_at = null, completed_at = null, error_code = null, error_message = null,
-		actions_count = 0, step_index = 0, next_attempt_at = now()
-		where id in (select id from automation_execution_logs order by id limit $1)`, n)
-	mustExec(b, db, `insert into bench_due select id, next_attempt_at from automation_execution_logs where status = 'pending'`)
-	mustExec(b, db, `vacuum analyze automation_execution_logs`)
-	s.SMTPCapture().Reset()
-}
-
-func waitAllFinal(b *testing.B, db *pgxpool.Pool, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for {
-		var open int
-		require.NoError(b, db.QueryRow(context.Background(), `select count(*) from automation_execution_logs where status in ('pending', 'running')`).Scan(&open))
-		if open == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d executions still open after %s", open, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func percentiles(b *testing.B, db *pgxpool.Pool, doneCol string) (p50, p95 time.Duration) {
-	var a, c float64
-	q := `select percentile_cont(0.5) within group (order by x), percentile_cont(0.95) within group (order by x)
-		from (select extract(epoch from ` + doneCol + ` - d0.due_at) as x ` + map[string]string{
-		"d.sent_at":      `from automation_deliveries d join bench_due d0 on d0.id = d.execution_id where d.status = 'sent'`,
-		"e.completed_at": `from automation_execution_logs e join bench_due d0 on d0.id = e.id where e.status = 'completed'`,
-	}[doneCol] + `) t`
-	require.NoError(b, db.QueryRow(context.Background(), q).Scan(&a, &c))
-	return time.Duration(a * float64(time.Second)), time.Duration(c * float64(time.Second))
-}
-
-func drainPipeline(b *testing.B, s *devstack.Stack, latency time.Duration) drainResult {
-	ctx := context.Background()
-	db := s.Pool()
-	resetDue(b, s, benchExecutions)
-	cpu0 := cpuNow(s)
-	start := time.Now()
-	res, err := s.Tick(ctx)
-	require.NoError(b, err)
-	waitAllFinal(b, db, 5*time.Minute)
-	elapsed := time.Since(start)
-	cpu := cpuSince(s, cpu0)
-	fmt.Printf("pipeline cycle (provider latency %s): %s\n  CPU by process group: %v\n", latency, res, cpuByRole(s, cpu0))
-	var completed, sent int
-	require.NoError(b, db.QueryRow(ctx, `select count(*) from automation_execution_logs where status = 'completed'`).Scan(&completed))
-	require.NoError(b, db.QueryRow(ctx, `select count(*) from automation_deliveries where status = 'sent'`).Scan(&sent))
-	require.Equal(b, benchExecutions, completed)
-	require.Equal(b, benchExecutions, sent)
-	require.Equal(b, benchExecutions, s.SMTPCapture().Count())
-	p50, p95 := percentiles(b, db, "d.sent_at")
-	return drainResult{name: "dueflow (pg_net -> functions, RPC)", n: benchExecutions, elapsed: elapsed, perSecond: float64(benchExecutions) / elapsed.Seconds(), p50: p50, p95: p95, cpu: cpu}
-}
-
 // drainNaive does the same work the way the replaced system did: a loop over
 // the pending rows makes one HTTP call per execution to an endpoint that
 // runs one SELECT, sends the email (one SMTP session) and one UPDATE.
-func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency time.Duration) drainResult {
+func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency time.Duration) stacktest.Result {
 	ctx := context.Background()
 	db := s.Pool()
-	resetDue(b, s, n)
+	stacktest.ResetDue(b, s, n)
 	pool, err := pgxpool.New(ctx, s.DSN())
 	require.NoError(b, err)
 	defer pool.Close()
@@ -270,7 +191,7 @@ func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency tim
 	url := "http://" + ln.Addr().String() + "/send"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency}}
 
-	cpu0 := cpuNow(s)
+	cpu0 := stacktest.CPUNow(s)
 	start := time.Now()
 	rows, err := db.Query(ctx, `select id from automation_execution_logs where status = 'pending' and next_attempt_at <= now() order by next_attempt_at`)
 	require.NoError(b, err)
@@ -309,16 +230,16 @@ func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency tim
 	close(work)
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuSince(s, cpu0)
+	cpu := stacktest.CPUSince(s, cpu0)
 	require.Zero(b, failures)
 	require.Equal(b, n, s.SMTPCapture().Count())
-	p50, p95 := percentiles(b, db, "e.completed_at")
+	p50, p95 := stacktest.Percentiles(b, db, "e.completed_at")
 	name := "naive, sequential"
 	if concurrency > 1 {
 		name = fmt.Sprintf("naive, %d concurrent", concurrency)
 	}
 	b.Logf("%s (provider latency %s): %d in %s", name, latency, n, elapsed.Round(time.Millisecond))
-	return drainResult{name: name, n: n, elapsed: elapsed, perSecond: float64(n) / elapsed.Seconds(), p50: p50, p95: p95, cpu: cpu}
+	return stacktest.Result{Name: name, N: n, Elapsed: elapsed, PerSecond: float64(n) / elapsed.Seconds(), P50: p50, P95: p95, CPU: cpu}
 }
 
 // memoryReport lists the peak RSS of the stack's processes and of this test

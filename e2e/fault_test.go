@@ -6,29 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/stacktest"
 )
-
-// seedOverdue creates one organisation (send window all day) with n clients,
-// each with one invoice due yesterday, and an email-only invoice workflow.
-func seedOverdue(t testing.TB, db *pgxpool.Pool, n int) {
-	mustExec(t, db, `insert into organizations (id, name, timezone, send_window_start, send_window_end, sender_name, sender_email)
-		values ($1, 'Acme Plumbing', 'America/Chicago', '00:00', '23:59:59.999999', 'Acme Plumbing', 'billing@acme.test')`, orgA)
-	mustExec(t, db, `insert into clients (id, organization_id, first_name, email)
-		select ('c1000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'Client ' || g, 'client' || g || '@example.com'
-		from generate_series(1, $2) g`, orgA, n)
-	mustExec(t, db, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
-		select $1, ('c1000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'INV-' || g, 'sent',
-		       (now() at time zone 'America/Chicago')::date - 1, 100, 100
-		from generate_series(1, $2) g`, orgA, n)
-	mustExec(t, db, `insert into automation_workflows (organization_id, name, trigger_type, trigger_config, steps)
-		values ($1, 'Overdue invoices', 'invoice_overdue', '{"days_after_due":[1]}',
-		 '[{"type":"send_email","subject":"Invoice {{invoice.number}} is overdue","body":"Hi {{client.first_name}}, {{invoice.balance}} is due."}]')`, orgA)
-}
 
 // TestFunctionKilledMidBatch kills the invoice-reminder function (RIE and
 // bootstrap process groups, SIGKILL) while it works through a batch. The
@@ -43,7 +26,7 @@ func TestFunctionKilledMidBatch(t *testing.T) {
 		"SMS_PROVIDER=none", // an email-only workload
 	}})
 	db := s.Pool()
-	seedOverdue(t, db, n)
+	stacktest.SeedOverdue(t, db, n)
 	smtpSrv := s.SMTPCapture()
 	smtpSrv.SetDelay(60 * time.Millisecond) // a slow relay: the batch takes ~1.2 s
 

@@ -3,15 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/stacktest"
 )
 
 var (
@@ -65,14 +62,8 @@ type stackOptions struct {
 // only Tick drives the pipeline) and stops it at the end of the test.
 func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
 	tb.Helper()
-	state, err := devstack.TempStateDir("dueflow-e2e-")
-	require.NoError(tb, err)
-	logFile, err := os.Create(filepath.Join(state, "devstack.log"))
-	require.NoError(tb, err)
-	ctx := context.Background()
-	s, err := devstack.Start(ctx, devstack.Config{
+	return stacktest.Start(tb, devstack.Config{
 		Root:           root,
-		StateDir:       state,
 		NoCron:         true,
 		FastPostgres:   true,
 		BuiltFunctions: built,
@@ -81,20 +72,5 @@ func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
 		CoreOnly:       o.coreOnly,
 		UseSecretKey:   o.secretKey,
 		FunctionEnv:    o.env,
-		Logger:         slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
-	require.NoError(tb, err)
-	tb.Logf("stack logs in %s", s.LogDir())
-	tb.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := s.Close(cctx); err != nil {
-			tb.Errorf("close stack: %v", err)
-		}
-		logFile.Close()
-		if !tb.Failed() {
-			_ = os.RemoveAll(state)
-		}
-	})
-	return s
 }

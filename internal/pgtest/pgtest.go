@@ -213,6 +213,41 @@ func NewCoreDB(t testing.TB) (*pgxpool.Pool, string) {
 	return testDB(t, c, name)
 }
 
+// NewTemplate creates the database name as a clone of TemplateDB and fills
+// it with fill (e.g. generated benchmark data), so that NewDBFrom can clone
+// it for each test: the data is made once per binary, not per test. fill's
+// pool is closed before NewTemplate returns; the database lives until
+// Shutdown stops the cluster.
+func NewTemplate(t testing.TB, name string, fill func(context.Context, *pgxpool.Pool) error) {
+	t.Helper()
+	c := Cluster(t)
+	ctx := context.Background()
+	if err := createClone(ctx, c, name, TemplateDB); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	pool, err := pgxpool.New(ctx, c.DSN(name))
+	if err != nil {
+		t.Fatalf("pgtest: pool for %s: %v", name, err)
+	}
+	err = fill(ctx, pool)
+	pool.Close()
+	if err != nil {
+		t.Fatalf("pgtest: fill %s: %v", name, err)
+	}
+}
+
+// NewDBFrom is NewDB cloned from template (made by NewTemplate) instead of
+// TemplateDB.
+func NewDBFrom(t testing.TB, template string) (*pgxpool.Pool, string) {
+	t.Helper()
+	c := Cluster(t)
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), seq.Add(1))
+	if err := createClone(context.Background(), c, name, template); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return testDB(t, c, name)
+}
+
 // testDB opens a pool on the test's database name and returns it with its
 // DSN; the pool is closed and the database dropped at cleanup.
 func testDB(t testing.TB, c *pgcluster.Cluster, name string) (*pgxpool.Pool, string) {
