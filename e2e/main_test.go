@@ -57,7 +57,8 @@ type stackOptions struct {
 	env       []string
 	instances int
 	netConc   int
-	coreOnly  bool // the core migrations without the reference domain
+	coreOnly  bool          // the core migrations without the reference domain
+	fnTimeout time.Duration // the functions' timeout (the invocation deadline); 0 = 60 s
 }
 
 // startStack starts a private local stack (own Postgres cluster, NoCron so
@@ -70,16 +71,17 @@ func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
 	require.NoError(tb, err)
 	ctx := context.Background()
 	s, err := devstack.Start(ctx, devstack.Config{
-		Root:           root,
-		StateDir:       state,
-		NoCron:         true,
-		FastPostgres:   true,
-		BuiltFunctions: built,
-		Instances:      o.instances,
-		NetConcurrency: o.netConc,
-		CoreOnly:       o.coreOnly,
-		FunctionEnv:    o.env,
-		Logger:         slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Root:            root,
+		StateDir:        state,
+		NoCron:          true,
+		FastPostgres:    true,
+		BuiltFunctions:  built,
+		Instances:       o.instances,
+		NetConcurrency:  o.netConc,
+		CoreOnly:        o.coreOnly,
+		FunctionEnv:     o.env,
+		FunctionTimeout: o.fnTimeout,
+		Logger:          slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	require.NoError(tb, err)
 	tb.Logf("stack logs in %s", s.LogDir())

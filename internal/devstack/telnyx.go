@@ -18,6 +18,7 @@ type SMS struct {
 	To                 string    // "to" of the request (E.164)
 	Text               string    // "text" of the request
 	MessagingProfileID string    // "messaging_profile_id", when given
+	IdempotencyKey     string    // the Idempotency-Key header, when given
 	ReceivedAt         time.Time // when the sink accepted it
 }
 
@@ -113,7 +114,8 @@ func (s *TelnyxSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTelnyxError(w, status, "10011", http.StatusText(status), "injected by the test sink")
 		return
 	}
-	m := SMS{ID: uuid.NewString(), From: req.From, To: req.To, Text: req.Text, MessagingProfileID: req.MessagingProfileID, ReceivedAt: time.Now()}
+	m := SMS{ID: uuid.NewString(), From: req.From, To: req.To, Text: req.Text, MessagingProfileID: req.MessagingProfileID,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), ReceivedAt: time.Now()}
 	s.msgs = append(s.msgs, m)
 	s.mu.Unlock()
 
