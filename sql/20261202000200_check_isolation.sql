@@ -135,23 +135,8 @@ $$;
 comment on function public.automation_mask_problem(text) is
   'A workflow problem message (automation_workflow_problems) without the tenant''s own text: unknown keys and unknown template variables are not named.';
 
--- What operators read: the number of current problems, beside the queue.
-create or replace view public.automation_queue_health as
-  select
-    count(*) filter (where status = 'pending') as pending,
-    count(*) filter (where status = 'pending' and next_attempt_at <= now()) as due_now,
-    count(*) filter (where status = 'running') as running,
-    count(*) filter (where status = 'running' and lease_expires_at < now()) as expired_leases,
-    count(*) filter (where status = 'failed' and completed_at > now() - interval '1 hour') as failed_last_hour,
-    coalesce(extract(epoch from now() - min(next_attempt_at) filter (where status = 'pending' and next_attempt_at <= now())), 0)::bigint
-      as oldest_due_age_seconds,
-    (select count(*) from public.automation_check_problems) as check_problems
-  from public.automation_execution_logs
-  where status in ('pending', 'running') or (status = 'failed' and completed_at > now() - interval '1 hour');
-comment on view public.automation_queue_health is
-  'Queue health of automation_execution_logs: pending, due now, running, expired leases, failed in the last hour, age of the oldest due row (seconds), and check_problems: the rows of automation_check_problems (workflows or organisations the checks skipped, defaulted zones, errors).';
-revoke all on public.automation_queue_health from public, anon, authenticated;
-grant select on public.automation_queue_health to service_role;
+-- automation_queue_health (what operators read: the queue beside the number of
+-- current problems): moved to 20261202001200_deferrals.sql (column deferred).
 
 -- Reading trigger_config ------------------------------------------------------
 

@@ -52,10 +52,16 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	var secret *string
 	if o.SecretEnv != "" {
 		v := getenv(o.SecretEnv)
-		if v == "" {
+		// During a rotation the functions' DUEFLOW_WEBHOOK_SECRET lists
+		// "whsec_new whsec_old": the database signs with the first, newest.
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
 			return fmt.Errorf("--secret-env %s: the environment variable is empty or unset", o.SecretEnv)
 		}
-		secret = &v
+		if len(fields) > 1 {
+			fmt.Fprintf(stdout, "$%s lists %d secrets: storing the first (the newest)\n", o.SecretEnv, len(fields))
+		}
+		secret = &fields[0]
 	}
 	conn, err := connect(ctx, o.DB)
 	if err != nil {

@@ -268,4 +268,13 @@ func TestRegisterCommand(t *testing.T) {
 	err = runRegister(t.Context(), []string{"--db", dsn, "--action", "send-reminder", "--url", "https://a.example.com/", "--secret-env", "NOPE"},
 		&stdout, &stderr, func(string) string { return "" })
 	assert.ErrorContains(t, err, "--secret-env NOPE: the environment variable is empty or unset")
+	// During a rotation the functions' list is "new old": Vault gets the new.
+	newer := testSecret(40)
+	env["DUEFLOW_WEBHOOK_SECRET"] = newer + " " + secret
+	stdout.Reset()
+	require.NoError(t, runRegister(t.Context(), []string{"--db", dsn, "--action", "send-reminder", "--url", "https://a.example.com/", "--secret-env", "DUEFLOW_WEBHOOK_SECRET"},
+		&stdout, &stderr, func(k string) string { return env[k] }))
+	assert.Contains(t, stdout.String(), "$DUEFLOW_WEBHOOK_SECRET lists 2 secrets: storing the first (the newest)")
+	require.NoError(t, pool.QueryRow(t.Context(), `select decrypted_secret from vault.decrypted_secrets where name = 'dueflow_webhook_secret'`).Scan(&got))
+	assert.Equal(t, newer, got)
 }

@@ -90,8 +90,8 @@ func TestStatusOnAClone(t *testing.T) {
 
 	health := sec["Queue health (automation_queue_health)"]
 	require.Len(t, health, 2)
-	assert.Regexp(t, `^pending\s+due_now\s+running\s+expired_leases\s+failed_last_hour\s+oldest_due_age_seconds\s+check_problems$`, health[0])
-	assert.Regexp(t, `^15\s+15\s+0\s+0\s+0\s+\d+\s+1$`, health[1])
+	assert.Regexp(t, `^pending\s+due_now\s+running\s+expired_leases\s+failed_last_hour\s+oldest_due_age_seconds\s+check_problems\s+deferred$`, health[0])
+	assert.Regexp(t, `^15\s+15\s+0\s+0\s+0\s+\d+\s+1\s+0$`, health[1])
 
 	problems := sec["Check problems (automation_check_problems: what the checks skip)"]
 	require.Len(t, problems, 2, b.String())

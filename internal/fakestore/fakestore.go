@@ -2,14 +2,18 @@
 // (automation_claim, automation_begin_deliveries, automation_report) with
 // the semantics of docs/contract.md: leases fenced by token, the delivery
 // ledger's answers (new, sent, ambiguous, failed, stale, invalid) and the status
-// transitions of a report. It is for engine unit tests only; the
-// integration tests use the real SQL.
+// transitions of a report, deferrals included (a deferred retry gives its
+// attempt back, counts a deferral and is due after Retry-After, at once for
+// a deadline cut, else after a back-off; failed max_deferrals past
+// MaxDeferrals, expired past the deadline). It is for engine unit tests
+// only; the integration tests use the real SQL.
 package fakestore
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"sync"
 	"time"
 
@@ -33,6 +37,8 @@ type Exec struct {
 	NextAttempt time.Time
 	ErrorCode   string
 	RetryAfter  int
+	Deferrals   int
+	seq         int // insertion order: the claim's tie-break
 }
 
 // Ledger is one delivery row.
@@ -54,11 +60,16 @@ type Store struct {
 	Reports    [][]automation.Outcome
 	FailReport bool
 	FailBegin  bool
+	// MaxDeferrals is automation_settings.max_deferrals (New: 200).
+	MaxDeferrals int
+	// Claims records every claim request.
+	Claims []automation.ClaimRequest
+	added  int
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{Now: time.Now, Execs: map[uuid.UUID]*Exec{}, Deliveries: map[string]*Ledger{}, Calls: map[string]int{}}
+	return &Store{Now: time.Now, Execs: map[uuid.UUID]*Exec{}, Deliveries: map[string]*Ledger{}, Calls: map[string]int{}, MaxDeferrals: 200}
 }
 
 // Add inserts a pending execution; its id is c.Execution.ID (set when zero).
@@ -71,7 +82,8 @@ func (s *Store) Add(c automation.Claimed) uuid.UUID {
 	if c.Execution.MaxAttempts == 0 {
 		c.Execution.MaxAttempts = 5
 	}
-	s.Execs[c.Execution.ID] = &Exec{Doc: c, Status: automation.StatusPending, StepIndex: c.Execution.StepIndex}
+	s.added++
+	s.Execs[c.Execution.ID] = &Exec{Doc: c, Status: automation.StatusPending, StepIndex: c.Execution.StepIndex, seq: s.added}
 	return c.Execution.ID
 }
 
@@ -93,15 +105,21 @@ func (s *Store) Expire() {
 	}
 }
 
-// Claim implements automation_claim (due-ness is ignored: every pending row
-// named is due). Like the SQL, a document always has trigger_config (an
-// object) and steps (a list).
+// Claim implements automation_claim. Rows named by id are claimed whether
+// due or not (tests re-run a retry at once); without ids, pending rows due
+// by Now are claimed, earliest NextAttempt first. Like the SQL, a document
+// always has trigger_config (an object) and steps (a list).
 func (s *Store) Claim(_ context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.Calls["claim"]++
+	s.Claims = append(s.Claims, req)
+	ids := req.IDs
+	if len(ids) == 0 {
+		ids = s.due()
+	}
 	var out []json.RawMessage
-	for _, id := range req.IDs {
+	for _, id := range ids {
 		e, ok := s.Execs[id]
 		if !ok || e.Status != automation.StatusPending || e.Doc.Execution.Action != req.Action || len(out) >= req.Limit {
 			continue
@@ -130,6 +148,28 @@ func (s *Store) Claim(_ context.Context, req automation.ClaimRequest) ([]json.Ra
 		out = append(out, raw)
 	}
 	return out, nil
+}
+
+// due lists the pending rows due by Now, earliest NextAttempt first.
+func (s *Store) due() []uuid.UUID {
+	now := s.Now()
+	var es []*Exec
+	for _, e := range s.Execs {
+		if e.Status == automation.StatusPending && !e.NextAttempt.After(now) {
+			es = append(es, e)
+		}
+	}
+	sort.Slice(es, func(i, j int) bool {
+		if !es[i].NextAttempt.Equal(es[j].NextAttempt) {
+			return es[i].NextAttempt.Before(es[j].NextAttempt)
+		}
+		return es[i].seq < es[j].seq
+	})
+	ids := make([]uuid.UUID, len(es))
+	for i, e := range es {
+		ids[i] = e.Doc.Execution.ID
+	}
+	return ids
 }
 
 // encode marshals a claim document, rewritten by mangle when set.
@@ -222,10 +262,7 @@ func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation
 		case automation.OutcomeCompleted, automation.OutcomeSkipped, automation.OutcomeFailed:
 			e.Status = o.Status
 		case automation.OutcomeRetry:
-			e.Status, e.RetryAfter = automation.StatusPending, o.RetryAfterSecs
-			if e.Attempt >= e.Doc.Execution.MaxAttempts {
-				e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrMaxAttempts
-			}
+			s.retry(e, o)
 		case automation.OutcomeSnoozed:
 			e.Status, e.StepIndex, e.Attempt = automation.StatusPending, o.StepIndex, e.Attempt-1
 			if o.SnoozeUntil != nil {
@@ -235,4 +272,41 @@ func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation
 		out[i].Applied, out[i].Status = true, e.Status
 	}
 	return out, nil
+}
+
+// retry applies a retry outcome as automation_report does (without the
+// send window and the jitter): a deferred one gives its attempt back and
+// counts a deferral, due after Retry-After, at once for a deadline cut, else
+// after 30 s * 2^(n-1) (at most 15 min), failed max_deferrals once deferred
+// MaxDeferrals times; a plain one spends its attempt, due after Retry-After
+// or 60 s * 4^(attempt-1) (at most 6 h), failed max_attempts when none is
+// left. Either fails expired when it would pass the deadline.
+func (s *Store) retry(e *Exec, o automation.Outcome) {
+	e.Status, e.RetryAfter = automation.StatusPending, o.RetryAfterSecs
+	var wait time.Duration
+	switch {
+	case o.Deferred && e.Deferrals >= s.MaxDeferrals:
+		e.Deferrals++
+		e.Attempt = max(e.Attempt-1, 0)
+		e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrMaxDeferrals
+		return
+	case !o.Deferred && e.Attempt >= e.Doc.Execution.MaxAttempts:
+		e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrMaxAttempts
+		return
+	case o.RetryAfterSecs > 0:
+		wait = time.Duration(o.RetryAfterSecs) * time.Second
+	case o.Deferred && o.ErrorCode == "deadline":
+	case o.Deferred:
+		wait = min(30*time.Second<<min(e.Deferrals, 10), 15*time.Minute)
+	default:
+		wait = min(time.Minute<<(2*min(max(e.Attempt-1, 0), 10)), 6*time.Hour)
+	}
+	if o.Deferred {
+		e.Deferrals++
+		e.Attempt = max(e.Attempt-1, 0)
+	}
+	e.NextAttempt = s.Now().Add(wait)
+	if dl := e.Doc.Execution.DeadlineAt; dl != nil && e.NextAttempt.After(*dl) {
+		e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrExpired
+	}
 }

@@ -3,6 +3,7 @@ package samtemplate
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,11 +29,6 @@ var secretName = regexp.MustCompile(`(KEY|SECRET|TOKEN|PASSWORD)$`)
 // IsSecretVariable reports whether an environment variable name carries a
 // secret (…_KEY, …_SECRET, …_TOKEN, …_PASSWORD).
 func IsSecretVariable(name string) bool { return secretName.MatchString(name) }
-
-// secretRef is the only accepted form of a secret value: a Secrets Manager
-// dynamic reference to the key named like the variable, in a secret named
-// by a template parameter.
-var secretRef = regexp.MustCompile(`^\{\{resolve:secretsmanager:\$\{([A-Za-z0-9]+)\}:SecretString:([A-Z0-9_]+)\}\}$`)
 
 // literalSecret matches strings that look like a secret value written into
 // the template: a Standard Webhooks key, a JWT, provider key shapes.
@@ -108,18 +104,25 @@ func CheckTemplate(t *Template, dirs []string) []error {
 		}
 	}
 	checkParameters(t, fail)
+	checkSecretPolicy(t, fail)
 	checkLiterals(t.Raw, "", fail)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errs
 }
 
 // requiredVariables are the configuration names every function reads
-// (shared/config); the template must set them all.
+// (shared/config, shared/secrets); the template must set them all. The
+// secret keys (config.SecretKeys) are not among them: the functions read
+// them from the Secrets Manager secret DUEFLOW_SECRET_ID names.
 var requiredVariables = []string{
-	"SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "DUEFLOW_WEBHOOK_SECRET",
+	"SUPABASE_URL", "DUEFLOW_SECRET_ID", "DUEFLOW_SECRETS_MAX_AGE",
 	"EMAIL_PROVIDER", "EMAIL_FROM", "SMS_PROVIDER",
 	"DUEFLOW_CONCURRENCY", "DUEFLOW_LEASE_SECONDS", "LOG_LEVEL",
 }
+
+// dynamicSecretRef is how CloudFormation would put a secret's value into
+// the configuration: never in a function's environment.
+const dynamicSecretRef = "resolve:secretsmanager"
 
 func checkEnvironment(t *Template, f *Function, fail func(string, ...any)) {
 	for _, name := range requiredVariables {
@@ -129,41 +132,103 @@ func checkEnvironment(t *Template, f *Function, fail func(string, ...any)) {
 	}
 	params, _ := t.Raw["Parameters"].(map[string]any)
 	for name, v := range t.RawEnvironment(f.LogicalID) {
-		if !IsSecretVariable(name) {
-			continue
+		if IsSecretVariable(name) {
+			fail("%s: secret %s must not be in the environment (readable with the function configuration, stale after a rotation): make it a key of the Secrets Manager secret", f.LogicalID, name)
 		}
-		ref, ok := secretReference(v)
-		if !ok {
-			fail("%s: secret %s must be !Sub \"{{resolve:secretsmanager:${<Parameter>}:SecretString:%s}}\" (optionally inside !If [cond, ref, \"\"]), got %v", f.LogicalID, name, name, v)
-			continue
+		if b, _ := json.Marshal(v); strings.Contains(string(b), dynamicSecretRef) {
+			fail("%s: environment variable %s holds a {{%s:...}} dynamic reference: the functions read the secret themselves", f.LogicalID, name, dynamicSecretRef)
 		}
-		m := secretRef.FindStringSubmatch(ref)
-		if _, isParam := params[m[1]]; !isParam {
-			fail("%s: secret %s names its secret with ${%s}, which is not a template parameter", f.LogicalID, name, m[1])
-		}
-		if m[2] != name {
-			fail("%s: secret %s reads key %s of the secret, want %s", f.LogicalID, name, m[2], name)
+		if name == "DUEFLOW_SECRET_ID" {
+			if p, ok := refParameter(v); !ok || params[p] == nil {
+				fail("%s: DUEFLOW_SECRET_ID must be !Ref of the template parameter naming the secret, got %v", f.LogicalID, v)
+			}
 		}
 	}
 }
 
-// secretReference returns the dynamic reference a secret variable is built
-// from: {"Fn::Sub": ref} or {"Fn::If": [cond, {"Fn::Sub": ref}, ""]}.
-func secretReference(v any) (string, bool) {
+// refParameter returns the name in {"Ref": name}.
+func refParameter(v any) (string, bool) {
 	m, ok := v.(map[string]any)
 	if !ok || len(m) != 1 {
 		return "", false
 	}
-	if s, ok := m["Fn::Sub"].(string); ok {
-		return s, secretRef.MatchString(s)
-	}
-	if arr, ok := m["Fn::If"].([]any); ok && len(arr) == 3 {
-		if other, ok := arr[2].(string); !ok || other != "" {
-			return "", false
+	s, ok := m["Ref"].(string)
+	return s, ok
+}
+
+// secretStatementResource is the only resource a function may read from
+// Secrets Manager: the secret DUEFLOW_SECRET_ID names (its ARN with the
+// random suffix Secrets Manager adds).
+const secretStatementResource = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${%s}-??????"
+
+// checkSecretPolicy verifies that every function's policies are exactly
+// [!Ref <one AWS::IAM::ManagedPolicy>] and that this policy allows
+// secretsmanager:GetSecretValue on the secret DUEFLOW_SECRET_ID names and
+// nothing else, except kms:Decrypt on the KmsKeyArn parameter's key under
+// a condition (!If [<condition>, statement, !Ref AWS::NoValue]).
+func checkSecretPolicy(t *Template, fail func(string, ...any)) {
+	res, _ := t.Raw["Resources"].(map[string]any)
+	var policy string
+	var secretParam string
+	for id, r := range res {
+		rm, _ := r.(map[string]any)
+		if rm["Type"] != "AWS::Serverless::Function" {
+			continue
 		}
-		return secretReference(arr[1])
+		props, _ := rm["Properties"].(map[string]any)
+		pols, _ := props["Policies"].([]any)
+		var ref string
+		if len(pols) == 1 {
+			ref, _ = refParameter(pols[0])
+		}
+		if ref == "" {
+			fail("%s: Policies must be [!Ref <the secret-reading AWS::IAM::ManagedPolicy>], got %v", id, props["Policies"])
+			continue
+		}
+		if policy != "" && ref != policy {
+			fail("%s: Policies refers to %s, the other functions to %s", id, ref, policy)
+		}
+		policy = ref
+		if p, ok := refParameter(t.RawEnvironment(id)["DUEFLOW_SECRET_ID"]); ok {
+			secretParam = p
+		}
 	}
-	return "", false
+	if policy == "" {
+		return
+	}
+	pr, _ := res[policy].(map[string]any)
+	if pr["Type"] != "AWS::IAM::ManagedPolicy" {
+		fail("policy %s: Type %v, want AWS::IAM::ManagedPolicy", policy, pr["Type"])
+		return
+	}
+	props, _ := pr["Properties"].(map[string]any)
+	doc, _ := props["PolicyDocument"].(map[string]any)
+	stmts, _ := doc["Statement"].([]any)
+	wantResource := fmt.Sprintf(secretStatementResource, secretParam)
+	readsSecret := false
+	for i, st := range stmts {
+		sm, _ := st.(map[string]any)
+		if cond, ok := sm["Fn::If"].([]any); ok && len(cond) == 3 {
+			if no, _ := refParameter(cond[2]); no != "AWS::NoValue" {
+				fail("policy %s: statement %d: !If must leave the statement out (!Ref AWS::NoValue) when false", policy, i)
+			}
+			inner, _ := cond[1].(map[string]any)
+			res, _ := refParameter(inner["Resource"])
+			if inner["Effect"] != "Allow" || inner["Action"] != "kms:Decrypt" || res != "KmsKeyArn" || inner["Condition"] == nil {
+				fail("policy %s: statement %d: the conditional statement must allow only kms:Decrypt on !Ref KmsKeyArn with a kms:ViaService condition, got %v", policy, i, inner)
+			}
+			continue
+		}
+		sub, _ := sm["Resource"].(map[string]any)
+		if sm["Effect"] != "Allow" || sm["Action"] != "secretsmanager:GetSecretValue" || sub["Fn::Sub"] != wantResource {
+			fail("policy %s: statement %d must allow only secretsmanager:GetSecretValue on !Sub %q (the secret DUEFLOW_SECRET_ID names), got %v", policy, i, wantResource, sm)
+			continue
+		}
+		readsSecret = true
+	}
+	if !readsSecret {
+		fail("policy %s does not allow secretsmanager:GetSecretValue on the secret: the functions cannot start", policy)
+	}
 }
 
 func checkOutput(t *Template, dir string, fail func(string, ...any)) {
@@ -194,7 +259,7 @@ func checkOutput(t *Template, dir string, fail func(string, ...any)) {
 func checkParameters(t *Template, fail func(string, ...any)) {
 	for name, p := range t.CFN.Parameters {
 		lower := strings.ToLower(name)
-		if strings.Contains(lower, "secret") && name != "SecretName" ||
+		if strings.Contains(lower, "secret") && name != "SecretName" && name != "SecretsMaxAge" ||
 			strings.Contains(lower, "password") || strings.Contains(lower, "token") || strings.HasSuffix(lower, "key") {
 			fail("parameter %s looks like a secret value: secrets come from Secrets Manager (SecretName), never parameters", name)
 		}

@@ -2,8 +2,9 @@
 // with goformation and checks that it, the Makefile and the functions/
 // directories stay in step: one AWS::Serverless::Function per function
 // directory with the runtime, architecture, handler, build method, Function
-// URL and logging the deployment relies on, secrets only as Secrets Manager
-// dynamic references, and a build-<LogicalId> target for every function.
+// URL and logging the deployment relies on, no secret in their environment
+// (they read one Secrets Manager secret, and may read nothing else), and a
+// build-<LogicalId> target for every function.
 package samtemplate
 
 import (

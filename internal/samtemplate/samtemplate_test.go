@@ -10,12 +10,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/secrets"
 )
 
 const repoRoot = "../.."
@@ -60,9 +62,12 @@ func TestTemplateDeclaresEveryAction(t *testing.T) {
 		assert.Equal(t, 60, f.Timeout)
 		assert.Equal(t, "300", f.Environment["DUEFLOW_LEASE_SECONDS"])
 		assert.Nil(t, f.ReservedConcurrency, "ReservedConcurrency 0 (default) must leave the property unset, not throttle to 0")
-		assert.Equal(t, "{{resolve:secretsmanager:dueflow:SecretString:DUEFLOW_WEBHOOK_SECRET}}", f.Environment["DUEFLOW_WEBHOOK_SECRET"])
-		assert.Equal(t, "", f.Environment["SMTP_PASSWORD"], "smtp is the default provider, without a username by default: no password key required")
-		assert.Equal(t, "", f.Environment["TWILIO_AUTH_TOKEN"], "no SMS provider by default: no secret key required")
+		assert.Equal(t, "dueflow", f.Environment["DUEFLOW_SECRET_ID"], "the functions read the secret themselves")
+		assert.Equal(t, "5m", f.Environment["DUEFLOW_SECRETS_MAX_AGE"])
+		for _, k := range config.SecretKeys {
+			_, ok := f.Environment[k]
+			assert.False(t, ok, "secret %s in the environment", k)
+		}
 	}
 	_, ok := tmpl.CFN.Parameters["ReservedConcurrency"]
 	assert.True(t, ok, "reserved-concurrency parameter")
@@ -144,7 +149,7 @@ func TestWrongPropertiesFail(t *testing.T) {
 		"build method":     {"BuildMethod: makefile\n    Properties:\n      Description: \"dueflow send-reminder", "BuildMethod: go1.x\n    Properties:\n      Description: \"dueflow send-reminder", `SendReminderFunction: Metadata.BuildMethod "go1.x"`},
 		"log format":       {"LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup", "LogFormat: Text\n        LogGroup: !Ref RunWorkflowLogGroup", "RunWorkflowFunction: LoggingConfig.LogFormat Text"},
 		"output":           {"Value: !GetAtt RunWorkflowFunctionUrl.FunctionUrl", "Value: !GetAtt SendReminderFunctionUrl.FunctionUrl", "output RunWorkflowFunctionUrl"},
-		"nested condition": {"UseMailgun: !Equals [!Ref EmailProvider, mailgun]", "UseMailgun: !And [!Condition UseTwilio, !Equals [!Ref EmailProvider, mailgun]]", "short-form tag !Condition is not understood by goformation"},
+		"nested condition": {`HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]`, `HasKmsKey: !And [!Condition HasReservedConcurrency, !Not [!Equals [!Ref KmsKeyArn, ""]]]`, "short-form tag !Condition is not understood by goformation"},
 		"unknown prop":     {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
 	}
 	assertEditsReported(t, cases)
@@ -167,27 +172,32 @@ func assertEditsReported(t *testing.T, cases map[string]templateEdit) {
 	}
 }
 
+const secretIDLine = "        DUEFLOW_SECRET_ID: !Ref SecretName\n"
+
 func TestLiteralSecretsFail(t *testing.T) {
 	cases := map[string]templateEdit{
 		"literal webhook secret": {
-			`DUEFLOW_WEBHOOK_SECRET: !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:DUEFLOW_WEBHOOK_SECRET}}"`,
-			`DUEFLOW_WEBHOOK_SECRET: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`,
-			"secret DUEFLOW_WEBHOOK_SECRET must be",
+			secretIDLine,
+			secretIDLine + "        DUEFLOW_WEBHOOK_SECRET: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+			"secret DUEFLOW_WEBHOOK_SECRET must not be in the environment",
 		},
-		"plain parameter": {
-			`SUPABASE_SERVICE_ROLE_KEY: !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SUPABASE_SERVICE_ROLE_KEY}}"`,
-			`SUPABASE_SERVICE_ROLE_KEY: !Ref SupabaseUrl`,
-			"secret SUPABASE_SERVICE_ROLE_KEY must be",
+		"dynamic reference, as before": {
+			secretIDLine,
+			secretIDLine + `        SUPABASE_SERVICE_ROLE_KEY: !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SUPABASE_SERVICE_ROLE_KEY}}"` + "\n",
+			"SUPABASE_SERVICE_ROLE_KEY holds a {{resolve:secretsmanager:...}} dynamic reference",
 		},
-		"hard-coded secret name": {
-			`SMTP_PASSWORD: !If [UseSmtpAuth, !Sub "{{resolve:secretsmanager:${SecretName}:SecretString:SMTP_PASSWORD}}", ""]`,
-			`SMTP_PASSWORD: !If [UseSmtpAuth, "{{resolve:secretsmanager:prod:SecretString:SMTP_PASSWORD}}", ""]`,
-			"secret SMTP_PASSWORD must be",
+		"dynamic reference under another name": {
+			secretIDLine,
+			secretIDLine + `        SMTP_CREDENTIALS: "{{resolve:secretsmanager:prod:SecretString:SMTP_PASSWORD}}"` + "\n",
+			"SMTP_CREDENTIALS holds a {{resolve:secretsmanager:...}} dynamic reference",
 		},
-		"wrong key": {
-			`SecretString:TELNYX_API_KEY}}`,
-			`SecretString:TWILIO_AUTH_TOKEN}}`,
-			"secret TELNYX_API_KEY reads key TWILIO_AUTH_TOKEN",
+		"secret id not a parameter": {
+			secretIDLine,
+			"        DUEFLOW_SECRET_ID: prod-secret\n",
+			"DUEFLOW_SECRET_ID must be !Ref of the template parameter",
+		},
+		"no secret id": {
+			secretIDLine, "", "environment variable DUEFLOW_SECRET_ID is not set",
 		},
 		"secret parameter with default": {
 			"  SupabaseUrl:\n",
@@ -196,6 +206,54 @@ func TestLiteralSecretsFail(t *testing.T) {
 		},
 	}
 	assertEditsReported(t, cases)
+}
+
+// The functions may read their one secret and nothing else.
+func TestSecretPolicyIsNarrow(t *testing.T) {
+	cases := map[string]templateEdit{
+		"every secret": {
+			`secret:${SecretName}-??????"`, `secret:*"`,
+			"statement 0 must allow only secretsmanager:GetSecretValue",
+		},
+		"more actions": {
+			"Action: secretsmanager:GetSecretValue", "Action: secretsmanager:*",
+			"statement 0 must allow only secretsmanager:GetSecretValue",
+		},
+		"kms without condition": {
+			"              Resource: !Ref KmsKeyArn\n              Condition:\n                StringEquals:\n                  kms:ViaService: !Sub \"secretsmanager.${AWS::Region}.amazonaws.com\"\n",
+			"              Resource: !Ref KmsKeyArn\n",
+			"the conditional statement must allow only kms:Decrypt",
+		},
+		"function without the policy": {
+			"      Policies: [!Ref SecretReadPolicy]\n      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
+			"      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
+			"RunWorkflowFunction: Policies must be [!Ref <the secret-reading AWS::IAM::ManagedPolicy>]",
+		},
+		"broader managed policy": {
+			"      Policies: [!Ref SecretReadPolicy]\n      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
+			"      Policies: [!Ref SecretReadPolicy, SecretsManagerReadWrite]\n      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
+			"RunWorkflowFunction: Policies must be",
+		},
+	}
+	assertEditsReported(t, cases)
+}
+
+// TestCfnLint runs cfn-lint (AWS CloudFormation Linter) on template.yaml:
+// it knows the resource specifications, SAM's transform and the IAM policy
+// grammar, which goformation does not check.
+func TestCfnLint(t *testing.T) {
+	path, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		path = "/root/.pyenv/shims/cfn-lint"
+		if _, statErr := os.Stat(path); statErr != nil {
+			t.Fatalf("cfn-lint is not installed (not on PATH, not at %s): install it with `pip install cfn-lint` (1.51 or later), then run the tests again", path)
+		}
+	}
+	cmd := exec.CommandContext(t.Context(), path, "--format", "parseable", "template.yaml")
+	cmd.Dir = repoRoot
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "cfn-lint template.yaml:\n%s", out)
+	assert.Empty(t, strings.TrimSpace(string(out)), "cfn-lint template.yaml reports nothing")
 }
 
 // buildWithMake runs `make build-<LogicalId>` (what sam build runs) for each
@@ -269,52 +327,56 @@ func TestCheckBootstrapRejectsHostBinary(t *testing.T) {
 }
 
 // TestTemplateEnvironmentLoadsConfig feeds the environment the template
-// gives the functions (secrets resolved to sample values, as CloudFormation
-// would) to shared/config: every name the functions read is set, under the
-// right name, for each provider choice.
+// gives the functions, with the secret's keys for each provider choice
+// overlaid (as the functions do after reading it), to shared/config: every
+// name the functions read is set, under the right name.
 func TestTemplateEnvironmentLoadsConfig(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(repoRoot, "template.yaml"))
 	require.NoError(t, err)
 	jwt := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"role":"service_role"}`)) + ".c2ln"
-	secretValues := map[string]string{
+	always := map[string]string{
 		"SUPABASE_SERVICE_ROLE_KEY": jwt,
 		"DUEFLOW_WEBHOOK_SECRET":    "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
-		"SMTP_PASSWORD":             "smtp-password",
-		"MAILGUN_API_KEY":           "mailgun-key",
-		"TWILIO_AUTH_TOKEN":         "twilio-token",
-		"TELNYX_API_KEY":            "telnyx-key",
 	}
 	base := map[string]any{"SupabaseUrl": "https://abcd.supabase.co", "EmailFrom": "reminders@example.com"}
-	cases := map[string]map[string]any{
-		"smtp, no sms":   {"SmtpHost": "email-smtp.eu-west-1.amazonaws.com", "SmtpUsername": "AKIA"},
-		"smtp no auth":   {"SmtpHost": "relay.internal"},
-		"mailgun twilio": {"EmailProvider": "mailgun", "MailgunDomain": "mg.example.com", "SmsProvider": "twilio", "TwilioAccountSid": "AC123", "SmsFrom": "+15550100"},
-		"smtp telnyx":    {"SmtpHost": "smtp.example.com", "SmsProvider": "telnyx", "SmsFrom": "+15550100"},
+	cases := map[string]struct {
+		params map[string]any
+		secret map[string]string
+	}{
+		"smtp, no sms":   {map[string]any{"SmtpHost": "email-smtp.eu-west-1.amazonaws.com", "SmtpUsername": "AKIA"}, map[string]string{"SMTP_PASSWORD": "smtp-password"}},
+		"smtp no auth":   {map[string]any{"SmtpHost": "relay.internal"}, nil},
+		"mailgun twilio": {map[string]any{"EmailProvider": "mailgun", "MailgunDomain": "mg.example.com", "SmsProvider": "twilio", "TwilioAccountSid": "AC123", "SmsFrom": "+15550100"}, map[string]string{"MAILGUN_API_KEY": "mailgun-key", "TWILIO_AUTH_TOKEN": "twilio-token"}},
+		"smtp telnyx":    {map[string]any{"SmtpHost": "smtp.example.com", "SmsProvider": "telnyx", "SmsFrom": "+15550100"}, map[string]string{"TELNYX_API_KEY": "telnyx-key"}},
 	}
-	for name, params := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			all := map[string]any{}
 			for k, v := range base {
 				all[k] = v
 			}
-			for k, v := range params {
+			for k, v := range c.params {
 				all[k] = v
+			}
+			secret := map[string]string{}
+			for k, v := range always {
+				secret[k] = v
+			}
+			for k, v := range c.secret {
+				secret[k] = v
 			}
 			tmpl, err := ParseWithParameters(data, all)
 			require.NoError(t, err)
 			for id, f := range tmpl.Functions() {
-				env := map[string]string{}
-				for k, v := range f.Environment {
-					if m := secretRef.FindStringSubmatch(strings.Replace(v, "dueflow", "${SecretName}", 1)); m != nil {
-						v = secretValues[m[2]]
-					}
-					env[k] = v
-				}
-				cfg, err := config.Load(func(k string) string { return env[k] })
+				getenv, err := config.Overlay(func(k string) string { return f.Environment[k] }, secret)
+				require.NoError(t, err, id)
+				cfg, err := config.Load(getenv)
 				require.NoError(t, err, id)
 				assert.Equal(t, "https://abcd.supabase.co", cfg.SupabaseURL, id)
 				assert.Equal(t, 300, cfg.LeaseSeconds, id)
 				assert.Equal(t, 8, cfg.Concurrency, id)
+				settings, err := secrets.SettingsFromEnv(func(k string) string { return f.Environment[k] })
+				require.NoError(t, err, id)
+				assert.Equal(t, secrets.Settings{SecretID: "dueflow", MaxAge: 5 * time.Minute}, settings, id)
 			}
 		})
 	}

@@ -56,7 +56,7 @@ const (
 const (
 	OutcomeCompleted = "completed" // every step done
 	OutcomeSkipped   = "skipped"   // nothing to do any more (paid, opted out, no recipient, inactive)
-	OutcomeRetry     = "retry"     // transient failure: back off, or fail when out of attempts
+	OutcomeRetry     = "retry"     // transient failure: back off, or fail when out of attempts (Outcome.Deferred: no attempt spent)
 	OutcomeFailed    = "failed"    // permanent failure: never retried
 	OutcomeSnoozed   = "snoozed"   // a delay step: resume at StepIndex at SnoozeUntil, no attempt consumed
 )
@@ -107,11 +107,16 @@ const (
 	ErrInvalidRecipient  = "invalid_recipient"
 	ErrProviderRejected  = "provider_rejected"
 	ErrProviderRetryable = "provider_unavailable"
-	ErrDeliveryUnknown   = "delivery_unknown"
-	ErrMaxAttempts       = "max_attempts"
-	ErrConfig            = "config_error"
-	ErrInternal          = "internal_error"
-	ErrSourceError       = "source_error" // a source view could not deliver the execution's rows (set by automation_claim)
+	// ErrProviderError: a provider failure nobody classified (not a
+	// *notify.Error): retried, and it spends an attempt.
+	ErrProviderError   = "provider_error"
+	ErrDeliveryUnknown = "delivery_unknown"
+	ErrMaxAttempts     = "max_attempts"
+	// ErrMaxDeferrals: deferred more often than automation_settings.max_deferrals.
+	ErrMaxDeferrals = "max_deferrals"
+	ErrConfig       = "config_error"
+	ErrInternal     = "internal_error"
+	ErrSourceError  = "source_error" // a source view could not deliver the execution's rows (set by automation_claim)
 	// ErrInvalidWorkflow: the claimed workflow breaks the workflow rules
 	// (shared/workflow; e.g. written before validation or with the trigger
 	// disabled). The message lists its problems. Failed, never retried.
@@ -279,14 +284,18 @@ type DeliveryResult struct {
 
 // Outcome is one element of automation_report's p_outcomes.
 type Outcome struct {
-	ExecutionID     uuid.UUID        `json:"execution_id"`
-	LeaseToken      uuid.UUID        `json:"lease_token"`
-	Status          string           `json:"status"` // Outcome* constants
-	ErrorCode       string           `json:"error_code,omitempty"`
-	ErrorMessage    string           `json:"error_message,omitempty"`
-	StepIndex       int              `json:"step_index"`                    // for snoozed: the step to resume at
-	SnoozeUntil     *time.Time       `json:"snooze_until,omitempty"`        // for snoozed
-	RetryAfterSecs  int              `json:"retry_after_seconds,omitempty"` // for retry: a provider's hint, 0 = backoff
+	ExecutionID    uuid.UUID  `json:"execution_id"`
+	LeaseToken     uuid.UUID  `json:"lease_token"`
+	Status         string     `json:"status"` // Outcome* constants
+	ErrorCode      string     `json:"error_code,omitempty"`
+	ErrorMessage   string     `json:"error_message,omitempty"`
+	StepIndex      int        `json:"step_index"`                    // for snoozed: the step to resume at
+	SnoozeUntil    *time.Time `json:"snooze_until,omitempty"`        // for snoozed
+	RetryAfterSecs int        `json:"retry_after_seconds,omitempty"` // for retry: a provider's hint, 0 = backoff
+	// Deferred marks a retry caused by infrastructure trouble, not by the
+	// message (deadline cut, database, provider outage, rate limit): the
+	// database gives the attempt back and counts a deferral instead.
+	Deferred        bool             `json:"deferred,omitempty"`
 	ActionsExecuted int              `json:"actions_executed"`
 	Deliveries      []DeliveryResult `json:"deliveries,omitempty"`
 }
@@ -320,7 +329,8 @@ type Summary struct {
 	Claimed   int    `json:"claimed"`
 	Completed int    `json:"completed"`
 	Skipped   int    `json:"skipped"`
-	Retried   int    `json:"retried"`
+	Retried   int    `json:"retried"`  // retries that spent an attempt
+	Deferred  int    `json:"deferred"` // retries deferred without spending one (Outcome.Deferred)
 	Failed    int    `json:"failed"`
 	Snoozed   int    `json:"snoozed"`
 	Stale     int    `json:"stale"` // outcomes refused because the lease had expired

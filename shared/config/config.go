@@ -152,8 +152,10 @@ func Load(getenv func(string) string) (*Config, error) {
 			p.bad(fmt.Sprintf("SUPABASE_SERVICE_ROLE_KEY has role %q, want service_role", role))
 		}
 	}
+	// One secret, or several separated by spaces during a rotation (any
+	// of them verifies a request; see shared/webhook).
 	c.WebhookSecret = Secret(p.str("DUEFLOW_WEBHOOK_SECRET", true))
-	if s := c.WebhookSecret.Value(); s != "" {
+	for _, s := range strings.Fields(c.WebhookSecret.Value()) {
 		b64, ok := strings.CutPrefix(s, "whsec_")
 		key, err := base64.StdEncoding.DecodeString(b64)
 		switch {

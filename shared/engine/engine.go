@@ -45,6 +45,7 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/phone"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/render"
 	"github.com/dueflow/dueflow/shared/text"
 )
@@ -68,8 +69,23 @@ const (
 )
 
 // Error code of an execution stopped before the function's deadline (an
-// outcome "retry").
+// outcome "retry", deferred).
 const ErrDeadline = "deadline"
+
+// deferrable are the error codes of a retry caused by infrastructure
+// trouble rather than by the message: reported Deferred, so the database
+// gives the attempt back (bounded by the deadline and max_deferrals). A
+// retry with any other code (an unclassified provider failure,
+// provider_error) spends an attempt.
+var deferrable = map[string]bool{
+	ErrDeadline:            true, // cut by the function's deadline
+	automation.ErrInternal: true, // the ledger or the database failed
+	notify.CodeRateLimited: true, // 429
+	notify.CodeUnavailable: true, // 5xx, SMTP 4xx
+	notify.CodeNetwork:     true, // no answer (or lost after the hand-over: recorded unknown, never re-sent)
+	notify.CodeTimeout:     true, // likewise, or a 408
+	notify.CodeAuth:        true, // credentials or sender refused: an operator's fix
+}
 
 // Options configure an Engine.
 type Options struct {
@@ -81,9 +97,13 @@ type Options struct {
 	EmailFromName string        // sender name when the organisation has none
 	Concurrency   int           // sends at once, and deliveries begun per ledger call (DefaultConcurrency)
 	LeaseSeconds  int           // lease of a claim (DefaultLeaseSeconds)
-	Batch         int           // claim limit when a request names no ids (DefaultBatch)
+	// Batch is the claim limit when a request names no ids (DefaultBatch),
+	// lowered to what the providers' observed pace can send before the
+	// cutoff (claimLimit).
+	Batch int
 	// Margin: no send starts later than the context's deadline (or a lease's
-	// expiry) minus Margin; the rest is reported "retry" (DefaultMargin).
+	// expiry) minus Margin; the rest is reported "retry", deferred
+	// (ErrDeadline; DefaultMargin).
 	// A send still running at the context's deadline minus Margin/2 is
 	// abandoned (its delivery recorded unknown) so that the batch can still
 	// be reported before the function is stopped.
@@ -97,8 +117,10 @@ type Options struct {
 }
 
 // Engine processes batches of one action. It is safe for concurrent use.
+// It learns its providers' pace (pace.go) to size claims without ids.
 type Engine struct {
-	o Options
+	o    Options
+	pace *pace
 }
 
 // New returns an Engine; Action and Store are required.
@@ -130,7 +152,7 @@ func New(o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Engine{o: o}, nil
+	return &Engine{o: o, pace: newPace()}, nil
 }
 
 // Reasons a channel of a step was not sent.
@@ -149,8 +171,9 @@ type run struct {
 	steps   []automation.Step
 	step    int
 	vars    render.Vars
-	sent    int // messages of this execution known sent (earlier attempts too)
-	actions int // actions executed in this attempt
+	sent    int            // messages of this execution known sent (earlier attempts too)
+	calls   map[string]int // provider calls of this attempt per channel (pace)
+	actions int            // actions executed in this attempt
 	unknown bool
 	skips   map[string]int
 	results []automation.DeliveryResult
@@ -175,9 +198,12 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	if req.Action != e.o.Action {
 		return sum, fmt.Errorf("engine: request for action %q sent to %q", req.Action, e.o.Action)
 	}
+	// Named ids (the dispatcher's batch) are all claimed: what the deadline
+	// cuts is deferred without cost. Without ids, no more is claimed than
+	// the providers' observed pace lets the function send before its cutoff.
 	limit := len(req.ExecutionIDs)
 	if limit == 0 {
-		limit = e.o.Batch
+		limit = e.claimLimit(ctx)
 	}
 	claimed, err := e.o.Store.Claim(ctx, automation.ClaimRequest{
 		Action: e.o.Action, IDs: req.ExecutionIDs, Limit: limit, LeaseSeconds: e.o.LeaseSeconds,
@@ -215,6 +241,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		}
 		e.wave(ctx, wave, cutoff)
 	}
+	e.observeBatch(runs)
 
 	outcomes := make([]automation.Outcome, 0, len(runs))
 	byID := make(map[string]*run, len(runs))
@@ -229,6 +256,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		o.LeaseToken = r.c.Execution.LeaseToken
 		o.ActionsExecuted = r.actions
 		o.Deliveries = r.results
+		o.Deferred = o.Status == automation.OutcomeRetry && deferrable[o.ErrorCode]
 		outcomes = append(outcomes, o)
 		byID[o.ExecutionID.String()] = r
 	}
@@ -264,17 +292,56 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		case automation.OutcomeSkipped:
 			sum.Skipped++
 		case automation.OutcomeRetry:
-			sum.Retried++
+			if o.Deferred {
+				sum.Deferred++
+			} else {
+				sum.Retried++
+			}
 		case automation.OutcomeFailed:
 			sum.Failed++
 		case automation.OutcomeSnoozed:
 			sum.Snoozed++
 		}
-		r.log.InfoContext(ctx, "execution reported", "status", o.Status, "error_code", o.ErrorCode,
+		r.log.InfoContext(ctx, "execution reported", "status", o.Status, "error_code", o.ErrorCode, "deferred", o.Deferred,
 			"step_index", o.StepIndex, "actions_executed", o.ActionsExecuted, "deliveries", len(o.Deliveries),
 			"db_status", rep.Status)
 	}
 	return sum, nil
+}
+
+// claimLimit is the claim limit of a request without ids: Batch, or fewer
+// when the providers' observed pace would not send that many before the
+// cutoff (the context's deadline or the new leases' expiry, minus Margin).
+func (e *Engine) claimLimit(ctx context.Context) int {
+	now := e.o.Now()
+	end := now.Add(time.Duration(e.o.LeaseSeconds) * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	limit := e.pace.claimLimit(end.Add(-e.o.Margin).Sub(now), e.o.Batch, e.o.Concurrency)
+	if limit < e.o.Batch {
+		e.o.Logger.InfoContext(ctx, "claim limited to what the providers' pace can send before the deadline",
+			"action", e.o.Action, "limit", limit, "batch", e.o.Batch,
+			"seconds_per_execution", e.pace.perExecution(), "seconds_left", end.Sub(now).Seconds())
+	}
+	return limit
+}
+
+// observeBatch feeds the pace with the provider calls per execution of the
+// runs that were worked to an end (a run cut by the deadline made fewer
+// calls than it needs; a stale one is not ours).
+func (e *Engine) observeBatch(runs []*run) {
+	sends, n := map[string]int{}, 0
+	for _, r := range runs {
+		if r.stale || (r.outcome != nil && r.outcome.Status == automation.OutcomeRetry && r.outcome.ErrorCode == ErrDeadline) {
+			continue
+		}
+		n++
+		for ch, c := range r.calls {
+			sends[ch] += c
+		}
+	}
+	e.pace.observeBatch(sends, n)
 }
 
 // reportAttempts bounds how often a batch's report is tried. Repeating it
@@ -300,7 +367,7 @@ func (e *Engine) report(ctx context.Context, outcomes []automation.Outcome) ([]a
 				break
 			}
 			e.o.Logger.WarnContext(ctx, "report failed; trying again", "action", e.o.Action,
-				"outcomes", len(outcomes), "attempt", n, "error", err)
+				"outcomes", len(outcomes), "attempt", n, "error", redact.Text(err.Error()))
 			pauseFor(ctx, pause)
 		}
 		var rep []automation.Reported
@@ -613,14 +680,16 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
 	}
 	if err != nil {
-		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", err)
+		// A database error's details may quote a row (its recipient): masked.
+		emsg := redact.Text(err.Error())
+		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", emsg)
 		for _, r := range rs {
 			// The provider was not called. Should the call have committed
 			// after all, the retryable failure re-arms the ledger row.
 			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
 				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
 				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(err.Error(), 300))
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(emsg, 300))
 			r.intent = nil
 		}
 		return false
@@ -687,9 +756,15 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 		r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
 		return
 	}
-	start := time.Now()
+	start := e.o.Now()
 	out, err := r.sender.Send(ctx, r.msg)
-	log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", time.Since(start).Milliseconds())
+	took := e.o.Now().Sub(start)
+	e.pace.observeSend(in.Channel, took)
+	if r.calls == nil {
+		r.calls = map[string]int{}
+	}
+	r.calls[in.Channel]++
+	log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", took.Milliseconds())
 	if err == nil {
 		res.Status, res.ProviderMessageID = automation.DeliverySent, out.MessageID
 		if out.Provider != "" {
@@ -704,38 +779,43 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	}
 	var pe *notify.Error
 	isPE := errors.As(err, &pe)
-	msg := text.Truncate(err.Error(), 500)
+	// What is logged and stored: a *notify.Error masks its provider's text
+	// itself; any other error is masked here (redact.Text).
+	msg := text.Truncate(redact.Text(err.Error()), 500)
 	switch {
 	case notify.IsAmbiguous(err) || (!isPE && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
 		// Failed after the hand-over, or an unclassified failure that timed
 		// out: the provider may have accepted it. At most once: recorded
 		// unknown, never re-sent. A classified error says itself whether
 		// the message was handed over (a dial timeout was not: retried).
+		// Deferred (timeout): the next attempt only finishes the steps left.
 		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryUnknown, notify.CodeTimeout, msg
 		r.results = append(r.results, res)
 		r.finish(automation.OutcomeRetry, notify.CodeTimeout, msg)
 		log.WarnContext(ctx, "send timed out; delivery unknown", "error", msg)
 	case notify.IsRetryable(err):
-		res.Status, res.Retryable, res.ErrorMessage = automation.DeliveryFailed, true, msg
-		res.ErrorCode = automation.ErrProviderRetryable
-		if isPE {
-			res.ErrorCode = pe.Code
+		// The provider's own code is kept (rate_limited, provider_unavailable,
+		// network, timeout, provider_auth: deferred, see deferrable); a
+		// failure nobody classified is provider_error and spends an attempt.
+		code := automation.ErrProviderError
+		if isPE && pe.Code != "" {
+			code = pe.Code
 		}
+		res.Status, res.Retryable, res.ErrorCode, res.ErrorMessage = automation.DeliveryFailed, true, code, msg
 		r.results = append(r.results, res)
-		if isPE && pe.Code == notify.CodeAuth {
-			// Credentials or sender configuration refused: every send of
-			// this provider fails until an operator fixes it. Retried (the
-			// database caps attempts) and logged at error level.
-			r.finish(automation.OutcomeRetry, notify.CodeAuth, msg)
+		r.finish(automation.OutcomeRetry, code, msg)
+		if isPE {
 			r.outcome.RetryAfterSecs = pe.RetryAfter
+		}
+		if code == notify.CodeAuth {
+			// Credentials or sender configuration refused: every send of
+			// this provider fails until an operator fixes it. Deferred
+			// (bounded by the deadline and max_deferrals) and logged at
+			// error level.
 			log.ErrorContext(ctx, "provider refused credentials or sender configuration; will retry", "provider", pe.Provider, "status_code", pe.StatusCode, "error", msg)
 			return
 		}
-		r.finish(automation.OutcomeRetry, automation.ErrProviderRetryable, msg)
-		if isPE {
-			r.outcome.RetryAfterSecs = pe.RetryAfter
-		}
-		log.WarnContext(ctx, "send failed; will retry", "error", msg)
+		log.WarnContext(ctx, "send failed; will retry", "error_code", code, "retry_after_seconds", r.outcome.RetryAfterSecs, "error", msg)
 	default:
 		code := automation.ErrProviderRejected
 		if isPE && pe.Code == notify.CodeInvalidRecipient {

@@ -234,6 +234,7 @@ func TestUnknownTemplateVariableFailsWithoutRetry(t *testing.T) {
 	assert.Equal(t, automation.StatusFailed, f.store.Get(id).Status)
 }
 
+// A provider outage (5xx) defers the execution: its attempt is given back.
 func TestProvider5xxRetries(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	f.email.fail = func(notify.Message) error {
@@ -241,10 +242,14 @@ func TestProvider5xxRetries(t *testing.T) {
 	}
 	id := f.store.Add(invoiceDoc(email))
 	sum := f.process(t, id)
-	assert.Equal(t, 1, sum.Retried)
+	assert.Equal(t, 1, sum.Deferred)
+	assert.Zero(t, sum.Retried)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.True(t, o.Deferred)
+	assert.Equal(t, notify.CodeUnavailable, o.ErrorCode)
 	assert.Equal(t, 120, o.RetryAfterSecs)
+	assert.Zero(t, f.store.Get(id).Attempt, "no attempt spent")
 	require.Len(t, o.Deliveries, 1)
 	assert.Equal(t, automation.DeliveryFailed, o.Deliveries[0].Status)
 	assert.True(t, o.Deliveries[0].Retryable)
@@ -378,10 +383,11 @@ func TestDeadlineStopsNewSends(t *testing.T) {
 	defer cancel()
 	sum, err := f.eng.Process(ctx, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: []uuid.UUID{id}})
 	require.NoError(t, err)
-	assert.Equal(t, 1, sum.Retried)
+	assert.Equal(t, 1, sum.Deferred)
 	assert.Zero(t, f.email.count())
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.True(t, o.Deferred)
 	assert.Equal(t, ErrDeadline, o.ErrorCode)
 }
 
@@ -391,7 +397,11 @@ func TestBeginFailureRetriesWithoutSending(t *testing.T) {
 	id := f.store.Add(invoiceDoc(email))
 	f.process(t, id)
 	assert.Zero(t, f.email.count())
-	assert.Equal(t, automation.OutcomeRetry, f.lastOutcome(t, id).Status)
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.Equal(t, automation.ErrInternal, o.ErrorCode)
+	assert.True(t, o.Deferred, "a database failure spends no attempt")
+	assert.Zero(t, f.store.Get(id).Attempt)
 }
 
 func TestOrganizationAudience(t *testing.T) {
@@ -773,9 +783,10 @@ func TestProviderAuthRetriesAndLogsError(t *testing.T) {
 	}
 	id := f.store.Add(invoiceDoc(sms))
 	sum := f.process(t, id)
-	assert.Equal(t, 1, sum.Retried)
+	assert.Equal(t, 1, sum.Deferred)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeRetry, o.Status)
+	assert.True(t, o.Deferred, "an operator's fix, not the message's fault")
 	assert.Equal(t, notify.CodeAuth, o.ErrorCode)
 	require.Len(t, o.Deliveries, 1)
 	assert.Equal(t, notify.CodeAuth, o.Deliveries[0].ErrorCode)

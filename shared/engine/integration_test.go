@@ -22,6 +22,7 @@ import (
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/engine"
+	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
 	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/supabase"
@@ -276,11 +277,15 @@ func TestIntegrationProviderFailures(t *testing.T) {
 	id := execs["ada@client.test"]
 	e := s.engine(t, automation.ActionInvoiceReminder, nil)
 
+	// A temporary SMTP refusal is the provider's trouble: deferred through
+	// the real automation_report, the attempt given back.
 	s.smtp.FailNext("451")
 	sum := process(t, e, id)
-	assert.Equal(t, 1, sum.Retried)
+	assert.Equal(t, 1, sum.Deferred)
 	row := s.exec(t, id)
 	assert.Equal(t, "pending", row.Status)
+	assert.Equal(t, 0, row.Attempt)
+	assert.Equal(t, notify.CodeUnavailable, row.ErrorCode)
 	assert.True(t, row.NextAttemptAt.After(time.Now()), "backed off")
 	assert.Equal(t, "failed", s.deliveries(t, id)[0].Status)
 

@@ -1,21 +1,27 @@
 // Package function is the wiring shared by every action's Lambda function:
-// configuration -> RPC adapter, senders, engine, webhook verifier ->
-// Function URL handler. Each functions/<action>/main.go only calls Main.
+// secrets and configuration -> RPC adapter, senders, engine, webhook
+// verifier -> Function URL handler, rebuilt when the secrets change. Each
+// functions/<action>/main.go only calls Main.
 package function
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/engine"
 	"github.com/dueflow/dueflow/shared/lambdaurl"
 	"github.com/dueflow/dueflow/shared/phone"
+	"github.com/dueflow/dueflow/shared/secrets"
 	"github.com/dueflow/dueflow/shared/supabase"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
@@ -23,41 +29,192 @@ import (
 // started approximates the process start (package initialisation).
 var started = time.Now()
 
-// Main runs the function of action under the Lambda runtime. A
-// configuration error ends the process at cold start with every problem
-// named.
+// Main runs the function of action under the Lambda runtime. A secret that
+// cannot be read or a configuration error ends the process at cold start
+// with every problem named (never a value).
 func Main(action string) {
-	cfg, err := config.FromEnv()
+	f, err := Start(context.Background(), action, os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", action, err)
 		os.Exit(1)
 	}
-	log := Logger(os.Stdout, cfg.LogLevel)
-	h, err := Build(action, cfg, log)
-	if err != nil {
-		log.Error("function init failed", "action", action, "error", err)
-		fmt.Fprintf(os.Stderr, "%s: %v\n", action, err)
-		os.Exit(1)
-	}
-	log.Info("function ready", "action", action, "init_ms", time.Since(started).Milliseconds(),
-		"email_provider", cfg.EmailProvider, "sms_provider", cfg.SMSProvider)
-	lambda.Start(h.HandleFunctionURL)
+	cfg := f.Config()
+	f.log.Info("function ready", "action", action, "init_ms", time.Since(started).Milliseconds(),
+		"email_provider", cfg.EmailProvider, "sms_provider", cfg.SMSProvider,
+		"secrets", f.cache.Source().Name(), "secrets_max_age_s", int(f.cache.MaxAge().Seconds()))
+	lambda.Start(f.HandleFunctionURL)
 }
 
 // Logger returns the JSON logger of a function.
-func Logger(w io.Writer, level slog.Level) *slog.Logger {
+func Logger(w io.Writer, level slog.Level) *slog.Logger { return logger(w, level) }
+
+func logger(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Live is a function whose handler follows its secrets: before each
+// request it re-reads them when older than their max age (bounded, see
+// secrets.Cache) and, when they changed, rebuilds the store, senders,
+// engine and verifier for this and later requests; the previous senders
+// are closed once their requests have ended. A rebuild that fails (the
+// new values make an invalid configuration) is logged and the previous
+// handler kept.
+type Live struct {
+	action string
+	getenv func(string) string
+	cache  *secrets.Cache
+	log    *slog.Logger
+	level  *slog.LevelVar
+
+	mu       sync.Mutex
+	gen      *generation
+	tried    uint64       // secrets version last built (or tried)
+	onRetire func(uint64) // tests: called with a retired generation's version once closed
+}
+
+// generation is one build of the handler from one version of the secrets.
+type generation struct {
+	h        *lambdaurl.Handler
+	cfg      *config.Config
+	version  uint64
+	close    func()
+	inflight int
+	retired  bool
+}
+
+// Start reads the secrets (DUEFLOW_SECRET_ID, else the environment) and
+// the configuration through getenv, and builds the function of action; it
+// logs JSON to w.
+func Start(ctx context.Context, action string, getenv func(string) string, w io.Writer) (*Live, error) {
+	settings, err := secrets.SettingsFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	src, maxAge, err := secrets.Open(ctx, settings, getenv, config.SecretKeys)
+	if err != nil {
+		return nil, err
+	}
+	l := &Live{action: action, getenv: getenv, level: new(slog.LevelVar)}
+	l.log = logger(w, l.level)
+	if l.cache, err = secrets.NewCache(ctx, src, maxAge, secrets.WithLogger(l.log)); err != nil {
+		return nil, err
+	}
+	values, version := l.cache.Values()
+	if l.gen, err = l.build(values, version); err != nil {
+		return nil, err
+	}
+	l.tried = version
+	l.level.Set(l.gen.cfg.LogLevel)
+	return l, nil
+}
+
+// build makes a generation from one version of the secrets.
+func (l *Live) build(values map[string]string, version uint64) (*generation, error) {
+	getenv, err := config.Overlay(l.getenv, values)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, err
+	}
+	h, closeFn, err := assemble(l.action, cfg, l.log)
+	if err != nil {
+		return nil, err
+	}
+	return &generation{h: h, cfg: cfg, version: version, close: closeFn}, nil
+}
+
+// Config is the configuration of the current handler.
+func (l *Live) Config() *config.Config {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen.cfg
+}
+
+// acquire refreshes the secrets if due, rebuilds on a change and returns
+// the generation to serve one request with; release it after.
+func (l *Live) acquire(ctx context.Context) *generation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v := l.cache.Refresh(ctx); v != l.tried {
+		l.tried = v
+		values, version := l.cache.Values()
+		g, err := l.build(values, version)
+		if err != nil {
+			l.log.ErrorContext(ctx, "secrets changed but the function cannot be rebuilt with them; keeping the previous values",
+				"action", l.action, "secrets_version", version, "error", err.Error())
+		} else {
+			old := l.gen
+			l.gen = g
+			l.level.Set(g.cfg.LogLevel)
+			old.retired = true
+			if old.inflight == 0 {
+				go l.retire(old)
+			}
+			l.log.InfoContext(ctx, "function rebuilt with changed secrets", "action", l.action, "secrets_version", version)
+		}
+	}
+	l.gen.inflight++
+	return l.gen
+}
+
+func (l *Live) release(g *generation) {
+	l.mu.Lock()
+	g.inflight--
+	last := g.retired && g.inflight == 0
+	l.mu.Unlock()
+	if last {
+		go l.retire(g)
+	}
+}
+
+// retire closes what a replaced generation holds open (the SMTP pool).
+func (l *Live) retire(g *generation) {
+	g.close()
+	if l.onRetire != nil {
+		l.onRetire(g.version)
+	}
+}
+
+// HandleFunctionURL handles a Lambda Function URL event with the current
+// handler (see lambdaurl.Handler).
+func (l *Live) HandleFunctionURL(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	g := l.acquire(ctx)
+	defer l.release(g)
+	return g.h.HandleFunctionURL(ctx, ev)
+}
+
+// ServeHTTP serves a request over net/http with the current handler.
+func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g := l.acquire(r.Context())
+	defer l.release(g)
+	g.h.ServeHTTP(w, r)
 }
 
 // Build wires the handler of action from cfg.
 func Build(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Handler, error) {
+	h, _, err := assemble(action, cfg, log)
+	return h, err
+}
+
+// assemble wires the handler of action from cfg and returns what closes
+// its senders.
+func assemble(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Handler, func(), error) {
 	store, err := supabase.New(supabase.Config{URL: cfg.SupabaseURL, Key: cfg.ServiceRoleKey.Value(), Timeout: cfg.RPCTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("function: supabase store: %w", err)
+		return nil, nil, fmt.Errorf("function: supabase store: %w", err)
 	}
 	email, sms, err := cfg.Senders()
 	if err != nil {
-		return nil, fmt.Errorf("function: senders: %w", err)
+		return nil, nil, fmt.Errorf("function: senders: %w", err)
+	}
+	closeFn := func() {
+		for _, s := range []any{email, sms} {
+			if c, ok := s.(io.Closer); ok {
+				_ = c.Close()
+			}
+		}
 	}
 	eng, err := engine.New(engine.Options{
 		Action: action, Store: store, Email: email, SMS: sms,
@@ -66,12 +223,14 @@ func Build(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Hand
 		NormalizePhone: phone.ParseE164, Logger: log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("function: engine: %w", err)
+		closeFn()
+		return nil, nil, fmt.Errorf("function: engine: %w", err)
 	}
 	v, err := webhook.NewVerifier(cfg.WebhookSecret.Value(), action,
 		webhook.WithMaxBodyBytes(cfg.MaxBodyBytes), webhook.WithMaxIDs(cfg.MaxIDs))
 	if err != nil {
-		return nil, fmt.Errorf("function: webhook verifier: %w", err)
+		closeFn()
+		return nil, nil, fmt.Errorf("function: webhook verifier: %w", err)
 	}
-	return lambdaurl.New(v, eng, log), nil
+	return lambdaurl.New(v, eng, log), closeFn, nil
 }

@@ -112,9 +112,11 @@ func BenchmarkInit(b *testing.B) {
 
 // BenchmarkColdStart is process start to "function ready" (handler built,
 // about to enter the Lambda runtime loop) of the real binary.
-func BenchmarkColdStart(b *testing.B) {
+func BenchmarkColdStart(b *testing.B) { coldStart(b, validEnv(b)) }
+
+func coldStart(b *testing.B, vars map[string]string) {
 	bin := buildBinary(b, automation.ActionInvoiceReminder)
-	env := environ(validEnv(b))
+	env := environ(vars)
 	var initMS float64
 	b.ResetTimer()
 	for b.Loop() {

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/text"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
@@ -114,7 +115,8 @@ func (h *Handler) process(ctx context.Context, log *slog.Logger, req automation.
 	log.InfoContext(ctx, "request verified", "ids", len(req.ExecutionIDs))
 	sum, err := h.processor.Process(ctx, req)
 	if err != nil {
-		log.ErrorContext(ctx, "processing failed", "error", err.Error(), "duration_ms", time.Since(start).Milliseconds())
+		// A database error's details may quote a row: masked (redact.Text).
+		log.ErrorContext(ctx, "processing failed", "error", redact.Text(err.Error()), "duration_ms", time.Since(start).Milliseconds())
 		return errorResponse(http.StatusInternalServerError, "internal error")
 	}
 	b, err := json.Marshal(sum)
@@ -123,7 +125,7 @@ func (h *Handler) process(ctx context.Context, log *slog.Logger, req automation.
 		return errorResponse(http.StatusInternalServerError, "internal error")
 	}
 	log.InfoContext(ctx, "request done", "status", http.StatusOK, "requested", sum.Requested, "claimed", sum.Claimed,
-		"completed", sum.Completed, "skipped", sum.Skipped, "retried", sum.Retried, "failed", sum.Failed,
+		"completed", sum.Completed, "skipped", sum.Skipped, "retried", sum.Retried, "deferred", sum.Deferred, "failed", sum.Failed,
 		"snoozed", sum.Snoozed, "stale", sum.Stale, "duration_ms", time.Since(start).Milliseconds())
 	return response{status: http.StatusOK, body: b}
 }

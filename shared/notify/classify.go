@@ -6,9 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // HTTPError classifies a provider's non-2xx HTTP answer: 429 is
@@ -46,8 +51,14 @@ func HTTPError(provider string, status int, h http.Header, err error) *Error {
 // CodeNetwork; both retryable. Unless the failure is clearly a failure to
 // connect (dial, DNS), the send is marked Ambiguous: the provider may have
 // accepted the message before the connection failed (which is also why the
-// idempotency key is sent along).
+// idempotency key is sent along). HTTP providers use
+// Exchange.TransportError instead, which knows whether the request was
+// written.
 func TransportError(provider string, err error) *Error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact.URL(ue.URL) // a base URL may carry a password
+	}
 	e := &Error{Provider: provider, Code: CodeNetwork, Retryable: true, Err: err, Ambiguous: !IsDialError(err)}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
@@ -106,18 +117,93 @@ func RetryAfterSeconds(v string, now time.Time) int {
 	return max(0, min(secs, maxRetryAfter))
 }
 
-// Exchange records the last HTTP answer seen through a client made by
-// InstrumentedClient (for SDKs that hide the status or headers).
+// Exchange records what happened to the requests of a client made by
+// InstrumentedClient: the last HTTP answer's status and headers (for SDKs
+// that hide them) and whether a request was completely written to a
+// connection (net/http/httptrace WroteRequest), which tells a failure
+// before the hand-over from one after it.
 type Exchange struct {
 	Status int
 	Header http.Header
+
+	mu      sync.Mutex
+	changed chan struct{} // signalled on every write event
+	begun   int           // requests given a connection (httptrace GotConn)
+	ended   int           // requests whose write ended (WroteRequest)
+	written bool          // a request was written completely
+}
+
+// handOverWait bounds the wait, after a round trip failed, for the writer
+// of a request that had a connection to say whether it finished writing
+// (the transport closes the connection on failure, so it says at once).
+const handOverWait = 250 * time.Millisecond
+
+func (x *Exchange) gotConn() {
+	x.mu.Lock()
+	x.begun++
+	x.mu.Unlock()
+	x.signal()
+}
+
+func (x *Exchange) wroteRequest(info httptrace.WroteRequestInfo) {
+	x.mu.Lock()
+	x.ended++
+	x.written = x.written || info.Err == nil
+	x.mu.Unlock()
+	x.signal()
+}
+
+func (x *Exchange) signal() {
+	select {
+	case x.changed <- struct{}{}:
+	default:
+	}
+}
+
+// HandedOver reports whether a request was completely written to a
+// connection: from then on the provider may act on it. When a write is
+// still under way (the round trip failed while the transport's writer had
+// the request), it waits up to 250 ms for the writer's verdict and
+// answers true when none comes (unknown counts as handed over: at most
+// once).
+func (x *Exchange) HandedOver() bool {
+	timer := time.NewTimer(handOverWait)
+	defer timer.Stop()
+	for {
+		x.mu.Lock()
+		written, pending := x.written, x.begun > x.ended
+		x.mu.Unlock()
+		if written || !pending {
+			return written
+		}
+		select {
+		case <-x.changed:
+		case <-timer.C:
+			return true
+		}
+	}
+}
+
+// TransportError classifies a failure of a request made through the
+// client x was returned with: when an error answer's status was received
+// (its body then failed), the answer's classification (HTTPError);
+// otherwise TransportError, Ambiguous only when the request had been
+// completely written (HandedOver), never for a dial error.
+func (x *Exchange) TransportError(provider string, err error) *Error {
+	if x.Status >= 300 {
+		return HTTPError(provider, x.Status, x.Header, fmt.Errorf("reading the answer: %w", err))
+	}
+	e := TransportError(provider, err)
+	e.Ambiguous = !IsDialError(err) && x.HandedOver()
+	return e
 }
 
 // InstrumentedClient returns a copy of base (nil = http.DefaultClient) whose
 // requests carry ctx (for SDKs that take none), are passed to edit when it is
-// non-nil (add a header, rewrite the base URL), and whose last response
-// status and headers are recorded in the returned Exchange. Make one per
-// send: the Exchange is not shared between concurrent sends.
+// non-nil (add a header, rewrite the base URL), and are traced into the
+// returned Exchange (the last answer's status and headers; whether a
+// request was written completely). Make one per send: the Exchange is not
+// shared between sends.
 func InstrumentedClient(ctx context.Context, base *http.Client, edit func(*http.Request)) (*http.Client, *Exchange) {
 	if base == nil {
 		base = http.DefaultClient
@@ -127,9 +213,13 @@ func InstrumentedClient(ctx context.Context, base *http.Client, edit func(*http.
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	ex := &Exchange{}
+	ex := &Exchange{changed: make(chan struct{}, 1)}
+	trace := &httptrace.ClientTrace{
+		GotConn:      func(httptrace.GotConnInfo) { ex.gotConn() },
+		WroteRequest: ex.wroteRequest,
+	}
 	c.Transport = roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		r := req.Clone(ctx)
+		r := req.Clone(httptrace.WithClientTrace(ctx, trace))
 		if edit != nil {
 			edit(r)
 		}
@@ -146,35 +236,3 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 // RoundTrip calls f.
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// MessageID derives a stable RFC 5322 Message-ID (without angle brackets)
-// from a delivery's idempotency key and the sender address, so that a
-// receiving system can recognise a re-sent message: "<key>@<sender domain>".
-// It returns "" for an empty key.
-func MessageID(idempotencyKey, from string) string {
-	if idempotencyKey == "" {
-		return ""
-	}
-	var b strings.Builder
-	for _, r := range idempotencyKey {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('.')
-		}
-	}
-	left := b.String()
-	for strings.Contains(left, "..") {
-		left = strings.ReplaceAll(left, "..", ".")
-	}
-	left = strings.Trim(left, ".")
-	domain := "dueflow.invalid"
-	if i := strings.LastIndexByte(from, '@'); i >= 0 {
-		d := strings.Trim(strings.TrimSpace(from[i+1:]), ">")
-		if d != "" && !strings.ContainsAny(d, " <>()[]\\,;:\"@") {
-			domain = strings.ToLower(d)
-		}
-	}
-	return "dueflow." + left + "@" + domain
-}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,13 +103,6 @@ func TestInstrumentedClient(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled, "requests carry the context")
 }
 
-func TestMessageID(t *testing.T) {
-	assert.Equal(t, "dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test",
-		notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "Billing <billing@Acme.test>"))
-	assert.Equal(t, "dueflow.a.b@dueflow.invalid", notify.MessageID("a::<b>", "nobody"))
-	assert.Equal(t, "", notify.MessageID("", "x@y"))
-}
-
 // A timeout before anything was handed over (a dial timeout, a 408 answer,
 // the wait for an SMTP slot) is not ambiguous: the message was not sent and
 // must be retried, not recorded unknown and dropped.
@@ -121,4 +115,60 @@ func TestTimeoutBeforeHandOverIsNotAmbiguous(t *testing.T) {
 	e = notify.TransportError("p", context.DeadlineExceeded)
 	e.Ambiguous = false // the provider knows nothing was handed over
 	assert.False(t, notify.IsAmbiguous(e))
+}
+
+// A provider's text naming the recipient is masked in what is logged and
+// stored (Error), and a base URL's password never shows.
+func TestErrorTextMasksPersonalData(t *testing.T) {
+	e := notify.InvalidRecipient("twilio", 400, errors.New("twilio error 21211: The 'To' number +15005550001 is not a valid phone number."))
+	assert.Equal(t, "twilio: invalid_recipient (status 400): twilio error 21211: The 'To' number +1******0001 is not a valid phone number.", e.Error())
+	e = notify.Permanent("smtp", 550, errors.New("550 5.1.1 <zelda.quux@wombat-client.test>: Recipient address rejected"))
+	assert.Equal(t, "smtp: provider_rejected (status 550): 550 5.1.1 <z***@w***.test>: Recipient address rejected", e.Error())
+	_, err := http.Get("http://user:s3cret@127.0.0.1:1/")
+	require.Error(t, err)
+	e = notify.TransportError("p", err)
+	assert.NotContains(t, e.Error(), "s3cret")
+	assert.Contains(t, e.Error(), "127.0.0.1:1", "where it failed stays readable")
+}
+
+// HandedOver tells a request never written from one written completely,
+// whatever the error type: a server that reads nothing of a large body
+// (the write never ends) is not handed over; one that read the request
+// and closed the connection is.
+func TestExchangeHandedOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // reads a little, then closes: the writer fails mid-body
+				buf := make([]byte, 1024)
+				_, _ = c.Read(buf)
+				_ = c.Close()
+			}()
+		}
+	}()
+	c, ex := notify.InstrumentedClient(context.Background(), nil, nil)
+	_, err = c.Post("http://"+ln.Addr().String()+"/", "text/plain", strings.NewReader(strings.Repeat("x", 8<<20)))
+	require.Error(t, err)
+	assert.False(t, ex.HandedOver(), "the body was cut off: %v", err)
+	assert.False(t, ex.TransportError("p", err).Ambiguous)
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		_ = conn.Close()
+	}))
+	defer srv.Close()
+	c, ex = notify.InstrumentedClient(context.Background(), nil, nil)
+	_, err = c.Post(srv.URL, "text/plain", strings.NewReader("hello"))
+	require.Error(t, err)
+	assert.True(t, ex.HandedOver())
+	e := ex.TransportError("p", err)
+	assert.True(t, e.Ambiguous, "read and dropped: the provider may have it")
+	assert.Equal(t, notify.CodeNetwork, e.Code)
 }

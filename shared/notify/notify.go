@@ -5,8 +5,13 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // Channel names, equal to automation.ChannelEmail / ChannelSMS.
@@ -73,12 +78,19 @@ type Error struct {
 	Err       error
 }
 
-// Error describes the failure: provider, code, status and cause.
+// Error describes the failure: provider, code, status and cause, with
+// e-mail addresses and phone numbers in the cause masked (redact.Text: a
+// provider's text may name the recipient). This is what callers log and
+// store.
 func (e *Error) Error() string {
-	if e.StatusCode != 0 {
-		return fmt.Sprintf("%s: %s (status %d): %v", e.Provider, e.Code, e.StatusCode, e.Err)
+	cause := "<nil>"
+	if e.Err != nil {
+		cause = redact.Text(e.Err.Error())
 	}
-	return fmt.Sprintf("%s: %s: %v", e.Provider, e.Code, e.Err)
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("%s: %s (status %d): %s", e.Provider, e.Code, e.StatusCode, cause)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Provider, e.Code, cause)
 }
 
 // Unwrap returns the cause.
@@ -107,4 +119,27 @@ func IsRetryable(err error) bool {
 		return pe.Retryable
 	}
 	return err != nil
+}
+
+// MessageID derives a stable RFC 5322 Message-ID (without angle brackets)
+// from a delivery's idempotency key and the sender address, so that a
+// receiving system can recognise a re-sent message:
+// "<hash>@<sender domain>", the hash being the first 20 bytes of the key's
+// SHA-256 in lower-case base32 (32 characters). It reveals neither the key
+// (the execution's id) nor the software that sent it. It returns "" for an
+// empty key.
+func MessageID(idempotencyKey, from string) string {
+	if idempotencyKey == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(idempotencyKey))
+	left := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:20]))
+	domain := "invalid"
+	if i := strings.LastIndexByte(from, '@'); i >= 0 {
+		d := strings.Trim(strings.TrimSpace(from[i+1:]), ">")
+		if d != "" && !strings.ContainsAny(d, " <>()[]\\,;:\"@") {
+			domain = strings.ToLower(d)
+		}
+	}
+	return left + "@" + domain
 }

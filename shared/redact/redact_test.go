@@ -51,6 +51,9 @@ func TestText(t *testing.T) {
 		if got := redact.Text(tc.in); got != tc.want {
 			t.Errorf("Text(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+		if again := redact.Text(tc.want); again != tc.want {
+			t.Errorf("Text(%q) = %q: masking twice changes it", tc.want, again)
+		}
 	}
 }
 

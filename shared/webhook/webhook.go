@@ -43,7 +43,10 @@ const (
 	Tolerance           = 5 * time.Minute
 	// MinSecretBytes is the shortest signing key accepted (decoded bytes).
 	MinSecretBytes = 16
-	secretPrefix   = "whsec_"
+	// MaxSecrets is the most secrets one Verifier or Signer takes (a
+	// rotation needs two).
+	MaxSecrets   = 4
+	secretPrefix = "whsec_"
 )
 
 // Sentinel causes of a rejected request; test with errors.Is. Every error
@@ -95,7 +98,7 @@ func reject(status int, cause error, format string, args ...any) *Error {
 
 // Verifier checks signed requests for one function (one action).
 type Verifier struct {
-	wh           *standardwebhooks.Webhook
+	whs          []*standardwebhooks.Webhook // any of them may sign
 	action       string
 	maxBodyBytes int
 	maxIDs       int
@@ -149,17 +152,43 @@ func parseSecret(secret string) (*standardwebhooks.Webhook, error) {
 	return wh, nil
 }
 
+// parseSecrets parses one secret or several separated by white space
+// (newest first, during a rotation: "whsec_new whsec_old").
+func parseSecrets(list string) ([]*standardwebhooks.Webhook, error) {
+	fields := strings.Fields(list)
+	if len(fields) == 0 {
+		return nil, errors.New("webhook secret: empty")
+	}
+	if len(fields) > MaxSecrets {
+		return nil, fmt.Errorf("webhook secret: %d secrets, at most %d", len(fields), MaxSecrets)
+	}
+	whs := make([]*standardwebhooks.Webhook, 0, len(fields))
+	for i, f := range fields {
+		wh, err := parseSecret(f)
+		if err != nil {
+			if len(fields) > 1 {
+				return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(fields), err)
+			}
+			return nil, err
+		}
+		whs = append(whs, wh)
+	}
+	return whs, nil
+}
+
 // NewVerifier returns a Verifier for the function of action (one of
-// automation.Actions) with the secret "whsec_<base64 key>".
+// automation.Actions) with the secret "whsec_<base64 key>", or several
+// separated by spaces ("whsec_new whsec_old", while a secret is rotated): a
+// request signed with any of them is accepted.
 func NewVerifier(secret, action string, opts ...Option) (*Verifier, error) {
 	if !automation.IsAction(action) {
 		return nil, fmt.Errorf("webhook verifier: unknown action %q", action)
 	}
-	wh, err := parseSecret(secret)
+	whs, err := parseSecrets(secret)
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{wh: wh, action: action, maxBodyBytes: DefaultMaxBodyBytes, maxIDs: DefaultMaxIDs, now: time.Now}
+	v := &Verifier{whs: whs, action: action, maxBodyBytes: DefaultMaxBodyBytes, maxIDs: DefaultMaxIDs, now: time.Now}
 	for _, o := range opts {
 		o(v)
 	}
@@ -199,7 +228,8 @@ func (v *Verifier) ReadBody(r io.Reader) ([]byte, error) {
 
 // Verify checks the size of body, the timestamp (within Tolerance of now)
 // and the signature (any of several space-separated "v1,<base64>"
-// signatures may match). Errors are *Error with status 413 or 401.
+// signatures may match, made with any of the Verifier's secrets).
+// Errors are *Error with status 413 or 401.
 func (v *Verifier) Verify(body []byte, h http.Header) error {
 	if err := v.CheckSize(len(body)); err != nil {
 		return err
@@ -218,15 +248,18 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 		return reject(http.StatusUnauthorized, ErrTimestamp, "outside the %s tolerance", Tolerance)
 	}
 	// The timestamp is checked above with our (injectable) clock; the
-	// library compares the HMAC in constant time.
+	// library compares the HMAC in constant time, against one key: each
+	// secret of a rotation is tried in turn.
 	canon := http.Header{}
 	canon.Set(HeaderID, id)
 	canon.Set(HeaderTimestamp, ts)
 	canon.Set(HeaderSignature, sig)
-	if err := v.wh.VerifyIgnoringTimestamp(body, canon); err != nil {
-		return reject(http.StatusUnauthorized, ErrSignature, "")
+	for _, wh := range v.whs {
+		if wh.VerifyIgnoringTimestamp(body, canon) == nil {
+			return nil
+		}
 	}
-	return nil
+	return reject(http.StatusUnauthorized, ErrSignature, "")
 }
 
 // header returns a header's value whatever the case of its key (a map built
@@ -341,17 +374,19 @@ func (v *Verifier) VerifyAndDecode(body []byte, h http.Header) (automation.Reque
 // Signer signs request bodies the way process_pending_automations() does in
 // SQL: for tests, `dueflow invoke` and benchmarks.
 type Signer struct {
-	wh  *standardwebhooks.Webhook
+	whs []*standardwebhooks.Webhook
 	now func() time.Time
 }
 
-// NewSigner returns a Signer for the secret "whsec_<base64 key>".
+// NewSigner returns a Signer for the secret "whsec_<base64 key>", or for
+// several separated by spaces: it then signs with each, as the database
+// does during a rotation.
 func NewSigner(secret string) (*Signer, error) {
-	wh, err := parseSecret(secret)
+	whs, err := parseSecrets(secret)
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{wh: wh, now: time.Now}, nil
+	return &Signer{whs: whs, now: time.Now}, nil
 }
 
 // Sign returns the three webhook headers for body, with a fresh random
@@ -363,14 +398,18 @@ func (s *Signer) Sign(body []byte) (http.Header, error) {
 // SignAt returns the three webhook headers for body with the given id and
 // timestamp (tests of expired or future timestamps).
 func (s *Signer) SignAt(id string, ts time.Time, body []byte) (http.Header, error) {
-	sig, err := s.wh.Sign(id, ts, body)
-	if err != nil {
-		return nil, fmt.Errorf("sign webhook: %w", err)
+	sigs := make([]string, 0, len(s.whs))
+	for _, wh := range s.whs {
+		sig, err := wh.Sign(id, ts, body)
+		if err != nil {
+			return nil, fmt.Errorf("sign webhook: %w", err)
+		}
+		sigs = append(sigs, sig)
 	}
 	h := http.Header{}
 	h.Set(HeaderID, id)
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	h.Set(HeaderSignature, sig)
+	h.Set(HeaderSignature, strings.Join(sigs, " "))
 	return h, nil
 }
 

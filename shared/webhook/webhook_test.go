@@ -256,3 +256,51 @@ func BenchmarkVerifyAndDecode(b *testing.B) {
 		}
 	}
 }
+
+// A rotation: the function's list holds the new and the old secret while
+// the database signs with either (or both, with its _previous key); a
+// request signed with a secret outside the list is refused at every step.
+func TestSecretRotationOverlap(t *testing.T) {
+	oldS, newS, otherS := webhook.NewSecret(), webhook.NewSecret(), webhook.NewSecret()
+	b := []byte(body("invoice-reminder", id1))
+	signed := func(secret string) http.Header {
+		s, err := webhook.NewSigner(secret)
+		require.NoError(t, err)
+		h, err := s.Sign(b)
+		require.NoError(t, err)
+		return h
+	}
+	both := signed(newS + " " + oldS)
+	assert.Len(t, strings.Fields(both.Get("webhook-signature")), 2, "a signer of two secrets sends two signatures")
+	steps := []struct {
+		name     string
+		function string // the function's DUEFLOW_WEBHOOK_SECRET
+		accepts  []http.Header
+		refuses  []http.Header
+	}{
+		{"old only", oldS, []http.Header{signed(oldS), both}, []http.Header{signed(newS), signed(otherS)}},
+		{"both", newS + " " + oldS, []http.Header{signed(oldS), signed(newS), both}, []http.Header{signed(otherS)}},
+		{"new only", newS, []http.Header{signed(newS), both}, []http.Header{signed(oldS), signed(otherS)}},
+	}
+	for _, st := range steps {
+		v, err := webhook.NewVerifier(st.function, "invoice-reminder")
+		require.NoError(t, err, st.name)
+		for i, h := range st.accepts {
+			_, err := v.VerifyAndDecode(b, h)
+			assert.NoError(t, err, "%s: accepted %d", st.name, i)
+		}
+		for i, h := range st.refuses {
+			_, err := v.VerifyAndDecode(b, h)
+			assert.ErrorIs(t, err, webhook.ErrSignature, "%s: refused %d", st.name, i)
+		}
+	}
+
+	_, err := webhook.NewVerifier(newS+" whsec_short", "invoice-reminder")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "secret 2 of 2: webhook secret:")
+	assert.NotContains(t, err.Error(), newS)
+	_, err = webhook.NewVerifier(strings.Repeat(newS+" ", webhook.MaxSecrets+1), "invoice-reminder")
+	assert.ErrorContains(t, err, "at most 4")
+	_, err = webhook.NewVerifier("  ", "invoice-reminder")
+	assert.ErrorContains(t, err, "empty")
+}

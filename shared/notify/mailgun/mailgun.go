@@ -1,8 +1,10 @@
 // Package mailgun sends email through the Mailgun HTTP API (mailgun-go):
-// POST {base}/v3/{domain}/messages with basic auth api:{key}. The delivery's
-// idempotency key travels as the custom variable v:idempotency_key and as a
-// derived Message-Id header (Mailgun itself does not deduplicate; a
-// receiving system can).
+// POST {base}/v3/{domain}/messages with basic auth api:{key}. Mailgun
+// documents no idempotency key; the delivery's key only shapes the
+// message's Message-Id header (notify.MessageID), by which a receiving
+// system can recognise a re-sent message. It is not sent as a custom
+// variable: Mailgun copies v: variables into the delivered message's
+// X-Mailgun-Variables header, which the recipient sees.
 package mailgun
 
 import (
@@ -17,6 +19,7 @@ import (
 	mg "github.com/mailgun/mailgun-go/v4"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/render"
 	"github.com/dueflow/dueflow/shared/text"
 )
@@ -66,7 +69,7 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	}
 	from := (&mail.Address{Name: text.FirstNonEmpty(m.FromName, s.cfg.FromName), Address: fromAddr}).String()
 	if _, err := mail.ParseAddress(m.To); err != nil {
-		return notify.Result{}, notify.InvalidRecipient(ProviderName, 0, fmt.Errorf("recipient address: %w", err))
+		return notify.Result{}, notify.InvalidRecipient(ProviderName, 0, fmt.Errorf("recipient address: %s", redact.Text(err.Error())))
 	}
 	text := m.Text
 	if strings.TrimSpace(text) == "" && m.HTML != "" {
@@ -86,9 +89,6 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 		msg.SetReplyTo(m.ReplyTo)
 	}
 	if m.IdempotencyKey != "" {
-		if err := msg.AddVariable("idempotency_key", m.IdempotencyKey); err != nil {
-			return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("variable: %w", err))
-		}
 		msg.AddHeader("Message-Id", "<"+notify.MessageID(m.IdempotencyKey, fromAddr)+">")
 	}
 	for k, v := range m.Tags {
@@ -125,18 +125,19 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 	if errors.Is(err, mg.ErrInvalidMessage) {
 		return notify.Permanent(ProviderName, 0, err)
 	}
-	return notify.TransportError(ProviderName, err)
+	return ex.TransportError(ProviderName, err)
 }
 
-// apiMessage extracts Mailgun's {"message": "..."} from an error body.
+// apiMessage extracts Mailgun's {"message": "..."} from an error body, with
+// addresses and numbers masked (it may name the recipient).
 func apiMessage(body []byte) string {
 	var e struct {
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(body, &e) == nil && e.Message != "" {
-		return text.Truncate(e.Message, 200)
+		return text.Truncate(redact.Text(e.Message), 200)
 	}
-	return text.Truncate(strings.TrimSpace(string(body)), 200)
+	return text.Truncate(redact.Text(strings.TrimSpace(string(body))), 200)
 }
 
 func invalidRecipient(msg string) bool {

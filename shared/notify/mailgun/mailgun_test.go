@@ -74,9 +74,9 @@ func TestSendWireFormat(t *testing.T) {
 			assert.Equal(t, []string{"Pay please"}, form["text"])
 			assert.Equal(t, []string{"<p>Pay please</p>"}, form["html"])
 			assert.Equal(t, []string{"office@acme.test"}, form["h:Reply-To"])
-			assert.Equal(t, []string{"0f8fad5b-d9cb-469f-a165-70867728950e:0:email"}, form["v:idempotency_key"])
+			assert.NotContains(t, form, "v:idempotency_key", "v: variables reach the recipient (X-Mailgun-Variables)")
 			assert.Equal(t, []string{"0f8fad5b-d9cb-469f-a165-70867728950e"}, form["v:execution_id"])
-			assert.Equal(t, []string{"<dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test>"}, form["h:Message-Id"])
+			assert.Equal(t, []string{"<" + notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "billing@acme.test") + ">"}, form["h:Message-Id"])
 		})
 	}
 }
@@ -101,6 +101,8 @@ func TestErrorClassification(t *testing.T) {
 	}{
 		{"invalid to", `{"message":"'to' parameter is not a valid address. please check documentation"}`,
 			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+		{"recipient named", `{"message":"to parameter is not a valid address: ana@client.test"}`,
+			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
 		{"other 400", `{"message":"from parameter is missing"}`,
 			notify.Error{StatusCode: 400, Code: notify.CodeRejected}},
 		{"unauthorized", `Forbidden`,
@@ -114,7 +116,7 @@ func TestErrorClassification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newSender(t, notifytest.Answer{Status: tc.want.StatusCode, Body: tc.body, RetryAfter: "12"}, asIs)
 			_, err := s.Send(context.Background(), msg())
-			notifytest.RequireError(t, err, tc.want, "key-123")
+			notifytest.RequireError(t, err, tc.want, "key-123", "ana@client.test", "ana@")
 		})
 	}
 }
@@ -129,9 +131,9 @@ func TestTransportAndValidation(t *testing.T) {
 	require.NoError(t, err)
 
 	m := msg()
-	m.To = "not an address"
+	m.To = "ana@client.test, bob@client.test"
 	_, err = s.Send(context.Background(), m)
-	notifytest.RequireError(t, err, notify.Error{Code: notify.CodeInvalidRecipient})
+	notifytest.RequireError(t, err, notify.Error{Code: notify.CodeInvalidRecipient}, "bob@client.test", "ana@client.test")
 
 	_, err = mailgun.New(mailgun.Config{Domain: "x"})
 	assert.Error(t, err)
@@ -142,4 +144,10 @@ func TestAcceptedButUnreadableIsSuccess(t *testing.T) {
 	res, err := s.Send(context.Background(), msg())
 	require.NoError(t, err, "a 200 means Mailgun has it: never retry (double send)")
 	assert.Equal(t, "mailgun", res.Provider)
+}
+
+func TestStallsBoundedByDeadline(t *testing.T) {
+	notifytest.RequireStallsBounded(t, func(base string) (notify.Sender, error) {
+		return mailgun.New(mailgun.Config{Domain: "mg.acme.test", APIKey: "k", APIBase: base, From: "a@acme.test"})
+	}, msg())
 }

@@ -1,14 +1,32 @@
 // Package smtpmail sends email through any SMTP relay (SES, Mailgun SMTP,
-// Mailpit locally) with wneessen/go-mail: STARTTLS, implicit TLS or none,
-// AUTH when a username is configured, multipart/alternative text + HTML, and
-// a Message-ID derived from the delivery's idempotency key.
+// Mailpit locally): STARTTLS, implicit TLS or none, AUTH when a username is
+// configured (PLAIN and LOGIN only over TLS), multipart/alternative text +
+// HTML, and a Message-ID derived from the delivery's idempotency key. The
+// messages carry no header of the software (no X-Mailer, User-Agent or
+// internal id).
+//
+// The session (connect, TLS, greeting, EHLO, STARTTLS, AUTH) is set up here
+// and the messages are written by wneessen/go-mail, which takes no context:
+// every connection is a boundConn, so that each stage of a send, on a new
+// or a pooled session, ends at the send's context deadline (or at once when
+// it is cancelled), besides Config.Timeout per stage. A send returns by its
+// deadline whatever the relay does; a stall before the content was written
+// is a retryable timeout (nothing was handed over), one while waiting for
+// the reply to the end of DATA is ambiguous.
+//
+// Error texts name the stage, the SMTP code and the server's reply with
+// addresses and numbers masked (shared/redact): never a recipient.
 package smtpmail
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,8 +58,10 @@ type Config struct {
 	TLS      string // TLSStartTLS (default), TLSImplicit or TLSNone
 	From     string // default sender address when a message has none
 	FromName string // default sender name
-	HELO     string // optional EHLO name
-	Timeout  time.Duration
+	HELO     string // optional EHLO name (default: the host name)
+	// Timeout bounds each stage (setting up the session; each message),
+	// besides the send's context deadline (0 = 30 s).
+	Timeout time.Duration
 	// TLSConfig overrides the TLS settings (custom roots in tests).
 	TLSConfig *tls.Config
 	// MaxConnections bounds the SMTP sessions open at once, and so the
@@ -72,6 +92,9 @@ const (
 // messages (see Config.MaxConnections). Call Close at shutdown.
 type Sender struct {
 	cfg    Config
+	addr   string      // host:port
+	helo   string      // EHLO name
+	tls    *tls.Config // for STARTTLS and implicit TLS
 	client *mail.Client
 	slots  chan struct{} // one per session that may be open or in use
 
@@ -85,8 +108,9 @@ type Sender struct {
 // session is one open SMTP connection.
 type session struct {
 	c        *smtp.Client
-	sent     int       // messages accepted on it
-	lastUsed time.Time // when it was last returned to the pool
+	conn     *boundConn // under c (and under its TLS, if any)
+	sent     int        // messages accepted on it
+	lastUsed time.Time  // when it was last returned to the pool
 }
 
 // New checks the configuration and returns a Sender.
@@ -109,48 +133,39 @@ func New(cfg Config) (*Sender, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	// No NOOP before and no RSET after each message: a reused session that
-	// went stale fails at MAIL FROM, before anything was handed over, and is
-	// then replaced (see Send); after the reply to the end of DATA the
-	// transaction is over (RFC 5321 4.1.1.4), so RSET would only cost a
-	// round trip.
-	opts := []mail.Option{mail.WithTimeout(cfg.Timeout), mail.WithoutNoop(), mail.WithoutRset()}
-	port := cfg.Port
-	switch cfg.TLS {
-	case TLSStartTLS:
-		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
-		if port == 0 {
-			port = 587
-		}
-	case TLSImplicit:
-		opts = append(opts, mail.WithSSL())
-		if port == 0 {
-			port = 465
-		}
-	case TLSNone:
-		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
-		if port == 0 {
-			port = 25
-		}
-	default:
+	defaultPort, ok := map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}[cfg.TLS]
+	if !ok {
 		return nil, fmt.Errorf("smtpmail: unknown TLS mode %q (want starttls, tls or none)", cfg.TLS)
 	}
-	opts = append(opts, mail.WithPort(port))
+	if cfg.Port == 0 {
+		cfg.Port = defaultPort
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSConfig != nil {
-		opts = append(opts, mail.WithTLSConfig(cfg.TLSConfig))
+		tc = cfg.TLSConfig.Clone()
 	}
-	if cfg.HELO != "" {
-		opts = append(opts, mail.WithHELO(cfg.HELO))
+	if tc.ServerName == "" {
+		tc.ServerName = cfg.Host
 	}
-	if cfg.Username != "" {
-		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(cfg.Username), mail.WithPassword(cfg.Password))
+	helo := cfg.HELO
+	if helo == "" {
+		helo, _ = os.Hostname()
 	}
-	cfg.Port = port
-	c, err := mail.NewClient(cfg.Host, opts...)
+	if helo == "" {
+		helo = "localhost"
+	}
+	// The session is set up here (dial); go-mail only writes messages on
+	// it. No NOOP before and no RSET after each message: a reused session
+	// that went stale fails at MAIL FROM, before anything was handed over,
+	// and is then replaced (see Send); after the reply to the end of DATA
+	// the transaction is over (RFC 5321 4.1.1.4), so RSET would only cost a
+	// round trip.
+	c, err := mail.NewClient(cfg.Host, mail.WithTimeout(cfg.Timeout), mail.WithoutNoop(), mail.WithoutRset())
 	if err != nil {
 		return nil, fmt.Errorf("smtpmail: client: %w", err)
 	}
-	return &Sender{cfg: cfg, client: c, slots: make(chan struct{}, cfg.MaxConnections)}, nil
+	return &Sender{cfg: cfg, addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), helo: helo, tls: tc,
+		client: c, slots: make(chan struct{}, cfg.MaxConnections)}, nil
 }
 
 // Name returns "smtp".
@@ -160,13 +175,15 @@ func (s *Sender) Name() string { return ProviderName }
 // (without angle brackets).
 //
 // It waits for one of Config.MaxConnections slots, then sends on an idle
-// pooled session or on a new one. When a reused session fails before the
-// message was handed over (the server closed it while idle: MAIL FROM,
-// RCPT TO or DATA gets no reply, or 421), the session is dropped and the
-// message is sent once more on a new connection: nothing can have been
-// delivered. A failure while or after the content was written is never
-// retried here (Ambiguous). A session that failed is closed, except after a
-// clean rejection of one message that a RSET confirms left it usable.
+// pooled session or on a new one, every stage bounded by ctx. When a reused
+// session fails before the message was handed over (the server closed it
+// while idle: MAIL FROM, RCPT TO or DATA gets no reply, or 421), the
+// session is dropped and the message is sent once more on a new
+// connection: nothing can have been delivered. A stall (ctx's deadline or
+// Config.Timeout) is not retried here. A failure while or after the content
+// was written is never retried here (Ambiguous). A session that failed is
+// closed, except after a clean rejection of one message that a RSET
+// confirms left it usable.
 func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, error) {
 	msg, id, err := s.build(m)
 	if err != nil {
@@ -175,51 +192,49 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
-		e := notify.TransportError(ProviderName, fmt.Errorf("smtp: waiting for a connection: %w", ctx.Err()))
-		e.Ambiguous = false
-		return notify.Result{}, e
+		return notify.Result{}, setupError(ctx, "waiting for a connection", ctx.Err(), true)
 	}
 	defer func() { <-s.slots }()
 	if err := ctx.Err(); err != nil {
 		// A pooled session would not notice: give up before anything is sent.
-		e := notify.TransportError(ProviderName, fmt.Errorf("smtp: %w", err))
-		e.Ambiguous = false
-		return notify.Result{}, e
+		return notify.Result{}, setupError(ctx, "start", err, true)
 	}
 	for attempt := 0; ; attempt++ {
 		sess, reused, err := s.get(ctx, attempt > 0)
 		if err != nil {
-			// Connect, TLS, EHLO or AUTH failed: nothing was handed over.
-			e := notify.TransportError(ProviderName, fmt.Errorf("smtp dial: %w", err))
-			e.Ambiguous = false
-			return notify.Result{}, e
+			return notify.Result{}, err
 		}
 		sendErr := s.client.SendWithSMTPClient(sess.c, msg)
-		if sendErr == nil || msg.IsDelivered() {
+		timedOut := sendErr != nil && sess.conn.timedOut()
+		switch {
+		case sendErr == nil || msg.IsDelivered():
 			// Delivered: the server answered the end of DATA with 2xx. (An
 			// error after that, which WithoutRset rules out, changes nothing
 			// for this message; the session is then not reused.)
+			cut := sess.conn.release()
 			sess.sent++
-			s.put(sess, sendErr == nil)
+			s.put(sess, sendErr == nil && !cut)
 			return notify.Result{Provider: ProviderName, MessageID: id}, nil
-		}
-		if reused && attempt == 0 && notHandedOver(sendErr) && ctx.Err() == nil {
+		case reused && attempt == 0 && !timedOut && ctx.Err() == nil && notHandedOver(sendErr):
+			sess.conn.release()
 			s.retireStale(sess)
 			continue
 		}
-		s.put(sess, reusable(sendErr) && sess.c.Reset() == nil)
-		return notify.Result{}, classify(sendErr)
+		keep := !timedOut && reusable(sendErr) && sess.c.Reset() == nil
+		cut := sess.conn.release()
+		s.put(sess, keep && !cut)
+		return notify.Result{}, sendError(ctx, sendErr, timedOut)
 	}
 }
 
 // get returns an idle session (reused = true), or dials a new one when
-// there is none or fresh is set. The caller holds a slot, so at most
-// MaxConnections sessions are open.
+// there is none or fresh is set, bound to ctx (the caller releases it). The
+// caller holds a slot, so at most MaxConnections sessions are open.
 func (s *Sender) get(ctx context.Context, fresh bool) (sess *session, reused bool, err error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, false, errors.New("sender closed")
+		return nil, false, &notify.Error{Provider: ProviderName, Code: notify.CodeNetwork, Retryable: true, Err: errors.New("sender closed")}
 	}
 	s.expireLocked(time.Now())
 	if !fresh && len(s.idle) > 0 {
@@ -229,13 +244,11 @@ func (s *Sender) get(ctx context.Context, fresh bool) (sess *session, reused boo
 	}
 	s.mu.Unlock()
 	if sess != nil {
+		sess.conn.bind(ctx)
 		return sess, true, nil
 	}
-	c, err := s.client.DialToSMTPClientWithContext(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	return &session{c: c}, false, nil
+	sess, err = s.dial(ctx)
+	return sess, false, err
 }
 
 // put returns a session to the pool when ok and it may take more messages,
@@ -336,112 +349,45 @@ func (s *Sender) Close() error {
 	return nil
 }
 
-// notHandedOver reports whether a send failed because the session broke
-// before the message content was sent (no SMTP reply, or 421 "closing
-// channel", to the connection check, MAIL FROM, RCPT TO or DATA command).
-func notHandedOver(err error) bool {
-	var se *mail.SendError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Reason {
-	case mail.ErrConnCheck, mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData:
-		code := se.ErrorCode()
-		return code == 0 || code == 421
-	}
-	return false
-}
-
-// reusable reports whether the server rejected the message with a reply
-// that leaves the session open (any 4xx/5xx but 421 to MAIL FROM, RCPT TO,
-// DATA or the end of DATA), or the message was refused before any command.
-func reusable(err error) bool {
-	var se *mail.SendError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Reason {
-	case mail.ErrGetSender, mail.ErrGetRcpts, mail.ErrNoUnencoded:
-		return true
-	case mail.ErrSMTPMailFrom, mail.ErrSMTPRcptTo, mail.ErrSMTPData, mail.ErrSMTPDataClose:
-		code := se.ErrorCode()
-		return code >= 400 && code < 600 && code != 421
-	}
-	return false
-}
-
-// build assembles the MIME message.
+// build assembles the MIME message. Its headers are From, To, Reply-To,
+// Subject, Date, Message-ID and the MIME ones: no header naming the software
+// (go-mail's default X-Mailer / User-Agent is left out) or carrying an
+// internal id.
 func (s *Sender) build(m notify.Message) (*mail.Msg, string, error) {
-	msg := mail.NewMsg()
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	from := text.FirstNonEmpty(m.From, s.cfg.From)
 	name := text.FirstNonEmpty(m.FromName, s.cfg.FromName)
 	if from == "" {
 		return nil, "", notify.Permanent(ProviderName, 0, errors.New("no sender address"))
 	}
 	if err := msg.FromFormat(name, from); err != nil {
-		return nil, "", notify.Permanent(ProviderName, 0, fmt.Errorf("sender address: %w", err))
+		return nil, "", notify.Permanent(ProviderName, 0, errors.New("sender address: not a valid address"))
 	}
 	if err := msg.To(m.To); err != nil {
-		return nil, "", notify.InvalidRecipient(ProviderName, 0, fmt.Errorf("recipient address: %w", err))
+		return nil, "", notify.InvalidRecipient(ProviderName, 0, errors.New("recipient address: not a valid address"))
 	}
 	if m.ReplyTo != "" {
 		if err := msg.ReplyTo(m.ReplyTo); err != nil {
-			return nil, "", notify.Permanent(ProviderName, 0, fmt.Errorf("reply-to address: %w", err))
+			return nil, "", notify.Permanent(ProviderName, 0, errors.New("reply-to address: not a valid address"))
 		}
 	}
 	msg.Subject(m.Subject)
 	msg.SetDate()
-	id := notify.MessageID(m.IdempotencyKey, from)
-	if id != "" {
-		msg.SetMessageIDWithValue(id)
-		msg.SetGenHeader("X-Dueflow-Idempotency-Key", m.IdempotencyKey)
-	} else {
-		msg.SetMessageID()
-		id = strings.Trim(firstHeader(msg, mail.HeaderMessageID), "<>")
+	key := m.IdempotencyKey
+	if key == "" {
+		// No delivery to recognise: a random id, still without the host's
+		// name that go-mail would put in it.
+		key = rand.Text()
 	}
-	text := m.Text
-	if strings.TrimSpace(text) == "" && m.HTML != "" {
-		text = render.StripTags(m.HTML)
+	id := notify.MessageID(key, from)
+	msg.SetMessageIDWithValue(id)
+	body := m.Text
+	if strings.TrimSpace(body) == "" && m.HTML != "" {
+		body = render.StripTags(m.HTML)
 	}
-	msg.SetBodyString(mail.TypeTextPlain, text)
+	msg.SetBodyString(mail.TypeTextPlain, body)
 	if m.HTML != "" {
 		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
 	}
 	return msg, id, nil
-}
-
-func firstHeader(msg *mail.Msg, h mail.Header) string {
-	if v := msg.GetGenHeader(h); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// classify turns a go-mail error into a *notify.Error: a 5xx reply to RCPT
-// TO that names the mailbox (550, 551, 553) is invalid_recipient, any other
-// 5xx provider_rejected (permanent), 4xx provider_unavailable (retryable),
-// and failures without an SMTP reply (broken connection) are network or
-// timeout errors (retryable; Ambiguous when the content was being written).
-func classify(err error) *notify.Error {
-	var se *mail.SendError
-	if !errors.As(err, &se) {
-		return notify.TransportError(ProviderName, err)
-	}
-	code := se.ErrorCode()
-	switch {
-	case code >= 500 && code < 600:
-		if se.Reason == mail.ErrSMTPRcptTo && (code == 550 || code == 551 || code == 553) {
-			return notify.InvalidRecipient(ProviderName, code, err)
-		}
-		return notify.Permanent(ProviderName, code, err)
-	case code >= 400 && code < 500:
-		return &notify.Error{Provider: ProviderName, Code: notify.CodeUnavailable, Retryable: true, StatusCode: code, Err: err}
-	case se.Reason == mail.ErrGetSender || se.Reason == mail.ErrGetRcpts:
-		return notify.Permanent(ProviderName, 0, err)
-	}
-	e := notify.TransportError(ProviderName, err)
-	// Only a failure while or after the content was written can mean the
-	// server has the message.
-	e.Ambiguous = se.Reason == mail.ErrWriteContent || se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
-	return e
 }

@@ -15,6 +15,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -281,7 +282,7 @@ func TestSendMultipartWithAuth(t *testing.T) {
 	res, err := s.Send(context.Background(), message())
 	require.NoError(t, err)
 	assert.Equal(t, "smtp", res.Provider)
-	assert.Equal(t, "dueflow.0f8fad5b-d9cb-469f-a165-70867728950e.0.email@acme.test", res.MessageID)
+	assert.Equal(t, notify.MessageID(message().IdempotencyKey, "billing@acme.test"), res.MessageID)
 
 	require.Len(t, b.msgs, 1)
 	got := b.msgs[0]
@@ -296,6 +297,7 @@ func TestSendMultipartWithAuth(t *testing.T) {
 	assert.Equal(t, &mail.Address{Name: "Acme HVAC", Address: "billing@acme.test"}, from)
 	assert.Equal(t, "Invoice INV-1 is past due", h.Get("Subject"))
 	assert.NotEmpty(t, h.Get("Date"))
+	requireNoInternalHeaders(t, got.Data)
 	assert.Equal(t, "Hi Ana,\r\nplease pay.", strings.TrimSpace(text))
 	assert.Equal(t, "<p>Hi Ana,</p><p>please <b>pay</b>.</p>", strings.TrimSpace(html))
 
@@ -352,9 +354,10 @@ func TestStartTLSRequired(t *testing.T) {
 
 func TestErrorClassification(t *testing.T) {
 	b := &backend{reject: map[string]*smtp.SMTPError{
-		"nobody@client.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"},
+		// Servers echo the address; it must not reach the error text.
+		"nobody@client.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<nobody@client.test>: no such mailbox"},
 		"busy@client.test":   {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"},
-		"policy@client.test": {Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay denied"},
+		"policy@client.test": {Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay denied for policy@client.test"},
 	}}
 	host, port := startServer(t, b, nil, false)
 	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second})
@@ -375,7 +378,11 @@ func TestErrorClassification(t *testing.T) {
 			m := message()
 			m.To = tc.to
 			_, err := s.Send(context.Background(), m)
-			notifytest.RequireError(t, err, notify.Error{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status})
+			ne := notifytest.RequireError(t, err, notify.Error{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status}, tc.to, "client.test")
+			if tc.status != 0 {
+				assert.Contains(t, err.Error(), "RCPT TO: "+strconv.Itoa(tc.status), "the stage and the reply")
+			}
+			assert.False(t, ne.Ambiguous)
 		})
 	}
 	assert.Empty(t, b.msgs)
@@ -417,13 +424,17 @@ func TestDialErrorsAreRetryable(t *testing.T) {
 	_, err = s.Send(ctx, message())
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Retryable)
-	assert.Contains(t, []string{notify.CodeTimeout, notify.CodeNetwork}, ne.Code)
+	assert.Equal(t, notify.CodeTimeout, ne.Code)
+	assert.False(t, ne.Ambiguous, "no greeting: nothing was handed over")
+	assert.Contains(t, err.Error(), "greeting")
 }
 
 func TestConfigErrors(t *testing.T) {
 	_, err := smtpmail.New(smtpmail.Config{})
 	assert.Error(t, err)
 	_, err = smtpmail.New(smtpmail.Config{Host: "x", TLS: "ssl3"})
+	assert.Error(t, err)
+	_, err = smtpmail.New(smtpmail.Config{Host: "x", Port: 465, TLS: "ssl3"})
 	assert.Error(t, err)
 }
 
@@ -454,4 +465,24 @@ func TestConnectionLostAfterDataIsAmbiguous(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Retryable)
 	assert.True(t, notify.IsAmbiguous(err), "%v", err)
+}
+
+// requireNoInternalHeaders asserts that a raw message's headers name no
+// software and carry no internal id: no X-Mailer, User-Agent or X-Dueflow-*
+// header, and the execution's id (the idempotency key's first part)
+// nowhere in the header block.
+func requireNoInternalHeaders(t *testing.T, raw []byte) {
+	t.Helper()
+	head, _, found := strings.Cut(string(raw), "\r\n\r\n")
+	require.True(t, found, "a header block")
+	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	require.NoError(t, err)
+	for name := range msg.Header {
+		assert.NotContains(t, []string{"X-Mailer", "User-Agent"}, name)
+		assert.False(t, strings.HasPrefix(strings.ToLower(name), "x-dueflow"), "header %s", name)
+	}
+	execID, _, _ := strings.Cut(message().IdempotencyKey, ":")
+	assert.NotContains(t, head, execID)
+	assert.NotContains(t, strings.ToLower(head), "go-mail")
+	assert.NotContains(t, strings.ToLower(head), "dueflow")
 }

@@ -4,11 +4,13 @@
 // "messaging_profile_id"}; the answer is {"data":{"id":...}}, errors are
 // {"errors":[{"code","title","detail"}]}.
 //
-// The delivery's idempotency key is sent as the Idempotency-Key header
-// (Telnyx's general idempotency mechanism: same key, same path and a
-// byte-identical body replay the first successful answer for 24 hours;
-// whether /v2/messages honours it is up to Telnyx, so the delivery ledger
-// remains the guarantee against double sends).
+// The delivery's idempotency key is sent as the Idempotency-Key header,
+// when it has the documented form (1 to 255 letters, digits, "-", "_",
+// ":"). That is Telnyx's general idempotency mechanism: the same key,
+// method and path with a byte-identical body replay the first successful
+// answer for 24 hours (a different body: 422). The reference of
+// /v2/messages does not declare it, so the delivery ledger remains the
+// guarantee against double sends.
 package telnyx
 
 import (
@@ -20,9 +22,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
+	"time"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/text"
 )
 
@@ -34,6 +39,9 @@ const DefaultAPIBase = "https://api.telnyx.com"
 
 // IdempotencyHeader carries the delivery's idempotency key.
 const IdempotencyHeader = "Idempotency-Key"
+
+// idempotencyKeyRE is the documented form of an Idempotency-Key.
+var idempotencyKeyRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,255}$`)
 
 // Config configures the Telnyx sender.
 type Config struct {
@@ -172,12 +180,13 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	req.Header.Set("Authorization", "Bearer "+s.cfg.APIKey)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	if m.IdempotencyKey != "" {
+	if idempotencyKeyRE.MatchString(m.IdempotencyKey) {
 		req.Header.Set(IdempotencyHeader, m.IdempotencyKey)
 	}
-	resp, err := s.client.Do(req)
+	client, ex := notify.InstrumentedClient(ctx, s.client, nil)
+	resp, err := client.Do(req)
 	if err != nil {
-		return notify.Result{}, notify.TransportError(ProviderName, err)
+		return notify.Result{}, ex.TransportError(ProviderName, err)
 	}
 	defer resp.Body.Close()
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -200,16 +209,16 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		return notify.HTTPError(ProviderName, status, h, fmt.Errorf("telnyx answer status %d", status))
 	}
 	e0 := er.Errors[0]
-	cause := fmt.Errorf("telnyx error %s: %s", e0.Code, strings.TrimSpace(e0.Title+": "+text.Truncate(e0.Detail, 200)))
+	cause := fmt.Errorf("telnyx error %s: %s", e0.Code, redact.Text(strings.TrimSpace(e0.Title+": "+text.Truncate(e0.Detail, 200))))
 	for _, e := range er.Errors {
 		if invalidRecipientCodes[e.Code] {
-			return notify.InvalidRecipient(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+			return notify.InvalidRecipient(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 		if permanentCodes[e.Code] {
-			return notify.Permanent(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+			return notify.Permanent(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 		if configCodes[e.Code] {
-			return notify.AuthError(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, e.Title))
+			return notify.AuthError(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 	}
 	ne := notify.HTTPError(ProviderName, status, h, cause)
@@ -218,6 +227,7 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 		if e0.Code == "10011" || e0.Code == "40011" {
 			ne.Code = notify.CodeRateLimited
 		}
+		ne.RetryAfter = notify.RetryAfterSeconds(h.Get("Retry-After"), time.Now())
 	}
 	return ne
 }

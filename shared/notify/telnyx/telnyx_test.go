@@ -60,9 +60,12 @@ func TestSendWireFormat(t *testing.T) {
 	s2, srv2 := newSender(t, queued, "")
 	m := sms()
 	m.From = "+15550002222"
+	m.IdempotencyKey = "key with spaces/and slashes" // not the documented form: not sent
 	_, err = s2.Send(context.Background(), m)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"from": "+15550002222", "to": "+15551234567", "text": m.Text}, body(t, srv2.Only(t)))
+	r = srv2.Only(t)
+	assert.Equal(t, map[string]any{"from": "+15550002222", "to": "+15551234567", "text": m.Text}, body(t, r))
+	assert.Empty(t, r.Header.Get("Idempotency-Key"))
 }
 
 func TestErrorClassification(t *testing.T) {
@@ -84,17 +87,17 @@ func TestErrorClassification(t *testing.T) {
 		{"rate limited", `{"errors":[{"code":"10011","title":"Too many requests"}]}`,
 			notify.Error{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
 		{"rate limit code on 400", `{"errors":[{"code":"40011","title":"Too many requests"}]}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeRateLimited, Retryable: true}},
+			notify.Error{StatusCode: 400, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
 		{"server error", `upstream down`,
 			notify.Error{StatusCode: 503, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
-		{"unexpected", `{"errors":[{"code":"10007","title":"Unexpected error"}]}`,
+		{"unexpected", `{"errors":[{"code":"10007","title":"Unexpected error","detail":"sending to +1 555-123-4567 failed"}]}`,
 			notify.Error{StatusCode: 500, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newSender(t, notifytest.Answer{Status: tc.want.StatusCode, Body: tc.answer, RetryAfter: "9"}, "")
 			_, err := s.Send(context.Background(), sms())
-			notifytest.RequireError(t, err, tc.want, "KEYabc", "Reply STOP to opt out")
+			notifytest.RequireError(t, err, tc.want, "KEYabc", "Reply STOP to opt out", "555-123-4567", "5551234567")
 		})
 	}
 }
@@ -119,4 +122,10 @@ func TestAcceptedButUnreadableIsSuccess(t *testing.T) {
 	res, err := s.Send(context.Background(), sms())
 	require.NoError(t, err)
 	assert.Equal(t, "telnyx", res.Provider)
+}
+
+func TestStallsBoundedByDeadline(t *testing.T) {
+	notifytest.RequireStallsBounded(t, func(base string) (notify.Sender, error) {
+		return telnyx.New(telnyx.Config{APIKey: "k", From: "+15550001111", APIBase: base})
+	}, sms())
 }

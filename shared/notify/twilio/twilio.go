@@ -5,10 +5,14 @@
 // twilio-go v1.31.0 takes no context and has no setting for the API base
 // URL (the base is fixed inside the generated service). Both are supplied
 // through the HTTP client given to it: every request carries the caller's
-// context, gets the I-Twilio-Idempotency-Token header, and is redirected to
-// Config.APIBase when one is set (tests, a local sink, a proxy). The
-// Messages API does not document deduplication by that header; the delivery
-// ledger remains the guarantee against double sends.
+// context and is redirected to Config.APIBase when one is set (tests, a
+// local sink, a proxy).
+//
+// No idempotency key is sent: the Messages API documents none (Twilio's
+// I-Twilio-Idempotency-Token is a header Twilio sets on the webhooks it
+// sends, not one it honours on requests). The delivery ledger is the
+// guarantee against double sends; a request known not to have been
+// written completely is retried, one that may have been is not.
 package twilio
 
 import (
@@ -23,13 +27,11 @@ import (
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/redact"
 )
 
 // ProviderName is recorded in the delivery ledger.
 const ProviderName = "twilio"
-
-// IdempotencyHeader carries the delivery's idempotency key.
-const IdempotencyHeader = "I-Twilio-Idempotency-Token"
 
 // Twilio error codes with a meaning for retries.
 const (
@@ -40,6 +42,10 @@ const (
 	CodeTooManyRequests  = 20429
 	CodeInvalidFromPhone = 21606 // 'From' is not a valid, SMS-capable number of this account
 	CodeUnverified       = 21608 // trial account: number not verified for this account
+	// Raised by twilio-go itself, before sending: the account SID or auth
+	// token holds characters other than letters and digits.
+	CodeIllegalUsername = 21222
+	CodeIllegalPassword = 21224
 )
 
 // Config configures the Twilio sender.
@@ -90,9 +96,6 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 		return notify.Result{}, notify.InvalidRecipient(ProviderName, 0, errors.New("no recipient number"))
 	}
 	httpClient, ex := notify.InstrumentedClient(ctx, s.cfg.HTTPClient, func(r *http.Request) {
-		if m.IdempotencyKey != "" {
-			r.Header.Set(IdempotencyHeader, m.IdempotencyKey)
-		}
 		if s.base != nil {
 			r.URL.Scheme, r.URL.Host, r.Host = s.base.Scheme, s.base.Host, s.base.Host
 			r.URL.Path = s.base.Path + r.URL.Path
@@ -133,7 +136,15 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 		if status == 0 {
 			status = ex.Status
 		}
-		cause := fmt.Errorf("twilio error %d: %s", te.Code, te.Message)
+		cause := fmt.Errorf("twilio error %d: %s", te.Code, redact.Text(te.Message)) // names the number
+		if ex.Status == 0 {
+			// Raised by twilio-go before sending (nothing was answered):
+			// credentials it refuses to send are the operator's to fix.
+			if te.Code == CodeIllegalUsername || te.Code == CodeIllegalPassword {
+				return notify.AuthError(ProviderName, 0, cause)
+			}
+			return notify.Permanent(ProviderName, 0, cause)
+		}
 		switch te.Code {
 		case CodeInvalidToNumber, CodeNotMobile, CodeCannotRoute:
 			return notify.InvalidRecipient(ProviderName, status, cause)
@@ -144,16 +155,12 @@ func classify(err error, ex *notify.Exchange) *notify.Error {
 		case CodeTooManyRequests:
 			status = http.StatusTooManyRequests
 		}
-		if ex.Status == 0 && status == 0 {
-			return notify.Permanent(ProviderName, 0, cause) // raised by twilio-go before sending
-		}
 		return notify.HTTPError(ProviderName, status, ex.Header, cause)
 	}
-	if ex.Status >= 400 {
-		// An error answer twilio-go could not decode (HTML from a proxy).
-		return notify.HTTPError(ProviderName, ex.Status, ex.Header, fmt.Errorf("twilio answer: %w", err))
-	}
-	return notify.TransportError(ProviderName, err)
+	// An error answer twilio-go could not decode (HTML from a proxy) is
+	// classified by its status; no answer, by whether the request was
+	// written.
+	return ex.TransportError(ProviderName, err)
 }
 
 // isMessagingServiceSID reports whether from is a messaging service SID

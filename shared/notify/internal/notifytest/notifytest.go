@@ -5,11 +5,15 @@
 package notifytest
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,4 +171,152 @@ func RequireTransportErrors(t testing.TB, newSender func(base string) (notify.Se
 	_, err = s.Send(ctx, m)
 	RequireTimeout(t, err)
 	assert.Less(t, time.Since(start), 2*time.Second, "the caller's deadline ends the request")
+}
+
+// Stage is where a Stalling server stops serving a request.
+type Stage int
+
+// The stages of a request a Stalling server can stop at.
+const (
+	// StallHandshake accepts the connection and never reads or writes:
+	// a TLS handshake never completes (use the https base).
+	StallHandshake Stage = iota
+	// StallAfterHeaders reads the request's headers and never answers.
+	StallAfterHeaders
+	// StallInBody reads the headers and a little of the body, then reads
+	// no more (give the request a body larger than the socket buffers).
+	StallInBody
+	// StallAnswerBody reads the whole request, sends the status line and
+	// headers of its answer and never sends the body.
+	StallAnswerBody
+	// DropAfterRequest reads the whole request and closes the connection
+	// without an answer.
+	DropAfterRequest
+)
+
+// String names the stage.
+func (s Stage) String() string {
+	return [...]string{"handshake", "after headers", "in body", "answer body", "drop after request"}[s]
+}
+
+// Stalling starts a plain TCP server that serves every connection up to
+// stage (for StallAnswerBody, with status and the Retry-After header
+// retryAfter when not empty) and holds it open until the test ends. It
+// returns the server's base URL: https for StallHandshake, http otherwise.
+func Stalling(t testing.TB, stage Stage, status int, retryAfter string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(done)
+		_ = ln.Close()
+		wg.Wait()
+	})
+	serve := func(c net.Conn) {
+		defer wg.Done()
+		defer c.Close()
+		go func() { <-done; _ = c.Close() }()
+		if tc, ok := c.(*net.TCPConn); ok && stage == StallInBody {
+			_ = tc.SetReadBuffer(4096) // no autotuning: the client's writes block
+		}
+		br := bufio.NewReader(c)
+		if stage != StallHandshake {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch stage {
+			case StallInBody:
+				_, _ = io.CopyN(io.Discard, req.Body, 1024)
+			case StallAnswerBody, DropAfterRequest:
+				_, _ = io.Copy(io.Discard, req.Body)
+			}
+			switch stage {
+			case DropAfterRequest:
+				return
+			case StallAnswerBody:
+				head := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n", status, http.StatusText(status))
+				if retryAfter != "" {
+					head += "Retry-After: " + retryAfter + "\r\n"
+				}
+				_, _ = io.WriteString(c, head+"\r\n{")
+			}
+		}
+		<-done
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go serve(c)
+		}
+	}()
+	scheme := "http://"
+	if stage == StallHandshake {
+		scheme = "https://"
+	}
+	return scheme + ln.Addr().String()
+}
+
+// stallSlack is how long after its deadline a send may return: the
+// transport's clean-up and the wait for the writer's verdict on a request
+// still being written (notify.Exchange.HandedOver, at most 250 ms), on a
+// machine shared by many test runs (a send that ignored its deadline would
+// hang until the test's end).
+const stallSlack = 2 * time.Second
+
+// RequireStallsBounded asserts, for a provider built by newSender on an API
+// base URL, that a send to a server stalling at each Stage returns by the
+// caller's deadline (+ stallSlack) and is classified by whether the
+// request had been handed over: a stalled TLS handshake or a body the
+// server stopped reading is a retryable timeout that is not ambiguous
+// (nothing complete reached the provider); a request read and never
+// answered is an ambiguous timeout; a connection dropped after the request
+// an ambiguous network error; an answer whose body stalls is decided by its
+// status (2xx: sent; 503: provider_unavailable and 429: rate_limited, with
+// Retry-After, neither ambiguous).
+func RequireStallsBounded(t *testing.T, newSender func(base string) (notify.Sender, error), m notify.Message) {
+	big := m
+	big.Text, big.HTML = strings.Repeat("x", 8<<20), "" // larger than the socket buffers
+	cases := []struct {
+		stage     Stage
+		status    int
+		m         notify.Message
+		want      notify.Error // Code "" = success
+		ambiguous bool
+	}{
+		{StallHandshake, 0, m, notify.Error{Code: notify.CodeTimeout, Retryable: true}, false},
+		{StallAfterHeaders, 0, m, notify.Error{Code: notify.CodeTimeout, Retryable: true}, true},
+		{StallInBody, 0, big, notify.Error{Code: notify.CodeTimeout, Retryable: true}, false},
+		{StallAnswerBody, http.StatusOK, m, notify.Error{}, false},
+		{StallAnswerBody, http.StatusServiceUnavailable, m, notify.Error{Code: notify.CodeUnavailable, Retryable: true, StatusCode: 503, RetryAfter: 7}, false},
+		{StallAnswerBody, http.StatusTooManyRequests, m, notify.Error{Code: notify.CodeRateLimited, Retryable: true, StatusCode: 429, RetryAfter: 7}, false},
+		{DropAfterRequest, 0, m, notify.Error{Code: notify.CodeNetwork, Retryable: true}, true},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s %d", tc.stage, tc.status), func(t *testing.T) {
+			s, err := newSender(Stalling(t, tc.stage, tc.status, "7"))
+			require.NoError(t, err)
+			const deadline = 300 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			_, err = s.Send(ctx, tc.m)
+			took := time.Since(start)
+			assert.Less(t, took, deadline+stallSlack, "returned by the deadline")
+			if tc.want.Code == "" {
+				assert.NoError(t, err, "an accepted answer is a send, even when its body never comes")
+				return
+			}
+			RequireError(t, err, tc.want)
+			assert.Equal(t, tc.ambiguous, notify.IsAmbiguous(err), "ambiguous: %v", err)
+		})
+	}
 }
