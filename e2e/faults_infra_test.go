@@ -227,3 +227,33 @@ func TestSMTPDropsAfterData(t *testing.T) {
 	assert.Equal(t, drops, countWhere(t, db, "automation_execution_logs", "error_code = 'delivery_unknown'"))
 	assertNotResent(t, rep)
 }
+
+// TestProviderOutageOutlastsAttempts: the SMS provider answers 503 for more
+// cycles than an execution has attempts (7 > max_attempts 5). An outage is
+// the infrastructure's trouble, not the message's: the executions are
+// deferred (their attempts given back), none fails, and once the provider
+// is back every SMS goes out once (the emails went out in the first cycle,
+// once).
+func TestProviderOutageOutlastsAttempts(t *testing.T) {
+	const n, concurrency, outageCycles = 10, 4, 7
+	ctx := context.Background()
+	s := startStack(t, stackOptions{env: faultEnv(concurrency, true)})
+	db := s.Pool()
+	seedOverdueSMS(t, db, n)
+	s.Telnyx().SetOutage(503)
+
+	res, err := s.Tick(ctx)
+	require.NoError(t, err)
+	t.Logf("first cycle: %s; executions %v", res, executionStates(t, s))
+	settle(t, s, outageCycles-1)
+	t.Logf("after %d cycles of outage: executions %v, deliveries %v", outageCycles, executionStates(t, s), deliveryStates(t, s))
+	assert.Zero(t, countWhere(t, db, "automation_execution_logs", "status = 'failed'"), "nothing failed during the outage")
+	assert.Empty(t, s.SMS())
+
+	s.Telnyx().SetOutage(0)
+	settle(t, s, 3)
+	rep := checkInvariants(t, s, invariantOpts{maxUnknown: 0})
+	assert.Equal(t, n, countWhere(t, db, "automation_execution_logs", "status = 'completed'"))
+	assert.Equal(t, n, rep.sms, "every SMS once, after the outage")
+	assert.Equal(t, n, rep.emails, "every email once")
+}
