@@ -89,6 +89,10 @@ func TestRLSAndGrants(t *testing.T) {
 	forbidden := []string{
 		`select automation_claim('invoice-reminder', null, 10, 60)`,
 		`select automation_begin_deliveries('[]')`,
+		`select automation_record_deliveries('[]', '[]')`,
+		`select automation_finish_deliveries('[]')`,
+		`select automation_settle_delivery(gen_random_uuid(), true, 'x')`,
+		`select * from automation_unknown_deliveries`,
 		`select automation_report('[]')`,
 		`select automation_cancel_execution(gen_random_uuid())`,
 		`select automation_retry_execution(gen_random_uuid())`,

@@ -1,5 +1,5 @@
 // Command dueflow is the local stack and operator CLI: demo, invoke, tick,
-// status, register, bench.
+// status, register, deliveries, settle, bench.
 package main
 
 import (

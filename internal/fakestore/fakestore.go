@@ -1,5 +1,5 @@
 // Package fakestore is an in-memory stand-in of the three automation RPCs
-// (automation_claim, automation_begin_deliveries, automation_report) with
+// (automation_claim, automation_record_deliveries, automation_report) with
 // the semantics of docs/contract.md: leases fenced by token, the delivery
 // ledger's answers (new, sent, ambiguous, failed, stale, invalid) and the status
 // transitions of a report, deferrals included (a deferred retry gives its
@@ -50,7 +50,8 @@ type Ledger struct {
 }
 
 // Store is the in-memory database. Set FailReport to make Report fail
-// (a crash between the provider call and the report).
+// (a crash between the provider call and the report), FailBegin to make
+// RecordDeliveries fail (the ledger unreachable).
 type Store struct {
 	mu         sync.Mutex
 	Now        func() time.Time
@@ -186,13 +187,19 @@ func encode(doc automation.Claimed, mangle func(map[string]any)) (json.RawMessag
 	return json.Marshal(m)
 }
 
-// BeginDeliveries implements automation_begin_deliveries.
-func (s *Store) BeginDeliveries(_ context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+// RecordDeliveries implements automation_record_deliveries: finishes the
+// deliveries whose execution still holds the lease, then begins ds.
+func (s *Store) RecordDeliveries(_ context.Context, finished []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.Calls["begin"]++
+	s.Calls["record"]++
 	if s.FailBegin {
-		return nil, errors.New("begin deliveries: connection reset")
+		return nil, errors.New("record deliveries: connection reset")
+	}
+	for _, f := range finished {
+		if e, ok := s.Execs[f.ExecutionID]; ok && e.Status == automation.StatusRunning && e.LeaseToken == f.LeaseToken {
+			s.finish(f.ExecutionID, f.DeliveryResult)
+		}
 	}
 	out := make([]automation.DeliveryBegun, len(ds))
 	for i, d := range ds {
@@ -232,6 +239,21 @@ func (s *Store) BeginDeliveries(_ context.Context, ds []automation.DeliveryInten
 	return out, nil
 }
 
+// finish records a delivery's provider answer as the SQL does: only a
+// finished status, only the execution's own row, never over sent.
+func (s *Store) finish(exec uuid.UUID, d automation.DeliveryResult) {
+	switch d.Status {
+	case automation.DeliverySent, automation.DeliveryFailed, automation.DeliveryUnknown:
+	default:
+		return
+	}
+	l, ok := s.Deliveries[d.IdempotencyKey]
+	if !ok || l.ExecutionID != exec || l.Status == automation.DeliverySent {
+		return
+	}
+	l.Status, l.ProviderMessageID, l.Retryable, l.ErrorCode = d.Status, d.ProviderMessageID, d.Retryable, d.ErrorCode
+}
+
 // Report implements automation_report.
 func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation.Reported, error) {
 	s.mu.Lock()
@@ -253,9 +275,7 @@ func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation
 			continue
 		}
 		for _, d := range o.Deliveries {
-			if l, ok := s.Deliveries[d.IdempotencyKey]; ok {
-				l.Status, l.ProviderMessageID, l.Retryable, l.ErrorCode = d.Status, d.ProviderMessageID, d.Retryable, d.ErrorCode
-			}
+			s.finish(o.ExecutionID, d)
 		}
 		e.ErrorCode, e.LeaseToken = o.ErrorCode, uuid.Nil
 		switch o.Status {

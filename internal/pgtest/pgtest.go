@@ -9,7 +9,7 @@
 // Beside the harness it holds what the database tests share: fixtures
 // (CreateOrg, CreateInvoice, OverdueInvoices, ...), one-value queries (Int,
 // Text, Exec, JSON) and the RPC calls of the contract (Claim, ClaimDue,
-// Report, BeginDeliveries). Use them rather than writing local copies.
+// Report, BeginDeliveries, RecordDeliveries). Use them rather than writing local copies.
 package pgtest
 
 import (

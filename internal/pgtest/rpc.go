@@ -51,6 +51,24 @@ func BeginDeliveries(t testing.TB, db DB, intents ...automation.DeliveryIntent) 
 	return out
 }
 
+// RecordDeliveries calls automation_record_deliveries: finishes the
+// finished deliveries, begins the intents and returns one result per intent.
+func RecordDeliveries(t testing.TB, db DB, finished []automation.DeliveryFinished, intents ...automation.DeliveryIntent) []automation.DeliveryBegun {
+	t.Helper()
+	if finished == nil {
+		finished = []automation.DeliveryFinished{}
+	}
+	if intents == nil {
+		intents = []automation.DeliveryIntent{}
+	}
+	out := JSON[[]automation.DeliveryBegun](t, db, `select automation_record_deliveries($1::jsonb, $2::jsonb)`,
+		mustJSON(t, finished), mustJSON(t, intents))
+	if len(out) != len(intents) {
+		t.Fatalf("pgtest: automation_record_deliveries: %d results for %d intents", len(out), len(intents))
+	}
+	return out
+}
+
 // MakeDue moves every pending execution's next attempt into the past, so
 // it can be claimed and dispatched now.
 func MakeDue(t testing.TB, db DB) {

@@ -127,6 +127,11 @@ const (
 	ErrInvalidExecution = "invalid_execution"
 )
 
+// ErrSettledNotSent: an operator settled an unknown delivery as not sent
+// (automation_settle_delivery); on the delivery, and on a completed
+// execution that has no unknown delivery left.
+const ErrSettledNotSent = "settled_not_sent"
+
 // Step is one step of a workflow. Empty Subject/Body/HTML mean "use the
 // action's default template".
 type Step struct {
@@ -280,6 +285,15 @@ type DeliveryResult struct {
 	ErrorCode         string `json:"error_code,omitempty"`
 	ErrorMessage      string `json:"error_message,omitempty"`
 	Retryable         bool   `json:"retryable,omitempty"` // a failed delivery that may be re-armed on a later attempt
+}
+
+// DeliveryFinished is one element of automation_record_deliveries'
+// p_finished: a delivery's provider answer recorded before the report,
+// fenced by the lease of its execution like the report.
+type DeliveryFinished struct {
+	ExecutionID uuid.UUID `json:"execution_id"`
+	LeaseToken  uuid.UUID `json:"lease_token"`
+	DeliveryResult
 }
 
 // Outcome is one element of automation_report's p_outcomes.

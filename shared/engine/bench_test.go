@@ -229,7 +229,7 @@ func pgCPU(b *testing.B, s *stack) time.Duration {
 }
 
 // timedStore adds up the time spent in each RPC (nanoseconds) and counts
-// the begin-deliveries calls.
+// the ledger calls (automation_record_deliveries).
 type timedStore struct {
 	engine.Store
 	claim, begin, report atomic.Int64
@@ -241,10 +241,10 @@ func (t *timedStore) Claim(ctx context.Context, r automation.ClaimRequest) ([]js
 	return t.Store.Claim(ctx, r)
 }
 
-func (t *timedStore) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+func (t *timedStore) RecordDeliveries(ctx context.Context, f []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
 	t.begins.Add(1)
 	defer func(s time.Time) { t.begin.Add(int64(time.Since(s))) }(time.Now())
-	return t.Store.BeginDeliveries(ctx, ds)
+	return t.Store.RecordDeliveries(ctx, f, ds)
 }
 
 func (t *timedStore) Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error) {

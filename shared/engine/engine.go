@@ -3,22 +3,25 @@
 // the delivery ledger, and reports every outcome back. It is the
 // lambdaurl.Processor of every action's function.
 //
-// Round trips per batch: one claim, one report, and one begin-deliveries
-// call per chunk of at most Concurrency messages (a batch of 100 one-message
-// executions at concurrency 8: 13 begins). A chunk is begun just before its
-// sends, so a crash leaves at most Concurrency deliveries begun but not yet
-// handed to the provider.
+// Round trips per batch: one claim, one report, and one ledger call
+// (automation_record_deliveries) per chunk of at most Concurrency messages
+// (a batch of 100 one-message executions at concurrency 8: 13 calls). A
+// chunk is begun just before its sends, and the same call finishes the
+// previous chunk (its provider answers: sent, failed, unknown), so a crash
+// or a failed report leaves at most one chunk (Concurrency deliveries)
+// begun and not finished; the report finishes the last chunk (and lists
+// every delivery again: idempotent).
 //
-// Delivery is at most once. Every message is recorded in the ledger
-// (automation_begin_deliveries) before the provider is called, under a key
-// that is stable across attempts (execution, step, channel). If the
-// function dies between the provider call and the report, the ledger row
-// stays "sending"; when the execution is claimed again the ledger answers
-// "ambiguous" and the message is not sent again (it is recorded "unknown").
-// Those are the messages the dead attempt sent (it could not report them)
-// plus at most one chunk (Concurrency) it had begun and maybe not sent: no
-// more than Concurrency recipients can miss a message in a crash, and each
-// of them has an "unknown" delivery.
+// Delivery is at most once. Every message is recorded in the ledger before
+// the provider is called, under a key that is stable across attempts
+// (execution, step, channel). If the function dies between the provider
+// call and the recording of its answer, the ledger row stays "sending";
+// when the execution is claimed again the ledger answers "ambiguous" and
+// the message is not sent again (it is recorded "unknown"). Those are the
+// deliveries of the one chunk in flight: no more than Concurrency
+// recipients can miss a message in a crash, each of them has an "unknown"
+// delivery, and its execution ends with error code delivery_unknown
+// (operators settle it: automation_settle_delivery).
 // A provider failure after the hand-over (notify.IsAmbiguous: a timeout or a
 // connection lost while waiting for the answer) is treated the same way,
 // because the provider may have accepted the message. A delivery recorded "sent" is never sent again.
@@ -53,10 +56,12 @@ import (
 // Store is the database side: the three RPCs (shared/supabase.Client).
 // Claim answers one undecoded document per claimed execution (an
 // automation.Claimed): the engine decodes each alone, so that one it cannot
-// read fails alone.
+// read fails alone. RecordDeliveries finishes the deliveries whose provider
+// answer is known and begins the next ones in one call, answering one
+// DeliveryBegun per intent in order.
 type Store interface {
 	Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error)
-	BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error)
+	RecordDeliveries(ctx context.Context, finished []automation.DeliveryFinished, begin []automation.DeliveryIntent) ([]automation.DeliveryBegun, error)
 	Report(ctx context.Context, os []automation.Outcome) ([]automation.Reported, error)
 }
 
@@ -217,6 +222,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	}
 
 	runs := e.decodeRuns(ctx, claimed)
+	var finished []automation.DeliveryFinished // provider answers not yet in the ledger
 	for {
 		cutoff := e.cutoff(ctx, runs)
 		var wave []*run
@@ -239,7 +245,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 			}
 			break
 		}
-		e.wave(ctx, wave, cutoff)
+		e.wave(ctx, wave, cutoff, &finished)
 	}
 	e.observeBatch(runs)
 
@@ -517,13 +523,16 @@ func (e *Engine) plan(r *run) {
 	}
 }
 
-// complete ends a run whose steps are all done.
+// complete ends a run whose steps are all done. Any delivery of the
+// execution whose fate is unknown (this attempt's or an earlier one's)
+// flags it delivery_unknown, whatever else was sent.
 func (e *Engine) complete(r *run) {
 	switch {
+	case r.unknown || earlierUnknown(r.c.Deliveries):
+		r.finish(automation.OutcomeCompleted, automation.ErrDeliveryUnknown,
+			"a message's delivery is unknown (an attempt stopped after handing it over); not sent again")
 	case r.sent > 0:
 		r.finish(automation.OutcomeCompleted, "", "")
-	case r.unknown:
-		r.finish(automation.OutcomeCompleted, automation.ErrDeliveryUnknown, "a message may have been sent by an earlier attempt")
 	case len(r.skips) == 0:
 		r.finish(automation.OutcomeCompleted, "", "")
 	case r.skips[skipInvalid] > 0:
@@ -535,6 +544,18 @@ func (e *Engine) complete(r *run) {
 	default:
 		r.finish(automation.OutcomeSkipped, automation.ErrConfig, "no provider configured for the workflow's channels")
 	}
+}
+
+// earlierUnknown reports whether the claim found a delivery of the execution
+// unknown or still sending: an earlier attempt handed it over (maybe) and
+// never learnt the answer. (Nothing of this attempt is begun at claim time.)
+func earlierUnknown(ds []automation.Delivery) bool {
+	for _, d := range ds {
+		if d.Status == automation.DeliveryUnknown || d.Status == automation.DeliverySending {
+			return true
+		}
+	}
+	return false
 }
 
 // prepare renders the message of a send step and sets r.intent, or records
@@ -617,7 +638,6 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	}
 	ex := c.Execution
 	msg.IdempotencyKey = automation.IdempotencyKey(ex.ID, r.step, channel)
-	msg.Tags = map[string]string{"execution_id": ex.ID.String(), "workflow_id": ex.WorkflowID.String(), "organization_id": ex.OrganizationID.String()}
 	r.msg, r.sender = msg, sender
 	r.intent = &automation.DeliveryIntent{
 		ExecutionID: ex.ID, LeaseToken: ex.LeaseToken, StepIndex: r.step, Channel: channel,
@@ -640,19 +660,20 @@ func (e *Engine) renderFailed(r *run, channel string, err error) {
 
 // wave sends every run's current message (one per run, a step wave). The
 // messages are recorded in the ledger and sent in chunks of at most
-// Concurrency: each chunk is begun with one automation_begin_deliveries call
-// just before its sends, and the next chunk is begun once they have all
-// returned. A crash therefore leaves at most one chunk begun but not handed
-// to the provider (ambiguous on the next attempt, never re-sent), instead of
-// every delivery of the batch.
-func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
+// Concurrency: each chunk is begun with one automation_record_deliveries
+// call just before its sends, and the next chunk is begun once they have all
+// returned, by the call that also finishes them (finished carries their
+// answers from one chunk, or wave, to the next). A crash therefore leaves at
+// most one chunk begun and not finished (ambiguous on the next attempt,
+// never re-sent), instead of every delivery of the batch.
+func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time, finished *[]automation.DeliveryFinished) {
 	for i := 0; i < len(rs); i += e.o.Concurrency {
 		chunk := rs[i:min(i+e.o.Concurrency, len(rs))]
 		code, msg := "", ""
 		switch {
 		case !e.o.Now().Before(cutoff):
 			code, msg = ErrDeadline, "stopped before the function's deadline"
-		case !e.chunk(ctx, chunk, cutoff):
+		case !e.chunk(ctx, chunk, cutoff, finished):
 			code, msg = automation.ErrInternal, "not begun: the ledger failed for an earlier chunk"
 			i += len(chunk) // that chunk has its outcome
 		}
@@ -667,32 +688,42 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time) {
 	}
 }
 
-// chunk records the runs' current messages in the ledger with one call, then
-// sends the new ones concurrently (len(rs) <= Concurrency). It answers false
-// when the ledger call failed (every run then has a retry outcome).
-func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
+// chunk records the runs' current messages in the ledger with one call that
+// also finishes the previous chunk's deliveries (*finished), then sends the
+// new ones concurrently (len(rs) <= Concurrency) and leaves their answers in
+// *finished for the next call. It answers false when the ledger call failed
+// (every run then has a retry outcome; *finished is kept: the next call or
+// the report records it).
+func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finished *[]automation.DeliveryFinished) bool {
 	intents := make([]automation.DeliveryIntent, len(rs))
 	for i, r := range rs {
 		intents[i] = *r.intent
 	}
-	begun, err := e.o.Store.BeginDeliveries(ctx, intents)
+	begun, err := e.o.Store.RecordDeliveries(ctx, *finished, intents)
 	if err == nil && len(begun) != len(intents) {
 		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
 	}
 	if err != nil {
 		// A database error's details may quote a row (its recipient): masked.
 		emsg := redact.Text(err.Error())
-		e.o.Logger.ErrorContext(ctx, "begin deliveries failed", "action", e.o.Action, "deliveries", len(intents), "error", emsg)
+		e.o.Logger.ErrorContext(ctx, "record deliveries failed", "action", e.o.Action, "deliveries", len(intents),
+			"finished", len(*finished), "error", emsg)
 		for _, r := range rs {
 			// The provider was not called. Should the call have committed
 			// after all, the retryable failure re-arms the ledger row.
 			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
 				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
 				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries: "+text.Truncate(emsg, 300))
+			r.finish(automation.OutcomeRetry, automation.ErrInternal, "ledger: "+text.Truncate(emsg, 300))
 			r.intent = nil
 		}
 		return false
+	}
+	*finished = nil
+	// results[:mark] were finished before this chunk
+	marks := make([]int, len(rs))
+	for i, r := range rs {
+		marks[i] = len(r.results)
 	}
 	// Sends end before the request's deadline, leaving time for the report.
 	sendCtx := ctx
@@ -739,7 +770,11 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time) bool {
 		}
 	}
 	wg.Wait()
-	for _, r := range rs {
+	for i, r := range rs {
+		ex := r.c.Execution
+		for _, res := range r.results[marks[i]:] {
+			*finished = append(*finished, automation.DeliveryFinished{ExecutionID: ex.ID, LeaseToken: ex.LeaseToken, DeliveryResult: res})
+		}
 		r.intent = nil
 	}
 	return true

@@ -426,7 +426,7 @@ func TestRoundTripsPerBatch(t *testing.T) {
 	}
 	sum := f.process(t, ids...)
 	assert.Equal(t, 100, sum.Completed)
-	assert.Equal(t, map[string]int{"claim": 1, "begin": 50, "report": 1}, f.store.Calls)
+	assert.Equal(t, map[string]int{"claim": 1, "record": 50, "report": 1}, f.store.Calls)
 	assert.Equal(t, 100, f.email.count())
 	assert.Equal(t, 100, f.sms.count())
 }
@@ -441,8 +441,8 @@ type countingStore struct {
 	maxOpen int
 }
 
-func (s *countingStore) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
-	out, err := s.Store.BeginDeliveries(ctx, ds)
+func (s *countingStore) RecordDeliveries(ctx context.Context, f []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	out, err := s.Store.RecordDeliveries(ctx, f, ds)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, b := range out {
@@ -488,18 +488,19 @@ type deadStore struct {
 	dead atomic.Bool
 }
 
-func (s *deadStore) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+func (s *deadStore) RecordDeliveries(ctx context.Context, f []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
 	if s.dead.Load() {
 		return nil, errors.New("process killed")
 	}
-	return s.Store.BeginDeliveries(ctx, ds)
+	return s.Store.RecordDeliveries(ctx, f, ds)
 }
 
 // A crash mid-batch (here: the function dies after the 10th message; the
-// begun chunk's other messages never reach the provider). On the next
-// attempt only that chunk and the messages sent before are ambiguous
-// (at most Concurrency recipients miss their message); the rest are sent,
-// and nothing is sent twice.
+// begun chunk's other messages never reach the provider). The chunks before
+// it were recorded sent by the ledger call of the next chunk; on the next
+// attempt only the chunk in flight is ambiguous (at most Concurrency
+// recipients miss their message); the rest are sent, and nothing is sent
+// twice.
 func TestCrashMidBatchLosesAtMostConcurrency(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	var ids []uuid.UUID
@@ -531,13 +532,17 @@ func TestCrashMidBatchLosesAtMostConcurrency(t *testing.T) {
 		}
 	}
 	f.email.mu.Unlock()
-	begun := 0
+	inFlight, recorded := 0, 0
 	for _, d := range f.store.Deliveries {
-		if d.Status == automation.DeliverySending {
-			begun++
+		switch d.Status {
+		case automation.DeliverySending:
+			inFlight++
+		case automation.DeliverySent:
+			recorded++
 		}
 	}
-	assert.Equal(t, 12, begun, "3 chunks of 4 begun when the 10th message went out")
+	assert.Equal(t, 4, inFlight, "the 3rd chunk of 4 was in flight when the 10th message went out")
+	assert.Equal(t, 8, recorded, "the first two chunks are recorded sent, although the report never came")
 	f.store.FailReport = false
 	f.store.Expire()
 	f.eng.o.Store = f.store
@@ -566,9 +571,9 @@ func TestCrashMidBatchLosesAtMostConcurrency(t *testing.T) {
 			assert.Equal(t, automation.DeliveryUnknown, f.store.Deliveries[key].Status, "a missing message has an unknown delivery")
 		}
 	}
-	assert.Equal(t, begun, unknown)
-	assert.Equal(t, begun-10, missing, "begun by the crashed attempt and never sent")
-	assert.Equal(t, 20-begun, f.email.count(), "every delivery never begun is sent on recovery")
+	assert.Equal(t, inFlight, unknown, "only the chunk in flight is unknown")
+	assert.Equal(t, 2, missing, "begun by the crashed attempt and never sent (the 11th and 12th)")
+	assert.Equal(t, 20-recorded-inFlight, f.email.count(), "every delivery never begun is sent on recovery")
 }
 
 func TestWrongActionRejected(t *testing.T) {
@@ -889,4 +894,173 @@ func TestWrongStepTypesFailTheirExecutionOnly(t *testing.T) {
 			assert.Equal(t, tc.want, o.ErrorMessage)
 		})
 	}
+}
+
+// recordingStore keeps what every ledger call was asked to finish.
+type recordingStore struct {
+	Store
+	mu       sync.Mutex
+	finished [][]automation.DeliveryFinished
+}
+
+func (s *recordingStore) RecordDeliveries(ctx context.Context, f []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	s.mu.Lock()
+	s.finished = append(s.finished, append([]automation.DeliveryFinished(nil), f...))
+	s.mu.Unlock()
+	return s.Store.RecordDeliveries(ctx, f, ds)
+}
+
+// Each ledger call finishes the chunk sent before it, across step waves
+// too, under the execution's lease; the report still lists every delivery.
+// When the final report fails for good, the earlier chunks are recorded
+// sent and only the last chunk is begun and not finished. No call is added.
+func TestLedgerCallFinishesPreviousChunk(t *testing.T) {
+	defer func(p time.Duration) { reportPause = p }(reportPause)
+	reportPause = time.Millisecond
+	f := newFixture(t, automation.ActionInvoiceReminder) // Concurrency 4
+	rs := &recordingStore{Store: f.store}
+	f.eng.o.Store = rs
+	var ids []uuid.UUID
+	for range 6 {
+		ids = append(ids, f.store.Add(invoiceDoc(email, sms)))
+	}
+	f.store.FailReport = true
+	_, err := f.eng.Process(context.Background(), automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+	require.Error(t, err)
+	assert.Equal(t, 6, f.email.count())
+	assert.Equal(t, 6, f.sms.count())
+	// emails in chunks of 4 + 2, then SMS in 4 + 2: four calls, each
+	// finishing the chunk before it (the 2 last emails with the first SMS)
+	require.Len(t, rs.finished, 4)
+	assert.Equal(t, []int{0, 4, 2, 4}, []int{len(rs.finished[0]), len(rs.finished[1]), len(rs.finished[2]), len(rs.finished[3])})
+	assert.Equal(t, 4, f.store.Calls["record"], "no ledger call added")
+	for _, fin := range rs.finished[1:] {
+		for _, d := range fin {
+			doc := f.store.Get(d.ExecutionID)
+			assert.Equal(t, doc.LeaseToken, d.LeaseToken, "finished under the execution's lease")
+			assert.Equal(t, automation.DeliverySent, d.Status)
+			assert.NotEmpty(t, d.ProviderMessageID)
+		}
+	}
+	sent, sending := map[string]int{}, map[string]int{}
+	for _, d := range f.store.Deliveries {
+		switch d.Status {
+		case automation.DeliverySent:
+			sent[d.Channel]++
+			assert.NotEmpty(t, d.ProviderMessageID)
+		case automation.DeliverySending:
+			sending[d.Channel]++
+		}
+	}
+	assert.Equal(t, map[string]int{"email": 6, "sms": 4}, sent, "every chunk but the last recorded sent without a report")
+	assert.Equal(t, map[string]int{"sms": 2}, sending, "only the last chunk begun and not finished")
+
+	// Recovery: nothing is sent twice; only the last chunk's two deliveries
+	// are unknown, and only their executions are flagged.
+	f.store.FailReport = false
+	f.store.Expire()
+	f.process(t, ids...)
+	assert.Equal(t, 6, f.email.count())
+	assert.Equal(t, 6, f.sms.count())
+	flagged := 0
+	for _, id := range ids {
+		o := f.lastOutcome(t, id)
+		assert.Equal(t, automation.OutcomeCompleted, o.Status)
+		if o.ErrorCode == automation.ErrDeliveryUnknown {
+			flagged++
+			assert.Equal(t, automation.DeliveryUnknown, f.store.Deliveries[automation.IdempotencyKey(id, 1, "sms")].Status)
+		}
+	}
+	assert.Equal(t, 2, flagged)
+}
+
+// A ledger call that fails keeps the answers it was to finish: the next
+// call carries them (here the one of the next wave), and the report too.
+func TestFailedLedgerCallKeepsAnswersForTheNext(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	rs := &recordingStore{Store: &flakyRecord{Store: f.store, failAt: 2}}
+	f.eng.o.Store = rs
+	var ids []uuid.UUID
+	for range 8 {
+		ids = append(ids, f.store.Add(invoiceDoc(email, sms)))
+	}
+	f.process(t, ids...)
+	// emails: chunk 1 (4 sent); the call of chunk 2 fails (nothing begun,
+	// its 4 executions retry); the SMS of the first 4 are begun by a call
+	// that finishes the email chunk the failed call was to finish
+	require.Len(t, rs.finished, 3)
+	assert.Len(t, rs.finished[1], 4)
+	assert.Equal(t, rs.finished[1], rs.finished[2], "the failed call's answers are carried by the next")
+	assert.Equal(t, 4, f.email.count())
+	assert.Equal(t, 4, f.sms.count())
+	for _, d := range f.store.Deliveries {
+		assert.Equal(t, automation.DeliverySent, d.Status)
+	}
+}
+
+// flakyRecord fails the failAt-th ledger call (1-based).
+type flakyRecord struct {
+	Store
+	n, failAt int
+}
+
+func (s *flakyRecord) RecordDeliveries(ctx context.Context, f []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	s.n++
+	if s.n == s.failAt {
+		return nil, errors.New("record deliveries: connection reset")
+	}
+	return s.Store.RecordDeliveries(ctx, f, ds)
+}
+
+// An execution with an unknown delivery ends delivery_unknown whatever else
+// was sent: this attempt's ambiguous answer (the later SMS is sent), and an
+// earlier attempt's, found in the claim document after a delay moved the
+// execution past that step.
+func TestUnknownDeliveryAlwaysFlagsItsExecution(t *testing.T) {
+	f := newFixture(t, automation.ActionSendReminder)
+	ambiguous := func(notify.Message) error {
+		return &notify.Error{Provider: "smtp", Code: notify.CodeNetwork, Retryable: true, Ambiguous: true, Err: errors.New("connection reset after DATA")}
+	}
+	doc := invoiceDoc(email, sms)
+	doc.Execution.Action = automation.ActionSendReminder
+	id := f.store.Add(doc)
+	f.email.fail = ambiguous
+	f.process(t, id)
+	require.Equal(t, automation.OutcomeRetry, f.lastOutcome(t, id).Status)
+	f.email.fail = nil
+	sum := f.process(t, id)
+	assert.Equal(t, 1, sum.Completed)
+	assert.Equal(t, 1, f.sms.count(), "the SMS was sent")
+	o := f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, o.Status)
+	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode, "an unknown email is not hidden by a sent SMS")
+
+	// email, delay, SMS: the email's fate is unknown (a crash before the
+	// report), the delay is reached on the next attempt, and the attempt
+	// after it sends only the SMS; still flagged.
+	doc = invoiceDoc(email, automation.Step{Type: automation.StepDelay, Hours: 1}, sms)
+	doc.Execution.Action = automation.ActionSendReminder
+	id = f.store.Add(doc)
+	f.store.FailReport = true
+	_, err := f.eng.Process(context.Background(), automation.Request{Action: automation.ActionSendReminder, ExecutionIDs: []uuid.UUID{id}})
+	require.Error(t, err)
+	f.store.FailReport = false
+	f.store.Expire()
+	f.process(t, id)
+	require.Equal(t, automation.OutcomeSnoozed, f.lastOutcome(t, id).Status)
+	f.now = f.now.Add(time.Hour)
+	f.process(t, id)
+	assert.Equal(t, 2, f.sms.count())
+	o = f.lastOutcome(t, id)
+	assert.Equal(t, automation.OutcomeCompleted, o.Status)
+	require.Len(t, o.Deliveries, 1, "resumed after the delay: the email is not in this attempt")
+	assert.Equal(t, automation.IdempotencyKey(id, 2, "sms"), o.Deliveries[0].IdempotencyKey)
+	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
+
+	// a clean execution is not flagged
+	doc = invoiceDoc(email, sms)
+	doc.Execution.Action = automation.ActionSendReminder
+	id = f.store.Add(doc)
+	f.process(t, id)
+	assert.Empty(t, f.lastOutcome(t, id).ErrorCode)
 }

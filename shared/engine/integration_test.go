@@ -242,6 +242,70 @@ func TestIntegrationCrashAfterSendDoesNotResend(t *testing.T) {
 	assert.Equal(t, "unknown", s.deliveries(t, id)[0].Status)
 }
 
+// The report never arrives (a function killed after its last send, or the
+// database unreachable then): through the real SQL, every chunk but the last
+// is recorded sent by the next chunk's ledger call, so only the last chunk
+// becomes unknown on the next attempt and only its executions are flagged.
+// The operator settles those (the messages did arrive): counted once, the
+// flags cleared.
+func TestIntegrationFailedReportLeavesOnlyLastChunkUnknown(t *testing.T) {
+	s := newStack(t)
+	emails := make([]string, 20)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("c%d@client.test", i)
+	}
+	wf, execs := s.overdue(t, `[]`, emails...)
+	ids := values(execs)
+	// Concurrency 8: chunks of 8, 8, 4
+	e := s.engine(t, automation.ActionInvoiceReminder, crashingStore{s.store})
+	_, err := e.Process(bg, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+	require.Error(t, err)
+	require.Equal(t, 20, s.smtp.Count())
+	count := func(q string) int {
+		var n int
+		require.NoError(t, s.db.QueryRow(bg, q, wf).Scan(&n))
+		return n
+	}
+	byStatus := `select count(*) from automation_deliveries d join automation_execution_logs e on e.id = d.execution_id
+		where e.workflow_id = $1 and d.status = `
+	assert.Equal(t, 16, count(byStatus+`'sent' and d.provider_message_id <> '' and d.sent_at is not null`), "the first two chunks recorded sent")
+	assert.Equal(t, 4, count(byStatus+`'sending'`), "only the last chunk begun and not finished")
+	assert.Equal(t, 16, count(`select coalesce(sum(emails_sent), 0) from automation_analytics where workflow_id = $1`))
+
+	// The leases expire, the sweep takes the rows back, the next attempt
+	// sends nothing again.
+	_, err = s.db.Exec(bg, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where workflow_id = $1`, wf)
+	require.NoError(t, err)
+	_, err = s.db.Exec(bg, `select process_pending_automations()`)
+	require.NoError(t, err)
+	s.makeDue(t)
+	sum := process(t, s.engine(t, automation.ActionInvoiceReminder, nil), ids...)
+	assert.Equal(t, 20, sum.Completed)
+	assert.Equal(t, 20, s.smtp.Count(), "sent twice")
+	assert.Equal(t, 4, count(byStatus+`'unknown'`))
+	assert.Equal(t, 4, count(`select count(*) from automation_execution_logs where workflow_id = $1 and error_code = 'delivery_unknown'`))
+	assert.Equal(t, 4, count(`select count(*) from automation_unknown_deliveries where workflow_id = $1`))
+
+	// They did arrive: settled sent, counted once, the flags cleared.
+	rows, err := s.db.Query(bg, `select id from automation_unknown_deliveries where workflow_id = $1`, wf)
+	require.NoError(t, err)
+	var unknown []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		require.NoError(t, rows.Scan(&id))
+		unknown = append(unknown, id)
+	}
+	require.NoError(t, rows.Err())
+	for _, id := range unknown {
+		var applied bool
+		require.NoError(t, s.db.QueryRow(bg, `select (automation_settle_delivery($1, true, 'ops') ->> 'applied')::boolean`, id).Scan(&applied))
+		assert.True(t, applied)
+	}
+	assert.Equal(t, 20, count(byStatus+`'sent'`))
+	assert.Equal(t, 20, count(`select coalesce(sum(emails_sent), 0) from automation_analytics where workflow_id = $1`))
+	assert.Zero(t, count(`select count(*) from automation_execution_logs where workflow_id = $1 and error_code is not null`))
+}
+
 func TestIntegrationDelayResumesAtNextStep(t *testing.T) {
 	s := newStack(t)
 	_, execs := s.overdue(t, `[{"type":"send_email","subject":"first"},{"type":"delay","hours":2},{"type":"send_email","subject":"second"}]`, "ada@client.test")

@@ -31,7 +31,6 @@ type Message struct {
 	Text           string // plain-text body (email text part, or the SMS text)
 	HTML           string // optional HTML part of an email
 	IdempotencyKey string // stable across retries; sent where the provider honours one
-	Tags           map[string]string
 }
 
 // Result is what a provider returns for an accepted message.

@@ -1,5 +1,5 @@
 // Package supabase is the one adapter between the functions and the
-// database's RPCs (automation_claim, automation_begin_deliveries,
+// database's RPCs (automation_claim, automation_record_deliveries,
 // automation_report), spoken over PostgREST with the supabase-community
 // client.
 //
@@ -28,8 +28,14 @@
 // What a timed-out call leaves behind, and why it is safe: a timed-out claim
 // may still commit on the server; its rows stay running until their lease
 // expires and are then claimed again (an attempt is spent, nothing is sent).
-// A timed-out begin leaves ledger rows "sending" at worst, which later
-// answer "ambiguous": the message is not sent (at most once). A timed-out
+// A timed-out ledger call leaves ledger rows "sending" at worst, which later
+// answer "ambiguous": the message is not sent (at most once); the answers it
+// was finishing are finished again by the next call or the report.
+//
+// A database without automation_record_deliveries (its migration not yet
+// applied: functions deployed first) answers PGRST202; the adapter then
+// begins through automation_begin_deliveries (the answers it was to finish
+// are finished by the report, as before that migration). A timed-out
 // report may or may not apply; if not, the lease expires and the ledger
 // prevents a second send.
 package supabase
@@ -53,9 +59,10 @@ import (
 
 // RPC function names.
 const (
-	FnClaim           = "automation_claim"
-	FnBeginDeliveries = "automation_begin_deliveries"
-	FnReport          = "automation_report"
+	FnClaim            = "automation_claim"
+	FnBeginDeliveries  = "automation_begin_deliveries" // before automation_record_deliveries existed
+	FnRecordDeliveries = "automation_record_deliveries"
+	FnReport           = "automation_report"
 )
 
 // DefaultTimeout bounds a call when Config.Timeout is zero.
@@ -155,17 +162,31 @@ func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]json
 	return out, nil
 }
 
-// BeginDeliveries calls automation_begin_deliveries.
-func (c *Client) BeginDeliveries(ctx context.Context, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+// codeNoFunction is PostgREST's answer for an RPC it does not know.
+const codeNoFunction = "PGRST202"
+
+// RecordDeliveries calls automation_record_deliveries: it finishes the
+// deliveries whose provider answer is known and begins ds, answering one
+// DeliveryBegun per intent. Where that function does not exist yet
+// (PGRST202), it begins ds through automation_begin_deliveries and leaves
+// finished to the report.
+func (c *Client) RecordDeliveries(ctx context.Context, finished []automation.DeliveryFinished, ds []automation.DeliveryIntent) ([]automation.DeliveryBegun, error) {
+	if finished == nil {
+		finished = []automation.DeliveryFinished{}
+	}
 	if ds == nil {
 		ds = []automation.DeliveryIntent{}
 	}
 	var out []automation.DeliveryBegun
-	if err := c.Call(ctx, FnBeginDeliveries, map[string]any{"p_deliveries": ds}, &out); err != nil {
-		return nil, fmt.Errorf("begin deliveries: %w", err)
+	err := c.Call(ctx, FnRecordDeliveries, map[string]any{"p_finished": finished, "p_begin": ds}, &out)
+	if re := (*RPCError)(nil); errors.As(err, &re) && re.Code == codeNoFunction {
+		err = c.Call(ctx, FnBeginDeliveries, map[string]any{"p_deliveries": ds}, &out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record deliveries: %w", err)
 	}
 	if len(out) != len(ds) {
-		return nil, fmt.Errorf("begin deliveries: %d answers for %d deliveries", len(out), len(ds))
+		return nil, fmt.Errorf("record deliveries: %d answers for %d deliveries", len(out), len(ds))
 	}
 	return out, nil
 }

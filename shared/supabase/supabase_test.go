@@ -102,11 +102,11 @@ func TestClaimEmptyArrayIsNoError(t *testing.T) {
 	assert.Empty(t, out)
 }
 
-func TestBeginAndReportDecodeScalarJSONB(t *testing.T) {
-	var gotBegin, gotReport map[string]json.RawMessage
+func TestRecordAndReportDecodeScalarJSONB(t *testing.T) {
+	var gotRecord, gotReport map[string]json.RawMessage
 	srv := rpcServer(t, map[string]http.HandlerFunc{
-		FnBeginDeliveries: func(w http.ResponseWriter, r *http.Request) {
-			require.NoError(t, json.NewDecoder(r.Body).Decode(&gotBegin))
+		FnRecordDeliveries: func(w http.ResponseWriter, r *http.Request) {
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&gotRecord))
 			writeJSON(w, 200, `[{"idempotency_key":"k1","state":"new"},{"idempotency_key":"k2","state":"ambiguous"}]`)
 		},
 		FnReport: func(w http.ResponseWriter, r *http.Request) {
@@ -115,10 +115,21 @@ func TestBeginAndReportDecodeScalarJSONB(t *testing.T) {
 		},
 	})
 	c := newClient(t, srv.URL, time.Second)
-	begun, err := c.BeginDeliveries(context.Background(), []automation.DeliveryIntent{{IdempotencyKey: "k1"}, {IdempotencyKey: "k2"}})
+	exec, lease := uuid.New(), uuid.New()
+	finished := []automation.DeliveryFinished{{ExecutionID: exec, LeaseToken: lease,
+		DeliveryResult: automation.DeliveryResult{IdempotencyKey: "k0", Status: automation.DeliverySent, ProviderMessageID: "m-0"}}}
+	begun, err := c.RecordDeliveries(context.Background(), finished, []automation.DeliveryIntent{{IdempotencyKey: "k1"}, {IdempotencyKey: "k2"}})
 	require.NoError(t, err)
 	assert.Equal(t, []automation.DeliveryBegun{{IdempotencyKey: "k1", State: "new"}, {IdempotencyKey: "k2", State: "ambiguous"}}, begun)
-	assert.Contains(t, gotBegin, "p_deliveries")
+	assert.JSONEq(t, fmt.Sprintf(`[{"execution_id":%q,"lease_token":%q,"idempotency_key":"k0","status":"sent","provider_message_id":"m-0"}]`, exec, lease),
+		string(gotRecord["p_finished"]), "one flat object per delivery, as the SQL reads it")
+	assert.Len(t, gotRecord, 2)
+	assert.Contains(t, gotRecord, "p_begin")
+
+	// nothing finished yet: an empty array, never null
+	_, err = c.RecordDeliveries(context.Background(), nil, []automation.DeliveryIntent{{IdempotencyKey: "k1"}, {IdempotencyKey: "k2"}})
+	require.NoError(t, err)
+	assert.JSONEq(t, `[]`, string(gotRecord["p_finished"]))
 
 	rep, err := c.Report(context.Background(), []automation.Outcome{{Status: automation.OutcomeCompleted}})
 	require.NoError(t, err)
@@ -128,11 +139,52 @@ func TestBeginAndReportDecodeScalarJSONB(t *testing.T) {
 	assert.Contains(t, gotReport, "p_outcomes")
 }
 
-func TestBeginAnswerCountMismatchIsError(t *testing.T) {
-	srv := rpcServer(t, map[string]http.HandlerFunc{FnBeginDeliveries: func(w http.ResponseWriter, r *http.Request) {
+// A database whose migrations predate automation_record_deliveries answers
+// PGRST202: the chunk is begun through automation_begin_deliveries (the
+// report finishes what was to be finished). Any other error is not retried.
+func TestRecordFallsBackToBeginWithoutTheFunction(t *testing.T) {
+	var calls []string
+	var gotBegin map[string]json.RawMessage
+	srv := rpcServer(t, map[string]http.HandlerFunc{
+		FnRecordDeliveries: func(w http.ResponseWriter, r *http.Request) {
+			calls = append(calls, FnRecordDeliveries)
+			writeJSON(w, 404, `{"code":"PGRST202","message":"Could not find the function public.automation_record_deliveries(p_begin, p_finished) in the schema cache","details":null,"hint":null}`)
+		},
+		FnBeginDeliveries: func(w http.ResponseWriter, r *http.Request) {
+			calls = append(calls, FnBeginDeliveries)
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&gotBegin))
+			writeJSON(w, 200, `[{"idempotency_key":"k1","state":"new"}]`)
+		},
+	})
+	c := newClient(t, srv.URL, time.Second)
+	begun, err := c.RecordDeliveries(context.Background(), []automation.DeliveryFinished{{DeliveryResult: automation.DeliveryResult{IdempotencyKey: "k0", Status: "sent"}}},
+		[]automation.DeliveryIntent{{IdempotencyKey: "k1"}})
+	require.NoError(t, err)
+	assert.Equal(t, []automation.DeliveryBegun{{IdempotencyKey: "k1", State: "new"}}, begun)
+	assert.Equal(t, []string{FnRecordDeliveries, FnBeginDeliveries}, calls)
+	assert.JSONEq(t, `[{"idempotency_key":"k1","execution_id":"00000000-0000-0000-0000-000000000000","lease_token":"00000000-0000-0000-0000-000000000000","step_index":0,"channel":"","recipient":"","provider":""}]`,
+		string(gotBegin["p_deliveries"]))
+
+	calls = nil
+	srv = rpcServer(t, map[string]http.HandlerFunc{
+		FnRecordDeliveries: func(w http.ResponseWriter, r *http.Request) {
+			calls = append(calls, FnRecordDeliveries)
+			writeJSON(w, 400, `{"code":"22023","message":"automation_record_deliveries: p_begin must be a JSON array","details":null,"hint":null}`)
+		},
+		FnBeginDeliveries: func(w http.ResponseWriter, r *http.Request) { calls = append(calls, FnBeginDeliveries) },
+	})
+	_, err = newClient(t, srv.URL, time.Second).RecordDeliveries(context.Background(), nil, []automation.DeliveryIntent{{IdempotencyKey: "k1"}})
+	var re *RPCError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, "22023", re.Code)
+	assert.Equal(t, []string{FnRecordDeliveries}, calls)
+}
+
+func TestRecordAnswerCountMismatchIsError(t *testing.T) {
+	srv := rpcServer(t, map[string]http.HandlerFunc{FnRecordDeliveries: func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, `[]`)
 	}})
-	_, err := newClient(t, srv.URL, time.Second).BeginDeliveries(context.Background(), []automation.DeliveryIntent{{IdempotencyKey: "k"}})
+	_, err := newClient(t, srv.URL, time.Second).RecordDeliveries(context.Background(), nil, []automation.DeliveryIntent{{IdempotencyKey: "k"}})
 	require.Error(t, err)
 }
 

@@ -91,11 +91,9 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	if m.IdempotencyKey != "" {
 		msg.AddHeader("Message-Id", "<"+notify.MessageID(m.IdempotencyKey, fromAddr)+">")
 	}
-	for k, v := range m.Tags {
-		if err := msg.AddVariable(k, v); err != nil {
-			return notify.Result{}, notify.Permanent(ProviderName, 0, fmt.Errorf("variable %s: %w", k, err))
-		}
-	}
+	// No v: variables: Mailgun copies them into the delivered
+	// mail (X-Mailgun-Variables), where the recipient would read internal
+	// ids. Events are matched by the Message-Id set above.
 
 	_, id, err := api.Send(ctx, msg)
 	var ue *mg.UnexpectedResponseError

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,6 @@ func msg() notify.Message {
 		Channel: notify.ChannelEmail, To: "ana@client.test", From: "billing@acme.test", FromName: "Acme HVAC",
 		ReplyTo: "office@acme.test", Subject: "Invoice due", Text: "Pay please", HTML: "<p>Pay please</p>",
 		IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:0:email",
-		Tags:           map[string]string{"execution_id": "0f8fad5b-d9cb-469f-a165-70867728950e"},
 	}
 }
 
@@ -75,7 +75,9 @@ func TestSendWireFormat(t *testing.T) {
 			assert.Equal(t, []string{"<p>Pay please</p>"}, form["html"])
 			assert.Equal(t, []string{"office@acme.test"}, form["h:Reply-To"])
 			assert.NotContains(t, form, "v:idempotency_key", "v: variables reach the recipient (X-Mailgun-Variables)")
-			assert.Equal(t, []string{"0f8fad5b-d9cb-469f-a165-70867728950e"}, form["v:execution_id"])
+			for k := range form {
+				assert.False(t, strings.HasPrefix(k, "v:"), "no v: variable (%s): they reach the recipient", k)
+			}
 			assert.Equal(t, []string{"<" + notify.MessageID("0f8fad5b-d9cb-469f-a165-70867728950e:0:email", "billing@acme.test") + ">"}, form["h:Message-Id"])
 		})
 	}

@@ -95,13 +95,21 @@ func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 	handedOver := se.Reason == mail.ErrWriteContent || se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
 	var e *notify.Error
 	switch {
+	case code == 530 || code == 535:
+		// authentication required or refused (a relay that wants AUTH
+		// before MAIL FROM): the account's configuration, not the message
+		return notify.AuthError(ProviderName, code, detail)
 	case code >= 500 && code < 600:
 		if se.Reason == mail.ErrSMTPRcptTo && (code == 550 || code == 551 || code == 553) {
 			return notify.InvalidRecipient(ProviderName, code, detail)
 		}
 		return notify.Permanent(ProviderName, code, detail)
 	case code >= 400 && code < 500:
-		return &notify.Error{Provider: ProviderName, Code: notify.CodeUnavailable, Retryable: true, StatusCode: code, Err: detail}
+		c := notify.CodeUnavailable
+		if throttled(detail.detail) {
+			c = notify.CodeRateLimited
+		}
+		return &notify.Error{Provider: ProviderName, Code: c, Retryable: true, StatusCode: code, Err: detail}
 	case se.Reason == mail.ErrGetSender || se.Reason == mail.ErrGetRcpts:
 		return notify.Permanent(ProviderName, 0, detail)
 	case timedOut:
@@ -111,6 +119,20 @@ func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 	}
 	e.Ambiguous = handedOver
 	return e
+}
+
+// throttled reports whether a temporary SMTP reply says the sender is going
+// too fast (SES "454 Throttling failure: Maximum sending rate exceeded",
+// "450 4.7.1 ... rate limited", "421 4.7.0 Too many messages"): recorded
+// rate_limited rather than provider_unavailable.
+func throttled(reply string) bool {
+	r := strings.ToLower(reply)
+	for _, w := range []string{"throttl", "rate limit", "rate exceeded", "sending rate", "too many"} {
+		if strings.Contains(r, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // sendStage names the stage of a go-mail failure.

@@ -355,9 +355,11 @@ func TestStartTLSRequired(t *testing.T) {
 func TestErrorClassification(t *testing.T) {
 	b := &backend{reject: map[string]*smtp.SMTPError{
 		// Servers echo the address; it must not reach the error text.
-		"nobody@client.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<nobody@client.test>: no such mailbox"},
-		"busy@client.test":   {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"},
-		"policy@client.test": {Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay denied for policy@client.test"},
+		"nobody@client.test":  {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<nobody@client.test>: no such mailbox"},
+		"busy@client.test":    {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"},
+		"policy@client.test":  {Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay denied for policy@client.test"},
+		"slow@client.test":    {Code: 450, EnhancedCode: smtp.EnhancedCode{4, 7, 1}, Message: "rate limited, slow down"},
+		"authreq@client.test": {Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"},
 	}}
 	host, port := startServer(t, b, nil, false)
 	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second})
@@ -371,6 +373,8 @@ func TestErrorClassification(t *testing.T) {
 		{"nobody@client.test", notify.CodeInvalidRecipient, false, 550},
 		{"busy@client.test", notify.CodeUnavailable, true, 451},
 		{"policy@client.test", notify.CodeRejected, false, 554},
+		{"slow@client.test", notify.CodeRateLimited, true, 450},
+		{"authreq@client.test", notify.CodeAuth, true, 530},
 		{"not an address", notify.CodeInvalidRecipient, false, 0},
 	}
 	for _, tc := range cases {
