@@ -124,17 +124,19 @@ func assertNotResent(t *testing.T, rep invariantReport) {
 
 // TestSlowProviderShortTimeout: a relay that takes 1.5 s per message and a
 // function deadline of 10 s, so a batch of 40 cannot be sent in one
-// invocation. Every invocation reports before its deadline, what it could
-// not send is tried again, and after enough cycles every message is sent
-// exactly once; nothing fails and nothing is unknown.
+// invocation, nor in as many as the executions have attempts (2 here).
+// Every invocation reports before its deadline, what it could not send is
+// deferred (the cut spends no attempt), and after enough cycles every
+// message is sent exactly once; nothing fails and nothing is unknown.
 func TestSlowProviderShortTimeout(t *testing.T) {
-	const n, concurrency = 40, 4
+	const n, concurrency, attempts = 40, 4, 2
 	const timeout = 10 * time.Second
 	ctx := context.Background()
 	s := startStack(t, stackOptions{env: faultEnv(concurrency, false), fnTimeout: timeout})
 	db := s.Pool()
 	seedOverdue(t, db, n)
 	relay := s.SMTPCapture()
+	mustExec(t, db, `update automation_workflows set max_attempts = $1`, attempts)
 	relay.SetDelay(1500 * time.Millisecond)
 
 	res, err := s.Tick(ctx)
@@ -144,9 +146,11 @@ func TestSlowProviderShortTimeout(t *testing.T) {
 	first := relay.Count()
 	assert.Less(t, first, n, "one invocation cannot send the whole batch")
 	assert.Positive(t, first)
-	for _, r := range settle(t, s, 8) {
+	more := settle(t, s, 8)
+	for _, r := range more {
 		assertReportedInTime(t, s, r, timeout)
 	}
+	assert.Greater(t, 1+len(more), attempts, "the work took more cycles than an execution has attempts")
 	rep := checkInvariants(t, s, invariantOpts{maxUnknown: 0})
 	assert.Equal(t, n, countWhere(t, db, "automation_execution_logs", "status = 'completed'"))
 	assert.Equal(t, n, rep.emails, "every message sent once")
@@ -229,17 +233,18 @@ func TestSMTPDropsAfterData(t *testing.T) {
 }
 
 // TestProviderOutageOutlastsAttempts: the SMS provider answers 503 for more
-// cycles than an execution has attempts (7 > max_attempts 5). An outage is
+// cycles than an execution has attempts (4 > max_attempts 2). An outage is
 // the infrastructure's trouble, not the message's: the executions are
 // deferred (their attempts given back), none fails, and once the provider
 // is back every SMS goes out once (the emails went out in the first cycle,
 // once).
 func TestProviderOutageOutlastsAttempts(t *testing.T) {
-	const n, concurrency, outageCycles = 10, 4, 7
+	const n, concurrency, attempts, outageCycles = 10, 4, 2, 4
 	ctx := context.Background()
 	s := startStack(t, stackOptions{env: faultEnv(concurrency, true)})
 	db := s.Pool()
 	seedOverdueSMS(t, db, n)
+	mustExec(t, db, `update automation_workflows set max_attempts = $1`, attempts)
 	s.Telnyx().SetOutage(503)
 
 	res, err := s.Tick(ctx)
