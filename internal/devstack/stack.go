@@ -134,7 +134,8 @@ type Stack struct {
 	logDir   string
 	cluster  *pgcluster.Cluster
 	pgOpts   pgcluster.Options
-	pgMu     sync.Mutex // StopPostgres / StartPostgres
+	pgMu     sync.Mutex // StopPostgres / StartPostgres / Close
+	pgDown   bool       // stopped by StopPostgres
 	dsn      string
 	pool     *pgxpool.Pool
 	gateway  *Gateway
@@ -513,6 +514,7 @@ func (s *Stack) StopPostgres(ctx context.Context) error {
 	if err := s.cluster.Stop(ctx); err != nil {
 		return fmt.Errorf("devstack: %w", err)
 	}
+	s.pgDown = true
 	s.progress("postgres stopped")
 	return nil
 }
@@ -527,6 +529,7 @@ func (s *Stack) StartPostgres(ctx context.Context) error {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	s.cluster = c
+	s.pgDown = false
 	s.progress("postgres started again on 127.0.0.1:%d", c.Port())
 	return nil
 }
@@ -629,9 +632,11 @@ func (s *Stack) Close(ctx context.Context) error {
 	if s.pool != nil {
 		s.pool.Close()
 	}
-	if s.cluster != nil {
+	s.pgMu.Lock()
+	if s.cluster != nil && !s.pgDown {
 		errs = append(errs, s.cluster.Stop(ctx))
 	}
+	s.pgMu.Unlock()
 	err := errors.Join(errs...)
 	if err != nil {
 		return fmt.Errorf("devstack: close: %w", err)
