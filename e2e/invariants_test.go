@@ -89,7 +89,8 @@ type ledgerRow struct {
 //	(e) every delivery the ledger calls sent was received (no phantom send)
 //	    by its recipient, and every message received has a ledger row that
 //	    is sent or unknown;
-//	(f) no recipient address or phone number in the functions' logs.
+//	(f) no recipient address or phone number in the functions' logs or
+//	    the error_message columns.
 func checkInvariants(t *testing.T, s *devstack.Stack, o invariantOpts) invariantReport {
 	t.Helper()
 	ctx := context.Background()
@@ -239,8 +240,8 @@ func messageIDHash(id string) string {
 }
 
 // checkLogsPersonalData fails the test when a file of the stack's log dir
-// (the functions' logs) holds a recipient's address or phone number (as
-// stored, or as the ledger has it).
+// (the functions' logs) or an error_message column holds a recipient's
+// address or phone number (as stored, or as the ledger has it).
 func checkLogsPersonalData(t *testing.T, s *devstack.Stack) {
 	t.Helper()
 	ctx := context.Background()
@@ -258,6 +259,23 @@ func checkLogsPersonalData(t *testing.T, s *devstack.Stack) {
 	}
 	require.NoError(t, rows.Err())
 	rows.Close()
+	// the error columns, where a provider's answer may have been quoted
+	var errorTexts []string
+	rows, err = s.Pool().Query(ctx, `select error_message from automation_execution_logs where error_message is not null
+		union all select error_message from automation_deliveries where error_message is not null`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var v string
+		require.NoError(t, rows.Scan(&v))
+		errorTexts = append(errorTexts, v)
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+	for _, e := range errorTexts {
+		for _, p := range personal {
+			assert.NotContains(t, e, p, "(f) personal data in an error_message column")
+		}
+	}
 	err = filepath.WalkDir(s.LogDir(), func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
