@@ -148,4 +148,7 @@ func TestFunctionKilledMidBatch(t *testing.T) {
 		where exists (select 1 from automation_deliveries d where d.execution_id = e.id and d.status = 'unknown')
 		  and e.error_code is distinct from 'delivery_unknown'`).Scan(&unflagged))
 	assert.Zero(t, unflagged, "completed executions with an unknown delivery carry error_code delivery_unknown")
+
+	// one crash: at most the chunk in flight is unknown
+	checkInvariants(t, s, invariantOpts{maxUnknown: concurrency})
 }

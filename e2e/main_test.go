@@ -54,8 +54,9 @@ type stackOptions struct {
 	env       []string
 	instances int
 	netConc   int
-	coreOnly  bool // the core migrations without the reference domain
-	secretKey bool // the functions use an sb_secret_ key, not the legacy JWT
+	coreOnly  bool          // the core migrations without the reference domain
+	secretKey bool          // the functions use an sb_secret_ key, not the legacy JWT
+	fnTimeout time.Duration // the functions' timeout (the invocation deadline); 0 = 60 s
 }
 
 // startStack starts a private local stack (own Postgres cluster, NoCron so
@@ -63,14 +64,15 @@ type stackOptions struct {
 func startStack(tb testing.TB, o stackOptions) *devstack.Stack {
 	tb.Helper()
 	return stacktest.Start(tb, devstack.Config{
-		Root:           root,
-		NoCron:         true,
-		FastPostgres:   true,
-		BuiltFunctions: built,
-		Instances:      o.instances,
-		NetConcurrency: o.netConc,
-		CoreOnly:       o.coreOnly,
-		UseSecretKey:   o.secretKey,
-		FunctionEnv:    o.env,
+		Root:            root,
+		NoCron:          true,
+		FastPostgres:    true,
+		BuiltFunctions:  built,
+		Instances:       o.instances,
+		NetConcurrency:  o.netConc,
+		CoreOnly:        o.coreOnly,
+		UseSecretKey:    o.secretKey,
+		FunctionEnv:     o.env,
+		FunctionTimeout: o.fnTimeout,
 	})
 }

@@ -265,4 +265,6 @@ func endToEndScenario(t *testing.T, textIDs bool) {
 	var execCount, success, skipped int
 	require.NoError(t, db.QueryRow(ctx, `select execution_count, success_count, skipped_count from automation_workflows where id = 'f0000000-0000-4000-8000-0000000000a1'`).Scan(&execCount, &success, &skipped))
 	assert.Equal(t, []int{3, 2, 1}, []int{execCount, success, skipped})
+
+	checkInvariants(t, s, invariantOpts{})
 }

@@ -194,6 +194,12 @@ func TestTelnyxSink(t *testing.T) {
 	s.FailNext(503)
 	code, _ = post("Bearer KEY123", `{"from":"+15550001111","to":"+15550002222","text":"hi"}`)
 	assert.Equal(t, 503, code)
+	s.SetOutage(503)
+	for range 2 {
+		code, _ = post("Bearer KEY123", `{"from":"+15550001111","to":"+15550002222","text":"hi"}`)
+		assert.Equal(t, 503, code, "an outage lasts until it is ended")
+	}
+	s.SetOutage(0)
 	code, out = post("Bearer KEY123", `{"from":"+15550001111","to":"+15550002222","text":"hi"}`)
 	require.Equal(t, 200, code)
 	data := out["data"].(map[string]any)

@@ -425,9 +425,15 @@ func (w *NetWorker) insert(c *pgx.Conn, batch []netResult) *pgx.Conn {
 	return c
 }
 
+// drainOutage is how long Drain keeps trying while the database cannot be
+// read (a restart in a fault test) before it gives up.
+const drainOutage = 30 * time.Second
+
 // Drain waits until the queue is empty and every request taken from it has
-// its response recorded.
+// its response recorded. A database that cannot be read for a while (it is
+// restarting) is waited for, up to drainOutage.
 func (w *NetWorker) Drain(ctx context.Context) error {
+	var failingSince time.Time
 	for {
 		w.Wake()
 		empty := true
@@ -437,8 +443,16 @@ func (w *NetWorker) Drain(ctx context.Context) error {
 				return c.QueryRow(ctx, "select count(*) from net.http_request_queue").Scan(&queued)
 			})
 			if err != nil {
-				return fmt.Errorf("pg_net drain: count queue: %w", err)
+				if failingSince.IsZero() {
+					failingSince = time.Now()
+				}
+				if ctx.Err() != nil || time.Since(failingSince) > drainOutage {
+					return fmt.Errorf("pg_net drain: count queue: %w", err)
+				}
+				empty = false
+				break
 			}
+			failingSince = time.Time{}
 			empty = queued == 0 && w.busy.Load() == 0
 		}
 		if empty {

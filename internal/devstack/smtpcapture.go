@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -39,15 +40,53 @@ type Email struct {
 
 // SMTPCapture is an in-process SMTP server (go-smtp) that records every
 // message it accepts. It accepts any AUTH PLAIN credentials and plain
-// connections (SMTP_TLS=none).
+// connections (SMTP_TLS=none). For fault tests it can stall at a chosen
+// stage of the SMTP conversation (Stall) or drop the connection after a
+// message's content (DropAfterData), on its own port, so that running
+// functions meet the fault and the recovery without a restart.
 type SMTPCapture struct {
-	srv   *smtp.Server
-	ln    net.Listener
-	mu    sync.Mutex
-	msgs  []Email
-	fail  []string // SMTP replies to give the next messages, e.g. "550"
-	delay time.Duration
-	done  chan struct{}
+	srv     *smtp.Server
+	ln      net.Listener
+	mu      sync.Mutex
+	msgs    []Email
+	fail    []string // SMTP replies to give the next messages, e.g. "550"
+	delay   time.Duration
+	stage   SMTPStage
+	release chan struct{} // closed when the current stall ends
+	held    []net.Conn    // connections stalled before go-smtp saw them
+	stalled int           // conversations stalled since start
+	drop    int           // messages still to drop after their content
+	dropped int           // messages dropped since start
+	done    chan struct{}
+}
+
+// SMTPStage is where a stalling relay stops answering (SMTPCapture.Stall).
+type SMTPStage int
+
+// Stages of the SMTP conversation a relay can stall at.
+const (
+	StallNone     SMTPStage = iota // answer everything
+	StallGreeting                  // accept the TCP connection, never send the 220 greeting
+	StallEHLO                      // greet, read EHLO, never answer it
+	StallMail                      // answer up to MAIL FROM, never answer it
+	StallDataEnd                   // read the whole message content, never answer its final dot
+)
+
+// String names the stage.
+func (st SMTPStage) String() string {
+	switch st {
+	case StallNone:
+		return "none"
+	case StallGreeting:
+		return "greeting"
+	case StallEHLO:
+		return "ehlo"
+	case StallMail:
+		return "mail"
+	case StallDataEnd:
+		return "data-end"
+	}
+	return fmt.Sprintf("SMTPStage(%d)", int(st))
 }
 
 // StartSMTPCapture listens on 127.0.0.1:port (0 = a free port).
@@ -56,8 +95,10 @@ func StartSMTPCapture(port int) (*SMTPCapture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("smtp capture: %w", err)
 	}
-	c := &SMTPCapture{ln: ln, done: make(chan struct{})}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &captureSession{c: c}, nil }))
+	c := &SMTPCapture{ln: ln, done: make(chan struct{}), release: make(chan struct{})}
+	srv := smtp.NewServer(smtp.BackendFunc(func(conn *smtp.Conn) (smtp.Session, error) {
+		return &captureSession{c: c, conn: conn}, nil
+	}))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
 	srv.MaxMessageBytes = 10 << 20
@@ -66,7 +107,7 @@ func StartSMTPCapture(port int) (*SMTPCapture, error) {
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	c.srv = srv
 	go func() {
-		_ = srv.Serve(ln)
+		_ = srv.Serve(stallListener{ln, c})
 		close(c.done)
 	}()
 	return c, nil
@@ -115,8 +156,105 @@ func (c *SMTPCapture) SetDelay(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Stall makes the server stop answering at stage from now on: new
+// connections at the greeting or EHLO, every connection (pooled sessions
+// too) at MAIL FROM or after a message's content. Stall(StallNone) ends the
+// stall: the stalled conversations are then closed (a stalled MAIL FROM or
+// message gets a 421 first); nothing stalled is recorded.
+func (c *SMTPCapture) Stall(stage SMTPStage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stage == c.stage {
+		return
+	}
+	if c.stage != StallNone {
+		close(c.release)
+		c.release = make(chan struct{})
+		for _, conn := range c.held {
+			_ = conn.Close()
+		}
+		c.held = nil
+	}
+	c.stage = stage
+}
+
+// Stalled is the number of conversations stalled since start.
+func (c *SMTPCapture) Stalled() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stalled
+}
+
+// DropAfterData makes the server close the connection, without a reply,
+// once it has read the content of each of the next n messages (a relay that
+// crashed or lost the connection at the worst moment). Dropped messages are
+// not recorded.
+func (c *SMTPCapture) DropAfterData(n int) {
+	c.mu.Lock()
+	c.drop += n
+	c.mu.Unlock()
+}
+
+// Dropped is the number of messages dropped since start.
+func (c *SMTPCapture) Dropped() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
+}
+
+// stallAt reports whether a conversation reaching stage stalls there, and
+// the channel closed when the stall ends.
+func (c *SMTPCapture) stallAt(stage SMTPStage) (<-chan struct{}, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stage != stage {
+		return nil, false
+	}
+	c.stalled++
+	return c.release, true
+}
+
+// stallListener hands go-smtp the connections the server answers and holds
+// the ones a greeting or EHLO stall keeps.
+type stallListener struct {
+	net.Listener
+	c *SMTPCapture
+}
+
+// Accept returns the next connection the server answers.
+func (l stallListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c := l.c
+		c.mu.Lock()
+		stage := c.stage
+		if stage == StallGreeting || stage == StallEHLO {
+			c.held = append(c.held, conn)
+			c.stalled++
+		}
+		c.mu.Unlock()
+		switch stage {
+		case StallGreeting:
+			continue // no greeting; closed when the stall ends
+		case StallEHLO:
+			go func() {
+				// greet, read EHLO, then say nothing until the stall ends
+				if _, err := io.WriteString(conn, "220 localhost ESMTP\r\n"); err == nil {
+					_, _ = bufio.NewReader(conn).ReadString('\n')
+				}
+			}()
+			continue
+		}
+		return conn, nil
+	}
+}
+
 // Close stops the server.
 func (c *SMTPCapture) Close(ctx context.Context) error {
+	c.Stall(StallNone) // stalled handlers return; held connections close
 	err := c.srv.Shutdown(ctx)
 	if err != nil {
 		_ = c.srv.Close()
@@ -131,9 +269,14 @@ func (c *SMTPCapture) Close(ctx context.Context) error {
 
 type captureSession struct {
 	c    *SMTPCapture
+	conn *smtp.Conn
 	from string
 	to   []string
 }
+
+// errStallEnded answers a stalled command once the stall ends (the client
+// has normally given up by then).
+var errStallEnded = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "stall ended; closing"}
 
 func (s *captureSession) AuthMechanisms() []string { return []string{sasl.Plain} }
 
@@ -145,6 +288,10 @@ func (s *captureSession) Reset()        { s.from, s.to = "", nil }
 func (s *captureSession) Logout() error { return nil }
 
 func (s *captureSession) Mail(from string, _ *smtp.MailOptions) error {
+	if release, ok := s.c.stallAt(StallMail); ok {
+		<-release
+		return errStallEnded
+	}
 	s.from = from
 	return nil
 }
@@ -159,7 +306,18 @@ func (s *captureSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if release, ok := s.c.stallAt(StallDataEnd); ok {
+		<-release
+		return errStallEnded
+	}
 	s.c.mu.Lock()
+	if s.c.drop > 0 {
+		s.c.drop--
+		s.c.dropped++
+		s.c.mu.Unlock()
+		_ = s.conn.Conn().Close() // the content was read; the reply never comes
+		return errStallEnded
+	}
 	if d := s.c.delay; d > 0 {
 		s.c.mu.Unlock()
 		time.Sleep(d)

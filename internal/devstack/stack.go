@@ -61,6 +61,10 @@ type Config struct {
 	// Instances is the number of execution environments (RIE instances) per
 	// function, i.e. the function's concurrency (default 1).
 	Instances int
+	// FunctionTimeout is every function's timeout (AWS_LAMBDA_FUNCTION_TIMEOUT,
+	// whole seconds, rounded up; default 60 s, template.yaml's): the RIE
+	// gives each invocation that deadline. Fault tests shorten it.
+	FunctionTimeout time.Duration
 	// FunctionEnv is added to (and overrides) every function's environment,
 	// e.g. DUEFLOW_LEASE_SECONDS=5.
 	FunctionEnv []string
@@ -133,6 +137,9 @@ type Stack struct {
 	logger   *slog.Logger
 	logDir   string
 	cluster  *pgcluster.Cluster
+	pgOpts   pgcluster.Options
+	pgMu     sync.Mutex // StopPostgres / StartPostgres / Close
+	pgDown   bool       // stopped by StopPostgres
 	dsn      string
 	pool     *pgxpool.Pool
 	gateway  *Gateway
@@ -247,17 +254,19 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 		cronDB = ""
 	}
 	s.progress("starting postgres 15 + pg_cron (data in %s)", filepath.Join(s.cfg.StateDir, "pg"))
-	c, err := pgcluster.Start(ctx, pgcluster.Options{
+	s.pgOpts = pgcluster.Options{
 		Dir:          filepath.Join(s.cfg.StateDir, "pg"),
 		Port:         s.cfg.PGPort,
 		Logger:       s.logger.With("component", "pgcluster"),
 		Fast:         s.cfg.FastPostgres,
 		CronDatabase: cronDB,
-	})
+	}
+	c, err := pgcluster.Start(ctx, s.pgOpts)
 	if err != nil {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	s.cluster = c
+	s.pgOpts.Port = c.Port() // a restart (StartPostgres) comes back on it
 	admin, err := c.Connect(ctx, "postgres")
 	if err != nil {
 		return fmt.Errorf("devstack: %w", err)
@@ -462,7 +471,9 @@ func (s *Stack) startFunctions(ctx context.Context, names []string) error {
 	}
 	env := s.FunctionEnvironment()
 	for _, n := range names {
-		f := NewFunction(FunctionSpec{Name: n, Bootstrap: built[n], Env: env, Instances: s.cfg.Instances}, rie, s.logDir, s.logger.With("component", "rie", "function", n))
+		spec := FunctionSpec{Name: n, Bootstrap: built[n], Env: env, Instances: s.cfg.Instances,
+			TimeoutS: int((s.cfg.FunctionTimeout + time.Second - 1) / time.Second)}
+		f := NewFunction(spec, rie, s.logDir, s.logger.With("component", "rie", "function", n))
 		s.funcs[n] = f
 		if err := f.Start(ctx); err != nil {
 			return fmt.Errorf("devstack: %w", err)
@@ -516,6 +527,36 @@ func (s *Stack) SMTPCapture() *SMTPCapture { return s.capture }
 
 // Telnyx is the SMS sink.
 func (s *Stack) Telnyx() *TelnyxSink { return s.telnyx }
+
+// StopPostgres shuts the stack's Postgres down (fast mode: open
+// connections are cut), as a database restart or failover does; every
+// client sees it (the functions' RPCs through the PostgREST stand-in, the
+// pg_net stand-in, Pool). StartPostgres brings it back.
+func (s *Stack) StopPostgres(ctx context.Context) error {
+	s.pgMu.Lock()
+	defer s.pgMu.Unlock()
+	if err := s.cluster.Stop(ctx); err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.pgDown = true
+	s.progress("postgres stopped")
+	return nil
+}
+
+// StartPostgres starts the Postgres StopPostgres stopped again, on the same
+// data directory and port; clients reconnect on their own.
+func (s *Stack) StartPostgres(ctx context.Context) error {
+	s.pgMu.Lock()
+	defer s.pgMu.Unlock()
+	c, err := pgcluster.Start(ctx, s.pgOpts)
+	if err != nil {
+		return fmt.Errorf("devstack: %w", err)
+	}
+	s.cluster = c
+	s.pgDown = false
+	s.progress("postgres started again on 127.0.0.1:%d", c.Port())
+	return nil
+}
 
 // Tick runs the SQL the cron jobs run, in order, then waits until the pg_net
 // stand-in has sent everything queued and recorded the functions' answers.
@@ -615,9 +656,11 @@ func (s *Stack) Close(ctx context.Context) error {
 	if s.pool != nil {
 		s.pool.Close()
 	}
-	if s.cluster != nil {
+	s.pgMu.Lock()
+	if s.cluster != nil && !s.pgDown {
 		errs = append(errs, s.cluster.Stop(ctx))
 	}
+	s.pgMu.Unlock()
 	err := errors.Join(errs...)
 	if err != nil {
 		return fmt.Errorf("devstack: close: %w", err)

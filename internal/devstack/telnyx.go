@@ -18,6 +18,7 @@ type SMS struct {
 	To                 string    // "to" of the request (E.164)
 	Text               string    // "text" of the request
 	MessagingProfileID string    // "messaging_profile_id", when given
+	IdempotencyKey     string    // the Idempotency-Key header, when given
 	ReceivedAt         time.Time // when the sink accepted it
 }
 
@@ -29,6 +30,7 @@ type TelnyxSink struct {
 	mu     sync.Mutex
 	msgs   []SMS
 	fail   []int // status codes to answer for the next requests, in order
+	outage int   // status code to answer every request with while non-zero
 }
 
 // NewTelnyxSink returns a sink that accepts requests carrying apiKey.
@@ -53,6 +55,14 @@ func (s *TelnyxSink) Reset() {
 func (s *TelnyxSink) FailNext(statuses ...int) {
 	s.mu.Lock()
 	s.fail = append(s.fail, statuses...)
+	s.mu.Unlock()
+}
+
+// SetOutage makes the sink answer every valid request with status (e.g.
+// 503) without recording it, until SetOutage(0): a provider outage.
+func (s *TelnyxSink) SetOutage(status int) {
+	s.mu.Lock()
+	s.outage = status
 	s.mu.Unlock()
 }
 
@@ -106,14 +116,18 @@ func (s *TelnyxSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if len(s.fail) > 0 {
-		status := s.fail[0]
-		s.fail = s.fail[1:]
+	if len(s.fail) > 0 || s.outage != 0 {
+		status := s.outage
+		if len(s.fail) > 0 {
+			status = s.fail[0]
+			s.fail = s.fail[1:]
+		}
 		s.mu.Unlock()
 		writeTelnyxError(w, status, "10011", http.StatusText(status), "injected by the test sink")
 		return
 	}
-	m := SMS{ID: uuid.NewString(), From: req.From, To: req.To, Text: req.Text, MessagingProfileID: req.MessagingProfileID, ReceivedAt: time.Now()}
+	m := SMS{ID: uuid.NewString(), From: req.From, To: req.To, Text: req.Text, MessagingProfileID: req.MessagingProfileID,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"), ReceivedAt: time.Now()}
 	s.msgs = append(s.msgs, m)
 	s.mu.Unlock()
 
