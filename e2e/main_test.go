@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -12,9 +11,8 @@ import (
 )
 
 var (
-	root     string
-	built    map[string]string // function name -> bootstrap, built once per test binary
-	buildDir string
+	root  string
+	built map[string]string // function name -> bootstrap, built once per test binary
 )
 
 func TestMain(m *testing.M) {
@@ -24,26 +22,12 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
-		if buildDir, err = os.MkdirTemp("", "dueflow-e2e-fn-"); err != nil {
+		var cleanup func()
+		if built, cleanup, err = stacktest.BuildAll(root, "dueflow-e2e-fn-"); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
-		defer os.RemoveAll(buildDir)
-		names, err := devstack.FunctionNames(root)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
-		pkgs := make([]string, len(names))
-		for i, n := range names {
-			pkgs[i] = "./functions/" + n
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if built, err = devstack.BuildFunctions(ctx, root, buildDir, pkgs...); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
+		defer cleanup()
 		return m.Run()
 	}()
 	os.Exit(code)

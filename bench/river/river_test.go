@@ -30,32 +30,16 @@ var (
 func TestMain(m *testing.M) {
 	code := func() int {
 		var err error
-		// ../..: FindRoot(".") would stop at this module's own go.mod
 		if root, err = devstack.FindRoot("../.."); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/river:", err)
 			return 1
 		}
-		dir, err := os.MkdirTemp("", "dueflow-riverbench-fn-")
-		if err != nil {
+		var cleanup func()
+		if built, cleanup, err = stacktest.BuildAll(root, "dueflow-benchriver-fn-"); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/river:", err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		names, err := devstack.FunctionNames(root)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/river:", err)
-			return 1
-		}
-		pkgs := make([]string, len(names))
-		for i, n := range names {
-			pkgs[i] = "./functions/" + n
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if built, err = devstack.BuildFunctions(ctx, root, dir, pkgs...); err != nil {
-			fmt.Fprintln(os.Stderr, "bench/river:", err)
-			return 1
-		}
+		defer cleanup()
 		return m.Run()
 	}()
 	os.Exit(code)

@@ -119,6 +119,5 @@ func (w *ReminderWorker) message(c *automation.Claimed, step automation.Step) (n
 		FromName:       text.FirstNonEmpty(org.SenderName, org.Name, w.EmailFromName),
 		ReplyTo:        text.FirstNonEmpty(org.ReplyToEmail, org.SenderEmail),
 		IdempotencyKey: automation.IdempotencyKey(ex.ID, 0, automation.ChannelEmail),
-		Tags:           map[string]string{"execution_id": ex.ID.String(), "workflow_id": ex.WorkflowID.String(), "organization_id": ex.OrganizationID.String()},
 	}, nil
 }
