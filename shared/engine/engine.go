@@ -203,12 +203,14 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	if req.Action != e.o.Action {
 		return sum, fmt.Errorf("engine: request for action %q sent to %q", req.Action, e.o.Action)
 	}
-	// Named ids (the dispatcher's batch) are all claimed: what the deadline
-	// cuts is deferred without cost. Without ids, no more is claimed than
-	// the providers' observed pace lets the function send before its cutoff.
-	limit := len(req.ExecutionIDs)
-	if limit == 0 {
-		limit = e.claimLimit(ctx)
+	// No more is claimed than the providers' observed pace lets the function
+	// send before its cutoff. Named ids (the dispatcher's batch) beyond that
+	// stay pending, unclaimed: the dispatcher rings them again (its
+	// redispatch delay), and nothing of theirs is spent. What the deadline
+	// still cuts is deferred without cost.
+	limit := e.claimLimit(ctx)
+	if n := len(req.ExecutionIDs); n > 0 {
+		limit = min(n, limit)
 	}
 	claimed, err := e.o.Store.Claim(ctx, automation.ClaimRequest{
 		Action: e.o.Action, IDs: req.ExecutionIDs, Limit: limit, LeaseSeconds: e.o.LeaseSeconds,
@@ -258,6 +260,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 			continue
 		}
 		o := *r.outcome
+		flagUnknown(&o, r)
 		o.ExecutionID = r.c.Execution.ID
 		o.LeaseToken = r.c.Execution.LeaseToken
 		o.ActionsExecuted = r.actions
@@ -546,6 +549,21 @@ func (e *Engine) complete(r *run) {
 	}
 }
 
+// flagUnknown marks a skipped or failed outcome of an execution with an
+// unknown delivery (this attempt's or an earlier one's) delivery_unknown,
+// keeping the reason in the message: an unknown delivery always flags its
+// execution, whatever else happened to it (complete flags the completed).
+func flagUnknown(o *automation.Outcome, r *run) {
+	if o.Status != automation.OutcomeSkipped && o.Status != automation.OutcomeFailed {
+		return
+	}
+	if o.ErrorCode == automation.ErrDeliveryUnknown || !(r.unknown || earlierUnknown(r.c.Deliveries)) {
+		return
+	}
+	o.ErrorMessage = text.Truncate(o.ErrorCode+": "+o.ErrorMessage+"; and a message's delivery is unknown (not sent again)", 500)
+	o.ErrorCode = automation.ErrDeliveryUnknown
+}
+
 // earlierUnknown reports whether the claim found a delivery of the execution
 // unknown or still sending: an earlier attempt handed it over (maybe) and
 // never learnt the answer. (Nothing of this attempt is begun at claim time.)
@@ -699,7 +717,15 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 	for i, r := range rs {
 		intents[i] = *r.intent
 	}
-	begun, err := e.o.Store.RecordDeliveries(ctx, *finished, intents)
+	// The ledger call ends, like the sends, before the request's deadline
+	// minus Margin/2: a slow database must not eat the report's time.
+	ledgerCtx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ledgerCtx, cancel = context.WithDeadline(ctx, d.Add(-e.o.Margin/2))
+		defer cancel()
+	}
+	begun, err := e.o.Store.RecordDeliveries(ledgerCtx, *finished, intents)
 	if err == nil && len(begun) != len(intents) {
 		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
 	}
@@ -709,11 +735,12 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 		e.o.Logger.ErrorContext(ctx, "record deliveries failed", "action", e.o.Action, "deliveries", len(intents),
 			"finished", len(*finished), "error", emsg)
 		for _, r := range rs {
-			// The provider was not called. Should the call have committed
-			// after all, the retryable failure re-arms the ledger row.
-			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: r.intent.IdempotencyKey,
-				Status: automation.DeliveryFailed, Provider: r.intent.Provider, ErrorCode: automation.ErrInternal,
-				ErrorMessage: "not sent: ledger unavailable", Retryable: true})
+			// The provider was not called, and nothing is reported for these
+			// deliveries: their ledger rows may be an earlier attempt's
+			// (unknown, sending), which a "failed, retryable" result would
+			// re-arm and so send twice. Should this call have committed after
+			// all, its rows stay "sending" and the next attempt records them
+			// unknown (at most once: lost, flagged, never sent twice).
 			r.finish(automation.OutcomeRetry, automation.ErrInternal, "ledger: "+text.Truncate(emsg, 300))
 			r.intent = nil
 		}

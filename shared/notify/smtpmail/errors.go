@@ -80,9 +80,9 @@ func setupError(ctx context.Context, stage string, err error, timedOut bool) *no
 // TO that names the mailbox (550, 551, 553) is invalid_recipient, any other
 // 5xx provider_rejected (permanent), 4xx provider_unavailable (retryable);
 // a failure without a reply (a stall: timedOut, a broken connection) is a
-// retryable timeout or network error, Ambiguous only when the content was
-// being written or the reply to the end of DATA was awaited (the server may
-// have the message); before that (MAIL FROM, RCPT TO, DATA) nothing was
+// retryable timeout or network error, Ambiguous only when the end of DATA
+// was written and its reply awaited (the server may have the message);
+// before that (MAIL FROM, RCPT TO, DATA, the content itself) nothing was
 // handed over.
 func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 	var se *mail.SendError
@@ -92,7 +92,10 @@ func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 	stage := sendStage(se.Reason)
 	code := se.ErrorCode()
 	detail := &stageError{stage: stage, detail: redact.Text(replyText(se))}
-	handedOver := se.Reason == mail.ErrWriteContent || se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
+	// Only the end of DATA (the final "." and its reply) can hand a message
+	// over: a failure while the content is written leaves the relay with
+	// an unterminated message, which it discards.
+	handedOver := se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
 	var e *notify.Error
 	switch {
 	case code == 530 || code == 535:

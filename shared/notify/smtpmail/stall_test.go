@@ -192,7 +192,8 @@ func TestAuthOverEveryTLSMode(t *testing.T) {
 
 // A relay that stops reading while the content is written (a content
 // larger than the connection's buffers) ends the send at the deadline too;
-// the content was being handed over, so it is ambiguous. (The deadline is
+// the final "." was never written, so the relay cannot have accepted it:
+// not ambiguous, retried on the next attempt. (The deadline is
 // longer here: go-mail encodes the whole content before writing it.)
 func TestStallWhileWritingContentEndsAtDeadline(t *testing.T) {
 	srv, s := stallSender(t, smtpmail.TLSNone)
@@ -210,7 +211,8 @@ func TestStallWhileWritingContentEndsAtDeadline(t *testing.T) {
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, notify.CodeTimeout, ne.Code, "%v", err)
-	assert.True(t, ne.Ambiguous)
+	assert.False(t, ne.Ambiguous, "the message was never terminated: nothing handed over")
+	assert.True(t, ne.Retryable)
 	assert.Contains(t, err.Error(), "content")
 	assert.Zero(t, srv.Received())
 }
