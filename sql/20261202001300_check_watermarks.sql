@@ -14,9 +14,10 @@
 --   newer than the server time of the last run minus 10 minutes: a job
 --   completed, edited after completion, booked, cancelled, of another type);
 --   each such client's last service is evaluated again;
--- * stale job: the jobs of the workflow's pending reminders (few: they wait
---   for the send window at most), so activity recorded with an older time
---   replaces the reminder at once rather than the next day.
+-- * the subjects of the workflow's pending reminders (few: they wait for the
+--   send window at most): the clients (maintenance), the jobs (stale job), so
+--   a service or activity recorded with an older time replaces the reminder
+--   at once rather than the next day.
 --
 -- A workflow without state, with a changed trigger_config or organisation
 -- time zone, and the first run of each organisation-local day scan the
@@ -109,6 +110,15 @@ begin
       offset 0
     ) j
     where not wf.full_scan
+    union
+    -- the clients of the workflow's pending reminders (few: they wait for the
+    -- send window at most): a newer service recorded with an older time
+    -- replaces the reminder at once
+    select wf.id, e.client_id
+    from wf
+    join public.automation_execution_logs e
+      on e.workflow_id = wf.id and e.status = 'pending' and e.trigger_type = 'maintenance_due'
+    where not wf.full_scan
   ), last_service as (
     -- each candidate client's last completed service (the latest; ties: the
     -- highest id), due once months have passed and no visit is booked
@@ -171,7 +181,7 @@ begin
 end
 $$;
 comment on function public.automation_check_maintenance_run(timestamptz, uuid, uuid[]) is
-  'Body of the maintenance_due part of check_maintenance_reminders for organisation p_only (NULL: all) except p_except: one execution per client and last completed service job (ties: the highest id) once months_after_service have passed (in UTC) and no visit is booked; a new one skips the older pending ones of the same workflow and client (superseded). Steady state reads only services whose due moment fell in (last run, p_now] and the clients of jobs changed since the last run (automation_check_state); no state, a changed trigger_config or time zone, and the first run of each organisation-local day read every client of the workflow. Returns the number created.';
+  'Body of the maintenance_due part of check_maintenance_reminders for organisation p_only (NULL: all) except p_except: one execution per client and last completed service job (ties: the highest id) once months_after_service have passed (in UTC) and no visit is booked; a new one skips the older pending ones of the same workflow and client (superseded). Steady state reads only services whose due moment fell in (last run, p_now], the clients of jobs changed since the last run (automation_check_state) and those of its pending reminders; no state, a changed trigger_config or time zone, and the first run of each organisation-local day read every client of the workflow. Returns the number created.';
 
 -- appointment: N hours before a scheduled job, never after its start.
 create or replace function public.automation_check_appointments_run(p_now timestamptz, p_only uuid, p_except uuid[])

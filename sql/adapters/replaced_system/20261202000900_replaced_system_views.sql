@@ -292,6 +292,16 @@ create index if not exists automation_src_invoices_open_updated_idx on public.in
 -- the appointment check: an organisation's (its users') upcoming scheduled jobs
 create index if not exists automation_src_jobs_upcoming_idx on public.jobs (user_id, schedule_start)
   where public.automation_replaced_job_status(status) = 'scheduled' and deleted_at is null;
+-- the maintenance check: an organisation's (its users') services whose due
+-- moment passed since the last run (the view's completed_at expression)
+create index if not exists automation_src_jobs_completed_idx on public.jobs (user_id,
+  (case when public.automation_replaced_job_status(status) = 'completed'
+        then coalesce(schedule_end, date, updated_at) end))
+  where deleted_at is null;
+-- the maintenance check (jobs changed since the last run) and the stale-job
+-- check (last activity + days_inactive passed since the last run)
+create index if not exists automation_src_jobs_updated_idx on public.jobs (user_id, updated_at)
+  where deleted_at is null;
 
 -- Lookups the app usually has an index for already (the install's
 -- idx_profiles_organization_id, idx_jobs_client_id): created only when no
