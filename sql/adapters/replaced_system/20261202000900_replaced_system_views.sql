@@ -297,7 +297,7 @@ create index if not exists automation_src_jobs_upcoming_idx on public.jobs (user
 create index if not exists automation_src_jobs_completed_idx on public.jobs (user_id,
   (case when public.automation_replaced_job_status(status) = 'completed'
         then coalesce(schedule_end, date, updated_at) end))
-  where deleted_at is null;
+  where public.automation_replaced_job_status(status) = 'completed' and deleted_at is null;
 -- the maintenance check (jobs changed since the last run) and the stale-job
 -- check (last activity + days_inactive passed since the last run)
 create index if not exists automation_src_jobs_updated_idx on public.jobs (user_id, updated_at)
