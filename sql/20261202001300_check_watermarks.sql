@@ -46,7 +46,7 @@ comment on table public.automation_check_state is
 -- maintenance_due: months since the client's last completed service.
 create or replace function public.automation_check_maintenance_run(p_now timestamptz, p_only uuid, p_except uuid[])
 returns integer language plpgsql set search_path = public, pg_temp set jit = off
-  set plan_cache_mode = force_custom_plan set timezone = 'UTC' as $$
+  set plan_cache_mode = force_custom_plan set timezone = 'UTC' set enable_bitmapscan = off as $$
 declare
   -- jobs changed up to this long before the last run are looked at again
   -- (a transaction that began before the last run and committed after it)
@@ -114,10 +114,12 @@ begin
     -- the clients of the workflow's pending reminders (few: they wait for the
     -- send window at most): a newer service recorded with an older time
     -- replaces the reminder at once
+    -- (one range scan of the pending reminders, not a probe per workflow)
     select wf.id, e.client_id
-    from wf
-    join public.automation_execution_logs e
-      on e.workflow_id = wf.id and e.status = 'pending' and e.trigger_type = 'maintenance_due'
+    from (select e.workflow_id, e.client_id from public.automation_execution_logs e
+          where e.status = 'pending' and e.action = 'send-reminder' and e.trigger_type = 'maintenance_due'
+          offset 0) e
+    join wf on wf.id = e.workflow_id
     where not wf.full_scan
   ), last_service as (
     -- each candidate client's last completed service (the latest; ties: the
@@ -306,9 +308,10 @@ begin
     -- the jobs of the workflow's pending reminders: activity recorded since
     -- (even with an older time) makes a new occurrence at once
     select wf.id, j.id, j.client_id, j.status, j.updated_at
-    from wf
-    join public.automation_execution_logs e
-      on e.workflow_id = wf.id and e.status = 'pending' and e.trigger_type = 'stale_job'
+    from (select e.workflow_id, e.subject_id, e.trigger_data from public.automation_execution_logs e
+          where e.status = 'pending' and e.action = 'send-reminder' and e.trigger_type = 'stale_job'
+          offset 0) e
+    join wf on wf.id = e.workflow_id
     join lateral (
       select j.id::text as id, j.client_id::text as client_id, j.status, j.updated_at from public.automation_src_jobs j
       where j.id::text = e.subject_id and j.organization_id = wf.organization_id
