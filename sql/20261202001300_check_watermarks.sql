@@ -46,7 +46,7 @@ comment on table public.automation_check_state is
 -- maintenance_due: months since the client's last completed service.
 create or replace function public.automation_check_maintenance_run(p_now timestamptz, p_only uuid, p_except uuid[])
 returns integer language plpgsql set search_path = public, pg_temp set jit = off
-  set plan_cache_mode = force_custom_plan set timezone = 'UTC' set enable_bitmapscan = off as $$
+  set plan_cache_mode = force_custom_plan set timezone = 'UTC' as $$
 declare
   -- jobs changed up to this long before the last run are looked at again
   -- (a transaction that began before the last run and committed after it)
