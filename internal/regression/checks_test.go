@@ -120,7 +120,9 @@ func TestConcurrentRunsOfEveryCheck(t *testing.T) {
 	}
 	now := time.Now()
 	runAllChecks(t, db, now.Add(-time.Hour), []string{"check_automation_triggers"}) // schedules, and the stale jobs
+	// start afresh: no executions, and no watermark of the run above
 	pgtest.Exec(t, db, `delete from automation_execution_logs`)
+	pgtest.Exec(t, db, `delete from automation_check_state`)
 	at := now.Add(90 * time.Second)
 	start := make(chan struct{})
 	var wg sync.WaitGroup

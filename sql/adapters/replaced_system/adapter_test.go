@@ -314,7 +314,9 @@ func TestAppTablesUntouchedAndIdempotent(t *testing.T) {
 				"index automation_src_invoices_id_idx",
 				"index automation_src_invoices_open_due_idx",
 				"index automation_src_invoices_open_updated_idx",
+				"index automation_src_jobs_completed_idx",
 				"index automation_src_jobs_upcoming_idx",
+				"index automation_src_jobs_updated_idx",
 				"table automation_replaced_client_opt_outs",
 				"table automation_replaced_org_settings",
 				"view automation_src_clients",
@@ -542,6 +544,29 @@ func TestLookupsUseIndexes(t *testing.T) {
 	t.Logf("appointment check:\n%s", appointments)
 	assert.Empty(t, seqScans(appointments, data...), appointments)
 	assert.Contains(t, appointments, "automation_src_jobs_upcoming_idx")
+
+	// the maintenance check: services whose due moment passed since the last
+	// run, and jobs changed since (also the stale-job check's range), per organisation
+	maintenance := explain(t, db, `
+		select j.id from automation_src_organizations o
+		cross join lateral (
+		  select j.id from automation_src_jobs j
+		  where j.organization_id = o.id and j.status = 'completed'
+		    and j.completed_at > now() - interval '6 months 1 minute' and j.completed_at <= now() - interval '6 months'
+		  offset 0) j`)
+	t.Logf("maintenance check:\n%s", maintenance)
+	assert.Empty(t, seqScans(maintenance, data...), maintenance)
+	assert.Contains(t, maintenance, "automation_src_jobs_completed_idx")
+	activity := explain(t, db, `
+		select j.id from automation_src_organizations o
+		cross join lateral (
+		  select j.id from automation_src_jobs j
+		  where j.organization_id = o.id
+		    and j.updated_at > now() - interval '7 days 1 minute' and j.updated_at <= now() - interval '7 days'
+		  offset 0) j`)
+	// (with about one job per user here, automation_src_jobs_updated_idx and
+	// idx_jobs_user_id cost the same: either is a per-organisation lookup)
+	assert.Empty(t, seqScans(activity, data...), activity)
 
 	// the dispatcher's premise (a client's other jobs) and the maintenance check's booked visit
 	premise := explain(t, db, `select 1 from automation_src_jobs u
