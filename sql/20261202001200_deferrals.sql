@@ -43,7 +43,7 @@ comment on function public.automation_max_deferrals() is
   'automation_settings.max_deferrals: deferrals an execution may have before the next one fails it (max_deferrals); 200 when unset.';
 
 create or replace function public.automation_deferral_backoff(p_deferral integer) returns interval
-language sql volatile as $$
+language sql volatile set search_path = public, pg_temp as $$
   -- base 30 s, factor 2, cap 15 min, +-20 % jitter
   select make_interval(secs => least(30 * power(2, least(greatest(p_deferral, 1) - 1, 30)), 900) * (0.8 + random() * 0.4))
 $$;
