@@ -82,7 +82,7 @@ comment on function public.automation_record_deliveries(jsonb, jsonb) is
   'One ledger call per chunk: finishes the deliveries whose provider answer is known (p_finished: automation.DeliveryFinished[], as automation_finish_deliveries, fenced by the lease) and begins the next ones (p_begin: automation.DeliveryIntent[], as automation_begin_deliveries), in one transaction. Answers automation.DeliveryBegun[] for p_begin, in input order. NULL = empty; a value that is not an array raises 22023.';
 
 create or replace function public.automation_mask_recipient(p_recipient text) returns text
-language sql immutable as $$
+language sql immutable set search_path = public, pg_temp as $$
   -- an e-mail address keeps its first letter, the first letter of its
   -- domain and the domain's last label (a…@e….org); a phone number its last
   -- two digits (…23): enough to tell deliveries apart, never the address

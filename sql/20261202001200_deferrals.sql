@@ -21,7 +21,7 @@
 -- max_attempts bounds a crash loop.
 --
 -- Redefined here: automation_report and automation_retry_execution (resets
--- deferrals) from 20261202001000_inplace_upgrade.sql; automation_queue_health
+-- deferrals; also reopens a completed execution settled_not_sent) from 20261202001000_inplace_upgrade.sql; automation_queue_health
 -- (moved from 20261202000200_check_isolation.sql; column deferred).
 -- Idempotent.
 
@@ -43,7 +43,7 @@ comment on function public.automation_max_deferrals() is
   'automation_settings.max_deferrals: deferrals an execution may have before the next one fails it (max_deferrals); 200 when unset.';
 
 create or replace function public.automation_deferral_backoff(p_deferral integer) returns interval
-language sql volatile as $$
+language sql volatile set search_path = public, pg_temp as $$
   -- base 30 s, factor 2, cap 15 min, +-20 % jitter
   select make_interval(secs => least(30 * power(2, least(greatest(p_deferral, 1) - 1, 30)), 900) * (0.8 + random() * 0.4))
 $$;
@@ -196,12 +196,19 @@ create or replace function public.automation_retry_execution(p_id uuid)
 returns jsonb language plpgsql security definer set search_path = public, pg_temp as $$
 declare
   v_old public.automation_execution_logs;
+  -- completed settled_not_sent: the earliest step an operator settled not sent
+  v_step integer;
 begin
   select * into v_old from public.automation_execution_logs e where e.id = p_id for update;
   if not found then
     return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', '', 'reason', 'not_found');
   end if;
-  if v_old.status not in ('failed', 'cancelled', 'skipped') then
+  if v_old.status = 'completed' and v_old.error_code = 'settled_not_sent' then
+    -- (automation_settle_delivery sets this code only once no delivery is left unknown)
+    select min(d.step_index) into v_step from public.automation_deliveries d
+    where d.execution_id = p_id and d.status = 'failed' and d.error_code = 'settled_not_sent';
+  end if;
+  if v_old.status not in ('failed', 'cancelled', 'skipped') and v_step is null then
     return jsonb_build_object('execution_id', p_id, 'applied', false, 'status', v_old.status, 'reason', 'not_finished');
   end if;
   if v_old.occurrence_key like 'legacy:%' then
@@ -217,35 +224,42 @@ begin
   update public.automation_execution_logs e set updated_at = now(),
     status = 'pending', attempt = 0, deferrals = 0, next_attempt_at = now(), dispatched_at = null,
     error_code = null, error_message = null, completed_at = null,
-    lease_token = null, lease_expires_at = null
+    lease_token = null, lease_expires_at = null,
+    -- completed: from the step settled not sent (later sent steps: the ledger answers sent)
+    step_index = coalesce(v_step, e.step_index)
   where e.id = p_id;
 
   -- the outcome it had is taken back from the counters (the counter trigger
   -- adds the next one): one execution, counted once
   update public.automation_workflows w set
     execution_count = greatest(coalesce(w.execution_count, 0) - 1, 0),
+    success_count = greatest(coalesce(w.success_count, 0) - (v_old.status = 'completed')::int, 0),
     failure_count = greatest(w.failure_count - (v_old.status = 'failed')::int, 0),
     skipped_count = greatest(w.skipped_count - (v_old.status = 'skipped')::int, 0)
   where w.id = v_old.workflow_id;
   update public.automation_analytics a set
     execution_count = greatest(coalesce(a.execution_count, 0) - 1, 0),
+    success_count = greatest(coalesce(a.success_count, 0) - (v_old.status = 'completed')::int, 0),
     failure_count = greatest(coalesce(a.failure_count, 0) - (v_old.status = 'failed')::int, 0),
     skipped = greatest(coalesce(a.skipped, 0) - (v_old.status = 'skipped')::int, 0),
-    success_rate = public.automation_success_rate(coalesce(a.success_count, 0), greatest(coalesce(a.execution_count, 0) - 1, 0)),
+    success_rate = public.automation_success_rate(greatest(coalesce(a.success_count, 0) - (v_old.status = 'completed')::int, 0),
+                                                  greatest(coalesce(a.execution_count, 0) - 1, 0)),
     updated_at = now()
   where a.organization_id = v_old.organization_id and a.workflow_id = v_old.workflow_id
     and a.date = (v_old.completed_at at time zone 'UTC')::date;
 
   -- permanently failed deliveries may be tried again (e.g. after the address
-  -- was corrected); sent ones are never re-sent, unknown ones never re-sent
+  -- was corrected); sent ones are never re-sent, unknown ones never re-sent.
+  -- A completed one re-arms only what was settled not sent.
   update public.automation_deliveries d set retryable = true
-  where d.execution_id = p_id and d.status = 'failed' and not d.retryable;
+  where d.execution_id = p_id and d.status = 'failed' and not d.retryable
+    and (v_step is null or d.error_code = 'settled_not_sent');
 
   return jsonb_build_object('execution_id', p_id, 'applied', true, 'status', 'pending');
 end
 $$;
 comment on function public.automation_retry_execution(uuid) is
-  'Operator action: puts a failed, cancelled or skipped execution back to pending, due now, attempts and deferrals reset (refused past its deadline). Its outcome is taken back from the workflow counters and analytics; its failed deliveries may be re-armed; deliveries recorded sent (or unknown) are never sent again (ledger). Refused for the replaced system''s rows (occurrence key legacy:..., reason legacy). Answers {execution_id, applied, status, reason: not_found|not_finished|legacy|past_deadline}.';
+  'Operator action: puts a failed, cancelled or skipped execution back to pending, due now, attempts and deferrals reset (refused past its deadline); likewise a completed one with error_code settled_not_sent (a delivery settled not sent by automation_settle_delivery), from the step of the earliest such delivery, re-arming only those. Its outcome is taken back from the workflow counters and analytics of its UTC day; its failed deliveries may be re-armed; deliveries recorded sent (or unknown) are never sent again (ledger). Refused for the replaced system''s rows (occurrence key legacy:..., reason legacy). Answers {execution_id, applied, status, reason: not_found|not_finished|legacy|past_deadline}.';
 
 
 -- What operators read: the queue, the deferred part of it, and the number of

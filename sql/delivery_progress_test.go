@@ -298,3 +298,86 @@ func TestMaskRecipient(t *testing.T) {
 	}
 	assert.Equal(t, "", pgtest.Text(t, db, `select automation_mask_recipient(null)`))
 }
+
+// A completed execution whose delivery was settled not sent is retried from
+// that step: the settled delivery is sent again, a later step already sent
+// is not (the ledger answers sent), and the execution is counted once.
+// One still flagged delivery_unknown (not settled yet) is refused.
+func TestRetrySettledNotSent(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 2)
+	id, unsettled := execs[0], execs[1]
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
+	tok := map[uuid.UUID]uuid.UUID{}
+	for _, c := range got {
+		tok[c.Execution.ID] = c.Execution.LeaseToken
+	}
+	step := func(exec uuid.UUID, i int, channel, recipient string) automation.DeliveryIntent {
+		return automation.DeliveryIntent{ExecutionID: exec, LeaseToken: tok[exec], StepIndex: i, Channel: channel, Recipient: recipient,
+			Provider: "p", IdempotencyKey: automation.IdempotencyKey(exec, i, channel)}
+	}
+	first, sms, last := step(id, 0, "email", "ada@client.test"), step(id, 1, "sms", "+15555550123"), step(id, 2, "email", "ada@client.test")
+	other := step(unsettled, 0, "email", "bob@client.test")
+	pgtest.RecordDeliveries(t, db, nil, first, sms, last, other)
+	rep := pgtest.Report(t, db,
+		automation.Outcome{ExecutionID: id, LeaseToken: tok[id], Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+			Deliveries: []automation.DeliveryResult{
+				{IdempotencyKey: first.IdempotencyKey, Status: "sent"},
+				{IdempotencyKey: sms.IdempotencyKey, Status: "unknown", ErrorCode: "timeout"},
+				{IdempotencyKey: last.IdempotencyKey, Status: "sent"}}},
+		automation.Outcome{ExecutionID: unsettled, LeaseToken: tok[unsettled], Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+			Deliveries: []automation.DeliveryResult{{IdempotencyKey: other.IdempotencyKey, Status: "unknown", ErrorCode: "timeout"}}})
+	require.True(t, rep[0].Applied && rep[1].Applied)
+	counts := func() [4]int {
+		return [4]int{
+			pgtest.Int(t, db, `select execution_count from automation_workflows where id = $1`, wf),
+			pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf),
+			pgtest.Int(t, db, `select coalesce(sum(execution_count), 0) from automation_analytics where workflow_id = $1`, wf),
+			pgtest.Int(t, db, `select coalesce(sum(success_count), 0) from automation_analytics where workflow_id = $1`, wf),
+		}
+	}
+	require.Equal(t, [4]int{2, 2, 2, 2}, counts())
+
+	// refused while a delivery is still unknown: settle it first
+	assert.Equal(t, "not_finished", operate(t, db, `select automation_retry_execution($1)`, unsettled).Reason)
+	assert.Equal(t, "not_finished", operate(t, db, `select automation_retry_execution($1)`, id).Reason)
+
+	no := false
+	require.True(t, settle(t, db, deliveryID(t, db, sms.IdempotencyKey), &no, "ops")["applied"].(bool))
+	require.Equal(t, automation.ErrSettledNotSent, *execution(t, db, id).ErrorCode)
+	pgtest.Exec(t, db, `update automation_execution_logs set deferrals = 3 where id = $1`, id)
+
+	assert.Equal(t, automation.Reported{ExecutionID: id, Applied: true, Status: "pending"},
+		operate(t, db, `select automation_retry_execution($1)`, id))
+	row := execution(t, db, id)
+	assert.Equal(t, "pending", row.Status)
+	assert.Equal(t, 1, row.StepIndex, "from the step settled not sent")
+	assert.Zero(t, row.Attempt)
+	assert.Nil(t, row.ErrorCode)
+	assert.Zero(t, pgtest.Int(t, db, `select deferrals from automation_execution_logs where id = $1`, id))
+	assert.Equal(t, [4]int{1, 1, 1, 1}, counts(), "its outcome taken back")
+	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: automation.ErrSettledNotSent, Retryable: true}, delivery(t, db, sms.IdempotencyKey))
+	assert.Equal(t, deliveryState{Status: "sent", SentAt: true}, delivery(t, db, first.IdempotencyKey))
+	assert.Equal(t, deliveryState{Status: "sent", SentAt: true}, delivery(t, db, last.IdempotencyKey))
+
+	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{id}, 60)
+	require.Len(t, got, 1)
+	assert.Equal(t, 1, got[0].Execution.StepIndex)
+	assert.Equal(t, 1, got[0].Execution.Attempt)
+	tok[id] = got[0].Execution.LeaseToken
+	first, sms, last = step(id, 0, "email", "ada@client.test"), step(id, 1, "sms", "+15555550123"), step(id, 2, "email", "ada@client.test")
+	b := pgtest.RecordDeliveries(t, db, nil, sms, last, first)
+	assert.Equal(t, []string{automation.BeginNew, automation.BeginSent, automation.BeginSent}, []string{b[0].State, b[1].State, b[2].State},
+		"the settled step is sent again, the sent ones never")
+	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: tok[id], Status: automation.OutcomeCompleted,
+		Deliveries: []automation.DeliveryResult{{IdempotencyKey: sms.IdempotencyKey, Status: "sent"}}})[0].Applied)
+	assert.Equal(t, [4]int{2, 2, 2, 2}, counts(), "counted once overall")
+	assert.Equal(t, 1, pgtest.Int(t, db, `select coalesce(sum(sms_sent), 0) from automation_analytics where workflow_id = $1`, wf))
+	assert.Equal(t, 2, pgtest.Int(t, db, `select coalesce(sum(emails_sent), 0) from automation_analytics where workflow_id = $1`, wf))
+	row = execution(t, db, id)
+	assert.Equal(t, "completed", row.Status)
+	assert.Nil(t, row.ErrorCode)
+	assert.Equal(t, "not_finished", operate(t, db, `select automation_retry_execution($1)`, id).Reason, "a clean completion is final")
+	assert.Zero(t, pgtest.Int(t, db, `select update_automation_analytics()`), "analytics already match the rows")
+}

@@ -154,9 +154,12 @@ Settles a delivery listed by "dueflow deliveries --unknown" once you know its
 fate from the provider's log:
   --sent      it arrived: recorded sent (counted once in the analytics)
   --not-sent  it did not: recorded failed (settled_not_sent); an execution
-              still pending sends it on its next attempt
+              still pending sends it on its next attempt; a finished one
+              after: select automation_retry_execution('<execution id>')
 Who (--by) and when are recorded. A completed execution flagged only for
-its unknown deliveries loses delivery_unknown once none is left.
+its unknown deliveries loses delivery_unknown once none is left (or becomes
+settled_not_sent: the retry then resumes at that step; sent steps are never
+sent again).
 
 `)
 		fs.PrintDefaults()

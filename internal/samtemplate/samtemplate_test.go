@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -382,4 +383,49 @@ func TestTemplateEnvironmentLoadsConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The template's header names every key the Secrets Manager secret may
+// hold (config.SecretKeys).
+func TestHeaderNamesEverySecretKey(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "template.yaml"))
+	require.NoError(t, err)
+	header, _, ok := strings.Cut(string(data), "\nParameters:")
+	require.True(t, ok)
+	for _, k := range config.SecretKeys {
+		assert.Contains(t, header, k, "template.yaml's header comment does not list the secret key %s", k)
+	}
+}
+
+// SecretsMaxAge's AllowedPattern accepts exactly the whole-unit durations
+// the functions accept (secrets.SettingsFromEnv): a value CloudFormation
+// lets through must not fail every cold start.
+func TestSecretsMaxAgePatternMatchesFunctions(t *testing.T) {
+	tmpl, err := Load(filepath.Join(repoRoot, "template.yaml"))
+	require.NoError(t, err)
+	p, ok := tmpl.CFN.Parameters["SecretsMaxAge"]
+	require.True(t, ok)
+	require.NotNil(t, p.AllowedPattern)
+	re := regexp.MustCompile(*p.AllowedPattern)
+	accepts := func(v string) bool {
+		_, err := secrets.SettingsFromEnv(func(k string) string {
+			if k == secrets.EnvMaxAge {
+				return v
+			}
+			return ""
+		})
+		return err == nil
+	}
+	for unit, limit := range map[string]int{"s": 86400, "m": 1440, "h": 24} {
+		for n := 0; n <= limit+limit/10+2; n++ {
+			v := fmt.Sprintf("%d%s", n, unit)
+			if re.MatchString(v) != accepts(v) {
+				t.Errorf("SecretsMaxAge %q: template pattern says %v, the functions %v", v, re.MatchString(v), accepts(v))
+			}
+		}
+	}
+	for _, v := range []string{"", "5", "05m", "1d", "1h30m", "-5m", "5M"} {
+		assert.False(t, re.MatchString(v), v)
+	}
+	assert.Regexp(t, re, p.Default, "the default matches")
 }

@@ -13,8 +13,8 @@ var SecretKeys = []string{
 	"SMTP_PASSWORD", "MAILGUN_API_KEY", "TWILIO_AUTH_TOKEN", "TELNYX_API_KEY",
 }
 
-// IsSecretKey reports whether name is one of SecretKeys.
-func IsSecretKey(name string) bool { return slices.Contains(SecretKeys, name) }
+// IsSecretSetting reports whether name (a setting) is one of SecretKeys.
+func IsSecretSetting(name string) bool { return slices.Contains(SecretKeys, name) }
 
 // Overlay returns a getenv that answers the secret keys from secrets (a
 // key the secret holds wins over the environment) and everything else from
@@ -24,7 +24,7 @@ func IsSecretKey(name string) bool { return slices.Contains(SecretKeys, name) }
 func Overlay(getenv func(string) string, secrets map[string]string) (func(string) string, error) {
 	var foreign []string
 	for k := range secrets {
-		if !IsSecretKey(k) {
+		if !IsSecretSetting(k) {
 			foreign = append(foreign, k)
 		}
 	}

@@ -90,13 +90,16 @@ func Start(ctx context.Context, action string, getenv func(string) string, w io.
 	if err != nil {
 		return nil, err
 	}
-	src, maxAge, err := secrets.Open(ctx, settings, getenv, config.SecretKeys)
+	// the SDK's configuration and the first read share the cold-start bound
+	cctx, cancel := context.WithTimeout(ctx, secrets.ColdStartTimeout)
+	defer cancel()
+	src, maxAge, err := secrets.Open(cctx, settings, getenv, config.SecretKeys)
 	if err != nil {
 		return nil, err
 	}
 	l := &Live{action: action, getenv: getenv, level: new(slog.LevelVar)}
 	l.log = logger(w, l.level)
-	if l.cache, err = secrets.NewCache(ctx, src, maxAge, secrets.WithLogger(l.log)); err != nil {
+	if l.cache, err = secrets.NewCache(cctx, src, maxAge, secrets.WithLogger(l.log)); err != nil {
 		return nil, err
 	}
 	values, version := l.cache.Values()

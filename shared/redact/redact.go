@@ -23,9 +23,11 @@ import (
 const mask = "***"
 
 // emailRE finds e-mail addresses, also URL-encoded ("%40"). The local part
-// leaves out quotes, slashes and "=" so that quoting and query strings
-// around an address are not taken for part of it.
-var emailRE = regexp.MustCompile(`[\p{L}\p{N}._+\-]+(?:@|%40)[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*`)
+// leaves out slashes and "=" so that query strings around an address are
+// not taken for part of it, and quotes except an apostrophe inside it
+// ("o'brien@…", not "'bob@…'"), or is a quoted string of its own
+// ("\"john smith\"@…").
+var emailRE = regexp.MustCompile(`(?:"[^"\r\n]{1,64}"|[\p{L}\p{N}._+\-]+(?:'[\p{L}\p{N}._+\-]+)*)(?:@|%40)[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*`)
 
 // keepRE finds what must stay readable although it is made of digits and
 // phone separators: UUIDs, ISO dates and times (RFC 3339), times of day,
@@ -41,9 +43,10 @@ var keepRE = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0
 	`|1[5-9]\d{8}(?:\d{3})?`)
 
 // phoneRE finds phone-number-like runs: digits with up to three separators
-// (space, no-break space, ".", "-", parentheses) between them, "+" or "("
-// in front. Whether a run is a phone number is decided by isPhone.
-var phoneRE = regexp.MustCompile(`[+(]*\d(?:[ .\-()\x{00A0}]{0,3}\d)*`)
+// (space, no-break space, ".", "-", parentheses) between them, "+" (also
+// URL-encoded, "%2B") or "(" in front. Whether a run is a phone number is
+// decided by isPhone.
+var phoneRE = regexp.MustCompile(`(?:[+(]|%2[Bb])*\d(?:[ .\-()\x{00A0}]{0,3}\d)*`)
 
 // Text returns s with every e-mail address and every phone-number-like run
 // of at least 7 digits masked (see Email and Phone). A run of digits glued
@@ -91,11 +94,16 @@ func maskPhoneRuns(s string, from, to int) string {
 	last := 0
 	for _, m := range phoneRE.FindAllStringIndex(seg, -1) {
 		run := seg[m[0]:m[1]]
-		if !isPhone(run) || !boundary(s, from+m[0], from+m[1]) {
+		// a URL-encoded "+" stays encoded; its "2" is no digit of the number
+		enc, num := "", run
+		if len(run) >= 3 && strings.EqualFold(run[:3], "%2B") {
+			enc, num = run[:3], run[3:]
+		}
+		if !isPhone(num) || !boundary(s, from+m[0], from+m[1]) {
 			continue
 		}
 		b.WriteString(seg[last:m[0]])
-		b.WriteString(Phone(run))
+		b.WriteString(enc + Phone(num))
 		last = m[1]
 	}
 	b.WriteString(seg[last:])
@@ -160,9 +168,10 @@ func countDigits(s string) int {
 }
 
 // Email masks one e-mail address: the first character of the local part
-// and of the domain's first label, and the top-level domain, are kept
-// ("alice@mail.client.test" → "a***@m***.test"; "%40" is kept as written).
-// A value without "@" keeps only its first character.
+// (inside its quotes, for a quoted one) and of the domain's first label,
+// and the top-level domain, are kept ("alice@mail.client.test" →
+// "a***@m***.test"; "%40" is kept as written). A value without "@" keeps
+// only its first character.
 func Email(s string) string {
 	if s == "" {
 		return s
@@ -174,7 +183,7 @@ func Email(s string) string {
 	if at < 0 {
 		return firstRune(s) + mask
 	}
-	local, domain := s[:at], s[at+len(sep):]
+	local, domain := strings.TrimLeft(s[:at], `"`), s[at+len(sep):]
 	out := firstRune(local) + mask + sep
 	labels := strings.Split(domain, ".")
 	out += firstRune(labels[0]) + mask
@@ -231,7 +240,8 @@ var urlSchemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 var kvPasswordRE = regexp.MustCompile(`(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
 
 // URL returns raw with the userinfo password removed (a user name that is
-// an e-mail address masked), the values of secret-looking query parameters
+// an e-mail address masked), a user name without a password removed too
+// (it may be a token: https://sk_live_…@host), the values of secret-looking query parameters
 // (key, token, secret, password, signature, auth, credential, session,
 // code) replaced by "redacted", and personal data in the path and the other
 // query values masked as by Text. The query keeps its order. A key=value
@@ -254,7 +264,11 @@ func URL(raw string) string {
 		return Text(raw)
 	}
 	if u.User != nil {
-		u.User = url.User(Text(u.User.Username()))
+		if _, hasPassword := u.User.Password(); hasPassword {
+			u.User = url.User(Text(u.User.Username()))
+		} else {
+			u.User = nil
+		}
 	}
 	if u.RawPath != "" || u.Path != "" {
 		if p := Text(u.Path); p != u.Path {

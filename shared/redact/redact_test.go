@@ -17,6 +17,9 @@ func TestText(t *testing.T) {
 		{"to=zelda%40wombat-client.test&x=1", "to=z***%40w***.test&x=1"},
 		{"root@localhost failed", "r***@l*** failed"},
 		{"José.Núñez@correo.test.", "J***@c***.test."},
+		{"o'brien@x.test rejected", "o***@x***.test rejected"},
+		{`<"john smith"@client.test>: unknown`, "<j***@c***.test>: unknown"},
+		{`"Ada" <"ada lovelace"@client.test>`, `"Ada" <a***@c***.test>`},
 		// phone numbers
 		{"The 'To' number +15005550001 is not a valid phone number.", "The 'To' number +1******0001 is not a valid phone number."},
 		{"call +1 (212) 555-2671 now", "call +1******2671 now"},
@@ -30,6 +33,8 @@ func TestText(t *testing.T) {
 		{"/v1/numbers/+15005550006/x", "/v1/numbers/+1******0006/x"},
 		{"numbers 5005550006 5005550007", "numbers 5***************0007"},
 		{"+15005550006,+15005550007", "+1******0006,+1******0007"},
+		{"To=%2B19175550143&From=%2b15005550006", "To=%2B1******0143&From=%2b1******0006"},
+		{"GET /v1/lookup/%2B19175550143 failed", "GET /v1/lookup/%2B1******0143 failed"},
 		// identifiers kept
 		{"request 123e4567-e89b-12d3-a456-426614174000 failed", "request 123e4567-e89b-12d3-a456-426614174000 failed"},
 		{"id 12345678-1234-1234-1234-123456789012", "id 12345678-1234-1234-1234-123456789012"},
@@ -89,6 +94,8 @@ func TestURL(t *testing.T) {
 		{"https://x.test/v1/numbers/+15005550006?access_token=t", "https://x.test/v1/numbers/+1%2A%2A%2A%2A%2A%2A0006?access_token=redacted"},
 		{"https://x.test/p?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=ab&flag", "https://x.test/p?X-Amz-Credential=redacted&X-Amz-Signature=redacted&flag"},
 		{"not a url \x7f alice@client.test", "not a url \x7f a***@c***.test"},
+		{"https://sk_live_abc@api.example/v1/charges", "https://api.example/v1/charges"},
+		{"https://zelda%40wombat-client.test@api.example/x", "https://api.example/x"},
 	} {
 		if got := redact.URL(tc.in); got != tc.want {
 			t.Errorf("URL(%q) = %q, want %q", tc.in, got, tc.want)

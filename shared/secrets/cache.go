@@ -2,7 +2,6 @@ package secrets
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -36,7 +35,7 @@ func WithClock(now func() time.Time) CacheOption { return func(c *Cache) { c.now
 func WithLogger(log *slog.Logger) CacheOption { return func(c *Cache) { c.log = log } }
 
 // NewCache reads src once, within ctx and ColdStartTimeout; maxAge 0 never
-// re-reads. The error names the source, never a value.
+// re-reads. The error is the source's (it names the source, never a value).
 func NewCache(ctx context.Context, src Source, maxAge time.Duration, opts ...CacheOption) (*Cache, error) {
 	c := &Cache{src: src, maxAge: maxAge, log: slog.Default(), now: time.Now}
 	for _, o := range opts {
@@ -46,7 +45,7 @@ func NewCache(ctx context.Context, src Source, maxAge time.Duration, opts ...Cac
 	defer cancel()
 	v, err := src.Read(rctx)
 	if err != nil {
-		return nil, fmt.Errorf("secrets from %s: %w", src.Name(), err)
+		return nil, err
 	}
 	c.values, c.version, c.due = v, 1, c.now().Add(maxAge)
 	return c, nil

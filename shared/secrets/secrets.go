@@ -47,7 +47,8 @@ const (
 
 // Source reads the secret settings.
 type Source interface {
-	// Read returns the secret keys and their values.
+	// Read returns the secret keys and their values. Its errors name the
+	// source, never a value.
 	Read(ctx context.Context) (map[string]string, error)
 	// Name names the source in logs and errors ("environment" or the
 	// secret id); never a value.
@@ -164,7 +165,8 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 
 // Open returns the source the settings name (keys: the secret keys the
 // environment source reads) and the max age of its reads (0: never re-read,
-// for the environment).
+// for the environment). ctx bounds loading the SDK's configuration: give it
+// the cold start's bound (ColdStartTimeout).
 func Open(ctx context.Context, s Settings, getenv func(string) string, keys []string) (Source, time.Duration, error) {
 	if s.SecretID == "" {
 		return Env{Getenv: getenv, Keys: keys}, 0, nil
