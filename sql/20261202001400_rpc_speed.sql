@@ -49,21 +49,24 @@ begin
       lease_expires_at = now() + v_lease, started_at = now()
     from cand where e.id = cand.id and (cand.deadline_at is null or cand.deadline_at > now())
     returning e.*
-  ), wf as (
+  ), wf as materialized (
     -- the workflow as dueflow runs it (its spec), whatever shape the app wrote,
     -- built once per workflow of the batch; one the app changed since into a
     -- workflow dueflow cannot run (between the dispatcher's skip and this
     -- claim) is handed over inactive: skipped, never sent on a partly
     -- converted spec
-    select w.id, w.organization_id,
-      jsonb_build_object('id', w.id, 'name', coalesce(w.name, ''), 'trigger_type', ws.spec -> 'trigger_type',
+    select ws.id, ws.organization_id,
+      jsonb_build_object('id', ws.id, 'name', coalesce(ws.name, ''), 'trigger_type', ws.spec -> 'trigger_type',
         'trigger_config', ws.spec -> 'trigger_config',
         'is_active', coalesce((ws.spec ->> 'active')::boolean and (ws.spec ->> 'runnable')::boolean, false),
         'steps', ws.spec -> 'steps') as doc
     from (select distinct c.workflow_id from claimed c) x
-    join public.automation_workflows w on w.id = x.workflow_id
-    cross join lateral (select public.automation_workflow_current_spec(w) as spec offset 0) ws
-  ), od as (
+    -- offset 0: one primary-key lookup per workflow, never a scan of them all
+    cross join lateral (
+      select w.id, w.organization_id, w.name, public.automation_workflow_current_spec(w) as spec
+      from public.automation_workflows w where w.id = x.workflow_id
+      offset 0) ws
+  ), od as materialized (
     -- the organisation, once per organisation of the batch (looked up by id:
     -- no other organisation's row is read)
     select x.organization_id as id, o.doc
@@ -75,6 +78,7 @@ begin
         'phone', coalesce(o.phone, ''), 'portal_url', coalesce(o.portal_url, ''),
         'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text) as doc
       from public.automation_src_organizations o where o.id = x.organization_id
+      offset 0
     ) o
   )
   -- one set-based query builds every automation.Claimed document
@@ -86,10 +90,6 @@ begin
       'attempt', c.attempt, 'max_attempts', c.max_attempts, 'step_index', c.step_index,
       'deadline_at', c.deadline_at, 'lease_token', c.lease_token,
       'lease_expires_at', c.lease_expires_at, 'trigger_data', c.trigger_data),
-    -- the workflow as dueflow runs it (its spec), whatever shape the app wrote;
-    -- one the app changed since into a workflow dueflow cannot run (between
-    -- the dispatcher's skip and this claim) is handed over inactive: skipped,
-    -- never sent on a partly converted spec
     'workflow', wf.doc,
     'organization', od.doc,
     'client', case when cl.id is not null then jsonb_build_object('id', cl.id::text, 'first_name', coalesce(cl.first_name, ''),
