@@ -4,6 +4,8 @@
 --     organisation document are built once per distinct workflow and
 --     organisation of the batch, not once per execution (each looked up by
 --     id, so no other tenant's row is read).
+--     Planned for each call's own ids (plan_cache_mode force_custom_plan):
+--     the generic plan walked the due index to find named ids.
 --   * automation_report: the send window (organisation, zone) is read only
 --     for outcomes that become due again (retry, snooze), max_deferrals once
 --     per call; the update finds each execution row by the ctid its lock
@@ -19,9 +21,15 @@
 -- Redefined from 20261202000800 (claim rows), 20261202001200 (report),
 -- 20261202001100 (finish) and 20261202000300 (begin). Idempotent.
 
+-- force_custom_plan: a plan for the call's own p_ids. The generic plan
+-- PL/pgSQL switches to after five calls cannot tell whether p_ids is NULL,
+-- so a claim of named ids (the dispatcher's batches) walked the index of due
+-- rows from the oldest until it met its ids (44-48 ms for 100 ids 20,000
+-- rows deep in the backlog, 14-21 ms with a custom plan, planning included).
 create or replace function public.automation_claim_rows(
   p_action text, p_ids uuid[], p_limit integer, p_lease_seconds integer)
-returns setof jsonb language plpgsql set search_path = public, pg_temp set jit = off as $$
+returns setof jsonb language plpgsql set search_path = public, pg_temp set jit = off
+set plan_cache_mode = force_custom_plan as $$
 declare
   v_limit integer := least(greatest(coalesce(p_limit, 100), 0), 1000);
   v_lease interval := make_interval(secs => least(greatest(coalesce(p_lease_seconds, 300), 10), 3600));
