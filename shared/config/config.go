@@ -107,7 +107,10 @@ type Config struct {
 	Twilio      Twilio
 	Telnyx      Telnyx
 
-	Concurrency  int
+	Concurrency int
+	// LedgerChunk: deliveries begun per ledger call, what a crash can leave
+	// unknown (DUEFLOW_LEDGER_CHUNK; 0 = Concurrency).
+	LedgerChunk  int
 	LeaseSeconds int
 	// FunctionTimeout is the function's timeout in Lambda
 	// (DUEFLOW_FUNCTION_TIMEOUT, which template.yaml keeps equal to the
@@ -230,6 +233,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	p.checkSMSFrom(c.SMSProvider, c.SMSFrom)
 
 	c.Concurrency = p.int("DUEFLOW_CONCURRENCY", DefaultConcurrency, 1, 256)
+	c.LedgerChunk = p.int("DUEFLOW_LEDGER_CHUNK", 0, 0, 10000)
 	if c.EmailProvider == EmailSMTP && c.SMTP.MaxConnections == 0 {
 		c.SMTP.MaxConnections = c.Concurrency
 	}

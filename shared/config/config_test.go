@@ -48,6 +48,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 0, c.SMTP.Port)
 	assert.Equal(t, SMSNone, c.SMSProvider)
 	assert.Equal(t, 8, c.Concurrency)
+	assert.Equal(t, 0, c.LedgerChunk, "0: the engine begins Concurrency per ledger call")
 	assert.Equal(t, 300, c.LeaseSeconds)
 	assert.Equal(t, 10*time.Second, c.RPCTimeout)
 	assert.Equal(t, 65536, c.MaxBodyBytes)

@@ -39,12 +39,15 @@ import (
 //
 //	go test -run '^$' -bench Pipeline -benchtime 3000x ./shared/engine
 func BenchmarkPipeline(b *testing.B) {
-	b.Run("sequential", func(b *testing.B) { benchPipeline(b, 1, true) })
-	b.Run("parallel-2", func(b *testing.B) { benchPipeline(b, 2, true) })
-	b.Run("parallel-4", func(b *testing.B) { benchPipeline(b, 4, true) })
+	b.Run("sequential", func(b *testing.B) { benchPipeline(b, 1, true, 0) })
+	b.Run("parallel-2", func(b *testing.B) { benchPipeline(b, 2, true, 0) })
+	b.Run("parallel-4", func(b *testing.B) { benchPipeline(b, 4, true, 0) })
 	// The same without SMTP (a sender that only counts): the cost of the
 	// database path alone.
-	b.Run("sequential-nosmtp", func(b *testing.B) { benchPipeline(b, 1, false) })
+	b.Run("sequential-nosmtp", func(b *testing.B) { benchPipeline(b, 1, false, 0) })
+	// One ledger call per wave (LedgerChunk = the batch): the crash bound
+	// traded for round trips.
+	b.Run("sequential-chunk100", func(b *testing.B) { benchPipeline(b, 1, true, 100) })
 }
 
 // countingSender accepts every message without any I/O.
@@ -56,7 +59,7 @@ func (c *countingSender) Send(context.Context, notify.Message) (notify.Result, e
 	return notify.Result{Provider: "count", MessageID: strconv.FormatInt(c.n.Add(1), 10)}, nil
 }
 
-func benchPipeline(b *testing.B, workers int, smtp bool) {
+func benchPipeline(b *testing.B, workers int, smtp bool, ledgerChunk int) {
 	const batch = 100
 	s := newStack(b)
 	org := pgtest.CreateOrg(b, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
@@ -84,7 +87,7 @@ func benchPipeline(b *testing.B, workers int, smtp bool) {
 			sender = ss
 		}
 		eng, err := engine.New(engine.Options{Action: automation.ActionInvoiceReminder, Store: ts, Email: sender,
-			Concurrency: 8, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+			Concurrency: 8, LedgerChunk: ledgerChunk, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 		require.NoError(b, err)
 		engines[w] = eng
 	}

@@ -4,13 +4,14 @@
 // lambdaurl.Processor of every action's function.
 //
 // Round trips per batch: one claim, one report, and one ledger call
-// (automation_record_deliveries) per chunk of at most Concurrency messages
-// (a batch of 100 one-message executions at concurrency 8: 13 calls). A
-// chunk is begun just before its sends, and the same call finishes the
-// previous chunk (its provider answers: sent, failed, unknown), so a crash
-// or a failed report leaves at most one chunk (Concurrency deliveries)
-// begun and not finished; the report finishes the last chunk (and lists
-// every delivery again: idempotent).
+// (automation_record_deliveries) per chunk of at most LedgerChunk messages
+// (default Concurrency: a batch of 100 one-message executions at
+// concurrency 8 makes 13 calls). A chunk is begun just before its sends
+// (at most Concurrency at once), and the same call finishes the previous
+// chunk (its provider answers: sent, failed, unknown), so a crash or a
+// failed report leaves at most one chunk (LedgerChunk deliveries) begun and
+// not finished; the report finishes the last chunk (and lists every
+// delivery again: idempotent).
 //
 // Delivery is at most once. Every message is recorded in the ledger before
 // the provider is called, under a key that is stable across attempts
@@ -18,7 +19,7 @@
 // call and the recording of its answer, the ledger row stays "sending";
 // when the execution is claimed again the ledger answers "ambiguous" and
 // the message is not sent again (it is recorded "unknown"). Those are the
-// deliveries of the one chunk in flight: no more than Concurrency
+// deliveries of the one chunk in flight: no more than LedgerChunk
 // recipients can miss a message in a crash, each of them has an "unknown"
 // delivery, and its execution ends with error code delivery_unknown
 // (operators settle it: automation_settle_delivery).
@@ -100,8 +101,13 @@ type Options struct {
 	SMS           notify.Sender // nil: SMS steps cannot be sent
 	EmailFrom     string        // sender address when the organisation has none
 	EmailFromName string        // sender name when the organisation has none
-	Concurrency   int           // sends at once, and deliveries begun per ledger call (DefaultConcurrency)
-	LeaseSeconds  int           // lease of a claim (DefaultLeaseSeconds)
+	Concurrency   int           // sends at once (DefaultConcurrency)
+	// LedgerChunk is how many deliveries one ledger call begins, and so
+	// what a crash can leave unknown (Concurrency, also when lower). A
+	// multiple of Concurrency makes fewer calls per batch (a batch's size:
+	// one call per step wave) for a larger crash bound.
+	LedgerChunk  int
+	LeaseSeconds int // lease of a claim (DefaultLeaseSeconds)
 	// Batch is the claim limit when a request names no ids (DefaultBatch),
 	// lowered to what the providers' observed pace can send before the
 	// cutoff (claimLimit).
@@ -138,6 +144,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
+	}
+	if o.LedgerChunk < o.Concurrency {
+		o.LedgerChunk = o.Concurrency
 	}
 	if o.LeaseSeconds <= 0 {
 		o.LeaseSeconds = DefaultLeaseSeconds
@@ -678,15 +687,15 @@ func (e *Engine) renderFailed(r *run, channel string, err error) {
 
 // wave sends every run's current message (one per run, a step wave). The
 // messages are recorded in the ledger and sent in chunks of at most
-// Concurrency: each chunk is begun with one automation_record_deliveries
+// LedgerChunk: each chunk is begun with one automation_record_deliveries
 // call just before its sends, and the next chunk is begun once they have all
 // returned, by the call that also finishes them (finished carries their
 // answers from one chunk, or wave, to the next). A crash therefore leaves at
-// most one chunk begun and not finished (ambiguous on the next attempt,
+// most one chunk (LedgerChunk deliveries) begun and not finished (ambiguous on the next attempt,
 // never re-sent), instead of every delivery of the batch.
 func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time, finished *[]automation.DeliveryFinished) {
-	for i := 0; i < len(rs); i += e.o.Concurrency {
-		chunk := rs[i:min(i+e.o.Concurrency, len(rs))]
+	for i := 0; i < len(rs); i += e.o.LedgerChunk {
+		chunk := rs[i:min(i+e.o.LedgerChunk, len(rs))]
 		code, msg := "", ""
 		switch {
 		case !e.o.Now().Before(cutoff):
@@ -708,7 +717,7 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time, finished
 
 // chunk records the runs' current messages in the ledger with one call that
 // also finishes the previous chunk's deliveries (*finished), then sends the
-// new ones concurrently (len(rs) <= Concurrency) and leaves their answers in
+// new ones, at most Concurrency at once (len(rs) <= LedgerChunk), and leaves their answers in
 // *finished for the next call. It answers false when the ledger call failed
 // (every run then has a retry outcome; *finished is kept: the next call or
 // the report records it).
@@ -760,6 +769,7 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 		defer cancel()
 	}
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, e.o.Concurrency)
 	for i, r := range rs {
 		b := begun[i]
 		if b.IdempotencyKey != r.intent.IdempotencyKey {
@@ -769,8 +779,10 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 		switch b.State {
 		case automation.BeginNew:
 			wg.Add(1)
+			slots <- struct{}{}
 			go func() {
 				defer wg.Done()
+				defer func() { <-slots }()
 				e.send(sendCtx, r, cutoff)
 			}()
 		case automation.BeginSent:

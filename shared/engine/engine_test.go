@@ -1064,3 +1064,42 @@ func TestUnknownDeliveryAlwaysFlagsItsExecution(t *testing.T) {
 	f.process(t, id)
 	assert.Empty(t, f.lastOutcome(t, id).ErrorCode)
 }
+
+// peakSender tracks the most sends running at once.
+type peakSender struct {
+	notify.Sender
+	mu        sync.Mutex
+	now, peak int
+}
+
+func (p *peakSender) Send(ctx context.Context, m notify.Message) (notify.Result, error) {
+	p.mu.Lock()
+	p.now++
+	p.peak = max(p.peak, p.now)
+	p.mu.Unlock()
+	time.Sleep(time.Millisecond) // long enough for the others of the chunk to start
+	defer func() { p.mu.Lock(); p.now--; p.mu.Unlock() }()
+	return p.Sender.Send(ctx, m)
+}
+
+// LedgerChunk begins more than Concurrency deliveries per ledger call:
+// fewer calls, the crash bound grows to LedgerChunk, and still no more than
+// Concurrency sends run at once.
+func TestLedgerChunkBeginsAheadSendsConcurrency(t *testing.T) {
+	f := newFixture(t, automation.ActionInvoiceReminder)
+	f.eng.o.LedgerChunk = 3 * f.eng.o.Concurrency
+	var sent atomic.Int64
+	peak := &peakSender{Sender: finishing{f.email, &sent}}
+	f.eng.o.Email, f.eng.o.SMS = peak, finishing{f.sms, &sent}
+	cs := &countingStore{Store: f.store, sent: func() int { return int(sent.Load()) }}
+	f.eng.o.Store = cs
+	var ids []uuid.UUID
+	for range 30 {
+		ids = append(ids, f.store.Add(invoiceDoc(email, sms)))
+	}
+	assert.Equal(t, 30, f.process(t, ids...).Completed)
+	assert.Equal(t, 60, cs.begun)
+	assert.Equal(t, f.eng.o.LedgerChunk, cs.maxOpen, "deliveries begun and not sent: one ledger chunk")
+	assert.Equal(t, map[string]int{"claim": 1, "record": 6, "report": 1}, f.store.Calls, "30 per wave in chunks of 12: 3 calls, two waves")
+	assert.Equal(t, f.eng.o.Concurrency, peak.peak, "sends at once")
+}

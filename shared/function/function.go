@@ -222,7 +222,7 @@ func assemble(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.H
 	eng, err := engine.New(engine.Options{
 		Action: action, Store: store, Email: email, SMS: sms,
 		EmailFrom: cfg.EmailFrom, EmailFromName: cfg.EmailFromName,
-		Concurrency: cfg.Concurrency, LeaseSeconds: cfg.LeaseSeconds, Batch: cfg.MaxIDs,
+		Concurrency: cfg.Concurrency, LedgerChunk: cfg.LedgerChunk, LeaseSeconds: cfg.LeaseSeconds, Batch: cfg.MaxIDs,
 		NormalizePhone: phone.ParseE164, Logger: log,
 	})
 	if err != nil {
