@@ -20,7 +20,7 @@
 -- tell a crash caused by the message from one of the infrastructure, and
 -- max_attempts bounds a crash loop.
 --
--- Redefined here: automation_report and automation_retry_execution (resets
+-- Redefined here: automation_retry_execution (resets
 -- deferrals; also reopens a completed execution settled_not_sent) from 20261202001000_inplace_upgrade.sql; automation_queue_health
 -- (moved from 20261202000200_check_isolation.sql; column deferred).
 -- Idempotent.
@@ -50,145 +50,9 @@ $$;
 comment on function public.automation_deferral_backoff(integer) is
   'Delay after the p_deferral-th deferral (infrastructure trouble without Retry-After): 30 s * 2^(n-1), capped at 15 min, with +-20 % jitter.';
 
--- The report: a retry marked deferred gives its attempt back and counts a
--- deferral instead (capped by automation_settings.max_deferrals and by the
--- deadline); a plain retry spends the attempt as before (old binaries).
--- Retries and snoozes are snapped into the organisation's send window (an
--- unusable zone falls back to UTC instead of failing the whole batch).
-create or replace function public.automation_report(p_outcomes jsonb)
-returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
-declare
-  v_out jsonb;
-begin
-  if p_outcomes is null or jsonb_typeof(p_outcomes) <> 'array' then
-    raise exception 'automation_report: p_outcomes must be a JSON array' using errcode = '22023';
-  end if;
-
-  -- one statement: lock, judge against the lease, finish deliveries, move executions
-  with inp as (
-    select t.ord as n, (t.o ->> 'execution_id')::uuid as execution_id, (t.o ->> 'lease_token')::uuid as lease_token,
-           t.o ->> 'status' as status, nullif(t.o ->> 'error_code', '') as error_code,
-           nullif(t.o ->> 'error_message', '') as error_message,
-           coalesce((t.o ->> 'step_index')::int, 0) as step_index, (t.o ->> 'snooze_until')::timestamptz as snooze_until,
-           nullif((t.o ->> 'retry_after_seconds')::int, 0) as retry_after,
-           -- only a retry can be deferred; absent (old binaries) = a plain retry
-           coalesce(t.o ->> 'status' = 'retry' and t.o -> 'deferred' = 'true'::jsonb, false) as deferred,
-           coalesce((t.o ->> 'actions_executed')::int, 0) as actions_executed,
-           case when jsonb_typeof(t.o -> 'deliveries') = 'array' then t.o -> 'deliveries' else '[]'::jsonb end as deliveries
-    from jsonb_array_elements(p_outcomes) with ordinality as t(o, ord)
-  ), cur as (
-    select e.id, e.status, e.lease_token, e.attempt, e.max_attempts, e.deferrals, e.deadline_at, e.organization_id
-    from public.automation_execution_logs e
-    where e.id = any (array(select execution_id from inp where execution_id is not null))
-    order by e.id
-    for update
-  ), judged as (
-    select inp.*, cur.status as cur_status, cur.attempt, cur.max_attempts, cur.deferrals, cur.deadline_at, cur.organization_id,
-      case
-        when cur.id is null then 'not_found'
-        when cur.status <> 'running' or cur.lease_token is distinct from inp.lease_token then 'stale_lease'
-        when inp.status is null or inp.status not in ('completed', 'skipped', 'failed', 'retry', 'snoozed')
-          or (inp.status = 'snoozed' and inp.snooze_until is null) then 'invalid'
-        -- the same execution twice in one report: only the first counts
-        when row_number() over (partition by inp.execution_id order by inp.n) > 1 then 'invalid'
-      end as reason
-    from inp left join cur on cur.id = inp.execution_id
-  ), ok as (
-    select j.*, cfg.max_deferrals, case
-        when j.status = 'retry' then
-          public.automation_next_attempt(now() + case
-              when j.retry_after is not null then make_interval(secs => j.retry_after)
-              -- cut by the function's deadline: due again at once (the next tick rings it)
-              when j.deferred and j.error_code = 'deadline' then interval '0'
-              when j.deferred then public.automation_deferral_backoff(j.deferrals + 1)
-              else public.automation_backoff(j.attempt)
-            end, tz.zone, o.send_window_start, o.send_window_end, j.deadline_at)
-        when j.status = 'snoozed' then
-          public.automation_next_attempt(greatest(j.snooze_until, now()), tz.zone, o.send_window_start, o.send_window_end, j.deadline_at)
-      end as at
-    from judged j
-    left join public.automation_src_organizations o on o.id = j.organization_id
-    -- an unusable zone (NULL, not an IANA name) snaps in UTC rather than failing the batch
-    cross join lateral (select coalesce(public.automation_effective_timezone(o.timezone), 'UTC') as zone) tz
-    cross join (select public.automation_max_deferrals() as max_deferrals) cfg
-    where j.reason is null
-  ), nxt as (
-    select ok.*,
-      case
-        when ok.status in ('completed', 'skipped', 'failed') then ok.status
-        when ok.deferred and ok.deferrals >= ok.max_deferrals then 'failed'
-        when ok.status = 'retry' and not ok.deferred and ok.attempt >= ok.max_attempts then 'failed'
-        when ok.deadline_at is not null and ok.at > ok.deadline_at then 'failed'
-        else 'pending'
-      end as new_status,
-      case
-        when ok.status = 'failed' then coalesce(ok.error_code, 'internal_error')
-        -- completed keeps the engine's code (delivery_unknown: sent status uncertain); a clean completion clears it
-        when ok.status in ('completed', 'skipped') then ok.error_code
-        when ok.deferred and ok.deferrals >= ok.max_deferrals then 'max_deferrals'
-        when ok.status = 'retry' and not ok.deferred and ok.attempt >= ok.max_attempts then 'max_attempts'
-        when ok.status in ('retry', 'snoozed') and ok.deadline_at is not null and ok.at > ok.deadline_at then 'expired'
-        when ok.status = 'retry' then coalesce(ok.error_code, 'provider_unavailable')
-      end as new_code
-    from ok
-  ), dl as (
-    -- finish the deliveries listed (a sent delivery is never downgraded)
-    update public.automation_deliveries d set
-      status = x.status,
-      sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
-      provider = coalesce(nullif(x.provider, ''), d.provider),
-      provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
-      error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
-      retryable = coalesce(x.retryable, false)
-    from (
-      select distinct on (dd ->> 'idempotency_key') ok.execution_id, dd ->> 'idempotency_key' as ikey,
-             dd ->> 'status' as status, dd ->> 'provider' as provider,
-             dd ->> 'provider_message_id' as provider_message_id, dd ->> 'error_code' as error_code,
-             dd ->> 'error_message' as error_message, (dd ->> 'retryable')::boolean as retryable
-      from ok cross join lateral jsonb_array_elements(ok.deliveries) dd
-      order by dd ->> 'idempotency_key'
-    ) x
-    where d.idempotency_key = x.ikey and d.execution_id = x.execution_id
-      and x.status in ('sent', 'failed', 'unknown') and d.status <> 'sent'
-    returning 1
-  ), upd as (
-    update public.automation_execution_logs e set updated_at = now(),
-      status = nxt.new_status,
-      error_code = nxt.new_code,
-      error_message = case when nxt.new_code is null then null
-                           when nxt.new_code = 'expired' and nxt.error_message is null then 'the next attempt would pass the deadline'
-                           when nxt.new_code = 'max_deferrals' then left(format('deferred %s times (automation_settings.max_deferrals); last: %s',
-                             nxt.deferrals + 1, coalesce(nxt.error_code, '?') || coalesce(': ' || nxt.error_message, '')), 500)
-                           else nxt.error_message end,
-      actions_count = e.actions_count + greatest(nxt.actions_executed, 0),
-      lease_token = null, lease_expires_at = null,
-      completed_at = case when nxt.new_status in ('completed', 'skipped', 'failed') then now() end,
-      next_attempt_at = case when nxt.new_status = 'pending' then nxt.at else e.next_attempt_at end,
-      dispatched_at = case when nxt.new_status = 'pending' then null else e.dispatched_at end,
-      step_index = case when nxt.status = 'snoozed' then greatest(nxt.step_index, 0) else e.step_index end,
-      -- neither a delay nor a deferral consumes an attempt
-      attempt = case when (nxt.status = 'snoozed' and nxt.new_status = 'pending') or nxt.deferred
-                     then greatest(e.attempt - 1, 0) else e.attempt end,
-      deferrals = e.deferrals + nxt.deferred::int
-    from nxt
-    where e.id = nxt.execution_id and e.status = 'running' and e.lease_token = nxt.lease_token
-    returning nxt.n, e.status
-  )
-  select coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-      'execution_id', j.execution_id,
-      'applied', upd.n is not null,
-      'status', coalesce(upd.status, j.cur_status, ''),
-      'reason', case when upd.n is null then coalesce(j.reason, 'stale_lease') end))
-    order by j.n), '[]'::jsonb)
-  into v_out
-  from judged j
-  left join upd on upd.n = j.n
-  where (select count(*) from dl) >= 0;
-  return v_out;
-end
-$$;
-comment on function public.automation_report(jsonb) is
-  'Applies outcomes (automation.Outcome[]) fenced by lease token: finishes listed deliveries, then moves each execution to completed/skipped/failed, or pending: a retry spends its attempt (backoff + jitter, or retry_after_seconds; failed max_attempts when none is left); a retry with deferred true (infrastructure trouble) gives the attempt back and counts a deferral (retry_after_seconds, at once for error_code deadline, else automation_deferral_backoff; failed max_deferrals past automation_settings.max_deferrals); a snooze gives the attempt back; all snapped into the send window of the organisation''s zone (UTC when that is unusable), failed expired when that passes the deadline. Counters and analytics follow once (trigger). Answers automation.Reported[] in input order; a stale token changes nothing (stale_lease).';
+-- The report that applies these rules (a retry marked deferred gives its
+-- attempt back and counts a deferral) is defined once, in
+-- 20261202001400_rpc_speed.sql.
 
 
 
@@ -284,11 +148,9 @@ grant select on public.automation_queue_health to service_role;
 
 revoke all on function public.automation_max_deferrals(),
   public.automation_deferral_backoff(integer),
-  public.automation_report(jsonb),
   public.automation_retry_execution(uuid)
   from public, anon, authenticated;
 grant execute on function public.automation_max_deferrals(),
   public.automation_deferral_backoff(integer),
-  public.automation_report(jsonb),
   public.automation_retry_execution(uuid)
   to service_role;
