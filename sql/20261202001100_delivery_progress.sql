@@ -2,7 +2,8 @@
 -- recorded as soon as it is known, not only by the end-of-batch report.
 --   * automation_record_deliveries(p_finished, p_begin): one ledger call that
 --     finishes the deliveries of the chunk just sent (automation_finish_deliveries,
---     fenced by the lease like automation_report) and begins the next chunk
+--     defined in 20261202001400_rpc_speed.sql; fenced by the lease like
+--     automation_report) and begins the next chunk
 --     (automation_begin_deliveries, unchanged). A crash or a failed report
 --     leaves at most the chunk in flight "sending". A new name, not an
 --     overload: PostgREST resolves an RPC by its argument names, and the
@@ -24,45 +25,6 @@ comment on column public.automation_deliveries.settled_at is
 create index if not exists automation_deliveries_open_idx on public.automation_deliveries (created_at)
   where status in ('sending', 'unknown');
 
-create or replace function public.automation_finish_deliveries(p_finished jsonb)
-returns integer language sql security definer set search_path = public, pg_temp set jit = off as $$
-  -- as automation_report's: sent / failed / unknown with the provider's
-  -- answer, only under the execution's held lease; a sent delivery is never
-  -- downgraded (so the counter trigger sees each one become sent once)
-  with inp as (
-    select distinct on (f ->> 'idempotency_key')
-           case when f ->> 'execution_id' ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
-                then (f ->> 'execution_id')::uuid end as execution_id,
-           case when f ->> 'lease_token' ~* '^[0-9a-f]{8}-?([0-9a-f]{4}-?){3}[0-9a-f]{12}$'
-                then (f ->> 'lease_token')::uuid end as lease_token,
-           f ->> 'idempotency_key' as ikey, f ->> 'status' as status, f ->> 'provider' as provider,
-           f ->> 'provider_message_id' as provider_message_id, f ->> 'error_code' as error_code,
-           f ->> 'error_message' as error_message,
-           case when jsonb_typeof(f -> 'retryable') = 'boolean' then (f -> 'retryable')::boolean else false end as retryable
-    from jsonb_array_elements(case when jsonb_typeof(p_finished) = 'array' then p_finished else '[]' end) f
-    where jsonb_typeof(f) = 'object' and f ->> 'status' in ('sent', 'failed', 'unknown')
-    -- a key listed twice: sent wins
-    order by f ->> 'idempotency_key', (f ->> 'status' = 'sent') desc
-  ), held as (
-    select inp.* from inp
-    join public.automation_execution_logs e
-      on e.id = inp.execution_id and e.status = 'running' and e.lease_token = inp.lease_token
-  ), done as (
-    update public.automation_deliveries d set
-      status = x.status,
-      sent_at = case when x.status = 'sent' then coalesce(d.sent_at, now()) else d.sent_at end,
-      provider = coalesce(nullif(x.provider, ''), d.provider),
-      provider_message_id = coalesce(nullif(x.provider_message_id, ''), d.provider_message_id),
-      error_code = nullif(x.error_code, ''), error_message = nullif(x.error_message, ''),
-      retryable = x.retryable
-    from held x
-    where d.idempotency_key = x.ikey and d.execution_id = x.execution_id and d.status <> 'sent'
-    returning 1
-  )
-  select count(*)::int from done
-$$;
-comment on function public.automation_finish_deliveries(jsonb) is
-  'Finishes deliveries (array of {execution_id, lease_token} + automation.DeliveryResult) as automation_report does: status sent/failed/unknown, provider, provider_message_id, error_code, error_message, retryable; only while the execution is running under that lease token (a stale lease changes nothing); a sent delivery is never changed. Elements of another shape or status are ignored. Returns the number of deliveries changed.';
 
 create or replace function public.automation_record_deliveries(p_finished jsonb default '[]', p_begin jsonb default '[]')
 returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
@@ -173,13 +135,11 @@ comment on function public.automation_settle_delivery(uuid, boolean, text) is
 
 revoke all on public.automation_unknown_deliveries from public, anon, authenticated;
 grant select on public.automation_unknown_deliveries to service_role;
-revoke all on function public.automation_finish_deliveries(jsonb),
-  public.automation_record_deliveries(jsonb, jsonb),
+revoke all on function public.automation_record_deliveries(jsonb, jsonb),
   public.automation_mask_recipient(text),
   public.automation_settle_delivery(uuid, boolean, text)
   from public, anon, authenticated;
-grant execute on function public.automation_finish_deliveries(jsonb),
-  public.automation_record_deliveries(jsonb, jsonb),
+grant execute on function public.automation_record_deliveries(jsonb, jsonb),
   public.automation_mask_recipient(text),
   public.automation_settle_delivery(uuid, boolean, text)
   to service_role;
