@@ -1,0 +1,249 @@
+package opsdb
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Delivery is one message of an execution (automation_deliveries),
+// recipient masked.
+type Delivery struct {
+	ID                                 uuid.UUID
+	StepIndex, Attempts                int
+	Channel, Provider, Recipient       string
+	Status, ProviderMessageID          string
+	IdempotencyKey                     string
+	ErrorCode, ErrorMessage, SettledBy string
+	CreatedAt, UpdatedAt               time.Time
+	SentAt, SettledAt                  *time.Time
+}
+
+// Settleable says whether an operator may settle it now (its fate unknown).
+func (d Delivery) Settleable() bool { return d.Status == "unknown" || d.Status == "sending" }
+
+// Action is one recorded operator action (automation_operator_actions).
+type Action struct {
+	At       time.Time
+	Actor    string
+	Action   string
+	Applied  bool
+	Reason   string
+	Delivery *uuid.UUID
+}
+
+// Event is one line of an execution's timeline.
+type Event struct {
+	At     time.Time
+	Kind   string // created, dispatched, claimed, lease, delivery, report, deferral, operator, final, due
+	Text   string
+	Status string // ok, warn, error or "" (a CSS class)
+}
+
+// Detail is one execution with everything its page shows.
+type Detail struct {
+	Execution
+	TriggerData string // JSON, pretty-printed
+	Claim       string // the claim document it is sent with, lease token and recipients hidden
+	ClaimError  string // why the document could not be built (a source view failing on this row)
+	Deliveries  []Delivery
+	Actions     []Action
+	Timeline    []Event
+}
+
+// Open says whether the execution may be cancelled; Finished whether a
+// retry may apply (the database decides: past deadline and legacy rows are
+// refused there).
+func (d Detail) Open() bool { return d.Status == "pending" || d.Status == "running" }
+
+// Finished is true for failed, cancelled and skipped executions, and a
+// completed one settled not sent.
+func (d Detail) Finished() bool {
+	return d.Status == "failed" || d.Status == "cancelled" || d.Status == "skipped" ||
+		(d.Status == "completed" && d.ErrorCode == "settled_not_sent")
+}
+
+// claimPreview is the document automation_claim_rows builds for an
+// execution, read without claiming it: the lease token is left out and the
+// client's address and number are masked.
+const claimPreview = `
+select jsonb_pretty(jsonb_build_object(
+    'execution', jsonb_build_object(
+      'id', c.id, 'workflow_id', c.workflow_id, 'organization_id', c.organization_id,
+      'action', c.action, 'trigger_type', c.trigger_type, 'occurrence_key', c.occurrence_key,
+      'subject_type', c.subject_type, 'subject_id', c.subject_id, 'client_id', c.client_id,
+      'attempt', c.attempt, 'max_attempts', c.max_attempts, 'step_index', c.step_index,
+      'deadline_at', c.deadline_at, 'lease_token', '(hidden)', 'trigger_data', c.trigger_data),
+    'workflow', jsonb_build_object('id', w.id, 'name', coalesce(w.name, ''), 'trigger_type', ws.spec -> 'trigger_type',
+        'trigger_config', ws.spec -> 'trigger_config',
+        'is_active', coalesce((ws.spec ->> 'active')::boolean and (ws.spec ->> 'runnable')::boolean, false),
+        'steps', ws.spec -> 'steps'),
+    'organization', (select jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
+        'sender_name', coalesce(o.sender_name, ''), 'sender_email', public.automation_mask_recipient(coalesce(o.sender_email, '')),
+        'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text)
+       from public.automation_src_organizations o where o.id = c.organization_id),
+    'client', (select jsonb_build_object('id', cl.id::text, 'first_name', coalesce(cl.first_name, ''),
+        'email', public.automation_mask_recipient(coalesce(cl.email, '')),
+        'phone', public.automation_mask_recipient(coalesce(cl.phone, '')),
+        'email_opt_out', coalesce(cl.email_opt_out, false), 'sms_opt_out', coalesce(cl.sms_opt_out, false))
+       from public.automation_src_clients cl where cl.id::text = c.client_id and cl.organization_id = c.organization_id),
+    'invoice', (select jsonb_build_object('id', i.id::text, 'number', i.number, 'status', i.status,
+        'due_date', to_char(i.due_date, 'YYYY-MM-DD'), 'balance', i.balance::numeric(14,2)::text,
+        'currency', coalesce(i.currency, 'USD'))
+       from public.automation_src_invoices i
+      where c.subject_type = 'invoice' and i.id::text = c.subject_id and i.organization_id = c.organization_id),
+    'job', (select jsonb_build_object('id', j.id::text, 'title', coalesce(j.title, ''), 'status', j.status,
+        'scheduled_start', j.scheduled_start, 'completed_at', j.completed_at)
+       from public.automation_src_jobs j
+      where c.subject_type = 'job' and j.id::text = c.subject_id and j.organization_id = c.organization_id)))
+  from public.automation_execution_logs c
+  join public.automation_workflows w on w.id = c.workflow_id
+  cross join lateral (select public.automation_workflow_current_spec(w) as spec) ws
+ where c.id = $1`
+
+// GetDetail returns one execution with its trigger data, claim document,
+// deliveries, recorded operator actions and timeline.
+func GetDetail(ctx context.Context, db DB, id uuid.UUID) (Detail, error) {
+	x, err := Get(ctx, db, id)
+	if err != nil {
+		return Detail{}, err
+	}
+	d := Detail{Execution: x}
+	var td []byte
+	if err := db.QueryRow(ctx, `select trigger_data from public.automation_execution_logs where id = $1`, id).Scan(&td); err != nil {
+		return d, fmt.Errorf("read trigger data of %s: %w", id, err)
+	}
+	d.TriggerData = rawJSON(td)
+	// a source view may fail on this row (the claim isolates that too): the
+	// page shows why instead of failing
+	if err := db.QueryRow(ctx, claimPreview, id).Scan(&d.Claim); err != nil {
+		d.ClaimError = "the claim document could not be built: " + err.Error()
+	}
+	rows, err := db.Query(ctx, `
+select id, step_index, attempts, channel, provider, public.automation_mask_recipient(recipient), status,
+       coalesce(provider_message_id, ''), idempotency_key, coalesce(error_code, ''), coalesce(error_message, ''),
+       coalesce(settled_by, ''), created_at, updated_at, sent_at, settled_at
+  from public.automation_deliveries where execution_id = $1
+ order by step_index, created_at, id`, id)
+	if err != nil {
+		return d, fmt.Errorf("read deliveries of %s: %w", id, err)
+	}
+	for rows.Next() {
+		var v Delivery
+		if err := rows.Scan(&v.ID, &v.StepIndex, &v.Attempts, &v.Channel, &v.Provider, &v.Recipient, &v.Status,
+			&v.ProviderMessageID, &v.IdempotencyKey, &v.ErrorCode, &v.ErrorMessage, &v.SettledBy,
+			&v.CreatedAt, &v.UpdatedAt, &v.SentAt, &v.SettledAt); err != nil {
+			rows.Close()
+			return d, fmt.Errorf("read deliveries of %s: %w", id, err)
+		}
+		d.Deliveries = append(d.Deliveries, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("read deliveries of %s: %w", id, err)
+	}
+	rows, err = db.Query(ctx, `
+select at, actor, action, applied, coalesce(answer ->> 'reason', ''), delivery_id
+  from public.automation_operator_actions where execution_id = $1 order by at, id`, id)
+	if err != nil {
+		return d, fmt.Errorf("read operator actions of %s: %w", id, err)
+	}
+	for rows.Next() {
+		var a Action
+		if err := rows.Scan(&a.At, &a.Actor, &a.Action, &a.Applied, &a.Reason, &a.Delivery); err != nil {
+			rows.Close()
+			return d, fmt.Errorf("read operator actions of %s: %w", id, err)
+		}
+		d.Actions = append(d.Actions, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("read operator actions of %s: %w", id, err)
+	}
+	d.Timeline = timeline(d)
+	return d, nil
+}
+
+// timeline orders what the row, its deliveries and the recorded actions
+// say happened. The row keeps the latest dispatch, claim and lease (with
+// their counts); the ledger keeps every delivery.
+func timeline(d Detail) []Event {
+	var ev []Event
+	add := func(at *time.Time, kind, status, format string, args ...any) {
+		if at != nil && !at.IsZero() {
+			ev = append(ev, Event{At: *at, Kind: kind, Status: status, Text: fmt.Sprintf(format, args...)})
+		}
+	}
+	created := d.CreatedAt
+	add(&created, "created", "", "created by the %s check (%s %s, occurrence %s)", d.TriggerType, d.SubjectType, d.SubjectID, d.OccurrenceKey)
+	add(d.DispatchedAt, "dispatched", "", "dispatched to %s (dispatch %d of this execution; the latest shown)", d.Action, d.DispatchCount)
+	if d.StartedAt != nil {
+		lease := ""
+		if d.LeaseExpiresAt != nil {
+			lease = ", lease until " + d.LeaseExpiresAt.UTC().Format(time.RFC3339)
+			if d.LeaseExpiresAt.Before(time.Now()) && d.Status == "running" {
+				lease += " (expired)"
+			}
+		}
+		add(d.StartedAt, "claimed", "", "claimed by the %s function: attempt %d of %d%s", d.Action, d.Attempt, d.MaxAttempts, lease)
+	}
+	for _, v := range d.Deliveries {
+		c := v.CreatedAt
+		add(&c, "delivery", "", "step %d %s via %s to %s: begun (idempotency key %s)", v.StepIndex, v.Channel, v.Provider, v.Recipient, v.IdempotencyKey)
+		switch v.Status {
+		case "sent":
+			add(v.SentAt, "delivery", "ok", "step %d %s sent, provider message id %s", v.StepIndex, v.Channel, v.ProviderMessageID)
+		case "failed":
+			u := v.UpdatedAt
+			add(&u, "delivery", "error", "step %d %s failed: %s %s", v.StepIndex, v.Channel, v.ErrorCode, v.ErrorMessage)
+		case "unknown":
+			u := v.UpdatedAt
+			add(&u, "delivery", "warn", "step %d %s unknown: the provider may have accepted it; settle it (sent / not sent)", v.StepIndex, v.Channel)
+		case "sending":
+			u := v.UpdatedAt
+			add(&u, "delivery", "warn", "step %d %s still sending", v.StepIndex, v.Channel)
+		}
+		if v.SettledAt != nil {
+			add(v.SettledAt, "operator", "", "step %d %s settled %s by %s", v.StepIndex, v.Channel, v.Status, v.SettledBy)
+		}
+	}
+	for _, a := range d.Actions {
+		at := a.At
+		res := "applied"
+		if !a.Applied {
+			res = "refused: " + a.Reason
+		}
+		add(&at, "operator", "", "%s by %s: %s", a.Action, a.Actor, res)
+	}
+	if d.Deferrals > 0 {
+		u := d.UpdatedAt
+		add(&u, "deferral", "warn", "deferred %d times for infrastructure trouble (provider outage, rate limit, deadline cut)", d.Deferrals)
+	}
+	switch d.Status {
+	case "pending":
+		n := d.NextAttemptAt
+		what := "due"
+		if d.Attempt > 0 {
+			what = "reported back for a retry or snooze: due again"
+		}
+		add(&n, "due", "", "%s at this time (step %d, attempt %d of %d so far)", what, d.StepIndex, d.Attempt, d.MaxAttempts)
+	case "running":
+	default:
+		at := d.CompletedAt
+		if at == nil {
+			u := d.UpdatedAt
+			at = &u
+		}
+		st := map[string]string{"completed": "ok", "failed": "error", "skipped": "", "cancelled": "warn"}[d.Status]
+		msg := fmt.Sprintf("reported: %s after %d attempts, %d actions", d.Status, d.Attempt, d.ActionsCount)
+		if d.ErrorCode != "" {
+			msg += fmt.Sprintf(" (%s: %s)", d.ErrorCode, d.ErrorMessage)
+		}
+		add(at, "final", st, "%s", msg)
+	}
+	sort.SliceStable(ev, func(i, j int) bool { return ev[i].At.Before(ev[j].At) })
+	return ev
+}
