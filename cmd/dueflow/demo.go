@@ -38,10 +38,10 @@ type demoOptions struct {
 }
 
 // demoPorts are the local stack's listening ports.
-type demoPorts struct{ Postgres, Gateway, MailpitSMTP, MailpitUI int }
+type demoPorts struct{ Postgres, Gateway, MailpitSMTP, MailpitUI, Console int }
 
 // fixedPorts are the demo's documented ports (Supabase CLI's numbering).
-var fixedPorts = demoPorts{Postgres: portPostgres, Gateway: portGateway, MailpitSMTP: portMailpitSMTP, MailpitUI: portMailpitUI}
+var fixedPorts = demoPorts{Postgres: portPostgres, Gateway: portGateway, MailpitSMTP: portMailpitSMTP, MailpitUI: portMailpitUI, Console: portConsole}
 
 func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
@@ -157,6 +157,12 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
+	consoleURL, stopConsole, err := startDemoConsole(stackCtx, stack, opts.Ports.Console, logger)
+	if err != nil {
+		return "", err
+	}
+	defer stopConsole()
+
 	progress("seeding the demo data (3 organisations: New York, London, Sydney; the demo organisations are reset first)")
 	if err := demodata.Seed(ctx, conn, time.Now()); err != nil {
 		return "", err
@@ -185,7 +191,8 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	if err := sum.writeTable(out); err != nil {
 		return "", err
 	}
-	fmt.Fprintf(out, "\nemails:   http://127.0.0.1:%d (Mailpit; %d messages in the inbox)\n", opts.Ports.MailpitUI, inbox)
+	fmt.Fprintf(out, "\nconsole:  %s (executions, timelines, retry/cancel, cron runs; the outbox: every email and SMS)\n", consoleURL)
+	fmt.Fprintf(out, "emails:   http://127.0.0.1:%d (Mailpit's API; %d messages in the inbox)\n", opts.Ports.MailpitUI, inbox)
 	fmt.Fprintf(out, "sms:      %d recorded by the Telnyx-compatible sink\n", len(stack.SMS()))
 	fmt.Fprintf(out, "database: %s (go run ./cmd/dueflow status)\n", stack.DSN())
 	fmt.Fprintf(out, "gateway:  %s/functions/v1/<function>\n", stack.GatewayURL())

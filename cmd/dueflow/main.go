@@ -1,5 +1,6 @@
 // Command dueflow is the local stack and operator CLI: demo, invoke, tick,
-// status, register, deliveries, settle, bench.
+// status, register, deliveries, settle, console, executions, execution,
+// retry, cancel, bench.
 package main
 
 import (

@@ -107,7 +107,7 @@ func filterFromQuery(q url.Values) (opsdb.Filter, error) {
 		dst *time.Time
 	}{{"since", &f.Since}, {"until", &f.Until}} {
 		if v := strings.TrimSpace(q.Get(p.key)); v != "" {
-			t, err := parseTime(v)
+			t, err := opsdb.ParseTime(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", p.key, err))
 			}
@@ -125,17 +125,6 @@ func filterFromQuery(q url.Values) (opsdb.Filter, error) {
 		return f, err
 	}
 	return f, f.Validate()
-}
-
-// parseTime reads a time as the forms send it (UTC): 2006-01-02T15:04,
-// RFC 3339 or a date.
-func parseTime(v string) (time.Time, error) {
-	for _, layout := range []string{"2006-01-02T15:04", time.RFC3339, "2006-01-02 15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time (2006-01-02T15:04, UTC)", v)
 }
 
 func (s *Server) executions(w http.ResponseWriter, r *http.Request) {

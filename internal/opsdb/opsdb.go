@@ -293,3 +293,14 @@ func rawJSON(b []byte) string {
 	}
 	return string(out)
 }
+
+// ParseTime reads a time as forms and flags give it, in UTC:
+// 2006-01-02T15:04, RFC 3339, "2006-01-02 15:04" or a date.
+func ParseTime(v string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02T15:04", time.RFC3339, "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (2006-01-02T15:04, UTC)", v)
+}

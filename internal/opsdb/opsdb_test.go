@@ -1,0 +1,157 @@
+package opsdb_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/opsdb"
+	"github.com/dueflow/dueflow/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// Keyset pages cover every row once, newest first, and the filters and
+// counts agree with SQL.
+func TestListPagesAndCounts(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 7)
+	// equal created_at for some rows: the id breaks the tie
+	pgtest.Exec(t, db, `update automation_execution_logs set created_at = now() - interval '1 hour' where id = any($1)`, execs[:3])
+	pgtest.Exec(t, db, `update automation_execution_logs set status = 'failed', error_code = 'provider_rejected', completed_at = now() where id = $1`, execs[4])
+
+	var seen []uuid.UUID
+	f := opsdb.Filter{Limit: 3}
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 5)
+		p, err := opsdb.List(ctx, db, f)
+		require.NoError(t, err)
+		for _, x := range p.Rows {
+			seen = append(seen, x.ID)
+		}
+		if p.Next == "" {
+			break
+		}
+		f.After = p.Next
+	}
+	var want []uuid.UUID
+	rows, err := db.Query(ctx, `select id from automation_execution_logs order by created_at desc, id desc`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id uuid.UUID
+		require.NoError(t, rows.Scan(&id))
+		want = append(want, id)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, want, seen)
+
+	p, err := opsdb.List(ctx, db, opsdb.Filter{State: "failed", Workflow: wf, ErrorCode: "provider_rejected"})
+	require.NoError(t, err)
+	require.Len(t, p.Rows, 1)
+	assert.Equal(t, execs[4], p.Rows[0].ID)
+	p, err = opsdb.List(ctx, db, opsdb.Filter{Since: time.Now().Add(-30 * time.Minute)})
+	require.NoError(t, err)
+	assert.Len(t, p.Rows, 4)
+
+	counts, err := opsdb.Counts(ctx, db, opsdb.Filter{Workflow: wf, State: "failed"})
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, c := range counts {
+		got[c.State] = c.String()
+	}
+	assert.Equal(t, map[string]string{"pending": "6", "running": "0", "completed": "0", "failed": "1", "skipped": "0", "cancelled": "0"}, got)
+
+	_, err = opsdb.List(ctx, db, opsdb.Filter{State: "nope"})
+	assert.ErrorContains(t, err, "state")
+	_, err = opsdb.List(ctx, db, opsdb.Filter{After: "garbage!"})
+	assert.ErrorContains(t, err, "cursor")
+}
+
+// Retry and cancel go through the operator functions and are recorded with
+// who did them, refusals too; the timeline shows them.
+func TestActRecordsActor(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	_, wf, execs := pgtest.OverdueInvoices(t, db, 2)
+
+	a, err := opsdb.Act(ctx, db, opsdb.Cancel, execs[0], "alice", "duplicate invoice")
+	require.NoError(t, err)
+	assert.True(t, a.Applied)
+	assert.Equal(t, "cancelled", pgtest.Text(t, db, `select status from automation_execution_logs where id = $1`, execs[0]))
+	assert.Equal(t, "duplicate invoice", pgtest.Text(t, db, `select error_message from automation_execution_logs where id = $1`, execs[0]))
+
+	a, err = opsdb.Act(ctx, db, opsdb.Cancel, execs[0], "alice", "")
+	require.NoError(t, err)
+	assert.False(t, a.Applied)
+	assert.Equal(t, "not_open", a.Reason)
+
+	a, err = opsdb.Act(ctx, db, opsdb.Retry, execs[0], "bob", "")
+	require.NoError(t, err)
+	assert.True(t, a.Applied)
+	assert.Equal(t, "pending", pgtest.Text(t, db, `select status from automation_execution_logs where id = $1`, execs[0]))
+
+	a, err = opsdb.Act(ctx, db, opsdb.Retry, execs[1], "", "")
+	require.NoError(t, err)
+	assert.Equal(t, "missing_by", a.Reason)
+
+	a, err = opsdb.Act(ctx, db, opsdb.Pause, wf, "carol", "")
+	require.NoError(t, err)
+	assert.True(t, a.Applied)
+	assert.Equal(t, "false", pgtest.Text(t, db, `select is_active::text from automation_workflows where id = $1`, wf))
+	a, err = opsdb.Act(ctx, db, opsdb.Pause, wf, "carol", "")
+	require.NoError(t, err)
+	assert.Equal(t, "unchanged", a.Reason)
+
+	assert.Equal(t, "alice:cancel:true,alice:cancel:false,bob:retry:true,carol:pause:true,carol:pause:false",
+		pgtest.Text(t, db, `select string_agg(actor || ':' || action || ':' || applied, ',' order by id) from automation_operator_actions`))
+
+	d, err := opsdb.GetDetail(ctx, db, execs[0])
+	require.NoError(t, err)
+	var kinds []string
+	for _, e := range d.Timeline {
+		kinds = append(kinds, e.Kind+": "+e.Text)
+	}
+	joined := strings.Join(kinds, "\n")
+	assert.Contains(t, joined, "created: created by the invoice_overdue check")
+	assert.Contains(t, joined, "operator: cancel by alice: applied")
+	assert.Contains(t, joined, "operator: retry by bob: applied")
+	assert.Contains(t, joined, "due: due at this time")
+	// the claim document: the lease token hidden, the client's address masked
+	assert.Contains(t, d.Claim, `"lease_token": "(hidden)"`)
+	assert.NotContains(t, d.Claim, "ada@client.test")
+	assert.NotContains(t, d.Claim, "+15555550123")
+	assert.Empty(t, d.ClaimError)
+	assert.True(t, d.Open())
+
+	_, err = opsdb.GetDetail(ctx, db, uuid.New())
+	assert.ErrorIs(t, err, opsdb.ErrNotFound)
+}
+
+func TestNextRun(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 30, 20, 0, time.UTC)
+	for schedule, want := range map[string]string{
+		"* * * * *":    "2026-12-02T10:31:00Z",
+		"7 * * * *":    "2026-12-02T11:07:00Z",
+		"17 3 * * *":   "2026-12-03T03:17:00Z",
+		"*/15 * * * *": "2026-12-02T10:45:00Z",
+		"0 9 * * 1-5":  "2026-12-03T09:00:00Z", // Thursday
+		"0 0 1 1 *":    "2027-01-01T00:00:00Z",
+		"30 seconds":   "2026-12-02T10:30:50Z",
+	} {
+		got, ok := opsdb.NextRun(schedule, now)
+		require.True(t, ok, schedule)
+		assert.Equal(t, want, got.Format(time.RFC3339), schedule)
+	}
+	for _, bad := range []string{"@daily", "61 * * * *", "* * *", "a b c d e"} {
+		_, ok := opsdb.NextRun(bad, now)
+		assert.False(t, ok, bad)
+	}
+}
