@@ -396,7 +396,7 @@ func (s *Server) emailHTML(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:;")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write([]byte(emails[n].HTML))
 }
