@@ -307,7 +307,13 @@ func runAction(ctx context.Context, name, action string, args []string, w io.Wri
 	if reason != nil {
 		r = *reason
 	}
-	a, err := opsdb.Act(ctx, conn, action, id, *by, r)
+	return runActionWith(ctx, conn, name, action, id, strings.TrimSpace(*by), r, w)
+}
+
+// runActionWith applies action to the execution id as by and prints the
+// outcome; a refusal prints its reason and exits 1.
+func runActionWith(ctx context.Context, db opsdb.DB, name, action string, id uuid.UUID, by, reason string, w io.Writer) error {
+	a, err := opsdb.Act(ctx, db, action, id, by, reason)
 	if err != nil {
 		return err
 	}
@@ -315,6 +321,6 @@ func runAction(ctx context.Context, name, action string, args []string, w io.Wri
 		fmt.Fprintf(w, "not applied: %s %s (status %s): %s\n", name, id, dash(a.Status), a.Why())
 		return exitCode(1)
 	}
-	fmt.Fprintf(w, "%s %s: applied by %s, now %s\n", name, id, strings.TrimSpace(*by), a.Status)
+	fmt.Fprintf(w, "%s %s: applied by %s, now %s\n", name, id, by, a.Status)
 	return nil
 }
