@@ -5,13 +5,19 @@
 -- action through the existing operator functions and records it.
 
 -- Keyset paging, newest first: (created_at, id) below the last row shown,
--- unfiltered and per state (the counts per state read the second one too).
--- Two more entries per claim and report (their updates are not HOT anyway:
--- status and lease columns are indexed).
+-- unfiltered, per state (the counts per state read it too), per workflow
+-- (per organisation: automation_execution_logs_org_created_idx) and per
+-- error code (partial: only rows with a code). Three more entries per claim
+-- and report (their updates are not HOT anyway: status and lease columns
+-- are indexed).
 create index if not exists automation_execution_logs_created_idx
   on public.automation_execution_logs (created_at desc, id desc);
 create index if not exists automation_execution_logs_status_created_idx
   on public.automation_execution_logs (status, created_at desc, id desc);
+create index if not exists automation_execution_logs_workflow_created_idx
+  on public.automation_execution_logs (workflow_id, created_at desc, id desc);
+create index if not exists automation_execution_logs_error_created_idx
+  on public.automation_execution_logs (error_code, created_at desc, id desc) where error_code is not null;
 
 -- Who did what, from the console or the CLI. Ids and the answer only: no
 -- recipient, no message.
