@@ -95,8 +95,14 @@ func TestBrowserDemoConsole(t *testing.T) {
 		t.Helper()
 		rctx, cancel := context.WithTimeout(bctx, 30*time.Second)
 		defer cancel()
+		// the whole page in the viewport: the email frames (out-of-process,
+		// sandboxed) are painted only there
+		h, err := chromedp.Run(rctx, chromedp.Evaluate[int64](`document.documentElement.scrollHeight`))
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(rctx, chromedp.EmulateViewport(1400, max(h, 1000)), chromedp.Sleep(700*time.Millisecond)))
 		png, err := chromedp.Run(rctx, chromedp.FullScreenshot(100))
 		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(rctx, chromedp.EmulateViewport(1400, 1000)))
 		require.NoError(t, os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644))
 	}
 
