@@ -188,7 +188,12 @@ func timeline(d Detail) []Event {
 				lease += " (expired)"
 			}
 		}
-		add(d.StartedAt, "claimed", "", "claimed by the %s function: attempt %d of %d%s", d.Action, d.Attempt, d.MaxAttempts, lease)
+		if d.Attempt == 0 {
+			// started_at outlives a retry, which resets the attempts
+			add(d.StartedAt, "claimed", "", "claimed by the %s function (the latest claim before a retry reset the attempts)", d.Action)
+		} else {
+			add(d.StartedAt, "claimed", "", "claimed by the %s function: attempt %d of %d%s", d.Action, d.Attempt, d.MaxAttempts, lease)
+		}
 	}
 	for _, v := range d.Deliveries {
 		c := v.CreatedAt
