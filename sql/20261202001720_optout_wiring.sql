@@ -1,7 +1,8 @@
 -- Messages people accept (issue 12), the rest of the wiring:
 --   * automation_workflow_rules(): every trigger type's trigger_config
 --     accepts message_class (transactional | non_transactional), the
---     workflow's override of its trigger type's class (= shared/workflow/rules.json).
+--     workflow's override of its trigger type's class, and templates may
+--     use {{unsubscribe_url}} (= shared/workflow/rules.json).
 --   * automation_begin_deliveries: an intent's sender (the number or address
 --     the message goes from: an SMS STOP finds the organisations that texted
 --     the number from it) and opt_out_notice (the SMS carries "Reply STOP to
@@ -90,7 +91,8 @@ language sql immutable parallel safe as $fn$
     "client.first_name", "client.last_name", "client.full_name", "client.email", "client.phone",
     "organization.name", "organization.phone", "organization.email", "organization.portal_url",
     "invoice.number", "invoice.total", "invoice.balance", "invoice.due_date", "invoice.days_overdue", "invoice.portal_url",
-    "job.title", "job.type", "job.scheduled_start", "job.scheduled_date", "job.address", "job.completed_at"
+    "job.title", "job.type", "job.scheduled_start", "job.scheduled_date", "job.address", "job.completed_at",
+    "unsubscribe_url"
   ]
 }
 $rules$::jsonb
