@@ -243,8 +243,9 @@ begin
   elsif coalesce(jsonb_typeof(p -> 'permanent'), 'null') <> 'null' then
     raise exception 'provider event: permanent' using errcode = '22023';
   end if;
-  -- a time in the future is the provider's clock: now
-  v_at := least(coalesce(nullif(p ->> 'occurred_at', '')::timestamptz, now()), now());
+  -- a time in the future is the provider's clock: now; one more than 30
+  -- days old (a replay, a zero time) counts 30 days ago
+  v_at := greatest(least(coalesce(nullif(p ->> 'occurred_at', '')::timestamptz, now()), now()), now() - interval '30 days');
   if nullif(p ->> 'organization_id', '') is not null then
     v_org := (p ->> 'organization_id')::uuid;
   end if;
