@@ -110,7 +110,7 @@ create table if not exists public.automation_provider_events (
 );
 create index if not exists automation_provider_events_received_idx on public.automation_provider_events (received_at);
 comment on table public.automation_provider_events is
-  'Provider events applied by automation_record_provider_events (idempotence per provider and event id): a repeat is a duplicate and changes nothing. Events that matched nothing are not kept, so a provider''s retry may match later. No personal data.';
+  'Provider events applied by automation_record_provider_events (idempotence per provider and event id, kept 90 days): a repeat is a duplicate and changes nothing. Events that matched nothing are not kept, so a provider''s retry may match later. No personal data.';
 
 -- the delivery ledger learns what happened after the hand-over
 alter table public.automation_deliveries add column if not exists sender text;
@@ -393,12 +393,17 @@ begin
       else v_invalid := v_invalid + 1;
     end case;
   end loop;
+  -- the idempotence record outlives every provider's retries (days): rows
+  -- older than 90 days go, a bounded number per call
+  delete from public.automation_provider_events pe
+  where pe.ctid = any (array(select x.ctid from public.automation_provider_events x
+                             where x.received_at < now() - interval '90 days' limit 500));
   return jsonb_build_object('recorded', v_recorded, 'duplicates', v_duplicates,
     'unmatched', v_unmatched, 'invalid', v_invalid);
 end
 $$;
 comment on function public.automation_record_provider_events(jsonb) is
-  'RPC of the provider-events function. p_events: JSON array of {kind opt_out|opt_in|delivery, provider link|mailgun|twilio|telnyx, event_id, organization_id, client_id, channel email|sms, address, sender, provider_message_id, status, permanent, reason, occurred_at}. Idempotent per (provider, event_id). Link opt_out/opt_in: that client of that organisation (opts out of / back into the channel''s non-transactional messages; the client must belong to the organisation). SMS keyword opt_out: the number is suppressed (no SMS of any class) for every organisation whose ledger has an SMS to it (from that sender where known); opt_in lifts it. delivery: the ledger row (provider, provider_message_id), recipient checked, gets delivery_status and reason (never moved back: automation_delivery_status_rank) and is counted in automation_analytics on the event''s UTC day; bounced+permanent or complained suppress the address for that organisation and channel, unsubscribed opts the message''s client out. Each event in its own subtransaction: a malformed one is counted invalid and changes nothing. Answers {recorded, duplicates, unmatched, invalid}.';
+  'RPC of the provider-events function. p_events: JSON array of {kind opt_out|opt_in|delivery, provider link|mailgun|twilio|telnyx, event_id, organization_id, client_id, channel email|sms, address, sender, provider_message_id, status, permanent, reason, occurred_at}. Idempotent per (provider, event_id). Link opt_out/opt_in: that client of that organisation (opts out of / back into the channel''s non-transactional messages; the client must belong to the organisation). SMS keyword opt_out: the number is suppressed (no SMS of any class) for every organisation whose ledger has an SMS to it (from that sender where known); opt_in lifts it. delivery: the ledger row (provider, provider_message_id), recipient checked, gets delivery_status and reason (never moved back: automation_delivery_status_rank) and is counted in automation_analytics on the event''s UTC day; bounced+permanent or complained suppress the address for that organisation and channel, unsubscribed opts the message''s client out. Each event in its own subtransaction: a malformed one is counted invalid and changes nothing. Applied events are remembered 90 days. Answers {recorded, duplicates, unmatched, invalid}.';
 
 -- Analytics that know delivery ------------------------------------------------------------
 

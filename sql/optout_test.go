@@ -342,3 +342,19 @@ func TestOptOutTablesRLS(t *testing.T) {
 		where table_name = 'automation_provider_events' and grantee in ('anon', 'authenticated')`))
 	assert.False(t, pgtest.Int(t, db, `select has_function_privilege('authenticated', 'automation_record_provider_events(jsonb)', 'execute')::int`) == 1)
 }
+
+// Applied events are remembered 90 days: older ones are dropped by a later
+// call, a recent one stays a duplicate.
+func TestProviderEventsRetention(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	org, client, _, _ := optoutSetup(t, db, "ada@a.test", "")
+	ev := providerEvent{Kind: "opt_out", Provider: "link", EventID: "old", OrganizationID: org.String(), ClientID: client.String(), Channel: "email"}
+	assert.Equal(t, eventCounts{Recorded: 1}, recordEvents(t, db, ev))
+	pgtest.Exec(t, db, `update automation_provider_events set received_at = now() - interval '91 days'`)
+	ev2 := ev
+	ev2.EventID = "new"
+	assert.Equal(t, eventCounts{Recorded: 1}, recordEvents(t, db, ev2))
+	assert.Equal(t, []string{"new"}, pgtest.JSON[[]string](t, db, `select jsonb_agg(event_id) from automation_provider_events`))
+	assert.Equal(t, eventCounts{Duplicates: 1}, recordEvents(t, db, ev2))
+}
