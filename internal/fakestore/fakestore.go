@@ -67,7 +67,7 @@ type Store struct {
 	Claims []automation.ClaimRequest
 	// Intents records every delivery intent given to the ledger.
 	Intents []automation.DeliveryIntent
-	added  int
+	added   int
 }
 
 // New returns an empty store.
