@@ -105,6 +105,9 @@ func TestRLSAndGrants(t *testing.T) {
 		`select automation_workflow_rules()`,
 		`select automation_workflow_problems('scheduled', '{}', '[]')`,
 		`select automation_workflow_spec(null::automation_workflows)`,
+		`select automation_record_provider_events('[]')`,
+		`select * from automation_delivery_health`,
+		`select * from automation_provider_events`,
 		`select * from automation_cron_status`,
 		`select * from automation_endpoints`,
 		`select * from vault.decrypted_secrets`,
@@ -151,7 +154,10 @@ func TestRLSAndGrants(t *testing.T) {
 		"automation_analytics automation_analytics_member_read SELECT {authenticated}",
 		"automation_deliveries automation_deliveries_member_read SELECT {authenticated}",
 		"automation_execution_logs automation_execution_logs_member_read SELECT {authenticated}",
+		"automation_opt_outs automation_opt_outs_member_read SELECT {authenticated}",
 		"automation_schedule_state automation_schedule_state_member_read SELECT {authenticated}",
+		"automation_sms_notices automation_sms_notices_member_read SELECT {authenticated}",
+		"automation_suppressions automation_suppressions_member_read SELECT {authenticated}",
 		"automation_workflows automation_workflows_member_read SELECT {authenticated}",
 		"clients clients_member_read SELECT {authenticated}",
 		"invoices invoices_member_read SELECT {authenticated}",
@@ -160,7 +166,7 @@ func TestRLSAndGrants(t *testing.T) {
 		"organizations organizations_member_read SELECT {authenticated}",
 	}, pgtest.JSON[[]string](t, pool, `select jsonb_agg(concat_ws(' ', tablename, policyname, cmd, roles::text) order by tablename, policyname)
 		from pg_policies where schemaname = 'public'`))
-	assert.Equal(t, 9, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public'
+	assert.Equal(t, 12, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public'
 		and qual = '(organization_id IN ( SELECT automation_current_org_ids() AS automation_current_org_ids))'`),
 		"every policy but organizations' filters on the member's organisations")
 }

@@ -57,6 +57,21 @@ select check_name, trigger_type, organization_id, workflow_id, code, count,
  order by check_name, trigger_type, code, organization_id nulls first, workflow_id nulls first`,
 	},
 	{
+		title: "Delivery health per organisation, last 30 days (automation_delivery_health)",
+		need:  "public.automation_delivery_health",
+		sql: `
+select organization_id, sent_30d, delivered_30d, bounced_30d, complained_30d,
+       coalesce(bounce_rate::text, '-') as bounce_rate_pct, coalesce(complaint_rate::text, '-') as complaint_rate_pct,
+       suppressed, opted_out
+  from automation_delivery_health
+ order by bounce_rate desc nulls last, complaint_rate desc nulls last, organization_id`,
+		note: `
+select 'note: bounce rate over 2 % or complaint rate over 0.1 %: ' || count(*) || ' organisation(s); mailbox providers throttle or block such senders'
+  from automation_delivery_health
+ where bounce_rate > 2 or complaint_rate > 0.1
+having count(*) > 0`,
+	},
+	{
 		title: "Settings (automation_settings)",
 		need:  "public.automation_settings",
 		sql:   `select workflow_validation from automation_settings`,

@@ -166,3 +166,31 @@ func TestStatusWithoutDatabase(t *testing.T) {
 	assert.Contains(t, err.Error(), "connect to 127.0.0.1:1/nothing")
 	require.ErrorContains(t, cmdStatus(t.Context(), []string{"extra"}), "unexpected arguments")
 }
+
+// Bounce and complaint rates per organisation over 30 days, the worst
+// first, with a note when one is over what mailbox providers accept.
+func TestStatusDeliveryHealth(t *testing.T) {
+	ctx := context.Background()
+	pool, dsn := pgtest.NewDB(t)
+	bad, good := pgtest.AllDayOrg(t, pool), pgtest.AllDayOrg(t, pool)
+	for _, o := range []struct {
+		org                       uuid.UUID
+		sent, bounced, complained int
+	}{{bad, 200, 6, 1}, {good, 100, 0, 0}} {
+		wf := pgtest.CreateWorkflow(t, pool, o.org, "maintenance_due", `{"months_after_service":6}`, "")
+		pgtest.Exec(t, pool, `insert into automation_analytics (organization_id, workflow_id, date, emails_sent, delivered, bounced, complained)
+			values ($1, $2, (now() at time zone 'UTC')::date, $3::int, $3::int - $4::int, $4::int, $5::int)`, o.org, wf, o.sent, o.bounced, o.complained)
+	}
+	conn, err := connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var b bytes.Buffer
+	require.NoError(t, writeStatus(ctx, conn, &b))
+	lines := sections(b.String())["Delivery health per organisation, last 30 days (automation_delivery_health)"]
+	require.Len(t, lines, 4, b.String())
+	assertAligned(t, lines[:3])
+	assert.Regexp(t, `^organization_id\s+sent_30d\s+delivered_30d\s+bounced_30d\s+complained_30d\s+bounce_rate_pct\s+complaint_rate_pct\s+suppressed\s+opted_out$`, lines[0])
+	assert.Regexp(t, `^`+bad.String()+`\s+200\s+194\s+6\s+1\s+3.00\s+0.500\s+0\s+0$`, lines[1])
+	assert.Regexp(t, `^`+good.String()+`\s+100\s+100\s+0\s+0\s+0.00\s+0.000\s+0\s+0$`, lines[2])
+	assert.Equal(t, "note: bounce rate over 2 % or complaint rate over 0.1 %: 1 organisation(s); mailbox providers throttle or block such senders", lines[3])
+}

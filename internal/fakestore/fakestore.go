@@ -65,7 +65,9 @@ type Store struct {
 	MaxDeferrals int
 	// Claims records every claim request.
 	Claims []automation.ClaimRequest
-	added  int
+	// Intents records every delivery intent given to the ledger.
+	Intents []automation.DeliveryIntent
+	added   int
 }
 
 // New returns an empty store.
@@ -202,6 +204,7 @@ func (s *Store) RecordDeliveries(_ context.Context, finished []automation.Delive
 		}
 	}
 	out := make([]automation.DeliveryBegun, len(ds))
+	s.Intents = append(s.Intents, ds...)
 	for i, d := range ds {
 		out[i].IdempotencyKey = d.IdempotencyKey
 		e, ok := s.Execs[d.ExecutionID]

@@ -42,6 +42,25 @@ const (
 	TriggerAppointment    = "appointment"
 )
 
+// Message classes (automation_message_class): a transactional message
+// (invoice reminders, appointments) goes even to a client who unsubscribed
+// from the others; a non-transactional one (maintenance, follow-ups,
+// scheduled mail) carries an opt-out and honours it.
+const (
+	ClassTransactional    = "transactional"
+	ClassNonTransactional = "non_transactional"
+)
+
+// DefaultMessageClass is the class of a trigger type's messages when its
+// workflow does not set trigger_config.message_class.
+func DefaultMessageClass(triggerType string) string {
+	switch triggerType {
+	case TriggerInvoiceOverdue, TriggerAppointment:
+		return ClassTransactional
+	}
+	return ClassNonTransactional
+}
+
 // Execution statuses stored in automation_execution_logs.status.
 const (
 	StatusPending   = "pending"
@@ -95,8 +114,11 @@ const (
 
 // Error codes written to automation_execution_logs.error_code.
 const (
-	ErrNoRecipient       = "no_recipient"
-	ErrOptedOut          = "opted_out"
+	ErrNoRecipient = "no_recipient"
+	ErrOptedOut    = "opted_out"
+	// ErrSuppressed: every recipient's address is suppressed for the
+	// organisation (a hard bounce or a complaint).
+	ErrSuppressed        = "suppressed"
 	ErrInvoiceSettled    = "invoice_settled"
 	ErrWorkflowInactive  = "workflow_inactive"
 	ErrSubjectGone       = "subject_gone"
@@ -177,6 +199,31 @@ type Workflow struct {
 	TriggerConfig json.RawMessage `json:"trigger_config,omitempty"`
 	IsActive      bool            `json:"is_active"`
 	Steps         []Step          `json:"steps"`
+	// MessageClass is ClassTransactional or ClassNonTransactional; ""
+	// (a database before 20261202001710): DefaultMessageClass.
+	MessageClass string `json:"message_class,omitempty"`
+}
+
+// Suppression reasons of Blocked.
+const (
+	BlockedOptedOut   = "opted_out"  // an SMS STOP: no SMS of any class
+	BlockedBounced    = "bounced"    // a hard bounce
+	BlockedComplained = "complained" // a spam complaint
+)
+
+// Blocked is one of the organisation's suppressed addresses that may be the
+// client's (a candidate: the engine compares the exact address it sends to).
+type Blocked struct {
+	Channel string `json:"channel"`
+	Address string `json:"address"`
+	Reason  string `json:"reason"` // Blocked* constants
+}
+
+// Consent is what the client accepts, from dueflow's own tables.
+type Consent struct {
+	OptedOut []string  `json:"opted_out"` // channels opted out of (non-transactional messages)
+	Blocked  []Blocked `json:"blocked"`
+	SMSTold  []string  `json:"sms_told"` // E.164 numbers told how to opt out in the last 30 days
 }
 
 // Organization is the tenant with its sender identity, time zone and window.
@@ -248,6 +295,7 @@ type Claimed struct {
 	Invoice      *Invoice     `json:"invoice"`
 	Job          *Job         `json:"job"`
 	Deliveries   []Delivery   `json:"deliveries"`
+	Consent      *Consent     `json:"consent"` // nil: no client (or a database before 20261202001710)
 }
 
 // ClaimRequest holds the named arguments of automation_claim.
@@ -267,6 +315,11 @@ type DeliveryIntent struct {
 	Recipient      string    `json:"recipient"`
 	Provider       string    `json:"provider"`
 	IdempotencyKey string    `json:"idempotency_key"`
+	// Sender is the number or address the message goes from, when known.
+	Sender string `json:"sender,omitempty"`
+	// OptOutNotice: the SMS carries the opt-out instruction (recorded as
+	// told once sent).
+	OptOutNotice bool `json:"opt_out_notice,omitempty"`
 }
 
 // DeliveryBegun is one element of automation_begin_deliveries' answer.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
 	"github.com/dueflow/dueflow/shared/redact"
+	"github.com/dueflow/dueflow/shared/unsubscribe"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -95,6 +96,15 @@ type Config struct {
 	// or SUPABASE_SERVICE_ROLE_KEY.
 	ServiceRoleKey Secret
 	WebhookSecret  Secret
+	// UnsubscribeKeys signs the one-click unsubscribe links of
+	// non-transactional messages (DUEFLOW_UNSUBSCRIBE_KEYS: base64 keys of
+	// at least unsubscribe.MinKeyBytes separated by spaces; the first
+	// signs, any verifies: UnsubscribeKeyBytes). Empty together with
+	// PublicURL: messages go without the link.
+	UnsubscribeKeys Secret
+	// PublicURL is the https base URL of the provider-events function
+	// (DUEFLOW_PUBLIC_URL); the link is PublicURL + "/unsubscribe?t=<token>".
+	PublicURL string
 
 	EmailProvider string // smtp | mailgun
 	EmailFrom     string
@@ -171,6 +181,15 @@ func Load(getenv func(string) string) (*Config, error) {
 		case len(key) < webhook.MinSecretBytes:
 			p.bad(fmt.Sprintf("DUEFLOW_WEBHOOK_SECRET key has %d bytes, want at least %d", len(key), webhook.MinSecretBytes))
 		}
+	}
+
+	c.UnsubscribeKeys = Secret(p.str(EnvUnsubscribeKeys, false))
+	if _, err := decodeUnsubscribeKeys(c.UnsubscribeKeys.Value()); err != nil {
+		p.bad(err.Error())
+	}
+	c.PublicURL = p.url(EnvPublicURL, false)
+	if (c.UnsubscribeKeys == "") != (c.PublicURL == "") {
+		p.bad(EnvUnsubscribeKeys + " and " + EnvPublicURL + " must be set together")
 	}
 
 	c.EmailProvider = p.oneOf("EMAIL_PROVIDER", "", EmailSMTP, EmailMailgun)
@@ -263,6 +282,36 @@ func Load(getenv func(string) string) (*Config, error) {
 		return nil, &Error{Problems: p.problems}
 	}
 	return c, nil
+}
+
+// Names of the unsubscribe link's settings.
+const (
+	EnvUnsubscribeKeys = "DUEFLOW_UNSUBSCRIBE_KEYS"
+	EnvPublicURL       = "DUEFLOW_PUBLIC_URL"
+)
+
+// UnsubscribeKeyBytes returns the decoded unsubscribe keys, the signing key
+// first; nil when none is set (Load has checked them).
+func (c *Config) UnsubscribeKeyBytes() [][]byte {
+	keys, _ := decodeUnsubscribeKeys(c.UnsubscribeKeys.Value())
+	return keys
+}
+
+// decodeUnsubscribeKeys decodes space-separated standard base64 keys of at
+// least unsubscribe.MinKeyBytes each. Its errors never quote a key.
+func decodeUnsubscribeKeys(v string) ([][]byte, error) {
+	var keys [][]byte
+	for i, s := range strings.Fields(v) {
+		k, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s key %d is not base64", EnvUnsubscribeKeys, i+1)
+		}
+		if len(k) < unsubscribe.MinKeyBytes {
+			return nil, fmt.Errorf("%s key %d has %d bytes, want at least %d", EnvUnsubscribeKeys, i+1, len(k), unsubscribe.MinKeyBytes)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // jwtRole reads the role claim of a JWT without verifying it (the function

@@ -196,3 +196,44 @@ func TestSendersFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// The unsubscribe link's keys and base URL: both or neither, keys of at
+// least 32 bytes (never quoted in a problem), the URL https (http only to
+// a local host); the first key signs.
+func TestUnsubscribeSettings(t *testing.T) {
+	k1 := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	k2 := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210!"))
+	e := base()
+	c, err := Load(env(e))
+	require.NoError(t, err)
+	assert.Nil(t, c.UnsubscribeKeyBytes(), "optional")
+	assert.Empty(t, c.PublicURL)
+
+	e["DUEFLOW_UNSUBSCRIBE_KEYS"] = k1 + " " + k2
+	e["DUEFLOW_PUBLIC_URL"] = "https://events.acme.test/"
+	c, err = Load(env(e))
+	require.NoError(t, err)
+	assert.Equal(t, [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210fedcba9876543210!")}, c.UnsubscribeKeyBytes())
+	assert.Equal(t, "https://events.acme.test", c.PublicURL)
+	assert.NotContains(t, fmt.Sprintf("%v %+v", c, c), k1, "a secret")
+
+	for _, tc := range []struct{ keys, url, problem string }{
+		{k1, "", "DUEFLOW_UNSUBSCRIBE_KEYS and DUEFLOW_PUBLIC_URL must be set together"},
+		{"", "https://events.acme.test", "DUEFLOW_UNSUBSCRIBE_KEYS and DUEFLOW_PUBLIC_URL must be set together"},
+		{"c2hvcnQ=", "https://events.acme.test", "DUEFLOW_UNSUBSCRIBE_KEYS key 1 has 5 bytes, want at least 32"},
+		{k1 + " not*base64", "https://events.acme.test", "DUEFLOW_UNSUBSCRIBE_KEYS key 2 is not base64"},
+		{k1, "http://events.acme.test", "DUEFLOW_PUBLIC_URL"},
+	} {
+		e := base()
+		e["DUEFLOW_UNSUBSCRIBE_KEYS"], e["DUEFLOW_PUBLIC_URL"] = tc.keys, tc.url
+		_, err := Load(env(e))
+		require.Error(t, err, tc.problem)
+		assert.Contains(t, err.Error(), tc.problem)
+		assert.NotContains(t, err.Error(), k1)
+	}
+	e["DUEFLOW_PUBLIC_URL"] = "http://127.0.0.1:9000"
+	_, err = Load(env(e))
+	require.NoError(t, err, "http to the local stack")
+	assert.True(t, IsSecretSetting("DUEFLOW_UNSUBSCRIBE_KEYS"))
+	assert.False(t, IsSecretSetting("DUEFLOW_PUBLIC_URL"))
+}

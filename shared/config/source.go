@@ -9,7 +9,7 @@ import (
 // SecretKeys are the settings that are secrets: the keys of the Secrets
 // Manager secret (shared/secrets) and, locally, environment variables.
 var SecretKeys = []string{
-	EnvSecretKey, EnvServiceRoleKey, "DUEFLOW_WEBHOOK_SECRET",
+	EnvSecretKey, EnvServiceRoleKey, "DUEFLOW_WEBHOOK_SECRET", EnvUnsubscribeKeys,
 	"SMTP_PASSWORD", "MAILGUN_API_KEY", "TWILIO_AUTH_TOKEN", "TELNYX_API_KEY",
 }
 

@@ -46,6 +46,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/phone"
@@ -123,8 +125,16 @@ type Options struct {
 	// SMS goes to, with the organisation's country as default region; an
 	// error skips the channel as invalid. nil: shared/phone.ParseE164.
 	NormalizePhone func(raw, defaultCountry string) (string, error)
-	Logger         *slog.Logger
-	Now            func() time.Time // clock (time.Now)
+	// Unsubscribe returns the one-click opt-out URL of a client of an
+	// organisation for a channel (UnsubscribeURL). nil: non-transactional
+	// email goes without List-Unsubscribe and without the opt-out link (a
+	// warning is logged per message).
+	Unsubscribe func(organizationID uuid.UUID, clientID, channel string) (string, error)
+	// SMSFrom is the number SMS go from, recorded in the ledger (an SMS STOP
+	// finds the organisations that texted the number from it); "" = unknown.
+	SMSFrom string
+	Logger  *slog.Logger
+	Now     func() time.Time // clock (time.Now)
 }
 
 // Engine processes batches of one action. It is safe for concurrent use.
@@ -173,6 +183,7 @@ func New(o Options) (*Engine, error) {
 const (
 	skipMissing    = "missing"
 	skipOptedOut   = "opted_out"
+	skipSuppressed = "suppressed"
 	skipInvalid    = "invalid"
 	skipNoProvider = "no_provider"
 )
@@ -553,6 +564,8 @@ func (e *Engine) complete(r *run) {
 		r.finish(automation.OutcomeSkipped, automation.ErrNoRecipient, "no email address or phone number to send to")
 	case r.skips[skipOptedOut] > 0:
 		r.finish(automation.OutcomeSkipped, automation.ErrOptedOut, "recipient opted out")
+	case r.skips[skipSuppressed] > 0:
+		r.finish(automation.OutcomeSkipped, automation.ErrSuppressed, "recipient address suppressed (a hard bounce or a complaint)")
 	default:
 		r.finish(automation.OutcomeSkipped, automation.ErrConfig, "no provider configured for the workflow's channels")
 	}
@@ -639,24 +652,44 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 		}
 		to = p
 	}
+	if reason := refused(c, channel, to); reason != "" {
+		skip(reason)
+		return
+	}
+	nonTransactional := c.Client != nil && messageClass(c) == automation.ClassNonTransactional
+	unsubscribeURL := ""
+	if nonTransactional && channel == automation.ChannelEmail {
+		unsubscribeURL = e.unsubscribeURL(r, channel)
+	}
+	r.vars[render.VarUnsubscribeURL] = unsubscribeURL
 
 	// Rendered, and checked against the limits of shared/render, before
 	// anything is begun in the ledger: a message that may not be sent
 	// (template error, a part over its limit) fails the execution for good.
 	tmpl := render.ForStep(c, st)
 	msg := notify.Message{Channel: channel, To: to}
+	notice := false // the SMS carries the opt-out instruction
 	if channel == automation.ChannelEmail {
 		m, err := render.Email(tmpl, r.vars)
 		if err != nil {
 			e.renderFailed(r, channel, err)
 			return
 		}
+		if m, err = render.WithOptOut(m, unsubscribeURL); err != nil {
+			e.renderFailed(r, channel, err)
+			return
+		}
 		msg.Subject, msg.Text, msg.HTML = m.Subject, m.Text, m.HTML
+		msg.UnsubscribeURL = unsubscribeURL
 		msg.From = text.FirstNonEmpty(c.Organization.SenderEmail, e.o.EmailFrom)
 		msg.FromName = text.FirstNonEmpty(c.Organization.SenderName, c.Organization.Name, e.o.EmailFromName)
 		msg.ReplyTo = text.FirstNonEmpty(c.Organization.ReplyToEmail, c.Organization.SenderEmail)
 	} else {
 		text, err := render.SMS(tmpl, r.vars)
+		if err == nil && nonTransactional && !told(c, to) {
+			text, err = render.WithSMSOptOut(text)
+			notice = true
+		}
 		if err != nil {
 			e.renderFailed(r, channel, err)
 			return
@@ -669,6 +702,10 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	r.intent = &automation.DeliveryIntent{
 		ExecutionID: ex.ID, LeaseToken: ex.LeaseToken, StepIndex: r.step, Channel: channel,
 		Recipient: to, Provider: sender.Name(), IdempotencyKey: msg.IdempotencyKey,
+		Sender: msg.From, OptOutNotice: notice,
+	}
+	if channel == automation.ChannelSMS {
+		r.intent.Sender = e.o.SMSFrom
 	}
 }
 

@@ -10,12 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/google/uuid"
 
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/engine"
@@ -23,6 +25,7 @@ import (
 	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/secrets"
 	"github.com/dueflow/dueflow/shared/supabase"
+	"github.com/dueflow/dueflow/shared/unsubscribe"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -195,6 +198,30 @@ func (l *Live) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.h.ServeHTTP(w, r)
 }
 
+// UnsubscribeTTL is how long a one-click unsubscribe link works: mail
+// clients may POST it long after delivery.
+const UnsubscribeTTL = 365 * 24 * time.Hour
+
+// UnsubscribeLinks returns the engine's Unsubscribe from cfg: links
+// cfg.PublicURL + "/unsubscribe?t=<token>", signed with the first of
+// cfg's unsubscribe keys, valid UnsubscribeTTL from now; nil when the keys
+// are not configured.
+func UnsubscribeLinks(cfg *config.Config, now func() time.Time) func(uuid.UUID, string, string) (string, error) {
+	keys := cfg.UnsubscribeKeyBytes()
+	if len(keys) == 0 || cfg.PublicURL == "" {
+		return nil
+	}
+	key, base := keys[0], cfg.PublicURL
+	return func(org uuid.UUID, client, channel string) (string, error) {
+		tok, err := unsubscribe.Sign(key, unsubscribe.Claims{OrganizationID: org.String(), ClientID: client,
+			Channel: channel, Expires: now().Add(UnsubscribeTTL)})
+		if err != nil {
+			return "", err
+		}
+		return base + "/unsubscribe?t=" + url.QueryEscape(tok), nil
+	}
+}
+
 // Build wires the handler of action from cfg.
 func Build(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Handler, error) {
 	h, _, err := assemble(action, cfg, log)
@@ -224,6 +251,7 @@ func assemble(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.H
 		EmailFrom: cfg.EmailFrom, EmailFromName: cfg.EmailFromName,
 		Concurrency: cfg.Concurrency, LedgerChunk: cfg.LedgerChunk, LeaseSeconds: cfg.LeaseSeconds, Batch: cfg.MaxIDs,
 		NormalizePhone: phone.ParseE164, Logger: log,
+		Unsubscribe: UnsubscribeLinks(cfg, time.Now), SMSFrom: cfg.SMSFrom,
 	})
 	if err != nil {
 		closeFn()

@@ -31,6 +31,27 @@ type Message struct {
 	Text           string // plain-text body (email text part, or the SMS text)
 	HTML           string // optional HTML part of an email
 	IdempotencyKey string // stable across retries; sent where the provider honours one
+	// UnsubscribeURL is the one-click opt-out URL of a non-transactional
+	// email (RFC 8058): an email provider writes it as List-Unsubscribe
+	// with List-Unsubscribe-Post (ListUnsubscribe). "" = none.
+	UnsubscribeURL string
+}
+
+// ListUnsubscribe returns the List-Unsubscribe and List-Unsubscribe-Post
+// header values (RFC 2369, RFC 8058) for a one-click unsubscribe URL, or ok
+// false when u is empty or is not an absolute http(s) URL that fits in a
+// header (no spaces, control characters, '<' or '>', at most 2,048 bytes):
+// then the message goes without them rather than with a broken header.
+func ListUnsubscribe(u string) (list, post string, ok bool) {
+	if u == "" || len(u) > 2048 || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) {
+		return "", "", false
+	}
+	for _, r := range u {
+		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r > 0x7e {
+			return "", "", false
+		}
+	}
+	return "<" + u + ">", "List-Unsubscribe=One-Click", true
 }
 
 // Result is what a provider returns for an accepted message.

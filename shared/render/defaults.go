@@ -7,7 +7,8 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 )
 
-// SMSOptOutHint ends every default SMS.
+// SMSOptOutHint ends a non-transactional SMS whose number has not been told
+// how to opt out in the last 30 days (WithSMSOptOut; the engine decides).
 const SMSOptOutHint = "Reply STOP to opt out."
 
 // flavour is one default message: an email (subject + paragraphs, from
@@ -85,7 +86,7 @@ var (
 
 func (f flavour) template(channel string) Template {
 	if channel == automation.ChannelSMS {
-		return Template{Text: f.sms + " " + SMSOptOutHint}
+		return Template{Text: f.sms}
 	}
 	var hb strings.Builder
 	hb.WriteString(`<div style="font-family:Arial,Helvetica,sans-serif;font-size:15px;line-height:1.5;color:#222">` + "\n")

@@ -61,7 +61,12 @@ var Variables = []string{
 	"organization.name", "organization.phone", "organization.email", "organization.portal_url",
 	"invoice.number", "invoice.total", "invoice.balance", "invoice.due_date", "invoice.days_overdue", "invoice.portal_url",
 	"job.title", "job.type", "job.scheduled_start", "job.scheduled_date", "job.address", "job.completed_at",
+	VarUnsubscribeURL,
 }
+
+// VarUnsubscribeURL is the one-click opt-out link of a non-transactional
+// message to a client (the engine sets it; empty otherwise).
+const VarUnsubscribeURL = "unsubscribe_url"
 
 var known = func() map[string]bool {
 	m := make(map[string]bool, len(Variables))

@@ -122,6 +122,7 @@ func TestVarsFor(t *testing.T) {
 		"job.title":          "Furnace tune-up", "job.type": "maintenance", "job.address": "1 Main St",
 		"job.scheduled_start": "Mon, Nov 30 at 9:00 AM EST", "job.scheduled_date": "Mon, Nov 30, 2026",
 		"job.completed_at": "May 3, 2026",
+		"unsubscribe_url":  "", // the engine's
 	}
 	assert.Equal(t, render.Vars(want), v)
 	assert.Len(t, v, len(render.Variables))
@@ -175,7 +176,7 @@ func TestDefaultsRender(t *testing.T) {
 				if ch == automation.ChannelSMS {
 					s, err := render.SMS(tmpl, v)
 					require.NoError(t, err, tt)
-					assert.True(t, strings.HasSuffix(s, "Reply STOP to opt out."), s)
+					assert.False(t, strings.Contains(s, "STOP"), "the engine adds the opt-out instruction where due (WithSMSOptOut)")
 					assert.Less(t, len(s), 320, "short: at most two segments with full data")
 					continue
 				}
@@ -243,4 +244,44 @@ func BenchmarkEmail(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The default opt-out line: added to both parts once, kept out when the
+// template shows the link itself, and never past a part's limit.
+func TestWithOptOut(t *testing.T) {
+	const u = "https://events.acme.test/unsubscribe?t=v1.a&b"
+	m, err := render.WithOptOut(render.Message{Subject: "s", Text: "Hello\n", HTML: "<html><body><p>Hello</p></body></html>"}, u)
+	require.NoError(t, err)
+	assert.Equal(t, "Hello\n\nTo stop receiving these emails, open:\n"+u+"\n", m.Text)
+	assert.Contains(t, m.HTML, `<a href="https://events.acme.test/unsubscribe?t=v1.a&amp;b">unsubscribe</a>.</p>`+"\n</body>")
+
+	own := render.Message{Subject: "s", Text: "Bye: " + u, HTML: `<a href="https://events.acme.test/unsubscribe?t=v1.a&amp;b">x</a>`}
+	m, err = render.WithOptOut(own, u)
+	require.NoError(t, err)
+	assert.Equal(t, own, m, "a template that shows the link keeps its own wording")
+
+	m, err = render.WithOptOut(own, "")
+	require.NoError(t, err)
+	assert.Equal(t, own, m)
+
+	_, err = render.WithOptOut(render.Message{Text: strings.Repeat("x", render.MaxTextBytes-10)}, u)
+	assert.True(t, render.IsTooLarge(err))
+
+	s, err := render.WithSMSOptOut("Acme: time for your service. ")
+	require.NoError(t, err)
+	assert.Equal(t, "Acme: time for your service. Reply STOP to opt out.", s)
+	s, err = render.WithSMSOptOut("Acme: text STOP to end")
+	require.NoError(t, err)
+	assert.Equal(t, "Acme: text STOP to end", s)
+}
+
+// A template may show the unsubscribe link ({{unsubscribe_url}}).
+func TestUnsubscribeVariable(t *testing.T) {
+	assert.True(t, render.IsVariable(render.VarUnsubscribeURL))
+	v := render.VarsFor(fixture(t))
+	assert.Equal(t, "", v[render.VarUnsubscribeURL], "set by the engine only")
+	v[render.VarUnsubscribeURL] = "https://events.acme.test/unsubscribe?t=x"
+	h, err := render.HTML(`<a href="{{unsubscribe_url}}">unsubscribe</a>`, v)
+	require.NoError(t, err)
+	assert.Equal(t, `<a href="https://events.acme.test/unsubscribe?t=x">unsubscribe</a>`, h)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/providerevents"
 	"github.com/dueflow/dueflow/shared/supabase"
 )
 
@@ -65,4 +66,29 @@ func TestClaimWithEitherKeyThroughStandIn(t *testing.T) {
 			assert.Equal(t, 1, pgtest.Int(t, db, `select count(*)::int from automation_execution_logs where status = 'running'`))
 		})
 	}
+}
+
+// RecordProviderEvents reaches automation_record_provider_events through
+// the PostgREST stand-in with the contract's JSON: a link opt-out of a real
+// client is recorded, its repeat a duplicate, a delivery event for a
+// message id nobody sent unmatched.
+func TestRecordProviderEventsThroughStandIn(t *testing.T) {
+	ctx := context.Background()
+	db, _ := pgtest.NewDB(t)
+	secretKey := postgrest.NewSecretKey()
+	srv := httptest.NewServer(postgrest.New(db, "local-jwt-secret-local-jwt-secret-0000", slog.New(slog.NewJSONHandler(io.Discard, nil))).WithSecretKey(secretKey))
+	defer srv.Close()
+	org := pgtest.AllDayOrg(t, db)
+	client := pgtest.CreateClient(t, db, org, "ada@a.test", "")
+	c, err := supabase.New(supabase.Config{URL: srv.URL, Key: secretKey, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	var store providerevents.Store = c
+	link := providerevents.Event{Kind: "opt_out", Provider: "link", EventID: "sha256-of-token", OrganizationID: org.String(),
+		ClientID: client.String(), Channel: "email", OccurredAt: time.Now()}
+	stray := providerevents.Event{Kind: "delivery", Provider: "mailgun", EventID: "ev-1", Channel: "email",
+		ProviderMessageID: "nobody@mg.test", Status: "delivered"}
+	got, err := store.RecordProviderEvents(ctx, []providerevents.Event{link, link, stray})
+	require.NoError(t, err)
+	assert.Equal(t, providerevents.Recorded{Recorded: 1, Duplicates: 1, Unmatched: 1}, got)
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*)::int from automation_opt_outs where organization_id = $1 and client_id = $2::text`, org, client))
 }

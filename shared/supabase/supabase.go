@@ -59,6 +59,7 @@ import (
 	supabasego "github.com/supabase-community/supabase-go"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/providerevents"
 	"github.com/dueflow/dueflow/shared/text"
 )
 
@@ -315,4 +316,51 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.status = resp.StatusCode
 	}
 	return resp, err
+}
+
+// FnRecordProviderEvents is the RPC of the provider-events function.
+const FnRecordProviderEvents = "automation_record_provider_events"
+
+// providerEvent is the JSON of one element of
+// automation_record_provider_events' p_events.
+type providerEvent struct {
+	Kind              string `json:"kind"`
+	Provider          string `json:"provider"`
+	EventID           string `json:"event_id"`
+	OrganizationID    string `json:"organization_id"`
+	ClientID          string `json:"client_id"`
+	Channel           string `json:"channel"`
+	Address           string `json:"address"`
+	Sender            string `json:"sender"`
+	ProviderMessageID string `json:"provider_message_id"`
+	Status            string `json:"status"`
+	Permanent         bool   `json:"permanent"`
+	Reason            string `json:"reason"`
+	OccurredAt        string `json:"occurred_at"` // RFC 3339; "" = now
+}
+
+// RecordProviderEvents calls automation_record_provider_events with the
+// events (shared/providerevents.Store). Each event is applied alone in the
+// database: one it cannot read is counted invalid (logged by the caller
+// from the difference) and the rest are recorded.
+func (c *Client) RecordProviderEvents(ctx context.Context, events []providerevents.Event) (providerevents.Recorded, error) {
+	in := make([]providerEvent, len(events))
+	for i, e := range events {
+		in[i] = providerEvent{Kind: e.Kind, Provider: e.Provider, EventID: e.EventID, OrganizationID: e.OrganizationID,
+			ClientID: e.ClientID, Channel: e.Channel, Address: e.Address, Sender: e.Sender,
+			ProviderMessageID: e.ProviderMessageID, Status: e.Status, Permanent: e.Permanent,
+			Reason: text.Truncate(e.Reason, 200)}
+		if !e.OccurredAt.IsZero() {
+			in[i].OccurredAt = e.OccurredAt.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	var out struct {
+		Recorded   int `json:"recorded"`
+		Duplicates int `json:"duplicates"`
+		Unmatched  int `json:"unmatched"`
+	}
+	if err := c.Call(ctx, FnRecordProviderEvents, map[string]any{"p_events": in}, &out); err != nil {
+		return providerevents.Recorded{}, fmt.Errorf("record provider events: %w", err)
+	}
+	return providerevents.Recorded{Recorded: out.Recorded, Duplicates: out.Duplicates, Unmatched: out.Unmatched}, nil
 }

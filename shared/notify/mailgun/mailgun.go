@@ -88,6 +88,10 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	if m.ReplyTo != "" {
 		msg.SetReplyTo(m.ReplyTo)
 	}
+	if list, post, ok := notify.ListUnsubscribe(m.UnsubscribeURL); ok {
+		msg.AddHeader("List-Unsubscribe", list)
+		msg.AddHeader("List-Unsubscribe-Post", post)
+	}
 	if m.IdempotencyKey != "" {
 		msg.AddHeader("Message-Id", "<"+notify.MessageID(m.IdempotencyKey, fromAddr)+">")
 	}

@@ -153,3 +153,24 @@ func TestStallsBoundedByDeadline(t *testing.T) {
 		return mailgun.New(mailgun.Config{Domain: "mg.acme.test", APIKey: "k", APIBase: base, From: "a@acme.test"})
 	}, msg())
 }
+
+// A non-transactional message's one-click unsubscribe URL becomes the
+// List-Unsubscribe and List-Unsubscribe-Post headers (RFC 8058); without
+// one, neither is sent.
+func TestListUnsubscribeHeaders(t *testing.T) {
+	s, srv := newSender(t, queued, asIs)
+	m := msg()
+	m.UnsubscribeURL = "https://events.acme.test/unsubscribe?t=v1.abc.def"
+	_, err := s.Send(context.Background(), m)
+	require.NoError(t, err)
+	f := form(t, srv.Only(t))
+	assert.Equal(t, []string{"<https://events.acme.test/unsubscribe?t=v1.abc.def>"}, f["h:List-Unsubscribe"])
+	assert.Equal(t, []string{"List-Unsubscribe=One-Click"}, f["h:List-Unsubscribe-Post"])
+
+	s2, srv2 := newSender(t, queued, asIs)
+	_, err = s2.Send(context.Background(), msg())
+	require.NoError(t, err)
+	f = form(t, srv2.Only(t))
+	assert.NotContains(t, f, "h:List-Unsubscribe")
+	assert.NotContains(t, f, "h:List-Unsubscribe-Post")
+}

@@ -350,7 +350,8 @@ func (s *Sender) Close() error {
 }
 
 // build assembles the MIME message. Its headers are From, To, Reply-To,
-// Subject, Date, Message-ID and the MIME ones: no header naming the software
+// Subject, Date, Message-ID, List-Unsubscribe and List-Unsubscribe-Post (a
+// non-transactional message) and the MIME ones: no header naming the software
 // (go-mail's default X-Mailer / User-Agent is left out) or carrying an
 // internal id.
 func (s *Sender) build(m notify.Message) (*mail.Msg, string, error) {
@@ -372,6 +373,10 @@ func (s *Sender) build(m notify.Message) (*mail.Msg, string, error) {
 		}
 	}
 	msg.Subject(m.Subject)
+	if list, post, ok := notify.ListUnsubscribe(m.UnsubscribeURL); ok {
+		msg.SetGenHeaderPreformatted(mail.HeaderListUnsubscribe, list)
+		msg.SetGenHeaderPreformatted(mail.HeaderListUnsubscribePost, post)
+	}
 	msg.SetDate()
 	key := m.IdempotencyKey
 	if key == "" {

@@ -490,3 +490,28 @@ func requireNoInternalHeaders(t *testing.T, raw []byte) {
 	assert.NotContains(t, strings.ToLower(head), "go-mail")
 	assert.NotContains(t, strings.ToLower(head), "dueflow")
 }
+
+// A non-transactional message's one-click unsubscribe URL becomes the
+// List-Unsubscribe and List-Unsubscribe-Post headers (RFC 8058); a URL that
+// would break the header is left out, the message still sent.
+func TestListUnsubscribeHeaders(t *testing.T) {
+	b := &backend{}
+	host, port := startServer(t, b, nil, false)
+	s, err := smtpmail.New(smtpmail.Config{Host: host, Port: port, TLS: smtpmail.TLSNone, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	for _, tc := range []struct{ url, list, post string }{
+		{"https://events.acme.test/unsubscribe?t=v1.abc.def", "<https://events.acme.test/unsubscribe?t=v1.abc.def>", "List-Unsubscribe=One-Click"},
+		{"", "", ""},
+		{"https://evil.test/x>\r\nBcc: victim@x.test", "", ""},
+	} {
+		m := message()
+		m.UnsubscribeURL = tc.url
+		_, err := s.Send(context.Background(), m)
+		require.NoError(t, err)
+		h, _, _ := parts(t, b.msgs[len(b.msgs)-1].Data)
+		assert.Equal(t, tc.list, h.Get("List-Unsubscribe"), tc.url)
+		assert.Equal(t, tc.post, h.Get("List-Unsubscribe-Post"), tc.url)
+		assert.Empty(t, h.Get("Bcc"))
+	}
+}
