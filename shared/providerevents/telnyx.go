@@ -98,7 +98,7 @@ func (h *Handler) serveTelnyx(w http.ResponseWriter, r *http.Request, log *slog.
 	d := wh.Data
 	at := h.now()
 	if t, err := time.Parse(time.RFC3339Nano, d.OccurredAt); err == nil {
-		at = t
+		at = t.UTC()
 	}
 	var events []Event
 	switch d.EventType {
