@@ -85,13 +85,13 @@ func TestUnsubscribeRefused(t *testing.T) {
 		body   string
 		status int
 	}{
-		"no token":      {func(*fixture) string { return "" }, "List-Unsubscribe=One-Click", http.StatusBadRequest},
-		"other key":     {func(f *fixture) string { return token(t, other, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
-		"expired":       {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(-time.Second)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
-		"garbage":       {func(*fixture) string { return "v1.abc.def" }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
-		"no one-click":  {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "", http.StatusBadRequest},
-		"wrong value":   {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=Yes", http.StatusBadRequest},
-		"too large":     {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click&x=" + strings.Repeat("a", 70000), http.StatusRequestEntityTooLarge},
+		"no token":         {func(*fixture) string { return "" }, "List-Unsubscribe=One-Click", http.StatusBadRequest},
+		"other key":        {func(f *fixture) string { return token(t, other, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
+		"expired":          {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(-time.Second)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
+		"garbage":          {func(*fixture) string { return "v1.abc.def" }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
+		"no one-click":     {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "", http.StatusBadRequest},
+		"wrong value":      {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=Yes", http.StatusBadRequest},
+		"too large":        {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click&x=" + strings.Repeat("a", 70000), http.StatusRequestEntityTooLarge},
 		"tampered payload": {func(f *fixture) string { return tamper(token(t, f.unsub, ChannelEmail, now.Add(time.Hour))) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
 	}
 	for name, c := range cases {
