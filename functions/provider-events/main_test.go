@@ -30,7 +30,7 @@ func TestBuildServesFunctionURLEvents(t *testing.T) {
 	require.NoError(t, err)
 	resp, err := b.Handler.HandleFunctionURL(context.Background(), events.LambdaFunctionURLRequest{
 		RawPath: "/telnyx", Body: `{"data":{"event_type":"message.received","id":"x"}}`,
-		Headers: map[string]string{"host": "abc.lambda-url.eu-west-1.on.aws"},
+		Headers:        map[string]string{"host": "abc.lambda-url.eu-west-1.on.aws"},
 		RequestContext: events.LambdaFunctionURLRequestContext{HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: http.MethodPost}},
 	})
 	require.NoError(t, err)
