@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/providerevents"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -337,6 +339,7 @@ func TestFunctionEnvironmentLoads(t *testing.T) {
 	for _, useSecretKey := range []bool{false, true} {
 		s := &Stack{cfg: Config{SMSProvider: "telnyx", UseSecretKey: useSecretKey}, gateway: g, capture: capture, whsec: webhook.NewSecret()}
 		require.NoError(t, s.makeKeys())
+		s.telnyx = NewTelnyxSink(s.smsKey)
 		env := map[string]string{}
 		for _, kv := range s.FunctionEnvironment() {
 			k, v, _ := strings.Cut(kv, "=")
@@ -350,5 +353,56 @@ func TestFunctionEnvironmentLoads(t *testing.T) {
 			assert.NotContains(t, env, config.EnvServiceRoleKey)
 		}
 		assert.Equal(t, want, cfg.ServiceRoleKey.Value())
+		ev, err := config.LoadEvents(func(k string) string { return env[k] })
+		require.NoError(t, err, "provider-events")
+		assert.Equal(t, s.telnyx.PublicKey(), ev.TelnyxPublicKey)
+		assert.Equal(t, [][]byte{s.UnsubscribeKey()}, ev.UnsubscribeKeys)
 	}
+}
+
+type eventsRecorder struct {
+	mu     sync.Mutex
+	events []providerevents.Event
+}
+
+func (r *eventsRecorder) RecordProviderEvents(_ context.Context, ev []providerevents.Event) (providerevents.Recorded, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev...)
+	return providerevents.Recorded{Recorded: len(ev)}, nil
+}
+
+// The SMS sink plays Telnyx's side: its signed webhooks verify with its
+// public key in provider-events' handler, and a copy signed by another
+// key does not.
+func TestTelnyxSinkWebhooksVerify(t *testing.T) {
+	sink := NewTelnyxSink("KEY0")
+	store := &eventsRecorder{}
+	h, err := providerevents.New(providerevents.Options{Store: store, TelnyxPublicKey: sink.PublicKey()})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	sink.SetWebhookURL(srv.URL + providerevents.PathTelnyx)
+	ctx := context.Background()
+	status, err := sink.PostInbound(ctx, "+14155550123", "+15005550006", "Stop")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status)
+	m := SMS{ID: "4031938e-60a7-4c35-a1b5-4b1f8b3b8bbb", From: "+15005550006", To: "+14155550123"}
+	status, err = sink.PostDeliveryReport(ctx, m, "delivery_failed", "40001")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, status)
+	require.Len(t, store.events, 2)
+	assert.Equal(t, providerevents.KindOptOut, store.events[0].Kind)
+	assert.Equal(t, "+14155550123", store.events[0].Address)
+	assert.Equal(t, "+15005550006", store.events[0].Sender)
+	assert.Equal(t, providerevents.StatusUndelivered, store.events[1].Status)
+	assert.True(t, store.events[1].Permanent)
+	assert.Equal(t, m.ID, store.events[1].ProviderMessageID)
+
+	other := NewTelnyxSink("KEY0")
+	other.SetWebhookURL(srv.URL + providerevents.PathTelnyx)
+	status, err = other.PostInbound(ctx, "+14155550123", "+15005550006", "STOP")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Len(t, store.events, 2)
 }

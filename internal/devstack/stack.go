@@ -29,6 +29,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/internal/supacompat"
+	"github.com/dueflow/dueflow/shared/automation"
 	migrations "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
@@ -153,6 +154,7 @@ type Stack struct {
 	apiKey   string // the secret API key (sb_secret_…) the gateway accepts
 	whsec    string
 	smsKey   string
+	unsubKey []byte // signs the one-click unsubscribe tokens
 	respMu   sync.Mutex
 	resps    []NetResponse
 	tickMu   sync.Mutex
@@ -360,6 +362,7 @@ func (s *Stack) makeKeys() error {
 	s.roleKey = key
 	s.apiKey = postgrest.NewSecretKey()
 	s.smsKey = "KEY" + strings.ToUpper(hex.EncodeToString(randomBytes(16)))
+	s.unsubKey = randomBytes(32)
 	return nil
 }
 
@@ -374,6 +377,7 @@ func (s *Stack) startGateway(ctx context.Context) error {
 	if err := s.gateway.Start(s.cfg.GatewayPort); err != nil {
 		return fmt.Errorf("devstack: gateway: %w", err)
 	}
+	s.telnyx.SetWebhookURL(s.ProviderEventsURL() + "/telnyx")
 	s.progress("gateway on %s: /rest/v1/rpc/<fn> (PostgREST stand-in), /functions/v1/<name> (Function URLs), /telnyx/v2/messages (SMS sink)", s.GatewayURL())
 	return nil
 }
@@ -392,6 +396,9 @@ func (s *Stack) register(ctx context.Context, names []string) error {
 		return fmt.Errorf("devstack: read vault secret: %w", err)
 	}
 	for _, n := range names {
+		if !automation.IsAction(n) {
+			continue // provider-events is called by the providers, not pg_net
+		}
 		url := s.GatewayURL() + "/functions/v1/" + n
 		if _, err := s.pool.Exec(ctx, "select public.automation_register_endpoint($1, $2, $3)", n, url, s.whsec); err != nil {
 			return fmt.Errorf("devstack: register endpoint %s: %w", n, err)
@@ -421,6 +428,10 @@ func (s *Stack) FunctionEnvironment() []string {
 		"TELNYX_API_KEY=" + s.smsKey,
 		"TELNYX_API_BASE=" + s.GatewayURL() + "/telnyx",
 		"LOG_LEVEL=info",
+		// provider-events: the keys that verify what the sink and links send
+		"DUEFLOW_UNSUBSCRIBE_KEYS=" + base64.StdEncoding.EncodeToString(s.unsubKey),
+		"TELNYX_PUBLIC_KEY=" + base64.StdEncoding.EncodeToString(s.telnyx.PublicKey()),
+		"DUEFLOW_PUBLIC_URL=" + s.ProviderEventsURL(),
 	}
 	return mergeEnv(env, s.cfg.FunctionEnv)
 }
@@ -509,6 +520,13 @@ func (s *Stack) ServiceRoleKey() string { return s.roleKey }
 // SecretKey is the secret API key (sb_secret_…) the gateway accepts as the
 // service_role; the functions use it with Config.UseSecretKey.
 func (s *Stack) SecretKey() string { return s.apiKey }
+
+// ProviderEventsURL is the local Function URL of provider-events.
+func (s *Stack) ProviderEventsURL() string { return s.GatewayURL() + "/functions/v1/provider-events" }
+
+// UnsubscribeKey is the key the stack's one-click unsubscribe tokens are
+// signed with (DUEFLOW_UNSUBSCRIBE_KEYS).
+func (s *Stack) UnsubscribeKey() []byte { return s.unsubKey }
 
 // JWTSecret is the HS256 secret of the PostgREST stand-in.
 func (s *Stack) JWTSecret() string { return s.jwt }

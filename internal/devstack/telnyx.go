@@ -1,9 +1,18 @@
 package devstack
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,14 +36,95 @@ type SMS struct {
 // {"data":{...}} with a message id, or Telnyx's {"errors":[...]} shape.
 type TelnyxSink struct {
 	apiKey string
-	mu     sync.Mutex
-	msgs   []SMS
-	fail   []int // status codes to answer for the next requests, in order
-	outage int   // status code to answer every request with while non-zero
+	// the provider's side of its webhooks (message.received,
+	// message.finalized), signed like Telnyx's: Ed25519 over
+	// "<timestamp>|<body>" (see PostInbound, PostDeliveryReport)
+	signKey    ed25519.PrivateKey
+	webhookURL string
+	mu         sync.Mutex
+	msgs       []SMS
+	fail       []int // status codes to answer for the next requests, in order
+	outage     int   // status code to answer every request with while non-zero
 }
 
 // NewTelnyxSink returns a sink that accepts requests carrying apiKey.
-func NewTelnyxSink(apiKey string) *TelnyxSink { return &TelnyxSink{apiKey: apiKey} }
+func NewTelnyxSink(apiKey string) *TelnyxSink {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return &TelnyxSink{apiKey: apiKey, signKey: priv}
+}
+
+// PublicKey is the key the sink's webhooks verify with (TELNYX_PUBLIC_KEY).
+func (s *TelnyxSink) PublicKey() ed25519.PublicKey { return s.signKey.Public().(ed25519.PublicKey) }
+
+// SetWebhookURL is where the sink posts its webhooks (the messaging
+// profile's webhook URL: provider-events' /telnyx).
+func (s *TelnyxSink) SetWebhookURL(u string) {
+	s.mu.Lock()
+	s.webhookURL = u
+	s.mu.Unlock()
+}
+
+// PostInbound posts a signed message.received webhook: from (a client's
+// number) texted text to to (our number). It returns the HTTP status.
+func (s *TelnyxSink) PostInbound(ctx context.Context, from, to, text string) (int, error) {
+	return s.postWebhook(ctx, "message.received", map[string]any{
+		"id": uuid.NewString(), "record_type": "message", "direction": "inbound", "type": "SMS", "text": text,
+		"from":   map[string]string{"phone_number": from},
+		"to":     []map[string]string{{"phone_number": to, "status": "webhook_delivered"}},
+		"errors": []any{},
+	})
+}
+
+// PostDeliveryReport posts a signed message.finalized webhook for a
+// message the sink accepted: status "delivered", or "delivery_failed" with
+// errCode (e.g. "40001", not routable). It returns the HTTP status.
+func (s *TelnyxSink) PostDeliveryReport(ctx context.Context, m SMS, status, errCode string) (int, error) {
+	errs := []map[string]string{}
+	if errCode != "" {
+		errs = append(errs, map[string]string{"code": errCode, "title": "Delivery failed", "detail": "injected by the local sink"})
+	}
+	return s.postWebhook(ctx, "message.finalized", map[string]any{
+		"id": m.ID, "record_type": "message", "direction": "outbound", "type": "SMS",
+		"from":   map[string]string{"phone_number": m.From},
+		"to":     []map[string]string{{"phone_number": m.To, "status": status}},
+		"errors": errs,
+	})
+}
+
+func (s *TelnyxSink) postWebhook(ctx context.Context, eventType string, payload map[string]any) (int, error) {
+	s.mu.Lock()
+	target := s.webhookURL
+	s.mu.Unlock()
+	if target == "" {
+		return 0, errors.New("telnyx sink: no webhook URL")
+	}
+	body, err := json.Marshal(map[string]any{
+		"data": map[string]any{"event_type": eventType, "id": uuid.NewString(), "occurred_at": time.Now().UTC().Format(time.RFC3339Nano),
+			"payload": payload, "record_type": "event"},
+		"meta": map[string]any{"attempt": 1, "delivered_to": target},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("telnyx sink: %w", err)
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("telnyx sink: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Telnyx-Timestamp", ts)
+	req.Header.Set("Telnyx-Signature-Ed25519", base64.StdEncoding.EncodeToString(ed25519.Sign(s.signKey, []byte(ts+"|"+string(body)))))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("telnyx sink: post %s: %w", eventType, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
 
 // Messages returns a copy of every recorded message, in arrival order.
 func (s *TelnyxSink) Messages() []SMS {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,17 @@ import (
 )
 
 const repoRoot = "../.."
+
+// functionDirs are the repository's function directories: one per action
+// and provider-events.
+var functionDirs = append(slices.Clone(automation.Actions), "provider-events")
+
+// TestFunctionDirsListed keeps functionDirs in step with functions/.
+func TestFunctionDirsListed(t *testing.T) {
+	dirs, err := FunctionDirs(repoRoot)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, functionDirs, dirs)
+}
 
 func TestLogicalIDAndOutputKey(t *testing.T) {
 	assert.Equal(t, "SendReminderFunction", LogicalID("send-reminder"))
@@ -108,12 +120,12 @@ func joined(errs []error) string {
 }
 
 func TestSandboxWithTheActionsIsConsistent(t *testing.T) {
-	root := sandbox(t, automation.Actions...)
+	root := sandbox(t, functionDirs...)
 	assert.Empty(t, joined(Check(context.Background(), root)))
 }
 
 func TestFunctionWithoutResourceFails(t *testing.T) {
-	root := sandbox(t, append([]string{"nightly-digest"}, automation.Actions...)...)
+	root := sandbox(t, append([]string{"nightly-digest"}, functionDirs...)...)
 	errs := joined(Check(context.Background(), root))
 	assert.Contains(t, errs, "functions/nightly-digest has no AWS::Serverless::Function NightlyDigestFunction in template.yaml")
 	assert.NotContains(t, errs, "Makefile", "the Makefile names the new function's target itself")
@@ -129,7 +141,7 @@ func TestResourceWithoutFunctionDirectoryFails(t *testing.T) {
 }
 
 func TestMissingMakeTargetFails(t *testing.T) {
-	root := sandbox(t, automation.Actions...)
+	root := sandbox(t, functionDirs...)
 	editFile(t, filepath.Join(root, "Makefile"), "$(foreach d,$(LAMBDA_DIRS),$(eval $(call lambda_target,$(d))))", "")
 	errs := joined(Check(context.Background(), root))
 	assert.Contains(t, errs, "Makefile: target build-SendReminderFunction")
@@ -137,7 +149,7 @@ func TestMissingMakeTargetFails(t *testing.T) {
 }
 
 func TestBuildTargetWithoutLambdaFlagsFails(t *testing.T) {
-	root := sandbox(t, automation.Actions...)
+	root := sandbox(t, functionDirs...)
 	editFile(t, filepath.Join(root, "Makefile"), "CGO_ENABLED=0 ", "")
 	assert.Contains(t, joined(Check(context.Background(), root)), `does not use "CGO_ENABLED=0"`)
 }
@@ -167,7 +179,7 @@ func assertEditsReported(t *testing.T, cases map[string]templateEdit) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			root := sandbox(t, automation.Actions...)
+			root := sandbox(t, functionDirs...)
 			editFile(t, filepath.Join(root, "template.yaml"), c.old, c.new)
 			assert.Contains(t, joined(Check(context.Background(), root)), c.want)
 		})
@@ -428,4 +440,28 @@ func TestSecretsMaxAgePatternMatchesFunctions(t *testing.T) {
 		assert.False(t, re.MatchString(v), v)
 	}
 	assert.Regexp(t, re, p.Default, "the default matches")
+}
+
+// TestTemplateEnvironmentLoadsEventsConfig: the provider-events function
+// starts with the template's environment and a secret holding its keys.
+func TestTemplateEnvironmentLoadsEventsConfig(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "template.yaml"))
+	require.NoError(t, err)
+	tmpl, err := ParseWithParameters(data, map[string]any{"SupabaseUrl": "https://abcd.supabase.co", "EmailFrom": "reminders@example.com",
+		"PublicUrl": "https://events.example.com"})
+	require.NoError(t, err)
+	f, ok := tmpl.Functions()[LogicalID("provider-events")]
+	require.True(t, ok)
+	assert.Equal(t, 15, f.Timeout)
+	secret := map[string]string{
+		"SUPABASE_SECRET_KEY":      "sb_secret_0123456789abcdefghij",
+		"DUEFLOW_UNSUBSCRIBE_KEYS": base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+		"TELNYX_PUBLIC_KEY":        base64.StdEncoding.EncodeToString(make([]byte, 32)),
+	}
+	getenv, err := config.Overlay(func(k string) string { return f.Environment[k] }, secret)
+	require.NoError(t, err)
+	cfg, err := config.LoadEvents(getenv)
+	require.NoError(t, err)
+	assert.Equal(t, "https://events.example.com", cfg.PublicURL)
+	assert.Len(t, cfg.UnsubscribeKeys, 1)
 }

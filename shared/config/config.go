@@ -265,18 +265,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.RPCTimeout = p.duration("DUEFLOW_RPC_TIMEOUT", DefaultRPCTimeout)
 	c.MaxBodyBytes = p.int("DUEFLOW_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 16<<20)
 	c.MaxIDs = p.int("DUEFLOW_MAX_IDS", DefaultMaxIDs, 1, 10000)
-	switch lv := strings.ToLower(p.str("LOG_LEVEL", false)); lv {
-	case "", "info":
-		c.LogLevel = slog.LevelInfo
-	case "debug":
-		c.LogLevel = slog.LevelDebug
-	case "warn", "warning":
-		c.LogLevel = slog.LevelWarn
-	case "error":
-		c.LogLevel = slog.LevelError
-	default:
-		p.bad(fmt.Sprintf("LOG_LEVEL %q is not one of debug, info, warn, error", lv))
-	}
+	c.LogLevel = p.logLevel()
 
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
@@ -332,6 +321,23 @@ func jwtRole(tok string) (string, bool) {
 		return "", false
 	}
 	return claims.Role, true
+}
+
+// logLevel reads LOG_LEVEL (default info).
+func (p *parser) logLevel() slog.Level {
+	switch lv := strings.ToLower(p.str("LOG_LEVEL", false)); lv {
+	case "", "info":
+		return slog.LevelInfo
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		p.bad(fmt.Sprintf("LOG_LEVEL %q is not one of debug, info, warn, error", lv))
+		return slog.LevelInfo
+	}
 }
 
 type parser struct {

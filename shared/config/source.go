@@ -11,6 +11,8 @@ import (
 var SecretKeys = []string{
 	EnvSecretKey, EnvServiceRoleKey, "DUEFLOW_WEBHOOK_SECRET", EnvUnsubscribeKeys,
 	"SMTP_PASSWORD", "MAILGUN_API_KEY", "TWILIO_AUTH_TOKEN", "TELNYX_API_KEY",
+	// the provider-events function's (LoadEvents)
+	EnvMailgunSigningKey, EnvTelnyxPublicKey, EnvUnsubscribeKeys,
 }
 
 // IsSecretSetting reports whether name (a setting) is one of SecretKeys.

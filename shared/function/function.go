@@ -1,7 +1,8 @@
 // Package function is the wiring shared by every action's Lambda function:
 // secrets and configuration -> RPC adapter, senders, engine, webhook
 // verifier -> Function URL handler, rebuilt when the secrets change. Each
-// functions/<action>/main.go only calls Main.
+// functions/<action>/main.go only calls Main; a function that is not an
+// action's (provider-events) calls MainWith with its own Builder.
 package function
 
 import (
@@ -48,6 +49,43 @@ func Main(action string) {
 	lambda.Start(f.HandleFunctionURL)
 }
 
+// MainWith runs the function name, whose handler build makes, under the
+// Lambda runtime, with the same secrets, refresh and cold-start rules as
+// the actions' functions (Main).
+func MainWith(name string, build Builder) {
+	f, err := StartWith(context.Background(), name, build, os.Getenv, os.Stdout)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	f.log.Info("function ready", "function", name, "init_ms", time.Since(started).Milliseconds(),
+		"secrets", f.cache.Source().Name(), "secrets_max_age_s", int(f.cache.MaxAge().Seconds()))
+	lambda.Start(f.HandleFunctionURL)
+}
+
+// Handler serves a function's requests from Lambda Function URL events
+// and over net/http.
+type Handler interface {
+	HandleFunctionURL(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error)
+	http.Handler
+}
+
+// Built is one build of a function's handler from one version of its
+// settings.
+type Built struct {
+	Handler  Handler
+	LogLevel slog.Level
+	// Close releases what the handler holds open (nil: nothing); called
+	// once its requests have ended after a rebuild.
+	Close func()
+	// Config is the actions' configuration (nil for other functions).
+	Config *config.Config
+}
+
+// Builder builds a function's handler from its settings: getenv answers
+// the secret keys from the secret, the others from the environment.
+type Builder func(getenv func(string) string, log *slog.Logger) (Built, error)
+
 // Logger returns the JSON logger of a function.
 func Logger(w io.Writer, level slog.Level) *slog.Logger { return logger(w, level) }
 
@@ -63,11 +101,12 @@ func logger(w io.Writer, level slog.Leveler) *slog.Logger {
 // new values make an invalid configuration) is logged and the previous
 // handler kept.
 type Live struct {
-	action string
-	getenv func(string) string
-	cache  *secrets.Cache
-	log    *slog.Logger
-	level  *slog.LevelVar
+	action  string
+	builder Builder
+	getenv  func(string) string
+	cache   *secrets.Cache
+	log     *slog.Logger
+	level   *slog.LevelVar
 
 	mu       sync.Mutex
 	gen      *generation
@@ -77,8 +116,9 @@ type Live struct {
 
 // generation is one build of the handler from one version of the secrets.
 type generation struct {
-	h        *lambdaurl.Handler
+	h        Handler
 	cfg      *config.Config
+	level    slog.Level
 	version  uint64
 	close    func()
 	inflight int
@@ -89,6 +129,11 @@ type generation struct {
 // the configuration through getenv, and builds the function of action; it
 // logs JSON to w.
 func Start(ctx context.Context, action string, getenv func(string) string, w io.Writer) (*Live, error) {
+	return StartWith(ctx, action, actionBuilder(action), getenv, w)
+}
+
+// StartWith is Start for the function name whose handler build makes.
+func StartWith(ctx context.Context, name string, build Builder, getenv func(string) string, w io.Writer) (*Live, error) {
 	settings, err := secrets.SettingsFromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -100,7 +145,7 @@ func Start(ctx context.Context, action string, getenv func(string) string, w io.
 	if err != nil {
 		return nil, err
 	}
-	l := &Live{action: action, getenv: getenv, level: new(slog.LevelVar)}
+	l := &Live{action: name, builder: build, getenv: getenv, level: new(slog.LevelVar)}
 	l.log = logger(w, l.level)
 	if l.cache, err = secrets.NewCache(cctx, src, maxAge, secrets.WithLogger(l.log)); err != nil {
 		return nil, err
@@ -110,7 +155,7 @@ func Start(ctx context.Context, action string, getenv func(string) string, w io.
 		return nil, err
 	}
 	l.tried = version
-	l.level.Set(l.gen.cfg.LogLevel)
+	l.level.Set(l.gen.level)
 	return l, nil
 }
 
@@ -120,18 +165,34 @@ func (l *Live) build(values map[string]string, version uint64) (*generation, err
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(getenv)
+	b, err := l.builder(getenv, l.log)
 	if err != nil {
 		return nil, err
 	}
-	h, closeFn, err := assemble(l.action, cfg, l.log)
-	if err != nil {
-		return nil, err
+	if b.Close == nil {
+		b.Close = func() {}
 	}
-	return &generation{h: h, cfg: cfg, version: version, close: closeFn}, nil
+	return &generation{h: b.Handler, cfg: b.Config, level: b.LogLevel, version: version, close: b.Close}, nil
 }
 
-// Config is the configuration of the current handler.
+// actionBuilder builds the handler of an action's function (config.Load,
+// then assemble).
+func actionBuilder(action string) Builder {
+	return func(getenv func(string) string, log *slog.Logger) (Built, error) {
+		cfg, err := config.Load(getenv)
+		if err != nil {
+			return Built{}, err
+		}
+		h, closeFn, err := assemble(action, cfg, log)
+		if err != nil {
+			return Built{}, err
+		}
+		return Built{Handler: h, LogLevel: cfg.LogLevel, Close: closeFn, Config: cfg}, nil
+	}
+}
+
+// Config is the configuration of the current handler (nil for a function
+// that is not an action's).
 func (l *Live) Config() *config.Config {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -153,7 +214,7 @@ func (l *Live) acquire(ctx context.Context) *generation {
 		} else {
 			old := l.gen
 			l.gen = g
-			l.level.Set(g.cfg.LogLevel)
+			l.level.Set(g.level)
 			old.retired = true
 			if old.inflight == 0 {
 				go l.retire(old)
