@@ -30,7 +30,7 @@ func build(getenv func(string) string, log *slog.Logger) (function.Built, error)
 		return function.Built{}, fmt.Errorf("%s: supabase store: %w", Name, err)
 	}
 	h, err := providerevents.New(providerevents.Options{
-		Store:           store(client),
+		Store:           client,
 		UnsubscribeKeys: cfg.UnsubscribeKeys, MailgunSigningKey: cfg.MailgunSigningKey.Value(),
 		TwilioAuthToken: cfg.TwilioAuthToken.Value(), TelnyxPublicKey: cfg.TelnyxPublicKey,
 		PublicURL: cfg.PublicURL, SMSHelpText: cfg.SMSHelpText, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
@@ -39,16 +39,4 @@ func build(getenv func(string) string, log *slog.Logger) (function.Built, error)
 		return function.Built{}, fmt.Errorf("%s: %w", Name, err)
 	}
 	return function.Built{Handler: lambdaurl.NewHTTPHandler(h, cfg.MaxBodyBytes), LogLevel: cfg.LogLevel}, nil
-}
-
-// store is the database adapter: shared/supabase's client once it has
-// RecordProviderEvents (the RPC automation_record_provider_events);
-// until then NoStore, which fails every request with 503 so that the
-// providers retry later.
-func store(client *supabase.Client) providerevents.Store {
-	// TODO(lead): once shared/supabase's RecordProviderEvents is merged, return client directly (and drop NoStore).
-	if s, ok := any(client).(providerevents.Store); ok {
-		return s
-	}
-	return providerevents.NoStore{}
 }

@@ -187,7 +187,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	if _, err := decodeUnsubscribeKeys(c.UnsubscribeKeys.Value()); err != nil {
 		p.bad(err.Error())
 	}
-	c.PublicURL = p.url(EnvPublicURL, false)
+	c.PublicURL = p.publicURL()
 	if (c.UnsubscribeKeys == "") != (c.PublicURL == "") {
 		p.bad(EnvUnsubscribeKeys + " and " + EnvPublicURL + " must be set together")
 	}
@@ -272,12 +272,6 @@ func Load(getenv func(string) string) (*Config, error) {
 	}
 	return c, nil
 }
-
-// Names of the unsubscribe link's settings.
-const (
-	EnvUnsubscribeKeys = "DUEFLOW_UNSUBSCRIBE_KEYS"
-	EnvPublicURL       = "DUEFLOW_PUBLIC_URL"
-)
 
 // UnsubscribeKeyBytes returns the decoded unsubscribe keys, the signing key
 // first; nil when none is set (Load has checked them).

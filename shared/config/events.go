@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/dueflow/dueflow/shared/unsubscribe"
 )
 
 // Settings of the provider-events function.
@@ -91,20 +89,11 @@ func LoadEvents(getenv func(string) string) (*Events, error) {
 }
 
 // unsubscribeKeys reads DUEFLOW_UNSUBSCRIBE_KEYS: base64 keys of at least
-// unsubscribe.MinKeyBytes, separated by spaces (newest first).
+// unsubscribe.MinKeyBytes, separated by spaces (the signing key first).
 func (p *parser) unsubscribeKeys() [][]byte {
-	var keys [][]byte
-	fields := strings.Fields(p.getenv(EnvUnsubscribeKeys))
-	for i, f := range fields {
-		k, err := base64.StdEncoding.DecodeString(f)
-		switch {
-		case err != nil:
-			p.bad(fmt.Sprintf("%s key %d of %d is not base64", EnvUnsubscribeKeys, i+1, len(fields)))
-		case len(k) < unsubscribe.MinKeyBytes:
-			p.bad(fmt.Sprintf("%s key %d of %d has %d bytes, want at least %d", EnvUnsubscribeKeys, i+1, len(fields), len(k), unsubscribe.MinKeyBytes))
-		default:
-			keys = append(keys, k)
-		}
+	keys, err := decodeUnsubscribeKeys(p.getenv(EnvUnsubscribeKeys))
+	if err != nil {
+		p.bad(err.Error())
 	}
 	return keys
 }

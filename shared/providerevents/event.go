@@ -14,7 +14,6 @@ package providerevents
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -83,16 +82,4 @@ type Recorded struct {
 // (Provider, EventID): providers deliver an event more than once.
 type Store interface {
 	RecordProviderEvents(ctx context.Context, events []Event) (Recorded, error)
-}
-
-// ErrNoStore is returned by NoStore.
-var ErrNoStore = errors.New("providerevents: no store configured")
-
-// NoStore is the Store of a function built without a database adapter: it
-// records nothing and fails, so that the provider retries later.
-type NoStore struct{}
-
-// RecordProviderEvents fails with ErrNoStore.
-func (NoStore) RecordProviderEvents(context.Context, []Event) (Recorded, error) {
-	return Recorded{}, ErrNoStore
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -46,13 +45,6 @@ func TestProviderPathsArePostOnly(t *testing.T) {
 	for _, p := range []string{PathTelnyx, PathMailgun, PathTwilioInbound, PathTwilioStatus} {
 		assert.Equal(t, http.StatusMethodNotAllowed, f.do(httptest.NewRequest(http.MethodGet, p, nil)).Code, p)
 	}
-}
-
-func TestNoStoreFailsVisibly(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Store = NoStore{} })
-	rec := f.do(telnyxRequest(f.telnyx, now, telnyxInbound("STOP")))
-	require.Equal(t, http.StatusServiceUnavailable, rec.Code, "the provider retries later")
-	assert.Contains(t, f.logs.String(), "no store configured")
 }
 
 func TestParseKeyword(t *testing.T) {
