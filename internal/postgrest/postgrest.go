@@ -370,22 +370,28 @@ func (s *Server) call(ctx context.Context, role string, claims jwt.MapClaims, fn
 	if err != nil {
 		return 0, "", &apiError{status: 500, Code: "PGRST000", Message: err.Error()}
 	}
+	// One transaction, as PostgREST runs every request, in one round trip:
+	// the two statements go in one pipeline ending in a single Sync, which
+	// makes them one implicit transaction (set_config(..., true) holds
+	// until its end; an error rolls all of it back).
+	var qargs []any
+	if len(cols) > 0 {
+		qargs = append(qargs, string(raw))
+	}
+	var b pgx.Batch
+	// As PostgREST: set_config('role', ..., true) is SET LOCAL ROLE.
+	b.Queue("select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('request.jwt.claim.role', $1, true)",
+		role, string(claimsJSON))
+	b.Queue(q, qargs...)
 	var out string
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// As PostgREST: set_config('role', ..., true) is SET LOCAL ROLE.
-		if _, err := tx.Exec(ctx, "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), set_config('request.jwt.claim.role', $1, true)",
-			role, string(claimsJSON)); err != nil {
-			return &roleError{err}
-		}
-		var qargs []any
-		if len(cols) > 0 {
-			qargs = append(qargs, string(raw))
-		}
-		return tx.QueryRow(ctx, q, qargs...).Scan(&out)
-	})
-	var re *roleError
-	if errors.As(err, &re) {
-		e := pgError(re.err, role)
+	br := s.pool.SendBatch(ctx, &b)
+	_, roleErr := br.Exec()
+	err = br.QueryRow().Scan(&out)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if roleErr != nil {
+		e := pgError(roleErr, role)
 		e.status = http.StatusUnauthorized // a token whose role does not exist
 		return 0, "", e
 	}
@@ -397,12 +403,6 @@ func (s *Server) call(ctx context.Context, role string, claims jwt.MapClaims, fn
 	}
 	return http.StatusOK, out, nil
 }
-
-// roleError is a failure to assume the token's role.
-type roleError struct{ err error }
-
-func (e *roleError) Error() string { return "set role: " + e.err.Error() }
-func (e *roleError) Unwrap() error { return e.err }
 
 // pgError maps a database error as PostgREST does.
 func pgError(err error, role string) *apiError {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -42,11 +43,14 @@ create function public.t_raise() returns void
 create function public.t_noop() returns void language sql as $$ select $$;
 create function public.t_insert(p_id int) returns int
   language sql security definer set search_path = public as $$ insert into public.t_items values (p_id, 'n') returning id $$;
+create function public.t_insert_raise(p_id int) returns int
+  language plpgsql security definer set search_path = public as $$
+  begin insert into public.t_items values (p_id, 'n'); raise exception 'after the insert'; end $$;
 
-revoke execute on function public.t_add(int, int), public.t_ids(uuid[], text), public.t_whoami(), public.t_insert(int)
-  from public, anon, authenticated;
-grant execute on function public.t_add(int, int), public.t_ids(uuid[], text), public.t_whoami(), public.t_insert(int)
-  to service_role;
+revoke execute on function public.t_add(int, int), public.t_ids(uuid[], text), public.t_whoami(), public.t_insert(int),
+  public.t_insert_raise(int) from public, anon, authenticated;
+grant execute on function public.t_add(int, int), public.t_ids(uuid[], text), public.t_whoami(), public.t_insert(int),
+  public.t_insert_raise(int) to service_role;
 `
 
 type fixture struct {
@@ -57,6 +61,12 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	pool, _ := pgtest.NewDB(t)
+	return newFixtureOn(t, pool)
+}
+
+// newFixtureOn serves the fixtures' functions from pool.
+func newFixtureOn(t *testing.T, pool *pgxpool.Pool) *fixture {
+	t.Helper()
 	_, err := pool.Exec(context.Background(), fixtures)
 	require.NoError(t, err)
 	key := NewSecretKey()
@@ -227,6 +237,47 @@ func TestErrorMapping(t *testing.T) {
 	a = f.post(t, "t_add", svc, `[1,2]`)
 	assert.Equal(t, 400, a.status)
 	assert.Equal(t, "PGRST102", a.err["code"])
+}
+
+// Every call is one transaction, as in PostgREST: the role and claims it
+// sets end with it (the next call on the same connection does not inherit
+// them), and a call that fails leaves nothing of what it wrote.
+func TestCallIsOneTransaction(t *testing.T) {
+	pool, _ := pgtest.NewDB(t)
+	cfg := pool.Config().Copy()
+	cfg.MaxConns = 1 // every call on the same connection
+	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(one.Close)
+	f := newFixtureOn(t, one)
+	svc := token(t, "service_role")
+
+	a := f.post(t, "t_whoami", svc, ``)
+	require.Equal(t, 200, a.status, a.body)
+	assert.Contains(t, a.body, `"user": "service_role"`)
+	a = f.post(t, "t_add", token(t, "authenticated"), `{"p_a":1}`)
+	assert.Equal(t, 403, a.status, "the service_role of the call before must not carry over: %s", a.body)
+	a = f.post(t, "t_whoami", token(t, "authenticated"), ``)
+	assert.Contains(t, a.body, `"user": "authenticated"`)
+	assert.Contains(t, a.body, `"role": "authenticated"`)
+	var user, claims string
+	require.NoError(t, one.QueryRow(context.Background(),
+		`select current_user::text, coalesce(current_setting('request.jwt.claims', true), '')`).Scan(&user, &claims))
+	assert.NotEqual(t, "service_role", user)
+	assert.Empty(t, claims)
+
+	a = f.post(t, "t_insert_raise", svc, `{"p_id":7}`)
+	assert.Equal(t, 400, a.status, a.body)
+	var n int
+	require.NoError(t, one.QueryRow(context.Background(), `select count(*) from public.t_items where id = 7`).Scan(&n))
+	assert.Zero(t, n, "the failed call's insert is rolled back")
+	assert.Equal(t, 200, f.post(t, "t_insert", svc, `{"p_id":7}`).status)
+	require.NoError(t, one.QueryRow(context.Background(), `select count(*) from public.t_items where id = 7`).Scan(&n))
+	assert.Equal(t, 1, n, "a call that succeeds commits")
+
+	a = f.post(t, "t_whoami", token(t, "no_such_role"), ``)
+	assert.Equal(t, 401, a.status, "an unknown role: %s", a.body)
+	assert.Equal(t, 200, f.post(t, "t_whoami", svc, ``).status, "the connection is usable after a failed role")
 }
 
 // The adapter and the stand-in agree on the wire format.

@@ -37,13 +37,11 @@ type claimLogIDs struct {
 }
 
 // claimWorkflow is what the workflow rules are checked on, as the claim
-// answer has it.
+// answer's workflow member has it.
 type claimWorkflow struct {
-	Workflow struct {
-		TriggerType   json.RawMessage `json:"trigger_type"`
-		TriggerConfig json.RawMessage `json:"trigger_config"`
-		Steps         json.RawMessage `json:"steps"`
-	} `json:"workflow"`
+	TriggerType   json.RawMessage `json:"trigger_type"`
+	TriggerConfig json.RawMessage `json:"trigger_config"`
+	Steps         json.RawMessage `json:"steps"`
 }
 
 // decodeRuns turns the claim answer into runs, one document at a time: a
@@ -54,7 +52,12 @@ type claimWorkflow struct {
 // rest of the batch is unaffected.
 func (e *Engine) decodeRuns(ctx context.Context, docs []json.RawMessage) []*run {
 	runs := make([]*run, 0, len(docs))
+	wfs := batchWorkflows{}
 	for i, raw := range docs {
+		if c, ok := wfs.decodeFast(raw); ok {
+			runs = append(runs, e.newRun(ctx, c))
+			continue
+		}
 		var h claimHeader
 		if err := json.Unmarshal(raw, &h); err != nil || h.Execution.ID == uuid.Nil || h.Execution.LeaseToken == uuid.Nil {
 			e.o.Logger.ErrorContext(ctx, "claimed document without a readable execution id and lease token; left to its lease expiry",
@@ -93,13 +96,27 @@ func (e *Engine) decodeRuns(ctx context.Context, docs []json.RawMessage) []*run 
 // claimedProblems validates the document's workflow against the workflow
 // rules (shared/workflow), as the database did when it was written.
 func claimedProblems(raw json.RawMessage) []string {
-	var w claimWorkflow
-	if err := json.Unmarshal(raw, &w); err != nil {
+	var doc struct {
+		Workflow json.RawMessage `json:"workflow"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
 		return []string{"workflow: must be an object"}
 	}
+	return workflowProblems(doc.Workflow)
+}
+
+// workflowProblems validates a claim document's workflow member (raw JSON;
+// empty when the member is absent, as null).
+func workflowProblems(raw json.RawMessage) []string {
+	var w claimWorkflow
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return []string{"workflow: must be an object"}
+		}
+	}
 	var triggerType string
-	_ = json.Unmarshal(w.Workflow.TriggerType, &triggerType) // not a string: "" (reported)
-	return workflow.Validate(triggerType, nullIsAbsent(w.Workflow.TriggerConfig), nullIsAbsent(w.Workflow.Steps))
+	_ = json.Unmarshal(w.TriggerType, &triggerType) // not a string: "" (reported)
+	return workflow.Validate(triggerType, nullIsAbsent(w.TriggerConfig), nullIsAbsent(w.Steps))
 }
 
 // nullIsAbsent maps JSON null to nil (SQL NULL) for workflow.Validate.

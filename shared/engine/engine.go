@@ -875,7 +875,6 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 		r.calls = map[string]int{}
 	}
 	r.calls[in.Channel]++
-	log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", took.Milliseconds())
 	if err == nil {
 		res.Status, res.ProviderMessageID = automation.DeliverySent, out.MessageID
 		if out.Provider != "" {
@@ -885,9 +884,13 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 		r.sent++
 		r.actions++
 		r.step++
-		log.InfoContext(ctx, "message sent", "provider_message_id", out.MessageID)
+		// The same record as log below gives, without building a logger
+		// per message.
+		r.log.InfoContext(ctx, "message sent", "channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider,
+			"ms", took.Milliseconds(), "provider_message_id", out.MessageID)
 		return
 	}
+	log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", took.Milliseconds())
 	var pe *notify.Error
 	isPE := errors.As(err, &pe)
 	// What is logged and stored: a *notify.Error masks its provider's text

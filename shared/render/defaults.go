@@ -84,7 +84,31 @@ var (
 	}
 )
 
-func (f flavour) template(channel string) Template {
+// builtFlavours are the templates of this package's flavours, built once
+// (an email's HTML is assembled from its paragraphs).
+var builtFlavours = func() map[*flavour]map[string]Template {
+	m := map[*flavour]map[string]Template{}
+	for _, f := range []*flavour{&invoiceFlavour, &maintenanceFlavour, &appointmentFlavour, &staleJobFlavour,
+		&reminderFlavour, &scheduledFlavour} {
+		m[f] = map[string]Template{
+			automation.ChannelEmail: f.build(automation.ChannelEmail),
+			automation.ChannelSMS:   f.build(automation.ChannelSMS),
+		}
+	}
+	return m
+}()
+
+// template is the flavour's template for a channel (email for any channel
+// but SMS): built once for the package's flavours.
+func (f *flavour) template(channel string) Template {
+	if t, ok := builtFlavours[f][channel]; ok {
+		return t
+	}
+	return f.build(channel)
+}
+
+// build assembles the flavour's template for a channel.
+func (f *flavour) build(channel string) Template {
 	if channel == automation.ChannelSMS {
 		return Template{Text: f.sms}
 	}

@@ -67,7 +67,7 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 	org := c.Organization
 	v["organization.name"] = org.Name
 	orgLink, _ := LinkURL(org.PortalURL)
-	v["organization.phone"] = displayPhone(org.Phone, org.CountryCode)
+	v["organization.phone"] = orgPhones.display(org.Phone, org.CountryCode)
 	v["organization.email"] = text.FirstNonEmpty(org.ReplyToEmail, org.SenderEmail)
 	v["organization.portal_url"] = orgLink
 
@@ -122,6 +122,41 @@ func displayPhone(raw, country string) string {
 		return s
 	}
 	return strings.TrimSpace(raw)
+}
+
+// orgPhones remembers how organisations' phone numbers display: every
+// execution of an organisation shows the same number, and parsing one
+// (phone.Display) costs tens of microseconds. Clients' numbers are not
+// kept (each is shown about once per batch, and is personal data).
+var orgPhones = phoneCache{max: 1024}
+
+// phoneCache is a bounded memo of displayPhone; emptied when full.
+type phoneCache struct {
+	mu  sync.Mutex
+	m   map[[2]string]string // {raw, country} -> display
+	max int
+}
+
+// display is displayPhone(raw, country), remembered.
+func (p *phoneCache) display(raw, country string) string {
+	if raw == "" {
+		return ""
+	}
+	k := [2]string{raw, country}
+	p.mu.Lock()
+	s, ok := p.m[k]
+	p.mu.Unlock()
+	if ok {
+		return s
+	}
+	s = displayPhone(raw, country)
+	p.mu.Lock()
+	if p.m == nil || len(p.m) >= p.max {
+		p.m = make(map[[2]string]string)
+	}
+	p.m[k] = s
+	p.mu.Unlock()
+	return s
 }
 
 // daysOverdue counts calendar days from due to today (both local), never negative.

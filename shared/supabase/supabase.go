@@ -281,11 +281,86 @@ func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
+	if err := decode(raw, out); err != nil {
 		return &RPCError{Function: fn, Status: rt.status, Message: "decode response", Err: err}
 	}
 	return nil
 }
+
+// decode is json.Unmarshal(raw, out), with the same result, but an array
+// decoded into *[]json.RawMessage (the claim's documents, about 1.7 kB
+// each) is checked once and cut into its elements in place rather than
+// scanned again and copied element by element.
+func decode(raw []byte, out any) error {
+	docs, ok := out.(*[]json.RawMessage)
+	if !ok || !json.Valid(raw) {
+		return json.Unmarshal(raw, out)
+	}
+	elems, ok := splitArray(raw)
+	if !ok {
+		return json.Unmarshal(raw, out) // not an array (null, an object): as Unmarshal does
+	}
+	*docs = elems
+	return nil
+}
+
+// splitArray cuts valid JSON that is an array into its elements (sharing
+// raw's bytes); ok false when raw is not an array.
+func splitArray(raw []byte) (elems []json.RawMessage, ok bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, false
+	}
+	elems = []json.RawMessage{}
+	i = skipSpace(raw, i+1)
+	if raw[i] == ']' {
+		return elems, true
+	}
+	for {
+		start, depth := i, 0
+	value:
+		for ; ; i++ {
+			switch raw[i] {
+			case '"':
+				for i++; raw[i] != '"'; i++ {
+					if raw[i] == '\\' {
+						i++
+					}
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth == 0 {
+					break value
+				}
+				depth--
+			case ',':
+				if depth == 0 {
+					break value
+				}
+			}
+		}
+		end := i
+		for end > start && isSpace(raw[end-1]) {
+			end--
+		}
+		elems = append(elems, json.RawMessage(raw[start:end:end]))
+		if raw[i] == ']' {
+			return elems, true
+		}
+		i = skipSpace(raw, i+1)
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// isSpace: white space between JSON tokens.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // looksLikeError reports whether a 2xx body is a PostgREST error object
 // ({"code":..,"message":..}); the RPCs answer arrays, never such an object.
