@@ -248,7 +248,11 @@ func (c *Cluster) writeConf(fast bool) error {
 	conf := []string{
 		"listen_addresses = '127.0.0.1'",
 		"unix_socket_directories = ''",
-		"shared_preload_libraries = 'pg_cron'",
+		// pg_stat_statements is loaded for profiles (internal/stacktest's
+		// BENCH_PROFILE) but tracks nothing until a superuser turns
+		// pg_stat_statements.track on: no cost to other work.
+		"shared_preload_libraries = 'pg_cron,pg_stat_statements'",
+		"pg_stat_statements.track = 'none'",
 		"cron.database_name = '" + c.cronDB + "'",
 		"cron.use_background_workers = on",
 		"max_worker_processes = 32",
