@@ -3,7 +3,9 @@ package stacktest
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,28 +18,34 @@ import (
 
 // Profile modes (BENCH_PROFILE): what pg_stat_statements tracks during a
 // drain. "top": each statement the clients sent (one per RPC through the
-// PostgREST stand-in); "all": also the statements inside the functions.
+// PostgREST stand-in); "all": also the statements inside the functions;
+// "explain": as all, and auto_explain writes the plan (analyze, buffers) of
+// every statement, nested ones too, that ran 5 ms or more into the
+// cluster's log (its path is printed).
 const (
-	ProfileTop = "top"
-	ProfileAll = "all"
+	ProfileTop     = "top"
+	ProfileAll     = "all"
+	ProfileExplain = "explain"
 )
 
 // ProfileMode is BENCH_PROFILE ("", ProfileTop or ProfileAll); any other
 // value is an error.
 func ProfileMode() (string, error) {
 	switch m := strings.TrimSpace(os.Getenv("BENCH_PROFILE")); m {
-	case "", ProfileTop, ProfileAll:
+	case "", ProfileTop, ProfileAll, ProfileExplain:
 		return m, nil
 	default:
-		return "", fmt.Errorf("BENCH_PROFILE: %q is none of top, all", m)
+		return "", fmt.Errorf("BENCH_PROFILE: %q is none of top, all, explain", m)
 	}
 }
 
 // profile is a database profile of one drain: pg_stat_statements turned on
 // (mode) and reset before it, read and turned off after it.
 type profile struct {
-	mode string
-	s    *devstack.Stack
+	mode   string
+	s      *devstack.Stack
+	log    string // the cluster's log (explain)
+	offset int64  // its size when the drain began
 }
 
 // startProfile turns pg_stat_statements on for the whole cluster (every
@@ -49,12 +57,32 @@ func startProfile(tb testing.TB, s *devstack.Stack, mode string) *profile {
 	}
 	db := s.Pool()
 	pgtest.Exec(tb, db, `create extension if not exists pg_stat_statements`)
-	pgtest.Exec(tb, db, `alter system set pg_stat_statements.track = '`+mode+`'`)
+	track := mode
+	if mode == ProfileExplain {
+		track = ProfileAll
+		for _, set := range []string{"log_min_duration = '5ms'", "log_analyze = on", "log_buffers = on",
+			"log_nested_statements = on", "log_timing = on"} {
+			pgtest.Exec(tb, db, `alter system set auto_explain.`+set)
+		}
+	}
+	pgtest.Exec(tb, db, `alter system set pg_stat_statements.track = '`+track+`'`)
 	pgtest.Exec(tb, db, `alter system set pg_stat_statements.track_planning = on`)
 	pgtest.Exec(tb, db, `select pg_reload_conf()`)
 	time.Sleep(200 * time.Millisecond) // every backend reads the new setting at its next statement
 	pgtest.Exec(tb, db, `select pg_stat_statements_reset()`)
-	return &profile{mode: mode, s: s}
+	p := &profile{mode: mode, s: s}
+	if mode == ProfileExplain {
+		// pgcluster's log: <data directory>/postgresql.log
+		var dir string
+		if err := db.QueryRow(context.Background(), `select current_setting('data_directory')`).Scan(&dir); err != nil {
+			tb.Fatalf("stacktest: profile: %v", err)
+		}
+		p.log = filepath.Join(dir, "postgresql.log")
+		if fi, err := os.Stat(p.log); err == nil {
+			p.offset = fi.Size()
+		}
+	}
+	return p
 }
 
 // rpcName picks the function a PostgREST stand-in statement calls.
@@ -153,8 +181,37 @@ func (p *profile) report(tb testing.TB, n int, cpu0 map[int]time.Duration) strin
 		fmt.Fprintf(&b, "    %-40s %8.0f µs\n", a, float64(cpu[a].Microseconds())/float64(max(n, 1)))
 	}
 
+	if p.mode == ProfileExplain {
+		fmt.Fprintf(&b, "  plans of statements of 5 ms or more (auto_explain): %s\n", p.savePlans(tb))
+		for _, set := range []string{"log_min_duration", "log_analyze", "log_buffers", "log_nested_statements", "log_timing"} {
+			pgtest.Exec(tb, db, `alter system reset auto_explain.`+set)
+		}
+	}
 	pgtest.Exec(tb, db, `alter system reset pg_stat_statements.track`)
 	pgtest.Exec(tb, db, `alter system reset pg_stat_statements.track_planning`)
 	pgtest.Exec(tb, db, `select pg_reload_conf()`)
 	return b.String()
+}
+
+// savePlans copies what the cluster logged during the drain (the plans)
+// into a file of its own that outlives the stack, and returns its path.
+func (p *profile) savePlans(tb testing.TB) string {
+	tb.Helper()
+	in, err := os.Open(p.log)
+	if err != nil {
+		return fmt.Sprintf("(not read: %v)", err)
+	}
+	defer in.Close()
+	if _, err := in.Seek(p.offset, io.SeekStart); err != nil {
+		return fmt.Sprintf("(not read: %v)", err)
+	}
+	out, err := os.CreateTemp("", "dueflow-plans-*.log")
+	if err != nil {
+		return fmt.Sprintf("(not saved: %v)", err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Sprintf("(not saved: %v)", err)
+	}
+	return out.Name()
 }
