@@ -13,7 +13,7 @@ export DUEFLOW_BIN := $(BIN)
 
 # Knobs of the benchmarks (empty: the benchmark's default; see bench-sql, bench-stack, bench-river)
 BENCH_ENV = BENCH_N=$(N) BENCH_LATENCY=$(LATENCY) BENCH_INSTANCES=$(INSTANCES) BENCH_CONCURRENCY=$(CONCURRENCY) \
-	BENCH_BATCH=$(BATCH) BENCH_CASE=$(CASE)
+	BENCH_BATCH=$(BATCH) BENCH_CASE=$(CASE) BENCH_PROFILE=$(PROFILE)
 
 .PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-stack bench-river
 
@@ -62,7 +62,9 @@ bench-sql:
 ## bench-stack: N executions through the whole local stack vs a naive per-execution dispatcher (e2e/BenchmarkDrain); knobs:
 ##   N=10000 executions per drain; LATENCY=0,50ms provider latency per message, one round each;
 ##   INSTANCES=4 function instances (RIE); CONCURRENCY=16 DUEFLOW_CONCURRENCY and naive workers;
-##   BATCH=100 ids per function call (1-500); CASE=pipeline|naive runs one case alone
+##   BATCH=100 ids per function call (1-500); CASE=pipeline|naive runs one case alone;
+##   PROFILE=top|all: per dueflow drain, pg_stat_statements per RPC (all: and the statements inside) and
+##   Postgres CPU per execution by application (bench-river too)
 bench-stack: $(RIE)
 	$(BENCH_ENV) $(GO) test ./e2e/ -run '^$$' -bench BenchmarkDrain -benchtime 1x -timeout 60m
 

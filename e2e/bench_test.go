@@ -76,6 +76,7 @@ func BenchmarkDrain(b *testing.B) {
 			if k.Runs("pipeline") {
 				fmt.Printf("pipeline, provider latency %s:\n", lat)
 				res := stacktest.DrainPipeline(b, s, k.N, logf)
+				fmt.Print(res.Profile)
 				r.pipeline = &res
 			}
 			if k.Runs("naive") {
@@ -231,6 +232,7 @@ func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency tim
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := stacktest.CPUSince(s, cpu0)
+	pgCPU := stacktest.CPUByRole(s, cpu0)["postgres"]
 	require.Zero(b, failures)
 	require.Equal(b, n, s.SMTPCapture().Count())
 	p50, p95 := stacktest.Percentiles(b, db, "e.completed_at")
@@ -239,7 +241,7 @@ func drainNaive(b *testing.B, s *devstack.Stack, concurrency, n int, latency tim
 		name = fmt.Sprintf("naive, %d concurrent", concurrency)
 	}
 	b.Logf("%s (provider latency %s): %d in %s", name, latency, n, elapsed.Round(time.Millisecond))
-	return stacktest.Result{Name: name, N: n, Elapsed: elapsed, PerSecond: float64(n) / elapsed.Seconds(), P50: p50, P95: p95, CPU: cpu}
+	return stacktest.Result{Name: name, N: n, Elapsed: elapsed, PerSecond: float64(n) / elapsed.Seconds(), P50: p50, P95: p95, CPU: cpu, PostgresCPU: pgCPU}
 }
 
 // memoryReport lists the peak RSS of the stack's processes and of this test

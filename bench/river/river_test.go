@@ -169,7 +169,7 @@ func BenchmarkRiverVsDueflow(b *testing.B) {
 				if k.Runs("dueflow") {
 					res := stacktest.DrainPipeline(b, s, k.N, nil)
 					due = append(due, res)
-					fmt.Fprintf(&report, "%-6d %s\n", r, res)
+					fmt.Fprintf(&report, "%-6d %s\n%s", r, res, res.Profile)
 				}
 				if len(riv) == r && len(due) == r {
 					fmt.Fprintf(&report, "%-6d dueflow / River = %.2fx\n", r, due[r-1].PerSecond/riv[r-1].PerSecond)
@@ -324,6 +324,7 @@ func (rb *riverBench) drain(b *testing.B, latency time.Duration) stacktest.Resul
 	}
 	elapsed := time.Since(start)
 	cpu := stacktest.CPUSince(rb.s, cpu0)
+	pgCPU := stacktest.CPUByRole(rb.s, cpu0)["postgres"]
 	stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	require.NoError(b, client.Stop(stopCtx))
@@ -335,5 +336,5 @@ func (rb *riverBench) drain(b *testing.B, latency time.Duration) stacktest.Resul
 	b.Logf("river: inserted %d jobs in %s (not timed)", rb.n, insertTime.Round(time.Millisecond))
 	return stacktest.Result{Name: fmt.Sprintf("River (%d workers)", nWorkers), N: rb.n, Elapsed: elapsed,
 		PerSecond: float64(rb.n) / elapsed.Seconds(), P50: time.Duration(p50 * float64(time.Second)),
-		P95: time.Duration(p95 * float64(time.Second)), CPU: cpu}
+		P95: time.Duration(p95 * float64(time.Second)), CPU: cpu, PostgresCPU: pgCPU}
 }

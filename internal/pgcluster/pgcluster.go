@@ -248,7 +248,13 @@ func (c *Cluster) writeConf(fast bool) error {
 	conf := []string{
 		"listen_addresses = '127.0.0.1'",
 		"unix_socket_directories = ''",
-		"shared_preload_libraries = 'pg_cron'",
+		// pg_stat_statements and auto_explain are loaded for profiles
+		// (internal/stacktest's BENCH_PROFILE) but do nothing until a
+		// superuser turns pg_stat_statements.track or
+		// auto_explain.log_min_duration on: no cost to other work.
+		"shared_preload_libraries = 'pg_cron,pg_stat_statements,auto_explain'",
+		"pg_stat_statements.track = 'none'",
+		"auto_explain.log_min_duration = -1",
 		"cron.database_name = '" + c.cronDB + "'",
 		"cron.use_background_workers = on",
 		"max_worker_processes = 32",

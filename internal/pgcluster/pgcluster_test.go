@@ -36,12 +36,16 @@ func TestStartRestartStop(t *testing.T) {
 	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
 	require.NoError(t, err)
 	settings := map[string]string{}
-	for _, name := range []string{"shared_preload_libraries", "cron.database_name", "cron.use_background_workers", "listen_addresses", "server_version_num"} {
+	for _, name := range []string{"shared_preload_libraries", "cron.database_name", "cron.use_background_workers", "listen_addresses", "server_version_num",
+		"pg_stat_statements.track", "auto_explain.log_min_duration"} {
 		var v string
 		require.NoError(t, conn.QueryRow(ctx, "select current_setting($1)", name).Scan(&v))
 		settings[name] = v
 	}
-	assert.Equal(t, "pg_cron", settings["shared_preload_libraries"])
+	assert.Equal(t, "pg_cron,pg_stat_statements,auto_explain", settings["shared_preload_libraries"])
+	// loaded for profiles, off: they cost the other work nothing
+	assert.Equal(t, "none", settings["pg_stat_statements.track"])
+	assert.Equal(t, "-1", settings["auto_explain.log_min_duration"])
 	assert.Equal(t, pgcluster.CronDatabase, settings["cron.database_name"])
 	assert.Equal(t, "on", settings["cron.use_background_workers"])
 	assert.Equal(t, "127.0.0.1", settings["listen_addresses"])

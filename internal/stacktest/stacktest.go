@@ -129,6 +129,12 @@ type Result struct {
 	PerSecond float64
 	P50, P95  time.Duration // due -> sent (or completed)
 	CPU       time.Duration // CPU time of every process involved (Postgres, RIE, bootstraps, this process)
+	// PostgresCPU is the part of CPU the Postgres cluster's processes used.
+	PostgresCPU time.Duration
+	// Profile is the database profile of the drain (BENCH_PROFILE; empty
+	// when off): per statement calls, time, rows and buffers, and the
+	// backends' CPU per execution by application.
+	Profile string
 }
 
 // DrainPipeline makes the first n executions due (ResetDue), then times
@@ -142,6 +148,11 @@ func DrainPipeline(tb testing.TB, s *devstack.Stack, n int, logf func(format str
 	ctx := context.Background()
 	db := s.Pool()
 	ResetDue(tb, s, n)
+	mode, err := ProfileMode()
+	if err != nil {
+		tb.Fatalf("stacktest: %v", err)
+	}
+	prof := startProfile(tb, s, mode)
 	cpu0 := CPUNow(s)
 	start := time.Now()
 	cycles := 0
@@ -164,8 +175,13 @@ func DrainPipeline(tb testing.TB, s *devstack.Stack, n int, logf func(format str
 	}
 	elapsed := time.Since(start)
 	cpu := CPUSince(s, cpu0)
+	byRole := CPUByRole(s, cpu0)
 	if logf != nil {
-		logf("CPU by process group: %v", CPUByRole(s, cpu0))
+		logf("CPU by process group: %v", byRole)
+	}
+	var profText string
+	if prof != nil {
+		profText = prof.report(tb, n, cpu0)
 	}
 	completed := pgtest.Int(tb, db, `select count(*) from automation_execution_logs where status = 'completed'`)
 	sent := pgtest.Int(tb, db, `select count(*) from automation_deliveries where status = 'sent'`)
@@ -173,7 +189,8 @@ func DrainPipeline(tb testing.TB, s *devstack.Stack, n int, logf func(format str
 		tb.Fatalf("stacktest: %d executions: %d completed, %d deliveries sent, %d emails received", n, completed, sent, s.SMTPCapture().Count())
 	}
 	p50, p95 := Percentiles(tb, db, "d.sent_at")
-	return Result{Name: "dueflow (pg_net -> functions, RPC)", N: n, Elapsed: elapsed, PerSecond: float64(n) / elapsed.Seconds(), P50: p50, P95: p95, CPU: cpu}
+	return Result{Name: "dueflow (pg_net -> functions, RPC)", N: n, Elapsed: elapsed, PerSecond: float64(n) / elapsed.Seconds(),
+		P50: p50, P95: p95, CPU: cpu, PostgresCPU: byRole["postgres"], Profile: profText}
 }
 
 // WaitNoneOpen waits up to timeout until no execution is pending or
@@ -259,12 +276,13 @@ func CPUByRole(s *devstack.Stack, before map[int]time.Duration) map[string]time.
 
 // String is one line of a results table.
 func (r Result) String() string {
-	return fmt.Sprintf("%-40s %8d %7.0f %9s %9s %9s %11s", r.Name, r.N, r.PerSecond, r.P50.Round(time.Millisecond),
-		r.P95.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), (r.CPU / time.Duration(max(r.N, 1))).Round(time.Microsecond))
+	return fmt.Sprintf("%-40s %8d %7.0f %9s %9s %9s %11s %11s", r.Name, r.N, r.PerSecond, r.P50.Round(time.Millisecond),
+		r.P95.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), (r.CPU / time.Duration(max(r.N, 1))).Round(time.Microsecond),
+		(r.PostgresCPU / time.Duration(max(r.N, 1))).Round(time.Microsecond))
 }
 
 // Header is the header line of a results table (Result.String).
-var Header = fmt.Sprintf("%-40s %8s %7s %9s %9s %9s %11s", "dispatcher", "execs", "exec/s", "p50", "p95", "elapsed", "CPU/exec")
+var Header = fmt.Sprintf("%-40s %8s %7s %9s %9s %9s %11s %11s", "dispatcher", "execs", "exec/s", "p50", "p95", "elapsed", "CPU/exec", "pg CPU/exec")
 
 // BuildAll builds every function of the repository at root (functions/*)
 // once, into a new temporary directory, for a test binary's TestMain:
