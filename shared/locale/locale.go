@@ -295,3 +295,17 @@ func spaces(s string) string {
 	}
 	return strings.NewReplacer("\u00a0", " ", "\u202f", " ", "\u2009", " ").Replace(s)
 }
+
+// CountryCurrency returns the currency of a country (ISO 3166-1 alpha-2)
+// by CLDR ("GBP" for GB), "" when unknown.
+func CountryCurrency(country string) string {
+	reg, err := language.ParseRegion(strings.TrimSpace(country))
+	if err != nil {
+		return ""
+	}
+	u, ok := currency.FromRegion(reg)
+	if !ok {
+		return ""
+	}
+	return u.String()
+}

@@ -202,7 +202,7 @@ func TestUnsafeLinkVariablesLeftOut(t *testing.T) {
 		assert.NotContains(t, strings.ToLower(part), "javascript")
 		assert.NotContains(t, part, "data:")
 	}
-	assert.Contains(t, m.HTML, `<a href=""></a>`)
+	assert.Contains(t, m.HTML, `<a href="" style="color:#1d4ed8;text-decoration:underline;"></a>`)
 	assert.Contains(t, m.Text, "INV-1001", "the reminder itself is rendered")
 	s, err := render.SMS(render.DefaultFor(c, automation.ChannelSMS), v)
 	require.NoError(t, err)
