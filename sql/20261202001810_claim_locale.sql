@@ -1,0 +1,165 @@
+-- Locale, footer and summary figures in the claim document (issue 12, items
+-- 4 and 5). automation_claim_rows, redefined from 20261202001400 (same
+-- claim, same plan shape), adds to each document:
+--   * organization.locale and organization.address: the organisations view's
+--     optional `locale` (BCP 47, e.g. en-GB) and `address` (postal address
+--     for the footer) columns; '' when the view has none (read through
+--     to_jsonb of the row, so an adopter's view without them keeps working).
+--     The engine validates the locale (an unusable one falls back to the
+--     country's default, logged; never fails the execution).
+--   * invoice.pay_url: the invoices view's optional `pay_url` column (the
+--     invoice's own payment link), '' when none.
+--   * figures, for scheduled executions only: the organisation's open
+--     invoices (sent or overdue with a balance), how many are overdue, their
+--     balance per currency, and the reminders sent yesterday (deliveries
+--     begun on the organisation's previous local day and sent), once per
+--     distinct organisation of the batch, each by index range.
+-- Idempotent.
+
+-- force_custom_plan: a plan for the call's own p_ids. The generic plan
+-- PL/pgSQL switches to after five calls cannot tell whether p_ids is NULL,
+-- so a claim of named ids (the dispatcher's batches) walked the index of due
+-- rows from the oldest until it met its ids (44-48 ms for 100 ids 20,000
+-- rows deep in the backlog, 14-21 ms with a custom plan, planning included).
+create or replace function public.automation_claim_rows(
+  p_action text, p_ids uuid[], p_limit integer, p_lease_seconds integer)
+returns setof jsonb language plpgsql set search_path = public, pg_temp set jit = off
+set plan_cache_mode = force_custom_plan as $$
+declare
+  v_limit integer := least(greatest(coalesce(p_limit, 100), 0), 1000);
+  v_lease interval := make_interval(secs => least(greatest(coalesce(p_lease_seconds, 300), 10), 3600));
+begin
+  return query
+  with cand as (
+    select e.id, e.deadline_at
+    from public.automation_execution_logs e
+    where e.action = p_action
+      and e.status = 'pending'
+      and e.next_attempt_at <= now()
+      and (p_ids is null or e.id = any (p_ids))
+    order by e.next_attempt_at
+    limit v_limit
+    for update skip locked
+  ), expired as (
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'failed', error_code = 'expired',
+      error_message = 'deadline passed before the execution could run', completed_at = now()
+    from cand where e.id = cand.id and cand.deadline_at <= now()
+    returning e.id
+  ), claimed as (
+    update public.automation_execution_logs e set updated_at = now(),
+      status = 'running', attempt = e.attempt + 1, lease_token = gen_random_uuid(),
+      lease_expires_at = now() + v_lease, started_at = now()
+    from cand where e.id = cand.id and (cand.deadline_at is null or cand.deadline_at > now())
+    returning e.*
+  ), wf as materialized (
+    -- the workflow as dueflow runs it (its spec), whatever shape the app wrote,
+    -- built once per workflow of the batch; one the app changed since into a
+    -- workflow dueflow cannot run (between the dispatcher's skip and this
+    -- claim) is handed over inactive: skipped, never sent on a partly
+    -- converted spec
+    select ws.id, ws.organization_id,
+      jsonb_build_object('id', ws.id, 'name', coalesce(ws.name, ''), 'trigger_type', ws.spec -> 'trigger_type',
+        'trigger_config', ws.spec -> 'trigger_config',
+        'is_active', coalesce((ws.spec ->> 'active')::boolean and (ws.spec ->> 'runnable')::boolean, false),
+        'steps', ws.spec -> 'steps') as doc
+    from (select distinct c.workflow_id from claimed c) x
+    -- offset 0: one primary-key lookup per workflow, never a scan of them all
+    cross join lateral (
+      select w.id, w.organization_id, w.name, public.automation_workflow_current_spec(w) as spec
+      from public.automation_workflows w where w.id = x.workflow_id
+      offset 0) ws
+  ), od as materialized (
+    -- the organisation, once per organisation of the batch (looked up by id:
+    -- no other organisation's row is read)
+    select x.organization_id as id, o.doc
+    from (select distinct c.organization_id from claimed c) x
+    cross join lateral (
+      select jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
+        'country_code', coalesce(o.country_code, ''), 'sender_name', coalesce(o.sender_name, ''),
+        'sender_email', coalesce(o.sender_email, ''), 'reply_to_email', coalesce(o.reply_to_email, ''),
+        'phone', coalesce(o.phone, ''), 'portal_url', coalesce(o.portal_url, ''),
+        'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text,
+        -- optional columns: '' when the view has none
+        'locale', coalesce(left(btrim(to_jsonb(o) ->> 'locale'), 35), ''),
+        'address', coalesce(left(btrim(to_jsonb(o) ->> 'address'), 1000), '')) as doc
+      from public.automation_src_organizations o where o.id = x.organization_id
+      offset 0
+    ) o
+  ), fg as materialized (
+    -- the scheduled summary's figures, once per organisation of the batch
+    -- with a scheduled execution; "yesterday" is the organisation's local
+    -- previous day (UTC when its zone is unusable)
+    select x.organization_id as id,
+      jsonb_build_object('open_invoices', coalesce(inv.n, 0), 'overdue_invoices', coalesce(inv.overdue, 0),
+        'open_balances', coalesce(inv.balances, '[]'::jsonb), 'reminders_sent_yesterday', sent.n) as doc
+    from (select distinct c.organization_id from claimed c where c.trigger_type = 'scheduled') x
+    left join od on od.id = x.organization_id
+    cross join lateral (
+      select coalesce(public.automation_effective_timezone(od.doc ->> 'timezone'), 'UTC') as tz) z
+    cross join lateral (
+      select sum(g.n)::integer as n, sum(g.overdue)::integer as overdue,
+        jsonb_agg(jsonb_build_object('currency', g.currency, 'amount', g.balance::numeric(14,2)::text)
+          order by g.currency) as balances
+      from (
+        select coalesce(nullif(btrim(i.currency), ''), 'USD') as currency, count(*) as n,
+          count(*) filter (where i.status = 'overdue') as overdue, sum(i.balance) as balance
+        from public.automation_src_invoices i
+        where i.organization_id = x.organization_id and i.status in ('sent', 'overdue') and i.balance > 0
+        group by 1) g
+    ) inv
+    cross join lateral (
+      select count(*)::integer as n
+      from public.automation_deliveries d
+      where d.organization_id = x.organization_id and d.status = 'sent'
+        and d.created_at >= (date_trunc('day', now() at time zone z.tz) - interval '1 day') at time zone z.tz
+        and d.created_at < date_trunc('day', now() at time zone z.tz) at time zone z.tz
+    ) sent
+  )
+  -- one set-based query builds every automation.Claimed document
+  select jsonb_build_object(
+    'execution', jsonb_build_object(
+      'id', c.id, 'workflow_id', c.workflow_id, 'organization_id', c.organization_id,
+      'action', c.action, 'trigger_type', c.trigger_type, 'occurrence_key', c.occurrence_key,
+      'subject_type', c.subject_type, 'subject_id', c.subject_id, 'client_id', c.client_id,
+      'attempt', c.attempt, 'max_attempts', c.max_attempts, 'step_index', c.step_index,
+      'deadline_at', c.deadline_at, 'lease_token', c.lease_token,
+      'lease_expires_at', c.lease_expires_at, 'trigger_data', c.trigger_data),
+    'workflow', wf.doc,
+    'organization', od.doc,
+    'client', case when cl.id is not null then jsonb_build_object('id', cl.id::text, 'first_name', coalesce(cl.first_name, ''),
+      'last_name', coalesce(cl.last_name, ''), 'email', coalesce(cl.email, ''),
+      'phone', coalesce(cl.phone, ''), 'email_opt_out', coalesce(cl.email_opt_out, false),
+      'sms_opt_out', coalesce(cl.sms_opt_out, false)) end,
+    'invoice', case when i.id is not null then jsonb_build_object('id', i.id::text, 'number', i.number, 'status', i.status,
+      'due_date', to_char(i.due_date, 'YYYY-MM-DD'), 'total', i.total::numeric(14,2)::text,
+      'balance', i.balance::numeric(14,2)::text, 'currency', coalesce(i.currency, 'USD'),
+      'portal_url', coalesce(i.portal_url, ''),
+      'pay_url', coalesce(to_jsonb(i) ->> 'pay_url', '')) end,
+    'job', case when j.id is not null then jsonb_build_object('id', j.id::text, 'title', coalesce(j.title, ''),
+      'job_type', coalesce(j.job_type, ''), 'status', j.status, 'scheduled_start', j.scheduled_start,
+      'completed_at', j.completed_at, 'address', coalesce(j.address, '')) end,
+    'deliveries', coalesce(dl.deliveries, '[]'::jsonb),
+    'figures', fg.doc)
+  from claimed c
+  join wf on wf.id = c.workflow_id and wf.organization_id = c.organization_id
+  left join od on od.id = c.organization_id
+  left join fg on fg.id = c.organization_id and c.trigger_type = 'scheduled'
+  left join public.automation_src_clients cl on cl.id::text = c.client_id and cl.organization_id = c.organization_id
+  left join public.automation_src_invoices i
+    on c.subject_type = 'invoice' and i.id::text = c.subject_id and i.organization_id = c.organization_id
+  left join public.automation_src_jobs j
+    on c.subject_type = 'job' and j.id::text = c.subject_id and j.organization_id = c.organization_id
+  left join lateral (
+    select jsonb_agg(jsonb_build_object('step_index', d.step_index, 'channel', d.channel,
+      'recipient', d.recipient, 'provider', d.provider, 'idempotency_key', d.idempotency_key,
+      'status', d.status, 'provider_message_id', coalesce(d.provider_message_id, ''))
+      order by d.step_index, d.channel) as deliveries
+    from public.automation_deliveries d where d.execution_id = c.id
+  ) dl on true
+  order by c.next_attempt_at, c.id;
+end
+$$;
+comment on function public.automation_claim_rows(text, uuid[], integer, integer) is
+  'The set-based claim behind automation_claim: claims (FOR UPDATE SKIP LOCKED) due pending executions of p_action, among p_ids when given, at most p_limit: running, attempt + 1, new lease token for p_lease_seconds; due rows past their deadline fail as expired instead. Returns one automation.Claimed document per claimed execution, its workflow as dueflow runs it (the spec: trigger_type, trigger_config, steps, is_active = the spec''s active), every subject, client, invoice and job id as a JSON string (ids read from the source views as text). Raises when a source view cannot deliver a row (automation_claim then claims one by one). Each organisation document carries locale and address (the view''s optional columns, '''' when absent), each invoice pay_url (likewise), and scheduled executions figures (open and overdue invoices, their balance per currency, reminders sent on the organisation''s previous local day); other executions figures null.';
+revoke all on function public.automation_claim_rows(text, uuid[], integer, integer) from public, anon, authenticated;
