@@ -10,15 +10,18 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 )
 
-// The organisations view's locale and address and the invoices view's
-// pay_url reach the claim document; a view without them still claims ('').
+// The organisations view's locale and address and an invoices view's
+// pay_url reach the claim document; views without them still claim (”).
 func TestClaimCarriesLocaleAddressPayURL(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org, _, inv, execs := overdueSetup(t, db, 20, "1250.5")
 	_, err := db.Exec(bg, `update organizations set locale = 'en-GB', address = '1 High St, London' where id = $1`, org)
 	require.NoError(t, err)
-	_, err = db.Exec(bg, `update invoices set pay_url = 'https://pay.test/i/1' where id = $1`, inv)
+	// an adopter's invoices view with the optional pay_url column
+	_, err = db.Exec(bg, `select automation_replace_view('public', 'automation_src_invoices',
+		  'select id::text as id, organization_id, client_id::text as client_id, job_id::text as job_id, number, status, due_date, total, balance, currency, portal_url, updated_at,
+		          case when id = ''`+inv.String()+`''::uuid then ''https://pay.test/i/1'' end as pay_url from public.invoices')`)
 	require.NoError(t, err)
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60)

@@ -1,14 +1,14 @@
 -- Replaced-system adapter, issue 12 items 4 and 5: each organisation's locale
--- and postal address, each invoice's own pay link, in the source views.
+-- and postal address in its source view (each invoice's own pay link,
+-- payment_link, is already its portal_url).
 --   * automation_replaced_org_settings.locale: BCP 47 (en-US, en-GB, en-AU,
 --     fr-CA); NULL = the default of the organisation's country_code. The app
 --     has no such column. dueflow's engine validates it: a malformed or
 --     unknown one falls back to the country's default (logged), never fails.
 --   * automation_src_organizations gains locale and address (the first
 --     non-blank profiles.company_address, owner, admin, others; oldest
---     first), automation_src_invoices gains pay_url (invoices.payment_link,
---     already its portal_url). Columns are appended, so both views are
---     replaced in place (their earlier columns unchanged).
+--     first). The columns are appended, so the view is replaced in place
+--     (its earlier columns unchanged).
 -- Apply after 20261202000900. Idempotent; one transaction.
 
 alter table public.automation_replaced_org_settings add column if not exists locale text;
@@ -59,28 +59,8 @@ create or replace view public.automation_src_organizations with (security_invoke
   where p.organization_id is not null
     -- the organisation's row: its profile with the lowest id
     and not exists (select 1 from public.profiles x where x.organization_id = p.organization_id and x.id < p.id);
-create or replace view public.automation_src_invoices with (security_invoker = true) as
-  select i.id::text as id,
-         p.organization_id,
-         i.client_id::text as client_id,
-         i.job_id::text as job_id,
-         i.invoice_number as number,
-         public.automation_replaced_invoice_status(i.status, i.payment_status) as status,
-         i.due_date::date as due_date,
-         i.total::numeric(12,2) as total,
-         coalesce(i.balance_due, i.balance, i.total - coalesce(i.amount_paid, 0))::numeric(12,2) as balance,
-         coalesce(s.currency, 'USD') as currency,
-         i.payment_link as portal_url,
-         i.updated_at::timestamptz as updated_at,
-         i.payment_link as pay_url
-  from public.invoices i
-  join public.profiles p on p.id = i.user_id
-  left join public.automation_replaced_org_settings s on s.organization_id = p.organization_id
-  where p.organization_id is not null;
-revoke all on public.automation_src_organizations, public.automation_src_invoices from public, anon, authenticated;
-grant select on public.automation_src_organizations, public.automation_src_invoices to service_role;
+revoke all on public.automation_src_organizations from public, anon, authenticated;
+grant select on public.automation_src_organizations to service_role;
 
 comment on view public.automation_src_organizations is
   'dueflow source view (replaced-system adapter): one row per profiles.organization_id; name, sender, phone and postal address from the first non-blank company_name/company_email/company_phone/company_website/company_address of its profiles (owner, admin, others; oldest first), zone likewise from profiles.timezone (NULL when none: dueflow runs it in UTC), overridden or completed by automation_replaced_org_settings (locale from there; NULL: the country''s default).';
-comment on view public.automation_src_invoices is
-  'dueflow source view (replaced-system adapter): invoices with their uuid id as text; organisation of the owning user''s profile; status in dueflow''s words (automation_replaced_invoice_status); balance = coalesce(balance_due, balance, total - amount_paid); currency from automation_replaced_org_settings (default USD); portal_url and pay_url = payment_link.';
