@@ -52,7 +52,12 @@ type Resolution struct {
 	FellBack bool
 }
 
-var cache sync.Map // resolved key -> *Formatter
+// maxTag bounds a usable tag (BCP 47 allows long ones; none dueflow has
+// data for is longer).
+const maxTag = 35
+
+// cache holds each (tag, country) seen: one per organisation's setting.
+var cache sync.Map // tag|country -> resolved
 
 // Resolve returns the formatter of an organisation: its locale when it is a
 // well-formed BCP 47 tag of a language dueflow has data for (matched to the
@@ -62,6 +67,14 @@ var cache sync.Map // resolved key -> *Formatter
 func Resolve(tag, country string) Resolution {
 	tag = strings.TrimSpace(tag)
 	country = strings.ToUpper(strings.TrimSpace(country))
+	if len(country) != 2 {
+		country = "" // not an ISO 3166-1 alpha-2 code
+	}
+	if len(tag) > maxTag {
+		// Not a locale dueflow has data for (values from tenants' rows
+		// may be of any size): resolved without filling the cache.
+		return Resolution{Formatter: forCountry(country), Requested: tag, FellBack: true}
+	}
 	key := tag + "|" + country
 	if f, ok := cache.Load(key); ok {
 		r := f.(resolved)
@@ -229,10 +242,11 @@ func (f *Formatter) Symbol(code string) string {
 	if s, ok := f.symbols.Load(code); ok {
 		return s.(string)
 	}
-	sym := code
-	if u, err := currency.ParseISO(code); err == nil {
-		sym = strings.TrimSpace(spaces(f.printer.Sprint(currency.Symbol(u))))
+	u, err := currency.ParseISO(code)
+	if err != nil {
+		return code // not cached: any text a row holds
 	}
+	sym := strings.TrimSpace(spaces(f.printer.Sprint(currency.Symbol(u))))
 	f.symbols.Store(code, sym)
 	return sym
 }
@@ -251,8 +265,9 @@ func Scale(code string) int {
 // Money writes an amount, already rounded to the currency's scale (digits
 // and at most one "." with exactly scale decimals, optionally signed), in
 // the locale: "$1,250.50" (en-US), "1 250,50 $" (CAD in fr-CA), "US$1,250.50"
-// (USD in en-GB). ok is false when the amount is not such a number or has
-// more digits than are written exactly (15).
+// (USD in en-GB). ok is false when the amount is not such a number, has
+// more digits than are written exactly (15), or code is not an ISO 4217
+// currency.
 func (f *Formatter) Money(amount, code string, scale int) (string, bool) {
 	neg := strings.HasPrefix(amount, "-")
 	abs := strings.TrimLeft(amount, "+-")
@@ -261,6 +276,9 @@ func (f *Formatter) Money(amount, code string, scale int) (string, bool) {
 	}
 	v, err := strconv.ParseFloat(abs, 64)
 	if err != nil || abs == "" || strings.ContainsAny(abs, "eEinfINFxX_") {
+		return "", false
+	}
+	if _, err := currency.ParseISO(code); err != nil {
 		return "", false
 	}
 	num := spaces(f.printer.Sprint(number.Decimal(v, number.Scale(scale))))

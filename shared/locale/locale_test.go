@@ -1,6 +1,7 @@
 package locale
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,6 +24,8 @@ func TestResolve(t *testing.T) {
 		{"xx-YY", "GB", "en-GB", true},     // unknown language: the country's default
 		{"garbage!!", "AU", "en-AU", true}, // malformed
 		{"ja-JP", "FR", "fr-FR", true},     // a language without data here
+		{strings.Repeat("en-", 1000), "GB", "en-GB", true},
+		{"en-GB", "GBR", "en-GB", false},
 	} {
 		r := Resolve(c.tag, c.country)
 		if r.Formatter.Tag() != c.want || r.FellBack != c.fellBack {
@@ -74,7 +77,8 @@ func TestMoney(t *testing.T) {
 		{"-0.00", "USD", 2, "$0.00", true},
 		{"1234567", "JPY", 0, "¥1,234,567", true},
 		{"999999999999.99", "USD", 2, "$999,999,999,999.99", true},
-		{"12.50", "XYZ", 2, "XYZ 12.50", true},
+		{"12.50", "XYZ", 2, "", false},
+		{"12.50", "usd", 2, "$12.50", true},
 		{"1e5", "USD", 2, "", false},
 		{"NaN", "USD", 2, "", false},
 		{"", "USD", 2, "", false},

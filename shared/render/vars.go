@@ -178,10 +178,10 @@ var warned sync.Map // org id + "|" + locale -> true
 func Locale(org automation.Organization) *locale.Formatter {
 	r := locale.Resolve(org.Locale, org.CountryCode)
 	if r.FellBack {
-		key := org.ID.String() + "|" + r.Requested
-		if _, seen := warned.LoadOrStore(key, true); !seen {
+		req := text.Truncate(r.Requested, 35)
+		if _, seen := warned.LoadOrStore(org.ID.String()+"|"+req, true); !seen {
 			slog.Warn("organisation locale unusable, using its country's default",
-				"organization_id", org.ID, "locale", text.Truncate(r.Requested, 35), "used", r.Formatter.Tag())
+				"organization_id", org.ID, "locale", req, "used", r.Formatter.Tag())
 		}
 	}
 	return r.Formatter
