@@ -1,7 +1,9 @@
 package render_test
 
 import (
+	"bytes"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,6 +114,10 @@ func TestLocaleFormats(t *testing.T) {
 // An unknown or malformed locale falls back to the country's default; the
 // message is still rendered.
 func TestBadLocaleFallsBack(t *testing.T) {
+	var logs bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
 	for _, bad := range []string{"xx-YY", "not a locale", "en-GB;drop table", strings.Repeat("a", 500)} {
 		c := goldenClaim(goldenOrgs[1], automation.TriggerInvoiceOverdue) // GB
 		c.Organization.Locale = bad
@@ -121,9 +127,22 @@ func TestBadLocaleFallsBack(t *testing.T) {
 		_, err := render.Email(render.DefaultFor(c, automation.ChannelEmail), v)
 		require.NoError(t, err)
 	}
+	// Visible: logged once per organisation and value, with what was used.
+	assert.Equal(t, 4, strings.Count(logs.String(), "organisation locale unusable"), logs.String())
+	assert.Contains(t, logs.String(), `"locale":"xx-YY","used":"en-GB"`)
+	assert.NotContains(t, logs.String(), "ana@client.test")
+	render.VarsFor(goldenClaimWithLocale("xx-YY"))
+	assert.Equal(t, 4, strings.Count(logs.String(), "organisation locale unusable"), "not logged again")
+
 	c := goldenClaim(goldenOrgs[0], automation.TriggerInvoiceOverdue)
 	c.Organization.Locale, c.Organization.CountryCode = "", ""
 	assert.Equal(t, "en-US", render.VarsFor(c)["organization.locale"], "no locale, no country: en-US")
+}
+
+func goldenClaimWithLocale(l string) *automation.Claimed {
+	c := goldenClaim(goldenOrgs[1], automation.TriggerInvoiceOverdue)
+	c.Organization.Locale = l
+	return c
 }
 
 // Without a postal address or an opt-out link the footer has no stray
