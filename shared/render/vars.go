@@ -38,15 +38,11 @@ var varBytes = map[string]int{
 }
 
 // DefaultTemplateVariables are the variables VarsFor sets beyond Variables,
-// for the default templates (a workflow's own text may use them too):
-// the organisation's postal address and locale, the invoice's pay link, the
-// opt-out link and its footer sentence (empty when the message needs none),
-// why the client receives the message, and the scheduled summary's figures.
+// for the default templates' footer: the opt-out link and its sentence
+// (empty when the message needs none; Vars.SetUnsubscribe). A workflow's
+// own text may use them too, but the workflow rules do not list them.
 var DefaultTemplateVariables = []string{
-	"organization.address", "organization.locale", "invoice.pay_url",
 	"unsubscribe_url", "footer.unsubscribe_text", "footer.unsubscribe_label",
-	"summary.open_invoices", "summary.overdue_invoices", "summary.open_balance",
-	"summary.reminders_sent_yesterday",
 }
 
 // VarLimit returns the bound, in bytes, of a variable's value.
