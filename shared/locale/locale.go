@@ -39,7 +39,10 @@ type Formatter struct {
 	am, pm     string
 	// symbolAfter: the locale writes the currency symbol after the amount.
 	symbolAfter bool
-	symbols     sync.Map // ISO code -> symbol in this locale
+	// The locale's number symbols, taken from x/text once (num): amounts
+	// are written with them directly, without x/text's per-call work.
+	num     numberFormat
+	symbols sync.Map // ISO code -> symbol in this locale
 }
 
 // Resolution is the outcome of Resolve: the locale used and why.
@@ -175,7 +178,99 @@ func newFormatter(name string) *Formatter {
 	// with the number or with the symbol.
 	c := strings.TrimLeft(tr.FmtCurrency(1, 0, gcur.USD), "-\u200e\u200f")
 	f.symbolAfter = c != "" && c[0] >= '0' && c[0] <= '9'
+	f.num = learnNumbers(f.printer)
 	return f
+}
+
+// numberFormat is how a locale writes a decimal number: decimal separator,
+// group separator, primary and secondary group sizes (3 and 3; 3 and 2 in
+// en-IN), and whether a 4-digit integer part stays ungrouped (CLDR's
+// minimum grouping digits 2, as in es-ES). ok is false when the probes
+// could not be read or the result differs from x/text's for any sample:
+// amounts then go through x/text on every call.
+type numberFormat struct {
+	decimal, group       string
+	primary, secondary   int
+	minGrouping2, direct bool
+}
+
+// learnNumbers reads a locale's number format from x/text's output for
+// probe values and keeps it only when it reproduces x/text's output for
+// a set of samples.
+func learnNumbers(p *message.Printer) numberFormat {
+	xt := func(v float64, scale int) string { return spaces(p.Sprint(number.Decimal(v, number.Scale(scale)))) }
+	probe := xt(1234567.25, 2)
+	i := strings.LastIndex(probe, "7")
+	if i < 0 || !strings.HasSuffix(probe, "25") {
+		return numberFormat{}
+	}
+	nf := numberFormat{decimal: probe[i+1 : len(probe)-2], primary: 3, secondary: 3}
+	var runs []string
+	var seps []string
+	cur, sep := "", ""
+	for _, r := range probe[:i+1] {
+		if r >= '0' && r <= '9' {
+			if sep != "" {
+				seps, sep = append(seps, sep), ""
+			}
+			cur += string(r)
+			continue
+		}
+		if cur != "" {
+			runs, cur = append(runs, cur), ""
+		}
+		sep += string(r)
+	}
+	runs = append(runs, cur)
+	switch {
+	case len(runs) == 1:
+		nf.primary = 0 // no grouping
+	case len(seps) > 0:
+		nf.group = seps[0]
+		nf.primary = len(runs[len(runs)-1])
+		nf.secondary = nf.primary
+		if len(runs) >= 3 {
+			nf.secondary = len(runs[len(runs)-2])
+		}
+	}
+	nf.minGrouping2 = strings.Contains(xt(1234, 0), "1234")
+	nf.direct = true
+	for _, v := range []struct {
+		f     float64
+		s     string
+		scale int
+	}{{1234567.25, "1234567.25", 2}, {1234.5, "1234.50", 2}, {12345.5, "12345.50", 2}, {12.5, "12.50", 2},
+		{0.5, "0.50", 2}, {999, "999", 0}, {1234, "1234", 0}, {123456789012.99, "123456789012.99", 2}, {1000000, "1000000", 0}} {
+		if got, want := nf.write(v.s), xt(v.f, v.scale); got != want {
+			return numberFormat{}
+		}
+	}
+	return nf
+}
+
+// write writes an unsigned decimal ("1234567.25") with the locale's
+// separators and grouping.
+func (nf numberFormat) write(s string) string {
+	ip, fp, hasFrac := strings.Cut(s, ".")
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	n := len(ip)
+	group := nf.primary > 0 && !(nf.minGrouping2 && n <= 4)
+	for i := 0; i < n; i++ {
+		b.WriteByte(ip[i])
+		left := n - 1 - i // digits still to write
+		if !group || left == 0 {
+			continue
+		}
+		if left == nf.primary || (left > nf.primary && (left-nf.primary)%nf.secondary == 0) {
+			b.WriteString(nf.group)
+		}
+	}
+	if hasFrac {
+		b.WriteString(nf.decimal)
+		b.WriteString(fp)
+	}
+	return b.String()
 }
 
 // period returns the period marker ("am", "pm") of a short time at hour:07
@@ -281,7 +376,15 @@ func (f *Formatter) Money(amount, code string, scale int) (string, bool) {
 	if _, err := currency.ParseISO(code); err != nil {
 		return "", false
 	}
-	num := spaces(f.printer.Sprint(number.Decimal(v, number.Scale(scale))))
+	var num string
+	if f.num.direct && scaleOf(abs) == scale {
+		num = f.num.write(strings.TrimLeft(abs, "0"))
+		if strings.HasPrefix(num, f.num.decimal) || num == "" {
+			num = "0" + num
+		}
+	} else {
+		num = spaces(f.printer.Sprint(number.Decimal(v, number.Scale(scale))))
+	}
 	sym := f.Symbol(code)
 	var out string
 	switch {
@@ -297,6 +400,14 @@ func (f *Formatter) Money(amount, code string, scale int) (string, bool) {
 		out = "-" + out
 	}
 	return out, true
+}
+
+// scaleOf is the number of decimals of a decimal string.
+func scaleOf(s string) int {
+	if _, fp, ok := strings.Cut(s, "."); ok {
+		return len(fp)
+	}
+	return 0
 }
 
 func lastRune(s string) rune {

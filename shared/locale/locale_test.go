@@ -1,9 +1,12 @@
 package locale
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/text/number"
 )
 
 func TestResolve(t *testing.T) {
@@ -97,6 +100,7 @@ func TestMoney(t *testing.T) {
 // BenchmarkMoney measures one amount in a cached locale (the render hot path).
 func BenchmarkMoney(b *testing.B) {
 	f := Resolve("fr-CA", "CA").Formatter
+	b.ReportAllocs()
 	for b.Loop() {
 		f.Money("1250.50", "CAD", 2)
 	}
@@ -106,5 +110,39 @@ func BenchmarkMoney(b *testing.B) {
 func BenchmarkResolve(b *testing.B) {
 	for b.Loop() {
 		Resolve("en-GB", "GB")
+	}
+}
+
+// BenchmarkDateTime measures a moment's long date and short time.
+func BenchmarkDateTime(b *testing.B) {
+	f := Resolve("en-GB", "GB").Formatter
+	t := time.Date(2026, 12, 3, 17, 1, 0, 0, time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		f.DateTime(t)
+	}
+}
+
+// Amounts written with the learnt separators equal x/text's own output in
+// every supported locale (en-IN's 2-digit groups, es-ES's ungrouped 4-digit
+// amounts included), and the fast path is on for them.
+func TestNumbersMatchXText(t *testing.T) {
+	for _, name := range supportedTags {
+		f := formatter(name)
+		if !f.num.direct {
+			t.Errorf("%s: number format not learnt", name)
+			continue
+		}
+		for _, a := range []string{"0.00", "0.05", "7.00", "999.99", "1000.00", "1250.50", "10000.00", "123456.78", "1234567.89", "98765432109.99"} {
+			v, _ := strconv.ParseFloat(a, 64)
+			want := spaces(f.printer.Sprint(number.Decimal(v, number.Scale(2))))
+			if got := f.num.write(a); got != want {
+				t.Errorf("%s: %s written %q, x/text %q", name, a, got, want)
+			}
+		}
+	}
+	inr := formatter("en-IN")
+	if got := inr.num.write("1234567.89"); got != "12,34,567.89" {
+		t.Errorf("en-IN: %q", got)
 	}
 }

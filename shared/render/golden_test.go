@@ -167,3 +167,18 @@ func TestFooterWithoutAddress(t *testing.T) {
 	c.Organization.Address = "12 Main St,\n\nSpringfield, IL\r\n"
 	assert.Equal(t, "12 Main St, Springfield, IL", render.VarsFor(c)["organization.address"])
 }
+
+// BenchmarkVarsAt measures the variables of one execution with its
+// locale's formatters cached (dates, times, two amounts, two phone numbers).
+func BenchmarkVarsAt(b *testing.B) {
+	now := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	for _, o := range goldenOrgs {
+		c := goldenClaim(o, automation.TriggerAppointment)
+		b.Run(o.locale, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				render.VarsAt(c, now)
+			}
+		})
+	}
+}
