@@ -27,7 +27,6 @@ const Fallback = "en-US"
 
 // Formatter writes dates, times and amounts in one locale.
 type Formatter struct {
-	tag     language.Tag
 	name    string
 	tr      locales.Translator
 	printer *message.Printer
@@ -151,7 +150,7 @@ func formatter(name string) *Formatter {
 func newFormatter(name string) *Formatter {
 	tr := supported[name]()
 	tag := language.MustParse(name)
-	f := &Formatter{tag: tag, name: name, tr: tr, printer: message.NewPrinter(tag)}
+	f := &Formatter{name: name, tr: tr, printer: message.NewPrinter(tag)}
 	// The short time at 13:07 shows the clock and the parts' places.
 	probe := tr.FmtTimeShort(time.Date(2001, 1, 1, 13, 7, 0, 0, time.UTC))
 	f.hour12 = !strings.Contains(probe, "13")
