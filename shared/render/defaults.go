@@ -110,7 +110,8 @@ const (
 func build(f flavour) flavour {
 	var hb strings.Builder
 	hb.WriteString("<!DOCTYPE html>\n")
-	hb.WriteString(`<html lang="{{organization.locale}}">` + "\n<head>\n" +
+	// The template texts are English (only values follow the locale).
+	hb.WriteString(`<html lang="en">` + "\n<head>\n" +
 		`<meta charset="utf-8">` + "\n" +
 		`<meta name="viewport" content="width=device-width, initial-scale=1">` + "\n" +
 		"<title>" + html.EscapeString(f.subject) + "</title>\n</head>\n")
