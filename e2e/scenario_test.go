@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/locale"
 )
 
 const (
@@ -156,7 +158,10 @@ func endToEndScenario(t *testing.T, textIDs bool) {
 
 	london, err := time.LoadLocation("Europe/London")
 	require.NoError(t, err)
-	apptText := apptStart.In(london).Format("Mon, Jan 2 at 3:04 PM MST")
+	// Brixton Heating is in GB without a locale: en-GB, its country's
+	// default (dates "3 Dec 2026", 24-hour times).
+	gb := locale.ForCountry("GB")
+	apptText := gb.DateTime(apptStart.In(london))
 
 	// Executions: exactly these, in exactly these final states.
 	rows, err := db.Query(ctx, `
@@ -214,13 +219,15 @@ func endToEndScenario(t *testing.T, textIDs bool) {
 
 	dan := emails[1]
 	assert.Equal(t, "Reminder: Boiler service "+apptText, dan.Subject)
+	assert.NotRegexp(t, ` [AP]M | [ap]m `, dan.Subject, "a 24-hour clock in en-GB")
 	assert.Contains(t, dan.Text, "Hi Dan, see you at 12 Acre & Lane.")
 	assert.Contains(t, dan.HTML, "see you at 12 Acre &amp; Lane.", "values are HTML-escaped in the HTML part")
 	assert.Equal(t, "hello@brixton.test", dan.From)
 
 	erin := emails[2]
 	assert.Equal(t, "Time for your boiler check, Erin", erin.Subject)
-	assert.Contains(t, erin.Text, "Last visit: "+lastService.In(london).Format("Jan 2, 2006"))
+	assert.Contains(t, erin.Text, "Last visit: "+gb.Date(lastService.In(london)))
+	assert.Regexp(t, `Last visit: \d{1,2} [A-Z][a-z]{2} \d{4}`, erin.Text, "day before month in en-GB")
 
 	digest := emails[3]
 	assert.Equal(t, "Daily summary for Brixton Heating", digest.Subject)

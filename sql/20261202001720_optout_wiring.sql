@@ -1,104 +1,13 @@
--- Messages people accept (issue 12), the rest of the wiring:
---   * automation_workflow_rules(): every trigger type's trigger_config
---     accepts message_class (transactional | non_transactional), the
---     workflow's override of its trigger type's class, and templates may
---     use {{unsubscribe_url}} (= shared/workflow/rules.json).
+-- Messages people accept (issue 12), the rest of the wiring (the rules'
+-- message_class and {{unsubscribe_url}} are in 20261202001820, the one
+-- definition of this week's rules):
 --   * automation_begin_deliveries: an intent's sender (the number or address
 --     the message goes from: an SMS STOP finds the organisations that texted
 --     the number from it) and opt_out_notice (the SMS carries "Reply STOP to
 --     opt out"; recorded as told when it becomes sent) are kept in the ledger.
--- Redefined from 20261202000100 (rules) and 20261202001400 (begin), same
--- otherwise. Idempotent.
-
-create or replace function public.automation_workflow_rules() returns jsonb
-language sql immutable parallel safe as $fn$
-  select $rules$
-{
-  "version": 1,
-  "trigger_types": [
-    {
-      "name": "scheduled",
-      "config": [
-        {"key": "frequency", "type": "enum", "values": ["every_minute", "hourly", "daily", "weekly", "monthly"]},
-        {"key": "hour", "type": "integer", "min": 0, "max": 23},
-        {"key": "minute", "type": "integer", "min": 0, "max": 59},
-        {"key": "day_of_week", "type": "integer", "min": 0, "max": 6},
-        {"key": "day_of_month", "type": "integer", "min": 1, "max": 31},
-        {"key": "audience", "type": "enum", "values": ["organization", "clients"]},
-        {"key": "message_class", "type": "enum", "values": ["transactional", "non_transactional"]}
-      ]
-    },
-    {
-      "name": "invoice_overdue",
-      "config": [
-        {"key": "days_after_due", "type": "integer_list", "max_items": 20, "min": 0, "max": 365},
-        {"key": "message_class", "type": "enum", "values": ["transactional", "non_transactional"]}
-      ]
-    },
-    {
-      "name": "maintenance_due",
-      "config": [
-        {"key": "months_after_service", "type": "integer", "min": 1, "max": 120},
-        {"key": "job_type", "type": "string", "max_chars": 100},
-        {"key": "message_class", "type": "enum", "values": ["transactional", "non_transactional"]}
-      ]
-    },
-    {
-      "name": "stale_job",
-      "config": [
-        {"key": "days_inactive", "type": "integer", "min": 1, "max": 365},
-        {"key": "statuses", "type": "string_list", "max_items": 20, "max_chars": 50},
-        {"key": "message_class", "type": "enum", "values": ["transactional", "non_transactional"]}
-      ]
-    },
-    {
-      "name": "appointment",
-      "config": [
-        {"key": "hours_before", "type": "integer", "min": 1, "max": 720},
-        {"key": "message_class", "type": "enum", "values": ["transactional", "non_transactional"]}
-      ]
-    }
-  ],
-  "steps": {
-    "max_steps": 20,
-    "types": [
-      {
-        "name": "send_email",
-        "fields": [
-          {"key": "subject", "type": "string", "max_chars": 500, "template": true},
-          {"key": "body", "type": "string", "max_bytes": 65536, "template": true},
-          {"key": "html", "type": "string", "max_bytes": 65536, "template": true}
-        ]
-      },
-      {
-        "name": "send_sms",
-        "fields": [
-          {"key": "body", "type": "string", "max_chars": 1600, "template": true}
-        ]
-      },
-      {
-        "name": "delay",
-        "fields": [
-          {"key": "minutes", "type": "integer", "min": 0, "max": 525600, "unit_minutes": 1},
-          {"key": "hours", "type": "integer", "min": 0, "max": 8760, "unit_minutes": 60},
-          {"key": "days", "type": "integer", "min": 0, "max": 365, "unit_minutes": 1440}
-        ],
-        "total_minutes": {"min": 1, "max": 525600, "message": "a delay must be from 1 minute to 365 days"}
-      }
-    ]
-  },
-  "variables": [
-    "client.first_name", "client.last_name", "client.full_name", "client.email", "client.phone",
-    "organization.name", "organization.phone", "organization.email", "organization.portal_url",
-    "invoice.number", "invoice.total", "invoice.balance", "invoice.due_date", "invoice.days_overdue", "invoice.portal_url",
-    "job.title", "job.type", "job.scheduled_start", "job.scheduled_date", "job.address", "job.completed_at",
-    "unsubscribe_url"
-  ]
-}
-$rules$::jsonb
-$fn$;
-comment on function public.automation_workflow_rules() is
-  'The workflow rules document (trigger types and their trigger_config keys, step types and their fields, bounds, template variables), equal to shared/workflow/rules.json. automation_workflow_problems() interprets it.';
+-- Redefined from 20261202001400, with the primary-key lookup of the held
+-- lease from the RPC profile (20261202001600 describes it); the one
+-- definition of this week's changes. Idempotent.
 
 create or replace function public.automation_begin_deliveries(p_deliveries jsonb)
 returns jsonb language plpgsql security definer set search_path = public, pg_temp set jit = off as $$
@@ -118,14 +27,18 @@ begin
            coalesce(jsonb_typeof(t.d -> 'opt_out_notice') = 'boolean' and (t.d -> 'opt_out_notice')::boolean, false) as notice
     from jsonb_array_elements(p_deliveries) with ordinality as t(d, ord)
   ), held as (
-    -- one primary-key lookup per intent (offset 0 keeps it per intent): not a
-    -- scan of every running execution, whatever the statistics say
+    -- one primary-key lookup per intent: the subquery (offset 0) has only the
+    -- id, the lease is checked on the row it found. With the lease's
+    -- conditions inside, the planner walked the index of running executions
+    -- (lease_expires_at > now()) whenever the statistics said few run: every
+    -- running row per intent (10,000 buffers for 16 intents).
     select inp.*, e.organization_id, (e.deadline_at is not null and e.deadline_at <= now()) as past_deadline
     from inp cross join lateral (
-      select e.organization_id, e.deadline_at from public.automation_execution_logs e
-      where e.id = inp.execution_id and e.status = 'running'
-        and e.lease_token = inp.lease_token and e.lease_expires_at > now()
+      select e.organization_id, e.deadline_at, e.status, e.lease_token, e.lease_expires_at
+      from public.automation_execution_logs e
+      where e.id = inp.execution_id
       offset 0) e
+    where e.status = 'running' and e.lease_token = inp.lease_token and e.lease_expires_at > now()
   ), valid as (
     -- an intent the ledger cannot record (no key, unknown channel, no recipient) is invalid, not stale;
     -- so is a repeat of a key earlier in the same call (only the first may be new: sent once).

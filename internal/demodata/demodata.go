@@ -43,6 +43,8 @@ type Org struct {
 	Sender   string // sender email
 	Phone    string
 	Portal   string
+	Locale   string // BCP 47; "" = the country's default
+	Address  string // postal address for the footer
 }
 
 // Client is a demo client.
@@ -125,9 +127,9 @@ func sms(body string) map[string]any { return map[string]any{"type": "send_sms",
 func Data() Dataset {
 	d := Dataset{
 		Orgs: []Org{
-			{OrgNewYork, "Brightside Plumbing", "America/New_York", "US", "office@brightside-plumbing.test", "+12125550100", "https://portal.brightside-plumbing.test"},
-			{OrgLondon, "Thames Heating & Cooling", "Europe/London", "GB", "hello@thames-heating.test", "+442079460100", "https://portal.thames-heating.test"},
-			{OrgSydney, "Harbour Electrical", "Australia/Sydney", "AU", "jobs@harbour-electrical.test", "+61491570100", "https://portal.harbour-electrical.test"},
+			{OrgNewYork, "Brightside Plumbing", "America/New_York", "US", "office@brightside-plumbing.test", "+12125550100", "https://portal.brightside-plumbing.test", "", "350 Fifth Avenue, New York, NY 10118"},
+			{OrgLondon, "Thames Heating & Cooling", "Europe/London", "GB", "hello@thames-heating.test", "+442079460100", "https://portal.thames-heating.test", "en-GB", "10 Riverside Walk, London SE1 9PX"},
+			{OrgSydney, "Harbour Electrical", "Australia/Sydney", "AU", "jobs@harbour-electrical.test", "+61491570100", "https://portal.harbour-electrical.test", "en-AU", ""}, // no address: the footer leaves it out
 		},
 	}
 	// New York: the full set, including the edge cases.
@@ -171,7 +173,7 @@ func Data() Dataset {
 			map[string]any{"hours_before": 24}, []map[string]any{sms(""), email("", "")}},
 		Workflow{id(5, 5), ny, "Daily summary", "scheduled",
 			map[string]any{"frequency": "daily", "minute": 0, "audience": "organization"}, // hour: set by Seed
-			[]map[string]any{email("Automation summary for {{organization.name}}", "Your daily automation summary from dueflow.")}},
+			[]map[string]any{email("", "")}},                                              // the default summary: open invoices, reminders sent yesterday
 	)
 
 	// London: invoices and maintenance, default templates.
@@ -314,9 +316,9 @@ func Seed(ctx context.Context, db DB, now time.Time) error {
 		tz[o.ID] = loc
 		if _, err := tx.Exec(ctx, `
 insert into organizations (id, name, timezone, country_code, send_window_start, send_window_end,
-                           sender_name, sender_email, reply_to_email, phone, portal_url)
-values ($1, $2, $3, $4, $5::time, $6::time, $2, $7, $7, $8, $9)`,
-			o.ID, o.Name, o.Timezone, o.Country, WindowStart, WindowEnd, o.Sender, o.Phone, o.Portal); err != nil {
+                           sender_name, sender_email, reply_to_email, phone, portal_url, locale, address)
+values ($1, $2, $3, $4, $5::time, $6::time, $2, $7, $7, $8, $9, nullif($10, ''), nullif($11, ''))`,
+			o.ID, o.Name, o.Timezone, o.Country, WindowStart, WindowEnd, o.Sender, o.Phone, o.Portal, o.Locale, o.Address); err != nil {
 			return fmt.Errorf("demo seed: organization %s: %w", o.Name, err)
 		}
 	}

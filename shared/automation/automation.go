@@ -200,7 +200,7 @@ type Workflow struct {
 	IsActive      bool            `json:"is_active"`
 	Steps         []Step          `json:"steps"`
 	// MessageClass is ClassTransactional or ClassNonTransactional; ""
-	// (a database before 20261202001710): DefaultMessageClass.
+	// (a database before 20261202001810): DefaultMessageClass.
 	MessageClass string `json:"message_class,omitempty"`
 }
 
@@ -239,6 +239,11 @@ type Organization struct {
 	PortalURL       string    `json:"portal_url"`
 	SendWindowStart string    `json:"send_window_start"` // "09:00:00", local time
 	SendWindowEnd   string    `json:"send_window_end"`   // "17:00:00", local time
+	// Locale is the BCP 47 locale its messages are formatted in ("en-GB",
+	// "fr-CA"); "" or unusable: the country's default (shared/locale).
+	Locale string `json:"locale"`
+	// Address is its postal address for message footers ("" = none).
+	Address string `json:"address"`
 }
 
 // Client is the customer a reminder goes to.
@@ -262,6 +267,9 @@ type Invoice struct {
 	Balance   string `json:"balance"`
 	Currency  string `json:"currency"` // ISO 4217
 	PortalURL string `json:"portal_url"`
+	// PayURL is the invoice's own payment link when the source view has
+	// one ("" = none: the portal link is the pay link).
+	PayURL string `json:"pay_url"`
 }
 
 // Job is the subject of maintenance, stale-job and appointment reminders.
@@ -295,7 +303,25 @@ type Claimed struct {
 	Invoice      *Invoice     `json:"invoice"`
 	Job          *Job         `json:"job"`
 	Deliveries   []Delivery   `json:"deliveries"`
-	Consent      *Consent     `json:"consent"` // nil: no client (or a database before 20261202001710)
+	Consent      *Consent     `json:"consent"` // nil: no client (or a database before 20261202001810)
+	// Figures holds the organisation's figures for scheduled executions
+	// (nil for the others).
+	Figures *OrgFigures `json:"figures,omitempty"`
+}
+
+// OrgFigures is an organisation's figures at claim time, for the scheduled
+// "summary" message.
+type OrgFigures struct {
+	OpenInvoices           int       `json:"open_invoices"`    // sent or overdue with a balance
+	OverdueInvoices        int       `json:"overdue_invoices"` // of them, overdue
+	OpenBalances           []Balance `json:"open_balances"`    // their balance per currency
+	RemindersSentYesterday int       `json:"reminders_sent_yesterday"`
+}
+
+// Balance is an amount in one currency.
+type Balance struct {
+	Currency string `json:"currency"` // ISO 4217
+	Amount   string `json:"amount"`   // decimal as text
 }
 
 // ClaimRequest holds the named arguments of automation_claim.

@@ -661,7 +661,7 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	if nonTransactional && channel == automation.ChannelEmail {
 		unsubscribeURL = e.unsubscribeURL(r, channel)
 	}
-	r.vars[render.VarUnsubscribeURL] = unsubscribeURL
+	r.vars.SetUnsubscribe(unsubscribeURL)
 
 	// Rendered, and checked against the limits of shared/render, before
 	// anything is begun in the ledger: a message that may not be sent

@@ -124,10 +124,11 @@ func huge(name, link string) *automation.Claimed {
 	return &automation.Claimed{
 		Execution: automation.Execution{Action: automation.ActionInvoiceReminder},
 		Organization: automation.Organization{Name: big, Timezone: "America/New_York", CountryCode: "US",
-			Phone: big, SenderEmail: "billing@acme.test", PortalURL: link},
+			Phone: big, SenderEmail: "billing@acme.test", PortalURL: link, Locale: big, Address: big},
 		Client:  &automation.Client{FirstName: big, LastName: big, Email: big, Phone: big},
-		Invoice: &automation.Invoice{Number: big, DueDate: big, Total: big, Balance: big, Currency: big, PortalURL: link},
+		Invoice: &automation.Invoice{Number: big, DueDate: big, Total: big, Balance: big, Currency: big, PortalURL: link, PayURL: link},
 		Job:     &automation.Job{Title: big, JobType: big, Address: big, ScheduledStart: &start, CompletedAt: &start},
+		Figures: &automation.OrgFigures{OpenInvoices: 1 << 30, OpenBalances: []automation.Balance{{Currency: big, Amount: big}, {Currency: "USD", Amount: big}}},
 	}
 }
 
@@ -142,7 +143,7 @@ func TestHugeValuesBounded(t *testing.T) {
 	} {
 		c := huge(tc.name, tc.link)
 		v := render.VarsFor(c)
-		for _, name := range render.Variables {
+		for _, name := range append(render.Variables, render.DefaultTemplateVariables...) {
 			assert.LessOrEqual(t, len(v[name]), render.VarLimit(name), name)
 			assert.LessOrEqual(t, len(v[name]), 1024, name)
 		}
@@ -202,7 +203,7 @@ func TestUnsafeLinkVariablesLeftOut(t *testing.T) {
 		assert.NotContains(t, strings.ToLower(part), "javascript")
 		assert.NotContains(t, part, "data:")
 	}
-	assert.Contains(t, m.HTML, `<a href=""></a>`)
+	assert.Contains(t, m.HTML, `<a href="" style="color:#1d4ed8;text-decoration:underline;"></a>`)
 	assert.Contains(t, m.Text, "INV-1001", "the reminder itself is rendered")
 	s, err := render.SMS(render.DefaultFor(c, automation.ChannelSMS), v)
 	require.NoError(t, err)

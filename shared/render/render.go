@@ -62,6 +62,8 @@ var Variables = []string{
 	"invoice.number", "invoice.total", "invoice.balance", "invoice.due_date", "invoice.days_overdue", "invoice.portal_url",
 	"job.title", "job.type", "job.scheduled_start", "job.scheduled_date", "job.address", "job.completed_at",
 	VarUnsubscribeURL,
+	"organization.address", "organization.locale", "invoice.pay_url",
+	"summary.open_invoices", "summary.overdue_invoices", "summary.open_balance", "summary.reminders_sent_yesterday",
 }
 
 // VarUnsubscribeURL is the one-click opt-out link of a non-transactional

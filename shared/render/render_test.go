@@ -120,16 +120,20 @@ func TestVarsFor(t *testing.T) {
 		"invoice.due_date": "Nov 3, 2026", "invoice.days_overdue": "6",
 		"invoice.portal_url": "https://acme.test/portal",
 		"job.title":          "Furnace tune-up", "job.type": "maintenance", "job.address": "1 Main St",
-		"job.scheduled_start": "Mon, Nov 30 at 9:00 AM EST", "job.scheduled_date": "Mon, Nov 30, 2026",
+		"job.scheduled_start": "Monday, November 30, 2026, 9:00 am EST", "job.scheduled_date": "Monday, November 30, 2026",
 		"job.completed_at": "May 3, 2026",
-		"unsubscribe_url":  "", // the engine's
+		// beyond Variables (DefaultTemplateVariables)
+		"organization.locale": "en-US", "organization.address": "", "invoice.pay_url": "https://acme.test/portal",
+		"unsubscribe_url": "", "footer.unsubscribe_text": "", "footer.unsubscribe_label": "",
+		"summary.open_invoices": "", "summary.overdue_invoices": "", "summary.open_balance": "",
+		"summary.reminders_sent_yesterday": "",
 	}
 	assert.Equal(t, render.Vars(want), v)
-	assert.Len(t, v, len(render.Variables))
+	assert.Len(t, v, len(render.Variables)+len(render.DefaultTemplateVariables))
 
 	// Absent subjects: every variable still known, empty.
 	empty := render.VarsFor(&automation.Claimed{Organization: automation.Organization{Name: "Solo", Timezone: "Not/AZone"}})
-	assert.Len(t, empty, len(render.Variables))
+	assert.Len(t, empty, len(render.Variables)+len(render.DefaultTemplateVariables))
 	assert.Equal(t, "", empty["invoice.balance"])
 	assert.Equal(t, "Solo", empty["organization.name"])
 	out, err := render.Text("{{client.first_name}}{{job.scheduled_start}}{{invoice.days_overdue}}", empty)
@@ -192,12 +196,12 @@ func TestDefaultsRender(t *testing.T) {
 	c.Execution.TriggerType = automation.TriggerAppointment
 	m, err := render.Email(render.DefaultFor(c, automation.ChannelEmail), render.VarsFor(c))
 	require.NoError(t, err)
-	assert.Equal(t, "Reminder: Furnace tune-up on Mon, Nov 30 at 9:00 AM EST", m.Subject)
+	assert.Equal(t, "Reminder: Furnace tune-up on Monday, November 30, 2026, 9:00 am EST", m.Subject)
 	c.Execution.TriggerType = automation.TriggerInvoiceOverdue
 	m, err = render.Email(render.DefaultFor(c, automation.ChannelEmail), render.VarsFor(c))
 	require.NoError(t, err)
 	assert.Contains(t, m.Text, "$80.50")
-	assert.Contains(t, m.HTML, `<a href="https://acme.test/portal">`)
+	assert.Contains(t, m.HTML, `<a href="https://acme.test/portal" style=`)
 
 	for _, a := range automation.Actions {
 		for _, ch := range []string{automation.ChannelEmail, automation.ChannelSMS} {

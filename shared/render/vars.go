@@ -1,6 +1,7 @@
 package render
 
 import (
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -10,8 +11,10 @@ import (
 	_ "time/tzdata"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/locale"
 	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/text"
+	"github.com/nyaruka/phonenumbers"
 )
 
 // Bounds of the variables, in bytes. Values come from rows an organisation
@@ -31,6 +34,16 @@ var varBytes = map[string]int{
 	"organization.name": 100, "organization.phone": 64, "organization.email": 254,
 	"invoice.number": 64, "invoice.total": 64, "invoice.balance": 64, "invoice.due_date": 64,
 	"job.title": 150, "job.type": 100, "job.address": 300,
+	"organization.address": 300, "summary.open_balance": 200,
+}
+
+// DefaultTemplateVariables are the variables VarsFor sets beyond Variables,
+// for the default templates' footer: the sentence around the opt-out link
+// (VarUnsubscribeURL; empty when the message needs none;
+// Vars.SetUnsubscribe). A workflow's own text may use them too, but the
+// workflow rules do not list them.
+var DefaultTemplateVariables = []string{
+	"footer.unsubscribe_text", "footer.unsubscribe_label",
 }
 
 // VarLimit returns the bound, in bytes, of a variable's value.
@@ -56,8 +69,11 @@ func VarsFor(c *automation.Claimed) Vars { return VarsAt(c, time.Now()) }
 
 // VarsAt is VarsFor with an explicit current time (for invoice.days_overdue).
 func VarsAt(c *automation.Claimed, now time.Time) Vars {
-	v := make(Vars, len(Variables))
+	v := make(Vars, len(Variables)+len(DefaultTemplateVariables))
 	for _, n := range Variables {
+		v[n] = ""
+	}
+	for _, n := range DefaultTemplateVariables {
 		v[n] = ""
 	}
 	if c == nil {
@@ -65,7 +81,10 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 	}
 	loc := location(c.Organization.Timezone)
 	org := c.Organization
+	lf := Locale(org)
 	v["organization.name"] = org.Name
+	v["organization.locale"] = lf.Tag()
+	v["organization.address"] = oneLine(org.Address)
 	orgLink, _ := LinkURL(org.PortalURL)
 	v["organization.phone"] = orgPhones.display(org.Phone, org.CountryCode)
 	v["organization.email"] = text.FirstNonEmpty(org.ReplyToEmail, org.SenderEmail)
@@ -82,15 +101,20 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 	}
 	if inv := c.Invoice; inv != nil {
 		v["invoice.number"] = inv.Number
-		v["invoice.total"] = FormatMoney(inv.Total, inv.Currency)
-		v["invoice.balance"] = FormatMoney(inv.Balance, inv.Currency)
+		v["invoice.total"] = FormatMoneyIn(lf, inv.Total, inv.Currency)
+		v["invoice.balance"] = FormatMoneyIn(lf, inv.Balance, inv.Currency)
 		if link, ok := LinkURL(inv.PortalURL); ok {
 			v["invoice.portal_url"] = link
 		} else {
 			v["invoice.portal_url"] = orgLink
 		}
+		if link, ok := LinkURL(inv.PayURL); ok {
+			v["invoice.pay_url"] = link
+		} else {
+			v["invoice.pay_url"] = v["invoice.portal_url"]
+		}
 		if due, err := time.ParseInLocation(time.DateOnly, inv.DueDate, loc); err == nil {
-			v["invoice.due_date"] = due.Format("Jan 2, 2006")
+			v["invoice.due_date"] = lf.Date(due)
 			v["invoice.days_overdue"] = strconv.Itoa(daysOverdue(due, now.In(loc)))
 		} else {
 			v["invoice.due_date"] = inv.DueDate
@@ -102,17 +126,81 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 		v["job.address"] = j.Address
 		if j.ScheduledStart != nil {
 			t := j.ScheduledStart.In(loc)
-			v["job.scheduled_start"] = t.Format("Mon, Jan 2 at 3:04 PM MST")
-			v["job.scheduled_date"] = t.Format("Mon, Jan 2, 2006")
+			v["job.scheduled_start"] = lf.DateTime(t)
+			v["job.scheduled_date"] = lf.LongDate(t)
 		}
 		if j.CompletedAt != nil {
-			v["job.completed_at"] = j.CompletedAt.In(loc).Format("Jan 2, 2006")
+			v["job.completed_at"] = lf.Date(j.CompletedAt.In(loc))
 		}
+	}
+	if fg := c.Figures; fg != nil {
+		v["summary.open_invoices"] = strconv.Itoa(fg.OpenInvoices)
+		v["summary.overdue_invoices"] = strconv.Itoa(fg.OverdueInvoices)
+		amounts := make([]string, 0, len(fg.OpenBalances))
+		for _, b := range fg.OpenBalances {
+			amounts = append(amounts, FormatMoneyIn(lf, b.Amount, b.Currency))
+		}
+		if len(amounts) == 0 {
+			amounts = append(amounts, FormatMoneyIn(lf, "0", text.FirstNonEmpty(currencyOf(org), "USD")))
+		}
+		v["summary.open_balance"] = strings.Join(amounts, " + ")
+		v["summary.reminders_sent_yesterday"] = strconv.Itoa(fg.RemindersSentYesterday)
 	}
 	for name, val := range v {
 		v[name] = text.Truncate(val, VarLimit(name)) // links are within it already
 	}
 	return v
+}
+
+// SetUnsubscribe sets the opt-out link of a message and the footer's
+// sentence around it ("" = the message needs none: both stay empty). The
+// link is kept only when it is http(s) (LinkURL).
+func (v Vars) SetUnsubscribe(link string) {
+	link, ok := LinkURL(link)
+	if !ok || link == "" {
+		v[VarUnsubscribeURL], v["footer.unsubscribe_text"], v["footer.unsubscribe_label"] = "", "", ""
+		return
+	}
+	v[VarUnsubscribeURL] = link
+	v["footer.unsubscribe_text"] = "Don't want these messages? "
+	v["footer.unsubscribe_label"] = "Unsubscribe"
+}
+
+// warned remembers the unusable locales already logged, per organisation.
+var warned sync.Map // org id + "|" + locale -> true
+
+// Locale returns the formatter of an organisation (locale.Resolve of its
+// locale and country). An unusable locale falls back to the country's
+// default and is logged once per organisation and value (never fails).
+func Locale(org automation.Organization) *locale.Formatter {
+	r := locale.Resolve(org.Locale, org.CountryCode)
+	if r.FellBack {
+		req := text.Truncate(r.Requested, 35)
+		if _, seen := warned.LoadOrStore(org.ID.String()+"|"+req, true); !seen {
+			slog.Warn("organisation locale unusable, using its country's default",
+				"organization_id", org.ID, "locale", req, "used", r.Formatter.Tag())
+		}
+	}
+	return r.Formatter
+}
+
+// currencyOf is the local currency of an organisation's country (CLDR),
+// "" when unknown.
+func currencyOf(org automation.Organization) string { return locale.CountryCurrency(org.CountryCode) }
+
+// oneLine writes a multi-line postal address on one line ("12 High St,
+// London"), blank lines dropped.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return strings.TrimSpace(s)
+	}
+	var parts []string
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if l = strings.TrimSpace(strings.TrimRight(l, ",")); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // displayPhone formats a stored number for people to read (phone.Display),
@@ -121,7 +209,20 @@ func displayPhone(raw, country string) string {
 	if s, err := phone.Display(raw, country); err == nil {
 		return s
 	}
-	return strings.TrimSpace(raw)
+	// A number of a range the metadata does not list as assigned (UK's
+	// 07700 900xxx drama range, new ranges) but of a possible length is
+	// still written the country's way, when it is in international form.
+	raw = strings.TrimSpace(raw)
+	if strings.HasPrefix(raw, "+") && len(raw) <= 32 {
+		if n, err := phonenumbers.Parse(raw, ""); err == nil && phonenumbers.IsPossibleNumber(n) {
+			format := phonenumbers.INTERNATIONAL
+			if phonenumbers.GetRegionCodeForCountryCode(int(n.GetCountryCode())) == strings.ToUpper(strings.TrimSpace(country)) {
+				format = phonenumbers.NATIONAL
+			}
+			return phonenumbers.Format(n, format)
+		}
+	}
+	return raw
 }
 
 // orgPhones remembers how organisations' phone numbers display: every
@@ -233,6 +334,28 @@ func FormatMoney(amount, currencyCode string) string {
 	return sign + cur.symbol + num
 }
 
+// FormatMoneyIn formats a decimal amount in a currency the way a locale
+// writes it: "$1,250.00" (en-US), "1 250,00 $" (CAD in fr-CA), "US$80.00"
+// (USD in en-GB); rounded half away from zero to the currency's decimals,
+// without going through float64 for the rounding. An amount that is not a
+// decimal number is returned unchanged.
+func FormatMoneyIn(f *locale.Formatter, amount, currencyCode string) string {
+	amount = strings.TrimSpace(amount)
+	code := strings.ToUpper(strings.TrimSpace(currencyCode))
+	if code == "" {
+		code = "USD"
+	}
+	scale := locale.Scale(code)
+	num, ok := formatDecimal(amount, scale)
+	if !ok {
+		return amount
+	}
+	if s, ok := f.Money(strings.ReplaceAll(num, ",", ""), code, scale); ok {
+		return s
+	}
+	return FormatMoney(amount, code)
+}
+
 // formatDecimal rounds a decimal string half away from zero to the given
 // number of decimals and groups the integer part by thousands, without
 // going through float64.
@@ -309,4 +432,10 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+func init() {
+	for _, n := range DefaultTemplateVariables {
+		known[n] = true
+	}
 }

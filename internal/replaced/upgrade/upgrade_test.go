@@ -256,6 +256,12 @@ func TestUpgradeTwice(t *testing.T) {
 	assert.Equal(t, rows, pgtest.Digest(t, db))
 	for _, n := range notices {
 		assert.NotContains(t, n, "closed without sending")
+		if n == "dueflow: automation_src_organizations had other columns; dropped and created again" {
+			// the adapter's 20261202000900 (released, fixed columns) re-run
+			// over the columns 20261202001802 appends; 001802 appends them
+			// again (same catalog, checked above)
+			continue
+		}
 		assert.NotContains(t, n, "dropped")
 	}
 }

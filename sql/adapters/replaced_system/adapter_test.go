@@ -592,3 +592,19 @@ func TestEarlierViewsReplaced(t *testing.T) {
 	assert.Equal(t, "id text", pgtest.Columns(t, db, "automation_src_clients")[0])
 	assert.Equal(t, 8, pgtest.Int(t, db, `select count(*) from automation_src_clients where id like 'C-%'`))
 }
+
+// Issue 12: the organisation's locale (dueflow's settings table; NULL = the
+// country's default) and postal address (profiles.company_address, same
+// order as the identity).
+func TestLocaleAndAddress(t *testing.T) {
+	t.Parallel()
+	db := adapted(t, replaced.Options{})
+	pgtest.Exec(t, db, `insert into automation_replaced_org_settings (organization_id, country_code, locale) values ($1, 'GB', 'en-GB')`, replaced.OrgB)
+	assert.Equal(t, []string{
+		replaced.OrgA + "|<null>|1 Main St, Springfield",
+		replaced.OrgB + "|en-GB|2 River Rd, London",
+	}, rows(t, db, `select concat_ws('|', id, coalesce(locale, '<null>'), coalesce(address, '<null>'))
+		from automation_src_organizations where id in ($1, $2) order by id`, replaced.OrgA, replaced.OrgB))
+	_, err := db.Exec(bg, `update automation_replaced_org_settings set locale = 'en GB; drop' where organization_id = $1`, replaced.OrgB)
+	assert.ErrorContains(t, err, "violates check constraint")
+}
