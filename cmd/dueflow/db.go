@@ -57,15 +57,15 @@ func connect(ctx context.Context, db string) (*pgx.Conn, error) {
 }
 
 // connectFromArgs parses a command's only flag, --db, refuses positional
-// arguments and connects: the common start of status and tick.
+// arguments and connects: the start of a command without flags of its own.
 func connectFromArgs(ctx context.Context, name string, args []string) (*pgx.Conn, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := newFlagSet(name, os.Stderr)
 	db := dbFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return nil, err
 	}
 	return connect(ctx, *db)
 }

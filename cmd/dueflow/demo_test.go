@@ -14,23 +14,25 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // expectedDemoLine is what one demo cycle (plus the follow-up of the
 // 1-minute delay step) ends with, for internal/demodata's data.
 const expectedDemoLine = "demo: 15 executions: 12 completed, 2 skipped, 1 failed; 11 emails, 5 sms sent"
 
+// freePorts returns n distinct free ports outside the demo's fixed ones.
 func freePorts(t *testing.T, n int) []int {
-	var ls []net.Listener
+	seen := map[int]bool{}
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(ports) < n {
+		p, err := localports.FreePort()
 		require.NoError(t, err)
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		require.NoError(t, l.Close())
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports
 }
