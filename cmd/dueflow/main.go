@@ -64,10 +64,9 @@ func runMain(args []string) int {
 	case errors.As(err, &code):
 		return int(code) // the command has said why
 	case errors.As(err, &uerr):
-		if !uerr.printed {
-			fmt.Fprintf(os.Stderr, "dueflow %s: %v\n", name, uerr.err)
+		if !uerr.printed { // the flag package prints its errors with the help
+			fmt.Fprintf(os.Stderr, "dueflow %s: %v\nrun 'dueflow help %s' for its usage\n", name, uerr.err, name)
 		}
-		fmt.Fprintf(os.Stderr, "run 'dueflow help %s' for its usage\n", name)
 		return exitUsage
 	}
 	fmt.Fprintf(os.Stderr, "dueflow %s: %v\n", name, err)

@@ -138,7 +138,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	if o.Watch > 0 {
-		code := watchStatus(ctx, o, os.Stdout, o.Watch)
+		code := watchStatus(ctx, o, os.Stdout, os.Stderr, o.Watch)
 		return exitCodeOrNil(code)
 	}
 	conn, err := connect(ctx, o.DB)
@@ -187,9 +187,10 @@ func statusOnce(ctx context.Context, conn *pgx.Conn, o statusOptions, w io.Write
 
 // watchStatus prints the status every interval until ctx ends, clearing the
 // terminal before each frame (one JSON document per line with --json). It
-// keeps going when the database is unreachable, saying so, and reconnects.
+// keeps going when the database is unreachable, saying so (on errW with
+// --json), and reconnects.
 // It returns the exit status of the last frame.
-func watchStatus(ctx context.Context, o statusOptions, w io.Writer, interval time.Duration) int {
+func watchStatus(ctx context.Context, o statusOptions, w, errW io.Writer, interval time.Duration) int {
 	var conn *pgx.Conn
 	defer func() {
 		if conn != nil {
@@ -208,24 +209,24 @@ func watchStatus(ctx context.Context, o statusOptions, w io.Writer, interval tim
 		if conn == nil {
 			conn, err = connect(ctx, o.DB)
 		}
+		frameCode := exitFailure
 		if err == nil {
-			code, err = statusOnce(ctx, conn, o, &frame)
+			frameCode, err = statusOnce(ctx, conn, o, &frame)
 		}
-		if err != nil && ctx.Err() == nil {
-			code = exitFailure
+		if ctx.Err() != nil {
+			return code // interrupted: the last whole frame's status
+		}
+		code = frameCode
+		if err != nil {
 			if conn != nil && conn.IsClosed() {
 				conn = nil
 			}
-			if o.JSON {
-				b, _ := json.Marshal(map[string]any{"schema_version": StatusSchemaVersion, "error": err.Error(), "exit_code": code})
+			if o.JSON { // stdout carries only documents of the schema
 				frame.Reset()
-				fmt.Fprintf(&frame, "%s\n", b)
+				fmt.Fprintf(errW, "dueflow status: %v (trying again in %s)\n", err, interval)
 			} else {
 				fmt.Fprintf(&frame, "error: %v (trying again in %s)\n", err, interval)
 			}
-		}
-		if ctx.Err() != nil {
-			return code
 		}
 		_, _ = io.WriteString(w, frame.String())
 		select {
