@@ -112,9 +112,6 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	progress := func(msg string) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(began).Seconds(), msg)
 	}
-	if err := ensureInstalled(ctx, root, progress, out); err != nil {
-		return "", err
-	}
 	logDir := filepath.Join(opts.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return "", fmt.Errorf("log dir: %w", err)
@@ -132,6 +129,9 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	// A fixed port may be held: by a server (named, the demo stops) or by a
 	// leftover connection that was given it as its ephemeral port (waited out).
 	if err := localports.WaitFree(ctx, opts.Ports.list(), portWaitMax, progress); err != nil {
+		return "", err
+	}
+	if err := ensureInstalled(ctx, root, progress, out); err != nil {
 		return "", err
 	}
 	progress("starting the local stack: Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE, Mailpit")

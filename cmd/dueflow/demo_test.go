@@ -98,3 +98,26 @@ func TestDemoOnce(t *testing.T) {
 		assert.Error(t, err, "port %d still accepts connections", port)
 	}
 }
+
+// A fixed port held by a server: the demo names the process and stops at
+// once, before it installs or starts anything.
+func TestDemoNamesTheProcessHoldingItsPort(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0") // the test's own listener, never on a demo port
+	require.NoError(t, err)
+	defer l.Close()
+	held := l.Addr().(*net.TCPAddr).Port
+	p := freePorts(t, 3)
+	opts := demoOptions{Once: true, StateDir: t.TempDir(), Timeout: time.Minute,
+		Ports: demoPorts{Postgres: p[0], Gateway: held, MailpitSMTP: p[1], MailpitUI: p[2]}}
+	var out bytes.Buffer
+	start := time.Now()
+	line, err := runDemo(t.Context(), root, opts, &out)
+	require.Error(t, err)
+	assert.Empty(t, line)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Contains(t, err.Error(), fmt.Sprintf("port %d is taken by a listening server: LISTEN 127.0.0.1:%d (pid %d: ", held, held, os.Getpid()))
+	assert.NotContains(t, out.String(), "starting the local stack")
+	assert.Empty(t, processesUnder(opts.StateDir))
+}
