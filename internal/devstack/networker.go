@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // NetWorkerConfig configures the pg_net stand-in worker.
@@ -121,7 +123,7 @@ func StartNetWorker(ctx context.Context, cfg NetWorkerConfig) (*NetWorker, error
 		cfg:  cfg,
 		conn: conns[1],
 		client: &http.Client{Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			DialContext:         (&localports.Dialer{Dialer: net.Dialer{Timeout: 5 * time.Second}}).DialContext,
 			MaxIdleConnsPerHost: cfg.Concurrency,
 			IdleConnTimeout:     30 * time.Second,
 		}},

@@ -300,12 +300,20 @@ func FreePort() (int, error) {
 	return 0, errors.New("free port: only the local stack's ports were offered")
 }
 
-// DialContext dials like net.Dialer but never keeps a connection whose local
+// Dialer is a net.Dialer that never keeps a connection whose local
 // (ephemeral) port is one of the local stack's ports: it dials again and
 // resets the unwanted connection (SO_LINGER 0: no TIME-WAIT is left). For
-// test harnesses' clients, e.g. pgx's ConnConfig.DialFunc.
+// test harnesses' and the local stack's clients.
+type Dialer struct{ net.Dialer }
+
+// DialContext is Dialer's zero value's DialContext, e.g. for pgx's
+// ConnConfig.DialFunc.
 func DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
+	return (&Dialer{}).DialContext(ctx, network, addr)
+}
+
+// DialContext connects to addr as net.Dialer does, off the reserved ports.
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	var bad []net.Conn
 	defer func() {
 		for _, c := range bad {
@@ -316,7 +324,7 @@ func DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 		}
 	}()
 	for range 32 {
-		c, err := d.DialContext(ctx, network, addr)
+		c, err := d.Dialer.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
