@@ -101,7 +101,7 @@ func parseStatusFlags(args []string, stderr io.Writer) (statusOptions, error) {
 	fs.Var(watchFlag{&o.Watch}, "watch", "redraw every `interval` until Ctrl-C (bare --watch: 5s)")
 	fs.DurationVar(&o.Window, "window", time.Hour, "failures count when they happened within this window")
 	fs.DurationVar(&o.StuckAfter, "stuck-after", 10*time.Minute, "a pending execution due for longer than this is stuck (pg_cron dispatches every minute)")
-	fs.IntVar(&o.MaxFailed, "max-failed", 0, "failed executions within --window tolerated before exit 3")
+	fs.IntVar(&o.MaxFailed, "max-failed", 0, "failed executions within --window tolerated before exit 3 (default 0)")
 	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
