@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/shared/redact"
 )
 
@@ -47,6 +48,9 @@ func connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5e9 // 5s
 	}
+	// a connection never takes one of the local stack's fixed ports as its
+	// local port: closed, it would keep it in TIME-WAIT from `dueflow demo`
+	cfg.DialFunc = localports.DialContext
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.RuntimeParams["application_name"] = "dueflow-cli"
 	c, err := pgx.ConnectConfig(ctx, cfg)

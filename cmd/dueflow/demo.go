@@ -40,7 +40,8 @@ type demoOptions struct {
 // demoPorts are the local stack's listening ports.
 type demoPorts struct{ Postgres, Gateway, MailpitSMTP, MailpitUI int }
 
-// list returns the ports in the order the stack binds them.
+// list returns the ports in the order the stack binds them; the demo checks
+// each before it starts (a new fixed port goes here too).
 func (p demoPorts) list() []int {
 	return []int{p.Postgres, p.MailpitSMTP, p.MailpitUI, p.Gateway}
 }

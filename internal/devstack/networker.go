@@ -76,6 +76,7 @@ func (cfg NetWorkerConfig) connect(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
 	ccfg.RuntimeParams["application_name"] = "dueflow pg_net worker"
+	ccfg.DialFunc = localports.DialContext
 	c, err := pgx.ConnectConfig(ctx, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
