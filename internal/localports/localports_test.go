@@ -96,10 +96,10 @@ func server(t *testing.T) (net.Listener, <-chan net.Conn) {
 	return l, ch
 }
 
-// A client that closed first leaves its local port in TIME-WAIT: bind()
-// fails although nothing listens (the failure the demo met on 54322).
-// WaitFree says what it waits for and gives up after its bound.
-func TestTimeWaitIsFoundAndWaitedFor(t *testing.T) {
+// timeWait leaves a TIME-WAIT on a free port (a client given it as local
+// port that closed first) and returns the port.
+func timeWait(t *testing.T) int {
+	t.Helper()
 	port, err := FreePort()
 	require.NoError(t, err)
 	l, accepted := server(t)
@@ -109,17 +109,40 @@ func TestTimeWaitIsFoundAndWaitedFor(t *testing.T) {
 	buf := make([]byte, 1)
 	_, _ = srv.Read(buf) // EOF
 	srv.Close()
-
 	require.Eventually(t, func() bool {
 		hs, err := Holders(port)
 		require.NoError(t, err)
 		return len(hs) == 1 && hs[0].State == "TIME_WAIT"
 	}, 5*time.Second, 20*time.Millisecond)
+	return port
+}
+
+// The real thing: a TIME-WAIT is waited out (Linux keeps it 60 s), then the
+// port binds. (About a minute, in parallel with the other tests.)
+func TestTimeWaitIsWaitedOut(t *testing.T) {
+	t.Parallel()
+	port := timeWait(t)
+	start := time.Now()
+	require.NoError(t, WaitFree(t.Context(), []int{port}, 75*time.Second, nil))
+	waited := time.Since(start)
+	assert.Greater(t, waited, 30*time.Second, "the TIME-WAIT lasted")
+	assert.Less(t, waited, 70*time.Second)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	require.NoError(t, err, "the port binds once the TIME-WAIT has gone")
+	ln.Close()
+}
+
+// A client that closed first leaves its local port in TIME-WAIT: bind()
+// fails although nothing listens (the failure the demo met on 54322).
+// WaitFree says what it waits for and gives up after its bound.
+func TestTimeWaitIsFoundAndWaitedFor(t *testing.T) {
+	t.Parallel()
+	port := timeWait(t)
 	hs, _ := Holders(port)
 	assert.Equal(t, 0, hs[0].PID, "a TIME-WAIT has no process")
-	assert.Equal(t, l.Addr().String(), hs[0].Remote.String())
+	assert.Equal(t, "127.0.0.1", hs[0].Remote.Addr().String())
 
-	_, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	_, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	require.Error(t, err, "bind fails while the TIME-WAIT lasts")
 	assert.True(t, errors.Is(err, syscall.EADDRINUSE), "%v", err)
 
