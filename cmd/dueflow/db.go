@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/shared/redact"
 )
 
@@ -47,6 +48,9 @@ func connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5e9 // 5s
 	}
+	// a connection never takes one of the local stack's fixed ports as its
+	// local port: closed, it would keep it in TIME-WAIT from `dueflow demo`
+	cfg.DialFunc = localports.DialContext
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.RuntimeParams["application_name"] = "dueflow-cli"
 	c, err := pgx.ConnectConfig(ctx, cfg)
@@ -57,15 +61,15 @@ func connect(ctx context.Context, db string) (*pgx.Conn, error) {
 }
 
 // connectFromArgs parses a command's only flag, --db, refuses positional
-// arguments and connects: the common start of status and tick.
+// arguments and connects: the start of a command without flags of its own.
 func connectFromArgs(ctx context.Context, name string, args []string) (*pgx.Conn, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := newFlagSet(name, os.Stderr)
 	db := dbFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return nil, err
 	}
 	return connect(ctx, *db)
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,11 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func init() {
-	addCommand("deliveries", "list the deliveries whose fate is unknown (--unknown), recipients masked", cmdDeliveries)
-	addCommand("settle", "settle an unknown delivery as sent or not sent (automation_settle_delivery)", cmdSettle)
-}
-
 // unknownView lists the deliveries to settle (sql/20261202001100_delivery_progress.sql).
 const unknownView = "public.automation_unknown_deliveries"
 
@@ -27,6 +20,18 @@ const unknownView = "public.automation_unknown_deliveries"
 type deliveriesOptions struct {
 	DB    string
 	Limit int
+}
+
+func deliveriesUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow deliveries --unknown [--limit N] [--db URL]
+
+Lists the deliveries whose fate nobody knows (automation_unknown_deliveries):
+"unknown" ones (a provider call that may have been accepted: a timeout after
+the hand-over, or a function that stopped before recording the answer), and
+"sending" ones whose execution no longer runs. Recipients are masked. Check
+the provider's log by provider and idempotency_key, then settle each with
+  dueflow settle <id> --sent | --not-sent
+`)
 }
 
 func cmdDeliveries(ctx context.Context, args []string) error {
@@ -43,36 +48,22 @@ func cmdDeliveries(ctx context.Context, args []string) error {
 }
 
 func parseDeliveriesFlags(args []string, stderr io.Writer) (deliveriesOptions, error) {
-	fs := flag.NewFlagSet("deliveries", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: dueflow deliveries --unknown [--limit N] [--db URL]
-
-Lists the deliveries whose fate nobody knows (automation_unknown_deliveries):
-"unknown" ones (a provider call that may have been accepted: a timeout after
-the hand-over, or a function that stopped before recording the answer), and
-"sending" ones whose execution no longer runs. Recipients are masked. Check
-the provider's log by provider and idempotency_key, then settle each with
-  dueflow settle <id> --sent | --not-sent
-
-`)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("deliveries", stderr)
 	var o deliveriesOptions
 	db := dbFlag(fs)
 	unknown := fs.Bool("unknown", false, "list the deliveries whose fate is unknown (the only listing so far)")
 	fs.IntVar(&o.Limit, "limit", 100, "at most this many, oldest first")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
 	o.DB = *db
 	switch {
 	case fs.NArg() > 0:
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return o, usageErrorf("unexpected arguments: %v", fs.Args())
 	case !*unknown:
-		return o, errors.New("say which deliveries: --unknown")
+		return o, usageErrorf("say which deliveries: --unknown")
 	case o.Limit <= 0:
-		return o, errors.New("--limit must be positive")
+		return o, usageErrorf("--limit must be positive")
 	}
 	return o, nil
 }
@@ -120,6 +111,23 @@ type settleOptions struct {
 	By       string
 }
 
+func settleUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow settle <delivery-id> (--sent | --not-sent) [--by NAME] [--db URL]
+
+Settles a delivery listed by "dueflow deliveries --unknown" once you know its
+fate from the provider's log:
+  --sent      it arrived: recorded sent (counted once in the analytics)
+  --not-sent  it did not: recorded failed (settled_not_sent); an execution
+              still pending sends it on its next attempt; a finished one
+              after: select automation_retry_execution('<execution id>')
+Who (--by) and when are recorded. A completed execution flagged only for
+its unknown deliveries loses delivery_unknown once none is left (or becomes
+settled_not_sent: the retry then resumes at that step; sent steps are never
+sent again). A refusal (not found, already settled, still running) is
+printed with its reason and exits 1.
+`)
+}
+
 func cmdSettle(ctx context.Context, args []string) error {
 	o, err := parseSettleFlags(args, os.Stderr)
 	if err != nil {
@@ -145,38 +153,20 @@ func operatorName() string {
 }
 
 func parseSettleFlags(args []string, stderr io.Writer) (settleOptions, error) {
-	fs := flag.NewFlagSet("settle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: dueflow settle <delivery-id> (--sent | --not-sent) [--by NAME] [--db URL]
-
-Settles a delivery listed by "dueflow deliveries --unknown" once you know its
-fate from the provider's log:
-  --sent      it arrived: recorded sent (counted once in the analytics)
-  --not-sent  it did not: recorded failed (settled_not_sent); an execution
-              still pending sends it on its next attempt; a finished one
-              after: select automation_retry_execution('<execution id>')
-Who (--by) and when are recorded. A completed execution flagged only for
-its unknown deliveries loses delivery_unknown once none is left (or becomes
-settled_not_sent: the retry then resumes at that step; sent steps are never
-sent again).
-
-`)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("settle", stderr)
 	var o settleOptions
 	db := dbFlag(fs)
 	sent := fs.Bool("sent", false, "the message arrived")
 	notSent := fs.Bool("not-sent", false, "the message did not arrive")
 	fs.StringVar(&o.By, "by", "", "who settles it (default: the OS user name)")
 	// the delivery id may come before or after the flags
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
 	rest := fs.Args()
 	if len(rest) > 0 {
 		id := rest[0]
-		if err := fs.Parse(rest[1:]); err != nil {
+		if err := parseFlags(fs, rest[1:]); err != nil {
 			return o, err
 		}
 		rest = append([]string{id}, fs.Args()...)
@@ -184,15 +174,15 @@ sent again).
 	o.DB = *db
 	switch {
 	case len(rest) == 0:
-		return o, errors.New("the delivery id is required (dueflow deliveries --unknown lists them)")
+		return o, usageErrorf("the delivery id is required (dueflow deliveries --unknown lists them)")
 	case len(rest) > 1:
-		return o, fmt.Errorf("unexpected arguments: %v", rest[1:])
+		return o, usageErrorf("unexpected arguments: %v", rest[1:])
 	case *sent == *notSent:
-		return o, errors.New("say what happened: --sent or --not-sent")
+		return o, usageErrorf("say what happened: --sent or --not-sent")
 	}
 	id, err := uuid.Parse(rest[0])
 	if err != nil {
-		return o, fmt.Errorf("delivery id %q: not a uuid", rest[0])
+		return o, usageErrorf("delivery id %q: not a uuid", rest[0])
 	}
 	o.Delivery, o.Sent, o.By = id, *sent, strings.TrimSpace(o.By)
 	return o, nil

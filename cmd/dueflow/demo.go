@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,13 +12,10 @@ import (
 
 	"github.com/dueflow/dueflow/internal/demodata"
 	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/jackc/pgx/v5"
 )
-
-func init() {
-	addCommand("demo", "run the whole pipeline locally with demo data (--once: one cycle, then exit)", cmdDemo)
-}
 
 // Fixed ports of the local stack (Supabase CLI's numbering).
 const (
@@ -28,6 +24,10 @@ const (
 	portMailpitUI   = 54324
 	portMailpitSMTP = 54325
 )
+
+// portWaitMax bounds the wait for a fixed port held by a leftover
+// connection (Linux keeps a TIME-WAIT for 60 s).
+const portWaitMax = 65 * time.Second
 
 // demoOptions are the parsed flags of `dueflow demo`.
 type demoOptions struct {
@@ -40,24 +40,42 @@ type demoOptions struct {
 // demoPorts are the local stack's listening ports.
 type demoPorts struct{ Postgres, Gateway, MailpitSMTP, MailpitUI, Console int }
 
+// list returns the ports in the order the stack binds them; the demo checks
+// each before it starts (a new fixed port goes here too).
+func (p demoPorts) list() []int {
+	return []int{p.Postgres, p.MailpitSMTP, p.MailpitUI, p.Gateway}
+}
+
 // fixedPorts are the demo's documented ports (Supabase CLI's numbering).
 var fixedPorts = demoPorts{Postgres: portPostgres, Gateway: portGateway, MailpitSMTP: portMailpitSMTP, MailpitUI: portMailpitUI, Console: portConsole}
 
+func demoUsage(w io.Writer) {
+	fmt.Fprintf(w, `usage: dueflow demo [--once] [--timeout D] [--state-dir DIR]
+
+Starts the local stack (Postgres 15 + pg_cron, the PostgREST stand-in, the
+pg_net stand-in, the functions under the Lambda RIE, Mailpit, the SMS sink),
+seeds the demo data and runs a cycle; then pg_cron runs one every minute
+until Ctrl-C. Its fixed ports: %d (gateway), %d (Postgres), %d (Mailpit web),
+%d (Mailpit SMTP). A port held by a listener is named with its process and
+the demo stops; a port held by a leftover connection (TIME-WAIT) is waited
+out, at most %s.
+`, portGateway, portPostgres, portMailpitUI, portMailpitSMTP, portWaitMax)
+}
+
 func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", stderr)
 	o := demoOptions{Ports: fixedPorts}
 	fs.BoolVar(&o.Once, "once", false, "run one cycle (and the follow-ups it needs), print the summary and exit: 0 only when every due demo execution reached a final status")
 	fs.StringVar(&o.StateDir, "state-dir", "", "data directory of the local stack (default <repo>/.dueflow/demo)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "with --once: give up when executions are still open after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return o, err
 	}
 	if o.Timeout <= 0 {
-		return o, errors.New("--timeout must be positive")
+		return o, usageErrorf("--timeout must be positive")
 	}
 	return o, nil
 }
@@ -95,9 +113,6 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	progress := func(msg string) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(began).Seconds(), msg)
 	}
-	if err := ensureInstalled(ctx, root, progress, out); err != nil {
-		return "", err
-	}
 	logDir := filepath.Join(opts.StateDir, "logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return "", fmt.Errorf("log dir: %w", err)
@@ -110,6 +125,14 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	logger := slog.New(slog.NewJSONHandler(logFile, nil))
 
 	if err := stopLeftoverPostgres(ctx, filepath.Join(opts.StateDir, "pg"), progress); err != nil {
+		return "", err
+	}
+	// A fixed port may be held: by a server (named, the demo stops) or by a
+	// leftover connection that was given it as its ephemeral port (waited out).
+	if err := localports.WaitFree(ctx, opts.Ports.list(), portWaitMax, progress); err != nil {
+		return "", err
+	}
+	if err := ensureInstalled(ctx, root, progress, out); err != nil {
 		return "", err
 	}
 	progress("starting the local stack: Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE, Mailpit")

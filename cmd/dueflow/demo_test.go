@@ -14,23 +14,25 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // expectedDemoLine is what one demo cycle (plus the follow-up of the
 // 1-minute delay step) ends with, for internal/demodata's data.
 const expectedDemoLine = "demo: 15 executions: 12 completed, 2 skipped, 1 failed; 11 emails, 5 sms sent"
 
+// freePorts returns n distinct free ports outside the demo's fixed ones.
 func freePorts(t *testing.T, n int) []int {
-	var ls []net.Listener
+	seen := map[int]bool{}
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(ports) < n {
+		p, err := localports.FreePort()
 		require.NoError(t, err)
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		require.NoError(t, l.Close())
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports
 }
@@ -96,4 +98,27 @@ func TestDemoOnce(t *testing.T) {
 		}
 		assert.Error(t, err, "port %d still accepts connections", port)
 	}
+}
+
+// A fixed port held by a server: the demo names the process and stops at
+// once, before it installs or starts anything.
+func TestDemoNamesTheProcessHoldingItsPort(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0") // the test's own listener, never on a demo port
+	require.NoError(t, err)
+	defer l.Close()
+	held := l.Addr().(*net.TCPAddr).Port
+	p := freePorts(t, 3)
+	opts := demoOptions{Once: true, StateDir: t.TempDir(), Timeout: time.Minute,
+		Ports: demoPorts{Postgres: p[0], Gateway: held, MailpitSMTP: p[1], MailpitUI: p[2]}}
+	var out bytes.Buffer
+	start := time.Now()
+	line, err := runDemo(t.Context(), root, opts, &out)
+	require.Error(t, err)
+	assert.Empty(t, line)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Contains(t, err.Error(), fmt.Sprintf("port %d is taken by a listening server: LISTEN 127.0.0.1:%d (pid %d: ", held, held, os.Getpid()))
+	assert.NotContains(t, out.String(), "starting the local stack")
+	assert.Empty(t, processesUnder(opts.StateDir))
 }

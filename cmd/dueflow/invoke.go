@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,10 +23,6 @@ import (
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
-func init() {
-	addCommand("invoke", "run one function once under the Lambda RIE with a Function URL event (Docker-free sam local invoke)", cmdInvoke)
-}
-
 // invokeOptions are the parsed flags of `dueflow invoke`.
 type invokeOptions struct {
 	Fn       string
@@ -35,24 +30,34 @@ type invokeOptions struct {
 	StateDir string
 }
 
+func invokeUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow invoke --fn FUNCTION [--event FILE] [--state-dir DIR]
+
+Runs one function once under the Lambda Runtime Interface Emulator with a
+Function URL event (payload format 2.0), the way sam local invoke does but
+without Docker. The function gets the environment of the running local stack
+(dueflow demo, in another terminal); an unsigned event is signed with the
+stack's webhook secret. Prints the function's status code and body.
+`)
+}
+
 func parseInvokeFlags(args []string, stderr io.Writer) (invokeOptions, error) {
-	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("invoke", stderr)
 	var o invokeOptions
 	fs.StringVar(&o.Fn, "fn", "", "function to run: "+strings.Join(automation.Actions, ", ")+" (required)")
 	fs.StringVar(&o.Event, "event", "", "Function URL event (JSON, payload format 2.0; default events/<fn>.json)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "data directory of the local stack whose environment the function gets (default <repo>/.dueflow/demo)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return o, err
 	}
 	if o.Fn == "" {
-		return o, fmt.Errorf("--fn is required (one of %s)", strings.Join(automation.Actions, ", "))
+		return o, usageErrorf("--fn is required (one of %s)", strings.Join(automation.Actions, ", "))
 	}
 	if !automation.IsAction(o.Fn) {
-		return o, fmt.Errorf("unknown function %q (one of %s)", o.Fn, strings.Join(automation.Actions, ", "))
+		return o, usageErrorf("unknown function %q (one of %s)", o.Fn, strings.Join(automation.Actions, ", "))
 	}
 	if o.Event == "" {
 		o.Event = filepath.Join("events", o.Fn+".json")

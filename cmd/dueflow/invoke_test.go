@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,16 +10,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
 // closedPort returns a local port nothing listens on.
 func closedPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localports.FreePort() // never one of the demo's ports
 	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
 	return port
 }
 

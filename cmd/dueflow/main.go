@@ -1,6 +1,7 @@
 // Command dueflow is the local stack and operator CLI: demo, invoke, tick,
 // status, register, deliveries, settle, console, executions, execution,
-// retry, cancel, bench.
+// retry, cancel. `dueflow help` lists the commands; `dueflow help <command>`
+// or `dueflow <command> -h` explains one.
 package main
 
 import (
@@ -10,65 +11,74 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 )
 
-// command is one subcommand; each lives in its own file and registers itself
-// with addCommand from an init function.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string) error
-}
-
+// commands is the command table. Adding a command is one entry in init
+// below: its summary, its usage function and its run function (help.go
+// prints the help from them and from the command's flag set).
 var commands = map[string]command{}
 
+func init() {
+	for name, c := range map[string]command{
+		"demo":       {summary: "run the whole pipeline locally with demo data (--once: one cycle, then exit)", usage: demoUsage, run: cmdDemo},
+		"invoke":     {summary: "run one function once under the Lambda RIE with a Function URL event (Docker-free sam local invoke)", usage: invokeUsage, run: cmdInvoke},
+		"tick":       {summary: "run one automation cycle now (the SQL the cron jobs run)", usage: tickUsage, run: cmdTick},
+		"status":     {summary: "show cron jobs, queue health and what the checks skip; exit non-zero on failures, expired leases or stuck rows", usage: statusUsage, run: cmdStatus, codes: statusCodes},
+		"register":   {summary: "store deployed Function URLs in automation_endpoints and the signing secret in Vault", usage: registerUsage, run: cmdRegister},
+		"deliveries": {summary: "list the deliveries whose fate is unknown (--unknown), recipients masked", usage: deliveriesUsage, run: cmdDeliveries},
+		"settle":     {summary: "settle an unknown delivery as sent or not sent (automation_settle_delivery)", usage: settleUsage, run: cmdSettle},
+	} {
+		commands[name] = c
+	}
+}
+
+// addCommand registers a command from its own file's init, without a usage
+// function (its help is then its summary and its flags). Kept for commands
+// written before the table; a new command is an entry of the table above.
 func addCommand(name, summary string, run func(ctx context.Context, args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }
 
-// exitCode is returned by a command that has already reported its failure:
-// main exits with the code and prints nothing more.
-type exitCode int
-
-func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: dueflow <command> [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
-	}
+func main() {
+	os.Exit(runMain(os.Args[1:]))
 }
 
-func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
+// runMain runs the command line args (without the program name) and
+// returns the exit status (see exitCodes).
+func runMain(args []string) int {
+	if len(args) == 0 {
+		writeCommandList(os.Stderr)
+		return exitUsage
 	}
-	cmd, ok := commands[os.Args[1]]
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return runHelp(args[1:])
+	}
+	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "dueflow: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(os.Stderr, "dueflow: unknown command %q: run 'dueflow help' for the list of commands\n", name)
+		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cmd.run(ctx, os.Args[2:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			stop()
-			os.Exit(0) // the flag set has printed its usage
+	err := cmd.run(ctx, args[1:])
+	var code exitCode
+	var uerr usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK // the flag set has printed the help
+	case errors.As(err, &code):
+		return int(code) // the command has said why
+	case errors.As(err, &uerr):
+		if !uerr.printed { // the flag package prints its errors with the help
+			fmt.Fprintf(os.Stderr, "dueflow %s: %v\nrun 'dueflow help %s' for its usage\n", name, uerr.err, name)
 		}
-		var code exitCode
-		if errors.As(err, &code) {
-			stop()
-			os.Exit(int(code)) // the command has said why
-		}
-		fmt.Fprintf(os.Stderr, "dueflow %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+		return exitUsage
 	}
+	fmt.Fprintf(os.Stderr, "dueflow %s: %v\n", name, err)
+	return exitFailure
 }

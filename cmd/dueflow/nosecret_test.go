@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -18,10 +17,7 @@ import (
 // DATABASE_URL holding a recognisable password.
 func TestNoCommandShowsTheDatabasePassword(t *testing.T) {
 	const password = "Zq9-DbPassw0rd-LEAK"
-	bin := filepath.Join(t.TempDir(), "dueflow")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildDueflow(t)
 	closed := "postgres://owner:" + password + "@127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/postgres?sslmode=disable"
 
 	cases := []struct {
@@ -33,14 +29,14 @@ func TestNoCommandShowsTheDatabasePassword(t *testing.T) {
 		{[]string{"status", "-h"}, closed, "Postgres connection string (default: $DATABASE_URL when set, else the local stack)", 0},
 		{[]string{"tick", "-h"}, closed, "$DATABASE_URL when set", 0},
 		{[]string{"register", "-h"}, closed, "$DATABASE_URL when set", 0},
-		{[]string{"tick", "--typo"}, closed, "flag provided but not defined: -typo", 1},
-		{[]string{"status", "--typo"}, closed, "flag provided but not defined: -typo", 1},
-		{[]string{"register", "--bogus"}, closed, "flag provided but not defined: -bogus", 1},
+		{[]string{"tick", "--typo"}, closed, "flag provided but not defined: -typo", 2},
+		{[]string{"status", "--typo"}, closed, "flag provided but not defined: -typo", 2},
+		{[]string{"register", "--bogus"}, closed, "flag provided but not defined: -bogus", 2},
 		{[]string{"demo", "-h"}, closed, "-once", 0},
-		{[]string{"demo", "--bogus"}, closed, "flag provided but not defined: -bogus", 1},
+		{[]string{"demo", "--bogus"}, closed, "flag provided but not defined: -bogus", 2},
 		{[]string{"invoke", "-h"}, closed, "-fn", 0},
 		{[]string{"deliveries", "-h"}, closed, "$DATABASE_URL when set", 0},
-		{[]string{"deliveries", "--bogus"}, closed, "flag provided but not defined: -bogus", 1},
+		{[]string{"deliveries", "--bogus"}, closed, "flag provided but not defined: -bogus", 2},
 		{[]string{"settle", "-h"}, closed, "$DATABASE_URL when set", 0},
 		{[]string{"deliveries", "--unknown"}, closed, "connect to 127.0.0.1:", 1},
 		{[]string{"status"}, closed, "connect to 127.0.0.1:", 1},

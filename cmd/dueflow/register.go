@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,10 +14,6 @@ import (
 	"github.com/dueflow/dueflow/internal/samtemplate"
 	"github.com/dueflow/dueflow/shared/automation"
 )
-
-func init() {
-	addCommand("register", "store deployed Function URLs in automation_endpoints and the signing secret in Vault", cmdRegister)
-}
 
 // functionTimeoutMS is the functions' timeout in template.yaml (Timeout: 60);
 // pg_net's per-request timeout should be at least this.
@@ -71,11 +65,8 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	return registerEndpoints(ctx, conn, o, secret, stdout)
 }
 
-func parseRegisterFlags(args []string, stderr io.Writer) (registerOptions, error) {
-	fs := flag.NewFlagSet("register", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: dueflow register [--db URL] (--action ACTION --url URL | --outputs FILE) [--secret-env VAR] [--batch-size N] [--timeout-ms MS]
+func registerUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow register [--db URL] (--action ACTION --url URL | --outputs FILE) [--secret-env VAR] [--batch-size N] [--timeout-ms MS]
 
 Stores the Function URL of each action in automation_endpoints (and enables
 it) and, with --secret-env, the Standard Webhooks signing secret (whsec_...)
@@ -87,10 +78,11 @@ environment variable, never from a flag, and never printed.
 or
   sam list stack-outputs --stack-name STACK --output json
 and registers the outputs <LogicalId>Url (SendReminderFunctionUrl, ...).
-
 `)
-		fs.PrintDefaults()
-	}
+}
+
+func parseRegisterFlags(args []string, stderr io.Writer) (registerOptions, error) {
+	fs := newFlagSet("register", stderr)
 	var o registerOptions
 	db := dbFlag(fs)
 	action := fs.String("action", "", "action to register: "+strings.Join(automation.Actions, ", "))
@@ -99,16 +91,16 @@ and registers the outputs <LogicalId>Url (SendReminderFunctionUrl, ...).
 	fs.StringVar(&o.SecretEnv, "secret-env", "", "environment variable holding the signing secret to store in Vault (e.g. DUEFLOW_WEBHOOK_SECRET)")
 	fs.IntVar(&o.BatchSize, "batch-size", 0, "execution ids per request (1-500; default: keep, or 100 for a new endpoint)")
 	fs.IntVar(&o.TimeoutMS, "timeout-ms", 0, "pg_net request timeout in ms, >= the function timeout (default: keep, or 60000)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
 	o.DB = *db
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return o, err
 	}
 	switch {
 	case *outputs != "" && (*action != "" || *url != ""):
-		return o, errors.New("use either --outputs or --action with --url, not both")
+		return o, usageErrorf("use either --outputs or --action with --url, not both")
 	case *outputs != "":
 		eps, err := readStackOutputs(*outputs)
 		if err != nil {
@@ -118,12 +110,12 @@ and registers the outputs <LogicalId>Url (SendReminderFunctionUrl, ...).
 	case *action != "" && *url != "":
 		o.Endpoints = []endpointReg{{Action: *action, URL: *url}}
 	case *action != "" || *url != "":
-		return o, errors.New("--action and --url go together")
+		return o, usageErrorf("--action and --url go together")
 	default:
-		return o, errors.New("nothing to register: give --action and --url, or --outputs")
+		return o, usageErrorf("nothing to register: give --action and --url, or --outputs")
 	}
 	if o.BatchSize < 0 || o.TimeoutMS < 0 {
-		return o, errors.New("--batch-size and --timeout-ms must be positive")
+		return o, usageErrorf("--batch-size and --timeout-ms must be positive")
 	}
 	return o, nil
 }

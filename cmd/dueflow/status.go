@@ -5,14 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/jackc/pgx/v5"
 )
-
-func init() {
-	addCommand("status", "show the cron jobs (automation_cron_status), queue health and what the checks skip", cmdStatus)
-}
 
 // statusSections are the parts of `dueflow status`, in order. A section
 // whose relation is absent (need) is left out with a note, so status works
@@ -117,15 +112,6 @@ select (select count(*) from net.http_request_queue)                            
   from net._http_response r
  where r.created > now() - interval '1 hour'`,
 	},
-}
-
-func cmdStatus(ctx context.Context, args []string) error {
-	conn, err := connectFromArgs(ctx, "status", args)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return writeStatus(ctx, conn, os.Stdout)
 }
 
 // writeStatus prints every status section as an aligned table.

@@ -10,10 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-func init() {
-	addCommand("tick", "run one automation cycle now (the SQL the cron jobs run)", cmdTick)
-}
-
 // cycleJob is one pg_cron job of the automation cycle.
 type cycleJob struct {
 	Job string // pg_cron job name
@@ -140,6 +136,17 @@ func resultText(t table) string {
 		}
 	}
 	return s
+}
+
+func tickUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow tick [--db URL]
+
+Runs one automation cycle now, one job per transaction as pg_cron does: the
+three checks create executions, then process-automations dispatches them
+(pg_net requests). The commands pg_cron has for these jobs in the database
+are run verbatim when it has them. Prints each job's result, then what the
+cycle created and dispatched.
+`)
 }
 
 func cmdTick(ctx context.Context, args []string) error {

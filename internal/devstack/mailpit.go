@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // Mailpit is a running bin/mailpit: a real SMTP server with a web inbox and
@@ -44,7 +46,7 @@ func StartMailpit(ctx context.Context, bin string, smtpPort, uiPort int, logPath
 	if err != nil {
 		return nil, err
 	}
-	m := &Mailpit{proc: p, smtpPort: smtpPort, uiPort: uiPort, client: &http.Client{Timeout: 10 * time.Second}}
+	m := &Mailpit{proc: p, smtpPort: smtpPort, uiPort: uiPort, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: localports.DialContext}}}
 	for _, port := range []int{smtpPort, uiPort} {
 		if err := waitTCP(ctx, fmt.Sprintf("127.0.0.1:%d", port), p, 20*time.Second); err != nil {
 			_ = p.Kill(context.Background())

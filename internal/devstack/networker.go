@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // NetWorkerConfig configures the pg_net stand-in worker.
@@ -74,6 +76,7 @@ func (cfg NetWorkerConfig) connect(ctx context.Context) (*pgx.Conn, error) {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
 	ccfg.RuntimeParams["application_name"] = "dueflow pg_net worker"
+	ccfg.DialFunc = localports.DialContext
 	c, err := pgx.ConnectConfig(ctx, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -121,7 +124,7 @@ func StartNetWorker(ctx context.Context, cfg NetWorkerConfig) (*NetWorker, error
 		cfg:  cfg,
 		conn: conns[1],
 		client: &http.Client{Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			DialContext:         (&localports.Dialer{Dialer: net.Dialer{Timeout: 5 * time.Second}}).DialContext,
 			MaxIdleConnsPerHost: cfg.Concurrency,
 			IdleConnTimeout:     30 * time.Second,
 		}},

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // process is a child started in its own process group, with its output
@@ -230,15 +232,9 @@ func ReadProcMem(pid int) (ProcMem, error) {
 	return m, sc.Err()
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort asks the kernel for a free TCP port on 127.0.0.1 outside the
+// demo's fixed ports.
+func freePort() (int, error) { return localports.FreePort() }
 
 // listen opens a TCP listener on 127.0.0.1:port (0 = any free port).
 func listen(port int) (net.Listener, error) {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // FunctionSpec describes one function to run under the Lambda Runtime
@@ -62,7 +64,7 @@ func NewFunction(spec FunctionSpec, riePath, logDir string, logger *slog.Logger)
 		rie:    riePath,
 		logDir: logDir,
 		logger: logger,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: spec.Instances, IdleConnTimeout: 30 * time.Second}},
+		client: &http.Client{Transport: &http.Transport{DialContext: localports.DialContext, MaxIdleConnsPerHost: spec.Instances, IdleConnTimeout: 30 * time.Second}},
 		free:   make(chan *rieInstance, spec.Instances),
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/internal/supacompat"
@@ -288,6 +289,7 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	pcfg.MaxConns = 16
+	pcfg.ConnConfig.DialFunc = localports.DialContext // no TIME-WAIT left on the demo's ports
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "dueflow devstack"
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return fmt.Errorf("devstack: connect %s: %w", Database, err)

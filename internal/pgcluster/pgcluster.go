@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dueflow/dueflow/internal/localports"
 )
 
 // CronDatabase is the default database pg_cron lives in (cron.database_name);
@@ -77,15 +78,9 @@ func BinDir() (string, error) {
 	return "", errors.New("pgcluster: PostgreSQL 15 server binaries not found (install postgresql-15 and postgresql-15-cron, or set PG_BINDIR)")
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// is not one of the local stack's fixed ports (localports.FreePort).
+func FreePort() (int, error) { return localports.FreePort() }
 
 // Start initialises Dir when it holds no cluster yet, starts the server and
 // creates the pg_cron extension in CronDatabase.
@@ -166,7 +161,12 @@ func (c *Cluster) DSN(dbname string) string {
 
 // Connect opens a superuser connection to dbname.
 func (c *Cluster) Connect(ctx context.Context, dbname string) (*pgx.Conn, error) {
-	conn, err := pgx.Connect(ctx, c.DSN(dbname))
+	cfg, err := pgx.ParseConfig(c.DSN(dbname))
+	if err != nil {
+		return nil, fmt.Errorf("pgcluster: connect %s: %w", dbname, err)
+	}
+	cfg.DialFunc = localports.DialContext // no TIME-WAIT left on the stack's ports
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: connect %s: %w", dbname, err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/supacompat"
 	migrations "github.com/dueflow/dueflow/sql"
@@ -225,7 +226,7 @@ func NewTemplate(t testing.TB, name string, fill func(context.Context, *pgxpool.
 	if err := createClone(ctx, c, name, TemplateDB); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
-	pool, err := pgxpool.New(ctx, c.DSN(name))
+	pool, err := newPool(ctx, c.DSN(name))
 	if err != nil {
 		t.Fatalf("pgtest: pool for %s: %v", name, err)
 	}
@@ -253,7 +254,7 @@ func NewDBFrom(t testing.TB, template string) (*pgxpool.Pool, string) {
 func testDB(t testing.TB, c *pgcluster.Cluster, name string) (*pgxpool.Pool, string) {
 	t.Helper()
 	dsn := c.DSN(name)
-	pool, err := pgxpool.New(context.Background(), dsn)
+	pool, err := newPool(context.Background(), dsn)
 	if err != nil {
 		dropDB(c, name)
 		t.Fatalf("pgtest: pool for %s: %v", name, err)
@@ -344,7 +345,7 @@ func CronDB(t testing.TB) (*pgxpool.Pool, string) {
 		t.Fatalf("pgtest: prepare cron database: %v", cronErr)
 	}
 	dsn := c.DSN(c.CronDatabase())
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := newPool(ctx, dsn)
 	if err != nil {
 		t.Fatalf("pgtest: pool: %v", err)
 	}
@@ -381,4 +382,16 @@ func reapOrphans(ctx context.Context) {
 func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// newPool opens a pool on dsn whose connections never take one of the local
+// stack's fixed ports as their local port (localports.DialContext): a test's
+// connection left in TIME-WAIT there would keep `dueflow demo` from binding it.
+func newPool(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.DialFunc = localports.DialContext
+	return pgxpool.NewWithConfig(ctx, cfg)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	migrations "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
@@ -44,6 +45,7 @@ func NoticeConn(t testing.TB, dsn string) (conn *pgx.Conn, notices func() []stri
 	if err != nil {
 		t.Fatalf("pgtest: parse %s: %v", dsn, err)
 	}
+	cfg.DialFunc = localports.DialContext
 	var mu sync.Mutex
 	var got []string
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {

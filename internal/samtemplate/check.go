@@ -100,6 +100,7 @@ func CheckTemplate(t *Template, dirs []string) []error {
 		}
 		checkEnvironment(t, f, fail)
 		checkOutput(t, d, fail)
+		checkAlarms(t, d, f, fail)
 	}
 	for id := range fns {
 		if _, ok := want[id]; !ok {
@@ -107,6 +108,8 @@ func CheckTemplate(t *Template, dirs []string) []error {
 		}
 	}
 	checkParameters(t, fail)
+	checkAlarmTopic(t, fail)
+	checkDashboard(t, dirs, fns, fail)
 	checkSecretPolicy(t, fail)
 	checkLiterals(t.Raw, "", fail)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })

@@ -465,3 +465,57 @@ func TestTemplateEnvironmentLoadsEventsConfig(t *testing.T) {
 	assert.Equal(t, "https://events.example.com", cfg.PublicURL)
 	assert.Len(t, cfg.UnsubscribeKeys, 1)
 }
+
+// Every function has its three alarms, notifying the optional topic, and a
+// dashboard row; a drift in any of them is reported.
+func TestAlarmsAndDashboardDriftFails(t *testing.T) {
+	cases := map[string]templateEdit{
+		"duration threshold": {"Threshold: 48000\n", "Threshold: 60000\n", "SendReminderDurationAlarm: Threshold 60000, want 48000"},
+		"timeout changed":    {"    Timeout: 60\n", "    Timeout: 120\n", "SendReminderDurationAlarm: Threshold 48000, want 96000"},
+		"metric":             {"MetricName: Throttles", "MetricName: Errors", `SendReminderThrottlesAlarm: MetricName "Errors", want "Throttles"`},
+		"dimension":          {"Dimensions: [{Name: FunctionName, Value: !Ref RunWorkflowFunction}]", "Dimensions: [{Name: FunctionName, Value: !Ref SendReminderFunction}]", `RunWorkflowErrorsAlarm: Dimensions`},
+		"actions":            {"AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]", "AlarmActions: [!Ref AlarmTopicArn]", "SendReminderErrorsAlarm: AlarmActions"},
+		"statistic":          {"ExtendedStatistic: p99", "Statistic: Average", "SendReminderDurationAlarm: statistic Average/<nil>"},
+		"condition":          {`HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]`, `HasAlarmTopic: !Equals [!Ref AlarmTopicArn, ""]`, "condition HasAlarmTopic"},
+		"missing alarm":      {"  InvoiceReminderThrottlesAlarm:\n    Type: AWS::CloudWatch::Alarm", "  InvoiceReminderThrottlesAlarmX:\n    Type: AWS::CloudWatch::Alarm", "InvoiceReminderFunction has no alarm InvoiceReminderThrottlesAlarm"},
+		"row text drift":     {`"title":"${Name}: throttles"`, `"title":"${Name}: throttled"`, "Dashboard: row 1's text differs from the first row's"},
+		"row missing":        {"{Fn: !Ref RunWorkflowFunction, Name: run-workflow, Y: \"12\"", "{Fn: !Ref InvoiceReminderFunction, Name: run-workflow, Y: \"12\"", "RunWorkflowFunction has no row in the Dashboard"},
+		"row overlap":        {`Name: run-workflow, Y: "12"`, `Name: run-workflow, Y: "6"`, "Dashboard: two widgets at x=0 y=6"},
+	}
+	assertEditsReported(t, cases)
+}
+
+// A new function (say job-follow-up) without alarms or a dashboard row is
+// reported with what to add.
+func TestNewFunctionNeedsAlarmsAndARow(t *testing.T) {
+	root := sandbox(t, append([]string{"job-follow-up", "job-follow-up"}, automation.Actions...)...)
+	editFile(t, filepath.Join(root, "template.yaml"), "\n  # One dashboard row per function", `
+  JobFollowUpFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: makefile
+    Properties:
+      Description: "dueflow job-follow-up"
+      CodeUri: .
+      Policies: [!Ref SecretReadPolicy]
+      LoggingConfig:
+        LogFormat: JSON
+
+  # One dashboard row per function`)
+	editFile(t, filepath.Join(root, "template.yaml"), "\nOutputs:\n", `
+Outputs:
+  JobFollowUpFunctionUrl:
+    Description: Function URL of action job-follow-up
+    Value: !GetAtt JobFollowUpFunctionUrl.FunctionUrl
+`)
+	errs := joined(Check(context.Background(), root))
+	for _, want := range []string{
+		"JobFollowUpFunction has no alarm JobFollowUpErrorsAlarm",
+		"JobFollowUpFunction has no alarm JobFollowUpThrottlesAlarm",
+		"JobFollowUpFunction has no alarm JobFollowUpDurationAlarm",
+		"JobFollowUpFunction has no row in the Dashboard",
+	} {
+		assert.Contains(t, errs, want)
+	}
+	assert.NotContains(t, errs, "SendReminder")
+}
