@@ -1,12 +1,19 @@
 package migrations_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -144,37 +151,92 @@ func generateTickData(ctx context.Context, b *testing.B, pool *pgxpool.Pool, org
 
 // BenchmarkTick: one per-minute tick with nothing new: the three checks
 // pg_cron runs every minute and process_pending_automations, each timed
-// (ms per tick), plus their sum.
+// (wall ms per tick, and the serving backend's CPU ms, which a loaded
+// machine inflates less), plus their sums. BENCH_TICK_EXPLAIN=file writes
+// the plans of the statements inside the functions that took over 1 ms
+// (auto_explain) in one untimed tick to file.
 func BenchmarkTick(b *testing.B) {
 	pool := tickDB(b)
+	conn, err := pool.Acquire(bg)
+	require.NoError(b, err)
+	defer conn.Release()
 	steps := []string{
 		`select check_overdue_invoices()`,
 		`select check_maintenance_reminders()`,
 		`select check_automation_triggers()`,
 		`select process_pending_automations()`,
 	}
-	names := []string{"invoices-ms", "maintenance-ms", "triggers-ms", "dispatch-ms"}
+	names := []string{"invoices", "maintenance", "triggers", "dispatch"}
 	// one untimed tick: what fell due since the data was generated
 	for _, s := range steps {
-		pgtest.Int(b, pool, s)
+		pgtest.Int(b, conn, s)
 	}
-	var took [4]time.Duration
+	if out := os.Getenv("BENCH_TICK_EXPLAIN"); out != "" {
+		explainTick(b, pool, steps, out)
+	}
+	pid := pgtest.Int(b, conn, `select pg_backend_pid()`)
+	var took, cpu [4]time.Duration
 	made := 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for k, s := range steps {
 			var n int
+			c0 := backendCPU(b, pid)
 			t0 := time.Now()
-			require.NoError(b, pool.QueryRow(bg, s).Scan(&n))
+			require.NoError(b, conn.QueryRow(bg, s).Scan(&n))
 			took[k] += time.Since(t0)
+			cpu[k] += backendCPU(b, pid) - c0
 			made += n
 		}
 	}
-	var sum time.Duration
-	for k, d := range took {
-		b.ReportMetric(float64(d.Microseconds())/1000/float64(b.N), names[k])
-		sum += d
+	var sum, sumCPU time.Duration
+	for k := range took {
+		b.ReportMetric(float64(took[k].Microseconds())/1000/float64(b.N), names[k]+"-ms")
+		b.ReportMetric(float64(cpu[k].Microseconds())/1000/float64(b.N), names[k]+"-cpu-ms")
+		sum += took[k]
+		sumCPU += cpu[k]
 	}
 	b.ReportMetric(float64(sum.Microseconds())/1000/float64(b.N), "tick-ms")
+	b.ReportMetric(float64(sumCPU.Microseconds())/1000/float64(b.N), "tick-cpu-ms")
 	b.ReportMetric(float64(made)/float64(b.N), "made/tick")
+}
+
+// backendCPU is the CPU time (user + system) the server process pid has
+// used, from /proc (10 ms resolution).
+func backendCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(b, err)
+	// the fields after the command name, which is in parentheses
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	require.NoError(b, errors.Join(err1, err2))
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// explainTick runs each step once with auto_explain at NOTICE level and
+// writes the plans of the statements inside the functions to file out.
+func explainTick(b *testing.B, pool *pgxpool.Pool, steps []string, out string) {
+	b.Helper()
+	cfg := pool.Config().ConnConfig.Copy()
+	var plans []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { plans = append(plans, n.Message) }
+	conn, err := pgx.ConnectConfig(bg, cfg)
+	require.NoError(b, err)
+	defer conn.Close(bg)
+	for _, q := range []string{`load 'auto_explain'`, `set auto_explain.log_min_duration = '1ms'`,
+		`set auto_explain.log_analyze = on`, `set auto_explain.log_buffers = on`,
+		`set auto_explain.log_nested_statements = on`, `set auto_explain.log_level = notice`} {
+		_, err := conn.Exec(bg, q)
+		require.NoError(b, err)
+	}
+	var all strings.Builder
+	for _, s := range steps {
+		plans = nil
+		_, err := conn.Exec(bg, s)
+		require.NoError(b, err)
+		fmt.Fprintf(&all, "==== %s: %d statements over 1 ms\n%s\n", s, len(plans), strings.Join(plans, "\n----\n"))
+	}
+	require.NoError(b, os.WriteFile(out, []byte(all.String()), 0o644))
 }
