@@ -96,6 +96,101 @@ create trigger automation_workflows_forget_check_state after update on public.au
   when ((old.spec @> '{"active": true, "runnable": true}') is distinct from (new.spec @> '{"active": true, "runnable": true}'))
   execute function public.automation_workflows_forget_check_state();
 
+-- The check bookkeeping (from 20261202000800): the organisations with an
+-- unusable zone are found first (few), then whether they have a workflow of
+-- the type, so a run no longer probes every organisation.
+create or replace function public.automation_check_workflows(
+  p_check text, p_type text, p_only uuid, p_except uuid[])
+returns void language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_keep text := coalesce(current_setting('dueflow.keep_updated_at', true), '');
+  v_mark boolean := public.automation_workflow_validation() = 'mark';
+begin
+  -- runnable ones get their spec and problems stored (bookkeeping, not an
+  -- edit: updated_at kept; the validation trigger writes the same values);
+  -- in refuse mode one dueflow cannot run stays unstored, since the trigger
+  -- refuses it, and is judged again by each run (few rows)
+  perform set_config('dueflow.keep_updated_at', 'on', true);
+  update public.automation_workflows w
+  set spec = (public.automation_workflow_judged(w)).spec, problems = (public.automation_workflow_judged(w)).problems
+  where w.id in (
+    select w2.id from public.automation_workflows w2
+    where w2.id in (select u.id from public.automation_workflows_unready() u
+                    where not u.validated
+                      and coalesce(u.spec -> 'active' = 'true'::jsonb, false)
+                      and public.automation_check_covers(p_type, u.spec ->> 'trigger_type')
+                      and (v_mark or coalesce(u.spec -> 'runnable' = 'true'::jsonb, false))
+                      and (p_only is null or u.organization_id = p_only)
+                      and not (u.organization_id = any (p_except)))
+    order by w2.id for no key update);
+  perform set_config('dueflow.keep_updated_at', v_keep, true);
+
+  with skipped as (
+    -- active workflows dueflow cannot run: of this type, and (scheduled
+    -- check) of the types no check runs
+    select u.id, u.organization_id, u.spec ->> 'trigger_type' as spec_type, u.problems
+    from public.automation_workflows_unready() u
+    where coalesce(u.spec -> 'active' = 'true'::jsonb, false)
+      and not coalesce(u.spec -> 'runnable' = 'true'::jsonb, false)
+      and public.automation_check_covers(p_type, u.spec ->> 'trigger_type')
+      and (p_only is null or u.organization_id = p_only)
+      and not (u.organization_id = any (p_except))
+  ), bad_zones as materialized (
+    -- the organisations whose zone is NULL or unknown (few): one pass over
+    -- the organisations, then their workflows, instead of a probe per
+    -- organisation with a workflow
+    select o.id::uuid as id, o.timezone::text as timezone
+    from public.automation_src_organizations o
+    left join public.automation_timezones tz on tz.name = o.timezone::text
+    where tz.name is null
+      and (o.timezone is null or public.automation_effective_timezone(o.timezone::text) is null)
+  ), orgs as (
+    select r.organization_id from public.automation_runnable_workflows(p_type) r
+    where (p_only is null or r.organization_id = p_only) and not (r.organization_id = any (p_except))
+      and r.organization_id in (select b.id from bad_zones b)
+    union
+    select s.organization_id from skipped s where s.spec_type is not distinct from p_type
+  ), found as (
+    select s.organization_id, s.id as workflow_id, 'invalid_config'::text as code,
+           case when s.spec_type is not distinct from p_type then p_type
+                else coalesce(public.automation_workflow_spec_name(s.spec_type), 'none') end as trigger_type,
+           array_to_string(array(select public.automation_mask_problem(p) from unnest(s.problems) p), '; ') as message
+    from skipped s
+    union all
+    select o.id, null::uuid,
+           case when o.timezone is null then 'timezone_defaulted' else 'invalid_timezone' end,
+           p_type,
+           case when o.timezone is null then 'the organisation has no time zone: its local times are computed in UTC'
+                else 'the organisation''s time zone is not a known IANA name: its workflows are skipped' end
+    from bad_zones o
+    where o.id in (select g.organization_id from orgs g)
+  ), noted as (
+    insert into public.automation_check_problems as p
+      (check_name, trigger_type, organization_id, workflow_id, code, message)
+    select p_check, f.trigger_type, f.organization_id, f.workflow_id, f.code, left(f.message, 500)
+    from found f
+    order by f.organization_id, f.workflow_id, f.code
+    on conflict on constraint automation_check_problems_key do update set
+      message = excluded.message, last_seen_at = now(), count = p.count + 1
+    returning 1
+  )
+  delete from public.automation_check_problems p
+  where p.check_name = p_check
+    and (p.trigger_type = p_type
+         or (p.code = 'invalid_config' and p_type = 'scheduled'
+             and public.automation_check_covers(p_type, p.trigger_type) and p.trigger_type <> p_type))
+    and p.code in ('invalid_config', 'invalid_timezone', 'timezone_defaulted')
+    and (p_only is null or p.organization_id = p_only)
+    and not (p.organization_id = any (p_except))
+    and not exists (select 1 from found f
+                    where f.organization_id is not distinct from p.organization_id
+                      and f.workflow_id is not distinct from p.workflow_id and f.code = p.code
+                      and f.trigger_type = p.trigger_type);
+end
+$$;
+comment on function public.automation_check_workflows(text, text, uuid, uuid[]) is
+  'Check bookkeeping for trigger type p_type (organisation p_only or all, except p_except): stores spec and problems of active workflows never validated (a runnable one; in mark mode any: refuse mode refuses storing one dueflow cannot run, which is judged again by each run), records in automation_check_problems the active workflows skipped because dueflow cannot run them (invalid_config, the masked problems; the scheduled check also those of trigger types no check runs, under their type) and the organisations whose zone is unusable (invalid_timezone) or NULL (timezone_defaulted), and deletes those records no longer true. Reads the organisations once (those with a NULL or unknown zone first), not per workflow.';
+
 -- maintenance_due: months since the client's last completed service.
 create or replace function public.automation_check_maintenance_run(p_now timestamptz, p_only uuid, p_except uuid[])
 returns integer language plpgsql set search_path = public, pg_temp set jit = off
@@ -111,16 +206,16 @@ begin
     -- the type's watermark counts in a set-based run only
     select m.checked_at, m.seen_at from public.automation_check_marks m
     where m.trigger_type = 'maintenance_due' and p_only is null
-  ), wf as materialized (
+  ), wf0 as materialized (
     select w.id, w.organization_id, w.max_attempts, w.trigger_config, m.months,
            make_interval(months => m.months) as span,
            nullif(w.trigger_config ->> 'job_type', '') as job_type,
            o.timezone, o.send_window_start, o.send_window_end,
            greatest(st.checked_at, (select mk.checked_at from mark mk)) as checked_at,
            greatest(st.updated_at, (select mk.seen_at from mark mk)) as seen_at,
+           st.checked_at as own_checked_at,
            (st.workflow_id is null or st.trigger_config is distinct from w.trigger_config
-            or st.timezone is distinct from o.timezone
-            or public.automation_daily_pass_due(w.organization_id, o.timezone, st.checked_at, p_now)) as full_scan
+            or st.timezone is distinct from o.timezone) as changed
     from public.automation_runnable_workflows('maintenance_due') w
     cross join lateral (select greatest(public.automation_config_int(w.trigger_config, 'months_after_service', 6), 1) as months) m
     join public.automation_check_organizations() o on o.id = w.organization_id
@@ -128,6 +223,10 @@ begin
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))
+  ), wf as materialized (
+    -- (plain columns as arguments: the daily pass test is inlined)
+    select wf0.*, (wf0.changed or public.automation_daily_pass_due(wf0.organization_id, wf0.timezone, wf0.own_checked_at, p_now)) as full_scan
+    from wf0
   ), steady as materialized (
     select * from wf where not wf.full_scan
   ), cand_clients as (
@@ -270,7 +369,7 @@ begin
     -- the type's watermark counts in a set-based run only
     select m.checked_at from public.automation_check_marks m
     where m.trigger_type = 'stale_job' and p_only is null
-  ), wf as materialized (
+  ), wf0 as materialized (
     select w.id, w.organization_id, w.max_attempts, w.trigger_config, d.days_inactive,
            make_interval(days => d.days_inactive) as span,
            coalesce((select array_agg(x) from jsonb_array_elements_text(
@@ -278,9 +377,9 @@ begin
                     '{scheduled,in_progress}') as statuses,
            o.timezone, o.send_window_start, o.send_window_end,
            greatest(st.checked_at, (select mk.checked_at from mark mk)) as checked_at,
+           st.checked_at as own_checked_at,
            (st.workflow_id is null or st.trigger_config is distinct from w.trigger_config
-            or st.timezone is distinct from o.timezone
-            or public.automation_daily_pass_due(w.organization_id, o.timezone, st.checked_at, p_now)) as full_scan
+            or st.timezone is distinct from o.timezone) as changed
     from public.automation_runnable_workflows('stale_job') w
     cross join lateral (select greatest(public.automation_config_int(w.trigger_config, 'days_inactive', 7), 0) as days_inactive) d
     join public.automation_check_organizations() o on o.id = w.organization_id
@@ -288,6 +387,10 @@ begin
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))
+  ), wf as materialized (
+    -- (plain columns as arguments: the daily pass test is inlined)
+    select wf0.*, (wf0.changed or public.automation_daily_pass_due(wf0.organization_id, wf0.timezone, wf0.own_checked_at, p_now)) as full_scan
+    from wf0
   ), steady as materialized (
     select * from wf where not wf.full_scan
   ), cand as (
@@ -475,27 +578,32 @@ begin
     -- the type's watermark counts in a set-based run only
     select m.checked_at from public.automation_check_marks m
     where m.trigger_type = 'invoice_overdue' and p_only is null
-  ), wf0 as (
+  ), wf0 as materialized (
     select w.id, w.organization_id, w.max_attempts, w.trigger_config,
-           public.automation_days_config(w.trigger_config, 'days_after_due', '{1,7,14,30}') as days,
            o.timezone, o.send_window_start, o.send_window_end,
-           (p_now at time zone o.timezone)::date as today,
            greatest(st.checked_at, (select mk.checked_at from mark mk)) as checked_at,
-           -- full pass: new workflow, changed configuration or time zone, and the
-           -- daily pass (catches invoices that appeared with an old updated_at,
-           -- e.g. imports, which neither the reminder-day nor the updated_at
-           -- branch would see)
+           st.checked_at as own_checked_at,
            (st.workflow_id is null or st.trigger_config is distinct from w.trigger_config
-            or st.timezone is distinct from o.timezone
-            or public.automation_daily_pass_due(w.organization_id, o.timezone, st.checked_at, p_now)) as full_scan
+            or st.timezone is distinct from o.timezone) as changed
     from public.automation_runnable_workflows('invoice_overdue') w
     join public.automation_check_organizations() o on o.id = w.organization_id
     left join public.automation_check_state st on st.workflow_id = w.id
     where o.timezone is not null
       and (p_only is null or w.organization_id = p_only)
       and not (w.organization_id = any (p_except))
+  ), cfg as materialized (
+    -- the reminder days once per distinct configuration
+    select c.trigger_config, public.automation_days_config(c.trigger_config, 'days_after_due', '{1,7,14,30}') as days
+    from (select distinct coalesce(wf0.trigger_config, 'null') as trigger_config from wf0) c
   ), wf as materialized (
-    select wf0.*, (wf0.checked_at at time zone wf0.timezone)::date as last_day from wf0
+    select wf0.*, cfg.days, (p_now at time zone wf0.timezone)::date as today,
+           (wf0.checked_at at time zone wf0.timezone)::date as last_day,
+           -- full pass: new workflow, changed configuration or time zone, and the
+           -- daily pass (catches invoices that appeared with an old updated_at,
+           -- e.g. imports, which neither the reminder-day nor the updated_at
+           -- branch would see); plain columns as arguments: inlined
+           (wf0.changed or public.automation_daily_pass_due(wf0.organization_id, wf0.timezone, wf0.own_checked_at, p_now)) as full_scan
+    from wf0 join cfg on cfg.trigger_config = coalesce(wf0.trigger_config, 'null')
   ), steady as materialized (
     select * from wf where not wf.full_scan
   ), cand_inv as (
