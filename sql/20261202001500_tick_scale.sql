@@ -22,6 +22,8 @@
 --   run), joined to the workflows by organisation, instead of a probe per
 --   workflow; in a per-organisation run the same queries are planned for
 --   that organisation (custom plans) and use the per-organisation indexes.
+--   Each scan leaves out the organisations run apart (p_except), so a
+--   quarantined organisation's rows are never read by the set-based run.
 -- * The daily full pass runs at a per-organisation time of the local day
 --   (automation_daily_pass_offset: 0-1439 minutes after local midnight, from
 --   the organisation id), so the passes spread over the 1,440 ticks of a day
@@ -255,6 +257,7 @@ begin
         and j.completed_at <= p_now - b.span
                               + case when extract(day from p_now) >= 28 then interval '4 days' else interval '0' end
         and (p_only is null or j.organization_id = p_only)
+        and not (j.organization_id = any (p_except))
       offset 0
     ) j
     join steady s on s.organization_id = j.organization_id and s.span = b.span
@@ -268,6 +271,7 @@ begin
       select j.organization_id, j.client_id::text as client_id, j.updated_at from public.automation_src_jobs j
       where j.updated_at > (select min(st.seen_at) from steady st) - c_slack
         and (p_only is null or j.organization_id = p_only)
+        and not (j.organization_id = any (p_except))
       offset 0
     ) j
     join steady s on s.organization_id = j.organization_id
@@ -416,6 +420,7 @@ begin
       from public.automation_src_jobs j
       where j.updated_at > b.lo - b.span - c_slack and j.updated_at <= p_now - b.span
         and (p_only is null or j.organization_id = p_only)
+        and not (j.organization_id = any (p_except))
       offset 0
     ) j
     join steady s on s.organization_id = j.organization_id and s.span = b.span
@@ -525,6 +530,7 @@ begin
         and j.scheduled_start > p_now
         and j.scheduled_start <= p_now + make_interval(hours => mx.hours)
         and (p_only is null or j.organization_id = p_only)
+        and not (j.organization_id = any (p_except))
       offset 0
     ) j
     join wf on wf.organization_id = j.organization_id
@@ -633,6 +639,7 @@ begin
       where i.status in ('sent', 'overdue') and i.balance > 0
         and i.due_date > b.lo and i.due_date <= b.hi
         and (p_only is null or i.organization_id = p_only)
+        and not (i.organization_id = any (p_except))
       offset 0
     ) i
     join steady s on s.organization_id = i.organization_id
@@ -647,6 +654,7 @@ begin
       where i.status in ('sent', 'overdue') and i.balance > 0
         and i.updated_at > (select min(st.checked_at) from steady st) - c_slack
         and (p_only is null or i.organization_id = p_only)
+        and not (i.organization_id = any (p_except))
       offset 0
     ) i
     join steady s on s.organization_id = i.organization_id
