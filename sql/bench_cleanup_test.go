@@ -47,7 +47,7 @@ func generateCleanupData(ctx context.Context, pool *pgxpool.Pool, rows int) erro
 		{`insert into organizations (name, timezone) select 'Org ' || g, 'UTC' from generate_series(1, 100) g`, nil},
 		{`insert into automation_workflows (organization_id, name, trigger_type, trigger_config)
 		  select id, 'Overdue', 'invoice_overdue', '{"days_after_due":[1,7,14,30]}' from organizations`, nil},
-		// row g: organisation g % 100, invoice g / 4 (four reminders each), created g/rows of 91 days ago
+		// row g: invoice g / 4 (four reminders each) of organisation (g / 4) % 100, created g/rows of 91 days ago
 		{`insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key,
 		    subject_type, subject_id, client_id, status, attempt, next_attempt_at, deadline_at, actions_count,
 		    trigger_data, created_at, started_at, completed_at, updated_at)
@@ -58,7 +58,7 @@ func generateCleanupData(ctx context.Context, pool *pgxpool.Pool, rows int) erro
 		  from generate_series(0, $1::int - 1) g
 		  cross join lateral (select now() - interval '91 days' * (1 - g::float8 / $1) as t) x
 		  join (select w.id, w.organization_id, row_number() over (order by w.id) - 1 as n from automation_workflows w) w
-		    on w.n = g % 100`, []any{rows}},
+		    on w.n = (g / 4) % 100`, []any{rows}},
 		{`insert into automation_deliveries (execution_id, organization_id, channel, recipient, provider, idempotency_key,
 		    status, provider_message_id, created_at, sent_at, updated_at)
 		  select e.id, e.organization_id, 'email', 'c@example.test', 'smtp', e.id::text || ':0:email', 'sent',

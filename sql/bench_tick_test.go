@@ -26,8 +26,8 @@ import (
 // generated data: BENCH_ORGS organisations (default 1,000; five time
 // zones), 10 clients each, BENCH_TICK_INVOICES invoices (default 100) and
 // BENCH_TICK_JOBS completed jobs (default 100) per organisation over the
-// last three years, 2 upcoming visits and 1 job in progress per client
-// group, and one workflow of each of the five trigger types per
+// last three years, an upcoming visit of clients 1 and 2 and a job in
+// progress of client 3, and one workflow of each of the five trigger types per
 // organisation (invoice_overdue, maintenance_due, appointment, stale_job,
 // scheduled daily), endpoints for the three actions. The first checks
 // (full scans) run in the generation and their reminders are marked done,
