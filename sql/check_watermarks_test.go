@@ -26,10 +26,31 @@ func service(t testing.TB, db pgtest.DB, org, client uuid.UUID, jobType string, 
 	return id
 }
 
+// checkedAt is the last run the checks count for the workflow (its own
+// state row or its check type's mark, whichever is later).
 func checkedAt(t testing.TB, db pgtest.DB, wf uuid.UUID) time.Time {
 	t.Helper()
 	var at time.Time
-	require.NoError(t, db.QueryRow(bg, `select checked_at from automation_check_state where workflow_id = $1`, wf).Scan(&at))
+	require.NoError(t, db.QueryRow(bg, `select automation_check_watermark($1)`, wf).Scan(&at))
+	return at
+}
+
+// dailyPassOffset is the organisation's daily pass time after its local midnight.
+func dailyPassOffset(t testing.TB, db pgtest.DB, org uuid.UUID) time.Duration {
+	t.Helper()
+	return time.Duration(pgtest.Int(t, db, `select extract(epoch from automation_daily_pass_offset($1))::int`, org)) * time.Second
+}
+
+// nextDailyPass is the moment of the workflow's next daily full pass: the
+// first organisation-local midnight + automation_daily_pass_offset after its
+// state row was last written.
+func nextDailyPass(t testing.TB, db pgtest.DB, wf uuid.UUID) time.Time {
+	t.Helper()
+	var at time.Time
+	require.NoError(t, db.QueryRow(bg, `select (((s.checked_at - x.off) at time zone o.timezone)::date + 1)::timestamp at time zone o.timezone + x.off
+		from automation_check_state s join organizations o on o.id = s.organization_id
+		cross join lateral (select automation_daily_pass_offset(o.id) as off) x
+		where s.workflow_id = $1`, wf).Scan(&at))
 	return at
 }
 
@@ -118,8 +139,9 @@ func TestMaintenanceFullPasses(t *testing.T) {
 	org := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "Asia/Tokyo", WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
 	old := pgtest.CreateClient(t, db, org, "o@client.test", "")
 	service(t, db, org, old, "service", time.Now().AddDate(0, -8, 0))
-	// Tokyo: the local day ends at 15:00 UTC; these runs stay inside one local day
-	day := time.Date(2027, 3, 10, 1, 0, 0, 0, time.UTC) // 10:00 in Tokyo
+	// these runs stay inside one day of daily passes: 10 hours after the
+	// organisation's pass time (Tokyo's midnight + its offset)
+	day := time.Date(2027, 3, 9, 15, 0, 0, 0, time.UTC).Add(dailyPassOffset(t, db, org) + 10*time.Hour)
 	run := func(at time.Time) int {
 		return pgtest.Int(t, db, `select check_maintenance_reminders($1)`, at)
 	}
@@ -149,8 +171,10 @@ func TestMaintenanceFullPasses(t *testing.T) {
 	other := pgtest.CreateClient(t, db, org, "x@client.test", "")
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
 		values ($1, $2, 'completed', $3, $3)`, org, other, day.AddDate(0, -7, 0))
-	require.Zero(t, run(day.Add(13*time.Hour+59*time.Minute)), "14:59 UTC = 23:59 in Seoul: the same day")
-	require.Equal(t, 1, run(day.Add(14*time.Hour)), "00:00 in Seoul: the daily pass")
+	// (at the organisation's time of the local day: Seoul's midnight + its offset)
+	pass := nextDailyPass(t, db, wf)
+	require.Zero(t, run(pass.Add(-time.Second)), "a second before the daily pass: the same day")
+	require.Equal(t, 1, run(pass), "the daily pass")
 }
 
 // Stale jobs: the run whose window holds a job's last activity +
@@ -162,7 +186,8 @@ func TestStaleJobDueMomentWindow(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
 	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
-	due := time.Date(2027, 2, 10, 12, 0, 0, 0, time.UTC)
+	// (12 hours away from the organisation's daily pass: only the paths under test find a job)
+	due := time.Date(2027, 2, 10, 0, 0, 0, 0, time.UTC).Add(dailyPassOffset(t, db, org) + 12*time.Hour)
 	var job, held uuid.UUID
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, updated_at)
 		values ($1, $2, 'in_progress', $3) returning id`, org, cl, due.AddDate(0, 0, -7)).Scan(&job))
@@ -190,7 +215,8 @@ func TestStaleJobDueMomentWindow(t *testing.T) {
 	// reopened with an old updated_at (no reminder pending): the next local day
 	pgtest.Exec(t, db, `update jobs set status = 'scheduled', updated_at = $2 where id = $1`, held, due.AddDate(0, 0, -30).Add(time.Second))
 	require.Zero(t, run(due.Add(3*time.Minute)))
-	require.Equal(t, 1, run(time.Date(2027, 2, 11, 0, 0, 0, 0, time.UTC)), "the daily pass")
+	require.Zero(t, run(nextDailyPass(t, db, wf).Add(-time.Second)), "not before the daily pass")
+	require.Equal(t, 1, run(nextDailyPass(t, db, wf)), "the daily pass")
 }
 
 // A run that fails (here: an organisation's rows break the source view)
