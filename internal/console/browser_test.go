@@ -117,10 +117,13 @@ func TestBrowserDemoConsole(t *testing.T) {
 	assert.Equal(t, fmt.Sprint(wantCompleted), text(`a[data-state="completed"] b`))
 	shot("executions")
 
-	// one execution's timeline: an email sent, with the provider's message id
+	// one execution's timeline: a completed execution whose email was sent,
+	// with the provider's message id (a multi-step workflow's execution may
+	// still wait for its next step, and has no final report yet)
 	var sentExec, msgID string
-	require.NoError(t, pool.QueryRow(ctx, `select execution_id::text, provider_message_id from automation_deliveries
-		where status = 'sent' and channel = 'email' order by created_at limit 1`).Scan(&sentExec, &msgID))
+	require.NoError(t, pool.QueryRow(ctx, `select d.execution_id::text, d.provider_message_id from automation_deliveries d
+		join automation_execution_logs e on e.id = d.execution_id and e.status = 'completed'
+		where d.status = 'sent' and d.channel = 'email' order by d.created_at limit 1`).Scan(&sentExec, &msgID))
 	do(chromedp.Navigate(web.URL+"/executions/"+sentExec), chromedp.WaitVisible(chromedp.CSS("#timeline")))
 	timeline := text("#timeline")
 	assert.Contains(t, timeline, "created by the")
