@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,10 +15,6 @@ import (
 	"github.com/dueflow/dueflow/shared/redact"
 )
 
-func init() {
-	addCommand("console", "serve the operator console (executions, cron, workflows, analytics) on 127.0.0.1:54323", cmdConsole)
-}
-
 // portConsole is the console's port in the local stack (Supabase Studio's).
 const portConsole = 54323
 
@@ -32,33 +27,31 @@ type consoleOptions struct {
 	Actions             bool
 }
 
-func parseConsoleFlags(args []string, stderr io.Writer) (consoleOptions, error) {
-	fs := flag.NewFlagSet("console", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: dueflow console [--addr HOST:PORT] [--actions] [--token T] [--as NAME] [--db URL]
+func consoleUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow console [--addr HOST:PORT] [--actions] [--token T] [--as NAME] [--db URL]
 
-Serves the operator console: executions (filters, counts, paging), one
-execution's timeline, workflows, cron jobs and queue health, analytics.
-Bound to 127.0.0.1 by default; any other address requires a login token
-(--token or $`+consoleTokenEnv+`). Read-only unless --actions (retry,
-cancel, settle, pause, resume: each recorded in automation_operator_actions
-with who did it, and logged).
-
+Serves the operator console until interrupted: executions (filters, counts,
+paging), one execution's timeline, workflows, cron jobs and queue health,
+analytics. Bound to 127.0.0.1 by default; any other address requires a
+login token (--token or $`+consoleTokenEnv+`). Read-only unless --actions
+(retry, cancel, settle, pause, resume: each recorded in
+automation_operator_actions with who did it, and logged).
 `)
-		fs.PrintDefaults()
-	}
+}
+
+func parseConsoleFlags(args []string, stderr io.Writer) (consoleOptions, error) {
+	fs := newFlagSet("console", stderr)
 	var o consoleOptions
 	db := dbFlag(fs)
 	fs.StringVar(&o.Addr, "addr", fmt.Sprintf("127.0.0.1:%d", portConsole), "address to listen on")
 	fs.BoolVar(&o.Actions, "actions", false, "enable retry, cancel, settle, pause and resume")
 	fs.StringVar(&o.Token, "token", "", "login token (default: $"+consoleTokenEnv+"); required off loopback")
 	fs.StringVar(&o.As, "as", "", "who acts without a login (default: the OS user name)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return o, err
 	}
 	o.DB = *db
 	if o.Token == "" {
@@ -67,7 +60,10 @@ with who did it, and logged).
 	if o.As == "" {
 		o.As = operatorName()
 	}
-	return o, console.CheckBind(o.Addr, o.Token)
+	if err := console.CheckBind(o.Addr, o.Token); err != nil {
+		return o, usageError{err: err}
+	}
+	return o, nil
 }
 
 func cmdConsole(ctx context.Context, args []string) error {

@@ -16,13 +16,6 @@ import (
 	"github.com/dueflow/dueflow/internal/opsdb"
 )
 
-func init() {
-	addCommand("executions", "list executions (filters: --state --action --org --workflow --trigger --error --since --until), table or --json", cmdExecutions)
-	addCommand("execution", "show one execution: trigger data, deliveries and its timeline (as the console)", cmdExecution)
-	addCommand("retry", "retry a failed, cancelled or skipped execution (automation_retry_execution, recorded with --by)", cmdRetry)
-	addCommand("cancel", "cancel a pending or running execution (automation_cancel_execution, recorded with --by)", cmdCancel)
-}
-
 // executionsOptions are the parsed flags of `dueflow executions`.
 type executionsOptions struct {
 	DB     string
@@ -30,19 +23,18 @@ type executionsOptions struct {
 	JSON   bool
 }
 
-func parseExecutionsFlags(args []string, stderr io.Writer) (executionsOptions, error) {
-	fs := flag.NewFlagSet("executions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: dueflow executions [filters] [--limit N] [--after CURSOR] [--json] [--db URL]
+func executionsUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow executions [filters] [--limit N] [--after CURSOR] [--json] [--db URL]
 
 Lists executions, newest first, with the counts per state (capped at
 10000) of the same filters. A full page ends with the cursor of the next
-one (--after). Times are UTC (2006-01-02T15:04 or RFC 3339).
-
+one (--after). Times are UTC (2006-01-02T15:04 or RFC 3339). Filters:
+--state --action --org --workflow --trigger --error --since --until.
 `)
-		fs.PrintDefaults()
-	}
+}
+
+func parseExecutionsFlags(args []string, stderr io.Writer) (executionsOptions, error) {
+	fs := newFlagSet("executions", stderr)
 	var o executionsOptions
 	f := &o.Filter
 	db := dbFlag(fs)
@@ -57,11 +49,11 @@ one (--after). Times are UTC (2006-01-02T15:04 or RFC 3339).
 	fs.IntVar(&f.Limit, "limit", 50, "at most this many (500 at most)")
 	fs.StringVar(&f.After, "after", "", "the cursor a previous page ended with")
 	fs.BoolVar(&o.JSON, "json", false, "print JSON ({counts, executions, next})")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err := noArgs(fs); err != nil {
+		return o, err
 	}
 	o.DB = *db
 	var errs []error
@@ -93,9 +85,12 @@ one (--after). Times are UTC (2006-01-02T15:04 or RFC 3339).
 		errs = append(errs, errors.New("--limit must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return o, err
+		return o, usageError{err: err}
 	}
-	return o, f.Validate()
+	if err := f.Validate(); err != nil {
+		return o, usageError{err: err}
+	}
+	return o, nil
 }
 
 func cmdExecutions(ctx context.Context, args []string) error {
@@ -187,38 +182,43 @@ func dash(s string) string {
 }
 
 // idArg parses a command whose only positional argument is an id, before
-// or after its flags.
+// or after its flags (a missing, extra or malformed id is a usage error).
 func idArg(fs *flag.FlagSet, args []string, what string) (uuid.UUID, error) {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return uuid.Nil, err
 	}
 	rest := fs.Args()
 	if len(rest) > 0 {
 		id := rest[0]
-		if err := fs.Parse(rest[1:]); err != nil {
+		if err := parseFlags(fs, rest[1:]); err != nil {
 			return uuid.Nil, err
 		}
 		rest = append([]string{id}, fs.Args()...)
 	}
 	switch {
 	case len(rest) == 0:
-		return uuid.Nil, fmt.Errorf("the %s id is required (dueflow executions lists them)", what)
+		return uuid.Nil, usageErrorf("the %s id is required (dueflow executions lists them)", what)
 	case len(rest) > 1:
-		return uuid.Nil, fmt.Errorf("unexpected arguments: %v", rest[1:])
+		return uuid.Nil, usageErrorf("unexpected arguments: %v", rest[1:])
 	}
 	id, err := uuid.Parse(rest[0])
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("%s id %q: not a uuid", what, rest[0])
+		return uuid.Nil, usageErrorf("%s id %q: not a uuid", what, rest[0])
 	}
 	return id, nil
 }
 
+func executionUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow execution <execution-id> [--db URL]
+
+Prints one execution as the console shows it: its facts, its timeline, its
+deliveries (recipients masked) and its trigger data. "dueflow executions"
+lists the ids.
+`)
+}
+
 func cmdExecution(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("execution", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: dueflow execution <execution-id> [--db URL]\n\nPrints one execution: facts, timeline, deliveries (recipients masked), trigger data.\n\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("execution", os.Stderr)
 	db := dbFlag(fs)
 	id, err := idArg(fs, args, "execution")
 	if err != nil {
@@ -270,6 +270,32 @@ func writeExecution(d opsdb.Detail, w io.Writer) error {
 	return nil
 }
 
+func retryUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow retry <execution-id> [--by NAME] [--db URL]
+
+Re-runs a failed, skipped or cancelled execution at once, or a completed one
+settled not sent (automation_retry_execution), with its attempts and
+deferrals reset; sent deliveries are never sent again. Who (--by) and when
+are recorded in automation_operator_actions. A refusal (not found, not
+finished, a row of the replaced system, past its deadline) is printed with
+its reason and exits 1.
+`)
+}
+
+func cancelUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: dueflow cancel <execution-id> [--by NAME] [--reason TEXT] [--db URL]
+
+Cancels a pending or running execution (automation_cancel_execution); a
+running function's later deliveries and report are then refused as stale.
+Who (--by), when and why (--reason) are recorded in
+automation_operator_actions. A refusal (not found, already finished) is
+printed with its reason and exits 1.
+`)
+}
+
+// refusalCodes document the refusal of retry and cancel (runActionWith).
+var refusalCodes = []exitDoc{{exitFailure, "not applied: the execution was refused; the reason is printed on stdout"}}
+
 func cmdRetry(ctx context.Context, args []string) error {
 	return runAction(ctx, "retry", opsdb.Retry, args, os.Stdout)
 }
@@ -280,11 +306,7 @@ func cmdCancel(ctx context.Context, args []string) error {
 
 // runAction is retry and cancel: one execution id, --by, --reason (cancel).
 func runAction(ctx context.Context, name, action string, args []string, w io.Writer) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: dueflow %s <execution-id> [--by NAME] [--db URL]\n\n", name)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(name, os.Stderr)
 	db := dbFlag(fs)
 	by := fs.String("by", "", "who does it, recorded in automation_operator_actions (default: the OS user name)")
 	var reason *string
@@ -319,7 +341,7 @@ func runActionWith(ctx context.Context, db opsdb.DB, name, action string, id uui
 	}
 	if !a.Applied {
 		fmt.Fprintf(w, "not applied: %s %s (status %s): %s\n", name, id, dash(a.Status), a.Why())
-		return exitCode(1)
+		return exitCode(exitFailure)
 	}
 	fmt.Fprintf(w, "%s %s: applied by %s, now %s\n", name, id, by, a.Status)
 	return nil

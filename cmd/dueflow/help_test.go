@@ -116,6 +116,14 @@ func TestHelp(t *testing.T) {
 		"-max-failed int", "3  problem:", "4  problem:", "5  problem:", "docs/status.schema.json"} {
 		assert.Contains(t, out, want)
 	}
+	for _, n := range []string{"retry", "cancel"} {
+		out, _, _ = runCLI(t, "", "help", n)
+		assert.Contains(t, out, "  1  not applied:", n)
+	}
+	out, _, _ = runCLI(t, "", "help", "cancel")
+	assert.Contains(t, out, "-reason string")
+	out, _, _ = runCLI(t, "", "help", "console")
+	assert.Contains(t, out, `(default "127.0.0.1:54323")`)
 	out, _, _ = runCLI(t, "", "help", "demo")
 	assert.Contains(t, out, "54322 (Postgres)")
 	assert.Contains(t, out, "(default 5m0s)")
@@ -140,6 +148,17 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"register"}, "nothing to register"},
 		{[]string{"demo", "--timeout", "0s"}, "--timeout must be positive"},
 		{[]string{"status", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"executions", "--state", "done"}, `state "done": one of`},
+		{[]string{"executions", "--org", "x"}, `--org "x": not a uuid`},
+		{[]string{"executions", "extra"}, "dueflow executions: unexpected arguments: [extra]\nrun 'dueflow help executions'"},
+		{[]string{"executions", "--nope"}, "flag provided but not defined: -nope\nusage: dueflow executions"},
+		{[]string{"execution"}, "the execution id is required"},
+		{[]string{"execution", "x"}, `execution id "x": not a uuid`},
+		{[]string{"retry"}, "dueflow retry: the execution id is required"},
+		{[]string{"retry", "0b6c2a52-8c4f-4d4e-9a55-3f1b1c1e2d3f", "extra"}, "unexpected arguments: [extra]"},
+		{[]string{"cancel", "--nope"}, "flag provided but not defined: -nope\nusage: dueflow cancel"},
+		{[]string{"console", "extra"}, "dueflow console: unexpected arguments: [extra]"},
+		{[]string{"console", "--addr", "0.0.0.0:1"}, "is not a loopback address"},
 	}
 	for _, tc := range cases {
 		out, errOut, code := runCLI(t, "", tc.args...)

@@ -28,16 +28,14 @@ func init() {
 		"register":   {summary: "store deployed Function URLs in automation_endpoints and the signing secret in Vault", usage: registerUsage, run: cmdRegister},
 		"deliveries": {summary: "list the deliveries whose fate is unknown (--unknown), recipients masked", usage: deliveriesUsage, run: cmdDeliveries},
 		"settle":     {summary: "settle an unknown delivery as sent or not sent (automation_settle_delivery)", usage: settleUsage, run: cmdSettle},
+		"console":    {summary: "serve the operator console (executions, cron, workflows, analytics) on 127.0.0.1:54323", usage: consoleUsage, run: cmdConsole},
+		"executions": {summary: "list executions (filters: --state --action --org --workflow --trigger --error --since --until), table or --json", usage: executionsUsage, run: cmdExecutions},
+		"execution":  {summary: "show one execution: trigger data, deliveries and its timeline (as the console)", usage: executionUsage, run: cmdExecution},
+		"retry":      {summary: "retry a failed, cancelled or skipped execution (automation_retry_execution, recorded with --by)", usage: retryUsage, run: cmdRetry, codes: refusalCodes},
+		"cancel":     {summary: "cancel a pending or running execution (automation_cancel_execution, recorded with --by)", usage: cancelUsage, run: cmdCancel, codes: refusalCodes},
 	} {
 		commands[name] = c
 	}
-}
-
-// addCommand registers a command from its own file's init, without a usage
-// function (its help is then its summary and its flags). Kept for commands
-// written before the table; a new command is an entry of the table above.
-func addCommand(name, summary string, run func(ctx context.Context, args []string) error) {
-	commands[name] = command{summary: summary, run: run}
 }
 
 func main() {
