@@ -103,7 +103,9 @@ func BenchmarkPages(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.path, nil))
+				req := httptest.NewRequest(http.MethodGet, c.path, nil)
+				req.Host = "127.0.0.1"
+				srv.ServeHTTP(rec, req)
 				if rec.Code != http.StatusOK {
 					b.Fatalf("%s: %d %s", c.path, rec.Code, rec.Body.String())
 				}

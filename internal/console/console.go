@@ -131,9 +131,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'")
 		h.Set("X-Frame-Options", "DENY")
 	}
+	if s.cfg.Token == "" && !loopbackHost(r.Host) {
+		// Without a login the console trusts whoever reaches it, which only
+		// a loopback bind makes safe: a page of another site whose name is
+		// rebound to 127.0.0.1 sends its own Host and is refused here.
+		http.Error(w, "the console without a token answers only to localhost, 127.0.0.1 or [::1]", http.StatusMisdirectedRequest)
+		return
+	}
+	if r.Method == http.MethodPost && r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// loopbackHost reports whether a request's Host names this machine by a
+// loopback name or address (any port).
+func loopbackHost(host string) bool {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = strings.Trim(host, "[]")
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Serve serves the console on addr until ctx ends (CheckBind first).

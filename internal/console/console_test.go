@@ -74,6 +74,16 @@ func TestAccessRules(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 	assert.Equal(t, "pending", pgtest.Text(t, db, `select status from automation_execution_logs where id = $1`, exec))
 
+	// DNS rebinding: another site's name resolved to 127.0.0.1 reaches the
+	// tokenless console with its own Host, and is refused
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/executions/"+exec, nil)
+	require.NoError(t, err)
+	req.Host = "rebound.example:80"
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
+
 	// actions and a token
 	rw, err := console.New(console.Config{DB: db, Logger: logger, Token: "tok-123", Actions: true})
 	require.NoError(t, err)
