@@ -335,10 +335,13 @@ begin
             undelivered = a.undelivered + excluded.undelivered, updated_at = now();
         end if;
       end if;
-      if (v_status = 'bounced' and v_perm) or v_status = 'complained' then
+      if (v_status in ('bounced', 'undelivered') and v_perm) or v_status = 'complained' then
+        -- a permanent SMS failure (unreachable number, the carrier's STOP
+        -- block) suppresses the number like a hard email bounce
         insert into public.automation_suppressions
           (organization_id, channel, address, reason, provider, detail, event_id)
-        values (v_d.organization_id, v_d.channel, v_d.recipient, v_status, v_provider, v_reason, v_event_id)
+        values (v_d.organization_id, v_d.channel, v_d.recipient,
+                case when v_status = 'complained' then 'complained' else 'bounced' end, v_provider, v_reason, v_event_id)
         on conflict (organization_id, channel, address, reason) do nothing;
       elsif v_status = 'unsubscribed' then
         -- the provider's unsubscribe: the client of that message
@@ -403,7 +406,7 @@ begin
 end
 $$;
 comment on function public.automation_record_provider_events(jsonb) is
-  'RPC of the provider-events function. p_events: JSON array of {kind opt_out|opt_in|delivery, provider link|mailgun|twilio|telnyx, event_id, organization_id, client_id, channel email|sms, address, sender, provider_message_id, status, permanent, reason, occurred_at}. Idempotent per (provider, event_id). Link opt_out/opt_in: that client of that organisation (opts out of / back into the channel''s non-transactional messages; the client must belong to the organisation). SMS keyword opt_out: the number is suppressed (no SMS of any class) for every organisation whose ledger has an SMS to it (from that sender where known); opt_in lifts it. delivery: the ledger row (provider, provider_message_id), recipient checked, gets delivery_status and reason (never moved back: automation_delivery_status_rank) and is counted in automation_analytics on the event''s UTC day; bounced+permanent or complained suppress the address for that organisation and channel, unsubscribed opts the message''s client out. Each event in its own subtransaction: a malformed one is counted invalid and changes nothing. Applied events are remembered 90 days. Answers {recorded, duplicates, unmatched, invalid}.';
+  'RPC of the provider-events function. p_events: JSON array of {kind opt_out|opt_in|delivery, provider link|mailgun|twilio|telnyx, event_id, organization_id, client_id, channel email|sms, address, sender, provider_message_id, status, permanent, reason, occurred_at}. Idempotent per (provider, event_id). Link opt_out/opt_in: that client of that organisation (opts out of / back into the channel''s non-transactional messages; the client must belong to the organisation). SMS keyword opt_out: the number is suppressed (no SMS of any class) for every organisation whose ledger has an SMS to it (from that sender where known); opt_in lifts it. delivery: the ledger row (provider, provider_message_id), recipient checked, gets delivery_status and reason (never moved back: automation_delivery_status_rank) and is counted in automation_analytics on the event''s UTC day; bounced or undelivered with permanent, or complained, suppress the address for that organisation and channel, unsubscribed opts the message''s client out. Each event in its own subtransaction: a malformed one is counted invalid and changes nothing. Applied events are remembered 90 days. Answers {recorded, duplicates, unmatched, invalid}.';
 
 -- Analytics that know delivery ------------------------------------------------------------
 

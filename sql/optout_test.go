@@ -234,9 +234,9 @@ func TestProviderEventsEveryDeliveryKind(t *testing.T) {
 		ev("3", "telnyx", "sms", "sms-1", "undelivered", true),
 		ev("4", "mailgun", "email", "unsub", "unsubscribed", false))
 	assert.Equal(t, eventCounts{Recorded: 4}, n)
-	assert.Equal(t, []string{"bounced"}, pgtest.JSON[[]string](t, db,
-		`select coalesce(jsonb_agg(reason), '[]') from automation_suppressions where organization_id = $1`, org),
-		"one suppression: the permanent bounce")
+	assert.Equal(t, []string{"email bounced", "sms bounced"}, pgtest.JSON[[]string](t, db,
+		`select coalesce(jsonb_agg(channel || ' ' || reason order by channel), '[]') from automation_suppressions where organization_id = $1`, org),
+		"two suppressions: the permanent email bounce and the permanent SMS failure")
 	assert.Equal(t, "4 0 2 0 1 1", pgtest.Text(t, db, `select format('%s %s %s %s %s %s', sum(sent), sum(delivered), sum(bounced),
 		sum(complained), sum(unsubscribed), sum(undelivered)) from automation_delivery_analytics where workflow_id = $1`, wf))
 	assert.Equal(t, []string{"email"}, pgtest.JSON[[]string](t, db,

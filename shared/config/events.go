@@ -108,6 +108,9 @@ func (p *parser) publicURL() string {
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.User != nil:
 		p.bad(EnvPublicURL + " is not an https:// URL without a query")
+	case u.Path != "" && u.Path != "/":
+		// the function answers /unsubscribe and the providers' paths at its root
+		p.bad(EnvPublicURL + " must be the function URL's root (https://host/), without a path")
 	case u.Scheme == "http" && !isLocalHost(u.Hostname()):
 		p.bad(fmt.Sprintf("%s must be https:// (http is for %s only)", EnvPublicURL, localHosts))
 	default:

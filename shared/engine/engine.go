@@ -705,7 +705,13 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 		Sender: msg.From, OptOutNotice: notice,
 	}
 	if channel == automation.ChannelSMS {
-		r.intent.Sender = e.o.SMSFrom
+		// the number an SMS STOP is sent back to; a messaging service id
+		// (Twilio MG…) is no number: unknown, so a STOP to any of its
+		// numbers reaches the organisations that texted the client
+		r.intent.Sender = ""
+		if phone.IsE164(e.o.SMSFrom) {
+			r.intent.Sender = e.o.SMSFrom
+		}
 	}
 }
 

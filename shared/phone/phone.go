@@ -193,3 +193,17 @@ func typeName(t phonenumbers.PhoneNumberType) string {
 	}
 	return "non-subscriber"
 }
+
+// IsE164 reports whether s is written as an E.164 number: "+" and 8 to 15
+// digits, the first not 0 (syntax only: ParseE164 checks the number).
+func IsE164(s string) bool {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

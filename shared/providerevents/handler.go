@@ -262,6 +262,14 @@ func (c *tokenCache) add(token string, now time.Time) (fresh bool, full bool) {
 	return true, false
 }
 
+// forget drops token, so that a request whose events could not be recorded
+// is accepted again when the provider retries it.
+func (c *tokenCache) forget(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.seen, token)
+}
+
 // withinWindow reports whether unix seconds ts is within ReplayWindow of now.
 func withinWindow(ts int64, now time.Time) bool {
 	d := now.Sub(time.Unix(ts, 0))

@@ -52,4 +52,7 @@ func TestParseKeyword(t *testing.T) {
 	assert.Equal(t, KeywordNone, ParseKeyword("STOP ALL NOW PLEASE"))
 	assert.Equal(t, KeywordNone, ParseKeyword("stopp"))
 	assert.Equal(t, KeywordHelp, ParseKeyword("Help"))
+	assert.Equal(t, KeywordOptOut, ParseKeyword("stop  all"))
+	assert.Equal(t, KeywordOptOut, ParseKeyword("OptOut"))
+	assert.Equal(t, KeywordOptIn, ParseKeyword("yes"))
 }

@@ -3,6 +3,8 @@ package providerevents
 import (
 	"strings"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/phone"
 )
 
 // Keyword is what an inbound SMS asks for.
@@ -11,27 +13,29 @@ type Keyword int
 // Keywords of an inbound SMS.
 const (
 	KeywordNone   Keyword = iota // any other text: nothing to do
-	KeywordOptOut                // STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT
-	KeywordOptIn                 // START, UNSTOP
+	KeywordOptOut                // STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT, REVOKE
+	KeywordOptIn                 // START, UNSTOP, YES
 	KeywordHelp                  // HELP
 )
 
+// keywords follow what the providers themselves act on (Twilio's default
+// opt-out and opt-in words, Telnyx's "STOP ALL"), so dueflow's record
+// matches the carrier's block.
 var keywords = map[string]Keyword{
-	"STOP": KeywordOptOut, "STOPALL": KeywordOptOut, "UNSUBSCRIBE": KeywordOptOut,
-	"CANCEL": KeywordOptOut, "END": KeywordOptOut, "QUIT": KeywordOptOut,
-	"START": KeywordOptIn, "UNSTOP": KeywordOptIn,
+	"STOP": KeywordOptOut, "STOPALL": KeywordOptOut, "STOP ALL": KeywordOptOut, "UNSUBSCRIBE": KeywordOptOut,
+	"CANCEL": KeywordOptOut, "END": KeywordOptOut, "QUIT": KeywordOptOut, "OPTOUT": KeywordOptOut, "REVOKE": KeywordOptOut,
+	"START": KeywordOptIn, "UNSTOP": KeywordOptIn, "YES": KeywordOptIn,
 	"HELP": KeywordHelp,
 }
 
 // ParseKeyword reads an inbound SMS's text: a keyword is the whole message,
-// any case, surrounding white space ignored ("stop" and " Stop\n" opt out,
-// "please stop" does not).
+// any case, white space around and between words ignored ("stop", " Stop\n"
+// and "stop  all" opt out, "please stop" does not).
 func ParseKeyword(text string) Keyword {
-	t := strings.TrimSpace(text)
-	if len(t) > 16 {
+	if len(text) > 32 {
 		return KeywordNone
 	}
-	return keywords[strings.ToUpper(t)]
+	return keywords[strings.ToUpper(strings.Join(strings.Fields(text), " "))]
 }
 
 // DefaultSMSHelpText answers HELP where the provider expects the answer
@@ -51,24 +55,11 @@ func keywordEvent(provider, eventID string, k Keyword, from, to string, at time.
 	default:
 		return Event{}, false
 	}
-	if !isE164(from) || eventID == "" {
+	if !phone.IsE164(from) || eventID == "" {
 		return Event{}, false
 	}
-	if !isE164(to) {
+	if !phone.IsE164(to) {
 		to = "" // a short code or alphanumeric sender: the database resolves by the number alone
 	}
 	return Event{Kind: kind, Provider: provider, EventID: eventID, Channel: ChannelSMS, Address: from, Sender: to, OccurredAt: at}, true
-}
-
-// isE164 reports whether s is "+" and 8 to 15 digits, the first not 0.
-func isE164(s string) bool {
-	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

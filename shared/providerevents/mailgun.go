@@ -53,37 +53,37 @@ const maxMailgunToken = 256
 // verifyMailgun checks the signature, then the timestamp window, then that
 // the token was not used before (on this instance; the database ignores a
 // repeated event id anyway).
-func (h *Handler) verifyMailgun(body []byte) error {
+func (h *Handler) verifyMailgun(body []byte) (token string, err error) {
 	var env mailgunEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return reject(http.StatusUnauthorized, "no Mailgun signature")
+		return "", reject(http.StatusUnauthorized, "no Mailgun signature")
 	}
 	s := env.Signature
 	if s.Timestamp == "" || s.Token == "" || s.Signature == "" || len(s.Token) > maxMailgunToken {
-		return reject(http.StatusUnauthorized, "no Mailgun signature")
+		return "", reject(http.StatusUnauthorized, "no Mailgun signature")
 	}
 	got, err := hex.DecodeString(s.Signature)
 	if err != nil {
-		return reject(http.StatusUnauthorized, "bad Mailgun signature")
+		return "", reject(http.StatusUnauthorized, "bad Mailgun signature")
 	}
 	mac := hmac.New(sha256.New, []byte(h.opt.MailgunSigningKey))
 	mac.Write([]byte(s.Timestamp + s.Token))
 	if !hmac.Equal(got, mac.Sum(nil)) {
-		return reject(http.StatusUnauthorized, "bad Mailgun signature")
+		return "", reject(http.StatusUnauthorized, "bad Mailgun signature")
 	}
 	secs, err := strconv.ParseInt(s.Timestamp, 10, 64)
 	now := h.now()
 	if err != nil || !withinWindow(secs, now) {
-		return reject(http.StatusUnauthorized, "timestamp outside the replay window")
+		return "", reject(http.StatusUnauthorized, "timestamp outside the replay window")
 	}
 	fresh, full := h.tokens.add(s.Token, now)
 	if full {
-		return reject(http.StatusServiceUnavailable, "too many requests")
+		return "", reject(http.StatusServiceUnavailable, "too many requests")
 	}
 	if !fresh {
-		return reject(http.StatusUnauthorized, "Mailgun token already used")
+		return "", reject(http.StatusUnauthorized, "Mailgun token already used")
 	}
-	return nil
+	return s.Token, nil
 }
 
 // serveMailgun verifies and handles a Mailgun webhook (the JSON webhooks;
@@ -93,7 +93,8 @@ func (h *Handler) serveMailgun(w http.ResponseWriter, r *http.Request, log *slog
 	if err != nil {
 		return err
 	}
-	if err := h.verifyMailgun(body); err != nil {
+	token, err := h.verifyMailgun(body)
+	if err != nil {
 		return err
 	}
 	var p mailgunPayload
@@ -105,6 +106,8 @@ func (h *Handler) serveMailgun(w http.ResponseWriter, r *http.Request, log *slog
 		events = append(events, e)
 	}
 	if err := h.record(r, log, ProviderMailgun, events); err != nil {
+		// not recorded: the provider's retry of this very request must pass
+		h.tokens.forget(token)
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{})

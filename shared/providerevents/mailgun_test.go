@@ -83,3 +83,13 @@ func TestMailgunTokenReuseRefused(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, f.do(mailgunRequest(body)).Code, "the same signed request again")
 	assert.Equal(t, 1, f.store.called())
 }
+
+func TestMailgunRetryAfterStoreFailureAccepted(t *testing.T) {
+	f := newFixture(t)
+	body := mailgunBody(mailgunKey, now, randomToken(), mailgunEventData("delivered", ""))
+	f.store.err = errStoreDown
+	require.Equal(t, http.StatusServiceUnavailable, f.do(mailgunRequest(body)).Code)
+	f.store.err = nil
+	*f.clock = now.Add(time.Minute)
+	assert.Equal(t, http.StatusOK, f.do(mailgunRequest(body)).Code, "the provider's retry of a request that was not recorded")
+}

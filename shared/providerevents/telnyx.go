@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/phone"
 )
 
 // Telnyx's signature headers: the base64 Ed25519 signature, by the
@@ -142,7 +144,7 @@ func telnyxDeliveryEvents(eventID, msgID string, to []telnyxTo, errs []telnyxErr
 		if i > 0 {
 			e.EventID += ":" + strconv.Itoa(i)
 		}
-		if isE164(t.PhoneNumber) {
+		if phone.IsE164(t.PhoneNumber) {
 			e.Address = t.PhoneNumber
 		}
 		switch t.Status {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	twclient "github.com/twilio/twilio-go/client"
+
+	"github.com/dueflow/dueflow/shared/phone"
 )
 
 // HeaderTwilioSignature carries Twilio's signature: base64 HMAC-SHA1, keyed
@@ -105,7 +107,7 @@ func twilioStatusEvent(form url.Values, sid string, now time.Time) (Event, bool)
 	}
 	e := Event{Kind: KindDelivery, Provider: ProviderTwilio, EventID: sid + ":" + status, Channel: ChannelSMS,
 		Address: form.Get("To"), ProviderMessageID: sid, OccurredAt: now}
-	if !isE164(e.Address) {
+	if !phone.IsE164(e.Address) {
 		e.Address = ""
 	}
 	code := strings.TrimSpace(form.Get("ErrorCode"))
