@@ -523,8 +523,14 @@ func (s *Stack) ServiceRoleKey() string { return s.roleKey }
 // service_role; the functions use it with Config.UseSecretKey.
 func (s *Stack) SecretKey() string { return s.apiKey }
 
+// ProviderEventsFunction is the name of the function the providers call
+// (functions/provider-events); it is not an action, pg_net never rings it.
+const ProviderEventsFunction = "provider-events"
+
 // ProviderEventsURL is the local Function URL of provider-events.
-func (s *Stack) ProviderEventsURL() string { return s.GatewayURL() + "/functions/v1/provider-events" }
+func (s *Stack) ProviderEventsURL() string {
+	return s.GatewayURL() + "/functions/v1/" + ProviderEventsFunction
+}
 
 // UnsubscribeKey is the key the stack's one-click unsubscribe tokens are
 // signed with (DUEFLOW_UNSUBSCRIBE_KEYS).
