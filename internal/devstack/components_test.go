@@ -395,7 +395,7 @@ func TestTelnyxSinkWebhooksVerify(t *testing.T) {
 	assert.Equal(t, providerevents.KindOptOut, store.events[0].Kind)
 	assert.Equal(t, "+14155550123", store.events[0].Address)
 	assert.Equal(t, "+15005550006", store.events[0].Sender)
-	assert.Equal(t, providerevents.StatusUndelivered, store.events[1].Status)
+	assert.Equal(t, providerevents.StatusBounced, store.events[1].Status, "40001 (not routable) is the SMS's hard bounce")
 	assert.True(t, store.events[1].Permanent)
 	assert.Equal(t, m.ID, store.events[1].ProviderMessageID)
 
