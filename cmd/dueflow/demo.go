@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -135,7 +136,7 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	if err := ensureInstalled(ctx, root, progress, out); err != nil {
 		return "", err
 	}
-	progress("starting the local stack: Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE, Mailpit")
+	progress("starting the local stack: Postgres + pg_cron, PostgREST stand-in, pg_net worker, functions under the Lambda RIE (provider-events too), Mailpit")
 	// The stack gets its own context: Ctrl-C during start-up cancels it, but
 	// once it runs the demo stops it itself (after the last summary).
 	stackCtx, cancelStack := context.WithCancel(context.WithoutCancel(ctx))
@@ -150,7 +151,7 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 		MailpitUIPort: opts.Ports.MailpitUI,
 		UseMailpit:    true,
 		SMSProvider:   "telnyx",
-		Functions:     automation.Actions,
+		Functions:     append(append([]string(nil), automation.Actions...), devstack.ProviderEventsFunction),
 		Logger:        logger,
 		Progress:      func(msg string) { progress("  " + msg) },
 	})
@@ -202,7 +203,14 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 			return "", err
 		}
 	}
+	if err := playProviders(ctx, stack, progress); err != nil {
+		return "", err
+	}
 	sum, err := readSummary(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	optOuts, err := readOptOuts(ctx, conn)
 	if err != nil {
 		return "", err
 	}
@@ -217,6 +225,7 @@ func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) 
 	fmt.Fprintf(out, "\nconsole:  %s (executions, timelines, retry/cancel, cron runs; the outbox: every email and SMS)\n", consoleURL)
 	fmt.Fprintf(out, "emails:   http://127.0.0.1:%d (Mailpit's API; %d messages in the inbox)\n", opts.Ports.MailpitUI, inbox)
 	fmt.Fprintf(out, "sms:      %d recorded by the Telnyx-compatible sink\n", len(stack.SMS()))
+	fmt.Fprintf(out, "%s (provider-events: %s)\n", optOuts.Line(), stack.ProviderEventsURL())
 	fmt.Fprintf(out, "database: %s (go run ./cmd/dueflow status)\n", stack.DSN())
 	fmt.Fprintf(out, "gateway:  %s/functions/v1/<function>\n", stack.GatewayURL())
 	fmt.Fprintf(out, "logs:     %s\n", stack.LogDir())
@@ -314,4 +323,76 @@ select count(*), count(*) filter (where status = 'running'),
 		case <-time.After(wait):
 		}
 	}
+}
+
+// playProviders plays the recipients' and the carrier's side once, through
+// provider-events as the providers call it: the first email with a
+// one-click link is unsubscribed from (the POST a mail client sends), the
+// number of the first SMS replies STOP, every SMS to the next number fails
+// for good (Telnyx 40001, not routable: a hard bounce) and every other SMS
+// is reported delivered.
+func playProviders(ctx context.Context, stack *devstack.Stack, progress func(string)) error {
+	emails, err := stack.Emails(ctx)
+	if err != nil {
+		return fmt.Errorf("read the inbox: %w", err)
+	}
+	for _, e := range emails {
+		link := devstack.UnsubscribeLink(e.Text, stack.ProviderEventsURL())
+		if link == "" {
+			continue
+		}
+		status, err := devstack.PostOneClick(ctx, link)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("one-click unsubscribe: provider-events answered HTTP %d", status)
+		}
+		progress("a recipient unsubscribed with the one-click link of a non-transactional email")
+		break
+	}
+	var numbers []string // in order of the first SMS to each
+	firsts := map[string]devstack.SMS{}
+	sms := stack.SMS()
+	for _, m := range sms {
+		if _, ok := firsts[m.To]; !ok {
+			firsts[m.To] = m
+			numbers = append(numbers, m.To)
+		}
+	}
+	post := func(what string, status int, err error) error {
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("%s: provider-events answered HTTP %d", what, status)
+		}
+		return nil
+	}
+	if len(numbers) > 0 {
+		m := firsts[numbers[0]]
+		status, err := stack.Telnyx().PostInbound(ctx, m.To, m.From, "STOP")
+		if err := post("inbound STOP", status, err); err != nil {
+			return err
+		}
+		progress("an SMS recipient replied STOP")
+	}
+	bounced, delivered := 0, 0
+	for _, m := range sms {
+		report, code := "delivered", ""
+		if len(numbers) > 1 && m.To == numbers[1] {
+			report, code = "delivery_failed", "40001"
+			bounced++
+		} else {
+			delivered++
+		}
+		status, err := stack.Telnyx().PostDeliveryReport(ctx, m, report, code)
+		if err := post("delivery report", status, err); err != nil {
+			return err
+		}
+	}
+	if len(sms) > 0 {
+		progress(fmt.Sprintf("the SMS sink reported %d SMS delivered, %d failed for good (not routable)", delivered, bounced))
+	}
+	return nil
 }

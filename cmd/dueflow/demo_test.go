@@ -85,6 +85,7 @@ func TestDemoOnce(t *testing.T) {
 	assert.Contains(t, text, fmt.Sprintf("emails:   http://127.0.0.1:%d (Mailpit's API; 11 messages in the inbox)", p[3]))
 	assert.Regexp(t, `console:  http://127\.0\.0\.1:\d+ \(executions`, text, "the summary points to the console")
 	assert.Contains(t, text, "sms:      5 recorded by the Telnyx-compatible sink")
+	assert.Contains(t, text, "\nopt-outs: 1 unsubscribe, 1 STOP, 1 bounce suppressed (provider-events: http://127.0.0.1:", "the providers' side played through provider-events")
 	assert.Contains(t, text, "waiting for their next step", "the delay step made the demo wait for a follow-up cycle")
 	assert.Contains(t, text, "stopped: every process the demo started has exited")
 	_, err = os.Stat(functionEnvFile(state))

@@ -96,3 +96,27 @@ func (s demoSummary) writeTable(w io.Writer) error {
 	}
 	return tw.Flush()
 }
+
+// optOutSummary counts what the providers' events left for the demo
+// organisations: clients unsubscribed by a one-click link, numbers that
+// replied STOP, addresses suppressed by a hard bounce.
+type optOutSummary struct{ Unsubscribes, Stops, Bounces int }
+
+// Line is "opt-outs: U unsubscribe, S STOP, B bounce suppressed".
+func (o optOutSummary) Line() string {
+	return fmt.Sprintf("opt-outs: %d unsubscribe, %d STOP, %d bounce suppressed", o.Unsubscribes, o.Stops, o.Bounces)
+}
+
+func readOptOuts(ctx context.Context, conn *pgx.Conn) (optOutSummary, error) {
+	var o optOutSummary
+	err := conn.QueryRow(ctx, `
+select (select count(*) from automation_opt_outs where organization_id = any($1) and source = 'link'),
+       (select count(distinct address) from automation_suppressions
+         where organization_id = any($1) and channel = 'sms' and reason = 'opted_out'),
+       (select count(distinct (channel, address)) from automation_suppressions
+         where organization_id = any($1) and reason = 'bounced')`, demodata.OrgIDs).Scan(&o.Unsubscribes, &o.Stops, &o.Bounces)
+	if err != nil {
+		return o, fmt.Errorf("read the demo's opt-outs: %w", err)
+	}
+	return o, nil
+}

@@ -72,3 +72,31 @@ select l.id, l.organization_id, c.channel, 'r', l.id || ':' || c.step || ':' || 
 	assert.Regexp(t, `^ORGANISATION\s+WORKFLOW\s+TRIGGER\s+EXECUTIONS\s+COMPLETED\s+SKIPPED\s+FAILED\s+OPEN\s+EMAILS\s+SMS$`, lines[0])
 	assert.Regexp(t, `^Brightside Plumbing\s+Overdue invoice: email, then SMS a minute later\s+invoice_overdue\s+4\s+`, lines[2])
 }
+
+// The opt-out line counts the demo organisations' link opt-outs, STOPped
+// numbers and bounced addresses, and nothing of another organisation.
+func TestDemoOptOuts(t *testing.T) {
+	ctx := context.Background()
+	pool, dsn := pgtest.NewDB(t)
+	conn, err := connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	o, err := readOptOuts(ctx, conn)
+	require.NoError(t, err)
+	assert.Equal(t, "opt-outs: 0 unsubscribe, 0 STOP, 0 bounce suppressed", o.Line())
+
+	demo, other := demodata.OrgIDs[0], "00000000-0000-4000-8000-000000000001"
+	_, err = pool.Exec(ctx, `
+insert into automation_opt_outs (organization_id, client_id, channel, source) values
+  ($1, 'c1', 'email', 'link'), ($1, 'c2', 'email', 'mailgun'), ($2, 'c1', 'email', 'link')`, demo, other)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `
+insert into automation_suppressions (organization_id, channel, address, reason, provider) values
+  ($1, 'sms', '+12125550101', 'opted_out', 'telnyx'), ($1, 'sms', '+12125550102', 'bounced', 'telnyx'),
+  ($1, 'email', 'a@example.com', 'bounced', 'mailgun'), ($1, 'email', 'b@example.com', 'complained', 'mailgun'),
+  ($2, 'sms', '+12125550103', 'opted_out', 'telnyx')`, demo, other)
+	require.NoError(t, err)
+	o, err = readOptOuts(ctx, conn)
+	require.NoError(t, err)
+	assert.Equal(t, "opt-outs: 1 unsubscribe, 1 STOP, 2 bounce suppressed", o.Line())
+}

@@ -272,6 +272,9 @@ func Reset(ctx context.Context, db DB) error {
 }
 
 var resetTables = []string{
+	"automation_opt_outs",
+	"automation_suppressions",
+	"automation_sms_notices",
 	"automation_deliveries",
 	"automation_analytics",
 	"automation_schedule_state",

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -333,11 +334,13 @@ func TestFunctionEnvironmentLoads(t *testing.T) {
 	g := NewGateway(nil)
 	require.NoError(t, g.Start(0))
 	defer g.Close()
+	pe, err := g.ServeAtRoot(ProviderEventsFunction, 0)
+	require.NoError(t, err)
 	capture, err := StartSMTPCapture(0)
 	require.NoError(t, err)
 	defer func() { _ = capture.Close(context.Background()) }()
 	for _, useSecretKey := range []bool{false, true} {
-		s := &Stack{cfg: Config{SMSProvider: "telnyx", UseSecretKey: useSecretKey}, gateway: g, capture: capture, whsec: webhook.NewSecret()}
+		s := &Stack{cfg: Config{SMSProvider: "telnyx", UseSecretKey: useSecretKey}, gateway: g, capture: capture, whsec: webhook.NewSecret(), peURL: pe}
 		require.NoError(t, s.makeKeys())
 		s.telnyx = NewTelnyxSink(s.smsKey)
 		env := map[string]string{}
@@ -353,6 +356,11 @@ func TestFunctionEnvironmentLoads(t *testing.T) {
 			assert.NotContains(t, env, config.EnvServiceRoleKey)
 		}
 		assert.Equal(t, want, cfg.ServiceRoleKey.Value())
+		// the action functions link to provider-events at its Function URL's root
+		assert.Equal(t, pe, cfg.PublicURL)
+		u, err := url.Parse(cfg.PublicURL)
+		require.NoError(t, err)
+		assert.Empty(t, u.Path, "a Function URL's root")
 		ev, err := config.LoadEvents(func(k string) string { return env[k] })
 		require.NoError(t, err, "provider-events")
 		assert.Equal(t, s.telnyx.PublicKey(), ev.TelnyxPublicKey)
@@ -395,7 +403,7 @@ func TestTelnyxSinkWebhooksVerify(t *testing.T) {
 	assert.Equal(t, providerevents.KindOptOut, store.events[0].Kind)
 	assert.Equal(t, "+14155550123", store.events[0].Address)
 	assert.Equal(t, "+15005550006", store.events[0].Sender)
-	assert.Equal(t, providerevents.StatusUndelivered, store.events[1].Status)
+	assert.Equal(t, providerevents.StatusBounced, store.events[1].Status, "40001 (not routable) is the SMS's hard bounce")
 	assert.True(t, store.events[1].Permanent)
 	assert.Equal(t, m.ID, store.events[1].ProviderMessageID)
 

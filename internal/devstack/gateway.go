@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ type Gateway struct {
 	telnyx http.Handler
 	srv    *http.Server
 	ln     net.Listener
+	roots  []*http.Server // ServeAtRoot's listeners
 }
 
 // NewGateway returns a gateway with no routes mounted yet.
@@ -68,12 +70,40 @@ func (g *Gateway) Start(port int) error {
 // URL is the gateway's base URL, e.g. http://127.0.0.1:54321.
 func (g *Gateway) URL() string { return "http://" + g.ln.Addr().String() }
 
+// ServeAtRoot serves the function name also at the root of its own
+// listener on 127.0.0.1:port (0 = a free port), as a Lambda Function URL
+// has its own host: /unsubscribe there is the function's /unsubscribe. It
+// returns the listener's base URL (no trailing slash), e.g.
+// http://127.0.0.1:40123. The function must be added before it is called.
+func (g *Gateway) ServeAtRoot(name string, port int) (string, error) {
+	ln, err := listen(port)
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			g.serveFunction(w, r, name+r.URL.Path)
+		})}
+	g.mu.Lock()
+	g.roots = append(g.roots, srv)
+	g.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
 // Close stops serving (requests in flight are cut).
 func (g *Gateway) Close() error {
-	if g.srv == nil {
-		return nil
+	g.mu.Lock()
+	roots := g.roots
+	g.mu.Unlock()
+	var errs []error
+	for _, srv := range roots {
+		errs = append(errs, srv.Close())
 	}
-	return g.srv.Close()
+	if g.srv != nil {
+		errs = append(errs, g.srv.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // ServeHTTP routes one request.

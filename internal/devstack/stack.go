@@ -67,6 +67,9 @@ type Config struct {
 	// whole seconds, rounded up; default 60 s, template.yaml's): the RIE
 	// gives each invocation that deadline. Fault tests shorten it.
 	FunctionTimeout time.Duration
+	// ProviderEventsPort is the port of provider-events' own Function URL
+	// listener (0 = free).
+	ProviderEventsPort int
 	// FunctionEnv is added to (and overrides) every function's environment,
 	// e.g. DUEFLOW_LEASE_SECONDS=5.
 	FunctionEnv []string
@@ -154,6 +157,7 @@ type Stack struct {
 	roleKey  string
 	apiKey   string // the secret API key (sb_secret_…) the gateway accepts
 	whsec    string
+	peURL    string // provider-events' Function URL (its own listener's root)
 	smsKey   string
 	unsubKey []byte // signs the one-click unsubscribe tokens
 	respMu   sync.Mutex
@@ -379,8 +383,15 @@ func (s *Stack) startGateway(ctx context.Context) error {
 	if err := s.gateway.Start(s.cfg.GatewayPort); err != nil {
 		return fmt.Errorf("devstack: gateway: %w", err)
 	}
+	// provider-events answers at the root of its Function URL (DUEFLOW_PUBLIC_URL
+	// is a root URL), as in AWS: its own listener
+	u, err := s.gateway.ServeAtRoot(ProviderEventsFunction, s.cfg.ProviderEventsPort)
+	if err != nil {
+		return fmt.Errorf("devstack: provider-events Function URL: %w", err)
+	}
+	s.peURL = u
 	s.telnyx.SetWebhookURL(s.ProviderEventsURL() + "/telnyx")
-	s.progress("gateway on %s: /rest/v1/rpc/<fn> (PostgREST stand-in), /functions/v1/<name> (Function URLs), /telnyx/v2/messages (SMS sink)", s.GatewayURL())
+	s.progress("gateway on %s: /rest/v1/rpc/<fn> (PostgREST stand-in), /functions/v1/<name> (Function URLs), /telnyx/v2/messages (SMS sink); provider-events' Function URL %s", s.GatewayURL(), s.peURL)
 	return nil
 }
 
@@ -523,8 +534,14 @@ func (s *Stack) ServiceRoleKey() string { return s.roleKey }
 // service_role; the functions use it with Config.UseSecretKey.
 func (s *Stack) SecretKey() string { return s.apiKey }
 
-// ProviderEventsURL is the local Function URL of provider-events.
-func (s *Stack) ProviderEventsURL() string { return s.GatewayURL() + "/functions/v1/provider-events" }
+// ProviderEventsFunction is the name of the function the providers call
+// (functions/provider-events); it is not an action, pg_net never rings it.
+const ProviderEventsFunction = "provider-events"
+
+// ProviderEventsURL is the local Function URL of provider-events: the root
+// of its own listener (ServeAtRoot), without a trailing slash; the gateway's
+// /functions/v1/provider-events reaches the same function.
+func (s *Stack) ProviderEventsURL() string { return s.peURL }
 
 // UnsubscribeKey is the key the stack's one-click unsubscribe tokens are
 // signed with (DUEFLOW_UNSUBSCRIBE_KEYS).

@@ -48,6 +48,17 @@ const (
 	StatusUnsubscribed = "unsubscribed"
 )
 
+// smsFailureStatus is the status of an SMS the carrier did not deliver: a
+// permanent failure (the number cannot receive SMS) is the SMS's hard
+// bounce, bounced, which suppresses the number and counts as bounced; any
+// other is undelivered.
+func smsFailureStatus(permanent bool) string {
+	if permanent {
+		return StatusBounced
+	}
+	return StatusUndelivered
+}
+
 // MaxReasonBytes bounds Event.Reason.
 const MaxReasonBytes = 200
 

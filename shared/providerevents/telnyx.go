@@ -123,7 +123,8 @@ func (h *Handler) serveTelnyx(w http.ResponseWriter, r *http.Request, log *slog.
 }
 
 // telnyxDeliveryEvents maps each recipient's final status: delivered, or
-// delivery_failed / sending_failed (undelivered); sent, queued and
+// delivery_failed / sending_failed (bounced with a permanent code, else
+// undelivered: smsFailureStatus); sent, queued and
 // delivery_unconfirmed are not final and are not recorded.
 func telnyxDeliveryEvents(eventID, msgID string, to []telnyxTo, errs []telnyxError, at time.Time) []Event {
 	if msgID == "" {
@@ -151,7 +152,7 @@ func telnyxDeliveryEvents(eventID, msgID string, to []telnyxTo, errs []telnyxErr
 		case "delivered":
 			e.Status = StatusDelivered
 		case "delivery_failed", "sending_failed":
-			e.Status = StatusUndelivered
+			e.Status = smsFailureStatus(permanent)
 			e.Permanent = permanent
 			e.Reason = reason(t.Status, strings.Join(codes, ","), strings.Join(titles, "; "))
 		default:

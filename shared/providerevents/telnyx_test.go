@@ -57,7 +57,7 @@ func TestTelnyxDeliveryReports(t *testing.T) {
 	}{
 		{"delivered", "message.finalized", "delivered", `[]`, &Event{Status: StatusDelivered}},
 		{"failed not routable", "message.finalized", "delivery_failed", `[{"code":"40001","title":"Not routable","detail":"Destination +14155550123 is a landline"}]`,
-			&Event{Status: StatusUndelivered, Permanent: true, Reason: "delivery_failed 40001 Not routable"}},
+			&Event{Status: StatusBounced, Permanent: true, Reason: "delivery_failed 40001 Not routable"}},
 		{"failed temporary", "message.finalized", "delivery_failed", `[{"code":"40006","title":"Recipient unavailable"}]`,
 			&Event{Status: StatusUndelivered, Reason: "delivery_failed 40006 Recipient unavailable"}},
 		{"sending failed", "message.sent", "sending_failed", `[{"code":40008,"title":"Undeliverable"}]`,

@@ -115,8 +115,8 @@ func twilioStatusEvent(form url.Values, sid string, now time.Time) (Event, bool)
 	case "delivered":
 		e.Status = StatusDelivered
 	case "undelivered", "failed":
-		e.Status = StatusUndelivered
 		e.Permanent = twilioPermanent[code]
+		e.Status = smsFailureStatus(e.Permanent)
 		e.Reason = reason(status, errorCode(code))
 	default:
 		return Event{}, false

@@ -121,8 +121,8 @@ func TestTwilioStatusCallbacks(t *testing.T) {
 		want         *Event
 	}{
 		{"delivered", "", &Event{Status: StatusDelivered}},
-		{"undelivered", "30005", &Event{Status: StatusUndelivered, Permanent: true, Reason: "undelivered error 30005"}},
-		{"failed", "30006", &Event{Status: StatusUndelivered, Permanent: true, Reason: "failed error 30006"}},
+		{"undelivered", "30005", &Event{Status: StatusBounced, Permanent: true, Reason: "undelivered error 30005"}},
+		{"failed", "30006", &Event{Status: StatusBounced, Permanent: true, Reason: "failed error 30006"}},
 		{"undelivered", "30003", &Event{Status: StatusUndelivered, Reason: "undelivered error 30003"}},
 		{"sent", "", nil},
 		{"queued", "", nil},
