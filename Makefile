@@ -32,6 +32,7 @@ $(MAILPIT):
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd bench/river && $(GO) vet ./...   # its own module: it must keep building as the product changes
 
 ## test: every test, against a private Postgres 15 + pg_cron the tests start themselves
 test: $(RIE) vet
