@@ -237,3 +237,11 @@ func TestUnsubscribeSettings(t *testing.T) {
 	assert.True(t, IsSecretSetting("DUEFLOW_UNSUBSCRIBE_KEYS"))
 	assert.False(t, IsSecretSetting("DUEFLOW_PUBLIC_URL"))
 }
+
+// Twilio reports delivery status to the provider-events function under
+// DUEFLOW_PUBLIC_URL; without it, nothing is asked for.
+func TestTwilioStatusCallback(t *testing.T) {
+	assert.Equal(t, "", twilioStatusCallback(""))
+	assert.Equal(t, "https://events.acme.test/twilio/status", twilioStatusCallback("https://events.acme.test/"))
+	assert.Equal(t, "https://events.acme.test/twilio/status", twilioStatusCallback("https://events.acme.test"))
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/dueflow/dueflow/shared/notify"
@@ -10,6 +11,7 @@ import (
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
 	"github.com/dueflow/dueflow/shared/notify/twilio"
+	"github.com/dueflow/dueflow/shared/providerevents"
 )
 
 // ProviderTimeout bounds one provider call (the engine's context bounds it
@@ -42,7 +44,7 @@ func (c *Config) Senders() (email, sms notify.Sender, err error) {
 	case SMSTwilio:
 		sms, err = twilio.New(twilio.Config{
 			AccountSID: c.Twilio.AccountSID, AuthToken: c.Twilio.AuthToken.Value(), From: c.SMSFrom,
-			APIBase: c.Twilio.APIBase, HTTPClient: hc,
+			APIBase: c.Twilio.APIBase, HTTPClient: hc, StatusCallback: twilioStatusCallback(c.PublicURL),
 		})
 	case SMSTelnyx:
 		sms, err = telnyx.New(telnyx.Config{
@@ -57,4 +59,14 @@ func (c *Config) Senders() (email, sms notify.Sender, err error) {
 		return nil, nil, fmt.Errorf("config: sms sender: %w", err)
 	}
 	return email, sms, nil
+}
+
+// twilioStatusCallback is where Twilio reports each message's delivery
+// status: the provider-events function's status path under
+// DUEFLOW_PUBLIC_URL; "" when that is not set.
+func twilioStatusCallback(publicURL string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(publicURL, "/") + providerevents.PathTwilioStatus
 }
