@@ -36,7 +36,7 @@ func docSQL(t *testing.T, file, name string) string {
 		}
 		b, err := os.ReadFile(d)
 		require.NoError(t, err)
-		require.NotContains(t, string(b), marker, "%s belongs in %s only", marker, file)
+		require.False(t, strings.Contains(string(b), marker), "%s: %s belongs in %s only", relPath(d), marker, file)
 	}
 	b, err := os.ReadFile(filepath.Join(repoRoot, file))
 	require.NoError(t, err)
