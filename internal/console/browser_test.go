@@ -24,7 +24,7 @@ import (
 )
 
 // screenshotDir is where the browser test writes one screenshot per page
-// (git-ignored; the README links it).
+// (git-ignored; docs/operating.md links it).
 func screenshotDir(t *testing.T) string {
 	root, err := devstack.FindRoot(".")
 	require.NoError(t, err)
