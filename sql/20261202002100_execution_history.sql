@@ -1,13 +1,27 @@
--- issue 13, the console's timeline of one execution: every dispatch, claim
--- and report, not only the latest. automation_execution_logs keeps the
--- latest dispatch, claim and lease of an execution (a retried execution
--- shows one claim, its first attempt's error overwritten); from now on each
--- move of a row is also appended to automation_execution_events by one
--- statement-level trigger (transition tables, one set-based INSERT per
--- statement, whatever path made the move: claim, report, dispatch, lease
--- expiry, operator). The rows carry ids, counts, codes and the error
--- message the execution row already holds (masked by the paths that write
--- it): never a recipient or a message body.
+-- issue 13, the console's timeline of one execution: every claim and
+-- report, not only the latest. automation_execution_logs keeps the latest
+-- dispatch, claim and lease of an execution (a retried execution shows one
+-- claim, its first attempt's error overwritten); from now on each move of a
+-- row out of running (a report, a snooze, a lease that expired, a cancel)
+-- and each other status move is also appended to
+-- automation_execution_events, by one statement-level trigger (transition
+-- tables, one set-based INSERT per statement, whatever path made the move).
+--
+-- One row per attempt, not one per claim and one per report: the row that
+-- ends an attempt carries its claim (claimed_at = started_at, attempt,
+-- lease_expires_at) and the dispatch that led to it (dispatched_at,
+-- dispatch_count) from the execution's old version. The claim, the hot
+-- path's other half, writes no event (the attempt running now is the
+-- execution row's own latest claim), and a dispatch none (dispatch_count
+-- says how many dispatches went unclaimed between two claims). Measured:
+-- a row per claim and per dispatch cost 6-27 % more Postgres CPU per
+-- execution in the engine pipeline benchmark (sql/README.md).
+--
+-- The rows carry ids, counts, codes and the error message the execution row
+-- already holds (masked by the paths that write it): never a recipient or a
+-- message body. An execution has at most one row per attempt, snooze,
+-- deferral (automation_settings.max_deferrals) and operator move: they go
+-- with it (on delete cascade; automation_cleanup).
 
 create table if not exists public.automation_execution_events (
   id bigint generated always as identity primary key,
@@ -15,24 +29,23 @@ create table if not exists public.automation_execution_events (
   -- (the replaced system's history rows may lack one: NULL, read by no member)
   organization_id uuid,
   at timestamptz not null default now(),
-  kind text not null check (kind in ('dispatched', 'claimed', 'reported', 'snoozed', 'lease_expired', 'status')),
+  kind text not null check (kind in ('reported', 'snoozed', 'lease_expired', 'status')),
   attempt integer,
   step_index integer,
   status text,
   outcome text,
   error_code text,
   error_message text,
+  claimed_at timestamptz,
   lease_expires_at timestamptz,
+  dispatched_at timestamptz,
+  dispatch_count integer,
   detail jsonb not null default '{}'
 );
 -- the timeline reads one execution's events in order; the cascade of the
 -- cleanup's delete of an execution finds them by it
 create index if not exists automation_execution_events_execution_idx
   on public.automation_execution_events (execution_id, at);
--- the cleanup's retention of events of executions it keeps: append-only,
--- `at` grows with the heap, a few pages of BRIN bound the range delete
-create index if not exists automation_execution_events_at_brin
-  on public.automation_execution_events using brin (at);
 
 alter table public.automation_execution_events enable row level security;
 select public.automation_member_read_policy('public.automation_execution_events'::regclass);
@@ -40,65 +53,55 @@ revoke all on public.automation_execution_events from public, anon, authenticate
 grant select on public.automation_execution_events to authenticated;
 grant all on public.automation_execution_events to service_role;
 comment on table public.automation_execution_events is
-  'Append-only history of each execution (automation_execution_logs keeps only the latest dispatch, claim and lease): dispatched, claimed (attempt, lease_expires_at), reported (outcome completed, skipped, failed, retry, deferred; error code and message), snoozed (step_index = the step it resumes at), lease_expired, status (any other move: expired before running, skipped by the dispatcher, cancelled, reopened by a retry). Written by the trigger automation_execution_logs_events; deleted with the execution, and by automation_cleanup after its retention. Members read their organisations'' rows.';
+  'Append-only history of each execution (automation_execution_logs keeps only the latest dispatch, claim and lease): one row per attempt that ended (kind reported: outcome completed, skipped, failed, retry, deferred, with error code and message; snoozed: step_index = the step it resumes at; lease_expired), carrying its claim (claimed_at, attempt, lease_expires_at) and the dispatch before it (dispatched_at, dispatch_count), and one per other status move (kind status: expired before running, skipped by the dispatcher, cancelled, reopened by a retry). Written by the trigger automation_execution_logs_events; deleted with the execution. Members read their organisations'' rows.';
 
 -- One INSERT ... SELECT per UPDATE statement: each row's old and new
--- version joined by id, at most one event per row (no statement dispatches
--- and claims or claims and reports the same row), rows whose status,
--- lease, dispatch, attempt and step did not change give none.
+-- version joined by id, at most one event per row; a claim, a dispatch and
+-- an update that moves no status give none.
 create or replace function public.automation_execution_events_record() returns trigger
 language plpgsql security definer set search_path = public, pg_temp as $$
 begin
   insert into public.automation_execution_events
     (execution_id, organization_id, kind, attempt, step_index, status, outcome, error_code, error_message,
-     lease_expires_at, detail)
-  select m.id, m.organization_id, m.kind, m.attempt, m.step_index, m.status,
-    m.outcome, m.error_code, m.error_message, m.lease_expires_at,
-    case m.kind
-      when 'dispatched' then jsonb_build_object('dispatch', m.dispatch_count)
-      when 'snoozed' then jsonb_build_object('from_step', m.old_step, 'next_attempt_at', m.next_attempt_at)
-      when 'claimed' then '{}'::jsonb
-      else jsonb_strip_nulls(jsonb_build_object('from', m.old_status,
-        'next_attempt_at', case when m.status = 'pending' then m.next_attempt_at end,
-        'deferrals', case when m.outcome = 'deferred' then m.deferrals end))
-    end
-  from (
-    select n.id, n.organization_id, n.status, n.dispatch_count, n.next_attempt_at, n.deferrals,
-      o.status as old_status, o.step_index as old_step,
-      case when k.kind = 'claimed' then n.lease_expires_at end as lease_expires_at,
-      -- a report's attempt is the one that ran (a snooze or deferral gives it back)
-      case when o.status = 'running' then o.attempt else n.attempt end as attempt,
-      n.step_index, k.kind,
-      case when k.kind in ('reported', 'snoozed') then
-        case when n.status <> 'pending' then n.status
-             when n.deferrals > o.deferrals then 'deferred'
-             when k.kind = 'snoozed' then 'snoozed'
-             else 'retry' end
-      end as outcome,
-      case when k.kind not in ('dispatched', 'claimed') then n.error_code end as error_code,
-      case when k.kind not in ('dispatched', 'claimed') then left(n.error_message, 500) end as error_message
-    from new_rows n
-    join old_rows o on o.id = n.id
-    cross join lateral (select case
-        when n.status = 'running' then
-          case when o.status is distinct from 'running' or n.lease_token is distinct from o.lease_token then 'claimed' end
-        when o.status = 'running' then
-          case when n.error_message = 'lease expired without a report'
-                    and n.error_code in ('lease_expired', 'max_attempts') then 'lease_expired'
-               when n.status = 'pending' and n.deferrals = o.deferrals
-                    and (n.step_index <> o.step_index or n.attempt < o.attempt) then 'snoozed'
-               else 'reported' end
-        when n.status is distinct from o.status then 'status'
-        when n.dispatched_at is not null and n.dispatched_at is distinct from o.dispatched_at then 'dispatched'
-      end as kind) k
-    where k.kind is not null
-  ) m
-  order by m.id;
+     claimed_at, lease_expires_at, dispatched_at, dispatch_count, detail)
+  select n.id, n.organization_id, k.kind,
+    -- an attempt's: the one that ran (a snooze or deferral gives it back)
+    case when o.status = 'running' then o.attempt else n.attempt end,
+    n.step_index, n.status,
+    case when k.kind in ('reported', 'snoozed') then
+      case when n.status <> 'pending' then n.status
+           when n.deferrals > o.deferrals then 'deferred'
+           when k.kind = 'snoozed' then 'snoozed'
+           else 'retry' end
+    end,
+    n.error_code, left(n.error_message, 500),
+    case when o.status = 'running' then o.started_at end,
+    case when o.status = 'running' then o.lease_expires_at end,
+    case when o.status = 'running' then o.dispatched_at end,
+    case when o.status = 'running' then o.dispatch_count end,
+    jsonb_strip_nulls(jsonb_build_object('from', o.status,
+      'from_step', case when k.kind = 'snoozed' then o.step_index end,
+      'next_attempt_at', case when n.status = 'pending' then n.next_attempt_at end,
+      'deferrals', case when n.deferrals > o.deferrals then n.deferrals end))
+  from new_rows n
+  join old_rows o on o.id = n.id
+  cross join lateral (select case
+      when n.status is not distinct from o.status or n.status = 'running' then null
+      when o.status = 'running' and n.status <> 'cancelled' then
+        case when n.error_message = 'lease expired without a report'
+                  and n.error_code in ('lease_expired', 'max_attempts') then 'lease_expired'
+             when n.status = 'pending' and n.deferrals = o.deferrals
+                  and (n.step_index <> o.step_index or n.attempt < o.attempt) then 'snoozed'
+             else 'reported' end
+      else 'status'
+    end as kind) k
+  where k.kind is not null
+  order by n.id;
   return null;
 end
 $$;
 comment on function public.automation_execution_events_record() is
-  'Trigger (statement level, after update of automation_execution_logs): appends one automation_execution_events row per execution whose dispatch, claim, report or status moved in the statement; updates that move none of them append nothing.';
+  'Trigger (statement level, after update of automation_execution_logs): appends one automation_execution_events row per execution whose status moved in the statement (an attempt that ended, with its claim and dispatch; any other move); claims, dispatches and updates that move no status append nothing.';
 revoke all on function public.automation_execution_events_record() from public, anon, authenticated;
 
 drop trigger if exists automation_execution_logs_events on public.automation_execution_logs;
@@ -106,11 +109,10 @@ create trigger automation_execution_logs_events after update on public.automatio
   referencing old table as old_rows new table as new_rows
   for each statement execute function public.automation_execution_events_record();
 
--- automation_cleanup as in 20261129000700, plus: events older than
--- p_keep_executions of the executions it keeps (the events of those it
+-- automation_cleanup as in 20261129000700 (the events of the executions it
 -- deletes go with them: the cascade finds them by
--- automation_execution_events_execution_idx), and operator actions older
--- than p_keep_executions (never cleaned before).
+-- automation_execution_events_execution_idx), plus operator actions older
+-- than p_keep_executions (never cleaned before; few rows: a scan).
 create or replace function public.automation_cleanup(
   p_keep_cron_runs interval default interval '7 days',
   p_keep_executions interval default interval '90 days')
@@ -151,10 +153,7 @@ begin
   delete from public.automation_execution_logs e
   using gone where e.id = gone.id;
   get diagnostics v_execs = row_count;
-  -- the history of the executions kept (an occurrence key kept for years, a
-  -- row re-dispatched for months) and the operator actions: the same
-  -- retention (not counted in the result)
-  delete from public.automation_execution_events ev where ev.at < now() - p_keep_executions;
+  -- who did what: the same retention (not counted in the result)
   delete from public.automation_operator_actions a where a.at < now() - p_keep_executions;
   -- pg_net owns this table and expires it itself (pg_net.ttl); where this
   -- role may not delete from it, skip it rather than roll back the cleanup
@@ -169,7 +168,7 @@ begin
 end
 $$;
 comment on function public.automation_cleanup(interval, interval) is
-  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs (by end_time, or start_time for runs interrupted without one), finished executions (with their deliveries and events) older than p_keep_executions whose occurrence cannot recur (scheduled runs, past appointments, occurrences with a newer one of the same workflow and subject; the newest per subject stays as the key that prevents a duplicate reminder), execution events and operator actions older than p_keep_executions, and old pg_net responses. Returns rows deleted (runs + executions).';
+  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs (by end_time, or start_time for runs interrupted without one), finished executions (with their deliveries and events) older than p_keep_executions whose occurrence cannot recur (scheduled runs, past appointments, occurrences with a newer one of the same workflow and subject; the newest per subject stays as the key that prevents a duplicate reminder), operator actions older than p_keep_executions, and old pg_net responses. Returns rows deleted (runs + executions).';
 revoke all on function public.automation_cleanup(interval, interval)
   from public, anon, authenticated;
 grant execute on function public.automation_cleanup(interval, interval)

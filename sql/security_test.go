@@ -47,6 +47,9 @@ func TestRLSAndGrants(t *testing.T) {
 	require.Len(t, got, 1)
 	b := pgtest.BeginDeliveries(t, pool, deliveryFor(got[0].Execution.ID, got[0].Execution.LeaseToken))
 	require.Equal(t, "new", b[0].State)
+	// a history row of org B (a claim writes none)
+	pgtest.Exec(t, pool, `insert into automation_execution_events (execution_id, organization_id, kind, status)
+		values ($1, $2, 'status', 'cancelled')`, execsB[0], orgB)
 
 	tables := []string{"organizations", "organization_members", "clients", "invoices", "jobs",
 		"automation_workflows", "automation_execution_logs", "automation_execution_events", "automation_deliveries", "automation_schedule_state", "automation_analytics",

@@ -45,23 +45,28 @@ type Event struct {
 }
 
 // HistoryEvent is one recorded move of an execution
-// (automation_execution_events): a dispatch, a claim, a report, a snooze,
-// a lease that expired, another status change.
+// (automation_execution_events): an attempt that ended (reported, snoozed,
+// lease_expired), with its claim and the dispatch before it, or another
+// status move (status).
 type HistoryEvent struct {
 	At                      time.Time
-	Kind                    string // dispatched, claimed, reported, snoozed, lease_expired, status
+	Kind                    string // reported, snoozed, lease_expired, status
 	Attempt, StepIndex      int
 	Status, Outcome         string
 	ErrorCode, ErrorMessage string
+	ClaimedAt               *time.Time // the attempt's claim (nil: the move did not end an attempt)
 	LeaseExpiresAt          *time.Time
-	Dispatch, FromStep      int        // dispatched: its number; snoozed: the step that ran
-	From                    string     // status: the status before
-	NextAttemptAt           *time.Time // reports and snoozes that left it pending: due again then
+	DispatchedAt            *time.Time // the dispatch before the claim, and its number
+	DispatchCount           int
+	From                    string     // the status before
+	FromStep                int        // snoozed: the step that ran
+	NextAttemptAt           *time.Time // left pending: due again then
+	Deferrals               int        // deferred: the execution's count
 }
 
 // HistoryCap is how many of an execution's recorded events its page
-// shows: the latest ones (an execution re-dispatched for hours while its
-// function was down has hundreds of dispatches).
+// shows: the latest ones (an execution deferred through a long provider
+// outage has up to automation_settings.max_deferrals of them).
 const HistoryCap = 200
 
 // Detail is one execution with everything its page shows.
@@ -198,9 +203,9 @@ select at, actor, action, applied, coalesce(answer ->> 'reason', ''), delivery_i
 func readHistory(ctx context.Context, db DB, d *Detail) error {
 	rows, err := db.Query(ctx, `
 select at, kind, coalesce(attempt, 0), coalesce(step_index, 0), coalesce(status, ''), coalesce(outcome, ''),
-       coalesce(error_code, ''), coalesce(error_message, ''), lease_expires_at,
-       coalesce((detail ->> 'dispatch')::int, 0), coalesce((detail ->> 'from_step')::int, 0),
-       coalesce(detail ->> 'from', ''), (detail ->> 'next_attempt_at')::timestamptz,
+       coalesce(error_code, ''), coalesce(error_message, ''), claimed_at, lease_expires_at, dispatched_at,
+       coalesce(dispatch_count, 0), coalesce(detail ->> 'from', ''), coalesce((detail ->> 'from_step')::int, 0),
+       (detail ->> 'next_attempt_at')::timestamptz, coalesce((detail ->> 'deferrals')::int, 0),
        count(*) over () as total
   from public.automation_execution_events where execution_id = $1
  order by at desc, id desc limit $2`, d.ID, HistoryCap)
@@ -212,7 +217,8 @@ select at, kind, coalesce(attempt, 0), coalesce(step_index, 0), coalesce(status,
 	for rows.Next() {
 		var h HistoryEvent
 		if err := rows.Scan(&h.At, &h.Kind, &h.Attempt, &h.StepIndex, &h.Status, &h.Outcome, &h.ErrorCode, &h.ErrorMessage,
-			&h.LeaseExpiresAt, &h.Dispatch, &h.FromStep, &h.From, &h.NextAttemptAt, &total); err != nil {
+			&h.ClaimedAt, &h.LeaseExpiresAt, &h.DispatchedAt, &h.DispatchCount, &h.From, &h.FromStep,
+			&h.NextAttemptAt, &h.Deferrals, &total); err != nil {
 			return fmt.Errorf("read history of %s: %w", d.ID, err)
 		}
 		d.History = append(d.History, h)
@@ -226,10 +232,11 @@ select at, kind, coalesce(attempt, 0), coalesce(step_index, 0), coalesce(status,
 }
 
 // timeline orders what the row, its recorded history, its deliveries and
-// the recorded actions say happened. The history has every dispatch, claim
-// and report; the row keeps only the latest dispatch and claim, shown when
-// the history has none (rows from before it was recorded, or past its
-// retention). now marks a running claim's lease expired.
+// the recorded actions say happened. Each attempt of the history shows
+// its dispatch, its claim and its report; the row adds the attempt running
+// now (its latest dispatch and claim), and stands for the history where
+// there is none (rows from before it was recorded). now marks a running
+// claim's lease expired.
 func timeline(d Detail, now time.Time) []Event {
 	var ev []Event
 	add := func(at *time.Time, kind, status, format string, args ...any) {
@@ -240,69 +247,83 @@ func timeline(d Detail, now time.Time) []Event {
 	created := d.CreatedAt
 	add(&created, "created", "", "created by the %s check (%s %s, occurrence %s)", d.TriggerType, d.SubjectType, d.SubjectID, d.OccurrenceKey)
 	if d.HistoryCut > 0 && len(d.History) > 0 {
-		at := d.History[0].At
+		// before the first line the shown history gives
+		h := d.History[0]
+		at := h.At
+		for _, t := range []*time.Time{h.ClaimedAt, h.DispatchedAt} {
+			if t != nil && t.Before(at) {
+				at = *t
+			}
+		}
 		add(&at, "note", "warn", "%d earlier events not shown (the latest %d are)", d.HistoryCut, len(d.History))
 	}
-	dispatched, claimed, deferred := false, false, false
-	lastClaim := -1
+	// dispatches: each once, with the ones no claim followed counted
+	shown := 0
+	dispatch := func(at *time.Time, n int, latest string) {
+		if at == nil || n <= shown {
+			return
+		}
+		unclaimed := ""
+		if shown > 0 && n-shown > 1 {
+			unclaimed = fmt.Sprintf("; %d dispatches since the last claim went unclaimed", n-shown-1)
+		}
+		add(at, "dispatched", "", "dispatched to %s (dispatch %d%s%s)", d.Action, n, unclaimed, latest)
+		shown = n
+	}
+	claim := func(at *time.Time, attempt, step int, lease *time.Time, running bool) {
+		until := ""
+		if lease != nil {
+			until = ", lease until " + lease.UTC().Format(time.RFC3339)
+			if running && lease.Before(now) {
+				until += " (expired)"
+			}
+		}
+		add(at, "claimed", "", "claimed by the %s function: attempt %d of %d, step %d%s", d.Action, attempt, d.MaxAttempts, step, until)
+	}
+	final := d.Status != "pending" && d.Status != "running"
+	claims, deferred := 0, false
 	for i, h := range d.History {
-		switch h.Kind {
-		case "dispatched":
-			dispatched = true
-		case "claimed":
-			claimed = true
-			lastClaim = i
+		if h.ClaimedAt != nil {
+			dispatch(h.DispatchedAt, h.DispatchCount, "")
+			step := h.StepIndex
+			if h.Kind == "snoozed" {
+				step = h.FromStep
+			}
+			claim(h.ClaimedAt, h.Attempt, step, h.LeaseExpiresAt, false)
+			claims++
 		}
 		if h.Outcome == "deferred" {
 			deferred = true
 		}
-	}
-	final := d.Status != "pending" && d.Status != "running"
-	for i, h := range d.History {
-		at := h.At
 		if final && i == len(d.History)-1 && h.Status == d.Status {
 			// the move to the final status: the row's final line says it, with the counts
 			continue
 		}
-		switch h.Kind {
-		case "dispatched":
-			add(&at, "dispatched", "", "dispatched to %s (dispatch %d)", d.Action, h.Dispatch)
-		case "claimed":
-			lease := ""
-			if h.LeaseExpiresAt != nil {
-				lease = ", lease until " + h.LeaseExpiresAt.UTC().Format(time.RFC3339)
-				if i == lastClaim && d.Status == "running" && h.LeaseExpiresAt.Before(now) {
-					lease += " (expired)"
-				}
-			}
-			add(&at, "claimed", "", "claimed by the %s function: attempt %d of %d, step %d%s", d.Action, h.Attempt, d.MaxAttempts, h.StepIndex, lease)
-		case "reported", "snoozed", "lease_expired":
-			text, st := reportText(h)
-			add(&at, h.Kind, st, "%s", text)
-		default:
-			msg := fmt.Sprintf("status %s", h.Status)
+		at := h.At
+		if h.Kind == "status" {
+			msg := "status " + h.Status
 			if h.From != "" {
 				msg = fmt.Sprintf("status %s -> %s", h.From, h.Status)
 			}
 			add(&at, "status", statusClass(h.Status), "%s%s", msg, errorText(h.ErrorCode, h.ErrorMessage))
+			continue
 		}
+		text, st := reportText(h)
+		add(&at, h.Kind, st, "%s", text)
 	}
-	if !dispatched {
-		add(d.DispatchedAt, "dispatched", "", "dispatched to %s (dispatch %d of this execution; the latest shown)", d.Action, d.DispatchCount)
+	// the row: the attempt running now, a dispatch not claimed yet, or
+	// (no history) its latest dispatch and claim
+	latest := ""
+	if len(d.History) == 0 {
+		latest = "; the latest shown"
 	}
-	if d.StartedAt != nil && !claimed {
-		lease := ""
-		if d.LeaseExpiresAt != nil {
-			lease = ", lease until " + d.LeaseExpiresAt.UTC().Format(time.RFC3339)
-			if d.LeaseExpiresAt.Before(now) && d.Status == "running" {
-				lease += " (expired)"
-			}
-		}
+	dispatch(d.DispatchedAt, d.DispatchCount, latest)
+	if d.StartedAt != nil && (d.Status == "running" || claims == 0) {
 		if d.Attempt == 0 {
 			// started_at outlives a retry, which resets the attempts
 			add(d.StartedAt, "claimed", "", "claimed by the %s function (the latest claim before a retry reset the attempts)", d.Action)
 		} else {
-			add(d.StartedAt, "claimed", "", "claimed by the %s function: attempt %d of %d%s (the latest claim)", d.Action, d.Attempt, d.MaxAttempts, lease)
+			claim(d.StartedAt, d.Attempt, d.StepIndex, d.LeaseExpiresAt, d.Status == "running")
 		}
 	}
 	for _, v := range d.Deliveries {
@@ -362,8 +383,8 @@ func timeline(d Detail, now time.Time) []Event {
 	return ev
 }
 
-// reportText says what one report (or lease expiry) of the history did,
-// and its CSS class.
+// reportText says what one ended attempt of the history did, and its CSS
+// class.
 func reportText(h HistoryEvent) (string, string) {
 	due := ""
 	if h.NextAttemptAt != nil && h.Status == "pending" {
@@ -377,7 +398,8 @@ func reportText(h HistoryEvent) (string, string) {
 	case h.Outcome == "retry":
 		return fmt.Sprintf("reported: retry after attempt %d%s%s", h.Attempt, errorText(h.ErrorCode, h.ErrorMessage), due), "warn"
 	case h.Outcome == "deferred":
-		return fmt.Sprintf("reported: deferred (attempt %d given back)%s%s", h.Attempt, errorText(h.ErrorCode, h.ErrorMessage), due), "warn"
+		return fmt.Sprintf("reported: deferred (attempt %d given back, deferral %d)%s%s", h.Attempt, h.Deferrals,
+			errorText(h.ErrorCode, h.ErrorMessage), due), "warn"
 	}
 	return fmt.Sprintf("reported: %s, attempt %d%s", h.Outcome, h.Attempt, errorText(h.ErrorCode, h.ErrorMessage)), statusClass(h.Status)
 }

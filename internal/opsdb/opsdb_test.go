@@ -156,7 +156,7 @@ func TestDetailHistoryOfRetriedExecution(t *testing.T) {
 
 	d, err := opsdb.GetDetail(ctx, db, id)
 	require.NoError(t, err)
-	require.Len(t, d.History, 4)
+	require.Len(t, d.History, 2, "one row per attempt")
 	assert.Zero(t, d.HistoryCut)
 	var claims, text []string
 	for _, e := range d.Timeline {
@@ -168,6 +168,7 @@ func TestDetailHistoryOfRetriedExecution(t *testing.T) {
 	joined := strings.Join(text, "\n")
 	require.Len(t, claims, 2, joined)
 	assert.Contains(t, claims[0], "attempt 1 of 5")
+	assert.Contains(t, claims[0], "lease until "+first[0].Execution.LeaseExpiresAt.UTC().Format(time.RFC3339))
 	assert.Contains(t, claims[1], "attempt 2 of 5")
 	assert.Contains(t, joined, "reported: reported: retry after attempt 1 ("+automation.ErrProviderRetryable+": 503 from provider), due again ")
 	assert.Contains(t, joined, "final: reported: completed after 2 attempts, 1 actions")
@@ -175,19 +176,18 @@ func TestDetailHistoryOfRetriedExecution(t *testing.T) {
 	assert.Empty(t, d.ErrorCode, "the row itself no longer has the first error")
 
 	// a long history: the latest HistoryCap events, oldest first
-	pgtest.Exec(t, db, `insert into automation_execution_events (execution_id, organization_id, at, kind, status, detail)
-		select $1, organization_id, now() - interval '1 day' + g * interval '1 second', 'dispatched', 'pending',
-		       jsonb_build_object('dispatch', g)
+	pgtest.Exec(t, db, `insert into automation_execution_events (execution_id, organization_id, at, kind, status, outcome, attempt)
+		select $1, organization_id, now() - interval '1 day' + g * interval '1 second', 'reported', 'pending', 'deferred', g
 		from automation_execution_logs, generate_series(1, 250) g where id = $1`, id)
 	d, err = opsdb.GetDetail(ctx, db, id)
 	require.NoError(t, err)
 	require.Len(t, d.History, opsdb.HistoryCap)
-	assert.Equal(t, 254-opsdb.HistoryCap, d.HistoryCut)
-	assert.Equal(t, 55, d.History[0].Dispatch, "the 54 oldest left out")
+	assert.Equal(t, 252-opsdb.HistoryCap, d.HistoryCut)
+	assert.Equal(t, 53, d.History[0].Attempt, "the 52 oldest left out")
 	assert.Equal(t, "completed", d.History[len(d.History)-1].Status)
-	// (the made-up dispatches are older than the execution: the note comes first)
+	// (the made-up events are older than the execution: the note comes first)
 	assert.Equal(t, "note", d.Timeline[0].Kind)
-	assert.Equal(t, "54 earlier events not shown (the latest 200 are)", d.Timeline[0].Text)
+	assert.Equal(t, "52 earlier events not shown (the latest 200 are)", d.Timeline[0].Text)
 }
 
 func TestNextRun(t *testing.T) {
