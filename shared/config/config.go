@@ -1,7 +1,8 @@
-// Package config reads a function's configuration from the environment,
-// reporting every missing or invalid variable at once, and builds the
-// message senders it names. Secret values are never printed: they are held
-// as Secret, which formats and logs as "[redacted]".
+// Package config reads a function's configuration from the environment and
+// checks it, reporting every missing or invalid variable at once; it is
+// data only (the senders it names are built by shared/notify/senders).
+// Secret values are never printed: they are held as Secret, which formats
+// and logs as "[redacted]".
 package config
 
 import (
