@@ -148,7 +148,7 @@ func ParseSecret(secret string) ([]byte, error) {
 		return nil, errors.New("must start with " + SecretPrefix)
 	}
 	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil {
+	if err != nil || strings.ContainsAny(b64, "\r\n") { // the decoder skips line breaks
 		return nil, errors.New("is not " + SecretPrefix + "<base64>")
 	}
 	if len(key) < MinSecretBytes {
