@@ -38,7 +38,7 @@ vet:
 test: $(RIE) vet
 	$(GO) test -count=1 -timeout 40m ./...
 
-## demo: the whole pipeline locally with demo data until Ctrl-C (ONCE=1: one cycle, then exit); README "Local stack"
+## demo: the whole pipeline locally with demo data until Ctrl-C (ONCE=1: one cycle, then exit); docs/local-stack.md
 # (built, then run: `go run` would exit 1 after Ctrl-C although the demo stopped cleanly)
 demo: tools
 	$(GO) build -o $(BIN)/dueflow ./cmd/dueflow

@@ -60,7 +60,7 @@ var sideDefaults = stacktest.Knobs{
 // riverKnobs are River's settings: RIVER_WORKERS (MaxWorkers of the one
 // queue; also the SMTP sessions of its sender), RIVER_COOLDOWN
 // (FetchCooldown), RIVER_POLL (FetchPollInterval). The defaults are the
-// fastest found on the 2-core machine (README, "River side by side"): with
+// fastest found on the 2-core machine (docs/benchmarks.md, "River side by side"): with
 // the local inbox the drain is CPU-bound and more workers only add
 // contention; with a provider latency the workers are what waits.
 type riverKnobs struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/dueflow/dueflow/shared/config"
@@ -15,6 +16,7 @@ import (
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
 	"github.com/dueflow/dueflow/shared/notify/twilio"
+	"github.com/dueflow/dueflow/shared/providerevents"
 )
 
 // ProviderTimeout bounds one provider call (the engine's context bounds it
@@ -47,7 +49,7 @@ func FromConfig(cfg *config.Config) (email, sms notify.Sender, err error) {
 	case config.SMSTwilio:
 		sms, err = twilio.New(twilio.Config{
 			AccountSID: cfg.Twilio.AccountSID, AuthToken: cfg.Twilio.AuthToken.Value(), From: cfg.SMSFrom,
-			APIBase: cfg.Twilio.APIBase, HTTPClient: hc,
+			APIBase: cfg.Twilio.APIBase, HTTPClient: hc, StatusCallback: twilioStatusCallback(cfg.PublicURL),
 		})
 	case config.SMSTelnyx:
 		sms, err = telnyx.New(telnyx.Config{
@@ -62,6 +64,16 @@ func FromConfig(cfg *config.Config) (email, sms notify.Sender, err error) {
 		return nil, nil, fmt.Errorf("sms sender: %w", err)
 	}
 	return email, sms, nil
+}
+
+// twilioStatusCallback is where Twilio reports each message's delivery
+// status: the provider-events function's status path under
+// DUEFLOW_PUBLIC_URL; "" when that is not set.
+func twilioStatusCallback(publicURL string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(publicURL, "/") + providerevents.PathTwilioStatus
 }
 
 // Close closes the senders that hold connections open (the SMTP pool);

@@ -68,3 +68,11 @@ func TestFromConfigUnknownProvider(t *testing.T) {
 		EmailFrom: "a@acme.test", SMSProvider: "pigeon"})
 	assert.EqualError(t, err, `sms sender: unknown provider "pigeon"`)
 }
+
+// Twilio reports delivery status to the provider-events function under
+// DUEFLOW_PUBLIC_URL; without it, nothing is asked for.
+func TestTwilioStatusCallback(t *testing.T) {
+	assert.Equal(t, "", twilioStatusCallback(""))
+	assert.Equal(t, "https://events.acme.test/twilio/status", twilioStatusCallback("https://events.acme.test/"))
+	assert.Equal(t, "https://events.acme.test/twilio/status", twilioStatusCallback("https://events.acme.test"))
+}
