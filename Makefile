@@ -15,7 +15,7 @@ export DUEFLOW_BIN := $(BIN)
 BENCH_ENV = BENCH_N=$(N) BENCH_LATENCY=$(LATENCY) BENCH_INSTANCES=$(INSTANCES) BENCH_CONCURRENCY=$(CONCURRENCY) \
 	BENCH_BATCH=$(BATCH) BENCH_CASE=$(CASE) BENCH_PROFILE=$(PROFILE)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-tick bench-stack bench-river
+.PHONY: all test vet tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-tick bench-stack bench-river
 
 all: vet test
 

@@ -20,6 +20,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/stacktest"
 	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/notify/senders"
 )
 
 var (
@@ -256,7 +257,7 @@ func newRiverBench(b *testing.B, s *devstack.Stack, n int, k riverKnobs) *riverB
 		return ""
 	})
 	require.NoError(b, err)
-	sender, _, err := cfg.Senders()
+	sender, _, err := senders.FromConfig(cfg)
 	require.NoError(b, err)
 	return &riverBench{s: s, n: n, knobs: k, pool: pool,
 		worker: &ReminderWorker{DB: pool, Sender: sender, EmailFrom: cfg.EmailFrom, EmailFromName: cfg.EmailFromName}}
