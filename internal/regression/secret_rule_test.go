@@ -23,7 +23,6 @@ import (
 func TestWebhookSecretRuleGoAgreesWithSQL(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	key := func(n int) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", n))) }
-	const sqlLength = "SQL takes keys of 24 to 64 bytes (Standard Webhooks), Go at least webhook.MinSecretBytes (16)"
 	cases := []struct {
 		name, secret string
 		ok           bool
@@ -34,10 +33,9 @@ func TestWebhookSecretRuleGoAgreesWithSQL(t *testing.T) {
 		{"64 bytes", "whsec_" + key(64), true, ""},
 		{"regression secret", testSecret, true, ""},
 		{"generated", webhook.NewSecret(), true, ""},
-		{"16 bytes", "whsec_" + key(16), true, sqlLength},
-		{"23 bytes", "whsec_" + key(23), true, sqlLength},
-		{"65 bytes", "whsec_" + key(65), true, sqlLength},
-		{"15 bytes", "whsec_" + key(15), false, ""},
+		{"16 bytes", "whsec_" + key(16), false, ""},
+		{"23 bytes", "whsec_" + key(23), false, ""},
+		{"65 bytes", "whsec_" + key(65), false, ""},
 		{"8 bytes", "whsec_" + key(8), false, ""},
 		{"empty key", "whsec_", false, ""},
 		{"no prefix", key(32), false, ""},

@@ -41,8 +41,11 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultMaxIDs       = 500
 	Tolerance           = 5 * time.Minute
-	// MinSecretBytes is the shortest signing key accepted (decoded bytes).
-	MinSecretBytes = 16
+	// MinSecretBytes and MaxSecretBytes bound a signing key (decoded
+	// bytes), as Standard Webhooks does and automation_register_endpoint
+	// checks: a secret the functions take can always be registered.
+	MinSecretBytes = 24
+	MaxSecretBytes = 64
 	// MaxSecrets is the most secrets one Verifier or Signer takes (a
 	// rotation needs two).
 	MaxSecrets = 4
@@ -137,7 +140,7 @@ func WithClock(now func() time.Time) Option {
 }
 
 // ParseSecret decodes one signing secret, "whsec_<standard base64 key>"
-// of at least MinSecretBytes bytes, and returns its key. It is the one rule
+// of MinSecretBytes to MaxSecretBytes bytes, and returns its key. It is the one rule
 // of a signing secret in Go: DUEFLOW_WEBHOOK_SECRET (shared/config), the
 // Verifier and Signer, and the local stack's secret. Its errors never
 // quote the secret and read after the secret's name ("… must start with
@@ -151,8 +154,8 @@ func ParseSecret(secret string) ([]byte, error) {
 	if err != nil || strings.ContainsAny(b64, "\r\n") { // the decoder skips line breaks
 		return nil, errors.New("is not " + SecretPrefix + "<base64>")
 	}
-	if len(key) < MinSecretBytes {
-		return nil, fmt.Errorf("key has %d bytes, want at least %d", len(key), MinSecretBytes)
+	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
+		return nil, fmt.Errorf("key has %d bytes, want %d to %d", len(key), MinSecretBytes, MaxSecretBytes)
 	}
 	return key, nil
 }

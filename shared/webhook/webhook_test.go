@@ -306,7 +306,7 @@ func TestSecretRotationOverlap(t *testing.T) {
 }
 
 // ParseSecret is the one rule of a signing secret: whsec_, standard base64
-// with its padding, at least MinSecretBytes bytes; its errors never quote
+// with its padding, MinSecretBytes to MaxSecretBytes bytes; its errors never quote
 // the secret.
 func TestParseSecret(t *testing.T) {
 	b64 := func(n int) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", n))) }
@@ -319,13 +319,16 @@ func TestParseSecret(t *testing.T) {
 		"whsec_" + b64(32)[:43]: "is not whsec_<base64>", // padding left out
 		"whsec_" + b64(16)[:12] + "\n" + b64(16)[12:]: "is not whsec_<base64>",
 		"whsec_!!!notbase64!!!":                       "is not whsec_<base64>",
-		"whsec_" + b64(15):                            "key has 15 bytes, want at least 16",
-		"whsec_":                                      "key has 0 bytes, want at least 16",
+		"whsec_" + b64(23):                            "key has 23 bytes, want 24 to 64",
+		"whsec_" + b64(65):                            "key has 65 bytes, want 24 to 64",
+		"whsec_":                                      "key has 0 bytes, want 24 to 64",
 	} {
 		_, err := webhook.ParseSecret(secret)
 		require.Error(t, err, secret)
 		assert.Equal(t, problem, err.Error())
 	}
-	_, err = webhook.ParseSecret("whsec_" + b64(webhook.MinSecretBytes))
-	assert.NoError(t, err)
+	for _, n := range []int{webhook.MinSecretBytes, webhook.MaxSecretBytes} {
+		_, err = webhook.ParseSecret("whsec_" + b64(n))
+		assert.NoError(t, err, n)
+	}
 }
