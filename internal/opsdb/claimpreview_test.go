@@ -72,13 +72,13 @@ func minus(a, b []string) []string {
 // The claim preview of an execution's page has the key paths of the
 // document the real claim hands its function (every array and optional
 // object filled: a delivery, consent with an opt-out, a suppression and an
-// SMS notice, a scheduled execution's figures), and shows no lease token,
-// address or number.
+// SMS notice, a scheduled execution's figures, a job's execution), and
+// shows no lease token, address or number.
 func TestClaimPreviewParity(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	ctx := context.Background()
-	org, _, execs := pgtest.OverdueInvoices(t, db, 2)
+	org, _, execs := pgtest.OverdueInvoices(t, db, 3)
 	client := pgtest.Text(t, db, `select client_id from automation_execution_logs where id = $1`, execs[0])
 	pgtest.Exec(t, db, `insert into automation_opt_outs (organization_id, client_id, channel, source) values ($1, $2, 'email', 'link')`, org, client)
 	pgtest.Exec(t, db, `insert into automation_suppressions (organization_id, channel, address, reason, provider) values
@@ -88,11 +88,16 @@ func TestClaimPreviewParity(t *testing.T) {
 		select id, organization_id, c, r, 'p', id || c, 'sent', 'm-' || c from automation_execution_logs,
 		       (values ('email', 'ada@client.test'), ('sms', '+15555550123')) v(c, r) where id = any($1)`, execs)
 	pgtest.Exec(t, db, `update automation_execution_logs set trigger_type = 'scheduled', action = 'run-workflow' where id = $1`, execs[1])
+	// a job's execution: its document has the job (its address hidden)
+	pgtest.Exec(t, db, `with j as (insert into jobs (organization_id, client_id, title, status, scheduled_start, address)
+		  values ($2, $3::uuid, 'Boiler', 'in_progress', now(), '12 Elm Street') returning id)
+		update automation_execution_logs e set trigger_type = 'stale_job', action = 'send-reminder', subject_type = 'job',
+		  subject_id = j.id::text from j where e.id = $1`, execs[2], org, client)
 
 	for _, c := range []struct {
 		action string
 		id     uuid.UUID
-	}{{automation.ActionInvoiceReminder, execs[0]}, {automation.ActionRunWorkflow, execs[1]}} {
+	}{{automation.ActionInvoiceReminder, execs[0]}, {automation.ActionRunWorkflow, execs[1]}, {automation.ActionSendReminder, execs[2]}} {
 		pgtest.MakeDue(t, db)
 		// the raw documents: automation.Claimed would drop keys it does not know
 		var claimed []byte
@@ -105,8 +110,11 @@ func TestClaimPreviewParity(t *testing.T) {
 		require.Contains(t, real, "deliveries[].recipient")
 		require.Contains(t, real, "consent.sms_told[]")
 		require.Contains(t, real, "consent.blocked[].address")
-		if c.action == automation.ActionRunWorkflow {
+		switch c.action {
+		case automation.ActionRunWorkflow:
 			require.Contains(t, real, "figures.open_balances[].amount")
+		case automation.ActionSendReminder:
+			require.Contains(t, real, "job.address")
 		}
 
 		d, err := opsdb.GetDetail(ctx, db, c.id)
@@ -123,7 +131,7 @@ func TestClaimPreviewParity(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(d.Claim), &doc))
 		assert.Equal(t, "(hidden)", doc.Execution.LeaseToken)
-		for _, secret := range []string{"ada@client.test", "5555550123", "office@", pgtest.Text(t, db, `select lease_token::text from automation_execution_logs where id = $1`, c.id)} {
+		for _, secret := range []string{"ada@client.test", "5555550123", "office@", "Elm Street", pgtest.Text(t, db, `select lease_token::text from automation_execution_logs where id = $1`, c.id)} {
 			assert.NotContains(t, d.Claim, secret)
 		}
 		assert.Contains(t, d.Claim, `"recipient": "a…@c….test"`)
