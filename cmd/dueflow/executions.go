@@ -131,7 +131,7 @@ func writeExecutions(ctx context.Context, db opsdb.DB, o executionsOptions, w io
 	if err != nil {
 		return err
 	}
-	counts, err := opsdb.Counts(ctx, db, o.Filter)
+	counts, err := opsdb.Counts(ctx, db, o.Filter, opsdb.CountLimits{})
 	if err != nil {
 		return err
 	}

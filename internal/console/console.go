@@ -46,6 +46,10 @@ type Config struct {
 	Outbox  Outbox // nil: no outbox page
 	Logger  *slog.Logger
 	Timeout time.Duration // per request; default 10s
+	// Counts bounds the executions page's counts per state and the
+	// workflows page's open executions (zero: opsdb.CountCap and
+	// opsdb.CountBudget).
+	Counts opsdb.CountLimits
 }
 
 // CheckBind refuses an address other than a loopback one without a token.

@@ -139,7 +139,7 @@ func (s *Server) executions(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	counts, err := opsdb.Counts(r.Context(), s.cfg.DB, f)
+	counts, err := opsdb.Counts(r.Context(), s.cfg.DB, f, s.cfg.Counts)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
@@ -240,7 +240,7 @@ func hmacEqual(a, b string) bool {
 }
 
 func (s *Server) workflows(w http.ResponseWriter, r *http.Request) {
-	ws, err := opsdb.Workflows(r.Context(), s.cfg.DB)
+	ws, err := opsdb.Workflows(r.Context(), s.cfg.DB, s.cfg.Counts)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return

@@ -73,6 +73,51 @@ type Page struct {
 // slow page.
 const CountBudget = 100 * time.Millisecond
 
+// CountLimits bound a page's counts: each stops at Cap (shown "Cap+"), and
+// all of them together get Budget (past it they show "?"). Zero fields are
+// CountCap and CountBudget; a Budget under a millisecond is one (the
+// database's statement_timeout counts in milliseconds).
+type CountLimits struct {
+	Cap    int
+	Budget time.Duration
+}
+
+func (l CountLimits) withDefaults() CountLimits {
+	if l.Cap <= 0 {
+		l.Cap = CountCap
+	}
+	if l.Budget <= 0 {
+		l.Budget = CountBudget
+	}
+	l.Budget = max(l.Budget, time.Millisecond)
+	return l
+}
+
+// capped is a count read with a limit of cap+1 rows.
+func capped(state string, n, cap int) Count {
+	return Count{State: state, N: min(n, cap), More: n > cap}
+}
+
+// withinBudget runs read in a transaction whose statements may take budget
+// together at most; it reports false when they did not finish in time (the
+// request's own context still live).
+func withinBudget(ctx context.Context, db DB, budget time.Duration, read func(pgx.Tx) error) (bool, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, fmt.Sprintf("set local statement_timeout = %d", budget.Milliseconds())); err != nil {
+		return false, err
+	}
+	err = read(tx)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" && ctx.Err() == nil { // query_canceled: the budget
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Count is the number of executions in one state, capped at CountCap
 // (More: there are more; Unknown: not counted within CountBudget).
 type Count struct {
@@ -247,10 +292,12 @@ select `+execColumns+`
 }
 
 // Counts counts the executions matching f (its state aside) per state, each
-// capped at CountCap.
-func Counts(ctx context.Context, db DB, f Filter) ([]Count, error) {
+// capped at lim.Cap, all within lim.Budget (zero limits: CountCap,
+// CountBudget).
+func Counts(ctx context.Context, db DB, f Filter, lim CountLimits) ([]Count, error) {
+	lim = lim.withDefaults()
 	where, args := f.where(nil, true)
-	args = append(args, CountCap+1)
+	args = append(args, lim.Cap+1)
 	capArg := fmt.Sprintf("$%d", len(args))
 	var parts []string
 	for _, s := range States {
@@ -263,29 +310,16 @@ func Counts(ctx context.Context, db DB, f Filter) ([]Count, error) {
 	for i := range ns {
 		dst[i] = &ns[i]
 	}
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("count executions: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, fmt.Sprintf("set local statement_timeout = %d", CountBudget.Milliseconds())); err != nil {
-		return nil, fmt.Errorf("count executions: %w", err)
-	}
-	err = tx.QueryRow(ctx, "select "+strings.Join(parts, ", "), args...).Scan(dst...)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "57014" && ctx.Err() == nil { // query_canceled: the budget
-		out := make([]Count, len(States))
-		for i, s := range States {
-			out[i] = Count{State: s, Unknown: true}
-		}
-		return out, nil
-	}
+	ok, err := withinBudget(ctx, db, lim.Budget, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "select "+strings.Join(parts, ", "), args...).Scan(dst...)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("count executions: %w", err)
 	}
 	out := make([]Count, len(States))
 	for i, s := range States {
-		out[i] = Count{State: s, N: min(ns[i], CountCap), More: ns[i] > CountCap}
+		out[i] = capped(s, ns[i], lim.Cap)
+		out[i].Unknown = !ok
 	}
 	return out, nil
 }

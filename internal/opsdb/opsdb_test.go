@@ -61,7 +61,7 @@ func TestListPagesAndCounts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, p.Rows, 4)
 
-	counts, err := opsdb.Counts(ctx, db, opsdb.Filter{Workflow: wf, State: "failed"})
+	counts, err := opsdb.Counts(ctx, db, opsdb.Filter{Workflow: wf, State: "failed"}, opsdb.CountLimits{})
 	require.NoError(t, err)
 	got := map[string]string{}
 	for _, c := range counts {

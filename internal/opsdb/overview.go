@@ -16,8 +16,8 @@ type Workflow struct {
 	Active                                 bool
 	TriggerConfig, Steps                   string // JSON, pretty-printed
 	Problems                               []string
-	Executions, Succeeded, Failed, Skipped int
-	Pending, Running                       int
+	Executions, Succeeded, Failed, Skipped int   // the workflow's counters
+	Pending, Running                       Count // capped and within a time budget
 	LastTriggeredAt                        *time.Time
 	CheckErrors                            []CheckProblem
 }
@@ -31,14 +31,15 @@ type CheckProblem struct {
 }
 
 // Workflows lists every workflow (organisation, name), its counters, open
-// executions and check problems.
-func Workflows(ctx context.Context, db DB) ([]Workflow, error) {
+// executions and check problems. The counters (executions, completed,
+// failed, skipped) are the workflow row's own; its pending and running
+// executions are counted, each capped at lim.Cap, all within lim.Budget
+// ("?" past it; zero limits: CountCap, CountBudget).
+func Workflows(ctx context.Context, db DB, lim CountLimits) ([]Workflow, error) {
 	rows, err := db.Query(ctx, `
 select w.id, w.organization_id, coalesce(o.name, ''), coalesce(w.name, ''), coalesce(w.trigger_type, ''),
        coalesce(w.is_active, false), jsonb_pretty(coalesce(w.trigger_config, '{}')), jsonb_pretty(coalesce(w.steps, '[]')),
        coalesce(w.problems, '{}'), coalesce(w.execution_count, 0), coalesce(w.success_count, 0), w.failure_count, w.skipped_count,
-       (select count(*) from public.automation_execution_logs e where e.workflow_id = w.id and e.status = 'pending'),
-       (select count(*) from public.automation_execution_logs e where e.workflow_id = w.id and e.status = 'running'),
        w.last_triggered_at
   from public.automation_workflows w
   left join public.automation_src_organizations o on o.id = w.organization_id
@@ -49,7 +50,7 @@ select w.id, w.organization_id, coalesce(o.name, ''), coalesce(w.name, ''), coal
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Workflow, error) {
 		var w Workflow
 		err := r.Scan(&w.ID, &w.OrgID, &w.Org, &w.Name, &w.TriggerType, &w.Active, &w.TriggerConfig, &w.Steps,
-			&w.Problems, &w.Executions, &w.Succeeded, &w.Failed, &w.Skipped, &w.Pending, &w.Running, &w.LastTriggeredAt)
+			&w.Problems, &w.Executions, &w.Succeeded, &w.Failed, &w.Skipped, &w.LastTriggeredAt)
 		return w, err
 	})
 	if err != nil {
@@ -58,6 +59,9 @@ select w.id, w.organization_id, coalesce(o.name, ''), coalesce(w.name, ''), coal
 	byID := map[uuid.UUID]int{}
 	for i, w := range out {
 		byID[w.ID] = i
+	}
+	if err := openCounts(ctx, db, out, byID, lim.withDefaults()); err != nil {
+		return nil, err
 	}
 	rows, err = db.Query(ctx, `
 select workflow_id, check_name, code, coalesce(message, ''), count, last_seen_at
@@ -81,6 +85,51 @@ select workflow_id, check_name, code, coalesce(message, ''), count, last_seen_at
 		return nil, fmt.Errorf("list check problems: %w", err)
 	}
 	return out, nil
+}
+
+// openCounts sets each workflow's pending and running executions: pending
+// ones per workflow on automation_execution_logs_pending_subject_idx, at
+// most lim.Cap+1 rows each; running ones (few: leases of claimed batches)
+// in one pass over automation_execution_logs_lease_idx, grouped by
+// workflow. Past lim.Budget every count is "?".
+func openCounts(ctx context.Context, db DB, ws []Workflow, byID map[uuid.UUID]int, lim CountLimits) error {
+	type open struct {
+		id               uuid.UUID
+		pending, running int
+	}
+	var got []open
+	ok, err := withinBudget(ctx, db, lim.Budget, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+select w.id,
+       (select count(*) from (select 1 from public.automation_execution_logs e
+                               where e.workflow_id = w.id and e.status = 'pending' limit $1) x),
+       coalesce(r.n, 0)
+  from public.automation_workflows w
+  left join (select e.workflow_id, count(*) as n from public.automation_execution_logs e
+              where e.status = 'running' group by e.workflow_id) r on r.workflow_id = w.id`, lim.Cap+1)
+		if err != nil {
+			return err
+		}
+		got, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (open, error) {
+			var o open
+			return o, r.Scan(&o.id, &o.pending, &o.running)
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("count open executions per workflow: %w", err)
+	}
+	for i := range ws {
+		ws[i].Pending = Count{State: "pending", Unknown: !ok}
+		ws[i].Running = Count{State: "running", Unknown: !ok}
+	}
+	for _, o := range got {
+		if i, found := byID[o.id]; found && ok {
+			ws[i].Pending = capped("pending", o.pending, lim.Cap)
+			ws[i].Running = capped("running", o.running, lim.Cap)
+		}
+	}
+	return nil
 }
 
 // CronJob is one pg_cron job with its recent runs.
