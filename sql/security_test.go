@@ -46,7 +46,7 @@ func TestRLSAndGrants(t *testing.T) {
 	got := pgtest.Claim(t, pool, "invoice-reminder", execsB, 10, 60)
 	require.Len(t, got, 1)
 	b := pgtest.BeginDeliveries(t, pool, deliveryFor(got[0].Execution.ID, got[0].Execution.LeaseToken))
-	require.Equal(t, "new", b[0].State)
+	require.Equal(t, "new", string(b[0].State))
 
 	tables := []string{"organizations", "organization_members", "clients", "invoices", "jobs",
 		"automation_workflows", "automation_execution_logs", "automation_deliveries", "automation_schedule_state", "automation_analytics",

@@ -76,23 +76,19 @@ const (
 	DefaultBatch        = 100
 )
 
-// Error code of an execution stopped before the function's deadline (an
-// outcome "retry", deferred).
-const ErrDeadline = "deadline"
-
 // deferrable are the error codes of a retry caused by infrastructure
 // trouble rather than by the message: reported Deferred, so the database
 // gives the attempt back (bounded by the deadline and max_deferrals). A
 // retry with any other code (an unclassified provider failure,
 // provider_error) spends an attempt.
-var deferrable = map[string]bool{
-	ErrDeadline:            true, // cut by the function's deadline
-	automation.ErrInternal: true, // the ledger or the database failed
-	notify.CodeRateLimited: true, // 429
-	notify.CodeUnavailable: true, // 5xx, SMTP 4xx
-	notify.CodeNetwork:     true, // no answer (or lost after the hand-over: recorded unknown, never re-sent)
-	notify.CodeTimeout:     true, // likewise, or a 408
-	notify.CodeAuth:        true, // credentials or sender refused: an operator's fix
+var deferrable = map[automation.Code]bool{
+	automation.CodeDeadline: true, // cut by the function's deadline
+	automation.CodeInternal: true, // the ledger or the database failed
+	notify.CodeRateLimited:  true, // 429
+	notify.CodeUnavailable:  true, // 5xx, SMTP 4xx
+	notify.CodeNetwork:      true, // no answer (or lost after the hand-over: recorded unknown, never re-sent)
+	notify.CodeTimeout:      true, // likewise, or a 408
+	notify.CodeAuth:         true, // credentials or sender refused: an operator's fix
 }
 
 // Options configure an Engine.
@@ -116,7 +112,7 @@ type Options struct {
 	Batch int
 	// Margin: no send starts later than the context's deadline (or a lease's
 	// expiry) minus Margin; the rest is reported "retry", deferred
-	// (ErrDeadline; DefaultMargin).
+	// (automation.CodeDeadline; DefaultMargin).
 	// A send still running at the context's deadline minus Margin/2 is
 	// abandoned (its delivery recorded unknown) so that the batch can still
 	// be reported before the function is stopped.
@@ -196,9 +192,9 @@ type run struct {
 	steps   []automation.Step
 	step    int
 	vars    render.Vars
-	sent    int            // messages of this execution known sent (earlier attempts too)
-	calls   map[string]int // provider calls of this attempt per channel (pace)
-	actions int            // actions executed in this attempt
+	sent    int                        // messages of this execution known sent (earlier attempts too)
+	calls   map[automation.Channel]int // provider calls of this attempt per channel (pace)
+	actions int                        // actions executed in this attempt
 	unknown bool
 	skips   map[string]int
 	results []automation.DeliveryResult
@@ -211,9 +207,13 @@ type run struct {
 	sender notify.Sender
 }
 
-func (r *run) finish(status, code, msg string) {
+// finish gives r its outcome at the current step.
+func (r *run) finish(status automation.OutcomeStatus, code automation.Code, msg string) {
 	r.outcome = &automation.Outcome{Status: status, ErrorCode: code, ErrorMessage: msg, StepIndex: r.step}
 }
+
+// end gives r the outcome of an early end.
+func (r *run) end(v ending) { r.finish(v.status, v.code, v.msg) }
 
 // Process claims the request's executions, runs them and reports their
 // outcomes. An error means the batch could not be claimed or reported; the
@@ -263,7 +263,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		if !e.o.Now().Before(cutoff) {
 			for _, r := range wave {
 				r.intent = nil
-				r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
+				r.finish(automation.OutcomeRetry, automation.CodeDeadline, "stopped before the function's deadline")
 			}
 			break
 		}
@@ -360,9 +360,9 @@ func (e *Engine) claimLimit(ctx context.Context) int {
 // runs that were worked to an end (a run cut by the deadline made fewer
 // calls than it needs; a stale one is not ours).
 func (e *Engine) observeBatch(runs []*run) {
-	sends, n := map[string]int{}, 0
+	sends, n := map[automation.Channel]int{}, 0
 	for _, r := range runs {
-		if r.stale || (r.outcome != nil && r.outcome.Status == automation.OutcomeRetry && r.outcome.ErrorCode == ErrDeadline) {
+		if r.stale || (r.outcome != nil && r.outcome.Status == automation.OutcomeRetry && r.outcome.ErrorCode == automation.CodeDeadline) {
 			continue
 		}
 		n++
@@ -438,62 +438,12 @@ func (e *Engine) newRun(ctx context.Context, c *automation.Claimed) *run {
 		}
 	}
 	r.log.DebugContext(ctx, "execution claimed", "step_index", r.step, "steps", len(r.steps))
-	if status, code, msg := e.precheck(c); status != "" {
-		r.finish(status, code, msg)
+	if v, stop := e.precheck(c); stop {
+		r.end(v)
 		return r
 	}
 	r.vars = render.VarsAt(c, e.o.Now())
 	return r
-}
-
-// precheck says whether the execution is still wanted: an outcome when not.
-func (e *Engine) precheck(c *automation.Claimed) (status, code, msg string) {
-	ex := c.Execution
-	if !c.Workflow.IsActive {
-		return automation.OutcomeSkipped, automation.ErrWorkflowInactive, "workflow is not active"
-	}
-	if ex.DeadlineAt != nil && !e.o.Now().Before(*ex.DeadlineAt) {
-		return automation.OutcomeFailed, automation.ErrExpired, "deadline passed"
-	}
-	switch ex.SubjectType {
-	case "invoice":
-		inv := c.Invoice
-		if inv == nil {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "invoice not found"
-		}
-		switch inv.Status {
-		case "paid", "cancelled", "void":
-			return automation.OutcomeSkipped, automation.ErrInvoiceSettled, "invoice is " + inv.Status
-		}
-		if b, err := strconv.ParseFloat(strings.TrimSpace(inv.Balance), 64); err == nil && b <= 0 {
-			return automation.OutcomeSkipped, automation.ErrInvoiceSettled, "invoice has no balance"
-		}
-	case "job":
-		job := c.Job
-		if job == nil {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job not found"
-		}
-		if job.Status == "cancelled" {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is cancelled"
-		}
-		tt := ex.TriggerType
-		if tt == "" {
-			tt = c.Workflow.TriggerType
-		}
-		if tt == automation.TriggerAppointment && job.Status != "scheduled" {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "appointment is " + job.Status
-		}
-		if tt == automation.TriggerStaleJob && job.Status == "completed" {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is completed"
-		}
-		if status, code, msg := jobPremise(c, tt); status != "" {
-			return status, code, msg
-		}
-	}
-	if ex.SubjectType != "organization" && c.Client == nil {
-		return automation.OutcomeSkipped, automation.ErrNoRecipient, "no client"
-	}
-	return "", "", ""
 }
 
 // cutoff is when no new send may start: the earliest of the context's
@@ -540,7 +490,7 @@ func (e *Engine) plan(r *run) {
 			}
 			r.step++ // channel skipped
 		default:
-			r.finish(automation.OutcomeFailed, automation.ErrConfig, "unknown step type "+strconv.Quote(st.Type))
+			r.finish(automation.OutcomeFailed, automation.CodeConfig, "unknown step type "+strconv.Quote(st.Type))
 			return
 		}
 	}
@@ -552,22 +502,22 @@ func (e *Engine) plan(r *run) {
 func (e *Engine) complete(r *run) {
 	switch {
 	case r.unknown || earlierUnknown(r.c.Deliveries):
-		r.finish(automation.OutcomeCompleted, automation.ErrDeliveryUnknown,
+		r.finish(automation.OutcomeCompleted, automation.CodeDeliveryUnknown,
 			"a message's delivery is unknown (an attempt stopped after handing it over); not sent again")
 	case r.sent > 0:
 		r.finish(automation.OutcomeCompleted, "", "")
 	case len(r.skips) == 0:
 		r.finish(automation.OutcomeCompleted, "", "")
 	case r.skips[skipInvalid] > 0:
-		r.finish(automation.OutcomeFailed, automation.ErrInvalidRecipient, "recipient address or phone number is invalid")
+		r.finish(automation.OutcomeFailed, automation.CodeInvalidRecipient, "recipient address or phone number is invalid")
 	case r.skips[skipMissing] > 0:
-		r.finish(automation.OutcomeSkipped, automation.ErrNoRecipient, "no email address or phone number to send to")
+		r.finish(automation.OutcomeSkipped, automation.CodeNoRecipient, "no email address or phone number to send to")
 	case r.skips[skipOptedOut] > 0:
-		r.finish(automation.OutcomeSkipped, automation.ErrOptedOut, "recipient opted out")
+		r.finish(automation.OutcomeSkipped, automation.CodeOptedOut, "recipient opted out")
 	case r.skips[skipSuppressed] > 0:
-		r.finish(automation.OutcomeSkipped, automation.ErrSuppressed, "recipient address suppressed (a hard bounce or a complaint)")
+		r.finish(automation.OutcomeSkipped, automation.CodeSuppressed, "recipient address suppressed (a hard bounce or a complaint)")
 	default:
-		r.finish(automation.OutcomeSkipped, automation.ErrConfig, "no provider configured for the workflow's channels")
+		r.finish(automation.OutcomeSkipped, automation.CodeConfig, "no provider configured for the workflow's channels")
 	}
 }
 
@@ -579,11 +529,11 @@ func flagUnknown(o *automation.Outcome, r *run) {
 	if o.Status != automation.OutcomeSkipped && o.Status != automation.OutcomeFailed {
 		return
 	}
-	if o.ErrorCode == automation.ErrDeliveryUnknown || !(r.unknown || earlierUnknown(r.c.Deliveries)) {
+	if o.ErrorCode == automation.CodeDeliveryUnknown || !(r.unknown || earlierUnknown(r.c.Deliveries)) {
 		return
 	}
-	o.ErrorMessage = text.Truncate(o.ErrorCode+": "+o.ErrorMessage+"; and a message's delivery is unknown (not sent again)", 500)
-	o.ErrorCode = automation.ErrDeliveryUnknown
+	o.ErrorMessage = text.Truncate(string(o.ErrorCode)+": "+o.ErrorMessage+"; and a message's delivery is unknown (not sent again)", 500)
+	o.ErrorCode = automation.CodeDeliveryUnknown
 }
 
 // earlierUnknown reports whether the claim found a delivery of the execution
@@ -719,10 +669,10 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 // its limit is content_too_large, anything else a template_error; both are
 // permanent. The error names the part and the limit (or the template
 // problem), never the content.
-func (e *Engine) renderFailed(r *run, channel string, err error) {
-	code := automation.ErrTemplate
+func (e *Engine) renderFailed(r *run, channel automation.Channel, err error) {
+	code := automation.CodeTemplate
 	if render.IsTooLarge(err) {
-		code = automation.ErrContentTooLarge
+		code = automation.CodeContentTooLarge
 	}
 	r.finish(automation.OutcomeFailed, code, err.Error())
 	r.log.Warn("message not rendered", "step_index", r.step, "channel", channel, "error_code", code, "error", err.Error())
@@ -739,12 +689,13 @@ func (e *Engine) renderFailed(r *run, channel string, err error) {
 func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time, finished *[]automation.DeliveryFinished) {
 	for i := 0; i < len(rs); i += e.o.LedgerChunk {
 		chunk := rs[i:min(i+e.o.LedgerChunk, len(rs))]
-		code, msg := "", ""
+		var code automation.Code
+		msg := ""
 		switch {
 		case !e.o.Now().Before(cutoff):
-			code, msg = ErrDeadline, "stopped before the function's deadline"
+			code, msg = automation.CodeDeadline, "stopped before the function's deadline"
 		case !e.chunk(ctx, chunk, cutoff, finished):
-			code, msg = automation.ErrInternal, "not begun: the ledger failed for an earlier chunk"
+			code, msg = automation.CodeInternal, "not begun: the ledger failed for an earlier chunk"
 			i += len(chunk) // that chunk has its outcome
 		}
 		if code != "" {
@@ -793,7 +744,7 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 			// re-arm and so send twice. Should this call have committed after
 			// all, its rows stay "sending" and the next attempt records them
 			// unknown (at most once: lost, flagged, never sent twice).
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "ledger: "+text.Truncate(emsg, 300))
+			r.finish(automation.OutcomeRetry, automation.CodeInternal, "ledger: "+text.Truncate(emsg, 300))
 			r.intent = nil
 		}
 		return false
@@ -816,7 +767,7 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 	for i, r := range rs {
 		b := begun[i]
 		if b.IdempotencyKey != r.intent.IdempotencyKey {
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries answered out of order")
+			r.finish(automation.OutcomeRetry, automation.CodeInternal, "begin deliveries answered out of order")
 			continue
 		}
 		switch b.State {
@@ -835,20 +786,20 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 		case automation.BeginAmbiguous:
 			r.unknown = true
 			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: b.IdempotencyKey,
-				Status: automation.DeliveryUnknown, Provider: r.intent.Provider, ErrorCode: automation.ErrDeliveryUnknown,
+				Status: automation.DeliveryUnknown, Provider: r.intent.Provider, ErrorCode: automation.CodeDeliveryUnknown,
 				ErrorMessage: "an earlier attempt began this delivery and never finished it; not sent again"})
 			r.step++
 			r.log.WarnContext(ctx, "delivery ambiguous; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
 		case automation.BeginFailed:
-			r.finish(automation.OutcomeFailed, automation.ErrProviderRejected, "delivery failed permanently on an earlier attempt")
+			r.finish(automation.OutcomeFailed, automation.CodeProviderRejected, "delivery failed permanently on an earlier attempt")
 		case automation.BeginInvalid:
-			r.finish(automation.OutcomeFailed, automation.ErrInternal, "the ledger refused the delivery as invalid; not sent")
+			r.finish(automation.OutcomeFailed, automation.CodeInternal, "the ledger refused the delivery as invalid; not sent")
 		case automation.BeginExpired:
-			r.finish(automation.OutcomeFailed, automation.ErrExpired, "deadline passed before the message could be sent")
+			r.finish(automation.OutcomeFailed, automation.CodeExpired, "deadline passed before the message could be sent")
 		case automation.BeginStale:
 			r.stale = true
 		default:
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "unexpected ledger state "+strconv.Quote(b.State))
+			r.finish(automation.OutcomeRetry, automation.CodeInternal, "unexpected ledger state "+strconv.Quote(string(b.State)))
 		}
 	}
 	wg.Wait()
@@ -868,9 +819,9 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	res := automation.DeliveryResult{IdempotencyKey: in.IdempotencyKey, Provider: in.Provider}
 	if !e.o.Now().Before(cutoff) {
 		res.Status, res.Retryable = automation.DeliveryFailed, true
-		res.ErrorCode, res.ErrorMessage = ErrDeadline, "not sent: function deadline"
+		res.ErrorCode, res.ErrorMessage = automation.CodeDeadline, "not sent: function deadline"
 		r.results = append(r.results, res)
-		r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
+		r.finish(automation.OutcomeRetry, automation.CodeDeadline, "stopped before the function's deadline")
 		return
 	}
 	start := e.o.Now()
@@ -878,7 +829,7 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	took := e.o.Now().Sub(start)
 	e.pace.observeSend(in.Channel, took)
 	if r.calls == nil {
-		r.calls = map[string]int{}
+		r.calls = map[automation.Channel]int{}
 	}
 	r.calls[in.Channel]++
 	if err == nil {
@@ -917,7 +868,7 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 		// The provider's own code is kept (rate_limited, provider_unavailable,
 		// network, timeout, provider_auth: deferred, see deferrable); a
 		// failure nobody classified is provider_error and spends an attempt.
-		code := automation.ErrProviderError
+		code := automation.CodeProviderError
 		if isPE && pe.Code != "" {
 			code = pe.Code
 		}
@@ -937,9 +888,9 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 		}
 		log.WarnContext(ctx, "send failed; will retry", "error_code", code, "retry_after_seconds", r.outcome.RetryAfterSecs, "error", msg)
 	default:
-		code := automation.ErrProviderRejected
+		code := automation.CodeProviderRejected
 		if isPE && pe.Code == notify.CodeInvalidRecipient {
-			code = automation.ErrInvalidRecipient
+			code = automation.CodeInvalidRecipient
 		}
 		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryFailed, code, msg
 		r.results = append(r.results, res)
