@@ -187,6 +187,14 @@ const (
 	CodeSettledNotSent Code = "settled_not_sent"
 )
 
+// Codes of a rejected request (shared/webhook), mapped to an HTTP status by
+// shared/lambdaurl.
+const (
+	CodeUnauthorized   Code = "unauthorized"    // a missing, stale or wrong signature: 401
+	CodeTooLarge       Code = "too_large"       // a body over the limit: 413
+	CodeInvalidRequest Code = "invalid_request" // a body that is no valid request: 400
+)
+
 // Step is one step of a workflow. Empty Subject/Body/HTML mean "use the
 // action's default template".
 type Step struct {

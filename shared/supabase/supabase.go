@@ -127,6 +127,8 @@ type Client struct {
 	base    http.RoundTripper
 }
 
+var _ providerevents.Store = (*Client)(nil)
+
 // New returns a Client for the project at cfg.URL.
 func New(cfg Config) (*Client, error) {
 	if cfg.URL == "" || cfg.Key == "" {
@@ -198,7 +200,7 @@ func (e *RPCError) Timeout() bool {
 func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	if err := c.Call(ctx, FnClaim, req, &out); err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
+		return nil, err // an *RPCError: "rpc automation_claim: ..."
 	}
 	return out, nil
 }
@@ -224,10 +226,10 @@ func (c *Client) RecordDeliveries(ctx context.Context, finished []automation.Del
 		err = c.Call(ctx, FnBeginDeliveries, map[string]any{"p_deliveries": ds}, &out)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("record deliveries: %w", err)
+		return nil, err // an *RPCError naming the function
 	}
 	if len(out) != len(ds) {
-		return nil, fmt.Errorf("record deliveries: %d answers for %d deliveries", len(out), len(ds))
+		return nil, fmt.Errorf("rpc %s: %d answers for %d deliveries", FnRecordDeliveries, len(out), len(ds))
 	}
 	return out, nil
 }
@@ -239,7 +241,7 @@ func (c *Client) Report(ctx context.Context, os []automation.Outcome) ([]automat
 	}
 	var out []automation.Reported
 	if err := c.Call(ctx, FnReport, map[string]any{"p_outcomes": os}, &out); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
+		return nil, err // an *RPCError: "rpc automation_report: ..."
 	}
 	return out, nil
 }
@@ -435,7 +437,7 @@ func (c *Client) RecordProviderEvents(ctx context.Context, events []providereven
 		Unmatched  int `json:"unmatched"`
 	}
 	if err := c.Call(ctx, FnRecordProviderEvents, map[string]any{"p_events": in}, &out); err != nil {
-		return providerevents.Recorded{}, fmt.Errorf("record provider events: %w", err)
+		return providerevents.Recorded{}, err // an *RPCError naming the function
 	}
 	return providerevents.Recorded{Recorded: out.Recorded, Duplicates: out.Duplicates, Unmatched: out.Unmatched}, nil
 }
