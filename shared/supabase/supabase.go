@@ -401,19 +401,19 @@ const FnRecordProviderEvents = "automation_record_provider_events"
 // providerEvent is the JSON of one element of
 // automation_record_provider_events' p_events.
 type providerEvent struct {
-	Kind              string `json:"kind"`
-	Provider          string `json:"provider"`
-	EventID           string `json:"event_id"`
-	OrganizationID    string `json:"organization_id"`
-	ClientID          string `json:"client_id"`
-	Channel           string `json:"channel"`
-	Address           string `json:"address"`
-	Sender            string `json:"sender"`
-	ProviderMessageID string `json:"provider_message_id"`
-	Status            string `json:"status"`
-	Permanent         bool   `json:"permanent"`
-	Reason            string `json:"reason"`
-	OccurredAt        string `json:"occurred_at"` // RFC 3339; "" = now
+	Kind              string             `json:"kind"`
+	Provider          string             `json:"provider"`
+	EventID           string             `json:"event_id"`
+	OrganizationID    string             `json:"organization_id"`
+	ClientID          string             `json:"client_id"`
+	Channel           automation.Channel `json:"channel"`
+	Address           string             `json:"address"`
+	Sender            string             `json:"sender"`
+	ProviderMessageID string             `json:"provider_message_id"`
+	Status            string             `json:"status"`
+	Permanent         bool               `json:"permanent"`
+	Reason            string             `json:"reason"`
+	OccurredAt        string             `json:"occurred_at"` // RFC 3339; "" = now
 }
 
 // RecordProviderEvents calls automation_record_provider_events with the
