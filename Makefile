@@ -15,7 +15,7 @@ export DUEFLOW_BIN := $(BIN)
 BENCH_ENV = BENCH_N=$(N) BENCH_LATENCY=$(LATENCY) BENCH_INSTANCES=$(INSTANCES) BENCH_CONCURRENCY=$(CONCURRENCY) \
 	BENCH_BATCH=$(BATCH) BENCH_CASE=$(CASE) BENCH_PROFILE=$(PROFILE)
 
-.PHONY: all test vet fmt bench tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-tick bench-stack bench-river
+.PHONY: all test vet tools demo invoke build deploy clean fuzz bench-engine bench-sql bench-tick bench-stack bench-river
 
 all: vet test
 
@@ -38,7 +38,7 @@ vet:
 test: $(RIE) vet
 	$(GO) test -count=1 -timeout 40m ./...
 
-## demo: the whole pipeline locally with demo data until Ctrl-C (ONCE=1: one cycle, then exit); README "Local stack"
+## demo: the whole pipeline locally with demo data until Ctrl-C (ONCE=1: one cycle, then exit); docs/local-stack.md
 # (built, then run: `go run` would exit 1 after Ctrl-C although the demo stopped cleanly)
 demo: tools
 	$(GO) build -o $(BIN)/dueflow ./cmd/dueflow

@@ -21,7 +21,7 @@ import (
 // timed). BenchmarkCleanup reports the table's and its indexes' bytes per
 // execution and times the daily automation_cleanup(), which deletes the day
 // that passed the 90-day retention (about 1/91 of the rows, with their
-// deliveries): the figures the README's capacity model scales to hundreds of
+// deliveries): the figures docs/capacity.md's model scales to hundreds of
 // millions of rows. Run with:
 //
 //	BENCH_EXEC_ROWS=1000000 go test ./sql/ -run '^$' -bench Cleanup -benchtime 1x -timeout 60m

@@ -47,9 +47,12 @@ func TestRLSAndGrants(t *testing.T) {
 	require.Len(t, got, 1)
 	b := pgtest.BeginDeliveries(t, pool, deliveryFor(got[0].Execution.ID, got[0].Execution.LeaseToken))
 	require.Equal(t, "new", string(b[0].State))
+	// a history row of org B (a claim writes none)
+	pgtest.Exec(t, pool, `insert into automation_execution_events (execution_id, organization_id, kind, status)
+		values ($1, $2, 'status', 'cancelled')`, execsB[0], orgB)
 
 	tables := []string{"organizations", "organization_members", "clients", "invoices", "jobs",
-		"automation_workflows", "automation_execution_logs", "automation_deliveries", "automation_schedule_state", "automation_analytics",
+		"automation_workflows", "automation_execution_logs", "automation_execution_events", "automation_deliveries", "automation_schedule_state", "automation_analytics",
 		"automation_src_organizations", "automation_src_clients", "automation_src_invoices", "automation_src_jobs"}
 	for _, tbl := range tables {
 		err := asRole(t, pool, "authenticated", userA, func(tx pgx.Tx) error {
@@ -153,6 +156,7 @@ func TestRLSAndGrants(t *testing.T) {
 	assert.Equal(t, []string{
 		"automation_analytics automation_analytics_member_read SELECT {authenticated}",
 		"automation_deliveries automation_deliveries_member_read SELECT {authenticated}",
+		"automation_execution_events automation_execution_events_member_read SELECT {authenticated}",
 		"automation_execution_logs automation_execution_logs_member_read SELECT {authenticated}",
 		"automation_opt_outs automation_opt_outs_member_read SELECT {authenticated}",
 		"automation_schedule_state automation_schedule_state_member_read SELECT {authenticated}",
@@ -166,7 +170,7 @@ func TestRLSAndGrants(t *testing.T) {
 		"organizations organizations_member_read SELECT {authenticated}",
 	}, pgtest.JSON[[]string](t, pool, `select jsonb_agg(concat_ws(' ', tablename, policyname, cmd, roles::text) order by tablename, policyname)
 		from pg_policies where schemaname = 'public'`))
-	assert.Equal(t, 12, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public'
+	assert.Equal(t, 13, pgtest.Int(t, pool, `select count(*) from pg_policies where schemaname = 'public'
 		and qual = '(organization_id IN ( SELECT automation_current_org_ids() AS automation_current_org_ids))'`),
 		"every policy but organizations' filters on the member's organisations")
 }

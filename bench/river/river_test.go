@@ -20,6 +20,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/stacktest"
 	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/notify/senders"
 )
 
 var (
@@ -59,7 +60,7 @@ var sideDefaults = stacktest.Knobs{
 // riverKnobs are River's settings: RIVER_WORKERS (MaxWorkers of the one
 // queue; also the SMTP sessions of its sender), RIVER_COOLDOWN
 // (FetchCooldown), RIVER_POLL (FetchPollInterval). The defaults are the
-// fastest found on the 2-core machine (README, "River side by side"): with
+// fastest found on the 2-core machine (docs/benchmarks.md, "River side by side"): with
 // the local inbox the drain is CPU-bound and more workers only add
 // contention; with a provider latency the workers are what waits.
 type riverKnobs struct {
@@ -256,7 +257,7 @@ func newRiverBench(b *testing.B, s *devstack.Stack, n int, k riverKnobs) *riverB
 		return ""
 	})
 	require.NoError(b, err)
-	sender, _, err := cfg.Senders()
+	sender, _, err := senders.FromConfig(cfg)
 	require.NoError(b, err)
 	return &riverBench{s: s, n: n, knobs: k, pool: pool,
 		worker: &ReminderWorker{DB: pool, Sender: sender, EmailFrom: cfg.EmailFrom, EmailFromName: cfg.EmailFromName}}

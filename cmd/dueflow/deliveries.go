@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dueflow/dueflow/internal/opsdb"
 )
 
 // unknownView lists the deliveries to settle (sql/20261202001100_delivery_progress.sql).
@@ -120,7 +121,7 @@ fate from the provider's log:
   --not-sent  it did not: recorded failed (settled_not_sent); an execution
               still pending sends it on its next attempt; a finished one
               after: select automation_retry_execution('<execution id>')
-Who (--by) and when are recorded. A completed execution flagged only for
+Who (--by) and when are recorded (automation_operator_actions). A completed execution flagged only for
 its unknown deliveries loses delivery_unknown once none is left (or becomes
 settled_not_sent: the retry then resumes at that step; sent steps are never
 sent again). A refusal (not found, already settled, still running) is
@@ -188,47 +189,24 @@ func parseSettleFlags(args []string, stderr io.Writer) (settleOptions, error) {
 	return o, nil
 }
 
-// settleAnswer is automation_settle_delivery's answer.
-type settleAnswer struct {
-	DeliveryID  string `json:"delivery_id"`
-	ExecutionID string `json:"execution_id"`
-	Applied     bool   `json:"applied"`
-	Status      string `json:"status"`
-	Reason      string `json:"reason"`
-}
-
-// settleReasons explain a refusal.
-var settleReasons = map[string]string{
-	"not_found":         "no delivery has this id",
-	"not_unknown":       "its fate is known (sent or failed): nothing to settle",
-	"already_settled":   "it was settled before",
-	"execution_running": "its execution is running: its function may still record the answer; try again once it has ended",
-	"missing_by":        "--by is empty",
-	"missing_decision":  "--sent or --not-sent is required",
-}
-
-// settleDelivery calls automation_settle_delivery and prints the result; a
-// refusal is printed with its reason and exits 1.
+// settleDelivery settles through automation_operator_act (recorded in
+// automation_operator_actions with who did it, as the console's buttons) and
+// prints the result; a refusal is printed with its reason and exits 1.
 func settleDelivery(ctx context.Context, conn *pgx.Conn, o settleOptions, w io.Writer) error {
-	var raw []byte
-	err := conn.QueryRow(ctx, `select automation_settle_delivery($1, $2, $3)`, o.Delivery, o.Sent, o.By).Scan(&raw)
-	if err != nil {
-		return fmt.Errorf("settle %s: %w", o.Delivery, err)
+	action := opsdb.SettleNotSent
+	if o.Sent {
+		action = opsdb.SettleSent
 	}
-	var a settleAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return fmt.Errorf("settle %s: read the answer: %w", o.Delivery, err)
+	a, err := opsdb.Act(ctx, conn, action, o.Delivery, o.By, "")
+	if err != nil {
+		return fmt.Errorf("settle: %w", err)
 	}
 	if !a.Applied {
-		why := settleReasons[a.Reason]
-		if why == "" {
-			why = a.Reason
-		}
 		status := ""
 		if a.Status != "" {
 			status = " (status " + a.Status + ")"
 		}
-		fmt.Fprintf(w, "not settled: %s%s: %s\n", o.Delivery, status, why)
+		fmt.Fprintf(w, "not settled: %s%s: %s\n", o.Delivery, status, a.Why())
 		return exitCode(1)
 	}
 	fmt.Fprintf(w, "settled %s as %s by %s (execution %s)\n", o.Delivery, map[bool]string{true: "sent", false: "not sent"}[o.Sent], o.By, a.ExecutionID)

@@ -96,6 +96,9 @@ func TestDeliveriesAndSettle(t *testing.T) {
 	err = settleDelivery(ctx, conn, settleOptions{Delivery: id, Sent: false, By: "ops"}, &b)
 	assert.Equal(t, exitCode(1), err)
 	assert.Equal(t, "not settled: "+id.String()+" (status sent): it was settled before\n", b.String())
+	// both recorded with who did it, as the console's buttons are
+	assert.Equal(t, "settle_sent ops true, settle_not_sent ops false", pgtest.Text(t, pool,
+		`select string_agg(action || ' ' || actor || ' ' || applied, ', ' order by id) from automation_operator_actions where delivery_id = $1`, id))
 
 	b.Reset()
 	require.NoError(t, writeUnknownDeliveries(ctx, conn, 10, &b))

@@ -44,7 +44,13 @@ type demoPorts struct{ Postgres, Gateway, MailpitSMTP, MailpitUI, Console int }
 // list returns the ports in the order the stack binds them; the demo checks
 // each before it starts (a new fixed port goes here too).
 func (p demoPorts) list() []int {
-	return []int{p.Postgres, p.MailpitSMTP, p.MailpitUI, p.Gateway}
+	var out []int
+	for _, port := range []int{p.Postgres, p.MailpitSMTP, p.MailpitUI, p.Gateway, p.Console} {
+		if port != 0 { // 0: any free port (tests)
+			out = append(out, port)
+		}
+	}
+	return out
 }
 
 // fixedPorts are the demo's documented ports (Supabase CLI's numbering).
@@ -56,11 +62,11 @@ func demoUsage(w io.Writer) {
 Starts the local stack (Postgres 15 + pg_cron, the PostgREST stand-in, the
 pg_net stand-in, the functions under the Lambda RIE, Mailpit, the SMS sink),
 seeds the demo data and runs a cycle; then pg_cron runs one every minute
-until Ctrl-C. Its fixed ports: %d (gateway), %d (Postgres), %d (Mailpit web),
-%d (Mailpit SMTP). A port held by a listener is named with its process and
+until Ctrl-C. Its fixed ports: %d (gateway), %d (Postgres), %d (console),
+%d (Mailpit web), %d (Mailpit SMTP). A port held by a listener is named with its process and
 the demo stops; a port held by a leftover connection (TIME-WAIT) is waited
 out, at most %s.
-`, portGateway, portPostgres, portMailpitUI, portMailpitSMTP, portWaitMax)
+`, portGateway, portPostgres, portConsole, portMailpitUI, portMailpitSMTP, portWaitMax)
 }
 
 func parseDemoFlags(args []string, stderr io.Writer) (demoOptions, error) {

@@ -293,7 +293,7 @@ printed with its reason and exits 1.
 `)
 }
 
-// refusalCodes document the refusal of retry and cancel (runActionWith).
+// refusalCodes document the refusal of retry, cancel and settle.
 var refusalCodes = []exitDoc{{exitFailure, "not applied: the execution was refused; the reason is printed on stdout"}}
 
 func cmdRetry(ctx context.Context, args []string) error {

@@ -27,7 +27,7 @@ func init() {
 		"status":     {summary: "show cron jobs, queue health and what the checks skip; exit non-zero on failures, expired leases or stuck rows", usage: statusUsage, run: cmdStatus, codes: statusCodes},
 		"register":   {summary: "store deployed Function URLs in automation_endpoints and the signing secret in Vault", usage: registerUsage, run: cmdRegister},
 		"deliveries": {summary: "list the deliveries whose fate is unknown (--unknown), recipients masked", usage: deliveriesUsage, run: cmdDeliveries},
-		"settle":     {summary: "settle an unknown delivery as sent or not sent (automation_settle_delivery)", usage: settleUsage, run: cmdSettle},
+		"settle":     {summary: "settle an unknown delivery as sent or not sent (automation_settle_delivery, recorded with --by)", usage: settleUsage, run: cmdSettle, codes: refusalCodes},
 		"console":    {summary: "serve the operator console (executions, cron, workflows, analytics) on 127.0.0.1:54323", usage: consoleUsage, run: cmdConsole},
 		"executions": {summary: "list executions (filters: --state --action --org --workflow --trigger --error --since --until), table or --json", usage: executionsUsage, run: cmdExecutions},
 		"execution":  {summary: "show one execution: trigger data, deliveries and its timeline (as the console)", usage: executionUsage, run: cmdExecution},

@@ -4,8 +4,9 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/function"
@@ -17,26 +18,30 @@ import (
 // Name is the function's name (its directory).
 const Name = "provider-events"
 
-func main() { function.MainWith(Name, build) }
+func main() {
+	f := function.Init(Name, build) // exits naming every problem when a setting is wrong
+	lambda.Start(f.HandleFunctionURL)
+}
 
-// build wires the handler from the settings (config.LoadEvents).
+// build wires the handler from one version of the settings (again when
+// the secrets change): config, store, the providers' verifiers, handler.
 func build(getenv func(string) string, log *slog.Logger) (function.Built, error) {
 	cfg, err := config.LoadEvents(getenv)
 	if err != nil {
 		return function.Built{}, err
 	}
-	client, err := supabase.New(supabase.Config{URL: cfg.SupabaseURL, Key: cfg.ServiceRoleKey.Value(), Timeout: cfg.RPCTimeout})
+	store, err := supabase.New(supabase.Config{URL: cfg.SupabaseURL, Key: cfg.ServiceRoleKey.Value(), Timeout: cfg.RPCTimeout})
 	if err != nil {
-		return function.Built{}, fmt.Errorf("%s: supabase store: %w", Name, err)
+		return function.Built{}, err
 	}
 	h, err := providerevents.New(providerevents.Options{
-		Store:           client,
+		Store:           store,
 		UnsubscribeKeys: cfg.UnsubscribeKeys, MailgunSigningKey: cfg.MailgunSigningKey.Value(),
 		TwilioAuthToken: cfg.TwilioAuthToken.Value(), TelnyxPublicKey: cfg.TelnyxPublicKey,
 		PublicURL: cfg.PublicURL, SMSHelpText: cfg.SMSHelpText, MaxBodyBytes: cfg.MaxBodyBytes, Logger: log,
 	})
 	if err != nil {
-		return function.Built{}, fmt.Errorf("%s: %w", Name, err)
+		return function.Built{}, err
 	}
 	return function.Built{Handler: lambdaurl.NewHTTPHandler(h, cfg.MaxBodyBytes), LogLevel: cfg.LogLevel}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -24,7 +25,7 @@ import (
 )
 
 // screenshotDir is where the browser test writes one screenshot per page
-// (git-ignored; the README links it).
+// (git-ignored; docs/operating.md links it).
 func screenshotDir(t *testing.T) string {
 	root, err := devstack.FindRoot(".")
 	require.NoError(t, err)
@@ -132,6 +133,18 @@ func TestBrowserDemoConsole(t *testing.T) {
 	assert.Contains(t, timeline, "reported: ")
 	shot("execution")
 
+	// a retried execution's page: both claims and the first attempt's error
+	// (the row keeps only the latest), driven through the real claim and
+	// report in one transaction (pg_cron's dispatcher never sees it due)
+	retried := retriedExecution(ctx, t, pool)
+	do(chromedp.Navigate(web.URL+"/executions/"+retried), chromedp.WaitVisible(chromedp.CSS("#timeline")))
+	timeline = text("#timeline")
+	assert.Contains(t, timeline, "attempt 1 of 5")
+	assert.Contains(t, timeline, "attempt 2 of 5")
+	assert.Contains(t, timeline, "retry after attempt 1 ("+automation.CodeProviderRetryable+": 503 from provider)")
+	assert.Contains(t, timeline, "reported: completed after 2 attempts")
+	shot("execution-retried-history")
+
 	// retry from the button: a finished (failed or skipped) execution
 	var retryExec, before string
 	require.NoError(t, pool.QueryRow(ctx, `select id::text, status from automation_execution_logs
@@ -182,4 +195,42 @@ func TestBrowserDemoConsole(t *testing.T) {
 	do(chromedp.Navigate(web.URL+"/analytics"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
 	shot("analytics")
 	t.Logf("screenshots in %s", shots)
+}
+
+// retriedExecution creates an execution of a demo invoice workflow and runs
+// it through automation_claim and automation_report in one transaction:
+// attempt 1 reported for a retry with a provider error, attempt 2
+// completed. It returns the execution's id.
+func retriedExecution(ctx context.Context, t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	var id string
+	require.NoError(t, tx.QueryRow(ctx, `
+		insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key,
+		  subject_type, subject_id, client_id, next_attempt_at)
+		select w.id, w.organization_id, 'invoice-reminder', 'invoice_overdue', 'browser-test:retried', 'invoice', i.id::text,
+		  i.client_id::text, now()
+		from automation_workflows w
+		join automation_src_invoices i on i.organization_id = w.organization_id
+		where w.trigger_type = 'invoice_overdue'
+		order by w.id, i.id limit 1
+		returning id::text`).Scan(&id))
+	report := func(status automation.OutcomeStatus, code automation.Code, msg string) {
+		var lease string
+		require.NoError(t, tx.QueryRow(ctx, `select c -> 'execution' ->> 'lease_token'
+			from automation_claim('invoice-reminder', array[$1::uuid], 1, 60) c`, id).Scan(&lease))
+		var applied bool
+		require.NoError(t, tx.QueryRow(ctx, `select (automation_report(jsonb_build_array(jsonb_build_object(
+			'execution_id', $1::text, 'lease_token', $2::text, 'status', $3::text, 'error_code', $4::text,
+			'error_message', $5::text, 'actions_executed', 0))) -> 0 ->> 'applied')::boolean`, id, lease, status, code, msg).Scan(&applied))
+		require.True(t, applied, status)
+	}
+	report(automation.OutcomeRetry, automation.CodeProviderRetryable, "503 from provider")
+	_, err = tx.Exec(ctx, `update automation_execution_logs set next_attempt_at = now() where id = $1`, id)
+	require.NoError(t, err)
+	report(automation.OutcomeCompleted, "", "")
+	require.NoError(t, tx.Commit(ctx))
+	return id
 }

@@ -1,4 +1,4 @@
-// Package devstack runs dueflow without the cloud (DESIGN section 7): a
+// Package devstack runs dueflow without the cloud: a
 // private Postgres 15 + pg_cron with the Supabase compat SQL and the
 // migrations, a pg_net stand-in worker, a gateway with the PostgREST RPC
 // stand-in, Lambda Function URLs in front of the real function binaries
@@ -31,6 +31,7 @@ import (
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/internal/supacompat"
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/webhook"
 	migrations "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
@@ -395,16 +396,22 @@ func (s *Stack) startGateway(ctx context.Context) error {
 	return nil
 }
 
+// validSecret reports whether a stored secret is one the functions take.
+func validSecret(s string) bool {
+	_, err := webhook.ParseSecret(s)
+	return err == nil
+}
+
 // register stores the webhook secret in the Vault stand-in (reusing the one
 // a previous run stored) and points each action's endpoint at the gateway.
 func (s *Stack) register(ctx context.Context, names []string) error {
 	var existing string
 	err := s.pool.QueryRow(ctx, "select decrypted_secret from vault.decrypted_secrets where name = $1 order by created_at desc limit 1", WebhookSecretName).Scan(&existing)
 	switch {
-	case err == nil && strings.HasPrefix(existing, "whsec_"):
+	case err == nil && validSecret(existing):
 		s.whsec = existing
 	case err == nil || errors.Is(err, pgx.ErrNoRows):
-		s.whsec = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(32))
+		s.whsec = webhook.NewSecret()
 	default:
 		return fmt.Errorf("devstack: read vault secret: %w", err)
 	}

@@ -28,7 +28,7 @@ var allowed = map[string]string{
 	"internal/devstack/stack.go:Stack.startPostgres":        "a sequence of start steps with their cleanup on failure",
 	"internal/devstack/stack.go:Start":                      "brings the local stack up component by component, each with its stop on failure",
 	"internal/devstack/telnyx.go:TelnyxSink.ServeHTTP":      "the Telnyx sink's one endpoint: decode, scripted answer, delivery report",
-	"internal/opsdb/detail.go:timeline":                     "the history branch changes internal/opsdb this round: cut with it",
+	"internal/opsdb/detail.go:timeline":                     "the execution page's story in time order: one add per kind of line, sharing the closures that order and count them",
 	"internal/pgcluster/pgcluster.go:Start":                 "initdb, configuration, start and pg_cron setup in the order Postgres needs them",
 	"internal/postgrest/postgrest.go:Server.call":           "the PostgREST stand-in's one RPC path: headers, body, SQL call and error mapping as PostgREST answers",
 	"internal/samtemplate/alarms.go:checkDashboard":         "one check per dashboard property, in the template's order",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dueflow/dueflow/internal/opsdb"
 	"github.com/dueflow/dueflow/internal/pgtest"
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -133,6 +134,60 @@ func TestActRecordsActor(t *testing.T) {
 
 	_, err = opsdb.GetDetail(ctx, db, uuid.New())
 	assert.ErrorIs(t, err, opsdb.ErrNotFound)
+}
+
+// A retried execution's page shows both claims and the first attempt's
+// error, read from the recorded history (the row keeps only the latest);
+// a long history shows its latest HistoryCap events and says how many more.
+func TestDetailHistoryOfRetriedExecution(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	_, _, execs := pgtest.OverdueInvoices(t, db, 1)
+	id := execs[0]
+	first := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
+	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: first[0].Execution.LeaseToken,
+		Status: automation.OutcomeRetry, ErrorCode: automation.CodeProviderRetryable, ErrorMessage: "503 from provider"})
+	require.True(t, r[0].Applied)
+	second := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
+	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: second[0].Execution.LeaseToken,
+		Status: automation.OutcomeCompleted, ActionsExecuted: 1})
+	require.True(t, r[0].Applied)
+
+	d, err := opsdb.GetDetail(ctx, db, id)
+	require.NoError(t, err)
+	require.Len(t, d.History, 2, "one row per attempt")
+	assert.Zero(t, d.HistoryCut)
+	var claims, text []string
+	for _, e := range d.Timeline {
+		text = append(text, e.Kind+": "+e.Text)
+		if e.Kind == "claimed" {
+			claims = append(claims, e.Text)
+		}
+	}
+	joined := strings.Join(text, "\n")
+	require.Len(t, claims, 2, joined)
+	assert.Contains(t, claims[0], "attempt 1 of 5")
+	assert.Contains(t, claims[0], "lease until "+first[0].Execution.LeaseExpiresAt.UTC().Format(time.RFC3339))
+	assert.Contains(t, claims[1], "attempt 2 of 5")
+	assert.Contains(t, joined, "reported: reported: retry after attempt 1 ("+automation.CodeProviderRetryable+": 503 from provider), due again ")
+	assert.Contains(t, joined, "final: reported: completed after 2 attempts, 1 actions")
+	assert.Equal(t, 1, strings.Count(joined, "completed"), "the move to completed said once")
+	assert.Empty(t, d.ErrorCode, "the row itself no longer has the first error")
+
+	// a long history: the latest HistoryCap events, oldest first
+	pgtest.Exec(t, db, `insert into automation_execution_events (execution_id, organization_id, at, kind, status, outcome, attempt)
+		select $1, organization_id, now() - interval '1 day' + g * interval '1 second', 'reported', 'pending', 'deferred', g
+		from automation_execution_logs, generate_series(1, 250) g where id = $1`, id)
+	d, err = opsdb.GetDetail(ctx, db, id)
+	require.NoError(t, err)
+	require.Len(t, d.History, opsdb.HistoryCap)
+	assert.Equal(t, 252-opsdb.HistoryCap, d.HistoryCut)
+	assert.Equal(t, 53, d.History[0].Attempt, "the 52 oldest left out")
+	assert.Equal(t, "completed", d.History[len(d.History)-1].Status)
+	// (the made-up events are older than the execution: the note comes first)
+	assert.Equal(t, "note", d.Timeline[0].Kind)
+	assert.Equal(t, "52 earlier events not shown (the latest 200 are)", d.Timeline[0].Text)
 }
 
 func TestNextRun(t *testing.T) {

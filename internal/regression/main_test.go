@@ -1,6 +1,6 @@
 // Package regression_test holds one regression test per bug class of the
-// system dueflow replaces (DESIGN.md section 1) that no other package's
-// tests already catch; docs/bug-classes.md maps every bug to its tests.
+// system dueflow replaces (docs/bug-classes.md, which maps every bug to its
+// tests) that no other package's tests already catch.
 package regression_test
 
 import (

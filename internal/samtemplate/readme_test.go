@@ -21,16 +21,28 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// readmeSQL returns the ```sql block that follows <!-- test:name --> in
-// README.md: the README's operator SQL is run here as written.
-func readmeSQL(t *testing.T, name string) string {
+// docSQL returns the ```sql block that follows <!-- test:name --> in file
+// (a path from the repository root, e.g. docs/adopting.md): the operator SQL
+// of README.md and docs/ is run here as written. The marker must be in that
+// file and in no other document, so a stale copy cannot go untested.
+func docSQL(t *testing.T, file, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	marker := "<!-- test:" + name + " -->"
+	docs, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	require.NoError(t, err)
+	for _, d := range append(docs, filepath.Join(repoRoot, "README.md")) {
+		if filepath.Clean(d) == filepath.Join(repoRoot, file) {
+			continue
+		}
+		b, err := os.ReadFile(d)
+		require.NoError(t, err)
+		require.False(t, strings.Contains(string(b), marker), "%s: %s belongs in %s only", relPath(d), marker, file)
+	}
+	b, err := os.ReadFile(filepath.Join(repoRoot, file))
 	require.NoError(t, err)
 	s := string(b)
-	marker := "<!-- test:" + name + " -->"
 	i := strings.Index(s, marker)
-	require.GreaterOrEqual(t, i, 0, "README.md has no %s", marker)
+	require.GreaterOrEqual(t, i, 0, "%s has no %s", file, marker)
 	s = s[i+len(marker):]
 	start := strings.Index(s, "```sql\n")
 	require.GreaterOrEqual(t, start, 0)
@@ -39,6 +51,12 @@ func readmeSQL(t *testing.T, name string) string {
 	require.GreaterOrEqual(t, end, 0)
 	return s[:end]
 }
+
+// The documents that hold the tested SQL blocks.
+const (
+	adoptingDoc  = "docs/adopting.md"
+	operatingDoc = "docs/operating.md"
+)
 
 func mustExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
@@ -63,15 +81,15 @@ func claim(t *testing.T, pool *pgxpool.Pool, action string) []automation.Claimed
 	return out
 }
 
-// TestReadmeAdoptionExample runs the README's "invoices belong to users"
+// TestDocAdoptionExample runs docs/adopting.md's "invoices belong to users"
 // example (bigint ids) as an adopter does: on the core migrations alone, the
 // app's tables, then its views and hooks in place of the core's defaults;
 // the invoice check and the claim work through them.
-func TestReadmeAdoptionExample(t *testing.T) {
+func TestDocAdoptionExample(t *testing.T) {
 	pool, _ := pgtest.NewCoreDB(t)
 	ctx := t.Context()
-	mustExec(t, pool, readmeSQL(t, "adopt-app"))
-	mustExec(t, pool, readmeSQL(t, "adopt-views"))
+	mustExec(t, pool, docSQL(t, adoptingDoc, "adopt-app"))
+	mustExec(t, pool, docSQL(t, adoptingDoc, "adopt-views"))
 
 	user, other := uuid.New(), uuid.New()
 	for _, u := range []uuid.UUID{user, other} {
@@ -128,13 +146,13 @@ func TestReadmeAdoptionExample(t *testing.T) {
 	}
 }
 
-// TestReadmeTextIDs runs the README's text-id example on the core migrations
+// TestDocTextIDs runs docs/adopting.md's text-id example on the core migrations
 // alone: contacts, work orders and bills keyed 'C-2001', 'J-1001', 'INV-3001'
 // get their reminders, and the claim carries those ids and rows.
-func TestReadmeTextIDs(t *testing.T) {
+func TestDocTextIDs(t *testing.T) {
 	pool, _ := pgtest.NewCoreDB(t)
-	mustExec(t, pool, readmeSQL(t, "adopt-text-app"))
-	mustExec(t, pool, readmeSQL(t, "adopt-text-views"))
+	mustExec(t, pool, docSQL(t, adoptingDoc, "adopt-text-app"))
+	mustExec(t, pool, docSQL(t, adoptingDoc, "adopt-text-views"))
 	var company uuid.UUID
 	require.NoError(t, pool.QueryRow(t.Context(), `insert into companies (name, time_zone, email)
 		values ('Ace Plumbing', 'Europe/London', 'office@ace.test') returning id`).Scan(&company))
@@ -190,13 +208,13 @@ func TestReadmeTextIDs(t *testing.T) {
 	assert.Len(t, jobs, 3)
 }
 
-// TestReadmeUUIDIDs runs the README's uuid example over the reference
+// TestDocUUIDIDs runs docs/adopting.md's uuid example over the reference
 // schema: it is dueflow's own reference view, so the migrations keep
-// treating it as theirs (a README drifting from the migration fails here).
-func TestReadmeUUIDIDs(t *testing.T) {
+// treating it as theirs (a document drifting from the migration fails here).
+func TestDocUUIDIDs(t *testing.T) {
 	pool, _ := pgtest.NewDB(t)
 	current := pgtest.Text(t, pool, `select pg_get_viewdef('public.automation_src_jobs'::regclass)`)
-	mustExec(t, pool, readmeSQL(t, "adopt-uuid"))
+	mustExec(t, pool, docSQL(t, adoptingDoc, "adopt-uuid"))
 	assert.Equal(t, current, pgtest.Text(t, pool, `select pg_get_viewdef('public.automation_src_jobs'::regclass)`))
 
 	org := pgtest.AllDayOrg(t, pool)
@@ -214,8 +232,9 @@ func TestReadmeUUIDIDs(t *testing.T) {
 	assert.Equal(t, cl.String(), got[0].Execution.ClientID)
 }
 
-// TestReadmeCancelAndRerun runs the README's cancel and re-run statements.
-func TestReadmeCancelAndRerun(t *testing.T) {
+// TestDocCancelAndRerun runs docs/operating.md's cancel and re-run
+// statements.
+func TestDocCancelAndRerun(t *testing.T) {
 	pool, _ := pgtest.NewDB(t)
 	ctx := t.Context()
 	org := pgtest.CreateOrg(t, pool, pgtest.Org{Name: "Org", Timezone: "UTC", WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
@@ -236,7 +255,7 @@ func TestReadmeCancelAndRerun(t *testing.T) {
 	}
 
 	// Cancel a running execution: its function's report is refused.
-	mustExec(t, pool, withID(readmeSQL(t, "cancel")))
+	mustExec(t, pool, withID(docSQL(t, operatingDoc, "cancel")))
 	s, code := status()
 	assert.Equal(t, string(automation.StatusCancelled), s)
 	assert.Equal(t, "cancelled", *code)
@@ -257,7 +276,7 @@ func TestReadmeCancelAndRerun(t *testing.T) {
 		values ($1, $2, 0, 'email', 'c@example.com', 'smtp', $3, 'failed'), ($1, $2, 1, 'sms', '+15550100', 'telnyx', $4, 'sent')`,
 		id, org, automation.IdempotencyKey(id, 0, "email"), automation.IdempotencyKey(id, 1, "sms"))
 	mustExec(t, pool, `update automation_execution_logs set max_attempts = attempt where id = $1`, id)
-	mustExec(t, pool, withID(readmeSQL(t, "rerun")))
+	mustExec(t, pool, withID(docSQL(t, operatingDoc, "rerun")))
 	s, code = status()
 	assert.Equal(t, string(automation.StatusPending), s)
 	assert.Nil(t, code)
@@ -281,19 +300,19 @@ func TestReadmeCancelAndRerun(t *testing.T) {
 	assert.Equal(t, 1, cl[0].Execution.Attempt)
 }
 
-// TestReadmeMonitoring runs the README's monitoring queries and the
+// TestDocMonitoring runs docs/operating.md's monitoring queries and the
 // statement that resumes a paused job, as written, in the pg_cron database.
 // Not parallel: it pauses a job of the shared pg_cron database.
-func TestReadmeMonitoring(t *testing.T) {
+func TestDocMonitoring(t *testing.T) {
 	db, _ := pgtest.CronDB(t)
 	active := `select count(*) from cron.job where jobname = 'update-automation-analytics' and active`
 	pgtest.Exec(t, db, `select cron.alter_job(jobid, active := false) from cron.job where jobname = 'update-automation-analytics'`)
 	require.Zero(t, pgtest.Int(t, db, active))
-	mustExec(t, db, readmeSQL(t, "cron-resume"))
+	mustExec(t, db, docSQL(t, operatingDoc, "cron-resume"))
 	assert.Equal(t, 1, pgtest.Int(t, db, active))
 
 	// every query of the block, one at a time (an error names the query)
-	for _, q := range strings.Split(readmeSQL(t, "monitoring"), ";") {
+	for _, q := range strings.Split(docSQL(t, operatingDoc, "monitoring"), ";") {
 		if strings.TrimSpace(q) == "" {
 			continue
 		}
@@ -304,12 +323,12 @@ func TestReadmeMonitoring(t *testing.T) {
 	}
 }
 
-// readmeQueries runs every statement of a README block, one at a time (an
+// docQueries runs every statement of a block of file, one at a time (an
 // error names it), and returns each one's rows as text lines.
-func readmeQueries(t *testing.T, db *pgxpool.Pool, block string) [][]string {
+func docQueries(t *testing.T, db *pgxpool.Pool, file, block string) [][]string {
 	t.Helper()
 	var out [][]string
-	for _, q := range strings.Split(readmeSQL(t, block), ";") {
+	for _, q := range strings.Split(docSQL(t, file, block), ";") {
 		if strings.TrimSpace(q) == "" || strings.TrimSpace(stripComments(q)) == "" {
 			continue
 		}
@@ -329,14 +348,14 @@ func stripComments(q string) string {
 	return strings.Join(keep, "\n")
 }
 
-// TestReadmeUpgrade runs the README's queries before and after an upgrade of
+// TestDocUpgrade runs docs/adopting.md's queries before and after an upgrade of
 // the replaced system's database (internal/replaced), with the upgrade as
-// the README applies it: the core, then the adapter set, file by file.
-func TestReadmeUpgrade(t *testing.T) {
+// the document applies it: the core, then the adapter set, file by file.
+func TestDocUpgrade(t *testing.T) {
 	db, _ := pgtest.NewEmptyDB(t)
 	require.NoError(t, replaced.Apply(t.Context(), db, replaced.Options{}))
 
-	before := readmeQueries(t, db, "upgrade-before")
+	before := docQueries(t, db, adoptingDoc, "upgrade-before")
 	require.Len(t, before, 2)
 	assert.Len(t, before[0], 4, "pending, running, processing, delayed: %v", before[0])
 	assert.Len(t, before[1], 7, "the draft, the paused one, the inactive one and four event triggers: %v", before[1])
@@ -345,7 +364,7 @@ func TestReadmeUpgrade(t *testing.T) {
 	require.NoError(t, replacedsystem.Apply(t.Context(), db))
 	pgtest.Exec(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
 
-	after := readmeQueries(t, db, "upgrade-after")
+	after := docQueries(t, db, adoptingDoc, "upgrade-after")
 	require.Len(t, after, 6)
 	assert.Equal(t, []string{"(legacy_not_sent,cancelled,11)", "(,completed,4)", "(,failed,3)"}, after[0])
 	assert.NotEmpty(t, after[1], "executions the checks created")

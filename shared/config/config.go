@@ -1,7 +1,8 @@
-// Package config reads a function's configuration from the environment,
-// reporting every missing or invalid variable at once, and builds the
-// message senders it names. Secret values are never printed: they are held
-// as Secret, which formats and logs as "[redacted]".
+// Package config reads a function's configuration from the environment and
+// checks it, reporting every missing or invalid variable at once; it is
+// data only (the senders it names are built by shared/notify/senders).
+// Secret values are never printed: they are held as Secret, which formats
+// and logs as "[redacted]".
 package config
 
 import (
@@ -171,15 +172,8 @@ func Load(getenv func(string) string) (*Config, error) {
 	// of them verifies a request; see shared/webhook).
 	c.WebhookSecret = Secret(p.str("DUEFLOW_WEBHOOK_SECRET", true))
 	for _, s := range strings.Fields(c.WebhookSecret.Value()) {
-		b64, ok := strings.CutPrefix(s, "whsec_")
-		key, err := base64.StdEncoding.DecodeString(b64)
-		switch {
-		case !ok:
-			p.bad("DUEFLOW_WEBHOOK_SECRET must start with whsec_")
-		case err != nil:
-			p.bad("DUEFLOW_WEBHOOK_SECRET is not whsec_<base64>")
-		case len(key) < webhook.MinSecretBytes:
-			p.bad(fmt.Sprintf("DUEFLOW_WEBHOOK_SECRET key has %d bytes, want at least %d", len(key), webhook.MinSecretBytes))
+		if _, err := webhook.ParseSecret(s); err != nil {
+			p.bad("DUEFLOW_WEBHOOK_SECRET " + err.Error())
 		}
 	}
 

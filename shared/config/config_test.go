@@ -71,9 +71,6 @@ func TestSMTPPoolOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, c.SMTP.MaxConnections)
 	assert.Equal(t, 50, c.SMTP.MaxMessagesPerConnection)
-	email, _, err := c.Senders()
-	require.NoError(t, err)
-	assert.Equal(t, "smtp", email.Name())
 
 	e["SMTP_MAX_CONNECTIONS"] = "0"
 	e["SMTP_MAX_MESSAGES_PER_CONNECTION"] = "many"
@@ -166,35 +163,6 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		assert.NotContains(t, out, webhookSecret)
 	}
 	assert.Equal(t, "smtp-pass-123", c.SMTP.Password.Value())
-}
-
-func TestSendersFromConfig(t *testing.T) {
-	cases := []struct {
-		env        map[string]string
-		email, sms string
-	}{
-		{map[string]string{}, "smtp", ""},
-		{map[string]string{"EMAIL_PROVIDER": "mailgun", "MAILGUN_DOMAIN": "mg.acme.test", "MAILGUN_API_KEY": "key-1",
-			"SMS_PROVIDER": "twilio", "SMS_FROM": "+15555550100", "TWILIO_ACCOUNT_SID": twilioSID, "TWILIO_AUTH_TOKEN": twilioToken}, "mailgun", "twilio"},
-		{map[string]string{"SMS_PROVIDER": "telnyx", "SMS_FROM": "+15555550100", "TELNYX_API_KEY": "KEY",
-			"TELNYX_API_BASE": "http://127.0.0.1:54326"}, "smtp", "telnyx"},
-	}
-	for _, tc := range cases {
-		e := base()
-		for k, v := range tc.env {
-			e[k] = v
-		}
-		c, err := Load(env(e))
-		require.NoError(t, err)
-		email, sms, err := c.Senders()
-		require.NoError(t, err)
-		assert.Equal(t, tc.email, email.Name())
-		if tc.sms == "" {
-			assert.Nil(t, sms)
-		} else {
-			assert.Equal(t, tc.sms, sms.Name())
-		}
-	}
 }
 
 // The unsubscribe link's keys and base URL: both or neither, keys of at

@@ -38,5 +38,5 @@ func TestWebhookSecretList(t *testing.T) {
 	e["DUEFLOW_WEBHOOK_SECRET"] = webhookSecret + " whsec_c2hvcnQ="
 	_, err = Load(env(e))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "DUEFLOW_WEBHOOK_SECRET key has 5 bytes, want at least 16")
+	assert.Contains(t, err.Error(), "DUEFLOW_WEBHOOK_SECRET key has 5 bytes, want 24 to 64")
 }

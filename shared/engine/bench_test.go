@@ -48,7 +48,14 @@ func BenchmarkPipeline(b *testing.B) {
 	// One ledger call per wave (LedgerChunk = the batch): the crash bound
 	// traded for round trips.
 	b.Run("sequential-chunk100", func(b *testing.B) { benchPipeline(b, 1, true, 100) })
+	// The history trigger (automation_execution_logs_events) on every other
+	// batch and off on the rest, in the same run: its cost per execution.
+	b.Run("sequential-history-ab", func(b *testing.B) { benchPipeline(b, 1, true, -1) })
 }
+
+// historyAB is benchPipeline's ledgerChunk that alternates the history
+// trigger between batches (sequential only).
+const historyAB = -1
 
 // countingSender accepts every message without any I/O.
 type countingSender struct{ n atomic.Int64 }
@@ -61,6 +68,11 @@ func (c *countingSender) Send(context.Context, notify.Message) (notify.Result, e
 
 func benchPipeline(b *testing.B, workers int, smtp bool, ledgerChunk int) {
 	const batch = 100
+	ab := ledgerChunk == historyAB
+	if ab {
+		require.Equal(b, 1, workers, "the history trigger alternates between sequential batches")
+		ledgerChunk = 0
+	}
 	s := newStack(b)
 	org := pgtest.CreateOrg(b, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
 	wf := pgtest.CreateWorkflow(b, s.db, org, "invoice_overdue", `{"days_after_due":[1]}`, `[]`)
@@ -122,6 +134,10 @@ func benchPipeline(b *testing.B, workers int, smtp bool, ledgerChunk int) {
 		work <- ids
 	}
 	close(work)
+	if ab {
+		benchHistoryAB(b, s, engines[0], batches)
+		return
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	cpu0, pg0 := cpuTime(), pgCPU(b, s)
@@ -164,6 +180,63 @@ func benchPipeline(b *testing.B, workers int, smtp bool, ledgerChunk int) {
 	b.ReportMetric(float64(ts.begin.Load())/1e6/n, "begin-ms/batch")
 	b.ReportMetric(float64(ts.begins.Load())/n, "begins/batch")
 	b.ReportMetric(float64(ts.report.Load())/1e6/n, "report-ms/batch")
+}
+
+// benchHistoryAB runs the batches one after the other, the history trigger
+// enabled for half of them and disabled for the other half (the ALTER
+// outside the measured time), and reports exec/s and Postgres CPU per execution of
+// each half and their ratio (batch 0, which warms the caches, is not
+// counted).
+func benchHistoryAB(b *testing.B, s *stack, eng *engine.Engine, batches [][]uuid.UUID) {
+	var (
+		elapsed [2]time.Duration
+		pgUsed  [2]time.Duration
+		execs   [2]int
+	)
+	b.Cleanup(func() {
+		_, _ = s.db.Exec(bg, `alter table automation_execution_logs enable trigger automation_execution_logs_events`)
+	})
+	b.ResetTimer()
+	warm := 0
+	for i, ids := range batches {
+		// batch 0 warms the caches (trigger on, not counted), then on, off,
+		// off, on, on, off, ...: neither half always runs first
+		on := (i / 2) % 2 // 0: trigger on, 1: off
+		if i == 0 {
+			b.StopTimer()
+			sum, err := eng.Process(bg, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+			require.NoError(b, err)
+			require.Equal(b, len(ids), sum.Completed, "summary %+v", sum)
+			warm = len(ids)
+			b.StartTimer()
+			continue
+		}
+		b.StopTimer()
+		_, err := s.db.Exec(bg, `alter table automation_execution_logs `+[]string{"enable", "disable"}[on]+` trigger automation_execution_logs_events`)
+		require.NoError(b, err)
+		pg0 := pgCPU(b, s)
+		b.StartTimer()
+		start := time.Now()
+		sum, err := eng.Process(bg, automation.Request{Action: automation.ActionInvoiceReminder, ExecutionIDs: ids})
+		elapsed[on] += time.Since(start)
+		b.StopTimer()
+		require.NoError(b, err)
+		require.Equal(b, len(ids), sum.Completed, "summary %+v", sum)
+		pgUsed[on] += pgCPU(b, s) - pg0
+		execs[on] += len(ids)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	var events int
+	require.NoError(b, s.db.QueryRow(bg, `select count(*) from automation_execution_events`).Scan(&events))
+	require.Equal(b, execs[0]+warm, events, "one event (the report) per execution of the batches with the trigger")
+	b.ReportMetric(0, "ns/op")
+	perExec := func(d time.Duration, n int) float64 { return float64(d.Microseconds()) / float64(max(n, 1)) }
+	b.ReportMetric(float64(execs[0])/elapsed[0].Seconds(), "exec/s-on")
+	b.ReportMetric(float64(execs[1])/elapsed[1].Seconds(), "exec/s-off")
+	b.ReportMetric(perExec(pgUsed[0], execs[0]), "pg-cpu-µs/exec-on")
+	b.ReportMetric(perExec(pgUsed[1], execs[1]), "pg-cpu-µs/exec-off")
+	b.ReportMetric(perExec(pgUsed[0], execs[0])/perExec(pgUsed[1], execs[1]), "pg-cpu-on/off")
 }
 
 // discardSink is an in-process SMTP server (go-smtp) that accepts every

@@ -18,7 +18,6 @@ import (
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/shared/automation"
-	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -41,10 +40,10 @@ func TestFunctionURLEventEndToEnd(t *testing.T) {
 	env := validEnv(t)
 	env["SUPABASE_URL"] = rest.URL
 	env["SMTP_PORT"] = strconv.Itoa(capture.Port())
-	cfg, err := config.Load(func(k string) string { return env[k] })
+	b, err := actionBuilder(automation.ActionInvoiceReminder)(func(k string) string { return env[k] }, Logger(io.Discard, 0))
 	require.NoError(t, err)
-	h, err := Build(automation.ActionInvoiceReminder, cfg, Logger(io.Discard, 0))
-	require.NoError(t, err)
+	defer b.Close()
+	h := b.Handler
 
 	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
 	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")

@@ -1,8 +1,8 @@
-// Package function is the wiring shared by every action's Lambda function:
-// secrets and configuration -> RPC adapter, senders, engine, webhook
-// verifier -> Function URL handler, rebuilt when the secrets change. Each
-// functions/<action>/main.go only calls Main; a function that is not an
-// action's (provider-events) calls MainWith with its own Builder.
+// Package function runs a Lambda function's handler: it reads the secrets
+// (Secrets Manager or the environment), calls the function's Builder (the
+// wiring in functions/<name>/main.go) and rebuilds the handler when the
+// secrets change (Live). It also holds the small helpers the functions'
+// wirings share (EngineOptions, UnsubscribeLinks, Logger).
 package function
 
 import (
@@ -17,50 +17,37 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/google/uuid"
 
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/engine"
-	"github.com/dueflow/dueflow/shared/lambdaurl"
+	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/secrets"
-	"github.com/dueflow/dueflow/shared/supabase"
 	"github.com/dueflow/dueflow/shared/unsubscribe"
-	"github.com/dueflow/dueflow/shared/webhook"
 )
 
 // started approximates the process start (package initialisation).
 var started = time.Now()
 
-// Main runs the function of action under the Lambda runtime. A secret that
-// cannot be read or a configuration error ends the process at cold start
-// with every problem named (never a value).
-func Main(action string) {
-	f, err := Start(context.Background(), action, os.Getenv, os.Stdout)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", action, err)
-		os.Exit(1)
-	}
-	cfg := f.Config()
-	f.log.Info("function ready", "action", action, "init_ms", time.Since(started).Milliseconds(),
-		"email_provider", cfg.EmailProvider, "sms_provider", cfg.SMSProvider,
-		"secrets", f.cache.Source().Name(), "secrets_max_age_s", int(f.cache.MaxAge().Seconds()))
-	lambda.Start(f.HandleFunctionURL)
-}
-
-// MainWith runs the function name, whose handler build makes, under the
-// Lambda runtime, with the same secrets, refresh and cold-start rules as
-// the actions' functions (Main).
-func MainWith(name string, build Builder) {
-	f, err := StartWith(context.Background(), name, build, os.Getenv, os.Stdout)
+// Init starts the function name, whose handler build makes, for the Lambda
+// runtime (lambda.Start(f.HandleFunctionURL)): secrets, configuration and
+// handler, logged "function ready" as JSON on stdout. A secret that cannot
+// be read or a configuration error ends the process at cold start with
+// every problem named (never a value).
+func Init(name string, build Builder) *Live {
+	f, err := Start(context.Background(), name, build, os.Getenv, os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
-	f.log.Info("function ready", "function", name, "init_ms", time.Since(started).Milliseconds(),
-		"secrets", f.cache.Source().Name(), "secrets_max_age_s", int(f.cache.MaxAge().Seconds()))
-	lambda.Start(f.HandleFunctionURL)
+	attrs := []any{"function", name}
+	if cfg := f.Config(); cfg != nil {
+		attrs = []any{"action", name, "email_provider", cfg.EmailProvider, "sms_provider", cfg.SMSProvider}
+	}
+	f.log.Info("function ready", append(attrs, "init_ms", time.Since(started).Milliseconds(),
+		"secrets", f.cache.Source().Name(), "secrets_max_age_s", int(f.cache.MaxAge().Seconds()))...)
+	return f
 }
 
 // Handler serves a function's requests from Lambda Function URL events
@@ -125,15 +112,10 @@ type generation struct {
 	retired  bool
 }
 
-// Start reads the secrets (DUEFLOW_SECRET_ID, else the environment) and
-// the configuration through getenv, and builds the function of action; it
-// logs JSON to w.
-func Start(ctx context.Context, action string, getenv func(string) string, w io.Writer) (*Live, error) {
-	return StartWith(ctx, action, actionBuilder(action), getenv, w)
-}
-
-// StartWith is Start for the function name whose handler build makes.
-func StartWith(ctx context.Context, name string, build Builder, getenv func(string) string, w io.Writer) (*Live, error) {
+// Start reads the secrets (DUEFLOW_SECRET_ID, else the environment)
+// through getenv and builds the function name with build; it logs JSON to
+// w.
+func Start(ctx context.Context, name string, build Builder, getenv func(string) string, w io.Writer) (*Live, error) {
 	settings, err := secrets.SettingsFromEnv(getenv)
 	if err != nil {
 		return nil, err
@@ -173,22 +155,6 @@ func (l *Live) build(values map[string]string, version uint64) (*generation, err
 		b.Close = func() {}
 	}
 	return &generation{h: b.Handler, cfg: b.Config, level: b.LogLevel, version: version, close: b.Close}, nil
-}
-
-// actionBuilder builds the handler of an action's function (config.Load,
-// then assemble).
-func actionBuilder(action string) Builder {
-	return func(getenv func(string) string, log *slog.Logger) (Built, error) {
-		cfg, err := config.Load(getenv)
-		if err != nil {
-			return Built{}, err
-		}
-		h, closeFn, err := assemble(action, cfg, log)
-		if err != nil {
-			return Built{}, err
-		}
-		return Built{Handler: h, LogLevel: cfg.LogLevel, Close: closeFn, Config: cfg}, nil
-	}
 }
 
 // Config is the configuration of the current handler (nil for a function
@@ -283,46 +249,14 @@ func UnsubscribeLinks(cfg *config.Config, now func() time.Time) func(uuid.UUID, 
 	}
 }
 
-// Build wires the handler of action from cfg.
-func Build(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Handler, error) {
-	h, _, err := assemble(action, cfg, log)
-	return h, err
-}
-
-// assemble wires the handler of action from cfg and returns what closes
-// its senders.
-func assemble(action string, cfg *config.Config, log *slog.Logger) (*lambdaurl.Handler, func(), error) {
-	store, err := supabase.New(supabase.Config{URL: cfg.SupabaseURL, Key: cfg.ServiceRoleKey.Value(), Timeout: cfg.RPCTimeout})
-	if err != nil {
-		return nil, nil, fmt.Errorf("function: supabase store: %w", err)
-	}
-	email, sms, err := cfg.Senders()
-	if err != nil {
-		return nil, nil, fmt.Errorf("function: senders: %w", err)
-	}
-	closeFn := func() {
-		for _, s := range []any{email, sms} {
-			if c, ok := s.(io.Closer); ok {
-				_ = c.Close()
-			}
-		}
-	}
-	eng, err := engine.New(engine.Options{
+// EngineOptions are the engine's options for action from cfg, with its
+// store and senders (sms nil when SMS_PROVIDER is none).
+func EngineOptions(action string, cfg *config.Config, store engine.Store, email, sms notify.Sender, log *slog.Logger) engine.Options {
+	return engine.Options{
 		Action: action, Store: store, Email: email, SMS: sms,
 		EmailFrom: cfg.EmailFrom, EmailFromName: cfg.EmailFromName,
 		Concurrency: cfg.Concurrency, LedgerChunk: cfg.LedgerChunk, LeaseSeconds: cfg.LeaseSeconds, Batch: cfg.MaxIDs,
 		NormalizePhone: phone.ParseE164, Logger: log,
 		Unsubscribe: UnsubscribeLinks(cfg, time.Now), SMSFrom: cfg.SMSFrom,
-	})
-	if err != nil {
-		closeFn()
-		return nil, nil, fmt.Errorf("function: engine: %w", err)
 	}
-	v, err := webhook.NewVerifier(cfg.WebhookSecret.Value(), action,
-		webhook.WithMaxBodyBytes(cfg.MaxBodyBytes), webhook.WithMaxIDs(cfg.MaxIDs))
-	if err != nil {
-		closeFn()
-		return nil, nil, fmt.Errorf("function: webhook verifier: %w", err)
-	}
-	return lambdaurl.New(v, eng, log), closeFn, nil
 }

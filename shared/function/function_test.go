@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -18,6 +20,11 @@ import (
 	"github.com/dueflow/dueflow/internal/postgrest"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/config"
+	"github.com/dueflow/dueflow/shared/engine"
+	"github.com/dueflow/dueflow/shared/lambdaurl"
+	"github.com/dueflow/dueflow/shared/notify/senders"
+	"github.com/dueflow/dueflow/shared/supabase"
+	"github.com/dueflow/dueflow/shared/webhook"
 )
 
 func validEnv(t testing.TB) map[string]string {
@@ -40,18 +47,70 @@ func validEnv(t testing.TB) map[string]string {
 	}
 }
 
+// actionBuilder wires an action's handler as functions/<action>/main.go
+// does (those mains are package main), for the tests that run a function
+// in this process.
+func actionBuilder(action string) Builder {
+	return func(getenv func(string) string, log *slog.Logger) (Built, error) {
+		cfg, err := config.Load(getenv)
+		if err != nil {
+			return Built{}, err
+		}
+		store, err := supabase.New(supabase.Config{URL: cfg.SupabaseURL, Key: cfg.ServiceRoleKey.Value(), Timeout: cfg.RPCTimeout})
+		if err != nil {
+			return Built{}, err
+		}
+		email, sms, err := senders.FromConfig(cfg)
+		if err != nil {
+			return Built{}, err
+		}
+		closeSenders := func() { senders.Close(email, sms) }
+		eng, err := engine.New(EngineOptions(action, cfg, store, email, sms, log))
+		if err != nil {
+			closeSenders()
+			return Built{}, err
+		}
+		v, err := webhook.NewVerifier(cfg.WebhookSecret.Value(), action, webhook.WithMaxBodyBytes(cfg.MaxBodyBytes), webhook.WithMaxIDs(cfg.MaxIDs))
+		if err != nil {
+			closeSenders()
+			return Built{}, err
+		}
+		return Built{Handler: lambdaurl.New(v, eng, log), LogLevel: cfg.LogLevel, Close: closeSenders, Config: cfg}, nil
+	}
+}
+
 func TestBuildEveryAction(t *testing.T) {
 	env := validEnv(t)
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	require.NoError(t, err)
 	for _, a := range automation.Actions {
-		h, err := Build(a, cfg, Logger(io.Discard, 0))
+		b, err := actionBuilder(a)(func(k string) string { return env[k] }, Logger(io.Discard, 0))
 		require.NoError(t, err, a)
-		require.NotNil(t, h)
+		require.NotNil(t, b.Handler)
+		assert.Equal(t, config.SMSTelnyx, b.Config.SMSProvider)
+		b.Close()
 	}
-	_, err = Build("no-such-action", cfg, Logger(io.Discard, 0))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "function: engine: ", "the failing part is named")
+	_, err := actionBuilder("no-such-action")(func(k string) string { return env[k] }, Logger(io.Discard, 0))
+	assert.ErrorContains(t, err, "engine: unknown action", "the failing part is named")
+}
+
+// The three actions' mains are one composition root: they differ only in
+// their doc comment and the action they name, so that a change to one
+// wiring is made to all.
+var actionConst = regexp.MustCompile(`const action = automation\.Action[A-Za-z]+`)
+
+func TestActionMainsAreOneWiring(t *testing.T) {
+	var first string
+	for _, a := range automation.Actions {
+		src, err := os.ReadFile(filepath.Join("..", "..", "functions", a, "main.go"))
+		require.NoError(t, err)
+		body := string(src[strings.Index(string(src), "package main"):])
+		require.Len(t, actionConst.FindAllString(body, -1), 1, a)
+		body = actionConst.ReplaceAllString(body, "const action = automation.X")
+		if first == "" {
+			first = body
+			continue
+		}
+		assert.Equal(t, first, body, "functions/%s/main.go differs from functions/%s/main.go", a, automation.Actions[0])
+	}
 }
 
 // buildBinary builds a function for the host.
@@ -99,12 +158,9 @@ func TestColdStartConfigErrorExits(t *testing.T) {
 func BenchmarkInit(b *testing.B) {
 	env := validEnv(b)
 	getenv := func(k string) string { return env[k] }
+	build := actionBuilder(automation.ActionInvoiceReminder)
 	for b.Loop() {
-		cfg, err := config.Load(getenv)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := Build(automation.ActionInvoiceReminder, cfg, Logger(io.Discard, 0)); err != nil {
+		if _, err := build(getenv, Logger(io.Discard, 0)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -147,7 +147,7 @@ func TestWarmFunctionFollowsRotatedSecret(t *testing.T) {
 
 	var logs bytes.Buffer
 	var logMu sync.Mutex
-	f, err := Start(t.Context(), automation.ActionInvoiceReminder, func(k string) string { return env[k] }, lockedWriter{&logs, &logMu})
+	f, err := Start(t.Context(), automation.ActionInvoiceReminder, actionBuilder(automation.ActionInvoiceReminder), func(k string) string { return env[k] }, lockedWriter{&logs, &logMu})
 	require.NoError(t, err)
 	retired := make(chan uint64, 8)
 	f.onRetire = func(v uint64) { retired <- v }
@@ -327,7 +327,7 @@ func BenchmarkInitSecretsManager(b *testing.B) {
 	b.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	getenv := func(k string) string { return env[k] }
 	for b.Loop() {
-		if _, err := Start(context.Background(), automation.ActionInvoiceReminder, getenv, io.Discard); err != nil {
+		if _, err := Start(context.Background(), automation.ActionInvoiceReminder, actionBuilder(automation.ActionInvoiceReminder), getenv, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

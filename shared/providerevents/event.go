@@ -81,7 +81,7 @@ type Event struct {
 type Recorded struct {
 	Recorded   int `json:"recorded"`   // new events applied
 	Duplicates int `json:"duplicates"` // (provider, event id) seen before: nothing changed
-	Unmatched  int `json:"unmatched"`  // no ledger row / organisation matched: kept, nothing else changed
+	Unmatched  int `json:"unmatched"`  // no ledger row / organisation matched: nothing changed (a delivery event whose message id no row has yet is parked until one has)
 }
 
 // Store records events (shared/supabase's client, through the RPC

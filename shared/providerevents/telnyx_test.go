@@ -86,39 +86,47 @@ func TestTelnyxDeliveryReports(t *testing.T) {
 	}
 }
 
+// Every Telnyx event kind (an inbound keyword, a delivery report) refused
+// unless signed with the profile's Ed25519 key within the 5-minute window:
+// 401 and nothing reaches the store.
 func TestTelnyxUnverifiedRefused(t *testing.T) {
 	_, other, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	body := telnyxInbound("STOP")
-	cases := map[string]func(f *fixture) *http.Request{
-		"missing":   func(*fixture) *http.Request { return telnyxRequest(nil, now, body) },
-		"other key": func(*fixture) *http.Request { return telnyxRequest(other, now, body) },
-		"tampered": func(f *fixture) *http.Request {
-			r := telnyxRequest(f.telnyx, now, body)
-			r2 := telnyxRequest(nil, now, strings.Replace(body, clientNumber, "+14155550199", 1))
-			r2.Header = r.Header
-			return r2
-		},
-		"timestamp changed": func(f *fixture) *http.Request {
-			r := telnyxRequest(f.telnyx, now, body)
-			r.Header.Set("telnyx-timestamp", "1796230801")
-			return r
-		},
-		"replayed after 6 minutes": func(f *fixture) *http.Request { return telnyxRequest(f.telnyx, now.Add(-6*time.Minute), body) },
-		"from the future":          func(f *fixture) *http.Request { return telnyxRequest(f.telnyx, now.Add(6*time.Minute), body) },
-		"signature not base64": func(f *fixture) *http.Request {
-			r := telnyxRequest(f.telnyx, now, body)
-			r.Header.Set("telnyx-signature-ed25519", "%%%")
-			return r
-		},
+	bodies := map[string]string{
+		"inbound":         telnyxInbound("STOP"),
+		"delivery report": telnyxReport("message.finalized", "delivery_failed", `[{"code":"40001","title":"Not routable"}]`),
 	}
-	for name, mk := range cases {
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t)
-			rec := f.do(mk(f))
-			assert.Equal(t, http.StatusUnauthorized, rec.Code)
-			assert.Zero(t, f.store.called())
-		})
+	for kind, body := range bodies {
+		cases := map[string]func(f *fixture) *http.Request{
+			"missing":   func(*fixture) *http.Request { return telnyxRequest(nil, now, body) },
+			"other key": func(*fixture) *http.Request { return telnyxRequest(other, now, body) },
+			"tampered": func(f *fixture) *http.Request {
+				r := telnyxRequest(f.telnyx, now, body)
+				r2 := telnyxRequest(nil, now, strings.Replace(body, clientNumber, "+14155550199", 1))
+				r2.Header = r.Header
+				return r2
+			},
+			"timestamp changed": func(f *fixture) *http.Request {
+				r := telnyxRequest(f.telnyx, now, body)
+				r.Header.Set("telnyx-timestamp", "1796230801")
+				return r
+			},
+			"replayed after 6 minutes": func(f *fixture) *http.Request { return telnyxRequest(f.telnyx, now.Add(-6*time.Minute), body) },
+			"from the future":          func(f *fixture) *http.Request { return telnyxRequest(f.telnyx, now.Add(6*time.Minute), body) },
+			"signature not base64": func(f *fixture) *http.Request {
+				r := telnyxRequest(f.telnyx, now, body)
+				r.Header.Set("telnyx-signature-ed25519", "%%%")
+				return r
+			},
+		}
+		for name, mk := range cases {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				f := newFixture(t)
+				rec := f.do(mk(f))
+				assert.Equal(t, http.StatusUnauthorized, rec.Code)
+				assert.Zero(t, f.store.called())
+			})
+		}
 	}
 }
 

@@ -78,11 +78,19 @@ func TestTwilioUnverifiedRefused(t *testing.T) {
 	form := inboundForm("STOP")
 	tampered := inboundForm("STOP")
 	tampered.Set("From", "+14155550199")
+	status := statusForm("undelivered", "30005")
+	statusTampered := statusForm("delivered", "")
 	cases := map[string]*http.Request{
 		"missing":        twilioRequest(PathTwilioInbound, form, ""),
 		"other token":    twilioRequest(PathTwilioInbound, form, twilioSign("ffffffffffffffffffffffffffffffff", publicURL+PathTwilioInbound, form)),
 		"tampered body":  twilioRequest(PathTwilioInbound, tampered, twilioSign(twilioToken, publicURL+PathTwilioInbound, form)),
 		"status missing": twilioRequest(PathTwilioStatus, url.Values{"MessageSid": {"SM1"}, "MessageStatus": {"delivered"}}, ""),
+		"status other token": twilioRequest(PathTwilioStatus, status,
+			twilioSign("ffffffffffffffffffffffffffffffff", publicURL+PathTwilioStatus, status)),
+		"status tampered": twilioRequest(PathTwilioStatus, statusTampered, twilioSign(twilioToken, publicURL+PathTwilioStatus, status)),
+		"status signed for the inbound path": twilioRequest(PathTwilioStatus, status,
+			twilioSign(twilioToken, publicURL+PathTwilioInbound, status)),
+		"status garbage": twilioRequest(PathTwilioStatus, status, "not base64!"),
 		"garbage":        twilioRequest(PathTwilioInbound, form, "not base64!"),
 	}
 	for name, r := range cases {

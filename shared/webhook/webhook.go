@@ -41,12 +41,16 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultMaxIDs       = 500
 	Tolerance           = 5 * time.Minute
-	// MinSecretBytes is the shortest signing key accepted (decoded bytes).
-	MinSecretBytes = 16
+	// MinSecretBytes and MaxSecretBytes bound a signing key (decoded
+	// bytes), as Standard Webhooks does and automation_register_endpoint
+	// checks: a secret the functions take can always be registered.
+	MinSecretBytes = 24
+	MaxSecretBytes = 64
 	// MaxSecrets is the most secrets one Verifier or Signer takes (a
 	// rotation needs two).
-	MaxSecrets   = 4
-	secretPrefix = "whsec_"
+	MaxSecrets = 4
+	// SecretPrefix starts every signing secret: "whsec_" + the base64 key.
+	SecretPrefix = "whsec_"
 )
 
 // Sentinel causes of a rejected request; test with errors.Is. Every error
@@ -115,15 +119,32 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// parseSecret decodes "whsec_<base64>" (the prefix is optional, as in the
-// Standard Webhooks libraries) and checks the key length.
-func parseSecret(secret string) (*standardwebhooks.Webhook, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(strings.TrimSpace(secret), secretPrefix))
-	if err != nil {
-		return nil, fmt.Errorf("webhook secret: not whsec_<base64>: %w", err)
+// ParseSecret decodes one signing secret, "whsec_<standard base64 key>"
+// of MinSecretBytes to MaxSecretBytes bytes, and returns its key. It is the one rule
+// of a signing secret in Go: DUEFLOW_WEBHOOK_SECRET (shared/config), the
+// Verifier and Signer, and the local stack's secret. Its errors never
+// quote the secret and read after the secret's name ("… must start with
+// whsec_").
+func ParseSecret(secret string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return nil, errors.New("must start with " + SecretPrefix)
 	}
-	if len(key) < MinSecretBytes {
-		return nil, fmt.Errorf("webhook secret: key has %d bytes, want at least %d", len(key), MinSecretBytes)
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || strings.ContainsAny(b64, "\r\n") { // the decoder skips line breaks
+		return nil, errors.New("is not " + SecretPrefix + "<base64>")
+	}
+	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
+		return nil, fmt.Errorf("key has %d bytes, want %d to %d", len(key), MinSecretBytes, MaxSecretBytes)
+	}
+	return key, nil
+}
+
+// parseSecret makes the signer of one secret (ParseSecret).
+func parseSecret(secret string) (*standardwebhooks.Webhook, error) {
+	key, err := ParseSecret(secret)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
 	}
 	wh, err := standardwebhooks.NewWebhookRaw(key)
 	if err != nil {
@@ -409,5 +430,5 @@ func Headers(h http.Header) map[string]string {
 func NewSecret() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
-	return secretPrefix + base64.StdEncoding.EncodeToString(b)
+	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
 }

@@ -305,3 +305,31 @@ func TestSecretRotationOverlap(t *testing.T) {
 	_, err = webhook.NewVerifier("  ", "invoice-reminder")
 	assert.ErrorContains(t, err, "empty")
 }
+
+// ParseSecret is the one rule of a signing secret: whsec_, standard base64
+// with its padding, MinSecretBytes to MaxSecretBytes bytes; its errors never quote
+// the secret.
+func TestParseSecret(t *testing.T) {
+	b64 := func(n int) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", n))) }
+	key, err := webhook.ParseSecret(testSecret)
+	require.NoError(t, err)
+	assert.Equal(t, testKey, key)
+	for secret, problem := range map[string]string{
+		b64(32):                 "must start with whsec_",
+		"WHSEC_" + b64(32):      "must start with whsec_",
+		"whsec_" + b64(32)[:43]: "is not whsec_<base64>", // padding left out
+		"whsec_" + b64(16)[:12] + "\n" + b64(16)[12:]: "is not whsec_<base64>",
+		"whsec_!!!notbase64!!!":                       "is not whsec_<base64>",
+		"whsec_" + b64(23):                            "key has 23 bytes, want 24 to 64",
+		"whsec_" + b64(65):                            "key has 65 bytes, want 24 to 64",
+		"whsec_":                                      "key has 0 bytes, want 24 to 64",
+	} {
+		_, err := webhook.ParseSecret(secret)
+		require.Error(t, err, secret)
+		assert.Equal(t, problem, err.Error())
+	}
+	for _, n := range []int{webhook.MinSecretBytes, webhook.MaxSecretBytes} {
+		_, err = webhook.ParseSecret("whsec_" + b64(n))
+		assert.NoError(t, err, n)
+	}
+}

@@ -109,7 +109,7 @@ create trigger update_automation_schedules_updated_at before update on public.au
   for each row execute function public.update_updated_at_column();
 
 -- RLS: the app's members manage their organisation's workflows; the logs'
--- policy was `for all using (true)` (DESIGN.md bug class 7), kept verbatim.
+-- policy was `for all using (true)` (docs/bug-classes.md, class 7), kept verbatim.
 alter table public.automation_workflows enable row level security;
 alter table public.automation_execution_logs enable row level security;
 alter table public.automation_schedules enable row level security;

@@ -2,8 +2,8 @@
 -- row trigger handle_universal_automation_triggers on jobs, clients,
 -- estimates and invoices, and the functions its pg_cron jobs call
 -- (REPLACED_SYSTEM.md names the jobs, views and trigger function; the
--- function names and bodies are plausible ones, with the faults DESIGN.md
--- section 1 lists). Idempotent.
+-- function names and bodies are plausible ones, with the faults
+-- docs/bug-classes.md lists). Idempotent.
 
 -- automation_system_health: the operators' health view (production columns)
 create or replace view public.automation_system_health as
@@ -146,7 +146,7 @@ begin
           v_types := v_types || ('invoice_' || (v_new ->> 'status'));
         end if;
         -- any update of an unpaid invoice past due: invoice_overdue here as
-        -- well as in check_overdue_invoices() (DESIGN.md bug class 3)
+        -- well as in check_overdue_invoices() (docs/bug-classes.md, class 3)
         if (v_new ->> 'due_date')::date < current_date
            and coalesce(v_new ->> 'payment_status', 'unpaid') <> 'paid'
            and v_new ->> 'status' not in ('paid', 'cancelled', 'draft') then
@@ -174,7 +174,7 @@ begin
                                'record_id', v_new ->> 'id', 'new_record', v_new, 'old_record', v_old,
                                'user_id', v_user_id, 'organization_id', v_org_id, 'workflow_id', w.id),
             'pending');
-    -- counted when triggered, not when done (DESIGN.md bug class 8)
+    -- counted when triggered, not when done (docs/bug-classes.md, class 8)
     update public.automation_workflows
     set execution_count = coalesce(execution_count, 0) + 1, last_triggered_at = now()
     where id = w.id;
@@ -203,7 +203,7 @@ create trigger automation_trigger_invoices after insert or update on public.invo
 
 -- check-automation-triggers (every minute): scheduled and schedule_time
 -- workflows whose hour and minute match now in UTC, whatever the user's zone
--- (DESIGN.md bug class 5); {trigger_type, scheduled_for} rows.
+-- (docs/bug-classes.md, class 5); {trigger_type, scheduled_for} rows.
 create or replace function public.check_automation_triggers() returns void
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
@@ -239,7 +239,7 @@ comment on function public.check_automation_triggers() is
 
 -- process-automations (every minute): marks the last day's pending rows
 -- completed with their steps as "actions executed", although nothing was
--- sent (DESIGN.md bug class 1). Older pending rows are never picked up.
+-- sent (docs/bug-classes.md, class 1). Older pending rows are never picked up.
 create or replace function public.process_pending_automations() returns integer
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
@@ -366,7 +366,7 @@ comment on function public.seasonal_maintenance_reminders() is
   'Replaced system (cron seasonal-maintenance-reminders): pending maintenance_due rows for every active client of organisations with a seasonal workflow.';
 
 -- update-automation-analytics (hourly): adds the last hour's executions to
--- today's row, again on every run (DESIGN.md bug class 8)
+-- today's row, again on every run (docs/bug-classes.md, class 8)
 create or replace function public.update_automation_analytics() returns void
 language plpgsql security definer set search_path = public, pg_temp as $$
 begin

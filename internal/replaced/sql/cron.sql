@@ -28,7 +28,7 @@ select cron.schedule('cleanup-automation-logs', '0 2 * * 0', 'SELECT cleanup_aut
 select cron.schedule('check-appointment-reminders', '0 * * * *', 'SELECT check_appointment_reminders();');
 select cron.schedule('seasonal-maintenance-reminders', '0 9 1 3,6,9,12 *', 'SELECT seasonal_maintenance_reminders();');
 -- posts to the executor Edge Function; URL and service-role key from
--- app.settings.* (DESIGN.md bug class 7: the key lives in database settings)
+-- app.settings.* (docs/bug-classes.md, class 7: the key lives in database settings)
 select cron.schedule('process-automation-queue', '*/5 * * * *', $cmd$
   SELECT net.http_post(
     url := current_setting('app.settings.supabase_url', true) || '/functions/v1/automation-executor',

@@ -193,6 +193,10 @@ func TestUpgradeEndToEnd(t *testing.T) {
 		sums[automation.ActionSendReminder], "the maintenance reminder waits 24 hours before its SMS")
 	assert.Equal(t, automation.Summary{Action: automation.ActionRunWorkflow, Requested: 2, Claimed: 2, Completed: 2},
 		sums[automation.ActionRunWorkflow])
+	// the history on the replaced system's table: one row per attempt
+	// run (2 snoozed, 6 completed)
+	assert.Equal(t, "reported 6,snoozed 2", pgtest.Text(t, db, `select string_agg(kind || ' ' || n, ',' order by kind)
+		from (select kind, count(*) as n from automation_execution_events group by kind) k`))
 
 	assert.Equal(t, []delivery{
 		{To: "+61412345678", Text: "Reminder: Safety inspection tomorrow. Harbour Electrical"},

@@ -54,6 +54,10 @@ type Config struct {
 	AuthToken  string // TWILIO_AUTH_TOKEN
 	From       string // default sender (SMS_FROM): an E.164 number, or a messaging service SID "MG..."
 	APIBase    string // TWILIO_API_BASE; empty = https://api.twilio.com
+	// StatusCallback is the URL Twilio posts each message's delivery status
+	// to (the provider-events function's /twilio/status); empty: none is
+	// asked for, and only a messaging service's own callback reports.
+	StatusCallback string
 	// HTTPClient is used for every call (timeouts, test servers); nil = http.DefaultClient.
 	HTTPClient *http.Client
 }
@@ -111,6 +115,9 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 		params.SetMessagingServiceSid(from) // Twilio picks the number from the service's pool
 	} else {
 		params.SetFrom(from)
+	}
+	if s.cfg.StatusCallback != "" {
+		params.SetStatusCallback(s.cfg.StatusCallback)
 	}
 	msg, err := api.CreateMessage(params)
 	var te *twclient.TwilioRestError

@@ -149,3 +149,22 @@ func TestStallsBoundedByDeadline(t *testing.T) {
 		return twilio.New(twilio.Config{AccountSID: sid, AuthToken: token, From: "+15550001111", APIBase: base})
 	}, sms())
 }
+
+// With a status callback configured, every message asks Twilio to report
+// its delivery status there (the provider-events function); without one,
+// none is asked for.
+func TestStatusCallback(t *testing.T) {
+	_, srv := newSender(t, created, "")
+	s, err := twilio.New(twilio.Config{AccountSID: sid, AuthToken: token, From: "+15550001111", APIBase: srv.URL,
+		StatusCallback: "https://events.example.test/twilio/status", HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+	require.NoError(t, err)
+	_, err = s.Send(context.Background(), sms())
+	require.NoError(t, err)
+	assert.Equal(t, "https://events.example.test/twilio/status", form(t, srv.Only(t)).Get("StatusCallback"))
+
+	plain, srv2 := newSender(t, created, "")
+	_, err = plain.Send(context.Background(), sms())
+	require.NoError(t, err)
+	_, asked := form(t, srv2.Only(t))["StatusCallback"]
+	assert.False(t, asked)
+}
