@@ -57,20 +57,22 @@ func (r invariantReport) String() string {
 // end failed for these and nothing else (never because of infrastructure:
 // max_attempts, deadline, internal_error, provider_unavailable, timeout,
 // network ...).
-var messageFaults = map[string]bool{
-	automation.ErrInvalidRecipient: true, automation.ErrProviderRejected: true, automation.ErrTemplate: true,
-	automation.ErrContentTooLarge: true, automation.ErrInvalidWorkflow: true, automation.ErrInvalidExecution: true,
+var messageFaults = map[automation.Code]bool{
+	automation.CodeInvalidRecipient: true, automation.CodeProviderRejected: true, automation.CodeTemplate: true,
+	automation.CodeContentTooLarge: true, automation.CodeInvalidWorkflow: true, automation.CodeInvalidExecution: true,
 }
 
 // premiseSkips are the reasons an execution may be skipped: the premise or
 // the recipient, never the infrastructure.
-var premiseSkips = map[string]bool{
-	automation.ErrNoRecipient: true, automation.ErrOptedOut: true, automation.ErrInvoiceSettled: true,
-	automation.ErrWorkflowInactive: true, automation.ErrSubjectGone: true, automation.ErrSuperseded: true,
+var premiseSkips = map[automation.Code]bool{
+	automation.CodeNoRecipient: true, automation.CodeOptedOut: true, automation.CodeInvoiceSettled: true,
+	automation.CodeWorkflowInactive: true, automation.CodeSubjectGone: true, automation.CodeSuperseded: true,
 }
 
 type ledgerRow struct {
-	key, execution, channel, recipient, status, code string
+	key, execution, channel, recipient string
+	status                             automation.DeliveryStatus
+	code                               automation.Code
 }
 
 // checkInvariants checks, at the end of a test, what must hold whatever the
@@ -155,7 +157,7 @@ func checkInvariants(t *testing.T, s *devstack.Stack, o invariantOpts) invariant
 		// (e) nothing received without a ledger row saying it may have gone
 		d, ok := ledger[g.key]
 		if assert.True(t, ok, "(e) received without a ledger row: %s", g.key) {
-			assert.Contains(t, []string{automation.DeliverySent, automation.DeliveryUnknown}, d.status,
+			assert.Contains(t, []automation.DeliveryStatus{automation.DeliverySent, automation.DeliveryUnknown}, d.status,
 				"(e) received, but the ledger says %s: %s", d.status, g.key)
 			assert.Equal(t, d.recipient, g.to, "(e) received by another recipient than the ledger's: %s", g.key)
 		}
@@ -171,8 +173,9 @@ func checkInvariants(t *testing.T, s *devstack.Stack, o invariantOpts) invariant
 		from automation_execution_logs`)
 	require.NoError(t, err)
 	type execRow struct {
-		id, status, code string
-		future           bool
+		id, status string
+		code       automation.Code
+		future     bool
 	}
 	var execs []execRow
 	for rows.Next() {
@@ -186,7 +189,7 @@ func checkInvariants(t *testing.T, s *devstack.Stack, o invariantOpts) invariant
 	for _, e := range execs {
 		k := e.status
 		if e.code != "" {
-			k += "/" + e.code
+			k += "/" + string(e.code)
 		}
 		rep.byStatus[k]++
 		ds := byExec[e.id]
@@ -219,7 +222,7 @@ func checkInvariants(t *testing.T, s *devstack.Stack, o invariantOpts) invariant
 		// (d) an unknown delivery is said on its execution
 		for _, d := range ds {
 			if d.status == automation.DeliveryUnknown && e.status != "pending" {
-				assert.Equal(t, automation.ErrDeliveryUnknown, e.code, "(d) execution %s (%s) has an unknown delivery and does not say so", e.id, e.status)
+				assert.Equal(t, automation.CodeDeliveryUnknown, e.code, "(d) execution %s (%s) has an unknown delivery and does not say so", e.id, e.status)
 			}
 		}
 	}

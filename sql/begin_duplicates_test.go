@@ -19,7 +19,7 @@ func TestBeginDeliveriesDuplicateKeyInOneCall(t *testing.T) {
 	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	d := deliveryFor(execs[0], got[0].Execution.LeaseToken)
 	b := pgtest.BeginDeliveries(t, db, d, d)
-	assert.Equal(t, []string{automation.BeginNew, automation.BeginInvalid}, []string{b[0].State, b[1].State})
+	assert.Equal(t, []automation.BeginState{automation.BeginNew, automation.BeginInvalid}, []automation.BeginState{b[0].State, b[1].State})
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, execs[0]))
 	// a later call with the key once: it began and never finished
 	assert.Equal(t, automation.BeginAmbiguous, pgtest.BeginDeliveries(t, db, d)[0].State)

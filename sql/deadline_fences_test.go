@@ -24,7 +24,7 @@ func TestBeginDeliveriesRefusedPastDeadline(t *testing.T) {
 	pgtest.Exec(t, db, `update automation_execution_logs set deadline_at = now() - interval '1 second' where id = $1`, late.ID)
 
 	b := pgtest.BeginDeliveries(t, db, deliveryFor(late.ID, late.LeaseToken), deliveryFor(onTime.ID, onTime.LeaseToken))
-	assert.Equal(t, []string{automation.BeginExpired, automation.BeginNew}, []string{b[0].State, b[1].State})
+	assert.Equal(t, []automation.BeginState{automation.BeginExpired, automation.BeginNew}, []automation.BeginState{b[0].State, b[1].State})
 	assert.Zero(t, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, late.ID), "nothing recorded past the deadline")
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, onTime.ID))
 }

@@ -20,14 +20,14 @@ func deferrals(t *testing.T, db pgtest.DB, id uuid.UUID) int {
 
 // deferNow claims id (made due) and reports a deferred retry with code and
 // retryAfter; it answers the report's status.
-func deferNow(t *testing.T, db pgtest.DB, id uuid.UUID, code string, retryAfter int) string {
+func deferNow(t *testing.T, db pgtest.DB, id uuid.UUID, code automation.Code, retryAfter int) string {
 	t.Helper()
 	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{id}, 60)
 	require.Equal(t, 1, got[0].Execution.Attempt, "a deferral gave its attempt back")
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: got[0].Execution.LeaseToken,
-		Status: automation.OutcomeRetry, Deferred: true, ErrorCode: code, ErrorMessage: "telnyx: " + code, RetryAfterSecs: retryAfter})
+		Status: automation.OutcomeRetry, Deferred: true, ErrorCode: code, ErrorMessage: "telnyx: " + string(code), RetryAfterSecs: retryAfter})
 	require.True(t, r[0].Applied)
-	return r[0].Status
+	return string(r[0].Status)
 }
 
 // A rate limit with Retry-After: the attempt is given back (even with one
@@ -60,10 +60,10 @@ func TestDeferralGivesAttemptBack(t *testing.T) {
 	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeRetry, ErrorCode: "provider_unavailable"})
-	assert.Equal(t, "failed", r[0].Status)
+	assert.Equal(t, "failed", string(r[0].Status))
 	row := execution(t, db, id)
 	require.NotNil(t, row.ErrorCode)
-	assert.Equal(t, automation.ErrMaxAttempts, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeMaxAttempts), *row.ErrorCode)
 	assert.Equal(t, 3, deferrals(t, db, id))
 	assert.Zero(t, pgtest.Int(t, db, `select deferred from automation_queue_health`))
 
@@ -72,7 +72,7 @@ func TestDeferralGivesAttemptBack(t *testing.T) {
 	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs2, 60)
 	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs2[0], LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeCompleted, Deferred: true, ActionsExecuted: 1})
-	assert.Equal(t, "completed", r[0].Status)
+	assert.Equal(t, "completed", string(r[0].Status))
 	assert.Equal(t, 1, execution(t, db, execs2[0]).Attempt)
 	assert.Zero(t, deferrals(t, db, execs2[0]))
 }
@@ -133,7 +133,7 @@ func TestDeferralCaps(t *testing.T) {
 	assert.Equal(t, "failed", deferNow(t, db, id, "provider_unavailable", 0))
 	row := execution(t, db, id)
 	require.NotNil(t, row.ErrorCode)
-	assert.Equal(t, automation.ErrMaxDeferrals, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeMaxDeferrals), *row.ErrorCode)
 	assert.Zero(t, row.Attempt, "it never spent an attempt")
 	assert.Contains(t, pgtest.Text(t, db, `select error_message from automation_execution_logs where id = $1`, id), "deferred 3 times")
 	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
@@ -151,7 +151,7 @@ func TestDeferralCaps(t *testing.T) {
 	assert.Equal(t, "failed", deferNow(t, db, execs2[0], "rate_limited", 3600))
 	row = execution(t, db, execs2[0])
 	require.NotNil(t, row.ErrorCode)
-	assert.Equal(t, automation.ErrExpired, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeExpired), *row.ErrorCode)
 
 	// an expired lease (a function that died without reporting) spends its
 	// attempt and counts no deferral: max_attempts bounds a crash loop

@@ -55,7 +55,7 @@ func TestRecordDeliveries(t *testing.T) {
 
 	// the first chunk: nothing to finish
 	bg1 := pgtest.RecordDeliveries(t, db, nil, emailA, emailB)
-	assert.Equal(t, []string{"new", "new"}, []string{bg1[0].State, bg1[1].State})
+	assert.Equal(t, []automation.BeginState{"new", "new"}, []automation.BeginState{bg1[0].State, bg1[1].State})
 
 	// the next chunk finishes it: A sent, B failed (retryable)
 	bg2 := pgtest.RecordDeliveries(t, db, []automation.DeliveryFinished{
@@ -113,7 +113,7 @@ func TestRecordDeliveriesWrongShapes(t *testing.T) {
 	noRecipient := ok
 	noRecipient.Recipient, noRecipient.IdempotencyKey = "", automation.IdempotencyKey(execs[0], 1, "email")
 	b := pgtest.RecordDeliveries(t, db, nil, ok, noRecipient)
-	assert.Equal(t, []string{"new", "invalid"}, []string{b[0].State, b[1].State})
+	assert.Equal(t, []automation.BeginState{"new", "invalid"}, []automation.BeginState{b[0].State, b[1].State})
 
 	odd := `[1, "x", null, [], {"status": "sent"},
 		{"execution_id": "nope", "lease_token": "nope", "idempotency_key": "` + ok.IdempotencyKey + `", "status": "sent"},
@@ -187,9 +187,9 @@ func TestSettleDelivery(t *testing.T) {
 		return automation.DeliveryResult{IdempotencyKey: d.IdempotencyKey, Status: "unknown", ErrorCode: "timeout"}
 	}
 	rep := pgtest.Report(t, db,
-		automation.Outcome{ExecutionID: two, LeaseToken: tok[two], Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+		automation.Outcome{ExecutionID: two, LeaseToken: tok[two], Status: automation.OutcomeCompleted, ErrorCode: automation.CodeDeliveryUnknown,
 			Deliveries: []automation.DeliveryResult{unknown(email(two)), unknown(smsTwo)}},
-		automation.Outcome{ExecutionID: one, LeaseToken: tok[one], Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+		automation.Outcome{ExecutionID: one, LeaseToken: tok[one], Status: automation.OutcomeCompleted, ErrorCode: automation.CodeDeliveryUnknown,
 			Deliveries: []automation.DeliveryResult{unknown(email(one))}},
 		automation.Outcome{ExecutionID: pending, LeaseToken: tok[pending], Status: automation.OutcomeRetry, ErrorCode: "timeout",
 			Deliveries: []automation.DeliveryResult{unknown(email(pending))}})
@@ -231,7 +231,7 @@ func TestSettleDelivery(t *testing.T) {
 	assert.Equal(t, "missing_decision", reason(settle(t, db, deliveryID(t, db, email(one).IdempotencyKey), nil, "ops")))
 	assert.Equal(t, "missing_by", reason(settle(t, db, deliveryID(t, db, email(one).IdempotencyKey), &yes, "  ")))
 	assert.Equal(t, "not_found", reason(settle(t, db, uuid.New(), &yes, "ops")))
-	assert.Equal(t, automation.ErrDeliveryUnknown, *execution(t, db, one).ErrorCode, "a refusal changes nothing")
+	assert.Equal(t, string(automation.CodeDeliveryUnknown), *execution(t, db, one).ErrorCode, "a refusal changes nothing")
 
 	// sent: counted once, who and when recorded, the execution's flag cleared
 	countBefore := pgtest.Int(t, db, `select coalesce(sum(emails_sent), 0) from automation_analytics where workflow_id = $1`, wf)
@@ -251,17 +251,17 @@ func TestSettleDelivery(t *testing.T) {
 
 	// two unknown deliveries: flagged until both are settled; one not sent
 	assert.True(t, settle(t, db, deliveryID(t, db, email(two).IdempotencyKey), &yes, "ops")["applied"].(bool))
-	assert.Equal(t, automation.ErrDeliveryUnknown, *execution(t, db, two).ErrorCode, "one still unknown")
+	assert.Equal(t, string(automation.CodeDeliveryUnknown), *execution(t, db, two).ErrorCode, "one still unknown")
 	assert.True(t, settle(t, db, deliveryID(t, db, smsTwo.IdempotencyKey), &no, "ops")["applied"].(bool))
-	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: automation.ErrSettledNotSent}, delivery(t, db, smsTwo.IdempotencyKey),
+	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: string(automation.CodeSettledNotSent)}, delivery(t, db, smsTwo.IdempotencyKey),
 		"not re-armed: its execution is finished")
 	row = execution(t, db, two)
 	assert.Equal(t, "completed", row.Status)
-	assert.Equal(t, automation.ErrSettledNotSent, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeSettledNotSent), *row.ErrorCode)
 
 	// not sent, execution still pending: re-armed, sent by its next attempt
 	assert.True(t, settle(t, db, deliveryID(t, db, email(pending).IdempotencyKey), &no, "ops")["applied"].(bool))
-	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: automation.ErrSettledNotSent, Retryable: true}, delivery(t, db, email(pending).IdempotencyKey))
+	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: string(automation.CodeSettledNotSent), Retryable: true}, delivery(t, db, email(pending).IdempotencyKey))
 	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{pending}, 60)
 	again := email(pending)
 	again.LeaseToken = got[0].Execution.LeaseToken
@@ -313,7 +313,7 @@ func TestRetrySettledNotSent(t *testing.T) {
 	for _, c := range got {
 		tok[c.Execution.ID] = c.Execution.LeaseToken
 	}
-	step := func(exec uuid.UUID, i int, channel, recipient string) automation.DeliveryIntent {
+	step := func(exec uuid.UUID, i int, channel automation.Channel, recipient string) automation.DeliveryIntent {
 		return automation.DeliveryIntent{ExecutionID: exec, LeaseToken: tok[exec], StepIndex: i, Channel: channel, Recipient: recipient,
 			Provider: "p", IdempotencyKey: automation.IdempotencyKey(exec, i, channel)}
 	}
@@ -321,12 +321,12 @@ func TestRetrySettledNotSent(t *testing.T) {
 	other := step(unsettled, 0, "email", "bob@client.test")
 	pgtest.RecordDeliveries(t, db, nil, first, sms, last, other)
 	rep := pgtest.Report(t, db,
-		automation.Outcome{ExecutionID: id, LeaseToken: tok[id], Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+		automation.Outcome{ExecutionID: id, LeaseToken: tok[id], Status: automation.OutcomeCompleted, ErrorCode: automation.CodeDeliveryUnknown,
 			Deliveries: []automation.DeliveryResult{
 				{IdempotencyKey: first.IdempotencyKey, Status: "sent"},
 				{IdempotencyKey: sms.IdempotencyKey, Status: "unknown", ErrorCode: "timeout"},
 				{IdempotencyKey: last.IdempotencyKey, Status: "sent"}}},
-		automation.Outcome{ExecutionID: unsettled, LeaseToken: tok[unsettled], Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+		automation.Outcome{ExecutionID: unsettled, LeaseToken: tok[unsettled], Status: automation.OutcomeCompleted, ErrorCode: automation.CodeDeliveryUnknown,
 			Deliveries: []automation.DeliveryResult{{IdempotencyKey: other.IdempotencyKey, Status: "unknown", ErrorCode: "timeout"}}})
 	require.True(t, rep[0].Applied && rep[1].Applied)
 	counts := func() [4]int {
@@ -345,7 +345,7 @@ func TestRetrySettledNotSent(t *testing.T) {
 
 	no := false
 	require.True(t, settle(t, db, deliveryID(t, db, sms.IdempotencyKey), &no, "ops")["applied"].(bool))
-	require.Equal(t, automation.ErrSettledNotSent, *execution(t, db, id).ErrorCode)
+	require.Equal(t, string(automation.CodeSettledNotSent), *execution(t, db, id).ErrorCode)
 	pgtest.Exec(t, db, `update automation_execution_logs set deferrals = 3 where id = $1`, id)
 
 	assert.Equal(t, automation.Reported{ExecutionID: id, Applied: true, Status: "pending"},
@@ -357,7 +357,7 @@ func TestRetrySettledNotSent(t *testing.T) {
 	assert.Nil(t, row.ErrorCode)
 	assert.Zero(t, pgtest.Int(t, db, `select deferrals from automation_execution_logs where id = $1`, id))
 	assert.Equal(t, [4]int{1, 1, 1, 1}, counts(), "its outcome taken back")
-	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: automation.ErrSettledNotSent, Retryable: true}, delivery(t, db, sms.IdempotencyKey))
+	assert.Equal(t, deliveryState{Status: "failed", ErrorCode: string(automation.CodeSettledNotSent), Retryable: true}, delivery(t, db, sms.IdempotencyKey))
 	assert.Equal(t, deliveryState{Status: "sent", SentAt: true}, delivery(t, db, first.IdempotencyKey))
 	assert.Equal(t, deliveryState{Status: "sent", SentAt: true}, delivery(t, db, last.IdempotencyKey))
 
@@ -368,7 +368,7 @@ func TestRetrySettledNotSent(t *testing.T) {
 	tok[id] = got[0].Execution.LeaseToken
 	first, sms, last = step(id, 0, "email", "ada@client.test"), step(id, 1, "sms", "+15555550123"), step(id, 2, "email", "ada@client.test")
 	b := pgtest.RecordDeliveries(t, db, nil, sms, last, first)
-	assert.Equal(t, []string{automation.BeginNew, automation.BeginSent, automation.BeginSent}, []string{b[0].State, b[1].State, b[2].State},
+	assert.Equal(t, []automation.BeginState{automation.BeginNew, automation.BeginSent, automation.BeginSent}, []automation.BeginState{b[0].State, b[1].State, b[2].State},
 		"the settled step is sent again, the sent ones never")
 	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: tok[id], Status: automation.OutcomeCompleted,
 		Deliveries: []automation.DeliveryResult{{IdempotencyKey: sms.IdempotencyKey, Status: "sent"}}})[0].Applied)

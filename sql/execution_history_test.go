@@ -52,7 +52,7 @@ func TestExecutionHistoryThroughRPCs(t *testing.T) {
 	assert.Empty(t, executionEvents(t, db, id), "dispatch, claim and no-op updates")
 
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: first[0].Execution.LeaseToken,
-		Status: automation.OutcomeRetry, ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "503 from provider"})
+		Status: automation.OutcomeRetry, ErrorCode: automation.CodeProviderRetryable, ErrorMessage: "503 from provider"})
 	require.True(t, r[0].Applied)
 	pgtest.MakeDue(t, db)
 	require.Equal(t, 1, pgtest.Int(t, db, `select process_pending_automations()`))
@@ -69,7 +69,7 @@ func TestExecutionHistoryThroughRPCs(t *testing.T) {
 	assert.Equal(t, "retry", ev[0].Outcome)
 	assert.Equal(t, "pending", ev[0].Status)
 	assert.Equal(t, 1, ev[0].Attempt)
-	assert.Equal(t, automation.ErrProviderRetryable, ev[0].ErrorCode)
+	assert.Equal(t, string(automation.CodeProviderRetryable), ev[0].ErrorCode)
 	assert.Equal(t, "503 from provider", ev[0].ErrorMessage)
 	assert.Equal(t, 1, ev[0].DispatchCount)
 	require.NotNil(t, ev[0].ClaimedAt)
@@ -102,7 +102,7 @@ func TestExecutionHistoryKinds(t *testing.T) {
 		Status: automation.OutcomeSnoozed, StepIndex: 1, SnoozeUntil: &until, ActionsExecuted: 1})
 	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: got[0].Execution.LeaseToken,
-		Status: automation.OutcomeRetry, Deferred: true, ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "rate limited"})
+		Status: automation.OutcomeRetry, Deferred: true, ErrorCode: automation.CodeProviderRetryable, ErrorMessage: "rate limited"})
 	pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	pgtest.Exec(t, db, `update automation_execution_logs set lease_expires_at = now() - interval '1 second' where id = $1`, id)
 	pgtest.Int(t, db, `select process_pending_automations()`)
@@ -141,7 +141,7 @@ func TestExecutionHistoryKinds(t *testing.T) {
 	require.Len(t, ev, 1)
 	assert.Equal(t, "status", ev[0].Kind)
 	assert.Equal(t, "failed", ev[0].Status)
-	assert.Equal(t, automation.ErrExpired, ev[0].ErrorCode)
+	assert.Equal(t, string(automation.CodeExpired), ev[0].ErrorCode)
 }
 
 // The events go with their execution when the cleanup deletes it;

@@ -81,7 +81,7 @@ func TestRetryExecution(t *testing.T) {
 		Provider: "telnyx", IdempotencyKey: automation.IdempotencyKey(failed, 1, "sms")}
 	require.Equal(t, automation.BeginNew, pgtest.BeginDeliveries(t, db, email, sms)[1].State)
 	require.True(t, pgtest.Report(t, db, automation.Outcome{ExecutionID: failed, LeaseToken: tok, Status: automation.OutcomeFailed,
-		ErrorCode: automation.ErrInvalidRecipient, Deliveries: []automation.DeliveryResult{
+		ErrorCode: automation.CodeInvalidRecipient, Deliveries: []automation.DeliveryResult{
 			{IdempotencyKey: email.IdempotencyKey, Status: "sent", ProviderMessageID: "m-1"},
 			{IdempotencyKey: sms.IdempotencyKey, Status: "failed", ErrorCode: "invalid_recipient"},
 		}})[0].Applied)

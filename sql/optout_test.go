@@ -46,14 +46,14 @@ func recordEvents(t *testing.T, db pgtest.DB, evs ...any) eventCounts {
 
 // sentDelivery claims one execution of the action, begins a delivery to
 // recipient over channel and finishes it sent with the provider's message id.
-func sentDelivery(t *testing.T, db pgtest.DB, exec uuid.UUID, action, channel, recipient, provider, msgID string, notice bool) {
+func sentDelivery(t *testing.T, db pgtest.DB, exec uuid.UUID, action string, channel automation.Channel, recipient, provider, msgID string, notice bool) {
 	t.Helper()
 	got := pgtest.ClaimDue(t, db, action, []uuid.UUID{exec}, 60)
 	require.Len(t, got, 1)
 	in := automation.DeliveryIntent{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Channel: channel,
 		Recipient: recipient, Provider: provider, IdempotencyKey: automation.IdempotencyKey(exec, 0, channel),
 		Sender: "+15555550999", OptOutNotice: notice}
-	require.Equal(t, "new", pgtest.RecordDeliveries(t, db, nil, in)[0].State)
+	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
 	fin := finishedAs(in, automation.DeliveryResult{Status: "sent", ProviderMessageID: msgID})
 	pgtest.RecordDeliveries(t, db, []automation.DeliveryFinished{fin})
 	pgtest.Report(t, db, automation.Outcome{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Status: "completed", ActionsExecuted: 1})
@@ -100,7 +100,7 @@ func TestProviderEventsLinkOptOut(t *testing.T) {
 	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{execA}, 60)
 	require.Len(t, got, 1)
 	require.NotNil(t, got[0].Consent)
-	assert.Equal(t, []string{"email"}, got[0].Consent.OptedOut)
+	assert.Equal(t, []automation.Channel{"email"}, got[0].Consent.OptedOut)
 	assert.Equal(t, automation.ClassTransactional, got[0].Workflow.MessageClass)
 
 	in := link

@@ -26,7 +26,7 @@ func TestProviderEventBeforeItsMessageID(t *testing.T) {
 	require.Len(t, got, 1)
 	in := automation.DeliveryIntent{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Channel: "email",
 		Recipient: "ada@a.test", Provider: "mailgun", IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
-	require.Equal(t, "new", pgtest.RecordDeliveries(t, db, nil, in)[0].State)
+	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
 
 	early := providerEvent{Kind: "delivery", Provider: "mailgun", EventID: "early", Channel: "email", ProviderMessageID: "m-early",
 		Address: "ada@a.test", Status: "bounced", Permanent: true, Reason: "mailbox does not exist"}

@@ -172,7 +172,7 @@ func TestLeaseExpiryRefusesLateReport(t *testing.T) {
 	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: old, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 	assert.False(t, r[0].Applied)
 	assert.Equal(t, "stale_lease", r[0].Reason)
-	assert.Equal(t, "pending", r[0].Status)
+	assert.Equal(t, "pending", string(r[0].Status))
 	assert.Equal(t, "pending", execution(t, db, execs[0]).Status)
 	assert.Zero(t, pgtest.Int(t, db, `select success_count from automation_workflows where id = $1`, wf))
 
@@ -185,7 +185,7 @@ func TestLeaseExpiryRefusesLateReport(t *testing.T) {
 	assert.False(t, r[0].Applied)
 	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: second[0].Execution.LeaseToken, Status: automation.OutcomeCompleted, ActionsExecuted: 1})
 	assert.True(t, r[0].Applied)
-	assert.Equal(t, "completed", r[0].Status)
+	assert.Equal(t, "completed", string(r[0].Status))
 
 	// unknown id
 	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: uuid.New(), LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
@@ -205,7 +205,7 @@ func TestLeaseExpiryOnLastAttemptFails(t *testing.T) {
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "failed", row.Status)
 	require.NotNil(t, row.ErrorCode)
-	assert.Equal(t, automation.ErrMaxAttempts, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeMaxAttempts), *row.ErrorCode)
 	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
 }
 
@@ -223,11 +223,11 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 		require.Equal(t, attempt, got[0].Execution.Attempt)
 		before := time.Now()
 		r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
-			Status: automation.OutcomeRetry, ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "503 from provider"})
+			Status: automation.OutcomeRetry, ErrorCode: automation.CodeProviderRetryable, ErrorMessage: "503 from provider"})
 		require.True(t, r[0].Applied)
 		row := execution(t, db, execs[0])
 		if attempt < 3 {
-			assert.Equal(t, "pending", r[0].Status)
+			assert.Equal(t, "pending", string(r[0].Status))
 			assert.Equal(t, "pending", row.Status)
 			delay := row.NextAttemptAt.Sub(before)
 			base := wantBase[attempt-1]
@@ -236,9 +236,9 @@ func TestBackoffAndMaxAttempts(t *testing.T) {
 			// not due yet: not claimable
 			assert.Empty(t, pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs, 10, 60))
 		} else {
-			assert.Equal(t, "failed", r[0].Status)
+			assert.Equal(t, "failed", string(r[0].Status))
 			require.NotNil(t, row.ErrorCode)
-			assert.Equal(t, automation.ErrMaxAttempts, *row.ErrorCode)
+			assert.Equal(t, string(automation.CodeMaxAttempts), *row.ErrorCode)
 		}
 	}
 	assert.Equal(t, 1, pgtest.Int(t, db, `select failure_count from automation_workflows where id = $1`, wf))
@@ -267,7 +267,7 @@ func TestDeadlineExpiry(t *testing.T) {
 	row := execution(t, db, execs[0])
 	assert.Equal(t, "failed", row.Status)
 	require.NotNil(t, row.ErrorCode)
-	assert.Equal(t, automation.ErrExpired, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeExpired), *row.ErrorCode)
 
 	// process_pending_automations expires too
 	_, _, _, execs2 := overdueSetup(t, db, 1, "5")
@@ -281,10 +281,10 @@ func TestDeadlineExpiry(t *testing.T) {
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, execs3, 10, 60)
 	require.Len(t, got, 1)
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs3[0], LeaseToken: got[0].Execution.LeaseToken, Status: automation.OutcomeRetry, RetryAfterSecs: 600})
-	assert.Equal(t, "failed", r[0].Status)
+	assert.Equal(t, "failed", string(r[0].Status))
 	row = execution(t, db, execs3[0])
 	require.NotNil(t, row.ErrorCode)
-	assert.Equal(t, automation.ErrExpired, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeExpired), *row.ErrorCode)
 }
 
 // Snooze: resumes at the step, at the time, without consuming an attempt.
@@ -297,7 +297,7 @@ func TestSnoozeGivesAttemptBack(t *testing.T) {
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: execs[0], LeaseToken: got[0].Execution.LeaseToken,
 		Status: automation.OutcomeSnoozed, StepIndex: 2, SnoozeUntil: &until, ActionsExecuted: 1})
 	require.True(t, r[0].Applied)
-	assert.Equal(t, "pending", r[0].Status)
+	assert.Equal(t, "pending", string(r[0].Status))
 	row := execution(t, db, execs[0])
 	assert.Equal(t, 0, row.Attempt)
 	assert.Equal(t, 2, row.StepIndex)
@@ -338,7 +338,7 @@ func TestBeginDeliveries(t *testing.T) {
 	require.True(t, r[0].Applied)
 	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	require.Len(t, got[0].Deliveries, 2)
-	assert.Equal(t, "sent", got[0].Deliveries[0].Status)
+	assert.Equal(t, "sent", string(got[0].Deliveries[0].Status))
 	assert.Equal(t, "msg-1", got[0].Deliveries[0].ProviderMessageID)
 	tok = got[0].Execution.LeaseToken
 	email.LeaseToken, sms.LeaseToken = tok, tok
@@ -438,25 +438,25 @@ func TestReportKeepsErrorCodeOfCompleted(t *testing.T) {
 	unknown, skipped, failed, retried := got[0].Execution, got[1].Execution, got[2].Execution, got[3].Execution
 	r := pgtest.Report(t, db,
 		automation.Outcome{ExecutionID: unknown.ID, LeaseToken: unknown.LeaseToken, Status: automation.OutcomeCompleted,
-			ErrorCode: automation.ErrDeliveryUnknown, ErrorMessage: "provider may have it"},
+			ErrorCode: automation.CodeDeliveryUnknown, ErrorMessage: "provider may have it"},
 		automation.Outcome{ExecutionID: skipped.ID, LeaseToken: skipped.LeaseToken, Status: automation.OutcomeSkipped,
-			ErrorCode: automation.ErrOptedOut, ErrorMessage: "client opted out"},
+			ErrorCode: automation.CodeOptedOut, ErrorMessage: "client opted out"},
 		automation.Outcome{ExecutionID: failed.ID, LeaseToken: failed.LeaseToken, Status: automation.OutcomeFailed,
-			ErrorCode: automation.ErrInvalidRecipient, ErrorMessage: "bad address"},
+			ErrorCode: automation.CodeInvalidRecipient, ErrorMessage: "bad address"},
 		automation.Outcome{ExecutionID: retried.ID, LeaseToken: retried.LeaseToken, Status: automation.OutcomeRetry,
-			ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "503"})
+			ErrorCode: automation.CodeProviderRetryable, ErrorMessage: "503"})
 	for _, x := range r {
 		require.True(t, x.Applied)
 	}
 	c, m := codeMsg(unknown.ID)
-	assert.Equal(t, [2]string{automation.ErrDeliveryUnknown, "provider may have it"}, [2]string{c, m})
+	assert.Equal(t, [2]string{string(automation.CodeDeliveryUnknown), "provider may have it"}, [2]string{c, m})
 	assert.Equal(t, "completed", execution(t, db, unknown.ID).Status)
 	c, m = codeMsg(skipped.ID)
-	assert.Equal(t, [2]string{automation.ErrOptedOut, "client opted out"}, [2]string{c, m})
+	assert.Equal(t, [2]string{string(automation.CodeOptedOut), "client opted out"}, [2]string{c, m})
 	c, m = codeMsg(failed.ID)
-	assert.Equal(t, [2]string{automation.ErrInvalidRecipient, "bad address"}, [2]string{c, m})
+	assert.Equal(t, [2]string{string(automation.CodeInvalidRecipient), "bad address"}, [2]string{c, m})
 	c, _ = codeMsg(retried.ID)
-	assert.Equal(t, automation.ErrProviderRetryable, c)
+	assert.Equal(t, string(automation.CodeProviderRetryable), c)
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where status = 'completed' and error_code = 'delivery_unknown'`))
 	// the retried one completes cleanly on its next attempt: its code is cleared
 	got = pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{retried.ID}, 60)
@@ -482,8 +482,8 @@ func TestBeginDeliveriesInvalidIntent(t *testing.T) {
 	noKey := ok
 	noKey.StepIndex, noKey.IdempotencyKey = 3, ""
 	b := pgtest.BeginDeliveries(t, db, noRecipient, ok, pigeon, noKey)
-	assert.Equal(t, []string{automation.BeginInvalid, automation.BeginNew, automation.BeginInvalid, automation.BeginInvalid},
-		[]string{b[0].State, b[1].State, b[2].State, b[3].State})
+	assert.Equal(t, []automation.BeginState{automation.BeginInvalid, automation.BeginNew, automation.BeginInvalid, automation.BeginInvalid},
+		[]automation.BeginState{b[0].State, b[1].State, b[2].State, b[3].State})
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_deliveries where execution_id = $1`, execs[0]))
 	// without the lease, the same intent is stale
 	noRecipient.LeaseToken = uuid.New()

@@ -46,7 +46,7 @@ func TestRLSAndGrants(t *testing.T) {
 	got := pgtest.Claim(t, pool, "invoice-reminder", execsB, 10, 60)
 	require.Len(t, got, 1)
 	b := pgtest.BeginDeliveries(t, pool, deliveryFor(got[0].Execution.ID, got[0].Execution.LeaseToken))
-	require.Equal(t, "new", b[0].State)
+	require.Equal(t, "new", string(b[0].State))
 	// a history row of org B (a claim writes none)
 	pgtest.Exec(t, pool, `insert into automation_execution_events (execution_id, organization_id, kind, status)
 		values ($1, $2, 'status', 'cancelled')`, execsB[0], orgB)

@@ -257,7 +257,7 @@ func TestDispatchFailsExecutionsOfUnrunnableWorkflow(t *testing.T) {
 	require.Len(t, bad, 1)
 	row := execution(t, db, bad[0])
 	assert.Equal(t, "failed", row.Status)
-	assert.Equal(t, automation.ErrInvalidWorkflow, *row.ErrorCode)
+	assert.Equal(t, string(automation.CodeInvalidWorkflow), *row.ErrorCode)
 	assert.Equal(t, "the workflow cannot run: "+aiReason,
 		pgtest.Text(t, db, `select error_message from automation_execution_logs where id = $1`, bad[0]))
 }

@@ -327,7 +327,7 @@ func TestEveryTriggerTypeWithAnyIDType(t *testing.T) {
 				r := pgtest.JSON[automation.Reported](t, db, q, c.Execution.ID)
 				assert.True(t, r.Applied, "%s: %s", q, r.Reason)
 			}
-			assert.Equal(t, automation.StatusPending, executions(t, db, `trigger_type = 'invoice_overdue' and subject_id = $1 and status <> 'skipped'`, inv)[0].Status)
+			assert.Equal(t, string(automation.StatusPending), executions(t, db, `trigger_type = 'invoice_overdue' and subject_id = $1 and status <> 'skipped'`, inv)[0].Status)
 			outcomes = slices.DeleteFunc(outcomes, func(o automation.Outcome) bool { return o.ExecutionID == c.Execution.ID })
 
 			for _, r := range pgtest.Report(t, db, outcomes...) {

@@ -68,7 +68,7 @@ func TestDeliveriesAndSettle(t *testing.T) {
 		Recipient: "ada@client.test", Provider: "smtp", IdempotencyKey: automation.IdempotencyKey(execs[0], 0, "email")}
 	pgtest.RecordDeliveries(t, pool, nil, intent)
 	require.True(t, pgtest.Report(t, pool, automation.Outcome{ExecutionID: execs[0], LeaseToken: intent.LeaseToken,
-		Status: automation.OutcomeCompleted, ErrorCode: automation.ErrDeliveryUnknown,
+		Status: automation.OutcomeCompleted, ErrorCode: automation.CodeDeliveryUnknown,
 		Deliveries: []automation.DeliveryResult{{IdempotencyKey: intent.IdempotencyKey, Status: "unknown"}}})[0].Applied)
 	conn, err := connect(ctx, dsn)
 	require.NoError(t, err)

@@ -141,7 +141,7 @@ func TestBrowserDemoConsole(t *testing.T) {
 	timeline = text("#timeline")
 	assert.Contains(t, timeline, "attempt 1 of 5")
 	assert.Contains(t, timeline, "attempt 2 of 5")
-	assert.Contains(t, timeline, "retry after attempt 1 ("+automation.ErrProviderRetryable+": 503 from provider)")
+	assert.Contains(t, timeline, "retry after attempt 1 ("+automation.CodeProviderRetryable+": 503 from provider)")
 	assert.Contains(t, timeline, "reported: completed after 2 attempts")
 	shot("execution-retried-history")
 
@@ -217,7 +217,7 @@ func retriedExecution(ctx context.Context, t *testing.T, pool *pgxpool.Pool) str
 		where w.trigger_type = 'invoice_overdue'
 		order by w.id, i.id limit 1
 		returning id::text`).Scan(&id))
-	report := func(status, code, msg string) {
+	report := func(status automation.OutcomeStatus, code automation.Code, msg string) {
 		var lease string
 		require.NoError(t, tx.QueryRow(ctx, `select c -> 'execution' ->> 'lease_token'
 			from automation_claim('invoice-reminder', array[$1::uuid], 1, 60) c`, id).Scan(&lease))
@@ -227,7 +227,7 @@ func retriedExecution(ctx context.Context, t *testing.T, pool *pgxpool.Pool) str
 			'error_message', $5::text, 'actions_executed', 0))) -> 0 ->> 'applied')::boolean`, id, lease, status, code, msg).Scan(&applied))
 		require.True(t, applied, status)
 	}
-	report(automation.OutcomeRetry, automation.ErrProviderRetryable, "503 from provider")
+	report(automation.OutcomeRetry, automation.CodeProviderRetryable, "503 from provider")
 	_, err = tx.Exec(ctx, `update automation_execution_logs set next_attempt_at = now() where id = $1`, id)
 	require.NoError(t, err)
 	report(automation.OutcomeCompleted, "", "")

@@ -29,13 +29,13 @@ type Exec struct {
 	// JSON) before Claim returns it: a document the engine cannot read, as
 	// a row written before the workflow rules can give.
 	Mangle      func(doc map[string]any)
-	Status      string
+	Status      automation.Status
 	StepIndex   int
 	Attempt     int
 	LeaseToken  uuid.UUID
 	LeaseExp    time.Time
 	NextAttempt time.Time
-	ErrorCode   string
+	ErrorCode   automation.Code
 	RetryAfter  int
 	Deferrals   int
 	seq         int // insertion order: the claim's tie-break
@@ -46,7 +46,7 @@ type Ledger struct {
 	automation.Delivery
 	ExecutionID uuid.UUID
 	Retryable   bool
-	ErrorCode   string
+	ErrorCode   automation.Code
 }
 
 // Store is the in-memory database. Set FailReport to make Report fail
@@ -283,7 +283,7 @@ func (s *Store) Report(_ context.Context, os []automation.Outcome) ([]automation
 		e.ErrorCode, e.LeaseToken = o.ErrorCode, uuid.Nil
 		switch o.Status {
 		case automation.OutcomeCompleted, automation.OutcomeSkipped, automation.OutcomeFailed:
-			e.Status = o.Status
+			e.Status = automation.Status(o.Status) // the execution status of the same name
 		case automation.OutcomeRetry:
 			s.retry(e, o)
 		case automation.OutcomeSnoozed:
@@ -311,10 +311,10 @@ func (s *Store) retry(e *Exec, o automation.Outcome) {
 	case o.Deferred && e.Deferrals >= s.MaxDeferrals:
 		e.Deferrals++
 		e.Attempt = max(e.Attempt-1, 0)
-		e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrMaxDeferrals
+		e.Status, e.ErrorCode = automation.StatusFailed, automation.CodeMaxDeferrals
 		return
 	case !o.Deferred && e.Attempt >= e.Doc.Execution.MaxAttempts:
-		e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrMaxAttempts
+		e.Status, e.ErrorCode = automation.StatusFailed, automation.CodeMaxAttempts
 		return
 	case o.RetryAfterSecs > 0:
 		wait = time.Duration(o.RetryAfterSecs) * time.Second
@@ -330,6 +330,6 @@ func (s *Store) retry(e *Exec, o automation.Outcome) {
 	}
 	e.NextAttempt = s.Now().Add(wait)
 	if dl := e.Doc.Execution.DeadlineAt; dl != nil && e.NextAttempt.After(*dl) {
-		e.Status, e.ErrorCode = automation.StatusFailed, automation.ErrExpired
+		e.Status, e.ErrorCode = automation.StatusFailed, automation.CodeExpired
 	}
 }

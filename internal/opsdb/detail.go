@@ -210,6 +210,21 @@ func GetDetail(ctx context.Context, db DB, id uuid.UUID) (Detail, error) {
 	if err := db.QueryRow(ctx, claimPreview, id).Scan(&d.Claim); err != nil {
 		d.ClaimError = "the claim document could not be built: " + err.Error()
 	}
+	if d.Deliveries, err = readDeliveries(ctx, db, id); err != nil {
+		return d, err
+	}
+	if d.Actions, err = readActions(ctx, db, id); err != nil {
+		return d, err
+	}
+	if err := readHistory(ctx, db, &d); err != nil {
+		return d, err
+	}
+	d.Timeline = timeline(d, time.Now())
+	return d, nil
+}
+
+// readDeliveries reads the execution's deliveries, recipients masked.
+func readDeliveries(ctx context.Context, db DB, id uuid.UUID) ([]Delivery, error) {
 	rows, err := db.Query(ctx, `
 select id, step_index, attempts, channel, provider, public.automation_mask_recipient(recipient), status,
        coalesce(provider_message_id, ''), idempotency_key, coalesce(error_code, ''), coalesce(error_message, ''),
@@ -217,45 +232,46 @@ select id, step_index, attempts, channel, provider, public.automation_mask_recip
   from public.automation_deliveries where execution_id = $1
  order by step_index, created_at, id`, id)
 	if err != nil {
-		return d, fmt.Errorf("read deliveries of %s: %w", id, err)
+		return nil, fmt.Errorf("read deliveries of %s: %w", id, err)
 	}
+	defer rows.Close()
+	var out []Delivery
 	for rows.Next() {
 		var v Delivery
 		if err := rows.Scan(&v.ID, &v.StepIndex, &v.Attempts, &v.Channel, &v.Provider, &v.Recipient, &v.Status,
 			&v.ProviderMessageID, &v.IdempotencyKey, &v.ErrorCode, &v.ErrorMessage, &v.SettledBy,
 			&v.CreatedAt, &v.UpdatedAt, &v.SentAt, &v.SettledAt); err != nil {
-			rows.Close()
-			return d, fmt.Errorf("read deliveries of %s: %w", id, err)
+			return nil, fmt.Errorf("read deliveries of %s: %w", id, err)
 		}
-		d.Deliveries = append(d.Deliveries, v)
+		out = append(out, v)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return d, fmt.Errorf("read deliveries of %s: %w", id, err)
+		return nil, fmt.Errorf("read deliveries of %s: %w", id, err)
 	}
-	rows, err = db.Query(ctx, `
+	return out, nil
+}
+
+// readActions reads the operator actions on the execution.
+func readActions(ctx context.Context, db DB, id uuid.UUID) ([]Action, error) {
+	rows, err := db.Query(ctx, `
 select at, actor, action, applied, coalesce(answer ->> 'reason', ''), delivery_id
   from public.automation_operator_actions where execution_id = $1 order by at, id`, id)
 	if err != nil {
-		return d, fmt.Errorf("read operator actions of %s: %w", id, err)
+		return nil, fmt.Errorf("read operator actions of %s: %w", id, err)
 	}
+	defer rows.Close()
+	var out []Action
 	for rows.Next() {
 		var a Action
 		if err := rows.Scan(&a.At, &a.Actor, &a.Action, &a.Applied, &a.Reason, &a.Delivery); err != nil {
-			rows.Close()
-			return d, fmt.Errorf("read operator actions of %s: %w", id, err)
+			return nil, fmt.Errorf("read operator actions of %s: %w", id, err)
 		}
-		d.Actions = append(d.Actions, a)
+		out = append(out, a)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return d, fmt.Errorf("read operator actions of %s: %w", id, err)
+		return nil, fmt.Errorf("read operator actions of %s: %w", id, err)
 	}
-	if err := readHistory(ctx, db, &d); err != nil {
-		return d, err
-	}
-	d.Timeline = timeline(d, time.Now())
-	return d, nil
+	return out, nil
 }
 
 // readHistory reads the latest HistoryCap recorded events of d, oldest

@@ -147,7 +147,7 @@ func TestDetailHistoryOfRetriedExecution(t *testing.T) {
 	id := execs[0]
 	first := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	r := pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: first[0].Execution.LeaseToken,
-		Status: automation.OutcomeRetry, ErrorCode: automation.ErrProviderRetryable, ErrorMessage: "503 from provider"})
+		Status: automation.OutcomeRetry, ErrorCode: automation.CodeProviderRetryable, ErrorMessage: "503 from provider"})
 	require.True(t, r[0].Applied)
 	second := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 60)
 	r = pgtest.Report(t, db, automation.Outcome{ExecutionID: id, LeaseToken: second[0].Execution.LeaseToken,
@@ -170,7 +170,7 @@ func TestDetailHistoryOfRetriedExecution(t *testing.T) {
 	assert.Contains(t, claims[0], "attempt 1 of 5")
 	assert.Contains(t, claims[0], "lease until "+first[0].Execution.LeaseExpiresAt.UTC().Format(time.RFC3339))
 	assert.Contains(t, claims[1], "attempt 2 of 5")
-	assert.Contains(t, joined, "reported: reported: retry after attempt 1 ("+automation.ErrProviderRetryable+": 503 from provider), due again ")
+	assert.Contains(t, joined, "reported: reported: retry after attempt 1 ("+automation.CodeProviderRetryable+": 503 from provider), due again ")
 	assert.Contains(t, joined, "final: reported: completed after 2 attempts, 1 actions")
 	assert.Equal(t, 1, strings.Count(joined, "completed"), "the move to completed said once")
 	assert.Empty(t, d.ErrorCode, "the row itself no longer has the first error")

@@ -200,7 +200,7 @@ func TestUnusableZoneSkipsOnlyItsOrganisation(t *testing.T) {
 	}
 	for _, r := range pgtest.Report(t, db, outcomes...) {
 		assert.True(t, r.Applied, "%+v", r)
-		assert.Equal(t, "pending", r.Status)
+		assert.Equal(t, "pending", string(r.Status))
 	}
 	assert.Equal(t, 2, pgtest.Int(t, db, `select count(*) from automation_execution_logs
 		where id = any ($1) and status = 'pending' and next_attempt_at > now() + interval '100 seconds'`, ids))

@@ -62,7 +62,7 @@ func TestCompletedOnlyThroughReport(t *testing.T) {
 	// claimed, reported retry and snoozed
 	pgtest.MakeDue(t, db)
 	for i, c := range claimAll() {
-		o := automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeRetry, ErrorCode: automation.ErrProviderRetryable}
+		o := automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeRetry, ErrorCode: automation.CodeProviderRetryable}
 		if i%2 == 0 {
 			until := time.Now().Add(time.Hour)
 			o = automation.Outcome{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Status: automation.OutcomeSnoozed, StepIndex: 1, SnoozeUntil: &until}
@@ -137,8 +137,8 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 		automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeCompleted, ActionsExecuted: 2,
 			Deliveries: []automation.DeliveryResult{{IdempotencyKey: email.IdempotencyKey, Status: "sent", ProviderMessageID: "m1"},
 				{IdempotencyKey: sms.IdempotencyKey, Status: "sent", ProviderMessageID: "s1"}}},
-		automation.Outcome{ExecutionID: failed, LeaseToken: tok[failed], Status: automation.OutcomeFailed, ErrorCode: automation.ErrInvalidRecipient},
-		automation.Outcome{ExecutionID: skipped, LeaseToken: tok[skipped], Status: automation.OutcomeSkipped, ErrorCode: automation.ErrOptedOut},
+		automation.Outcome{ExecutionID: failed, LeaseToken: tok[failed], Status: automation.OutcomeFailed, ErrorCode: automation.CodeInvalidRecipient},
+		automation.Outcome{ExecutionID: skipped, LeaseToken: tok[skipped], Status: automation.OutcomeSkipped, ErrorCode: automation.CodeOptedOut},
 		// the same execution twice in one report: only the first applies
 		automation.Outcome{ExecutionID: skipped, LeaseToken: tok[skipped], Status: automation.OutcomeCompleted},
 	)
@@ -165,7 +165,7 @@ func TestFinalOutcomeAndCountersOnce(t *testing.T) {
 	// stale function's success, the same reports again
 	for i := 0; i < 2; i++ {
 		r = pgtest.Report(t, db,
-			automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeFailed, ErrorCode: automation.ErrProviderRejected,
+			automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeFailed, ErrorCode: automation.CodeProviderRejected,
 				Deliveries: []automation.DeliveryResult{{IdempotencyKey: email.IdempotencyKey, Status: "failed", ErrorCode: "provider_rejected"}}},
 			automation.Outcome{ExecutionID: sent, LeaseToken: tok[sent], Status: automation.OutcomeCompleted, ActionsExecuted: 2},
 			automation.Outcome{ExecutionID: failed, LeaseToken: tok[failed], Status: automation.OutcomeCompleted},

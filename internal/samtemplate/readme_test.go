@@ -257,7 +257,7 @@ func TestDocCancelAndRerun(t *testing.T) {
 	// Cancel a running execution: its function's report is refused.
 	mustExec(t, pool, withID(docSQL(t, operatingDoc, "cancel")))
 	s, code := status()
-	assert.Equal(t, automation.StatusCancelled, s)
+	assert.Equal(t, string(automation.StatusCancelled), s)
 	assert.Equal(t, "cancelled", *code)
 	out, err := json.Marshal([]automation.Outcome{{ExecutionID: id, LeaseToken: token, Status: automation.OutcomeCompleted}})
 	require.NoError(t, err)
@@ -268,7 +268,7 @@ func TestDocCancelAndRerun(t *testing.T) {
 	require.Len(t, reported, 1)
 	assert.False(t, reported[0].Applied, "stale report after cancel")
 	s, _ = status()
-	assert.Equal(t, automation.StatusCancelled, s)
+	assert.Equal(t, string(automation.StatusCancelled), s)
 
 	// Re-run it: claimable again with its attempts reset; a failed delivery
 	// re-armed, the sent one kept.
@@ -278,7 +278,7 @@ func TestDocCancelAndRerun(t *testing.T) {
 	mustExec(t, pool, `update automation_execution_logs set max_attempts = attempt where id = $1`, id)
 	mustExec(t, pool, withID(docSQL(t, operatingDoc, "rerun")))
 	s, code = status()
-	assert.Equal(t, automation.StatusPending, s)
+	assert.Equal(t, string(automation.StatusPending), s)
 	assert.Nil(t, code)
 	var kept []string
 	rows, err := pool.Query(ctx, `select status from automation_deliveries where execution_id = $1 order by step_index`, id)

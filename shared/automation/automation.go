@@ -61,23 +61,30 @@ func DefaultMessageClass(triggerType string) string {
 	return ClassNonTransactional
 }
 
-// Execution statuses stored in automation_execution_logs.status.
+// Status is an execution's status, stored in automation_execution_logs.status.
+type Status string
+
+// Execution statuses.
 const (
-	StatusPending   = "pending"
-	StatusRunning   = "running"
-	StatusCompleted = "completed"
-	StatusFailed    = "failed"
-	StatusSkipped   = "skipped"
-	StatusCancelled = "cancelled"
+	StatusPending   Status = "pending"
+	StatusRunning   Status = "running"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusSkipped   Status = "skipped"
+	StatusCancelled Status = "cancelled"
 )
 
-// Outcome statuses a function reports for a claimed execution.
+// OutcomeStatus is what a function reports for a claimed execution
+// (Outcome.Status).
+type OutcomeStatus string
+
+// Outcome statuses.
 const (
-	OutcomeCompleted = "completed" // every step done
-	OutcomeSkipped   = "skipped"   // nothing to do any more (paid, opted out, no recipient, inactive)
-	OutcomeRetry     = "retry"     // transient failure: back off, or fail when out of attempts (Outcome.Deferred: no attempt spent)
-	OutcomeFailed    = "failed"    // permanent failure: never retried
-	OutcomeSnoozed   = "snoozed"   // a delay step: resume at StepIndex at SnoozeUntil, no attempt consumed
+	OutcomeCompleted OutcomeStatus = "completed" // every step done
+	OutcomeSkipped   OutcomeStatus = "skipped"   // nothing to do any more (paid, opted out, no recipient, inactive)
+	OutcomeRetry     OutcomeStatus = "retry"     // transient failure: back off, or fail when out of attempts (Outcome.Deferred: no attempt spent)
+	OutcomeFailed    OutcomeStatus = "failed"    // permanent failure: never retried
+	OutcomeSnoozed   OutcomeStatus = "snoozed"   // a delay step: resume at StepIndex at SnoozeUntil, no attempt consumed
 )
 
 // Step types of a workflow.
@@ -87,72 +94,106 @@ const (
 	StepDelay     = "delay"
 )
 
+// Channel is the channel of a delivery (automation_deliveries.channel).
+type Channel string
+
 // Channels of a delivery.
 const (
-	ChannelEmail = "email"
-	ChannelSMS   = "sms"
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
 )
 
-// Delivery statuses in automation_deliveries.status.
+// DeliveryStatus is a delivery's status in automation_deliveries.status.
+type DeliveryStatus string
+
+// Delivery statuses.
 const (
-	DeliverySending = "sending"
-	DeliverySent    = "sent"
-	DeliveryFailed  = "failed"
-	DeliveryUnknown = "unknown"
+	DeliverySending DeliveryStatus = "sending"
+	DeliverySent    DeliveryStatus = "sent"
+	DeliveryFailed  DeliveryStatus = "failed"
+	DeliveryUnknown DeliveryStatus = "unknown"
 )
 
-// Answers of automation_begin_deliveries for one delivery.
+// BeginState is the answer of automation_begin_deliveries for one delivery
+// (DeliveryBegun.State).
+type BeginState string
+
+// Answers of automation_begin_deliveries.
 const (
-	BeginNew       = "new"       // recorded now (or re-armed after a retryable failure): send it
-	BeginSent      = "sent"      // already sent: never send again
-	BeginAmbiguous = "ambiguous" // began before and never finished: the provider may have it; do not send
-	BeginFailed    = "failed"    // failed permanently before: do not send
-	BeginStale     = "stale"     // the lease token no longer holds: stop working on this execution
-	BeginInvalid   = "invalid"   // the intent cannot be recorded (no key, unknown channel, empty recipient): never send it
-	BeginExpired   = "expired"   // the execution's deadline has passed: nothing recorded, never send it
+	BeginNew       BeginState = "new"       // recorded now (or re-armed after a retryable failure): send it
+	BeginSent      BeginState = "sent"      // already sent: never send again
+	BeginAmbiguous BeginState = "ambiguous" // began before and never finished: the provider may have it; do not send
+	BeginFailed    BeginState = "failed"    // failed permanently before: do not send
+	BeginStale     BeginState = "stale"     // the lease token no longer holds: stop working on this execution
+	BeginInvalid   BeginState = "invalid"   // the intent cannot be recorded (no key, unknown channel, empty recipient): never send it
+	BeginExpired   BeginState = "expired"   // the execution's deadline has passed: nothing recorded, never send it
 )
 
-// Error codes written to automation_execution_logs.error_code.
+// Code is an error code: written to automation_execution_logs.error_code
+// and automation_deliveries.error_code, and carried by an *Error. The
+// codes of a provider failure (shared/notify) are codes too; the engine
+// maps a code to a report outcome, shared/lambdaurl a request's to an HTTP
+// status.
+type Code string
+
+// Error codes of an execution's outcome or a delivery.
 const (
-	ErrNoRecipient = "no_recipient"
-	ErrOptedOut    = "opted_out"
-	// ErrSuppressed: every recipient's address is suppressed for the
+	CodeNoRecipient Code = "no_recipient"
+	CodeOptedOut    Code = "opted_out"
+	// CodeSuppressed: every recipient's address is suppressed for the
 	// organisation (a hard bounce or a complaint).
-	ErrSuppressed        = "suppressed"
-	ErrInvoiceSettled    = "invoice_settled"
-	ErrWorkflowInactive  = "workflow_inactive"
-	ErrSubjectGone       = "subject_gone"
-	ErrSuperseded        = "superseded" // the premise moved on: appointment rescheduled, job active again, newer service
-	ErrExpired           = "expired"
-	ErrTemplate          = "template_error"
-	ErrContentTooLarge   = "content_too_large" // a rendered part over its limit (shared/render): failed, not retried
-	ErrInvalidRecipient  = "invalid_recipient"
-	ErrProviderRejected  = "provider_rejected"
-	ErrProviderRetryable = "provider_unavailable"
-	// ErrProviderError: a provider failure nobody classified (not a
+	CodeSuppressed       Code = "suppressed"
+	CodeInvoiceSettled   Code = "invoice_settled"
+	CodeWorkflowInactive Code = "workflow_inactive"
+	CodeSubjectGone      Code = "subject_gone"
+	CodeSuperseded       Code = "superseded" // the premise moved on: appointment rescheduled, job active again, newer service
+	CodeExpired          Code = "expired"
+	// CodeDeadline: stopped before the function's deadline (an outcome
+	// "retry", deferred).
+	CodeDeadline          Code = "deadline"
+	CodeTemplate          Code = "template_error"
+	CodeContentTooLarge   Code = "content_too_large" // a rendered part over its limit (shared/render): failed, not retried
+	CodeInvalidRecipient  Code = "invalid_recipient"
+	CodeProviderRejected  Code = "provider_rejected"
+	CodeProviderRetryable Code = "provider_unavailable"
+	// CodeProviderAuth: the provider refused our credentials or sender
+	// configuration (401/403, a from-number not valid for the account):
+	// an operator's fix, so retried.
+	CodeProviderAuth Code = "provider_auth"
+	CodeRateLimited  Code = "rate_limited" // a provider's 429
+	CodeNetwork      Code = "network"      // no answer from a provider
+	CodeTimeout      Code = "timeout"      // no answer in time, or a 408
+	// CodeProviderError: a provider failure nobody classified (not a
 	// *notify.Error): retried, and it spends an attempt.
-	ErrProviderError   = "provider_error"
-	ErrDeliveryUnknown = "delivery_unknown"
-	ErrMaxAttempts     = "max_attempts"
-	// ErrMaxDeferrals: deferred more often than automation_settings.max_deferrals.
-	ErrMaxDeferrals = "max_deferrals"
-	ErrConfig       = "config_error"
-	ErrInternal     = "internal_error"
-	ErrSourceError  = "source_error" // a source view could not deliver the execution's rows (set by automation_claim)
-	// ErrInvalidWorkflow: the claimed workflow breaks the workflow rules
+	CodeProviderError   Code = "provider_error"
+	CodeDeliveryUnknown Code = "delivery_unknown"
+	CodeMaxAttempts     Code = "max_attempts"
+	// CodeMaxDeferrals: deferred more often than automation_settings.max_deferrals.
+	CodeMaxDeferrals Code = "max_deferrals"
+	CodeConfig       Code = "config_error"
+	CodeInternal     Code = "internal_error"
+	CodeSourceError  Code = "source_error" // a source view could not deliver the execution's rows (set by automation_claim)
+	// CodeInvalidWorkflow: the claimed workflow breaks the workflow rules
 	// (shared/workflow; e.g. written before validation or with the trigger
 	// disabled). The message lists its problems. Failed, never retried.
-	ErrInvalidWorkflow = "invalid_workflow"
-	// ErrInvalidExecution: the claimed document cannot be read (a value of
+	CodeInvalidWorkflow Code = "invalid_workflow"
+	// CodeInvalidExecution: the claimed document cannot be read (a value of
 	// the wrong JSON type). The message names the field path, never the
 	// value. Failed, never retried.
-	ErrInvalidExecution = "invalid_execution"
+	CodeInvalidExecution Code = "invalid_execution"
+	// CodeSettledNotSent: an operator settled an unknown delivery as not
+	// sent (automation_settle_delivery); on the delivery, and on a
+	// completed execution that has no unknown delivery left.
+	CodeSettledNotSent Code = "settled_not_sent"
 )
 
-// ErrSettledNotSent: an operator settled an unknown delivery as not sent
-// (automation_settle_delivery); on the delivery, and on a completed
-// execution that has no unknown delivery left.
-const ErrSettledNotSent = "settled_not_sent"
+// Codes of a rejected request (shared/webhook), mapped to an HTTP status by
+// shared/lambdaurl.
+const (
+	CodeUnauthorized   Code = "unauthorized"    // a missing, stale or wrong signature: 401
+	CodeTooLarge       Code = "too_large"       // a body over the limit: 413
+	CodeInvalidRequest Code = "invalid_request" // a body that is no valid request: 400
+)
 
 // Step is one step of a workflow. Empty Subject/Body/HTML mean "use the
 // action's default template".
@@ -214,14 +255,14 @@ const (
 // Blocked is one of the organisation's suppressed addresses that may be the
 // client's (a candidate: the engine compares the exact address it sends to).
 type Blocked struct {
-	Channel string `json:"channel"`
-	Address string `json:"address"`
-	Reason  string `json:"reason"` // Blocked* constants
+	Channel Channel `json:"channel"`
+	Address string  `json:"address"`
+	Reason  string  `json:"reason"` // Blocked* constants
 }
 
 // Consent is what the client accepts, from dueflow's own tables.
 type Consent struct {
-	OptedOut []string  `json:"opted_out"` // channels opted out of (non-transactional messages)
+	OptedOut []Channel `json:"opted_out"` // channels opted out of (non-transactional messages)
 	Blocked  []Blocked `json:"blocked"`
 	SMSTold  []string  `json:"sms_told"` // E.164 numbers told how to opt out in the last 30 days
 }
@@ -285,13 +326,13 @@ type Job struct {
 
 // Delivery is a row of the automation_deliveries ledger.
 type Delivery struct {
-	StepIndex         int    `json:"step_index"`
-	Channel           string `json:"channel"`
-	Recipient         string `json:"recipient"`
-	Provider          string `json:"provider"`
-	IdempotencyKey    string `json:"idempotency_key"`
-	Status            string `json:"status"`
-	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	StepIndex         int            `json:"step_index"`
+	Channel           Channel        `json:"channel"`
+	Recipient         string         `json:"recipient"`
+	Provider          string         `json:"provider"`
+	IdempotencyKey    string         `json:"idempotency_key"`
+	Status            DeliveryStatus `json:"status"`
+	ProviderMessageID string         `json:"provider_message_id,omitempty"`
 }
 
 // Claimed is one document returned by automation_claim.
@@ -337,7 +378,7 @@ type DeliveryIntent struct {
 	ExecutionID    uuid.UUID `json:"execution_id"`
 	LeaseToken     uuid.UUID `json:"lease_token"`
 	StepIndex      int       `json:"step_index"`
-	Channel        string    `json:"channel"`
+	Channel        Channel   `json:"channel"`
 	Recipient      string    `json:"recipient"`
 	Provider       string    `json:"provider"`
 	IdempotencyKey string    `json:"idempotency_key"`
@@ -350,20 +391,20 @@ type DeliveryIntent struct {
 
 // DeliveryBegun is one element of automation_begin_deliveries' answer.
 type DeliveryBegun struct {
-	IdempotencyKey    string `json:"idempotency_key"`
-	State             string `json:"state"` // Begin* constants
-	ProviderMessageID string `json:"provider_message_id,omitempty"`
+	IdempotencyKey    string     `json:"idempotency_key"`
+	State             BeginState `json:"state"`
+	ProviderMessageID string     `json:"provider_message_id,omitempty"`
 }
 
 // DeliveryResult finishes a delivery in automation_report.
 type DeliveryResult struct {
-	IdempotencyKey    string `json:"idempotency_key"`
-	Status            string `json:"status"` // sent | failed | unknown
-	Provider          string `json:"provider,omitempty"`
-	ProviderMessageID string `json:"provider_message_id,omitempty"`
-	ErrorCode         string `json:"error_code,omitempty"`
-	ErrorMessage      string `json:"error_message,omitempty"`
-	Retryable         bool   `json:"retryable,omitempty"` // a failed delivery that may be re-armed on a later attempt
+	IdempotencyKey    string         `json:"idempotency_key"`
+	Status            DeliveryStatus `json:"status"` // sent | failed | unknown
+	Provider          string         `json:"provider,omitempty"`
+	ProviderMessageID string         `json:"provider_message_id,omitempty"`
+	ErrorCode         Code           `json:"error_code,omitempty"`
+	ErrorMessage      string         `json:"error_message,omitempty"`
+	Retryable         bool           `json:"retryable,omitempty"` // a failed delivery that may be re-armed on a later attempt
 }
 
 // DeliveryFinished is one element of automation_record_deliveries'
@@ -377,14 +418,14 @@ type DeliveryFinished struct {
 
 // Outcome is one element of automation_report's p_outcomes.
 type Outcome struct {
-	ExecutionID    uuid.UUID  `json:"execution_id"`
-	LeaseToken     uuid.UUID  `json:"lease_token"`
-	Status         string     `json:"status"` // Outcome* constants
-	ErrorCode      string     `json:"error_code,omitempty"`
-	ErrorMessage   string     `json:"error_message,omitempty"`
-	StepIndex      int        `json:"step_index"`                    // for snoozed: the step to resume at
-	SnoozeUntil    *time.Time `json:"snooze_until,omitempty"`        // for snoozed
-	RetryAfterSecs int        `json:"retry_after_seconds,omitempty"` // for retry: a provider's hint, 0 = backoff
+	ExecutionID    uuid.UUID     `json:"execution_id"`
+	LeaseToken     uuid.UUID     `json:"lease_token"`
+	Status         OutcomeStatus `json:"status"`
+	ErrorCode      Code          `json:"error_code,omitempty"`
+	ErrorMessage   string        `json:"error_message,omitempty"`
+	StepIndex      int           `json:"step_index"`                    // for snoozed: the step to resume at
+	SnoozeUntil    *time.Time    `json:"snooze_until,omitempty"`        // for snoozed
+	RetryAfterSecs int           `json:"retry_after_seconds,omitempty"` // for retry: a provider's hint, 0 = backoff
 	// Deferred marks a retry caused by infrastructure trouble, not by the
 	// message (deadline cut, database, provider outage, rate limit): the
 	// database gives the attempt back and counts a deferral instead.
@@ -397,15 +438,15 @@ type Outcome struct {
 type Reported struct {
 	ExecutionID uuid.UUID `json:"execution_id"`
 	Applied     bool      `json:"applied"`
-	Status      string    `json:"status"`           // the execution's status after the report
+	Status      Status    `json:"status"`           // the execution's status after the report
 	Reason      string    `json:"reason,omitempty"` // why not applied: stale_lease | not_found | invalid
 }
 
 // IdempotencyKey is the stable key of the delivery of one step of one
 // execution on one channel: the same across attempts, so the ledger can tell
 // a re-send.
-func IdempotencyKey(executionID uuid.UUID, stepIndex int, channel string) string {
-	return executionID.String() + ":" + strconv.Itoa(stepIndex) + ":" + channel
+func IdempotencyKey(executionID uuid.UUID, stepIndex int, channel Channel) string {
+	return executionID.String() + ":" + strconv.Itoa(stepIndex) + ":" + string(channel)
 }
 
 // Request is the body pg_net posts to a function.

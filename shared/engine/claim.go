@@ -68,7 +68,7 @@ func (e *Engine) decodeRuns(ctx context.Context, docs []json.RawMessage) []*run 
 		_ = json.Unmarshal(raw, &ids) // for the log only
 		log := e.o.Logger.With("execution_id", h.Execution.ID, "workflow_id", ids.Execution.WorkflowID,
 			"organization_id", ids.Execution.OrganizationID, "action", e.o.Action)
-		failed := func(code, msg string) *run {
+		failed := func(code automation.Code, msg string) *run {
 			r := &run{c: &automation.Claimed{Execution: automation.Execution{ID: h.Execution.ID, LeaseToken: h.Execution.LeaseToken}},
 				log: log, skips: map[string]int{}}
 			r.finish(automation.OutcomeFailed, code, msg)
@@ -77,15 +77,15 @@ func (e *Engine) decodeRuns(ctx context.Context, docs []json.RawMessage) []*run 
 
 		if problems := claimedProblems(raw); len(problems) > 0 {
 			log.WarnContext(ctx, "claimed workflow breaks the workflow rules; execution failed",
-				"error_code", automation.ErrInvalidWorkflow, "problems", len(problems))
-			runs = append(runs, failed(automation.ErrInvalidWorkflow, text.Truncate(strings.Join(problems, "; "), maxProblemsMessage)))
+				"error_code", automation.CodeInvalidWorkflow, "problems", len(problems))
+			runs = append(runs, failed(automation.CodeInvalidWorkflow, text.Truncate(strings.Join(problems, "; "), maxProblemsMessage)))
 			continue
 		}
 		c, err := decodeClaimed(raw)
 		if err != nil {
 			log.ErrorContext(ctx, "claimed document unreadable; execution failed",
-				"error_code", automation.ErrInvalidExecution, "error", err.Error())
-			runs = append(runs, failed(automation.ErrInvalidExecution, err.Error()))
+				"error_code", automation.CodeInvalidExecution, "error", err.Error())
+			runs = append(runs, failed(automation.CodeInvalidExecution, err.Error()))
 			continue
 		}
 		runs = append(runs, e.newRun(ctx, c))

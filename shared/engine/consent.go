@@ -30,7 +30,7 @@ func messageClass(c *automation.Claimed) string {
 // an E.164 number) must not go: skipSuppressed for a hard bounce or a
 // complaint, skipOptedOut for an SMS STOP (any class) or the client's
 // opt-out of the channel (non-transactional only); "" when it may.
-func refused(c *automation.Claimed, channel, to string) string {
+func refused(c *automation.Claimed, channel automation.Channel, to string) string {
 	cs := c.Consent
 	if cs == nil || c.Client == nil {
 		return ""
@@ -70,7 +70,7 @@ func told(c *automation.Claimed, to string) bool {
 
 // sameAddress compares a stored address with the one a message goes to:
 // email addresses without regard to case, numbers as E.164 strings.
-func sameAddress(channel, stored, to string) bool {
+func sameAddress(channel automation.Channel, stored, to string) bool {
 	stored = strings.TrimSpace(stored)
 	if channel == automation.ChannelEmail {
 		return strings.EqualFold(stored, to)
@@ -80,13 +80,13 @@ func sameAddress(channel, stored, to string) bool {
 
 // unsubscribeURL returns the client's one-click opt-out URL for the
 // channel, or "" (logged) when none can be made.
-func (e *Engine) unsubscribeURL(r *run, channel string) string {
+func (e *Engine) unsubscribeURL(r *run, channel automation.Channel) string {
 	if e.o.Unsubscribe == nil {
 		r.log.Warn("non-transactional message without an unsubscribe link: DUEFLOW_UNSUBSCRIBE_KEYS and DUEFLOW_PUBLIC_URL are not set",
 			"step_index", r.step, "channel", channel)
 		return ""
 	}
-	u, err := e.o.Unsubscribe(r.c.Execution.OrganizationID, text.FirstNonEmpty(r.c.Execution.ClientID, r.c.Client.ID), channel)
+	u, err := e.o.Unsubscribe(r.c.Execution.OrganizationID, text.FirstNonEmpty(r.c.Execution.ClientID, r.c.Client.ID), string(channel))
 	if err != nil {
 		r.log.Warn("non-transactional message without an unsubscribe link", "step_index", r.step, "channel", channel,
 			"error", err.Error())

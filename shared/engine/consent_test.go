@@ -77,7 +77,7 @@ func TestOptedOutInDueflowTable(t *testing.T) {
 	f := newFixture(t, automation.ActionSendReminder)
 	withUnsubscribe(f)
 	doc := maintenanceDoc(email, sms)
-	doc.Consent = &automation.Consent{OptedOut: []string{"email"}}
+	doc.Consent = &automation.Consent{OptedOut: []automation.Channel{"email"}}
 	id := f.store.Add(doc)
 	f.process(t, id)
 	assert.Zero(t, f.email.count())
@@ -85,17 +85,17 @@ func TestOptedOutInDueflowTable(t *testing.T) {
 	assert.Equal(t, automation.OutcomeCompleted, f.lastOutcome(t, id).Status)
 
 	doc = maintenanceDoc(email)
-	doc.Consent = &automation.Consent{OptedOut: []string{"email"}}
+	doc.Consent = &automation.Consent{OptedOut: []automation.Channel{"email"}}
 	id = f.store.Add(doc)
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrOptedOut, o.ErrorCode)
+	assert.Equal(t, automation.CodeOptedOut, o.ErrorCode)
 
 	// an invoice reminder to the same client still goes
 	f2 := newFixture(t, automation.ActionInvoiceReminder)
 	inv := invoiceDoc(email)
-	inv.Consent = &automation.Consent{OptedOut: []string{"email", "sms"}}
+	inv.Consent = &automation.Consent{OptedOut: []automation.Channel{"email", "sms"}}
 	f2.process(t, f2.store.Add(inv))
 	assert.Equal(t, 1, f2.email.count())
 }
@@ -116,7 +116,7 @@ func TestSuppressedAndStopped(t *testing.T) {
 	assert.Zero(t, f.email.count()+f.sms.count())
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrOptedOut, o.ErrorCode, "one channel opted out, the other suppressed: opted_out named first")
+	assert.Equal(t, automation.CodeOptedOut, o.ErrorCode, "one channel opted out, the other suppressed: opted_out named first")
 
 	doc = invoiceDoc(email)
 	doc.Consent = &automation.Consent{Blocked: []automation.Blocked{{Channel: "email", Address: "ada@example.org", Reason: automation.BlockedComplained}}}
@@ -124,7 +124,7 @@ func TestSuppressedAndStopped(t *testing.T) {
 	f.process(t, id)
 	o = f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrSuppressed, o.ErrorCode)
+	assert.Equal(t, automation.CodeSuppressed, o.ErrorCode)
 
 	// a candidate that is another number (same last digits) does not block
 	doc = invoiceDoc(sms)

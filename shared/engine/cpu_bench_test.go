@@ -102,7 +102,7 @@ func (s *cannedStore) RecordDeliveries(_ context.Context, _ []automation.Deliver
 func (s *cannedStore) Report(_ context.Context, os []automation.Outcome) ([]automation.Reported, error) {
 	out := make([]automation.Reported, len(os))
 	for i, o := range os {
-		out[i] = automation.Reported{ExecutionID: o.ExecutionID, Applied: true, Status: strings.ToLower(o.Status)}
+		out[i] = automation.Reported{ExecutionID: o.ExecutionID, Applied: true, Status: automation.Status(strings.ToLower(string(o.Status)))}
 	}
 	return out, nil
 }

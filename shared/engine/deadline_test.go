@@ -27,6 +27,6 @@ func TestLedgerExpiredSendsNothing(t *testing.T) {
 	assert.Equal(t, 1, f.email.count(), "only the execution still before its deadline is sent")
 	o := f.lastOutcome(t, lateID)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrExpired, o.ErrorCode)
+	assert.Equal(t, automation.CodeExpired, o.ErrorCode)
 	assert.Empty(t, o.Deliveries)
 }

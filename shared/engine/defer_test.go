@@ -152,7 +152,7 @@ func TestSlowProviderDeadlineCutsCostNoAttempts(t *testing.T) {
 	for _, o := range f.store.Reports[0] {
 		if o.Status == automation.OutcomeRetry {
 			assert.True(t, o.Deferred)
-			assert.Equal(t, ErrDeadline, o.ErrorCode)
+			assert.Equal(t, automation.CodeDeadline, o.ErrorCode)
 		}
 	}
 }
@@ -258,7 +258,7 @@ func TestRateLimitDefersForRetryAfter(t *testing.T) {
 	f.process(t, id)
 	e = f.store.Get(id)
 	assert.Equal(t, automation.StatusFailed, e.Status)
-	assert.Equal(t, automation.ErrMaxDeferrals, e.ErrorCode)
+	assert.Equal(t, automation.CodeMaxDeferrals, e.ErrorCode)
 }
 
 // A provider failure nobody classified is retried and spends an attempt:
@@ -273,23 +273,23 @@ func TestUnclassifiedProviderFailureSpendsAttempts(t *testing.T) {
 	assert.Equal(t, 1, sum.Retried)
 	o := f.lastOutcome(t, id)
 	assert.False(t, o.Deferred)
-	assert.Equal(t, automation.ErrProviderError, o.ErrorCode)
+	assert.Equal(t, automation.CodeProviderError, o.ErrorCode)
 	assert.Equal(t, 1, f.store.Get(id).Attempt)
 	f.process(t, id)
 	e := f.store.Get(id)
 	assert.Equal(t, automation.StatusFailed, e.Status)
-	assert.Equal(t, automation.ErrMaxAttempts, e.ErrorCode)
+	assert.Equal(t, automation.CodeMaxAttempts, e.ErrorCode)
 	assert.Zero(t, e.Deferrals)
 }
 
 // Which retries are deferred: infrastructure trouble only.
 func TestDeferrableCodes(t *testing.T) {
-	for _, c := range []string{ErrDeadline, automation.ErrInternal, notify.CodeRateLimited, notify.CodeUnavailable,
+	for _, c := range []automation.Code{automation.CodeDeadline, automation.CodeInternal, notify.CodeRateLimited, notify.CodeUnavailable,
 		notify.CodeNetwork, notify.CodeTimeout, notify.CodeAuth} {
 		assert.True(t, deferrable[c], c)
 	}
-	for _, c := range []string{automation.ErrProviderError, automation.ErrProviderRejected, automation.ErrInvalidRecipient,
-		automation.ErrTemplate, ""} {
+	for _, c := range []automation.Code{automation.CodeProviderError, automation.CodeProviderRejected, automation.CodeInvalidRecipient,
+		automation.CodeTemplate, ""} {
 		assert.False(t, deferrable[c], c)
 	}
 }

@@ -76,23 +76,19 @@ const (
 	DefaultBatch        = 100
 )
 
-// Error code of an execution stopped before the function's deadline (an
-// outcome "retry", deferred).
-const ErrDeadline = "deadline"
-
 // deferrable are the error codes of a retry caused by infrastructure
 // trouble rather than by the message: reported Deferred, so the database
 // gives the attempt back (bounded by the deadline and max_deferrals). A
 // retry with any other code (an unclassified provider failure,
 // provider_error) spends an attempt.
-var deferrable = map[string]bool{
-	ErrDeadline:            true, // cut by the function's deadline
-	automation.ErrInternal: true, // the ledger or the database failed
-	notify.CodeRateLimited: true, // 429
-	notify.CodeUnavailable: true, // 5xx, SMTP 4xx
-	notify.CodeNetwork:     true, // no answer (or lost after the hand-over: recorded unknown, never re-sent)
-	notify.CodeTimeout:     true, // likewise, or a 408
-	notify.CodeAuth:        true, // credentials or sender refused: an operator's fix
+var deferrable = map[automation.Code]bool{
+	automation.CodeDeadline: true, // cut by the function's deadline
+	automation.CodeInternal: true, // the ledger or the database failed
+	notify.CodeRateLimited:  true, // 429
+	notify.CodeUnavailable:  true, // 5xx, SMTP 4xx
+	notify.CodeNetwork:      true, // no answer (or lost after the hand-over: recorded unknown, never re-sent)
+	notify.CodeTimeout:      true, // likewise, or a 408
+	notify.CodeAuth:         true, // credentials or sender refused: an operator's fix
 }
 
 // Options configure an Engine.
@@ -116,7 +112,7 @@ type Options struct {
 	Batch int
 	// Margin: no send starts later than the context's deadline (or a lease's
 	// expiry) minus Margin; the rest is reported "retry", deferred
-	// (ErrDeadline; DefaultMargin).
+	// (automation.CodeDeadline; DefaultMargin).
 	// A send still running at the context's deadline minus Margin/2 is
 	// abandoned (its delivery recorded unknown) so that the batch can still
 	// be reported before the function is stopped.
@@ -196,9 +192,9 @@ type run struct {
 	steps   []automation.Step
 	step    int
 	vars    render.Vars
-	sent    int            // messages of this execution known sent (earlier attempts too)
-	calls   map[string]int // provider calls of this attempt per channel (pace)
-	actions int            // actions executed in this attempt
+	sent    int                        // messages of this execution known sent (earlier attempts too)
+	calls   map[automation.Channel]int // provider calls of this attempt per channel (pace)
+	actions int                        // actions executed in this attempt
 	unknown bool
 	skips   map[string]int
 	results []automation.DeliveryResult
@@ -211,9 +207,13 @@ type run struct {
 	sender notify.Sender
 }
 
-func (r *run) finish(status, code, msg string) {
+// finish gives r its outcome at the current step.
+func (r *run) finish(status automation.OutcomeStatus, code automation.Code, msg string) {
 	r.outcome = &automation.Outcome{Status: status, ErrorCode: code, ErrorMessage: msg, StepIndex: r.step}
 }
+
+// end gives r the outcome of an early end.
+func (r *run) end(v ending) { r.finish(v.status, v.code, v.msg) }
 
 // Process claims the request's executions, runs them and reports their
 // outcomes. An error means the batch could not be claimed or reported; the
@@ -223,18 +223,7 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	if req.Action != e.o.Action {
 		return sum, fmt.Errorf("engine: request for action %q sent to %q", req.Action, e.o.Action)
 	}
-	// No more is claimed than the providers' observed pace lets the function
-	// send before its cutoff. Named ids (the dispatcher's batch) beyond that
-	// stay pending, unclaimed: the dispatcher rings them again (its
-	// redispatch delay), and nothing of theirs is spent. What the deadline
-	// still cuts is deferred without cost.
-	limit := e.claimLimit(ctx)
-	if n := len(req.ExecutionIDs); n > 0 {
-		limit = min(n, limit)
-	}
-	claimed, err := e.o.Store.Claim(ctx, automation.ClaimRequest{
-		Action: e.o.Action, IDs: req.ExecutionIDs, Limit: limit, LeaseSeconds: e.o.LeaseSeconds,
-	})
+	claimed, err := e.claim(ctx, req)
 	if err != nil {
 		return sum, err
 	}
@@ -242,8 +231,41 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 	if len(claimed) == 0 {
 		return sum, nil
 	}
-
 	runs := e.decodeRuns(ctx, claimed)
+	e.runWaves(ctx, runs)
+	e.observeBatch(runs)
+
+	outcomes, byID := e.outcomes(ctx, runs, &sum)
+	if len(outcomes) == 0 {
+		return sum, nil
+	}
+	reported, err := e.report(ctx, outcomes)
+	if err != nil {
+		return sum, err
+	}
+	tally(ctx, &sum, outcomes, byID, reported)
+	return sum, nil
+}
+
+// claim claims the request's executions. No more is claimed than the
+// providers' observed pace lets the function send before its cutoff. Named
+// ids (the dispatcher's batch) beyond that stay pending, unclaimed: the
+// dispatcher rings them again (its redispatch delay), and nothing of theirs
+// is spent. What the deadline still cuts is deferred without cost.
+func (e *Engine) claim(ctx context.Context, req automation.Request) ([]json.RawMessage, error) {
+	limit := e.claimLimit(ctx)
+	if n := len(req.ExecutionIDs); n > 0 {
+		limit = min(n, limit)
+	}
+	return e.o.Store.Claim(ctx, automation.ClaimRequest{
+		Action: e.o.Action, IDs: req.ExecutionIDs, Limit: limit, LeaseSeconds: e.o.LeaseSeconds,
+	})
+}
+
+// runWaves works the runs step wave by step wave (one message per run and
+// wave) until every run has an outcome or the cutoff stops the rest
+// (retry, deadline).
+func (e *Engine) runWaves(ctx context.Context, runs []*run) {
 	var finished []automation.DeliveryFinished // provider answers not yet in the ledger
 	for {
 		cutoff := e.cutoff(ctx, runs)
@@ -258,19 +280,22 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 			}
 		}
 		if len(wave) == 0 {
-			break
+			return
 		}
 		if !e.o.Now().Before(cutoff) {
 			for _, r := range wave {
 				r.intent = nil
-				r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
+				r.finish(automation.OutcomeRetry, automation.CodeDeadline, "stopped before the function's deadline")
 			}
-			break
+			return
 		}
 		e.wave(ctx, wave, cutoff, &finished)
 	}
-	e.observeBatch(runs)
+}
 
+// outcomes are the runs' outcomes to report, with the runs by execution
+// id; a stale run (its lease lost) is counted in sum and left out.
+func (e *Engine) outcomes(ctx context.Context, runs []*run, sum *automation.Summary) ([]automation.Outcome, map[string]*run) {
 	outcomes := make([]automation.Outcome, 0, len(runs))
 	byID := make(map[string]*run, len(runs))
 	for _, r := range runs {
@@ -289,13 +314,12 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 		outcomes = append(outcomes, o)
 		byID[o.ExecutionID.String()] = r
 	}
-	if len(outcomes) == 0 {
-		return sum, nil
-	}
-	reported, err := e.report(ctx, outcomes)
-	if err != nil {
-		return sum, err
-	}
+	return outcomes, byID
+}
+
+// tally counts the reported outcomes in sum by the report's answer: an
+// outcome the answer does not mention, or did not apply, is stale.
+func tally(ctx context.Context, sum *automation.Summary, outcomes []automation.Outcome, byID map[string]*run, reported []automation.Reported) {
 	applied := make(map[string]automation.Reported, len(reported))
 	for _, rep := range reported {
 		applied[rep.ExecutionID.String()] = rep
@@ -315,27 +339,31 @@ func (e *Engine) Process(ctx context.Context, req automation.Request) (automatio
 			r.log.WarnContext(ctx, "outcome not applied", "status", o.Status, "reason", rep.Reason)
 			continue
 		}
-		switch o.Status {
-		case automation.OutcomeCompleted:
-			sum.Completed++
-		case automation.OutcomeSkipped:
-			sum.Skipped++
-		case automation.OutcomeRetry:
-			if o.Deferred {
-				sum.Deferred++
-			} else {
-				sum.Retried++
-			}
-		case automation.OutcomeFailed:
-			sum.Failed++
-		case automation.OutcomeSnoozed:
-			sum.Snoozed++
-		}
+		count(sum, o)
 		r.log.InfoContext(ctx, "execution reported", "status", o.Status, "error_code", o.ErrorCode, "deferred", o.Deferred,
 			"step_index", o.StepIndex, "actions_executed", o.ActionsExecuted, "deliveries", len(o.Deliveries),
 			"db_status", rep.Status)
 	}
-	return sum, nil
+}
+
+// count adds an applied outcome to sum.
+func count(sum *automation.Summary, o automation.Outcome) {
+	switch o.Status {
+	case automation.OutcomeCompleted:
+		sum.Completed++
+	case automation.OutcomeSkipped:
+		sum.Skipped++
+	case automation.OutcomeRetry:
+		if o.Deferred {
+			sum.Deferred++
+		} else {
+			sum.Retried++
+		}
+	case automation.OutcomeFailed:
+		sum.Failed++
+	case automation.OutcomeSnoozed:
+		sum.Snoozed++
+	}
 }
 
 // claimLimit is the claim limit of a request without ids: Batch, or fewer
@@ -360,9 +388,9 @@ func (e *Engine) claimLimit(ctx context.Context) int {
 // runs that were worked to an end (a run cut by the deadline made fewer
 // calls than it needs; a stale one is not ours).
 func (e *Engine) observeBatch(runs []*run) {
-	sends, n := map[string]int{}, 0
+	sends, n := map[automation.Channel]int{}, 0
 	for _, r := range runs {
-		if r.stale || (r.outcome != nil && r.outcome.Status == automation.OutcomeRetry && r.outcome.ErrorCode == ErrDeadline) {
+		if r.stale || (r.outcome != nil && r.outcome.Status == automation.OutcomeRetry && r.outcome.ErrorCode == automation.CodeDeadline) {
 			continue
 		}
 		n++
@@ -438,62 +466,12 @@ func (e *Engine) newRun(ctx context.Context, c *automation.Claimed) *run {
 		}
 	}
 	r.log.DebugContext(ctx, "execution claimed", "step_index", r.step, "steps", len(r.steps))
-	if status, code, msg := e.precheck(c); status != "" {
-		r.finish(status, code, msg)
+	if v, stop := e.precheck(c); stop {
+		r.end(v)
 		return r
 	}
 	r.vars = render.VarsAt(c, e.o.Now())
 	return r
-}
-
-// precheck says whether the execution is still wanted: an outcome when not.
-func (e *Engine) precheck(c *automation.Claimed) (status, code, msg string) {
-	ex := c.Execution
-	if !c.Workflow.IsActive {
-		return automation.OutcomeSkipped, automation.ErrWorkflowInactive, "workflow is not active"
-	}
-	if ex.DeadlineAt != nil && !e.o.Now().Before(*ex.DeadlineAt) {
-		return automation.OutcomeFailed, automation.ErrExpired, "deadline passed"
-	}
-	switch ex.SubjectType {
-	case "invoice":
-		inv := c.Invoice
-		if inv == nil {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "invoice not found"
-		}
-		switch inv.Status {
-		case "paid", "cancelled", "void":
-			return automation.OutcomeSkipped, automation.ErrInvoiceSettled, "invoice is " + inv.Status
-		}
-		if b, err := strconv.ParseFloat(strings.TrimSpace(inv.Balance), 64); err == nil && b <= 0 {
-			return automation.OutcomeSkipped, automation.ErrInvoiceSettled, "invoice has no balance"
-		}
-	case "job":
-		job := c.Job
-		if job == nil {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job not found"
-		}
-		if job.Status == "cancelled" {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is cancelled"
-		}
-		tt := ex.TriggerType
-		if tt == "" {
-			tt = c.Workflow.TriggerType
-		}
-		if tt == automation.TriggerAppointment && job.Status != "scheduled" {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "appointment is " + job.Status
-		}
-		if tt == automation.TriggerStaleJob && job.Status == "completed" {
-			return automation.OutcomeSkipped, automation.ErrSubjectGone, "job is completed"
-		}
-		if status, code, msg := jobPremise(c, tt); status != "" {
-			return status, code, msg
-		}
-	}
-	if ex.SubjectType != "organization" && c.Client == nil {
-		return automation.OutcomeSkipped, automation.ErrNoRecipient, "no client"
-	}
-	return "", "", ""
 }
 
 // cutoff is when no new send may start: the earliest of the context's
@@ -540,7 +518,7 @@ func (e *Engine) plan(r *run) {
 			}
 			r.step++ // channel skipped
 		default:
-			r.finish(automation.OutcomeFailed, automation.ErrConfig, "unknown step type "+strconv.Quote(st.Type))
+			r.finish(automation.OutcomeFailed, automation.CodeConfig, "unknown step type "+strconv.Quote(st.Type))
 			return
 		}
 	}
@@ -552,22 +530,22 @@ func (e *Engine) plan(r *run) {
 func (e *Engine) complete(r *run) {
 	switch {
 	case r.unknown || earlierUnknown(r.c.Deliveries):
-		r.finish(automation.OutcomeCompleted, automation.ErrDeliveryUnknown,
+		r.finish(automation.OutcomeCompleted, automation.CodeDeliveryUnknown,
 			"a message's delivery is unknown (an attempt stopped after handing it over); not sent again")
 	case r.sent > 0:
 		r.finish(automation.OutcomeCompleted, "", "")
 	case len(r.skips) == 0:
 		r.finish(automation.OutcomeCompleted, "", "")
 	case r.skips[skipInvalid] > 0:
-		r.finish(automation.OutcomeFailed, automation.ErrInvalidRecipient, "recipient address or phone number is invalid")
+		r.finish(automation.OutcomeFailed, automation.CodeInvalidRecipient, "recipient address or phone number is invalid")
 	case r.skips[skipMissing] > 0:
-		r.finish(automation.OutcomeSkipped, automation.ErrNoRecipient, "no email address or phone number to send to")
+		r.finish(automation.OutcomeSkipped, automation.CodeNoRecipient, "no email address or phone number to send to")
 	case r.skips[skipOptedOut] > 0:
-		r.finish(automation.OutcomeSkipped, automation.ErrOptedOut, "recipient opted out")
+		r.finish(automation.OutcomeSkipped, automation.CodeOptedOut, "recipient opted out")
 	case r.skips[skipSuppressed] > 0:
-		r.finish(automation.OutcomeSkipped, automation.ErrSuppressed, "recipient address suppressed (a hard bounce or a complaint)")
+		r.finish(automation.OutcomeSkipped, automation.CodeSuppressed, "recipient address suppressed (a hard bounce or a complaint)")
 	default:
-		r.finish(automation.OutcomeSkipped, automation.ErrConfig, "no provider configured for the workflow's channels")
+		r.finish(automation.OutcomeSkipped, automation.CodeConfig, "no provider configured for the workflow's channels")
 	}
 }
 
@@ -579,11 +557,11 @@ func flagUnknown(o *automation.Outcome, r *run) {
 	if o.Status != automation.OutcomeSkipped && o.Status != automation.OutcomeFailed {
 		return
 	}
-	if o.ErrorCode == automation.ErrDeliveryUnknown || !(r.unknown || earlierUnknown(r.c.Deliveries)) {
+	if o.ErrorCode == automation.CodeDeliveryUnknown || !(r.unknown || earlierUnknown(r.c.Deliveries)) {
 		return
 	}
-	o.ErrorMessage = text.Truncate(o.ErrorCode+": "+o.ErrorMessage+"; and a message's delivery is unknown (not sent again)", 500)
-	o.ErrorCode = automation.ErrDeliveryUnknown
+	o.ErrorMessage = text.Truncate(string(o.ErrorCode)+": "+o.ErrorMessage+"; and a message's delivery is unknown (not sent again)", 500)
+	o.ErrorCode = automation.CodeDeliveryUnknown
 }
 
 // earlierUnknown reports whether the claim found a delivery of the execution
@@ -606,21 +584,7 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	if st.Type == automation.StepSendSMS {
 		channel, sender = automation.ChannelSMS, e.o.SMS
 	}
-	orgSubject := c.Execution.SubjectType == "organization"
-	var raw string
-	optedOut := false
-	switch {
-	case orgSubject && channel == automation.ChannelEmail:
-		raw = c.Organization.SenderEmail
-	case orgSubject:
-		raw = c.Organization.Phone
-	case c.Client == nil:
-	case channel == automation.ChannelEmail:
-		raw, optedOut = c.Client.Email, c.Client.EmailOptOut
-	default:
-		raw, optedOut = c.Client.Phone, c.Client.SMSOptOut
-	}
-	raw = strings.TrimSpace(raw)
+	raw, optedOut := recipient(c, channel)
 	skip := func(reason string) {
 		r.skips[reason]++
 		r.log.Info("channel skipped", "step_index", r.step, "channel", channel, "reason", reason)
@@ -636,65 +600,18 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 		skip(skipNoProvider)
 		return
 	}
-	var to string
-	if channel == automation.ChannelEmail {
-		addr, err := mail.ParseAddress(raw)
-		if err != nil {
-			skip(skipInvalid)
-			return
-		}
-		to = addr.Address
-	} else {
-		p, err := e.o.NormalizePhone(raw, c.Organization.CountryCode)
-		if err != nil {
-			skip(skipInvalid)
-			return
-		}
-		to = p
+	to, err := e.address(c, channel, raw)
+	if err != nil {
+		skip(skipInvalid)
+		return
 	}
 	if reason := refused(c, channel, to); reason != "" {
 		skip(reason)
 		return
 	}
-	nonTransactional := c.Client != nil && messageClass(c) == automation.ClassNonTransactional
-	unsubscribeURL := ""
-	if nonTransactional && channel == automation.ChannelEmail {
-		unsubscribeURL = e.unsubscribeURL(r, channel)
-	}
-	r.vars.SetUnsubscribe(unsubscribeURL)
-
-	// Rendered, and checked against the limits of shared/render, before
-	// anything is begun in the ledger: a message that may not be sent
-	// (template error, a part over its limit) fails the execution for good.
-	tmpl := render.ForStep(c, st)
-	msg := notify.Message{Channel: channel, To: to}
-	notice := false // the SMS carries the opt-out instruction
-	if channel == automation.ChannelEmail {
-		m, err := render.Email(tmpl, r.vars)
-		if err != nil {
-			e.renderFailed(r, channel, err)
-			return
-		}
-		if m, err = render.WithOptOut(m, unsubscribeURL); err != nil {
-			e.renderFailed(r, channel, err)
-			return
-		}
-		msg.Subject, msg.Text, msg.HTML = m.Subject, m.Text, m.HTML
-		msg.UnsubscribeURL = unsubscribeURL
-		msg.From = text.FirstNonEmpty(c.Organization.SenderEmail, e.o.EmailFrom)
-		msg.FromName = text.FirstNonEmpty(c.Organization.SenderName, c.Organization.Name, e.o.EmailFromName)
-		msg.ReplyTo = text.FirstNonEmpty(c.Organization.ReplyToEmail, c.Organization.SenderEmail)
-	} else {
-		text, err := render.SMS(tmpl, r.vars)
-		if err == nil && nonTransactional && !told(c, to) {
-			text, err = render.WithSMSOptOut(text)
-			notice = true
-		}
-		if err != nil {
-			e.renderFailed(r, channel, err)
-			return
-		}
-		msg.Text = text
+	msg, notice, ok := e.compose(r, st, channel, to)
+	if !ok {
+		return
 	}
 	ex := c.Execution
 	msg.IdempotencyKey = automation.IdempotencyKey(ex.ID, r.step, channel)
@@ -715,14 +632,99 @@ func (e *Engine) prepare(r *run, st automation.Step) {
 	}
 }
 
+// recipient is the stored address a message of the channel goes to (the
+// organisation's own for an organisation subject, else the client's,
+// trimmed; "" = none) and whether the client opted out of the channel in
+// the app's own columns.
+func recipient(c *automation.Claimed, channel automation.Channel) (raw string, optedOut bool) {
+	orgSubject := c.Execution.SubjectType == "organization"
+	switch {
+	case orgSubject && channel == automation.ChannelEmail:
+		raw = c.Organization.SenderEmail
+	case orgSubject:
+		raw = c.Organization.Phone
+	case c.Client == nil:
+	case channel == automation.ChannelEmail:
+		raw, optedOut = c.Client.Email, c.Client.EmailOptOut
+	default:
+		raw, optedOut = c.Client.Phone, c.Client.SMSOptOut
+	}
+	return strings.TrimSpace(raw), optedOut
+}
+
+// address is the exact address a message goes to: the email address of
+// raw, or its E.164 number (NormalizePhone, the organisation's country as
+// default region).
+func (e *Engine) address(c *automation.Claimed, channel automation.Channel, raw string) (string, error) {
+	if channel == automation.ChannelEmail {
+		addr, err := mail.ParseAddress(raw)
+		if err != nil {
+			return "", err
+		}
+		return addr.Address, nil
+	}
+	return e.o.NormalizePhone(raw, c.Organization.CountryCode)
+}
+
+// compose renders the message of a send step to to, checked against the
+// limits of shared/render, before anything is begun in the ledger: a
+// message that may not be sent (template error, a part over its limit)
+// fails the execution for good (ok false). notice: the SMS carries the
+// opt-out instruction.
+func (e *Engine) compose(r *run, st automation.Step, channel automation.Channel, to string) (msg notify.Message, notice, ok bool) {
+	c := r.c
+	nonTransactional := c.Client != nil && messageClass(c) == automation.ClassNonTransactional
+	unsubscribeURL := ""
+	if nonTransactional && channel == automation.ChannelEmail {
+		unsubscribeURL = e.unsubscribeURL(r, channel)
+	}
+	r.vars.SetUnsubscribe(unsubscribeURL)
+	tmpl := render.ForStep(c, st)
+	msg = notify.Message{Channel: channel, To: to}
+	var err error
+	if channel == automation.ChannelEmail {
+		err = e.composeEmail(c, &msg, tmpl, r.vars, unsubscribeURL)
+	} else {
+		msg.Text, err = render.SMS(tmpl, r.vars)
+		if err == nil && nonTransactional && !told(c, to) {
+			msg.Text, err = render.WithSMSOptOut(msg.Text)
+			notice = true
+		}
+	}
+	if err != nil {
+		e.renderFailed(r, channel, err)
+		return msg, false, false
+	}
+	return msg, notice, true
+}
+
+// composeEmail renders an email into msg, with the opt-out link when
+// unsubscribeURL is set, from the organisation's sender identity (or the
+// function's).
+func (e *Engine) composeEmail(c *automation.Claimed, msg *notify.Message, tmpl render.Template, vars render.Vars, unsubscribeURL string) error {
+	m, err := render.Email(tmpl, vars)
+	if err != nil {
+		return err
+	}
+	if m, err = render.WithOptOut(m, unsubscribeURL); err != nil {
+		return err
+	}
+	msg.Subject, msg.Text, msg.HTML = m.Subject, m.Text, m.HTML
+	msg.UnsubscribeURL = unsubscribeURL
+	msg.From = text.FirstNonEmpty(c.Organization.SenderEmail, e.o.EmailFrom)
+	msg.FromName = text.FirstNonEmpty(c.Organization.SenderName, c.Organization.Name, e.o.EmailFromName)
+	msg.ReplyTo = text.FirstNonEmpty(c.Organization.ReplyToEmail, c.Organization.SenderEmail)
+	return nil
+}
+
 // renderFailed ends a run whose message could not be rendered: a part over
 // its limit is content_too_large, anything else a template_error; both are
 // permanent. The error names the part and the limit (or the template
 // problem), never the content.
-func (e *Engine) renderFailed(r *run, channel string, err error) {
-	code := automation.ErrTemplate
+func (e *Engine) renderFailed(r *run, channel automation.Channel, err error) {
+	code := automation.CodeTemplate
 	if render.IsTooLarge(err) {
-		code = automation.ErrContentTooLarge
+		code = automation.CodeContentTooLarge
 	}
 	r.finish(automation.OutcomeFailed, code, err.Error())
 	r.log.Warn("message not rendered", "step_index", r.step, "channel", channel, "error_code", code, "error", err.Error())
@@ -739,12 +741,13 @@ func (e *Engine) renderFailed(r *run, channel string, err error) {
 func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time, finished *[]automation.DeliveryFinished) {
 	for i := 0; i < len(rs); i += e.o.LedgerChunk {
 		chunk := rs[i:min(i+e.o.LedgerChunk, len(rs))]
-		code, msg := "", ""
+		var code automation.Code
+		msg := ""
 		switch {
 		case !e.o.Now().Before(cutoff):
-			code, msg = ErrDeadline, "stopped before the function's deadline"
+			code, msg = automation.CodeDeadline, "stopped before the function's deadline"
 		case !e.chunk(ctx, chunk, cutoff, finished):
-			code, msg = automation.ErrInternal, "not begun: the ledger failed for an earlier chunk"
+			code, msg = automation.CodeInternal, "not begun: the ledger failed for an earlier chunk"
 			i += len(chunk) // that chunk has its outcome
 		}
 		if code != "" {
@@ -765,37 +768,8 @@ func (e *Engine) wave(ctx context.Context, rs []*run, cutoff time.Time, finished
 // (every run then has a retry outcome; *finished is kept: the next call or
 // the report records it).
 func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finished *[]automation.DeliveryFinished) bool {
-	intents := make([]automation.DeliveryIntent, len(rs))
-	for i, r := range rs {
-		intents[i] = *r.intent
-	}
-	// The ledger call ends, like the sends, before the request's deadline
-	// minus Margin/2: a slow database must not eat the report's time.
-	ledgerCtx := ctx
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ledgerCtx, cancel = context.WithDeadline(ctx, d.Add(-e.o.Margin/2))
-		defer cancel()
-	}
-	begun, err := e.o.Store.RecordDeliveries(ledgerCtx, *finished, intents)
-	if err == nil && len(begun) != len(intents) {
-		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
-	}
-	if err != nil {
-		// A database error's details may quote a row (its recipient): masked.
-		emsg := redact.Text(err.Error())
-		e.o.Logger.ErrorContext(ctx, "record deliveries failed", "action", e.o.Action, "deliveries", len(intents),
-			"finished", len(*finished), "error", emsg)
-		for _, r := range rs {
-			// The provider was not called, and nothing is reported for these
-			// deliveries: their ledger rows may be an earlier attempt's
-			// (unknown, sending), which a "failed, retryable" result would
-			// re-arm and so send twice. Should this call have committed after
-			// all, its rows stay "sending" and the next attempt records them
-			// unknown (at most once: lost, flagged, never sent twice).
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "ledger: "+text.Truncate(emsg, 300))
-			r.intent = nil
-		}
+	begun, ok := e.begin(ctx, rs, *finished)
+	if !ok {
 		return false
 	}
 	*finished = nil
@@ -805,51 +779,27 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 		marks[i] = len(r.results)
 	}
 	// Sends end before the request's deadline, leaving time for the report.
-	sendCtx := ctx
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		sendCtx, cancel = context.WithDeadline(ctx, d.Add(-e.o.Margin/2))
-		defer cancel()
-	}
+	sendCtx, cancel := e.beforeDeadline(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, e.o.Concurrency)
 	for i, r := range rs {
 		b := begun[i]
 		if b.IdempotencyKey != r.intent.IdempotencyKey {
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "begin deliveries answered out of order")
+			r.finish(automation.OutcomeRetry, automation.CodeInternal, "begin deliveries answered out of order")
 			continue
 		}
-		switch b.State {
-		case automation.BeginNew:
-			wg.Add(1)
-			slots <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-slots }()
-				e.send(sendCtx, r, cutoff)
-			}()
-		case automation.BeginSent:
-			r.sent++
-			r.step++
-			r.log.InfoContext(ctx, "already sent; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
-		case automation.BeginAmbiguous:
-			r.unknown = true
-			r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: b.IdempotencyKey,
-				Status: automation.DeliveryUnknown, Provider: r.intent.Provider, ErrorCode: automation.ErrDeliveryUnknown,
-				ErrorMessage: "an earlier attempt began this delivery and never finished it; not sent again"})
-			r.step++
-			r.log.WarnContext(ctx, "delivery ambiguous; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
-		case automation.BeginFailed:
-			r.finish(automation.OutcomeFailed, automation.ErrProviderRejected, "delivery failed permanently on an earlier attempt")
-		case automation.BeginInvalid:
-			r.finish(automation.OutcomeFailed, automation.ErrInternal, "the ledger refused the delivery as invalid; not sent")
-		case automation.BeginExpired:
-			r.finish(automation.OutcomeFailed, automation.ErrExpired, "deadline passed before the message could be sent")
-		case automation.BeginStale:
-			r.stale = true
-		default:
-			r.finish(automation.OutcomeRetry, automation.ErrInternal, "unexpected ledger state "+strconv.Quote(b.State))
+		if b.State != automation.BeginNew {
+			e.begunBefore(ctx, r, b)
+			continue
 		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			e.send(sendCtx, r, cutoff)
+		}()
 	}
 	wg.Wait()
 	for i, r := range rs {
@@ -862,15 +812,89 @@ func (e *Engine) chunk(ctx context.Context, rs []*run, cutoff time.Time, finishe
 	return true
 }
 
+// beforeDeadline bounds ctx by the request's deadline minus Margin/2: the
+// ledger calls and the sends end then, leaving time for the report.
+func (e *Engine) beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-e.o.Margin/2))
+	}
+	return ctx, func() {}
+}
+
+// begin records the runs' current messages in the ledger with one call
+// that also finishes the previous chunk's deliveries, answering one
+// DeliveryBegun per run in order; ok false when the call failed (every run
+// then has a retry outcome).
+func (e *Engine) begin(ctx context.Context, rs []*run, finished []automation.DeliveryFinished) (begun []automation.DeliveryBegun, ok bool) {
+	intents := make([]automation.DeliveryIntent, len(rs))
+	for i, r := range rs {
+		intents[i] = *r.intent
+	}
+	// A slow database must not eat the report's time.
+	ledgerCtx, cancel := e.beforeDeadline(ctx)
+	defer cancel()
+	begun, err := e.o.Store.RecordDeliveries(ledgerCtx, finished, intents)
+	if err == nil && len(begun) != len(intents) {
+		err = fmt.Errorf("%d answers for %d deliveries", len(begun), len(intents))
+	}
+	if err == nil {
+		return begun, true
+	}
+	// A database error's details may quote a row (its recipient): masked.
+	emsg := redact.Text(err.Error())
+	e.o.Logger.ErrorContext(ctx, "record deliveries failed", "action", e.o.Action, "deliveries", len(intents),
+		"finished", len(finished), "error", emsg)
+	for _, r := range rs {
+		// The provider was not called, and nothing is reported for these
+		// deliveries: their ledger rows may be an earlier attempt's
+		// (unknown, sending), which a "failed, retryable" result would
+		// re-arm and so send twice. Should this call have committed after
+		// all, its rows stay "sending" and the next attempt records them
+		// unknown (at most once: lost, flagged, never sent twice).
+		r.finish(automation.OutcomeRetry, automation.CodeInternal, "ledger: "+text.Truncate(emsg, 300))
+		r.intent = nil
+	}
+	return nil, false
+}
+
+// begunBefore handles a delivery the ledger did not begin as new: sent
+// before (the step is done), ambiguous (recorded unknown, never re-sent),
+// failed, invalid or expired (the run ends), stale (the lease is lost).
+func (e *Engine) begunBefore(ctx context.Context, r *run, b automation.DeliveryBegun) {
+	switch b.State {
+	case automation.BeginSent:
+		r.sent++
+		r.step++
+		r.log.InfoContext(ctx, "already sent; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
+	case automation.BeginAmbiguous:
+		r.unknown = true
+		r.results = append(r.results, automation.DeliveryResult{IdempotencyKey: b.IdempotencyKey,
+			Status: automation.DeliveryUnknown, Provider: r.intent.Provider, ErrorCode: automation.CodeDeliveryUnknown,
+			ErrorMessage: "an earlier attempt began this delivery and never finished it; not sent again"})
+		r.step++
+		r.log.WarnContext(ctx, "delivery ambiguous; not sending again", "channel", r.intent.Channel, "step_index", r.intent.StepIndex)
+	case automation.BeginFailed:
+		r.finish(automation.OutcomeFailed, automation.CodeProviderRejected, "delivery failed permanently on an earlier attempt")
+	case automation.BeginInvalid:
+		r.finish(automation.OutcomeFailed, automation.CodeInternal, "the ledger refused the delivery as invalid; not sent")
+	case automation.BeginExpired:
+		r.finish(automation.OutcomeFailed, automation.CodeExpired, "deadline passed before the message could be sent")
+	case automation.BeginStale:
+		r.stale = true
+	default:
+		r.finish(automation.OutcomeRetry, automation.CodeInternal, "unexpected ledger state "+strconv.Quote(string(b.State)))
+	}
+}
+
 // send hands one message to its provider and records the result.
 func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	in := r.intent
 	res := automation.DeliveryResult{IdempotencyKey: in.IdempotencyKey, Provider: in.Provider}
 	if !e.o.Now().Before(cutoff) {
 		res.Status, res.Retryable = automation.DeliveryFailed, true
-		res.ErrorCode, res.ErrorMessage = ErrDeadline, "not sent: function deadline"
+		res.ErrorCode, res.ErrorMessage = automation.CodeDeadline, "not sent: function deadline"
 		r.results = append(r.results, res)
-		r.finish(automation.OutcomeRetry, ErrDeadline, "stopped before the function's deadline")
+		r.finish(automation.OutcomeRetry, automation.CodeDeadline, "stopped before the function's deadline")
 		return
 	}
 	start := e.o.Now()
@@ -878,72 +902,98 @@ func (e *Engine) send(ctx context.Context, r *run, cutoff time.Time) {
 	took := e.o.Now().Sub(start)
 	e.pace.observeSend(in.Channel, took)
 	if r.calls == nil {
-		r.calls = map[string]int{}
+		r.calls = map[automation.Channel]int{}
 	}
 	r.calls[in.Channel]++
-	if err == nil {
-		res.Status, res.ProviderMessageID = automation.DeliverySent, out.MessageID
-		if out.Provider != "" {
-			res.Provider = out.Provider
-		}
-		r.results = append(r.results, res)
-		r.sent++
-		r.actions++
-		r.step++
-		// The same record as log below gives, without building a logger
-		// per message.
-		r.log.InfoContext(ctx, "message sent", "channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider,
-			"ms", took.Milliseconds(), "provider_message_id", out.MessageID)
+	if err != nil {
+		log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", took.Milliseconds())
+		sendFailed(ctx, r, res, err, log)
 		return
 	}
-	log := r.log.With("channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider, "ms", took.Milliseconds())
+	res.Status, res.ProviderMessageID = automation.DeliverySent, out.MessageID
+	if out.Provider != "" {
+		res.Provider = out.Provider
+	}
+	r.results = append(r.results, res)
+	r.sent++
+	r.actions++
+	r.step++
+	// The same record as log in sendFailed gives, without building a
+	// logger per message.
+	r.log.InfoContext(ctx, "message sent", "channel", in.Channel, "step_index", in.StepIndex, "provider", in.Provider,
+		"ms", took.Milliseconds(), "provider_message_id", out.MessageID)
+}
+
+// sendFailure is what a failed send is reported as: the delivery's status
+// and retryability, the outcome's status, the code of both, and the
+// provider's Retry-After hint.
+type sendFailure struct {
+	delivery   automation.DeliveryStatus
+	retryable  bool
+	outcome    automation.OutcomeStatus
+	code       automation.Code
+	retryAfter int
+}
+
+// classifySend maps a provider's error to its report (the engine's edge of
+// the error codes): a failure after the hand-over (notify.IsAmbiguous), or
+// an unclassified one that timed out, is a delivery unknown and a retry
+// (timeout); a retryable one keeps its provider's code (rate_limited,
+// provider_unavailable, network, timeout, provider_auth: deferred, see
+// deferrable), an unclassified one is provider_error and spends an
+// attempt; anything else fails for good (invalid_recipient or
+// provider_rejected). ctx is the send's context.
+func classifySend(ctx context.Context, err error) sendFailure {
 	var pe *notify.Error
 	isPE := errors.As(err, &pe)
-	// What is logged and stored: a *notify.Error masks its provider's text
-	// itself; any other error is masked here (redact.Text).
-	msg := text.Truncate(redact.Text(err.Error()), 500)
 	switch {
 	case notify.IsAmbiguous(err) || (!isPE && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
-		// Failed after the hand-over, or an unclassified failure that timed
-		// out: the provider may have accepted it. At most once: recorded
+		// The provider may have accepted it. At most once: recorded
 		// unknown, never re-sent. A classified error says itself whether
 		// the message was handed over (a dial timeout was not: retried).
 		// Deferred (timeout): the next attempt only finishes the steps left.
-		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryUnknown, notify.CodeTimeout, msg
-		r.results = append(r.results, res)
-		r.finish(automation.OutcomeRetry, notify.CodeTimeout, msg)
-		log.WarnContext(ctx, "send timed out; delivery unknown", "error", msg)
+		return sendFailure{delivery: automation.DeliveryUnknown, outcome: automation.OutcomeRetry, code: notify.CodeTimeout}
 	case notify.IsRetryable(err):
-		// The provider's own code is kept (rate_limited, provider_unavailable,
-		// network, timeout, provider_auth: deferred, see deferrable); a
-		// failure nobody classified is provider_error and spends an attempt.
-		code := automation.ErrProviderError
-		if isPE && pe.Code != "" {
-			code = pe.Code
-		}
-		res.Status, res.Retryable, res.ErrorCode, res.ErrorMessage = automation.DeliveryFailed, true, code, msg
-		r.results = append(r.results, res)
-		r.finish(automation.OutcomeRetry, code, msg)
+		f := sendFailure{delivery: automation.DeliveryFailed, retryable: true, outcome: automation.OutcomeRetry, code: automation.CodeProviderError}
 		if isPE {
-			r.outcome.RetryAfterSecs = pe.RetryAfter
+			f.retryAfter = pe.RetryAfter
+			if pe.Code != "" {
+				f.code = pe.Code
+			}
 		}
-		if code == notify.CodeAuth {
-			// Credentials or sender configuration refused: every send of
-			// this provider fails until an operator fixes it. Deferred
-			// (bounded by the deadline and max_deferrals) and logged at
-			// error level.
-			log.ErrorContext(ctx, "provider refused credentials or sender configuration; will retry", "provider", pe.Provider, "status_code", pe.StatusCode, "error", msg)
-			return
-		}
-		log.WarnContext(ctx, "send failed; will retry", "error_code", code, "retry_after_seconds", r.outcome.RetryAfterSecs, "error", msg)
-	default:
-		code := automation.ErrProviderRejected
-		if isPE && pe.Code == notify.CodeInvalidRecipient {
-			code = automation.ErrInvalidRecipient
-		}
-		res.Status, res.ErrorCode, res.ErrorMessage = automation.DeliveryFailed, code, msg
-		r.results = append(r.results, res)
-		r.finish(automation.OutcomeFailed, code, msg)
+		return f
+	}
+	code := automation.CodeProviderRejected
+	if isPE && pe.Code == notify.CodeInvalidRecipient {
+		code = automation.CodeInvalidRecipient
+	}
+	return sendFailure{delivery: automation.DeliveryFailed, outcome: automation.OutcomeFailed, code: code}
+}
+
+// sendFailed records a failed send (classifySend) in r: its delivery
+// result, its outcome, and the log line.
+func sendFailed(ctx context.Context, r *run, res automation.DeliveryResult, err error, log *slog.Logger) {
+	f := classifySend(ctx, err)
+	// What is logged and stored: a *notify.Error masks its provider's text
+	// itself; any other error is masked here (redact.Text).
+	msg := text.Truncate(redact.Text(err.Error()), 500)
+	res.Status, res.Retryable, res.ErrorCode, res.ErrorMessage = f.delivery, f.retryable, f.code, msg
+	r.results = append(r.results, res)
+	r.finish(f.outcome, f.code, msg)
+	r.outcome.RetryAfterSecs = f.retryAfter
+	switch {
+	case f.delivery == automation.DeliveryUnknown:
+		log.WarnContext(ctx, "send timed out; delivery unknown", "error", msg)
+	case f.outcome == automation.OutcomeFailed:
 		log.WarnContext(ctx, "send failed permanently", "error", msg)
+	case f.code == notify.CodeAuth:
+		// Credentials or sender configuration refused: every send of this
+		// provider fails until an operator fixes it. Deferred (bounded by
+		// the deadline and max_deferrals) and logged at error level.
+		var pe *notify.Error
+		_ = errors.As(err, &pe) // provider_auth comes from a *notify.Error only
+		log.ErrorContext(ctx, "provider refused credentials or sender configuration; will retry", "provider", pe.Provider, "status_code", pe.StatusCode, "error", msg)
+	default:
+		log.WarnContext(ctx, "send failed; will retry", "error_code", f.code, "retry_after_seconds", f.retryAfter, "error", msg)
 	}
 }

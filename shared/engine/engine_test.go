@@ -142,7 +142,7 @@ func TestNoRecipientNeverUsesPlaceholder(t *testing.T) {
 	assert.Zero(t, f.email.count()+f.sms.count(), "nothing may be sent to a placeholder")
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrNoRecipient, o.ErrorCode)
+	assert.Equal(t, automation.CodeNoRecipient, o.ErrorCode)
 	assert.Zero(t, f.store.Calls["begin"])
 
 	// No client at all.
@@ -150,7 +150,7 @@ func TestNoRecipientNeverUsesPlaceholder(t *testing.T) {
 	doc.Client = nil
 	id = f.store.Add(doc)
 	f.process(t, id)
-	assert.Equal(t, automation.ErrNoRecipient, f.lastOutcome(t, id).ErrorCode)
+	assert.Equal(t, automation.CodeNoRecipient, f.lastOutcome(t, id).ErrorCode)
 	assert.Zero(t, f.email.count())
 }
 
@@ -175,7 +175,7 @@ func TestOptedOut(t *testing.T) {
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrOptedOut, o.ErrorCode)
+	assert.Equal(t, automation.CodeOptedOut, o.ErrorCode)
 	assert.Zero(t, f.email.count()+f.sms.count())
 
 	// Opted out of email only: the SMS goes.
@@ -192,18 +192,18 @@ func TestPreconditions(t *testing.T) {
 	cases := []struct {
 		name   string
 		mod    func(*automation.Claimed)
-		status string
-		code   string
+		status automation.OutcomeStatus
+		code   automation.Code
 	}{
-		{"paid", func(c *automation.Claimed) { c.Invoice.Status = "paid" }, automation.OutcomeSkipped, automation.ErrInvoiceSettled},
-		{"void", func(c *automation.Claimed) { c.Invoice.Status = "void" }, automation.OutcomeSkipped, automation.ErrInvoiceSettled},
-		{"zero balance", func(c *automation.Claimed) { c.Invoice.Balance = "0.00" }, automation.OutcomeSkipped, automation.ErrInvoiceSettled},
-		{"invoice gone", func(c *automation.Claimed) { c.Invoice = nil }, automation.OutcomeSkipped, automation.ErrSubjectGone},
-		{"inactive", func(c *automation.Claimed) { c.Workflow.IsActive = false }, automation.OutcomeSkipped, automation.ErrWorkflowInactive},
+		{"paid", func(c *automation.Claimed) { c.Invoice.Status = "paid" }, automation.OutcomeSkipped, automation.CodeInvoiceSettled},
+		{"void", func(c *automation.Claimed) { c.Invoice.Status = "void" }, automation.OutcomeSkipped, automation.CodeInvoiceSettled},
+		{"zero balance", func(c *automation.Claimed) { c.Invoice.Balance = "0.00" }, automation.OutcomeSkipped, automation.CodeInvoiceSettled},
+		{"invoice gone", func(c *automation.Claimed) { c.Invoice = nil }, automation.OutcomeSkipped, automation.CodeSubjectGone},
+		{"inactive", func(c *automation.Claimed) { c.Workflow.IsActive = false }, automation.OutcomeSkipped, automation.CodeWorkflowInactive},
 		{"expired", func(c *automation.Claimed) {
 			d := time.Date(2026, 11, 29, 14, 0, 0, 0, time.UTC)
 			c.Execution.DeadlineAt = &d
-		}, automation.OutcomeFailed, automation.ErrExpired},
+		}, automation.OutcomeFailed, automation.CodeExpired},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,7 +228,7 @@ func TestUnknownTemplateVariableFailsWithoutRetry(t *testing.T) {
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+	assert.Equal(t, automation.CodeInvalidWorkflow, o.ErrorCode)
 	assert.Equal(t, "steps[0].body: unknown variable {{invoice.secret}}", o.ErrorMessage)
 	assert.Zero(t, f.email.count())
 	assert.Equal(t, automation.StatusFailed, f.store.Get(id).Status)
@@ -272,7 +272,7 @@ func TestInvalidAddressFailsPermanently(t *testing.T) {
 	assert.Equal(t, 1, sum.Failed)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrInvalidRecipient, o.ErrorCode)
+	assert.Equal(t, automation.CodeInvalidRecipient, o.ErrorCode)
 	assert.Equal(t, automation.StatusFailed, f.store.Get(id).Status)
 
 	// An address that does not even parse is never handed to a provider.
@@ -280,7 +280,7 @@ func TestInvalidAddressFailsPermanently(t *testing.T) {
 	doc.Client.Email = "not an address"
 	id = f.store.Add(doc)
 	f.process(t, id)
-	assert.Equal(t, automation.ErrInvalidRecipient, f.lastOutcome(t, id).ErrorCode)
+	assert.Equal(t, automation.CodeInvalidRecipient, f.lastOutcome(t, id).ErrorCode)
 	assert.Equal(t, 1, f.email.count())
 }
 
@@ -303,7 +303,7 @@ func TestCrashAfterSendDoesNotSendTwice(t *testing.T) {
 	assert.Equal(t, 1, f.email.count(), "sent again after a crash")
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeCompleted, o.Status)
-	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
+	assert.Equal(t, automation.CodeDeliveryUnknown, o.ErrorCode)
 	require.Len(t, o.Deliveries, 1)
 	assert.Equal(t, automation.DeliveryUnknown, o.Deliveries[0].Status)
 	assert.Equal(t, automation.DeliveryUnknown, f.store.Deliveries[key].Status)
@@ -388,7 +388,7 @@ func TestDeadlineStopsNewSends(t *testing.T) {
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeRetry, o.Status)
 	assert.True(t, o.Deferred)
-	assert.Equal(t, ErrDeadline, o.ErrorCode)
+	assert.Equal(t, automation.CodeDeadline, o.ErrorCode)
 }
 
 func TestBeginFailureRetriesWithoutSending(t *testing.T) {
@@ -399,7 +399,7 @@ func TestBeginFailureRetriesWithoutSending(t *testing.T) {
 	assert.Zero(t, f.email.count())
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeRetry, o.Status)
-	assert.Equal(t, automation.ErrInternal, o.ErrorCode)
+	assert.Equal(t, automation.CodeInternal, o.ErrorCode)
 	assert.True(t, o.Deferred, "a database failure spends no attempt")
 	assert.Zero(t, f.store.Get(id).Attempt)
 }
@@ -564,7 +564,7 @@ func TestCrashMidBatchLosesAtMostConcurrency(t *testing.T) {
 		assert.Equal(t, automation.OutcomeCompleted, o.Status)
 		if f.store.Deliveries[key].Status == automation.DeliveryUnknown {
 			unknown++
-			assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
+			assert.Equal(t, automation.CodeDeliveryUnknown, o.ErrorCode)
 		}
 		if !delivered[key] && !resent {
 			missing++
@@ -600,7 +600,7 @@ func TestAmbiguousProviderFailureNotResent(t *testing.T) {
 	f.email.fail = nil
 	f.process(t, id)
 	assert.Equal(t, 1, f.email.count(), "re-sent after an ambiguous failure")
-	assert.Equal(t, automation.ErrDeliveryUnknown, f.lastOutcome(t, id).ErrorCode)
+	assert.Equal(t, automation.CodeDeliveryUnknown, f.lastOutcome(t, id).ErrorCode)
 }
 
 func TestNoSMSProviderAndUnknownStep(t *testing.T) {
@@ -610,13 +610,13 @@ func TestNoSMSProviderAndUnknownStep(t *testing.T) {
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrConfig, o.ErrorCode)
+	assert.Equal(t, automation.CodeConfig, o.ErrorCode)
 
 	id = f.store.Add(invoiceDoc(automation.Step{Type: "send_fax"}))
 	f.process(t, id)
 	o = f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+	assert.Equal(t, automation.CodeInvalidWorkflow, o.ErrorCode)
 	assert.Equal(t, "steps[0].type: must be one of send_email, send_sms, delay", o.ErrorMessage)
 	assert.Zero(t, f.email.count()+f.sms.count())
 }
@@ -846,13 +846,13 @@ func TestUndecodableDocumentsFailAlone(t *testing.T) {
 
 	o := f.lastOutcome(t, badSteps)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+	assert.Equal(t, automation.CodeInvalidWorkflow, o.ErrorCode)
 	assert.Equal(t, "steps[0].days: must be a whole number from 0 to 365; steps[1].subject: must be text of at most 500 characters", o.ErrorMessage)
 	assert.Equal(t, automation.StatusFailed, f.store.Get(badSteps).Status)
 
 	o = f.lastOutcome(t, badExec)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrInvalidExecution, o.ErrorCode)
+	assert.Equal(t, automation.CodeInvalidExecution, o.ErrorCode)
 	assert.Equal(t, "claimed document unreadable at execution.attempt (want int)", o.ErrorMessage)
 	assert.Equal(t, automation.StatusFailed, f.store.Get(badExec).Status)
 
@@ -890,7 +890,7 @@ func TestWrongStepTypesFailTheirExecutionOnly(t *testing.T) {
 			assert.Equal(t, 1, sum.Failed)
 			assert.Equal(t, 1, f.email.count())
 			o := f.lastOutcome(t, bad)
-			assert.Equal(t, automation.ErrInvalidWorkflow, o.ErrorCode)
+			assert.Equal(t, automation.CodeInvalidWorkflow, o.ErrorCode)
 			assert.Equal(t, tc.want, o.ErrorMessage)
 		})
 	}
@@ -946,10 +946,10 @@ func TestLedgerCallFinishesPreviousChunk(t *testing.T) {
 	for _, d := range f.store.Deliveries {
 		switch d.Status {
 		case automation.DeliverySent:
-			sent[d.Channel]++
+			sent[string(d.Channel)]++
 			assert.NotEmpty(t, d.ProviderMessageID)
 		case automation.DeliverySending:
-			sending[d.Channel]++
+			sending[string(d.Channel)]++
 		}
 	}
 	assert.Equal(t, map[string]int{"email": 6, "sms": 4}, sent, "every chunk but the last recorded sent without a report")
@@ -966,7 +966,7 @@ func TestLedgerCallFinishesPreviousChunk(t *testing.T) {
 	for _, id := range ids {
 		o := f.lastOutcome(t, id)
 		assert.Equal(t, automation.OutcomeCompleted, o.Status)
-		if o.ErrorCode == automation.ErrDeliveryUnknown {
+		if o.ErrorCode == automation.CodeDeliveryUnknown {
 			flagged++
 			assert.Equal(t, automation.DeliveryUnknown, f.store.Deliveries[automation.IdempotencyKey(id, 1, "sms")].Status)
 		}
@@ -1033,7 +1033,7 @@ func TestUnknownDeliveryAlwaysFlagsItsExecution(t *testing.T) {
 	assert.Equal(t, 1, f.sms.count(), "the SMS was sent")
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeCompleted, o.Status)
-	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode, "an unknown email is not hidden by a sent SMS")
+	assert.Equal(t, automation.CodeDeliveryUnknown, o.ErrorCode, "an unknown email is not hidden by a sent SMS")
 
 	// email, delay, SMS: the email's fate is unknown (a crash before the
 	// report), the delay is reached on the next attempt, and the attempt
@@ -1055,7 +1055,7 @@ func TestUnknownDeliveryAlwaysFlagsItsExecution(t *testing.T) {
 	assert.Equal(t, automation.OutcomeCompleted, o.Status)
 	require.Len(t, o.Deliveries, 1, "resumed after the delay: the email is not in this attempt")
 	assert.Equal(t, automation.IdempotencyKey(id, 2, "sms"), o.Deliveries[0].IdempotencyKey)
-	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
+	assert.Equal(t, automation.CodeDeliveryUnknown, o.ErrorCode)
 
 	// a clean execution is not flagged
 	doc = invoiceDoc(email, sms)

@@ -194,12 +194,12 @@ func TestIntegrationSendSkipAndLedger(t *testing.T) {
 
 	noRcpt := s.exec(t, execs[""])
 	assert.Equal(t, "skipped", noRcpt.Status)
-	assert.Equal(t, automation.ErrNoRecipient, noRcpt.ErrorCode)
+	assert.Equal(t, string(automation.CodeNoRecipient), noRcpt.ErrorCode)
 	assert.Empty(t, s.deliveries(t, execs[""]))
 
 	paid := s.exec(t, execs["paid@client.test"])
 	assert.Equal(t, "skipped", paid.Status)
-	assert.Equal(t, automation.ErrInvoiceSettled, paid.ErrorCode)
+	assert.Equal(t, string(automation.CodeInvoiceSettled), paid.ErrorCode)
 
 	// A second ring for the same ids claims nothing and sends nothing.
 	sum = process(t, s.engine(t, automation.ActionInvoiceReminder, nil), values(execs)...)
@@ -349,7 +349,7 @@ func TestIntegrationProviderFailures(t *testing.T) {
 	row := s.exec(t, id)
 	assert.Equal(t, "pending", row.Status)
 	assert.Equal(t, 0, row.Attempt)
-	assert.Equal(t, notify.CodeUnavailable, row.ErrorCode)
+	assert.Equal(t, string(notify.CodeUnavailable), row.ErrorCode)
 	assert.True(t, row.NextAttemptAt.After(time.Now()), "backed off")
 	assert.Equal(t, "failed", s.deliveries(t, id)[0].Status)
 
@@ -360,7 +360,7 @@ func TestIntegrationProviderFailures(t *testing.T) {
 	assert.Equal(t, 1, sum.Failed)
 	row = s.exec(t, id)
 	assert.Equal(t, "failed", row.Status)
-	assert.Contains(t, []string{automation.ErrInvalidRecipient, automation.ErrProviderRejected}, row.ErrorCode)
+	assert.Contains(t, []string{string(automation.CodeInvalidRecipient), string(automation.CodeProviderRejected)}, row.ErrorCode)
 	assert.Zero(t, s.smtp.Count())
 }
 
@@ -439,7 +439,7 @@ func TestIntegrationUndecodableExecutionFailsAlone(t *testing.T) {
 	}
 	bad := s.exec(t, execsB["b1@client.test"])
 	assert.Equal(t, "failed", bad.Status)
-	assert.Equal(t, automation.ErrInvalidWorkflow, bad.ErrorCode)
+	assert.Equal(t, string(automation.CodeInvalidWorkflow), bad.ErrorCode)
 	assert.Empty(t, s.deliveries(t, execsB["b1@client.test"]))
 	var msg string
 	require.NoError(t, s.db.QueryRow(bg, `select error_message from automation_execution_logs where id = $1`, execsB["b1@client.test"]).Scan(&msg))

@@ -51,7 +51,7 @@ func TestContentTooLargeFailsBeforeLedger(t *testing.T) {
 	for i, tc := range cases {
 		o := f.lastOutcome(t, ids[i])
 		assert.Equal(t, automation.OutcomeFailed, o.Status, tc.msg)
-		assert.Equal(t, automation.ErrContentTooLarge, o.ErrorCode, tc.msg)
+		assert.Equal(t, automation.CodeContentTooLarge, o.ErrorCode, tc.msg)
 		assert.Equal(t, tc.msg, o.ErrorMessage)
 		assert.NotContains(t, o.ErrorMessage, "Confidential")
 		assert.Empty(t, o.Deliveries, "nothing begun in the ledger")
@@ -73,7 +73,7 @@ func TestContentTooLargeAfterAnEarlierStep(t *testing.T) {
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeFailed, o.Status)
-	assert.Equal(t, automation.ErrContentTooLarge, o.ErrorCode)
+	assert.Equal(t, automation.CodeContentTooLarge, o.ErrorCode)
 	assert.Equal(t, 1, o.StepIndex)
 	require.Len(t, o.Deliveries, 1)
 	assert.Equal(t, automation.DeliverySent, o.Deliveries[0].Status)
@@ -127,7 +127,7 @@ func TestDefaultPhoneNormalisation(t *testing.T) {
 	for _, id := range bad {
 		o := f.lastOutcome(t, id)
 		assert.Equal(t, automation.OutcomeFailed, o.Status)
-		assert.Equal(t, automation.ErrInvalidRecipient, o.ErrorCode)
+		assert.Equal(t, automation.CodeInvalidRecipient, o.ErrorCode)
 		assert.Empty(t, o.Deliveries)
 	}
 }

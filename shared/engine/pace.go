@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 // Pacing of a claim without ids: an Engine learns how long its providers
@@ -24,12 +26,12 @@ const (
 // concurrent use; a warm Lambda container keeps it between invocations.
 type pace struct {
 	mu      sync.Mutex
-	latency map[string]float64 // channel -> seconds per send
-	perExec map[string]float64 // channel -> sends per claimed execution
+	latency map[automation.Channel]float64 // channel -> seconds per send
+	perExec map[automation.Channel]float64 // channel -> sends per claimed execution
 }
 
 func newPace() *pace {
-	return &pace{latency: map[string]float64{}, perExec: map[string]float64{}}
+	return &pace{latency: map[automation.Channel]float64{}, perExec: map[automation.Channel]float64{}}
 }
 
 // ewma folds x into the average avg (x itself when there is none yet).
@@ -41,7 +43,7 @@ func ewma(avg float64, known bool, x float64) float64 {
 }
 
 // observeSend records the duration of one provider call on channel.
-func (p *pace) observeSend(channel string, d time.Duration) {
+func (p *pace) observeSend(channel automation.Channel, d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
@@ -54,7 +56,7 @@ func (p *pace) observeSend(channel string, d time.Duration) {
 // observeBatch records how many sends per channel the executions of a batch
 // made that were worked to an end (not cut by the deadline: a cut execution
 // made fewer sends than it needs). executions == 0 records nothing.
-func (p *pace) observeBatch(sends map[string]int, executions int) {
+func (p *pace) observeBatch(sends map[automation.Channel]int, executions int) {
 	if executions == 0 {
 		return
 	}

@@ -34,8 +34,8 @@ func TestJobReminderPremise(t *testing.T) {
 	cases := []struct {
 		name   string
 		doc    func() automation.Claimed
-		status string
-		code   string
+		status automation.OutcomeStatus
+		code   automation.Code
 	}{
 		{"appointment as created", func() automation.Claimed { return jobDoc(automation.TriggerAppointment, "scheduled") },
 			automation.OutcomeCompleted, ""},
@@ -48,25 +48,25 @@ func TestJobReminderPremise(t *testing.T) {
 			d := jobDoc(automation.TriggerAppointment, "scheduled")
 			d.Job.ScheduledStart = &moved
 			return d
-		}, automation.OutcomeSkipped, automation.ErrSuperseded},
+		}, automation.OutcomeSkipped, automation.CodeSuperseded},
 		{"appointment start cleared", func() automation.Claimed {
 			d := jobDoc(automation.TriggerAppointment, "scheduled")
 			d.Job.ScheduledStart = nil
 			return d
-		}, automation.OutcomeSkipped, automation.ErrSuperseded},
+		}, automation.OutcomeSkipped, automation.CodeSuperseded},
 		{"appointment cancelled", func() automation.Claimed { return jobDoc(automation.TriggerAppointment, "cancelled") },
-			automation.OutcomeSkipped, automation.ErrSubjectGone},
+			automation.OutcomeSkipped, automation.CodeSubjectGone},
 		{"appointment completed", func() automation.Claimed { return jobDoc(automation.TriggerAppointment, "completed") },
-			automation.OutcomeSkipped, automation.ErrSubjectGone},
+			automation.OutcomeSkipped, automation.CodeSubjectGone},
 		{"stale job still stale (default statuses)", func() automation.Claimed { return jobDoc(automation.TriggerStaleJob, "in_progress") },
 			automation.OutcomeCompleted, ""},
 		{"stale job left configured statuses", func() automation.Claimed {
 			d := jobDoc(automation.TriggerStaleJob, "scheduled")
 			d.Workflow.TriggerConfig = json.RawMessage(`{"days_inactive":7,"statuses":["in_progress"]}`)
 			return d
-		}, automation.OutcomeSkipped, automation.ErrSuperseded},
+		}, automation.OutcomeSkipped, automation.CodeSuperseded},
 		{"stale job completed", func() automation.Claimed { return jobDoc(automation.TriggerStaleJob, "completed") },
-			automation.OutcomeSkipped, automation.ErrSubjectGone},
+			automation.OutcomeSkipped, automation.CodeSubjectGone},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func TestLedgerFailureNeverReArmsAnEarlierDelivery(t *testing.T) {
 		f.process(t, id)
 		assert.Equal(t, 1, f.email.count(), "handed to the provider once")
 		assert.Equal(t, automation.StatusCompleted, f.store.Get(id).Status)
-		assert.Equal(t, automation.ErrDeliveryUnknown, f.store.Get(id).ErrorCode)
+		assert.Equal(t, automation.CodeDeliveryUnknown, f.store.Get(id).ErrorCode)
 	})
 	t.Run("dropped after DATA, then a ledger blip", func(t *testing.T) {
 		f := newFixture(t, automation.ActionInvoiceReminder)
@@ -50,7 +50,7 @@ func TestLedgerFailureNeverReArmsAnEarlierDelivery(t *testing.T) {
 		f.store.FailBegin = false
 		f.process(t, id)
 		assert.Equal(t, 1, f.email.count(), "the maybe-accepted message is never handed over again")
-		assert.Equal(t, automation.ErrDeliveryUnknown, f.store.Get(id).ErrorCode)
+		assert.Equal(t, automation.CodeDeliveryUnknown, f.store.Get(id).ErrorCode)
 	})
 }
 
@@ -71,7 +71,7 @@ func TestUnknownDeliveryFlagsSkippedAndFailed(t *testing.T) {
 	f.process(t, id)
 	o := f.lastOutcome(t, id)
 	assert.Equal(t, automation.OutcomeSkipped, o.Status)
-	assert.Equal(t, automation.ErrDeliveryUnknown, o.ErrorCode)
-	assert.Contains(t, o.ErrorMessage, automation.ErrInvoiceSettled)
+	assert.Equal(t, automation.CodeDeliveryUnknown, o.ErrorCode)
+	assert.Contains(t, o.ErrorMessage, automation.CodeInvoiceSettled)
 	require.Equal(t, 1, f.email.count())
 }

@@ -24,6 +24,8 @@ type HTTPHandler struct {
 	maxBody int
 }
 
+var _ http.Handler = (*HTTPHandler)(nil)
+
 // NewHTTPHandler adapts h; maxBody bounds a request body.
 func NewHTTPHandler(h http.Handler, maxBody int) *HTTPHandler {
 	return &HTTPHandler{h: h, maxBody: maxBody}

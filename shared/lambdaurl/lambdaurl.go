@@ -37,6 +37,8 @@ func (f ProcessorFunc) Process(ctx context.Context, req automation.Request) (aut
 	return f(ctx, req)
 }
 
+var _ Processor = ProcessorFunc(nil)
+
 // ErrorBody is the JSON body of every non-200 answer.
 type ErrorBody struct {
 	Error string `json:"error"`
@@ -50,12 +52,29 @@ type Handler struct {
 	log       *slog.Logger
 }
 
+var _ http.Handler = (*Handler)(nil)
+
 // New returns a Handler. A nil logger means slog.Default().
 func New(v *webhook.Verifier, p Processor, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
 	return &Handler{verifier: v, processor: p, log: log}
+}
+
+// StatusCode maps an error's code (automation.ErrorCode) to the HTTP status
+// of the answer: a rejected request's unauthorized 401, too_large 413,
+// invalid_request 400; anything else 500.
+func StatusCode(err error) int {
+	switch automation.ErrorCode(err) {
+	case automation.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case automation.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case automation.CodeInvalidRequest:
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
 }
 
 // response is a transport-neutral answer.
@@ -98,11 +117,10 @@ func (h *Handler) serve(ctx context.Context, r request) response {
 			return h.process(ctx, log, req, start)
 		}
 	}
-	status := webhook.StatusCode(err)
-	var we *webhook.Error
-	msg := http.StatusText(status)
-	if errors.As(err, &we) {
-		msg = we.Reason
+	status, msg := StatusCode(err), "unreadable request body"
+	var ae *automation.Error
+	if errors.As(err, &ae) {
+		msg = ae.Message
 	}
 	if status == http.StatusInternalServerError { // unclassified read failure
 		status, msg = http.StatusBadRequest, "unreadable request body"
@@ -155,7 +173,7 @@ func (h *Handler) HandleFunctionURL(ctx context.Context, ev events.LambdaFunctio
 		}
 		b, err := base64.StdEncoding.DecodeString(ev.Body)
 		if err != nil {
-			return nil, &webhook.Error{Status: http.StatusBadRequest, Reason: "body is not valid base64", Err: webhook.ErrMalformed}
+			return nil, automation.NewError(automation.CodeInvalidRequest, "body is not valid base64", webhook.ErrMalformed)
 		}
 		if err := h.verifier.CheckSize(len(b)); err != nil {
 			return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 )
 
@@ -22,7 +23,7 @@ func TestHTTPError(t *testing.T) {
 	h.Set("Retry-After", "30")
 	cases := []struct {
 		status    int
-		code      string
+		code      automation.Code
 		retryable bool
 		after     int
 	}{

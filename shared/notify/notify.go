@@ -11,18 +11,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/redact"
-)
-
-// Channel names, equal to automation.ChannelEmail / ChannelSMS.
-const (
-	ChannelEmail = "email"
-	ChannelSMS   = "sms"
 )
 
 // Message is one email or SMS to send. For SMS only To, From and Text are used.
 type Message struct {
-	Channel        string
+	Channel        automation.Channel
 	To             string // email address, or E.164 phone number
 	FromName       string
 	From           string // sender address or phone number; empty = the provider's configured default
@@ -69,25 +64,29 @@ type Sender interface {
 	Send(ctx context.Context, m Message) (Result, error)
 }
 
-// Error codes of provider failures.
+// Error codes of provider failures: the automation codes a provider
+// failure is stored with.
 const (
-	CodeInvalidRecipient = "invalid_recipient" // permanent
-	CodeRejected         = "provider_rejected" // permanent (other 4xx, bad request)
+	CodeInvalidRecipient = automation.CodeInvalidRecipient // permanent
+	CodeRejected         = automation.CodeProviderRejected // permanent (other 4xx, bad request)
 	// CodeAuth is retryable: the provider refused our credentials or sender
 	// configuration (401/403, a from-number not valid for the account). It
 	// is an operator's mistake (a rotated key), fixed without touching the
 	// reminders, so they back off and retry (the database caps attempts).
-	CodeAuth        = "provider_auth"
-	CodeRateLimited = "rate_limited"         // retryable (429)
-	CodeUnavailable = "provider_unavailable" // retryable (5xx)
-	CodeNetwork     = "network"              // retryable
-	CodeTimeout     = "timeout"              // retryable
+	CodeAuth        = automation.CodeProviderAuth
+	CodeRateLimited = automation.CodeRateLimited       // retryable (429)
+	CodeUnavailable = automation.CodeProviderRetryable // retryable (5xx)
+	CodeNetwork     = automation.CodeNetwork           // retryable
+	CodeTimeout     = automation.CodeTimeout           // retryable
 )
 
-// Error is a classified provider failure.
+// Error is a classified provider failure: the error shape of
+// automation.Error (a Code, the wrapped cause) with what the engine needs
+// to map it to a report outcome (Retryable, Ambiguous, RetryAfter) and what
+// the operator needs to read it (Provider, StatusCode).
 type Error struct {
 	Provider   string
-	Code       string
+	Code       automation.Code
 	Retryable  bool
 	StatusCode int // HTTP or SMTP status, 0 when unknown
 	RetryAfter int // seconds, from a Retry-After hint, 0 when none

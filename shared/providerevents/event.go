@@ -15,6 +15,8 @@ package providerevents
 import (
 	"context"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 // Event kinds.
@@ -30,12 +32,6 @@ const (
 	ProviderMailgun = "mailgun"
 	ProviderTwilio  = "twilio"
 	ProviderTelnyx  = "telnyx"
-)
-
-// Channels.
-const (
-	ChannelEmail = "email"
-	ChannelSMS   = "sms"
 )
 
 // Delivery statuses.
@@ -66,19 +62,19 @@ const MaxReasonBytes = 200
 // JSON keys are those automation_record_provider_events reads; empty
 // optional values are left out (null in the database).
 type Event struct {
-	Kind              string    `json:"kind"`                          // KindOptOut | KindOptIn | KindDelivery
-	Provider          string    `json:"provider"`                      // ProviderLink | ProviderMailgun | ProviderTwilio | ProviderTelnyx
-	EventID           string    `json:"event_id"`                      // provider's unique event id (idempotence key; links: sha256 of the token)
-	OrganizationID    string    `json:"organization_id,omitempty"`     // from the unsubscribe token; empty otherwise
-	ClientID          string    `json:"client_id,omitempty"`           // from the unsubscribe token; empty otherwise
-	Channel           string    `json:"channel"`                       // ChannelEmail | ChannelSMS
-	Address           string    `json:"address,omitempty"`             // SMS keyword: the sender's E.164 number; delivery: the recipient
-	Sender            string    `json:"sender,omitempty"`              // SMS keyword: our number that received it (E.164)
-	ProviderMessageID string    `json:"provider_message_id,omitempty"` // delivery: the provider's message id, as the ledger recorded it
-	Status            string    `json:"status,omitempty"`              // delivery: one of the Status constants
-	Permanent         bool      `json:"permanent"`                     // delivery: a hard bounce / permanent failure
-	Reason            string    `json:"reason,omitempty"`              // provider's reason, at most MaxReasonBytes, no address or text
-	OccurredAt        time.Time `json:"occurred_at"`
+	Kind              string             `json:"kind"`                      // KindOptOut | KindOptIn | KindDelivery
+	Provider          string             `json:"provider"`                  // ProviderLink | ProviderMailgun | ProviderTwilio | ProviderTelnyx
+	EventID           string             `json:"event_id"`                  // provider's unique event id (idempotence key; links: sha256 of the token)
+	OrganizationID    string             `json:"organization_id,omitempty"` // from the unsubscribe token; empty otherwise
+	ClientID          string             `json:"client_id,omitempty"`       // from the unsubscribe token; empty otherwise
+	Channel           automation.Channel `json:"channel"`
+	Address           string             `json:"address,omitempty"`             // SMS keyword: the sender's E.164 number; delivery: the recipient
+	Sender            string             `json:"sender,omitempty"`              // SMS keyword: our number that received it (E.164)
+	ProviderMessageID string             `json:"provider_message_id,omitempty"` // delivery: the provider's message id, as the ledger recorded it
+	Status            string             `json:"status,omitempty"`              // delivery: one of the Status constants
+	Permanent         bool               `json:"permanent"`                     // delivery: a hard bounce / permanent failure
+	Reason            string             `json:"reason,omitempty"`              // provider's reason, at most MaxReasonBytes, no address or text
+	OccurredAt        time.Time          `json:"occurred_at"`
 }
 
 // Recorded is what the Store did with a batch of events.

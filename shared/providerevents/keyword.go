@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/phone"
 )
 
@@ -61,5 +62,5 @@ func keywordEvent(provider, eventID string, k Keyword, from, to string, at time.
 	if !phone.IsE164(to) {
 		to = "" // a short code or alphanumeric sender: the database resolves by the number alone
 	}
-	return Event{Kind: kind, Provider: provider, EventID: eventID, Channel: ChannelSMS, Address: from, Sender: to, OccurredAt: at}, true
+	return Event{Kind: kind, Provider: provider, EventID: eventID, Channel: automation.ChannelSMS, Address: from, Sender: to, OccurredAt: at}, true
 }

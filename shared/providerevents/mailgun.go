@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 // mailgunEnvelope is the part of a Mailgun webhook read to verify it:
@@ -128,7 +130,7 @@ func mailgunEvent(p mailgunPayload, now time.Time) (Event, bool) {
 		sec, frac := math.Modf(d.Timestamp)
 		at = time.Unix(int64(sec), int64(frac*1e9)).UTC()
 	}
-	e := Event{Kind: KindDelivery, Provider: ProviderMailgun, EventID: d.ID, Channel: ChannelEmail,
+	e := Event{Kind: KindDelivery, Provider: ProviderMailgun, EventID: d.ID, Channel: automation.ChannelEmail,
 		Address: strings.TrimSpace(d.Recipient), ProviderMessageID: msgID, OccurredAt: at}
 	switch strings.ToLower(d.Event) {
 	case "delivered":

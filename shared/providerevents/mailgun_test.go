@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 const mailgunMsgID = "20261202165958.1.ABCDEF0123456789@mg.acme.test"
@@ -44,7 +46,7 @@ func TestMailgunEvents(t *testing.T) {
 				return
 			}
 			want := *c.want
-			want.Kind, want.Provider, want.Channel, want.EventID = KindDelivery, ProviderMailgun, ChannelEmail, "G9Bn5sl1TC6nu79C8C0bwg"
+			want.Kind, want.Provider, want.Channel, want.EventID = KindDelivery, ProviderMailgun, automation.ChannelEmail, "G9Bn5sl1TC6nu79C8C0bwg"
 			want.Address, want.ProviderMessageID, want.OccurredAt = clientEmail, mailgunMsgID, at
 			require.Len(t, f.store.events(), 1)
 			assert.Equal(t, want, f.store.events()[0])

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/phone"
 )
 
@@ -140,7 +141,7 @@ func telnyxDeliveryEvents(eventID, msgID string, to []telnyxTo, errs []telnyxErr
 	}
 	var out []Event
 	for i, t := range to {
-		e := Event{Kind: KindDelivery, Provider: ProviderTelnyx, EventID: eventID, Channel: ChannelSMS,
+		e := Event{Kind: KindDelivery, Provider: ProviderTelnyx, EventID: eventID, Channel: automation.ChannelSMS,
 			ProviderMessageID: msgID, OccurredAt: at}
 		if i > 0 {
 			e.EventID += ":" + strconv.Itoa(i)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 const telnyxEventID = "b301ed3f-1490-491f-995f-6e64e69674d4"
@@ -42,7 +44,7 @@ func TestTelnyxInboundKeywords(t *testing.T) {
 				return
 			}
 			require.Len(t, f.store.events(), 1)
-			assert.Equal(t, Event{Kind: kind, Provider: ProviderTelnyx, EventID: telnyxEventID, Channel: ChannelSMS,
+			assert.Equal(t, Event{Kind: kind, Provider: ProviderTelnyx, EventID: telnyxEventID, Channel: automation.ChannelSMS,
 				Address: clientNumber, Sender: ourNumber, OccurredAt: telnyxAt}, f.store.events()[0])
 			f.noPersonalData(t)
 		})
@@ -75,7 +77,7 @@ func TestTelnyxDeliveryReports(t *testing.T) {
 				return
 			}
 			want := *c.want
-			want.Kind, want.Provider, want.Channel, want.EventID = KindDelivery, ProviderTelnyx, ChannelSMS, telnyxEventID
+			want.Kind, want.Provider, want.Channel, want.EventID = KindDelivery, ProviderTelnyx, automation.ChannelSMS, telnyxEventID
 			want.Address, want.ProviderMessageID, want.OccurredAt = clientNumber, msgID, telnyxAt
 			require.Len(t, f.store.events(), 1)
 			assert.Equal(t, want, f.store.events()[0])

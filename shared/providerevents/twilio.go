@@ -10,6 +10,7 @@ import (
 
 	twclient "github.com/twilio/twilio-go/client"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/phone"
 )
 
@@ -105,7 +106,7 @@ func twilioStatusEvent(form url.Values, sid string, now time.Time) (Event, bool)
 	if status == "" {
 		status = strings.ToLower(form.Get("SmsStatus"))
 	}
-	e := Event{Kind: KindDelivery, Provider: ProviderTwilio, EventID: sid + ":" + status, Channel: ChannelSMS,
+	e := Event{Kind: KindDelivery, Provider: ProviderTwilio, EventID: sid + ":" + status, Channel: automation.ChannelSMS,
 		Address: form.Get("To"), ProviderMessageID: sid, OccurredAt: now}
 	if !phone.IsE164(e.Address) {
 		e.Address = ""

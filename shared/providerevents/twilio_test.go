@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 func inboundForm(body string) url.Values {
@@ -36,7 +38,7 @@ func TestTwilioInboundKeywords(t *testing.T) {
 				return
 			}
 			require.Len(t, f.store.events(), 1)
-			assert.Equal(t, Event{Kind: c.kind, Provider: ProviderTwilio, EventID: "SM0123456789abcdef0123456789abcdef", Channel: ChannelSMS,
+			assert.Equal(t, Event{Kind: c.kind, Provider: ProviderTwilio, EventID: "SM0123456789abcdef0123456789abcdef", Channel: automation.ChannelSMS,
 				Address: clientNumber, Sender: ourNumber, OccurredAt: now}, f.store.events()[0])
 			f.noPersonalData(t)
 		})
@@ -145,7 +147,7 @@ func TestTwilioStatusCallbacks(t *testing.T) {
 				return
 			}
 			want := *c.want
-			want.Kind, want.Provider, want.Channel, want.EventID = KindDelivery, ProviderTwilio, ChannelSMS, sid+":"+c.status
+			want.Kind, want.Provider, want.Channel, want.EventID = KindDelivery, ProviderTwilio, automation.ChannelSMS, sid+":"+c.status
 			want.Address, want.ProviderMessageID, want.OccurredAt = clientNumber, sid, now
 			require.Len(t, f.store.events(), 1)
 			assert.Equal(t, want, f.store.events()[0])

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/unsubscribe"
 )
 
@@ -76,8 +77,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func channelWords(ch string) string {
-	if ch == ChannelSMS {
+func channelWords(ch automation.Channel) string {
+	if ch == automation.ChannelSMS {
 		return "text messages"
 	}
 	return "emails"
@@ -110,7 +111,7 @@ func (h *Handler) serveUnsubscribe(w http.ResponseWriter, r *http.Request, log *
 		writePage(w, http.StatusUnauthorized, page{Title: "Link not valid", Message: msg})
 		return
 	}
-	words := channelWords(claims.Channel)
+	words := channelWords(automation.Channel(claims.Channel))
 	if !post {
 		action := (&url.URL{Path: r.URL.Path, RawQuery: url.Values{"t": {token}}.Encode()}).String()
 		writePage(w, http.StatusOK, page{Title: "Unsubscribe", Form: true, Action: action,
@@ -124,7 +125,7 @@ func (h *Handler) serveUnsubscribe(w http.ResponseWriter, r *http.Request, log *
 	}
 	sum := sha256.Sum256([]byte(token))
 	ev := Event{Kind: KindOptOut, Provider: ProviderLink, EventID: hex.EncodeToString(sum[:]),
-		OrganizationID: claims.OrganizationID, ClientID: claims.ClientID, Channel: claims.Channel, OccurredAt: h.now()}
+		OrganizationID: claims.OrganizationID, ClientID: claims.ClientID, Channel: automation.Channel(claims.Channel), OccurredAt: h.now()}
 	if err := h.record(r, log, ProviderLink, []Event{ev}); err != nil {
 		log.ErrorContext(r.Context(), "provider event not recorded", "provider", ProviderLink, "error", redactErr(err))
 		writePage(w, http.StatusServiceUnavailable, page{Title: "Please try again", Message: "We could not record your request just now. Please try again in a few minutes."})

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/unsubscribe"
 )
 
@@ -23,9 +24,9 @@ const (
 	clientID = "c1000000-0000-4000-8000-000000000001"
 )
 
-func token(t *testing.T, key []byte, channel string, expires time.Time) string {
+func token(t *testing.T, key []byte, channel automation.Channel, expires time.Time) string {
 	t.Helper()
-	tok, err := unsubscribe.Sign(key, unsubscribe.Claims{OrganizationID: orgID, ClientID: clientID, Channel: channel, Expires: expires})
+	tok, err := unsubscribe.Sign(key, unsubscribe.Claims{OrganizationID: orgID, ClientID: clientID, Channel: string(channel), Expires: expires})
 	require.NoError(t, err)
 	return tok
 }
@@ -40,7 +41,7 @@ func oneClick(tok, contentType, body string) *http.Request {
 
 func TestUnsubscribeGetShowsFormRecordsNothing(t *testing.T) {
 	f := newFixture(t)
-	tok := token(t, f.unsub, ChannelEmail, now.Add(time.Hour))
+	tok := token(t, f.unsub, automation.ChannelEmail, now.Add(time.Hour))
 	rec := f.do(httptest.NewRequest(http.MethodGet, PathUnsubscribe+"?t="+url.QueryEscape(tok), nil))
 	require.Equal(t, http.StatusOK, rec.Code)
 	body := rec.Body.String()
@@ -65,14 +66,14 @@ func TestUnsubscribeOneClickPost(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
-			tok := token(t, f.unsub, ChannelSMS, now.Add(time.Hour))
+			tok := token(t, f.unsub, automation.ChannelSMS, now.Add(time.Hour))
 			rec := f.do(oneClick(tok, c.ctype, c.body))
 			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 			assert.Contains(t, rec.Body.String(), "no longer receive these text messages")
 			sum := sha256.Sum256([]byte(tok))
 			require.Len(t, f.store.events(), 1)
 			assert.Equal(t, Event{Kind: KindOptOut, Provider: ProviderLink, EventID: hex.EncodeToString(sum[:]), OrganizationID: orgID,
-				ClientID: clientID, Channel: ChannelSMS, OccurredAt: now}, f.store.events()[0])
+				ClientID: clientID, Channel: automation.ChannelSMS, OccurredAt: now}, f.store.events()[0])
 			assert.NotContains(t, f.logs.String(), tok, "the token is not logged")
 		})
 	}
@@ -86,13 +87,13 @@ func TestUnsubscribeRefused(t *testing.T) {
 		status int
 	}{
 		"no token":         {func(*fixture) string { return "" }, "List-Unsubscribe=One-Click", http.StatusBadRequest},
-		"other key":        {func(f *fixture) string { return token(t, other, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
-		"expired":          {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(-time.Second)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
+		"other key":        {func(f *fixture) string { return token(t, other, automation.ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
+		"expired":          {func(f *fixture) string { return token(t, f.unsub, automation.ChannelEmail, now.Add(-time.Second)) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
 		"garbage":          {func(*fixture) string { return "v1.abc.def" }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
-		"no one-click":     {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "", http.StatusBadRequest},
-		"wrong value":      {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=Yes", http.StatusBadRequest},
-		"too large":        {func(f *fixture) string { return token(t, f.unsub, ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click&x=" + strings.Repeat("a", 70000), http.StatusRequestEntityTooLarge},
-		"tampered payload": {func(f *fixture) string { return tamper(token(t, f.unsub, ChannelEmail, now.Add(time.Hour))) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
+		"no one-click":     {func(f *fixture) string { return token(t, f.unsub, automation.ChannelEmail, now.Add(time.Hour)) }, "", http.StatusBadRequest},
+		"wrong value":      {func(f *fixture) string { return token(t, f.unsub, automation.ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=Yes", http.StatusBadRequest},
+		"too large":        {func(f *fixture) string { return token(t, f.unsub, automation.ChannelEmail, now.Add(time.Hour)) }, "List-Unsubscribe=One-Click&x=" + strings.Repeat("a", 70000), http.StatusRequestEntityTooLarge},
+		"tampered payload": {func(f *fixture) string { return tamper(token(t, f.unsub, automation.ChannelEmail, now.Add(time.Hour))) }, "List-Unsubscribe=One-Click", http.StatusUnauthorized},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -114,7 +115,7 @@ func tamper(tok string) string {
 func TestUnsubscribeStoreFailure(t *testing.T) {
 	f := newFixture(t)
 	f.store.err = errStoreDown
-	rec := f.do(oneClick(token(t, f.unsub, ChannelEmail, now.Add(time.Hour)), "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"))
+	rec := f.do(oneClick(token(t, f.unsub, automation.ChannelEmail, now.Add(time.Hour)), "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"))
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.Contains(t, rec.Body.String(), "try again")
 	f.noPersonalData(t)

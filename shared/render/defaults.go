@@ -153,7 +153,7 @@ func htmlLines(p string) string {
 	return strings.Join(lines, "<br>\n")
 }
 
-func (f flavour) template(channel string) Template {
+func (f flavour) template(channel automation.Channel) Template {
 	if channel == automation.ChannelSMS {
 		return f.text
 	}
@@ -164,7 +164,7 @@ func (f flavour) template(channel string) Template {
 // (automation.ChannelEmail or ChannelSMS): invoice-reminder an overdue
 // invoice reminder, send-reminder a generic reminder, run-workflow a
 // scheduled message. Unknown actions get the generic reminder.
-func Default(action, channel string) Template {
+func Default(action string, channel automation.Channel) Template {
 	switch action {
 	case automation.ActionInvoiceReminder:
 		return invoiceFlavour.template(channel)
@@ -178,7 +178,7 @@ func Default(action, channel string) Template {
 // DefaultFor returns the default template of one claimed execution, chosen
 // by its trigger type (maintenance, appointment, stale job, overdue invoice,
 // scheduled), falling back to Default of its action.
-func DefaultFor(c *automation.Claimed, channel string) Template {
+func DefaultFor(c *automation.Claimed, channel automation.Channel) Template {
 	if c == nil {
 		return reminderFlavour.template(channel)
 	}

@@ -173,7 +173,7 @@ func TestDefaultsRender(t *testing.T) {
 	c := fixture(t)
 	for _, tt := range []string{automation.TriggerInvoiceOverdue, automation.TriggerMaintenanceDue, automation.TriggerAppointment, automation.TriggerStaleJob, automation.TriggerScheduled, ""} {
 		c.Execution.TriggerType = tt
-		for _, ch := range []string{automation.ChannelEmail, automation.ChannelSMS} {
+		for _, ch := range []automation.Channel{automation.ChannelEmail, automation.ChannelSMS} {
 			for _, claimed := range []*automation.Claimed{c, {Execution: c.Execution, Organization: c.Organization}} {
 				tmpl := render.DefaultFor(claimed, ch)
 				v := render.VarsFor(claimed)
@@ -204,7 +204,7 @@ func TestDefaultsRender(t *testing.T) {
 	assert.Contains(t, m.HTML, `<a href="https://acme.test/portal" style=`)
 
 	for _, a := range automation.Actions {
-		for _, ch := range []string{automation.ChannelEmail, automation.ChannelSMS} {
+		for _, ch := range []automation.Channel{automation.ChannelEmail, automation.ChannelSMS} {
 			tm := render.Default(a, ch)
 			require.NoError(t, render.Check(tm.Subject+tm.Text+tm.HTML))
 			assert.NotEmpty(t, tm.Text)

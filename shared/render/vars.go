@@ -90,66 +90,87 @@ func VarsAt(c *automation.Claimed, now time.Time) Vars {
 	v["organization.email"] = text.FirstNonEmpty(org.ReplyToEmail, org.SenderEmail)
 	v["organization.portal_url"] = orgLink
 
-	if cl := c.Client; cl != nil {
-		first := text.Truncate(strings.TrimSpace(cl.FirstName), VarLimit("client.first_name"))
-		last := text.Truncate(strings.TrimSpace(cl.LastName), VarLimit("client.last_name"))
-		v["client.first_name"] = first
-		v["client.last_name"] = last
-		v["client.full_name"] = strings.TrimSpace(first + " " + last)
-		v["client.email"] = cl.Email
-		v["client.phone"] = displayPhone(cl.Phone, org.CountryCode)
+	if c.Client != nil {
+		v.setClient(c.Client, org.CountryCode)
 	}
-	if inv := c.Invoice; inv != nil {
-		v["invoice.number"] = inv.Number
-		v["invoice.total"] = FormatMoneyIn(lf, inv.Total, inv.Currency)
-		v["invoice.balance"] = FormatMoneyIn(lf, inv.Balance, inv.Currency)
-		if link, ok := LinkURL(inv.PortalURL); ok {
-			v["invoice.portal_url"] = link
-		} else {
-			v["invoice.portal_url"] = orgLink
-		}
-		if link, ok := LinkURL(inv.PayURL); ok {
-			v["invoice.pay_url"] = link
-		} else {
-			v["invoice.pay_url"] = v["invoice.portal_url"]
-		}
-		if due, err := time.ParseInLocation(time.DateOnly, inv.DueDate, loc); err == nil {
-			v["invoice.due_date"] = lf.Date(due)
-			v["invoice.days_overdue"] = strconv.Itoa(daysOverdue(due, now.In(loc)))
-		} else {
-			v["invoice.due_date"] = inv.DueDate
-		}
+	if c.Invoice != nil {
+		v.setInvoice(c.Invoice, lf, loc, now, orgLink)
 	}
-	if j := c.Job; j != nil {
-		v["job.title"] = j.Title
-		v["job.type"] = j.JobType
-		v["job.address"] = j.Address
-		if j.ScheduledStart != nil {
-			t := j.ScheduledStart.In(loc)
-			v["job.scheduled_start"] = lf.DateTime(t)
-			v["job.scheduled_date"] = lf.LongDate(t)
-		}
-		if j.CompletedAt != nil {
-			v["job.completed_at"] = lf.Date(j.CompletedAt.In(loc))
-		}
+	if c.Job != nil {
+		v.setJob(c.Job, lf, loc)
 	}
-	if fg := c.Figures; fg != nil {
-		v["summary.open_invoices"] = strconv.Itoa(fg.OpenInvoices)
-		v["summary.overdue_invoices"] = strconv.Itoa(fg.OverdueInvoices)
-		amounts := make([]string, 0, len(fg.OpenBalances))
-		for _, b := range fg.OpenBalances {
-			amounts = append(amounts, FormatMoneyIn(lf, b.Amount, b.Currency))
-		}
-		if len(amounts) == 0 {
-			amounts = append(amounts, FormatMoneyIn(lf, "0", text.FirstNonEmpty(currencyOf(org), "USD")))
-		}
-		v["summary.open_balance"] = strings.Join(amounts, " + ")
-		v["summary.reminders_sent_yesterday"] = strconv.Itoa(fg.RemindersSentYesterday)
+	if c.Figures != nil {
+		v.setFigures(c.Figures, lf, org)
 	}
 	for name, val := range v {
 		v[name] = text.Truncate(val, VarLimit(name)) // links are within it already
 	}
 	return v
+}
+
+// setClient sets the client.* variables.
+func (v Vars) setClient(cl *automation.Client, country string) {
+	first := text.Truncate(strings.TrimSpace(cl.FirstName), VarLimit("client.first_name"))
+	last := text.Truncate(strings.TrimSpace(cl.LastName), VarLimit("client.last_name"))
+	v["client.first_name"] = first
+	v["client.last_name"] = last
+	v["client.full_name"] = strings.TrimSpace(first + " " + last)
+	v["client.email"] = cl.Email
+	v["client.phone"] = displayPhone(cl.Phone, country)
+}
+
+// setInvoice sets the invoice.* variables: money in the invoice's
+// currency, dates in loc, its own links or else the organisation's.
+func (v Vars) setInvoice(inv *automation.Invoice, lf *locale.Formatter, loc *time.Location, now time.Time, orgLink string) {
+	v["invoice.number"] = inv.Number
+	v["invoice.total"] = FormatMoneyIn(lf, inv.Total, inv.Currency)
+	v["invoice.balance"] = FormatMoneyIn(lf, inv.Balance, inv.Currency)
+	if link, ok := LinkURL(inv.PortalURL); ok {
+		v["invoice.portal_url"] = link
+	} else {
+		v["invoice.portal_url"] = orgLink
+	}
+	if link, ok := LinkURL(inv.PayURL); ok {
+		v["invoice.pay_url"] = link
+	} else {
+		v["invoice.pay_url"] = v["invoice.portal_url"]
+	}
+	if due, err := time.ParseInLocation(time.DateOnly, inv.DueDate, loc); err == nil {
+		v["invoice.due_date"] = lf.Date(due)
+		v["invoice.days_overdue"] = strconv.Itoa(daysOverdue(due, now.In(loc)))
+	} else {
+		v["invoice.due_date"] = inv.DueDate
+	}
+}
+
+// setJob sets the job.* variables, times in loc.
+func (v Vars) setJob(j *automation.Job, lf *locale.Formatter, loc *time.Location) {
+	v["job.title"] = j.Title
+	v["job.type"] = j.JobType
+	v["job.address"] = j.Address
+	if j.ScheduledStart != nil {
+		t := j.ScheduledStart.In(loc)
+		v["job.scheduled_start"] = lf.DateTime(t)
+		v["job.scheduled_date"] = lf.LongDate(t)
+	}
+	if j.CompletedAt != nil {
+		v["job.completed_at"] = lf.Date(j.CompletedAt.In(loc))
+	}
+}
+
+// setFigures sets the summary.* variables of a scheduled summary.
+func (v Vars) setFigures(fg *automation.OrgFigures, lf *locale.Formatter, org automation.Organization) {
+	v["summary.open_invoices"] = strconv.Itoa(fg.OpenInvoices)
+	v["summary.overdue_invoices"] = strconv.Itoa(fg.OverdueInvoices)
+	amounts := make([]string, 0, len(fg.OpenBalances))
+	for _, b := range fg.OpenBalances {
+		amounts = append(amounts, FormatMoneyIn(lf, b.Amount, b.Currency))
+	}
+	if len(amounts) == 0 {
+		amounts = append(amounts, FormatMoneyIn(lf, "0", text.FirstNonEmpty(currencyOf(org), "USD")))
+	}
+	v["summary.open_balance"] = strings.Join(amounts, " + ")
+	v["summary.reminders_sent_yesterday"] = strconv.Itoa(fg.RemindersSentYesterday)
 }
 
 // SetUnsubscribe sets the opt-out link of a message and the footer's
@@ -386,18 +407,7 @@ func formatDecimal(s string, decimals int) (string, bool) {
 		digits = []byte("0")
 	}
 	if frac[decimals] >= '5' {
-		i := len(digits) - 1
-		for ; i >= 0; i-- {
-			if digits[i] == '9' {
-				digits[i] = '0'
-				continue
-			}
-			digits[i]++
-			break
-		}
-		if i < 0 {
-			digits = append([]byte{'1'}, digits...)
-		}
+		digits = roundUp(digits)
 	}
 	for len(digits) < decimals+1 {
 		digits = append([]byte{'0'}, digits...)
@@ -408,14 +418,7 @@ func formatDecimal(s string, decimals int) (string, bool) {
 	if ip == "" {
 		ip = "0"
 	}
-	var b strings.Builder
-	for i, r := range ip {
-		if i > 0 && (len(ip)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	out := b.String()
+	out := groupThousands(ip)
 	if decimals > 0 {
 		out += "." + fp
 	}
@@ -423,6 +426,35 @@ func formatDecimal(s string, decimals int) (string, bool) {
 		out = "-" + out
 	}
 	return out, true
+}
+
+// roundUp adds one to the decimal number of digits (ASCII), carrying.
+func roundUp(digits []byte) []byte {
+	i := len(digits) - 1
+	for ; i >= 0; i-- {
+		if digits[i] == '9' {
+			digits[i] = '0'
+			continue
+		}
+		digits[i]++
+		break
+	}
+	if i < 0 {
+		digits = append([]byte{'1'}, digits...)
+	}
+	return digits
+}
+
+// groupThousands writes the digits of ip in groups of three, with commas.
+func groupThousands(ip string) string {
+	var b strings.Builder
+	for i, r := range ip {
+		if i > 0 && (len(ip)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func allDigits(s string) bool {

@@ -62,6 +62,8 @@ type Env struct {
 	Keys   []string
 }
 
+var _ Source = Env{}
+
 // Read returns the non-empty values of the keys.
 func (e Env) Read(context.Context) (map[string]string, error) {
 	out := map[string]string{}
@@ -87,6 +89,11 @@ type SecretsManager struct {
 	id     string
 	client GetSecretValueAPI
 }
+
+var (
+	_ Source            = (*SecretsManager)(nil)
+	_ GetSecretValueAPI = (*secretsmanager.Client)(nil)
+)
 
 // NewSecretsManager returns the source of secret id with the SDK's default
 // configuration: region and credentials from the environment (on Lambda,

@@ -90,6 +90,8 @@ type Client struct {
 	base    http.RoundTripper
 }
 
+var _ providerevents.Store = (*Client)(nil)
+
 // New returns a Client for the project at cfg.URL.
 func New(cfg Config) (*Client, error) {
 	if cfg.URL == "" || cfg.Key == "" {
@@ -161,7 +163,7 @@ func (e *RPCError) Timeout() bool {
 func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	if err := c.Call(ctx, FnClaim, req, &out); err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
+		return nil, err // an *RPCError: "rpc automation_claim: ..."
 	}
 	return out, nil
 }
@@ -187,10 +189,10 @@ func (c *Client) RecordDeliveries(ctx context.Context, finished []automation.Del
 		err = c.Call(ctx, FnBeginDeliveries, map[string]any{"p_deliveries": ds}, &out)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("record deliveries: %w", err)
+		return nil, err // an *RPCError naming the function
 	}
 	if len(out) != len(ds) {
-		return nil, fmt.Errorf("record deliveries: %d answers for %d deliveries", len(out), len(ds))
+		return nil, fmt.Errorf("rpc %s: %d answers for %d deliveries", FnRecordDeliveries, len(out), len(ds))
 	}
 	return out, nil
 }
@@ -202,7 +204,7 @@ func (c *Client) Report(ctx context.Context, os []automation.Outcome) ([]automat
 	}
 	var out []automation.Reported
 	if err := c.Call(ctx, FnReport, map[string]any{"p_outcomes": os}, &out); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
+		return nil, err // an *RPCError: "rpc automation_report: ..."
 	}
 	return out, nil
 }
@@ -372,19 +374,19 @@ const FnRecordProviderEvents = "automation_record_provider_events"
 // providerEvent is the JSON of one element of
 // automation_record_provider_events' p_events.
 type providerEvent struct {
-	Kind              string `json:"kind"`
-	Provider          string `json:"provider"`
-	EventID           string `json:"event_id"`
-	OrganizationID    string `json:"organization_id"`
-	ClientID          string `json:"client_id"`
-	Channel           string `json:"channel"`
-	Address           string `json:"address"`
-	Sender            string `json:"sender"`
-	ProviderMessageID string `json:"provider_message_id"`
-	Status            string `json:"status"`
-	Permanent         bool   `json:"permanent"`
-	Reason            string `json:"reason"`
-	OccurredAt        string `json:"occurred_at"` // RFC 3339; "" = now
+	Kind              string             `json:"kind"`
+	Provider          string             `json:"provider"`
+	EventID           string             `json:"event_id"`
+	OrganizationID    string             `json:"organization_id"`
+	ClientID          string             `json:"client_id"`
+	Channel           automation.Channel `json:"channel"`
+	Address           string             `json:"address"`
+	Sender            string             `json:"sender"`
+	ProviderMessageID string             `json:"provider_message_id"`
+	Status            string             `json:"status"`
+	Permanent         bool               `json:"permanent"`
+	Reason            string             `json:"reason"`
+	OccurredAt        string             `json:"occurred_at"` // RFC 3339; "" = now
 }
 
 // RecordProviderEvents calls automation_record_provider_events with the
@@ -408,7 +410,7 @@ func (c *Client) RecordProviderEvents(ctx context.Context, events []providereven
 		Unmatched  int `json:"unmatched"`
 	}
 	if err := c.Call(ctx, FnRecordProviderEvents, map[string]any{"p_events": in}, &out); err != nil {
-		return providerevents.Recorded{}, fmt.Errorf("record provider events: %w", err)
+		return providerevents.Recorded{}, err // an *RPCError naming the function
 	}
 	return providerevents.Recorded{Recorded: out.Recorded, Duplicates: out.Duplicates, Unmatched: out.Unmatched}, nil
 }

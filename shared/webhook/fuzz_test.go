@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/lambdaurl"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -49,7 +50,7 @@ func FuzzVerifyAndDecode(f *testing.F) {
 		}
 		req, err := v.VerifyAndDecode(b, h)
 		if err != nil {
-			switch webhook.StatusCode(err) {
+			switch lambdaurl.StatusCode(err) {
 			case 400, 401, 413:
 			default:
 				t.Fatalf("unclassified error %v", err)

@@ -54,50 +54,30 @@ const (
 )
 
 // Sentinel causes of a rejected request; test with errors.Is. Every error
-// returned by Verify, Decode and VerifyAndDecode is an *Error wrapping one
-// of them.
+// returned by Verify, Decode and VerifyAndDecode is an *automation.Error
+// (its Code one of automation.CodeUnauthorized, CodeTooLarge,
+// CodeInvalidRequest; its Message a short public reason that never holds
+// secrets or the body) wrapping one of them.
 var (
-	ErrMissingHeaders = errors.New("missing webhook headers")    // 401
-	ErrTimestamp      = errors.New("webhook timestamp invalid")  // 401
-	ErrSignature      = errors.New("webhook signature mismatch") // 401
-	ErrTooLarge       = errors.New("request body too large")     // 413
-	ErrMalformed      = errors.New("malformed request body")     // 400
-	ErrAction         = errors.New("wrong or unknown action")    // 400
-	ErrNoIDs          = errors.New("no execution ids")           // 400
-	ErrBadID          = errors.New("invalid execution id")       // 400
-	ErrTooManyIDs     = errors.New("too many execution ids")     // 400
+	ErrMissingHeaders = errors.New("missing webhook headers")    // unauthorized
+	ErrTimestamp      = errors.New("webhook timestamp invalid")  // unauthorized
+	ErrSignature      = errors.New("webhook signature mismatch") // unauthorized
+	ErrTooLarge       = errors.New("request body too large")     // too_large
+	ErrMalformed      = errors.New("malformed request body")     // invalid_request
+	ErrAction         = errors.New("wrong or unknown action")    // invalid_request
+	ErrNoIDs          = errors.New("no execution ids")           // invalid_request
+	ErrBadID          = errors.New("invalid execution id")       // invalid_request
+	ErrTooManyIDs     = errors.New("too many execution ids")     // invalid_request
 )
 
-// Error is a rejected request: the HTTP status to answer with, a reason safe
-// to send back to the caller, and the cause (one of the sentinels above).
-type Error struct {
-	Status int    // 400, 401 or 413
-	Reason string // short, public; never contains secrets or the body
-	Err    error
-}
-
-// Error returns the public reason.
-func (e *Error) Error() string { return "webhook: " + e.Reason }
-
-// Unwrap returns the sentinel cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// StatusCode returns the HTTP status for a rejection error: the Status of an
-// *Error, else 500.
-func StatusCode(err error) int {
-	var we *Error
-	if errors.As(err, &we) {
-		return we.Status
-	}
-	return http.StatusInternalServerError
-}
-
-func reject(status int, cause error, format string, args ...any) *Error {
+// reject returns the rejection of a request: code, the cause's text (and
+// the formatted detail) as the public reason, the cause wrapped.
+func reject(code automation.Code, cause error, format string, args ...any) *automation.Error {
 	reason := cause.Error()
 	if format != "" {
 		reason += ": " + fmt.Sprintf(format, args...)
 	}
-	return &Error{Status: status, Reason: reason, Err: cause}
+	return automation.NewError(code, reason, cause)
 }
 
 // Verifier checks signed requests for one function (one action).
@@ -225,21 +205,21 @@ func (v *Verifier) MaxBodyBytes() int { return v.maxBodyBytes }
 // MaxIDs is the most execution ids accepted in one request.
 func (v *Verifier) MaxIDs() int { return v.maxIDs }
 
-// CheckSize rejects a body longer than the limit (413). Call it before
+// CheckSize rejects a body longer than the limit (automation.CodeTooLarge). Call it before
 // reading further, and before Verify.
 func (v *Verifier) CheckSize(n int) error {
 	if n > v.maxBodyBytes {
-		return reject(http.StatusRequestEntityTooLarge, ErrTooLarge, "limit is %d bytes", v.maxBodyBytes)
+		return reject(automation.CodeTooLarge, ErrTooLarge, "limit is %d bytes", v.maxBodyBytes)
 	}
 	return nil
 }
 
 // ReadBody reads at most MaxBodyBytes from r; a longer body is ErrTooLarge
-// (413) without reading it all.
+// (automation.CodeTooLarge) without reading it all.
 func (v *Verifier) ReadBody(r io.Reader) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, int64(v.maxBodyBytes)+1))
 	if err != nil {
-		return nil, reject(http.StatusBadRequest, ErrMalformed, "reading body failed")
+		return nil, reject(automation.CodeInvalidRequest, ErrMalformed, "reading body failed")
 	}
 	if err := v.CheckSize(len(b)); err != nil {
 		return nil, err
@@ -250,23 +230,23 @@ func (v *Verifier) ReadBody(r io.Reader) ([]byte, error) {
 // Verify checks the size of body, the timestamp (within Tolerance of now)
 // and the signature (any of several space-separated "v1,<base64>"
 // signatures may match, made with any of the Verifier's secrets).
-// Errors are *Error with status 413 or 401.
+// Errors are *automation.Error with code too_large or unauthorized.
 func (v *Verifier) Verify(body []byte, h http.Header) error {
 	if err := v.CheckSize(len(body)); err != nil {
 		return err
 	}
 	id, ts, sig := header(h, HeaderID), header(h, HeaderTimestamp), header(h, HeaderSignature)
 	if id == "" || ts == "" || sig == "" {
-		return reject(http.StatusUnauthorized, ErrMissingHeaders, "")
+		return reject(automation.CodeUnauthorized, ErrMissingHeaders, "")
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return reject(http.StatusUnauthorized, ErrTimestamp, "not unix seconds")
+		return reject(automation.CodeUnauthorized, ErrTimestamp, "not unix seconds")
 	}
 	now := v.now().Unix()
 	tol := int64(Tolerance / time.Second)
 	if secs < now-tol || secs > now+tol {
-		return reject(http.StatusUnauthorized, ErrTimestamp, "outside the %s tolerance", Tolerance)
+		return reject(automation.CodeUnauthorized, ErrTimestamp, "outside the %s tolerance", Tolerance)
 	}
 	// The timestamp is checked above with our (injectable) clock; the
 	// library compares the HMAC in constant time, against one key: each
@@ -280,7 +260,7 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 			return nil
 		}
 	}
-	return reject(http.StatusUnauthorized, ErrSignature, "")
+	return reject(automation.CodeUnauthorized, ErrSignature, "")
 }
 
 // header returns a header's value whatever the case of its key (a map built
@@ -306,7 +286,7 @@ type wireRequest struct {
 // Decode parses a verified body strictly: a single JSON object with exactly
 // the fields action and execution_ids, action equal to this function's,
 // 1..MaxIDs canonical lowercase-or-uppercase UUIDs (duplicates removed,
-// order kept). Errors are *Error with status 400 (or 413 for size).
+// order kept). Errors are *automation.Error with code invalid_request (or too_large).
 func (v *Verifier) Decode(body []byte) (automation.Request, error) {
 	if err := v.CheckSize(len(body)); err != nil {
 		return automation.Request{}, err
@@ -315,32 +295,32 @@ func (v *Verifier) Decode(body []byte) (automation.Request, error) {
 	dec.DisallowUnknownFields()
 	var w wireRequest
 	if err := dec.Decode(&w); err != nil {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrMalformed, "%s", jsonReason(err))
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrMalformed, "%s", jsonReason(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrMalformed, "trailing data after the JSON object")
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrMalformed, "trailing data after the JSON object")
 	}
 	if w.Action == nil {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrAction, "missing")
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrAction, "missing")
 	}
 	if !automation.IsAction(*w.Action) {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrAction, "unknown action")
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrAction, "unknown action")
 	}
 	if *w.Action != v.action {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrAction, "this function handles %s", v.action)
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrAction, "this function handles %s", v.action)
 	}
 	if len(w.ExecutionIDs) == 0 {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrNoIDs, "")
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrNoIDs, "")
 	}
 	if len(w.ExecutionIDs) > v.maxIDs {
-		return automation.Request{}, reject(http.StatusBadRequest, ErrTooManyIDs, "%d ids, limit is %d", len(w.ExecutionIDs), v.maxIDs)
+		return automation.Request{}, reject(automation.CodeInvalidRequest, ErrTooManyIDs, "%d ids, limit is %d", len(w.ExecutionIDs), v.maxIDs)
 	}
 	ids := make([]uuid.UUID, 0, len(w.ExecutionIDs))
 	seen := make(map[uuid.UUID]struct{}, len(w.ExecutionIDs))
 	for i, s := range w.ExecutionIDs {
 		id, err := parseID(s)
 		if err != nil {
-			return automation.Request{}, reject(http.StatusBadRequest, ErrBadID, "execution_ids[%d]", i)
+			return automation.Request{}, reject(automation.CodeInvalidRequest, ErrBadID, "execution_ids[%d]", i)
 		}
 		if _, dup := seen[id]; dup {
 			continue

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/lambdaurl"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
@@ -156,7 +157,7 @@ func TestRejections(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, tc.cause)
-			assert.Equal(t, tc.status, webhook.StatusCode(err))
+			assert.Equal(t, tc.status, lambdaurl.StatusCode(err))
 		})
 	}
 }
@@ -167,7 +168,7 @@ func TestSizeCheckedBeforeSignature(t *testing.T) {
 	require.Greater(t, len(big), 100)
 	_, err := v.VerifyAndDecode([]byte(big), http.Header{}) // unsigned: still 413, not 401
 	require.ErrorIs(t, err, webhook.ErrTooLarge)
-	assert.Equal(t, http.StatusRequestEntityTooLarge, webhook.StatusCode(err))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, lambdaurl.StatusCode(err))
 
 	_, err = v.ReadBody(strings.NewReader(big))
 	assert.ErrorIs(t, err, webhook.ErrTooLarge)
@@ -207,7 +208,7 @@ func TestDecodeRejections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := v.VerifyAndDecode([]byte(tc.body), sign(t, tc.body))
 			require.ErrorIs(t, err, tc.cause)
-			assert.Equal(t, http.StatusBadRequest, webhook.StatusCode(err))
+			assert.Equal(t, http.StatusBadRequest, lambdaurl.StatusCode(err))
 			assert.NotContains(t, err.Error(), "x@y", "the reason never echoes the body")
 		})
 	}
@@ -229,7 +230,7 @@ func TestConstructorErrors(t *testing.T) {
 	assert.Equal(t, automation.ActionRunWorkflow, v.Action())
 	assert.Equal(t, webhook.DefaultMaxBodyBytes, v.MaxBodyBytes())
 	assert.Equal(t, webhook.DefaultMaxIDs, v.MaxIDs())
-	assert.Equal(t, 500, webhook.StatusCode(errors.New("other")))
+	assert.Equal(t, 500, lambdaurl.StatusCode(errors.New("other")))
 }
 
 func TestHeadersLowercase(t *testing.T) {

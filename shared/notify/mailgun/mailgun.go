@@ -43,6 +43,8 @@ type Sender struct {
 	cfg Config
 }
 
+var _ notify.Sender = (*Sender)(nil)
+
 // New checks the configuration and returns a Sender.
 func New(cfg Config) (*Sender, error) {
 	if strings.TrimSpace(cfg.Domain) == "" || strings.TrimSpace(cfg.APIKey) == "" {

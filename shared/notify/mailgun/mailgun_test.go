@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/internal/notifytest"
 	"github.com/dueflow/dueflow/shared/notify/mailgun"
@@ -47,7 +48,7 @@ func form(t *testing.T, r notifytest.Request) map[string][]string {
 
 func msg() notify.Message {
 	return notify.Message{
-		Channel: notify.ChannelEmail, To: "ana@client.test", From: "billing@acme.test", FromName: "Acme HVAC",
+		Channel: automation.ChannelEmail, To: "ana@client.test", From: "billing@acme.test", FromName: "Acme HVAC",
 		ReplyTo: "office@acme.test", Subject: "Invoice due", Text: "Pay please", HTML: "<p>Pay please</p>",
 		IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:0:email",
 	}

@@ -105,6 +105,8 @@ type Sender struct {
 	reaper  *time.Timer    // closes idle sessions after IdleTimeout; nil when none is armed
 }
 
+var _ notify.Sender = (*Sender)(nil)
+
 // session is one open SMTP connection.
 type session struct {
 	c        *smtp.Client

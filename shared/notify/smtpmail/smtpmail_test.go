@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/internal/notifytest"
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
@@ -235,7 +236,7 @@ func selfSigned(t *testing.T) (*tls.Config, *tls.Config) {
 
 func message() notify.Message {
 	return notify.Message{
-		Channel: notify.ChannelEmail, To: "ana@client.test", FromName: "Acme HVAC", From: "billing@acme.test",
+		Channel: automation.ChannelEmail, To: "ana@client.test", FromName: "Acme HVAC", From: "billing@acme.test",
 		ReplyTo: "office@acme.test", Subject: "Invoice INV-1 is past due",
 		Text: "Hi Ana,\nplease pay.", HTML: "<p>Hi Ana,</p><p>please <b>pay</b>.</p>",
 		IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:0:email",
@@ -366,7 +367,7 @@ func TestErrorClassification(t *testing.T) {
 	require.NoError(t, err)
 	cases := []struct {
 		to        string
-		code      string
+		code      automation.Code
 		retryable bool
 		status    int
 	}{

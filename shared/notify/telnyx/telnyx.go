@@ -60,6 +60,8 @@ type Sender struct {
 	client   *http.Client
 }
 
+var _ notify.Sender = (*Sender)(nil)
+
 // Request is the JSON body of POST /v2/messages.
 type Request struct {
 	From               string `json:"from,omitempty"`

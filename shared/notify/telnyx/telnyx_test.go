@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/internal/notifytest"
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
@@ -38,7 +39,7 @@ func body(t *testing.T, r notifytest.Request) map[string]any {
 }
 
 func sms() notify.Message {
-	return notify.Message{Channel: notify.ChannelSMS, To: "+15551234567", Text: "Acme: reminder. Reply STOP to opt out.", IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:1:sms"}
+	return notify.Message{Channel: automation.ChannelSMS, To: "+15551234567", Text: "Acme: reminder. Reply STOP to opt out.", IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:1:sms"}
 }
 
 func TestSendWireFormat(t *testing.T) {

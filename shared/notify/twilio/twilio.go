@@ -68,6 +68,8 @@ type Sender struct {
 	base *url.URL
 }
 
+var _ notify.Sender = (*Sender)(nil)
+
 // New checks the configuration and returns a Sender.
 func New(cfg Config) (*Sender, error) {
 	if cfg.AccountSID == "" || cfg.AuthToken == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/internal/notifytest"
 	"github.com/dueflow/dueflow/shared/notify/twilio"
@@ -41,7 +42,7 @@ func form(t *testing.T, r notifytest.Request) url.Values {
 }
 
 func sms() notify.Message {
-	return notify.Message{Channel: notify.ChannelSMS, To: "+15551234567", Text: "Acme: invoice due. Reply STOP to opt out.", IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:1:sms"}
+	return notify.Message{Channel: automation.ChannelSMS, To: "+15551234567", Text: "Acme: invoice due. Reply STOP to opt out.", IdempotencyKey: "0f8fad5b-d9cb-469f-a165-70867728950e:1:sms"}
 }
 
 func TestSendWireFormat(t *testing.T) {

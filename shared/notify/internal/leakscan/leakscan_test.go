@@ -88,7 +88,7 @@ func (b *logBuffer) String() string {
 // this branch's classification, its error code).
 type provider struct {
 	name    string
-	channel string
+	channel automation.Channel
 	sender  func(t *testing.T, kind string) notify.Sender
 	// code is the delivery's error_code per kind ("" = not asserted).
 	code map[string]string
@@ -96,7 +96,7 @@ type provider struct {
 
 // httpAnswers are the stand-in answers of an HTTP provider per kind, each
 // naming the recipient the way providers do.
-func httpProvider(name, channel string, answers map[string]notifytest.Answer, build func(base string) (notify.Sender, error)) provider {
+func httpProvider(name string, channel automation.Channel, answers map[string]notifytest.Answer, build func(base string) (notify.Sender, error)) provider {
 	return provider{
 		name: name, channel: channel,
 		sender: func(t *testing.T, kind string) notify.Sender {
@@ -116,8 +116,8 @@ func httpProvider(name, channel string, answers map[string]notifytest.Answer, bu
 			return s
 		},
 		code: map[string]string{
-			kindInvalid: notify.CodeInvalidRecipient, kindRejected: notify.CodeRejected, kindAuth: notify.CodeAuth,
-			kindRate: notify.CodeRateLimited, kind5xx: notify.CodeUnavailable,
+			kindInvalid: string(notify.CodeInvalidRecipient), kindRejected: string(notify.CodeRejected), kindAuth: string(notify.CodeAuth),
+			kindRate: string(notify.CodeRateLimited), kind5xx: string(notify.CodeUnavailable),
 		},
 	}
 }
@@ -242,7 +242,7 @@ func newStore(t *testing.T) (*pgxpool.Pool, *supabase.Client) {
 // due creates an organisation with a workflow of one step on channel, a
 // client with the recipient's address and phone number and an overdue
 // invoice; the real check creates its execution, made due now.
-func due(t *testing.T, db *pgxpool.Pool, channel string) uuid.UUID {
+func due(t *testing.T, db *pgxpool.Pool, channel automation.Channel) uuid.UUID {
 	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
 	step := `{"type":"send_email","subject":"Invoice {{invoice.number}}","body":"` + bodyMarker + ` {{invoice.balance}}"}`
 	if channel == automation.ChannelSMS {
