@@ -25,20 +25,21 @@
 
 create table if not exists public.automation_actions (
   action text primary key check (action ~ '^[a-z][a-z0-9-]*$'),
-  trigger_types text[] not null default '{}'
+  trigger_types text[] not null default '{}',
+  position integer not null default 0
 );
 comment on table public.automation_actions is
-  'The actions dueflow dispatches (one deployed function each, automation_endpoints.action) and the workflow trigger types whose executions each one runs (a trigger type in one action only). Seeded by 20261203000100_dispatch_split.sql; equals shared/automation.Actions (test).';
+  'The actions dueflow dispatches (one deployed function each, automation_endpoints.action) and the workflow trigger types whose executions each one runs (a trigger type in one action only), listed in position order. Seeded by 20261203000100_dispatch_split.sql; equals shared/automation.Actions (test).';
 alter table public.automation_actions enable row level security;
 revoke all on public.automation_actions from public, anon, authenticated;
 grant all on public.automation_actions to service_role;
 
-insert into public.automation_actions as a (action, trigger_types) values
-  ('send-reminder', '{maintenance_due,appointment,stale_job}'),
-  ('invoice-reminder', '{invoice_overdue}'),
-  ('run-workflow', '{scheduled}')
-on conflict (action) do update set trigger_types = excluded.trigger_types
-  where a.trigger_types is distinct from excluded.trigger_types;
+insert into public.automation_actions as a (action, trigger_types, position) values
+  ('send-reminder', '{maintenance_due,appointment,stale_job}', 1),
+  ('invoice-reminder', '{invoice_overdue}', 2),
+  ('run-workflow', '{scheduled}', 3)
+on conflict (action) do update set trigger_types = excluded.trigger_types, position = excluded.position
+  where (a.trigger_types, a.position) is distinct from (excluded.trigger_types, excluded.position);
 
 create or replace function public.automation_action_for(p_trigger_type text) returns text
 language sql stable as $$
@@ -246,7 +247,7 @@ begin
   limit 1;
   if found then
     raise warning 'dueflow: due executions without an enabled endpoint (actions without one: %); they stay pending',
-      (select string_agg(a.action, ', ' order by a.action) from public.automation_actions a
+      (select string_agg(a.action, ', ' order by a.position, a.action) from public.automation_actions a
         where not (a.action = any (v_ok)));
   end if;
   return v_ok;
