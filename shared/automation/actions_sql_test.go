@@ -20,15 +20,8 @@ func TestActionsEqualSQLTable(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewCoreDB(t)
 	ctx := context.Background()
-	rows, err := pool.Query(ctx, `select action from automation_actions order by position, action`)
-	require.NoError(t, err)
-	var sqlActions []string
-	for rows.Next() {
-		var a string
-		require.NoError(t, rows.Scan(&a))
-		sqlActions = append(sqlActions, a)
-	}
-	require.NoError(t, rows.Err())
+	sqlActions := pgtest.JSON[[]string](t, pool,
+		`select coalesce(jsonb_agg(action order by position, action), '[]') from automation_actions`)
 	goActions := make([]string, 0, len(automation.Actions))
 	for _, a := range automation.Actions {
 		goActions = append(goActions, string(a))
