@@ -4,7 +4,7 @@
 --
 -- * automation_actions: the actions (one function each) and the trigger
 --   types each one executes; SQL reads it (automation_action_for, the
---   dispatcher's warning and job-reminder skip, automation_register_endpoint)
+--   dispatcher's warning and job-reminder skip)
 --   and shared/automation.Actions equals its rows (test). The check
 --   constraints of automation_execution_logs.action and
 --   automation_endpoints.action keep their literal lists (a check cannot
@@ -16,10 +16,7 @@
 --   automation_expire_due, automation_ready_actions, automation_dispatch_due
 --   (automation_post_batch per batch). The statements are the earlier ones
 --   (20261202000800), moved: set-based, on the same indexes.
--- * automation_register_endpoint: the action checked against
---   automation_actions; URL and secret checks named
---   (automation_endpoint_url, automation_validate_webhook_secret), same
---   messages and order.
+-- * automation_register_endpoint reads the table too: 20261203000200.
 
 -- The actions ---------------------------------------------------------------
 
