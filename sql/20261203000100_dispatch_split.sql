@@ -4,9 +4,11 @@
 --
 -- * automation_actions: the actions (one function each) and the trigger
 --   types each one executes; SQL reads it (automation_action_for, the
---   dispatcher's warning and job-reminder skip)
---   and shared/automation.Actions equals its rows (test). The check
---   constraints of automation_execution_logs.action and
+--   dispatcher's warning) and shared/automation.Actions equals its rows
+--   (test). The job-reminder skip names send-reminder as a constant for
+--   the due index (a test keeps it the table's action of the job types), as
+--   the check bodies (not redefined here) do for the rows they insert. The
+--   check constraints of automation_execution_logs.action and
 --   automation_endpoints.action keep their literal lists (a check cannot
 --   read a table; a foreign key would cost every execution insert a lookup).
 -- * process_pending_automations(), same signature, answer and order of
@@ -15,7 +17,11 @@
 --   own subtransaction, dispatch_error when it fails, as before),
 --   automation_expire_due, automation_ready_actions, automation_dispatch_due
 --   (automation_post_batch per batch). The statements are the earlier ones
---   (20261202000800), moved: set-based, on the same indexes.
+--   (20261202000800), moved: set-based, on the same indexes. The steps have
+--   no SET clause (a GUC save and restore per call): they qualify every
+--   name and run inside the dispatcher's pinned search_path; the
+--   dispatcher calls them in assignments (simple expressions, no query
+--   each), so the split costs the tick next to nothing.
 -- * automation_register_endpoint reads the table too: 20261203000200.
 
 -- The actions ---------------------------------------------------------------
@@ -49,7 +55,7 @@ comment on function public.automation_action_for(text) is
 -- The dispatcher's steps ----------------------------------------------------
 
 create or replace function public.automation_rescue_leases() returns integer
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_count integer;
 begin
@@ -71,7 +77,7 @@ comment on function public.automation_rescue_leases() is
   'Step 1 of process_pending_automations: running executions whose lease expired go back to pending (lease_expired; the attempt stays consumed), or fail (max_attempts) when no attempt is left. Returns the number of rows moved.';
 
 create or replace function public.automation_fail_unrunnable() returns integer
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_count integer;
 begin
@@ -91,7 +97,7 @@ comment on function public.automation_fail_unrunnable() is
   'Step 2 of process_pending_automations: due executions of a workflow dueflow can no longer run (the app changed it; its spec is not runnable) fail as invalid_workflow with its masked problems, never rung. Returns the number failed.';
 
 create or replace function public.automation_skip_settled() returns integer
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_count integer := 0;
   v_state text;
@@ -143,9 +149,11 @@ language sql stable as $$
   cross join lateral (select public.automation_workflow_current_spec(w0) -> 'trigger_config' as trigger_config offset 0) w
   left join public.automation_src_jobs j on j.id::text = e2.subject_id and j.organization_id = e2.organization_id
   where e2.status = 'pending' and e2.next_attempt_at <= now() and e2.subject_type = 'job'
-    -- the action of the job trigger types, by the due index
-    and e2.action = any (array(select a.action from public.automation_actions a
-                               where a.trigger_types && '{appointment,stale_job,maintenance_due}'))
+    -- the action of the job trigger types (automation_actions; a test keeps
+    -- them equal) as a constant: the due index's leading column. Read from
+    -- the table (a join or array(select ...)) the planner scans the due rows
+    -- of every action instead.
+    and e2.action = 'send-reminder'
     and e2.trigger_type in ('appointment', 'stale_job', 'maintenance_due')
     and (j.id is null or j.status = 'cancelled'
       or (e2.trigger_type = 'appointment'
@@ -169,7 +177,7 @@ comment on function public.automation_obsolete_job_reminders() is
   'The due job reminders whose premise is gone, with the skip code and message: subject_gone (job deleted or cancelled); superseded (appointment moved or no longer scheduled, stale job with activity since or out of its statuses (the spec''s trigger_config), maintenance after a newer or booked service). Read by automation_skip_obsolete_jobs.';
 
 create or replace function public.automation_skip_obsolete_jobs() returns integer
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_ids uuid[];
   v_codes text[];
@@ -205,7 +213,7 @@ comment on function public.automation_skip_obsolete_jobs() is
   'Step 4 of process_pending_automations: skips the due job reminders whose premise is gone (automation_obsolete_job_reminders: subject_gone or superseded; the function re-checks appointments and stale jobs at claim time, only SQL sees a client''s newer jobs). In its own subtransaction: a failure of the jobs view is recorded (dispatch_error) and the step left out of the run. Returns the number skipped.';
 
 create or replace function public.automation_expire_due() returns integer
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_count integer;
 begin
@@ -221,7 +229,7 @@ comment on function public.automation_expire_due() is
   'Step 5 of process_pending_automations, after the skips (a reminder of a paid invoice is skipped, not counted as a failure): due pending executions past their deadline fail (expired). Returns the number failed.';
 
 create or replace function public.automation_ready_actions() returns text[]
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_ok text[] := '{}';
   v_ep record;
@@ -254,7 +262,7 @@ comment on function public.automation_ready_actions() is
   'Step 6 of process_pending_automations: the actions whose endpoint can receive (enabled, its Vault secret a usable whsec_<base64> key). WARNING for an enabled endpoint without a usable secret, and when due executions wait for an action without one (automation_actions lists them). Their executions stay pending.';
 
 create or replace function public.automation_post_batch(p_batch jsonb) returns integer
-language plpgsql set search_path = public, pg_temp as $$
+language plpgsql as $$
 declare
   v_body jsonb := jsonb_build_object('action', p_batch ->> 'action', 'execution_ids', p_batch -> 'ids');
   v_id text := gen_random_uuid()::text;
@@ -279,7 +287,7 @@ comment on function public.automation_post_batch(jsonb) is
 
 create or replace function public.automation_dispatch_due(
   p_actions text[], p_redispatch_after interval, p_max_batches integer)
-returns integer language plpgsql set search_path = public, pg_temp as $$
+returns integer language plpgsql as $$
 declare
   v_batches jsonb;
   v_batch jsonb;
@@ -332,12 +340,14 @@ create or replace function public.process_pending_automations(
 returns integer language plpgsql security definer set search_path = public, pg_temp as $$
 declare
   v_ok text[];
+  v_n integer;
 begin
-  perform public.automation_rescue_leases();
-  perform public.automation_fail_unrunnable();
-  perform public.automation_skip_settled();
-  perform public.automation_skip_obsolete_jobs();
-  perform public.automation_expire_due();
+  -- assignments, not PERFORM: a simple expression each, no query of its own
+  v_n := public.automation_rescue_leases();
+  v_n := public.automation_fail_unrunnable();
+  v_n := public.automation_skip_settled();
+  v_n := public.automation_skip_obsolete_jobs();
+  v_n := public.automation_expire_due();
   v_ok := public.automation_ready_actions();
   if cardinality(v_ok) = 0 then
     return 0;

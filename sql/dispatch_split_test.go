@@ -58,8 +58,21 @@ func TestDispatchSteps(t *testing.T) {
 	assert.Empty(t, pgtest.JSON[[]string](t, db, `select to_jsonb(automation_ready_actions())`), "no endpoint yet")
 	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/x", 100)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
-	assert.Equal(t, []string{automation.ActionInvoiceReminder},
+	assert.Equal(t, []string{string(automation.ActionInvoiceReminder)},
 		pgtest.JSON[[]string](t, db, `select to_jsonb(automation_ready_actions())`))
 	assert.Equal(t, 2, pgtest.Int(t, db, `select process_pending_automations()`), "the rescued row and the third")
 	assert.Len(t, queuedRequests(t, db), 1)
+}
+
+// The job-reminder skip names the action of the job trigger types as a
+// constant (the due index's leading column): it is automation_actions'.
+func TestJobSkipActionIsTheTables(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	inSQL := pgtest.Text(t, db, `select (regexp_match(prosrc, 'e2\.action = ''([^'']+)'''))[1]
+		from pg_proc where oid = 'automation_obsolete_job_reminders()'::regprocedure`)
+	for _, tt := range []string{"appointment", "stale_job", "maintenance_due"} {
+		assert.Equal(t, inSQL, pgtest.Text(t, db, `select automation_action_for($1)`, tt), tt)
+	}
+	assert.Equal(t, string(automation.ActionSendReminder), inSQL)
 }
