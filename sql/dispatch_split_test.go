@@ -56,7 +56,7 @@ func TestDispatchSteps(t *testing.T) {
 	assert.Equal(t, "expired", *execution(t, db, execs[1]).ErrorCode)
 	assert.Equal(t, "lease_expired", *execution(t, db, execs[0]).ErrorCode)
 	assert.Empty(t, pgtest.JSON[[]string](t, db, `select to_jsonb(automation_ready_actions())`), "no endpoint yet")
-	pgtest.SetEndpoint(t, db, automation.ActionInvoiceReminder, "http://127.0.0.1:9/x", 100)
+	pgtest.SetEndpoint(t, db, string(automation.ActionInvoiceReminder), "http://127.0.0.1:9/x", 100)
 	pgtest.SetSecret(t, db, "dueflow_webhook_secret", testSecret)
 	assert.Equal(t, []string{string(automation.ActionInvoiceReminder)},
 		pgtest.JSON[[]string](t, db, `select to_jsonb(automation_ready_actions())`))
