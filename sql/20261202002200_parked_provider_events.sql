@@ -49,6 +49,34 @@ $$;
 comment on function public.automation_park_provider_event(jsonb) is
   'Parks an unmatched delivery event (automation_apply_provider_event answered unmatched) when no ledger row has its (provider, provider_message_id) yet; answers whether it was parked.';
 
+create or replace function public.automation_apply_parked_event(p_provider text, p_event_id text) returns boolean
+language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_event jsonb;
+begin
+  -- taken (and locked) only when its row is there, then applied in this
+  -- subtransaction: a failure (a deadlock, a lock timeout) rolls the
+  -- delete back with it, and the event stays parked for the next sweep
+  delete from public.automation_parked_provider_events p
+  where p.provider = p_provider and p.event_id = p_event_id
+  returning p.event into v_event;
+  if v_event is null then
+    return false;
+  end if;
+  begin
+    perform public.automation_apply_provider_event(v_event);
+  exception when others then
+    raise warning 'dueflow: a parked provider event could not be applied yet (SQLSTATE %); it stays parked', sqlstate;
+    raise;
+  end;
+  return true;
+exception when others then
+  return false;
+end
+$$;
+comment on function public.automation_apply_parked_event(text, text) is
+  'Applies one parked delivery event (automation_apply_provider_event) and removes it, in one subtransaction: when the apply fails the event stays parked (a later sweep retries it). Answers whether it was applied.';
+
 create or replace function public.automation_apply_parked_provider_events() returns trigger
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
@@ -59,25 +87,48 @@ begin
     return null;
   end if;
   for v_ev in
-    delete from public.automation_parked_provider_events p
-    using (select distinct n.provider, n.provider_message_id from new_rows n
-           where n.provider_message_id is not null) n
-    where p.provider = n.provider and p.provider_message_id = n.provider_message_id
-    returning p.event
+    select p.provider, p.event_id
+    from public.automation_parked_provider_events p
+    join (select distinct n.provider, n.provider_message_id from new_rows n
+          where n.provider_message_id is not null) n
+      on p.provider = n.provider and p.provider_message_id = n.provider_message_id
+    order by p.parked_at, p.event_id
   loop
-    begin
-      perform public.automation_apply_provider_event(v_ev.event);
-    exception when others then
-      -- a parked event that cannot be applied any more fails alone: the
-      -- ledger's own write goes on
-      raise warning 'dueflow: a parked provider event could not be applied (SQLSTATE %)', sqlstate;
-    end;
+    perform public.automation_apply_parked_event(v_ev.provider, v_ev.event_id);
   end loop;
   return null;
 end
 $$;
 comment on function public.automation_apply_parked_provider_events() is
-  'Trigger (statement, after update of automation_deliveries): applies the parked delivery events of every row of the statement that now has their (provider, provider_message_id), each in its own subtransaction, and removes them.';
+  'Trigger (statement, after update of automation_deliveries): applies the parked delivery events of every row of the statement that now has their (provider, provider_message_id), each alone (automation_apply_parked_event).';
+
+create or replace function public.automation_sweep_parked_provider_events(p_limit integer default 100) returns integer
+language plpgsql security definer set search_path = public, pg_temp as $$
+declare
+  v_ev record;
+  v_n integer := 0;
+begin
+  -- what the trigger could not see: an event parked while the ledger's
+  -- transaction that recorded its id was still open, or one whose apply
+  -- failed; bounded per call
+  for v_ev in
+    select p.provider, p.event_id
+    from public.automation_parked_provider_events p
+    where exists (select 1 from public.automation_deliveries d
+                  where d.provider = p.provider and d.provider_message_id = p.provider_message_id)
+    order by p.parked_at, p.event_id
+    limit greatest(coalesce(p_limit, 100), 0)
+  loop
+    if public.automation_apply_parked_event(v_ev.provider, v_ev.event_id) then
+      v_n := v_n + 1;
+    end if;
+  end loop;
+  return v_n;
+end
+$$;
+comment on function public.automation_sweep_parked_provider_events(integer) is
+  'Applies (at most p_limit) parked delivery events whose message id a ledger row now has: the ones the trigger could not see (parked while the ledger''s transaction was open) or could not apply. Run by automation_record_provider_events on every call and by automation_cleanup. Answers how many were applied.';
+
 drop trigger if exists automation_deliveries_parked_events on public.automation_deliveries;
 create trigger automation_deliveries_parked_events after update on public.automation_deliveries
   referencing new table as new_rows
@@ -101,8 +152,14 @@ begin
     begin
       -- each event in its own subtransaction: a malformed one fails alone
       v_outcome := public.automation_apply_provider_event(v_ev);
-      if v_outcome = 'unmatched' and public.automation_park_provider_event(v_ev) then
-        v_parked := v_parked + 1;
+      if v_outcome = 'unmatched' then
+        if public.automation_park_provider_event(v_ev) then
+          v_parked := v_parked + 1;
+        else
+          -- the ledger row may have got its id since the lookup (another
+          -- transaction committed in between): once more
+          v_outcome := public.automation_apply_provider_event(v_ev);
+        end if;
       end if;
     exception when others then
       v_outcome := 'invalid';
@@ -122,6 +179,7 @@ begin
   delete from public.automation_parked_provider_events pe
   where pe.ctid = any (array(select x.ctid from public.automation_parked_provider_events x
                              where x.parked_at < now() - interval '7 days' limit 500));
+  perform public.automation_sweep_parked_provider_events(100);
   return jsonb_build_object('recorded', v_recorded, 'duplicates', v_duplicates,
     'unmatched', v_unmatched, 'parked', v_parked, 'invalid', v_invalid);
 end
@@ -130,5 +188,7 @@ comment on function public.automation_record_provider_events(jsonb) is
   'RPC of the provider-events function. p_events: JSON array of {kind opt_out|opt_in|delivery, provider link|mailgun|twilio|telnyx, event_id, organization_id, client_id, channel email|sms, address, sender, provider_message_id, status, permanent, reason, occurred_at}. Idempotent per (provider, event_id). Link opt_out/opt_in: that client of that organisation (opts out of / back into the channel''s non-transactional messages; the client must belong to the organisation). SMS keyword opt_out: the number is suppressed (no SMS of any class) for every organisation whose ledger has an SMS to it (from that sender where known); opt_in lifts it. delivery: the ledger row (provider, provider_message_id), recipient checked, gets delivery_status and reason (never moved back: automation_delivery_status_rank) and is counted in automation_analytics on the event''s UTC day; bounced or undelivered with permanent, or complained, suppress the address for that organisation and channel, unsubscribed opts the message''s client out. A delivery event whose message id no ledger row has yet is parked (automation_parked_provider_events, 7 days) and applied when the id is recorded. Each event in its own subtransaction: a malformed one is counted invalid and changes nothing. Applied events are remembered 90 days. Answers {recorded, duplicates, unmatched (parked included), parked, invalid}.';
 revoke all on function public.automation_record_provider_events(jsonb) from public, anon, authenticated;
 grant execute on function public.automation_record_provider_events(jsonb) to service_role;
-revoke all on function public.automation_park_provider_event(jsonb), public.automation_apply_parked_provider_events()
+revoke all on function public.automation_park_provider_event(jsonb), public.automation_apply_parked_provider_events(),
+  public.automation_apply_parked_event(text, text), public.automation_sweep_parked_provider_events(integer)
   from public, anon, authenticated;
+grant execute on function public.automation_sweep_parked_provider_events(integer) to service_role;

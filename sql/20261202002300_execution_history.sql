@@ -155,6 +155,9 @@ begin
   get diagnostics v_execs = row_count;
   -- who did what: the same retention (not counted in the result)
   delete from public.automation_operator_actions a where a.at < now() - p_keep_executions;
+  -- parked delivery events whose message id is known by now (the provider
+  -- events' own calls sweep too; this covers a quiet day)
+  perform public.automation_sweep_parked_provider_events(10000);
   -- pg_net owns this table and expires it itself (pg_net.ttl); where this
   -- role may not delete from it, skip it rather than roll back the cleanup
   if to_regclass('net._http_response') is not null then
@@ -168,8 +171,14 @@ begin
 end
 $$;
 comment on function public.automation_cleanup(interval, interval) is
-  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs (by end_time, or start_time for runs interrupted without one), finished executions (with their deliveries and events) older than p_keep_executions whose occurrence cannot recur (scheduled runs, past appointments, occurrences with a newer one of the same workflow and subject; the newest per subject stays as the key that prevents a duplicate reminder), operator actions older than p_keep_executions, and old pg_net responses. Returns rows deleted (runs + executions).';
+  'Daily housekeeping: deletes cron.job_run_details older than p_keep_cron_runs (by end_time, or start_time for runs interrupted without one), finished executions (with their deliveries and events) older than p_keep_executions whose occurrence cannot recur (scheduled runs, past appointments, occurrences with a newer one of the same workflow and subject; the newest per subject stays as the key that prevents a duplicate reminder), operator actions older than p_keep_executions, and old pg_net responses; applies parked provider events whose message id is known by now. Returns rows deleted (runs + executions).';
 revoke all on function public.automation_cleanup(interval, interval)
   from public, anon, authenticated;
 grant execute on function public.automation_cleanup(interval, interval)
   to service_role;
+
+-- identity sequences: the tables are service_role's only, so are their
+-- sequences (Supabase's default privileges grant them to anon and
+-- authenticated)
+revoke all on sequence public.automation_execution_events_id_seq, public.automation_operator_actions_id_seq
+  from public, anon, authenticated;
