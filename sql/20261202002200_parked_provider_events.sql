@@ -192,3 +192,10 @@ revoke all on function public.automation_park_provider_event(jsonb), public.auto
   public.automation_apply_parked_event(text, text), public.automation_sweep_parked_provider_events(integer)
   from public, anon, authenticated;
 grant execute on function public.automation_sweep_parked_provider_events(integer) to service_role;
+
+-- The SMS notices' statement trigger joins its old and new transition
+-- tables (no statistics, no index) in one pass: a nested loop is quadratic
+-- in the statement's rows. (Only there: the counter triggers also join real
+-- tables, whose index probes a nested loop needs.)
+alter function public.automation_record_sms_notices() set enable_nestloop = off;
+alter function public.automation_record_sms_notices() set enable_mergejoin = off;

@@ -58,8 +58,12 @@ comment on table public.automation_execution_events is
 -- One INSERT ... SELECT per UPDATE statement: each row's old and new
 -- version joined by id, at most one event per row; a claim, a dispatch and
 -- an update that moves no status give none.
+-- (the transition tables have no statistics and no index: the planner may
+-- nest-loop them, quadratic in the statement's rows, 26 s for a dispatch of
+-- 10,000; a hash join reads each once)
 create or replace function public.automation_execution_events_record() returns trigger
-language plpgsql security definer set search_path = public, pg_temp as $$
+language plpgsql security definer set search_path = public, pg_temp
+set enable_nestloop = off set enable_mergejoin = off as $$
 begin
   insert into public.automation_execution_events
     (execution_id, organization_id, kind, attempt, step_index, status, outcome, error_code, error_message,
