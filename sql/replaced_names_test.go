@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	_ "embed"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
@@ -64,7 +64,7 @@ func TestUpgradeToReplacedNamesNewVersionsOnly(t *testing.T) {
 		subject_type, subject_id, status, completed_at, actions_executed)
 		values ($1, $2, 'run-workflow', 'scheduled', 'scheduled:x', 'organization', $3, 'completed', now(), 2)`, wf, org, org.String())
 
-	core, err := migrations.Files()
+	core, err := sqlfiles.Files()
 	require.NoError(t, err)
 	ref, err := reference.Files()
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ import (
 	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/supacompat"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
@@ -162,10 +162,10 @@ func Prepare(ctx context.Context, db pgcluster.Beginner) error {
 // Migrate applies the core migrations, then the reference domain, as the
 // template has them (e.g. again, to test an upgrade).
 func Migrate(ctx context.Context, db pgcluster.Beginner) error {
-	if err := migrations.Apply(ctx, db); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, sqlfiles.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	if err := reference.Apply(ctx, db); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, reference.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil
@@ -177,7 +177,7 @@ func PrepareCore(ctx context.Context, db pgcluster.Beginner) error {
 	if err := supacompat.Apply(ctx, db); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	if err := migrations.Apply(ctx, db); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, sqlfiles.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil

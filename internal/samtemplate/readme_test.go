@@ -12,10 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/replaced"
 	"github.com/dueflow/dueflow/shared/automation"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
 )
 
@@ -360,8 +361,8 @@ func TestDocUpgrade(t *testing.T) {
 	assert.Len(t, before[0], 4, "pending, running, processing, delayed: %v", before[0])
 	assert.Len(t, before[1], 7, "the draft, the paused one, the inactive one and four event triggers: %v", before[1])
 
-	require.NoError(t, migrations.Apply(t.Context(), db))
-	require.NoError(t, replacedsystem.Apply(t.Context(), db))
+	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, sqlfiles.FS()))
+	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, replacedsystem.FS()))
 	pgtest.Exec(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
 
 	after := docQueries(t, db, adoptingDoc, "upgrade-after")
