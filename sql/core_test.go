@@ -128,7 +128,7 @@ func TestCoreBesideAppTables(t *testing.T) {
 	org := uuid.MustParse("10000000-0000-4000-8000-0000000000aa")
 	for tt, cfg := range map[string]string{"invoice_overdue": `{"days_after_due":[0,1]}`, "maintenance_due": `{}`,
 		"appointment": `{}`, "stale_job": `{}`, "scheduled": `{"frequency":"every_minute"}`} {
-		pgtest.CreateWorkflow(t, db, org, tt, cfg, "")
+		pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: tt, Config: cfg})
 	}
 	pgtest.Exec(t, db, `update automation_schedule_state set next_run_at = now() - interval '1 minute'`)
 	for _, q := range []string{`select check_overdue_invoices()`, `select check_maintenance_reminders()`,
