@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
 // Benchmarks of the job checks (maintenance, appointment, stale job) on
@@ -126,7 +126,7 @@ func benchJobsDB(b *testing.B) *pgxpool.Pool {
 // in schema bench_old.
 func loadOldCheckBodies(b *testing.B, pool *pgxpool.Pool) {
 	b.Helper()
-	files, err := migrations.Files()
+	files, err := sqlfiles.Files()
 	require.NoError(b, err)
 	var src string
 	for _, f := range files {

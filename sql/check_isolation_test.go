@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"testing"
@@ -42,8 +42,8 @@ func TestMarkingHookUpgradedUnlessAdopted(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
 	mars := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
-	inv := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
+	inv := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -3})
 	pgtest.Exec(t, db, `alter table organizations drop constraint organizations_timezone_check`)
 	pgtest.Exec(t, db, `update organizations set timezone = 'Mars/Phobos' where id = $1`, mars)
 

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"fmt"
@@ -62,14 +62,14 @@ func TestMaintenanceDueMomentWindow(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	a := pgtest.CreateClient(t, db, org, "a@client.test", "")
-	b := pgtest.CreateClient(t, db, org, "b@client.test", "")
-	monthEnd := pgtest.CreateClient(t, db, org, "m@client.test", "")
+	a := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "a@client.test"})
+	b := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "b@client.test"})
+	monthEnd := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "m@client.test"})
 	due := time.Date(2027, 2, 10, 12, 0, 0, 0, time.UTC)
 	jobA := service(t, db, org, a, "service", due.AddDate(0, -6, 0))
 	service(t, db, org, b, "service", due.AddDate(0, -6, 0).Add(time.Minute))
 	service(t, db, org, monthEnd, "service", time.Date(2026, 8, 31, 12, 0, 0, 0, time.UTC))
-	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`})
 
 	run := func(at time.Time) int {
 		return pgtest.Int(t, db, `select check_maintenance_reminders($1)`, at)
@@ -98,10 +98,10 @@ func TestMaintenanceSeesChangedJobs(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	edited := pgtest.CreateClient(t, db, org, "e@client.test", "")
-	retyped := pgtest.CreateClient(t, db, org, "r@client.test", "")
-	booked := pgtest.CreateClient(t, db, org, "b@client.test", "")
-	late := pgtest.CreateClient(t, db, org, "l@client.test", "")
+	edited := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "e@client.test"})
+	retyped := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "r@client.test"})
+	booked := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "b@client.test"})
+	late := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "l@client.test"})
 	now := time.Now()
 	editedJob := service(t, db, org, edited, "hvac", now.AddDate(0, -2, 0))
 	retypedJob := service(t, db, org, retyped, "plumbing", now.AddDate(0, -9, 0))
@@ -112,7 +112,7 @@ func TestMaintenanceSeesChangedJobs(t *testing.T) {
 	var lateJob uuid.UUID
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, job_type, status, scheduled_start, updated_at)
 		values ($1, $2, 'hvac', 'in_progress', now() - interval '8 months', now() - interval '1 hour') returning id`, org, late).Scan(&lateJob))
-	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6,"job_type":"hvac"}`})
 	require.Zero(t, pgtest.Int(t, db, `select check_maintenance_reminders()`), "nothing due: recent, other type, booked, open")
 	require.Zero(t, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 
@@ -137,7 +137,7 @@ func TestMaintenanceFullPasses(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "Asia/Tokyo", WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
-	old := pgtest.CreateClient(t, db, org, "o@client.test", "")
+	old := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "o@client.test"})
 	service(t, db, org, old, "service", time.Now().AddDate(0, -8, 0))
 	// these runs stay inside one day of daily passes: 10 hours after the
 	// organisation's pass time (Tokyo's midnight + its offset)
@@ -145,7 +145,7 @@ func TestMaintenanceFullPasses(t *testing.T) {
 	run := func(at time.Time) int {
 		return pgtest.Int(t, db, `select check_maintenance_reminders($1)`, at)
 	}
-	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":12}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":12}`})
 	require.Zero(t, run(day))
 	// the configuration changes: a full pass at once, on the same day
 	pgtest.Exec(t, db, `update automation_workflows set trigger_config = '{"months_after_service":6}' where id = $1`, wf)
@@ -153,8 +153,8 @@ func TestMaintenanceFullPasses(t *testing.T) {
 
 	// a service written with an old updated_at (an import) and a deleted
 	// last service: not seen in steady state ...
-	imported := pgtest.CreateClient(t, db, org, "i@client.test", "")
-	deleted := pgtest.CreateClient(t, db, org, "d@client.test", "")
+	imported := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "i@client.test"})
+	deleted := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "d@client.test"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
 		values ($1, $2, 'completed', $3, $3)`, org, imported, day.AddDate(0, -7, 0))
 	service(t, db, org, deleted, "service", day.AddDate(0, -9, 0))
@@ -168,7 +168,7 @@ func TestMaintenanceFullPasses(t *testing.T) {
 	require.Zero(t, run(day.Add(5*time.Minute)))
 
 	// and so does the first run of the next local day (Seoul: 15:00 UTC)
-	other := pgtest.CreateClient(t, db, org, "x@client.test", "")
+	other := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "x@client.test"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
 		values ($1, $2, 'completed', $3, $3)`, org, other, day.AddDate(0, -7, 0))
 	// (at the organisation's time of the local day: Seoul's midnight + its offset)
@@ -185,7 +185,7 @@ func TestStaleJobDueMomentWindow(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
 	// (12 hours away from the organisation's daily pass: only the paths under test find a job)
 	due := time.Date(2027, 2, 10, 0, 0, 0, 0, time.UTC).Add(dailyPassOffset(t, db, org) + 12*time.Hour)
 	var job, held uuid.UUID
@@ -193,7 +193,7 @@ func TestStaleJobDueMomentWindow(t *testing.T) {
 		values ($1, $2, 'in_progress', $3) returning id`, org, cl, due.AddDate(0, 0, -7)).Scan(&job))
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, updated_at)
 		values ($1, $2, 'completed', $3) returning id`, org, cl, due.AddDate(0, 0, -30)).Scan(&held))
-	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job", Config: `{"days_inactive":7}`})
 	run := func(at time.Time) int {
 		return pgtest.Int(t, db, `select check_automation_triggers($1)`, at)
 	}
@@ -231,9 +231,9 @@ func TestFailedCheckKeepsWatermark(t *testing.T) {
 	due := time.Date(2027, 2, 10, 12, 0, 0, 0, time.UTC)
 	wf := map[uuid.UUID]uuid.UUID{}
 	for _, org := range []uuid.UUID{good, faulty} {
-		cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
+		cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
 		service(t, db, org, cl, "service", due.AddDate(0, -6, 0))
-		wf[org] = pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6}`, "")
+		wf[org] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`})
 	}
 	run := func(at time.Time) int {
 		return pgtest.Int(t, db, `select check_maintenance_reminders($1)`, at)

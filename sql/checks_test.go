@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"sync"
@@ -19,11 +19,11 @@ func TestChecksAreTenantScoped(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	a := pgtest.CreateOrg(t, db, pgtest.Org{})
 	b := pgtest.CreateOrg(t, db, pgtest.Org{})
-	ca := pgtest.CreateClient(t, db, a, "a@a.test", "")
-	cb := pgtest.CreateClient(t, db, b, "b@b.test", "")
+	ca := pgtest.CreateClient(t, db, pgtest.Client{Org: a, Email: "a@a.test"})
+	cb := pgtest.CreateClient(t, db, pgtest.Client{Org: b, Email: "b@b.test"})
 	for i := 0; i < 3; i++ {
-		pgtest.CreateInvoice(t, db, a, ca, "sent", -8, "10")
-		pgtest.CreateInvoice(t, db, b, cb, "sent", -8, "10")
+		pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: a, Client: ca, DueInDays: -8})
+		pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: b, Client: cb, DueInDays: -8})
 	}
 	// jobs for maintenance, stale and appointment in both orgs
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
@@ -35,7 +35,7 @@ func TestChecksAreTenantScoped(t *testing.T) {
 		if tr == "scheduled" {
 			cfg = `{"frequency":"every_minute","audience":"clients"}`
 		}
-		wfA[tr] = pgtest.CreateWorkflow(t, db, a, tr, cfg, "")
+		wfA[tr] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: a, Trigger: tr, Config: cfg})
 	}
 	require.Equal(t, 3, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
@@ -65,10 +65,10 @@ func TestConcurrentChecksNoDuplicates(t *testing.T) {
 	t.Parallel()
 	db, dsn := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
-	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
 	pgtest.Exec(t, db, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
 		select $1, $2, 'N' || g, 'sent', current_date - (g % 40), 100, 100 from generate_series(1, 2000) g`, org, cl)
-	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
 	want := pgtest.Int(t, db, `select count(*) from invoices where due_date <= current_date - 1`)
 
 	var wg sync.WaitGroup
@@ -96,10 +96,10 @@ func TestInvoiceReminderSequence(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
-	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
-	inv := pgtest.CreateInvoice(t, db, org, cl, "sent", -20, "10")
-	notYet := pgtest.CreateInvoice(t, db, org, cl, "sent", 0, "10")
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[30,1,14,7]}`, "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
+	inv := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -20})
+	notYet := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl})
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[30,1,14,7]}`})
 	now := time.Now()
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, inv))
@@ -135,13 +135,13 @@ func TestInvoicePaidBeforeReminder(t *testing.T) {
 
 	// stop conditions: no new reminder for paid, cancelled, void, zero balance
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
-	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
 	for _, st := range []string{"paid", "cancelled", "void", "draft"} {
-		pgtest.CreateInvoice(t, db, org, cl, st, -8, "10")
+		pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, Status: st, DueInDays: -8})
 	}
-	zero := pgtest.CreateInvoice(t, db, org, cl, "overdue", -8, "10")
+	zero := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, Status: "overdue", DueInDays: -8})
 	pgtest.Exec(t, db, `update invoices set balance = 0 where id = $1`, zero)
-	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", "", "")
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue"})
 	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices()`))
 }
 
@@ -152,10 +152,10 @@ func TestLocalSendWindow(t *testing.T) {
 	ny := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "America/New_York"})
 	syd := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "Australia/Sydney"})
 	for _, org := range []uuid.UUID{ny, syd} {
-		cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
-		pgtest.CreateInvoice(t, db, org, cl, "sent", -10, "10")
-		pgtest.CreateWorkflow(t, db, org, "invoice_overdue", "", "")
-		pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"daily","hour":9,"minute":30}`, "")
+		cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
+		pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -10})
+		pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue"})
+		pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"daily","hour":9,"minute":30}`})
 	}
 	// 03:00 UTC: 22:00 (or 23:00) the day before in New York, 14:00 in Sydney
 	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
@@ -199,7 +199,7 @@ func TestScheduledMissedRunFiresOnce(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "Europe/Berlin"})
-	wf := pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"hourly","minute":15}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"hourly","minute":15}`})
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	require.Zero(t, pgtest.Int(t, db, `select check_automation_triggers($1)`, t0))
 	// cron was down for 5 hours
@@ -223,13 +223,13 @@ func TestAppointmentReminder(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: "UTC", WindowStart: "09:00", WindowEnd: "17:00"})
-	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
 	now := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC) // after the window
 	var soon, later, past uuid.UUID
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', $3) returning id`, org, cl, now.Add(10*time.Hour)).Scan(&soon))
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', $3) returning id`, org, cl, now.Add(20*time.Hour)).Scan(&later))
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', $3) returning id`, org, cl, now.Add(-time.Hour)).Scan(&past))
-	pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, "")
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "appointment", Config: `{"hours_before":24}`})
 	require.Equal(t, 2, pgtest.Int(t, db, `select check_maintenance_reminders($1)`, now))
 	var next, deadline time.Time
 	// 06:00 start: snapping to 09:00 would pass it, so the raw time is kept
@@ -248,9 +248,9 @@ func TestMaintenanceAndStaleJobs(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
-	due := pgtest.CreateClient(t, db, org, "due@c.test", "")
-	recent := pgtest.CreateClient(t, db, org, "recent@c.test", "")
-	booked := pgtest.CreateClient(t, db, org, "booked@c.test", "")
+	due := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "due@c.test"})
+	recent := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "recent@c.test"})
+	booked := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "booked@c.test"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at) values
 		($1, $2, 'hvac', 'completed', now() - interval '14 months'),
 		($1, $2, 'hvac', 'completed', now() - interval '7 months'),
@@ -258,12 +258,12 @@ func TestMaintenanceAndStaleJobs(t *testing.T) {
 		($1, $4, 'hvac', 'completed', now() - interval '9 months')`, org, due, recent, booked)
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start, updated_at) values
 		($1, $2, 'scheduled', now() + interval '3 days', now() - interval '10 days')`, org, booked)
-	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6,"job_type":"hvac"}`})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	assert.Equal(t, due.String(), pgtest.Text(t, db, `select client_id::text from automation_execution_logs where workflow_id = $1`, wf))
 	assert.Zero(t, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 
-	stale := pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7}`, "")
+	stale := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job", Config: `{"days_inactive":7}`})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where workflow_id = $1 and subject_type = 'job'`, stale))
 	assert.Zero(t, pgtest.Int(t, db, `select check_automation_triggers()`))
@@ -285,18 +285,18 @@ func TestInvoiceCheckWatermark(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
-	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
 	now := time.Now()
 	require.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 
 	// created already overdue after the last run: picked up (changed path)
-	inv10 := pgtest.CreateInvoice(t, db, org, cl, "sent", -10, "10")
+	inv10 := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -10})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d7'`, inv10))
 
 	// reopened: a paid invoice becomes overdue again
-	paid := pgtest.CreateInvoice(t, db, org, cl, "paid", -20, "10")
+	paid := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, Status: "paid", DueInDays: -20})
 	require.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 	pgtest.Exec(t, db, `update invoices set status = 'overdue' where id = $1`, paid)
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
@@ -316,7 +316,7 @@ func TestInvoiceCheckWatermark(t *testing.T) {
 	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*) from automation_execution_logs where subject_id = $1 and occurrence_key like '%:d10'`, inv10))
 	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour)))
 	// marking overdue is not app activity: updated_at kept
-	sent := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
+	sent := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -3})
 	pgtest.Exec(t, db, `update invoices set updated_at = now() - interval '2 days' where id = $1`, sent)
 	pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(24*time.Hour))
 	assert.Equal(t, "overdue", pgtest.Text(t, db, `select status from invoices where id = $1`, sent))
@@ -329,9 +329,9 @@ func TestChecksRecordLastTriggered(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	serviced := pgtest.CreateClient(t, db, org, "s@client.test", "")
-	booked := pgtest.CreateClient(t, db, org, "b@client.test", "")
-	pgtest.CreateInvoice(t, db, org, serviced, "sent", -3, "10")
+	serviced := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "s@client.test"})
+	booked := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "b@client.test"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: serviced, DueInDays: -3})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at, updated_at)
 		values ($1, $2, 'completed', now() - interval '8 months', now() - interval '8 months')`, org, serviced)
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start, updated_at)
@@ -342,9 +342,9 @@ func TestChecksRecordLastTriggered(t *testing.T) {
 		if tr == "scheduled" {
 			cfg = `{"frequency":"every_minute"}`
 		}
-		wf[tr] = pgtest.CreateWorkflow(t, db, org, tr, cfg, "")
+		wf[tr] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: tr, Config: cfg})
 	}
-	idle := pgtest.CreateWorkflow(t, db, pgtest.AllDayOrg(t, db), "invoice_overdue", "", "")
+	idle := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: pgtest.AllDayOrg(t, db), Trigger: "invoice_overdue"})
 
 	at := time.Now().Truncate(time.Second)
 	later := at.Add(2 * time.Minute)

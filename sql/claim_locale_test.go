@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"testing"
@@ -55,13 +55,13 @@ func TestClaimScheduledFigures(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org, _, _, execs := overdueSetup(t, db, 20, "1250.5") // overdue, 1,250.50 USD
-	client := pgtest.CreateClient(t, db, org, "b@client.test", "+15555550124")
-	pgtest.CreateInvoice(t, db, org, client, "sent", 5, "100")   // open, not due
-	pgtest.CreateInvoice(t, db, org, client, "paid", -5, "999")  // not open
-	pgtest.CreateInvoice(t, db, org, client, "draft", -5, "999") // not open
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "b@client.test", Phone: "+15555550124"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: 5, Amount: "100"})                   // open, not due
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, Status: "paid", DueInDays: -5, Amount: "999"})  // not open
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, Status: "draft", DueInDays: -5, Amount: "999"}) // not open
 	other := pgtest.AllDayOrg(t, db)
-	otherClient := pgtest.CreateClient(t, db, other, "c@client.test", "+15555550125")
-	pgtest.CreateInvoice(t, db, other, otherClient, "sent", -3, "77")
+	otherClient := pgtest.CreateClient(t, db, pgtest.Client{Org: other, Email: "c@client.test", Phone: "+15555550125"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: other, Client: otherClient, DueInDays: -3, Amount: "77"})
 	_, err := db.Exec(bg, `
 		insert into automation_deliveries (execution_id, organization_id, channel, recipient, idempotency_key, status, created_at, sent_at)
 		select $1, $2, 'email', 'x@x.test', k, s, c, c from (values

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"testing"
@@ -17,17 +17,17 @@ func TestCleanupKeepsLiveOccurrenceKeys(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -120, "10")
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -120})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at) values
 		($1, $2, 'hvac', 'completed', now() - interval '14 months')`, org, client)
-	other := pgtest.CreateClient(t, db, org, "bob@client.test", "")
+	other := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "bob@client.test"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start, updated_at) values
 		($1, $2, 'in_progress', now() - interval '200 days', now() - interval '200 days')`, org, other)
-	inv := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
-	maint := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6}`, "")
-	stale := pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7}`, "")
-	sched := pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"every_minute"}`, "")
+	inv := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
+	maint := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`})
+	stale := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job", Config: `{"days_inactive":7}`})
+	sched := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"every_minute"}`})
 
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))

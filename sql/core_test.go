@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
@@ -116,7 +116,7 @@ func TestCoreBesideAppTables(t *testing.T) {
 	rows := appData(t, db)
 	require.Len(t, rows, 5)
 
-	require.NoError(t, migrations.Apply(bg, db))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.FS()))
 	after := pgtest.Catalog(t, db)
 	assert.Equal(t, app, appOnly(after), "the app's tables, indexes, triggers, policies and their dependents are untouched")
 	assert.Equal(t, rows, appData(t, db), "the app's rows are untouched")
@@ -128,7 +128,7 @@ func TestCoreBesideAppTables(t *testing.T) {
 	org := uuid.MustParse("10000000-0000-4000-8000-0000000000aa")
 	for tt, cfg := range map[string]string{"invoice_overdue": `{"days_after_due":[0,1]}`, "maintenance_due": `{}`,
 		"appointment": `{}`, "stale_job": `{}`, "scheduled": `{"frequency":"every_minute"}`} {
-		pgtest.CreateWorkflow(t, db, org, tt, cfg, "")
+		pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: tt, Config: cfg})
 	}
 	pgtest.Exec(t, db, `update automation_schedule_state set next_run_at = now() - interval '1 minute'`)
 	for _, q := range []string{`select check_overdue_invoices()`, `select check_maintenance_reminders()`,
@@ -145,7 +145,7 @@ func TestCoreBesideAppTables(t *testing.T) {
 
 	// a second run changes nothing at all
 	all, data := pgtest.Catalog(t, db), pgtest.Digest(t, db)
-	require.NoError(t, migrations.Apply(bg, db))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.FS()))
 	assert.Equal(t, all, pgtest.Catalog(t, db))
 	assert.Equal(t, data, pgtest.Digest(t, db))
 }
@@ -194,11 +194,11 @@ func TestCoreDefaultsGiveWayToTheAdopters(t *testing.T) {
 	}
 	require.Equal(t, " select auth.uid() | select 0 ", hooks())
 	all := pgtest.Catalog(t, db)
-	require.NoError(t, migrations.Apply(bg, db))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.FS()))
 	assert.Equal(t, all, pgtest.Catalog(t, db), "the core applied again replaces nothing of the adopter's")
 
 	// the reference domain on top keeps them too (and replaces the defaults it finds)
-	require.NoError(t, reference.Apply(bg, db))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, reference.FS()))
 	assert.Equal(t, ownView, pgtest.Text(t, db, `select pg_get_viewdef('automation_src_clients'::regclass)`))
 	assert.Equal(t, " select auth.uid() | select 0 ", hooks())
 	assert.Subset(t, pgtest.Columns(t, db, "automation_src_invoices"), []string{"id text", "total numeric(12,2)"})
@@ -225,21 +225,21 @@ func TestEachFileOneTransaction(t *testing.T) {
 
 // allFiles is the core and the reference domain in one list by name, as a
 // Supabase CLI user has them in supabase/migrations.
-func allFiles(t *testing.T) []migrations.File {
+func allFiles(t *testing.T) []sqlfiles.File {
 	t.Helper()
-	core, err := migrations.Files()
+	core, err := sqlfiles.Files()
 	require.NoError(t, err)
 	ref, err := reference.Files()
 	require.NoError(t, err)
-	all := append(append([]migrations.File(nil), core...), ref...)
-	slices.SortFunc(all, func(a, b migrations.File) int { return strings.Compare(a.Name, b.Name) })
+	all := append(append([]sqlfiles.File(nil), core...), ref...)
+	slices.SortFunc(all, func(a, b sqlfiles.File) int { return strings.Compare(a.Name, b.Name) })
 	return all
 }
 
 // The reference domain only needs what the core creates before it, and the
 // core never needs the reference domain: applied by name order (both sets
 // in one folder), or the core first and the reference domain after it
-// (migrations.Apply, reference.Apply), the database is the same. No two
+// (pgcluster.ApplyFS of sqlfiles.FS() and reference.FS()), the database is the same. No two
 // files share a version.
 func TestReferenceSetInEitherOrder(t *testing.T) {
 	t.Parallel()

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"context"
@@ -155,13 +155,13 @@ func TestCronChecksSucceedWithBadRows(t *testing.T) {
 	cronDB, _ := pgtest.CronDB(t)
 	db, _ := pgtest.NewDB(t)
 	good := pgtest.AllDayOrg(t, db)
-	goodWf := pgtest.CreateWorkflow(t, db, good, "scheduled", `{"frequency":"every_minute"}`, "")
+	goodWf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: good, Trigger: "scheduled", Config: `{"frequency":"every_minute"}`})
 	bad := pgtest.AllDayOrg(t, db)
-	badWf := pgtest.CreateUnvalidatedWorkflow(t, db, bad, "scheduled", `{"frequency":"daily","hour":"nine"}`, "")
-	pgtest.CreateUnvalidatedWorkflow(t, db, bad, "stale_job", `{"days_inactive":"a week"}`, "")
-	pgtest.CreateUnvalidatedWorkflow(t, db, bad, "maintenance_due", `{"months_after_service":1e300}`, "")
+	badWf := pgtest.CreateUnvalidatedWorkflow(t, db, pgtest.Workflow{Org: bad, Trigger: "scheduled", Config: `{"frequency":"daily","hour":"nine"}`})
+	pgtest.CreateUnvalidatedWorkflow(t, db, pgtest.Workflow{Org: bad, Trigger: "stale_job", Config: `{"days_inactive":"a week"}`})
+	pgtest.CreateUnvalidatedWorkflow(t, db, pgtest.Workflow{Org: bad, Trigger: "maintenance_due", Config: `{"months_after_service":1e300}`})
 	mars := pgtest.AllDayOrg(t, db)
-	marsWf := pgtest.CreateWorkflow(t, db, mars, "scheduled", `{"frequency":"every_minute"}`, "")
+	marsWf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: mars, Trigger: "scheduled", Config: `{"frequency":"every_minute"}`})
 	pgtest.Exec(t, db, `alter table organizations drop constraint organizations_timezone_check`)
 	pgtest.Exec(t, db, `update organizations set timezone = 'Mars/Phobos' where id = $1`, mars)
 

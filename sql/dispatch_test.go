@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"encoding/json"
@@ -38,12 +38,12 @@ func TestDispatchSignedBatches(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@c.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@c.test"})
 	for i := 0; i < 5; i++ {
-		pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
+		pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -3})
 	}
-	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", "", "")
-	pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue"})
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, org, cl)
 	require.Equal(t, 5, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"testing"
@@ -150,7 +150,7 @@ func TestExecutionHistoryCleanup(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	sched := pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"every_minute"}`, "")
+	sched := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"every_minute"}`})
 	pgtest.Int(t, db, `select check_automation_triggers()`) // creates the schedule
 	pgtest.Exec(t, db, `update automation_schedule_state set next_run_at = now() - interval '1 minute' where workflow_id = $1`, sched)
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_automation_triggers()`))

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"context"
@@ -38,10 +38,10 @@ func execution(t testing.TB, db pgtest.DB, id uuid.UUID) execRow {
 func overdueSetup(t testing.TB, db pgtest.DB, daysOverdue int, amount string) (org, wf, inv uuid.UUID, execs []uuid.UUID) {
 	t.Helper()
 	org = pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "+15555550123")
-	inv = pgtest.CreateInvoice(t, db, org, client, "sent", -daysOverdue, amount)
-	wf = pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`,
-		`[{"type":"send_email","subject":"Invoice {{invoice.number}}"}]`)
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test", Phone: "+15555550123"})
+	inv = pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -daysOverdue, Amount: amount})
+	wf = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`,
+		Steps: `[{"type":"send_email","subject":"Invoice {{invoice.number}}"}]`})
 	require.Positive(t, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	return org, wf, inv, pgtest.ExecutionIDs(t, db, wf)
 }

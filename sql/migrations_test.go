@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
 func TestFilesOrdered(t *testing.T) {
-	fl, err := migrations.Files()
+	fl, err := sqlfiles.Files()
 	require.NoError(t, err)
 	require.NotEmpty(t, fl)
 	for i := 1; i < len(fl); i++ {

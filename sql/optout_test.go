@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"encoding/json"
@@ -63,9 +63,9 @@ func sentDelivery(t *testing.T, db pgtest.DB, exec uuid.UUID, action string, cha
 func optoutSetup(t *testing.T, db pgtest.DB, email, phone string) (org, client, wf, exec uuid.UUID) {
 	t.Helper()
 	org = pgtest.AllDayOrg(t, db)
-	client = pgtest.CreateClient(t, db, org, email, phone)
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
-	wf = pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	client = pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: email, Phone: phone})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3})
+	wf = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	execs := pgtest.ExecutionIDs(t, db, wf)
 	require.Len(t, execs, 1)
@@ -213,11 +213,11 @@ func TestProviderEventsEveryDeliveryKind(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@a.test", "+15555550123")
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@a.test", Phone: "+15555550123"})
 	for i := 0; i < 4; i++ {
-		pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+		pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3})
 	}
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
 	require.Equal(t, 4, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	execs := pgtest.ExecutionIDs(t, db, wf)
 	sentDelivery(t, db, execs[0], automation.ActionInvoiceReminder, "email", "ada@a.test", "mailgun", "soft", false)
@@ -313,9 +313,9 @@ func TestMessageClass(t *testing.T) {
 		`select automation_message_class('invoice_overdue', '{"message_class":"non_transactional"}')`))
 
 	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@a.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30],"message_class":"non_transactional"}`, "")
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@a.test"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3})
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30],"message_class":"non_transactional"}`})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, pgtest.ExecutionIDs(t, db, wf), 60)
 	require.Len(t, got, 1)

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"fmt"
@@ -191,7 +191,7 @@ func TestSystemHealth(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	assert.Equal(t, systemHealthTypes, pgtest.Columns(t, db, "automation_system_health"))
 	_, wf, execs := pgtest.OverdueInvoices(t, db, 5)
-	pgtest.CreateWorkflow(t, db, pgtest.AllDayOrg(t, db), "scheduled", `{"frequency":"daily","hour":9}`, "")
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: pgtest.AllDayOrg(t, db), Trigger: "scheduled", Config: `{"frequency":"daily","hour":9}`})
 	pgtest.Exec(t, db, `update automation_workflows set is_active = false where id = $1`, wf)
 	var done time.Time
 	require.NoError(t, db.QueryRow(bg, `update automation_execution_logs set status = 'completed', completed_at = now() - interval '10 minutes'

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	_ "embed"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/pgtest"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
@@ -31,7 +31,7 @@ func TestUpgradeToReplacedNames(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	pgtest.Exec(t, db, beforeReplacedNames)
 	org := pgtest.AllDayOrg(t, db)
-	wf := pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"daily","hour":9}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"daily","hour":9}`})
 	pgtest.Exec(t, db, `insert into automation_analytics (organization_id, workflow_id, date, executions, completed, failed, skipped, emails_sent)
 		values ($1, $2, current_date - 1, 4, 3, 1, 0, 3)`, org, wf)
 	pgtest.Exec(t, db, `insert into automation_schedules (workflow_id, organization_id, next_run_at) values ($1, $2, now() + interval '1 day')`, wf, org)
@@ -59,12 +59,12 @@ func TestUpgradeToReplacedNamesNewVersionsOnly(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	pgtest.Exec(t, db, beforeReplacedNames)
 	org := pgtest.AllDayOrg(t, db)
-	wf := pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"daily","hour":9}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"daily","hour":9}`})
 	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key,
 		subject_type, subject_id, status, completed_at, actions_executed)
 		values ($1, $2, 'run-workflow', 'scheduled', 'scheduled:x', 'organization', $3, 'completed', now(), 2)`, wf, org, org.String())
 
-	core, err := migrations.Files()
+	core, err := sqlfiles.Files()
 	require.NoError(t, err)
 	ref, err := reference.Files()
 	require.NoError(t, err)

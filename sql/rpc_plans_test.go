@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func TestRPCPlansReadByID(t *testing.T) {
 		select $1, 'Client ' || g, 'client' || g || '@example.com' from generate_series(1, $2) g`, org, n)
 	pgtest.Exec(t, db, `insert into invoices (organization_id, client_id, number, status, due_date, total, balance)
 		select $1, c.id, 'INV-' || c.first_name, 'sent', current_date - 3, 100, 100 from clients c where c.organization_id = $1`, org)
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1]}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1]}`})
 	require.Equal(t, n, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	pgtest.Exec(t, db, `vacuum analyze automation_execution_logs`) // none running
 	ids := pgtest.ExecutionIDs(t, db, wf)[:20]

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"bytes"
@@ -91,7 +91,7 @@ func TestConcurrentClaimsDisjoint(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
-	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job"})
 	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 400) g`, wf, org)
 
@@ -373,7 +373,7 @@ func TestConcurrentReportsCountersExact(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.CreateOrg(t, db, pgtest.Org{})
 	for i := 0; i < 10; i++ {
-		wf := pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
+		wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job"})
 		pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 			select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, 60) g`, wf, org)
 	}

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"encoding/json"
@@ -61,8 +61,8 @@ func occurrenceKeys(t *testing.T, db pgtest.DB, wf uuid.UUID) []string {
 func orgWithOverdueInvoice(t *testing.T, db pgtest.DB) (org, client uuid.UUID) {
 	t.Helper()
 	org = pgtest.AllDayOrg(t, db)
-	client = pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
+	client = pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3})
 	return org, client
 }
 
@@ -83,10 +83,10 @@ func TestBuilderWorkflowRunsOnFreshInstall(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	assert.Equal(t, "refuse", pgtest.Text(t, db, `select workflow_validation from automation_settings`))
 	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	inv2 := pgtest.CreateInvoice(t, db, org, client, "sent", -2, "10")
-	inv3 := pgtest.CreateInvoice(t, db, org, client, "sent", -3, "10")
-	inv10 := pgtest.CreateInvoice(t, db, org, client, "sent", -10, "10")
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test"})
+	inv2 := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -2})
+	inv3 := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3})
+	inv10 := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -10})
 
 	wf, err := insertWorkflow(db, org, "invoice_overdue", builderConfig, builderSteps)
 	require.NoError(t, err, "a builder workflow dueflow can run is accepted")

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	_ "embed"
@@ -180,11 +180,11 @@ func TestEveryTriggerTypeWithAnyIDType(t *testing.T) {
 				job("", ada, "Ghost job", "in_progress", "null", "null", "'-10 days'")
 			}
 			wf := map[string]uuid.UUID{
-				"invoice_overdue": pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7]}`, ""),
-				"maintenance_due": pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6}`, ""),
-				"appointment":     pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, ""),
-				"stale_job":       pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7}`, ""),
-				"scheduled":       pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"daily","hour":9,"audience":"clients"}`, ""),
+				"invoice_overdue": pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7]}`}),
+				"maintenance_due": pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`}),
+				"appointment":     pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "appointment", Config: `{"hours_before":24}`}),
+				"stale_job":       pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job", Config: `{"days_inactive":7}`}),
+				"scheduled":       pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"daily","hour":9,"audience":"clients"}`}),
 			}
 
 			checks := func() int {
@@ -379,16 +379,16 @@ func TestUpgradeKeepsOccurrenceKeys(t *testing.T) {
 	require.Contains(t, pgtest.Columns(t, db, "automation_execution_logs"), "subject_id uuid")
 
 	org := pgtest.AllDayOrg(t, db)
-	ada := pgtest.CreateClient(t, db, org, "ada@client.test", "+15555550101")
-	bob := pgtest.CreateClient(t, db, org, "bob@client.test", "")
-	inv := pgtest.CreateInvoice(t, db, org, ada, "sent", -3, "120")
+	ada := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test", Phone: "+15555550101"})
+	bob := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "bob@client.test"})
+	inv := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: ada, DueInDays: -3, Amount: "120"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, title, status, scheduled_start, completed_at, updated_at) values
 		($1, $2, 'Boiler service', 'completed', null, now() - interval '8 months', now() - interval '8 months'),
 		($1, $3, 'Leak inspection', 'scheduled', now() + interval '2 hours', null, now()),
 		($1, $3, 'Kitchen repipe', 'in_progress', null, null, now() - interval '10 days')`, org, bob, ada)
 	for tt, cfg := range map[string]string{"invoice_overdue": `{"days_after_due":[1,7]}`, "maintenance_due": "", "appointment": "",
 		"stale_job": "", "scheduled": `{"frequency":"daily","hour":9,"audience":"clients"}`} {
-		pgtest.CreateWorkflow(t, db, org, tt, cfg, "")
+		pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: tt, Config: cfg})
 	}
 	checks := func() int {
 		return pgtest.Int(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
@@ -502,9 +502,9 @@ func TestReferenceViewsKeepAnAdoptersOwn(t *testing.T) {
 	assert.True(t, hasPrefix(notices(), "dueflow: automation_src_clients: id is uuid (kept: your own view)"), "%q", notices())
 
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	inv := pgtest.CreateInvoice(t, db, org, cl, "sent", -3, "10")
-	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1]}`, "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test"})
+	inv := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -3})
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1]}`})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices()`))
 	pgtest.MakeDue(t, db)
 	got := pgtest.Claim(t, db, automation.ActionInvoiceReminder, nil, 10, 60)

@@ -1,4 +1,4 @@
-package migrations_test
+package sqlfiles_test
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/shared/workflow"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
 // badWorkflows are the bad value classes of issue 8, one workflow each (and
@@ -134,7 +134,7 @@ func TestWorkflowValidationDisabledAndBackfill(t *testing.T) {
 	requireInvalid(t, err, "scheduled", `{"hour":"nine"}`, `[{"type":"delay","minutes":1e20}]`)
 
 	updatedAt := pgtest.Text(t, pool, `select updated_at::text from automation_workflows where id = $1`, bad)
-	fl, err := migrations.Files()
+	fl, err := sqlfiles.Files()
 	require.NoError(t, err)
 	applied := false
 	for _, f := range fl {

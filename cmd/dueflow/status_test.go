@@ -65,7 +65,7 @@ func TestStatusOnAClone(t *testing.T) {
 	// a workflow written before validation, with a bad configuration: skipped and listed
 	var org uuid.UUID
 	require.NoError(t, pool.QueryRow(ctx, `select id from organizations order by name limit 1`).Scan(&org))
-	badWf := pgtest.CreateUnvalidatedWorkflow(t, pool, org, "appointment", `{"hours_before":"24h"}`, "")
+	badWf := pgtest.CreateUnvalidatedWorkflow(t, pool, pgtest.Workflow{Org: org, Trigger: "appointment", Config: `{"hours_before":"24h"}`})
 	for _, q := range []string{"select check_automation_triggers()", "select check_overdue_invoices()", "select check_maintenance_reminders()"} {
 		_, err := pool.Exec(ctx, q)
 		require.NoError(t, err)
@@ -177,7 +177,7 @@ func TestStatusDeliveryHealth(t *testing.T) {
 		org                       uuid.UUID
 		sent, bounced, complained int
 	}{{bad, 200, 6, 1}, {good, 100, 0, 0}} {
-		wf := pgtest.CreateWorkflow(t, pool, o.org, "maintenance_due", `{"months_after_service":6}`, "")
+		wf := pgtest.CreateWorkflow(t, pool, pgtest.Workflow{Org: o.org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`})
 		pgtest.Exec(t, pool, `insert into automation_analytics (organization_id, workflow_id, date, emails_sent, delivered, bounced, complained)
 			values ($1, $2, (now() at time zone 'UTC')::date, $3::int, $3::int - $4::int, $4::int, $5::int)`, o.org, wf, o.sent, o.bounced, o.complained)
 	}

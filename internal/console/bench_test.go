@@ -51,7 +51,7 @@ func millionTemplate(b *testing.B, rows int) string {
 			for o := 0; o < 3; o++ {
 				org := pgtest.AllDayOrg(b, pool)
 				for w := 0; w < 4; w++ {
-					wfs = append(wfs, pgtest.CreateWorkflow(b, pool, org, "invoice_overdue", `{"days_after_due":[1,7]}`, ""))
+					wfs = append(wfs, pgtest.CreateWorkflow(b, pool, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7]}`}))
 				}
 			}
 			_, err := pool.Exec(ctx, `

@@ -65,7 +65,7 @@ func goList(t *testing.T) (mod string, pkgs []pkg) {
 	out, err := exec.Command("go", "list", "-m").Output()
 	require.NoError(t, err)
 	mod = strings.TrimSpace(string(out))
-	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "./functions/...", "./shared/...")
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "./functions/...", "./shared/...", "./sql/...")
 	cmd.Dir = "../.."
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -82,8 +82,8 @@ func goList(t *testing.T) (mod string, pkgs []pkg) {
 }
 
 // Every package under functions/ and shared/ (a Lambda function's code)
-// depends on nothing under internal/, cmd/, e2e/ or bench/ and on no test
-// stand-in.
+// and the schema's embeds under sql/ depend on nothing under internal/,
+// cmd/, e2e/ or bench/ and on no test stand-in.
 func TestProductionDependsOnNoTestSupport(t *testing.T) {
 	mod, pkgs := goList(t)
 	var paths []string
@@ -92,6 +92,7 @@ func TestProductionDependsOnNoTestSupport(t *testing.T) {
 	}
 	require.Contains(t, paths, mod+"/functions/send-reminder")
 	require.Contains(t, paths, mod+"/shared/function")
+	require.Contains(t, paths, mod+"/sql")
 	assert.Empty(t, problems(mod, pkgs))
 }
 

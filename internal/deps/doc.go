@@ -1,4 +1,4 @@
 // Package deps holds the test that keeps the production code apart from
-// the rest of the repository: no package under functions/ or shared/ may
-// depend on internal/, cmd/, e2e/, bench/ or a test stand-in.
+// the rest of the repository: no package under functions/, shared/ or sql/
+// may depend on internal/, cmd/, e2e/, bench/ or a test stand-in.
 package deps

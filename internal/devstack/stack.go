@@ -32,7 +32,7 @@ import (
 	"github.com/dueflow/dueflow/internal/supacompat"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/webhook"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
@@ -307,12 +307,12 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 	if err := supacompat.Apply(ctx, conn); err != nil {
 		return fmt.Errorf("devstack: %w", err)
 	}
-	if err := migrations.Apply(ctx, conn); err != nil {
+	if err := pgcluster.ApplyFS(ctx, conn, sqlfiles.FS()); err != nil {
 		return fmt.Errorf("devstack: %w", err)
 	}
 	// the demo data and most of the stack's tests live in the reference domain
 	if !s.cfg.CoreOnly {
-		if err := reference.Apply(ctx, conn); err != nil {
+		if err := pgcluster.ApplyFS(ctx, conn, reference.FS()); err != nil {
 			return fmt.Errorf("devstack: %w", err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dueflow/dueflow/internal/localports"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
 // CronDatabase is the default database pg_cron lives in (cron.database_name);
@@ -380,6 +382,23 @@ func ApplySQL(ctx context.Context, db Beginner, name, script string) error {
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("apply %s: commit: %w", name, err)
+	}
+	return nil
+}
+
+// ApplyFS runs the *.sql files at the top of fsys (sqlfiles.FilesOf: the
+// core's sqlfiles.FS(), reference.FS() or an adapter's FS()) in lexical
+// order, each in its own transaction (ApplySQL). The migrations are
+// idempotent, so applying them again is safe.
+func ApplyFS(ctx context.Context, db Beginner, fsys fs.FS) error {
+	fl, err := sqlfiles.FilesOf(fsys)
+	if err != nil {
+		return err
+	}
+	for _, f := range fl {
+		if err := ApplySQL(ctx, db, f.Name, f.SQL); err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
 	}
 	return nil
 }

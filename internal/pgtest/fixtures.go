@@ -63,48 +63,78 @@ func CreateOrg(t testing.TB, db DB, o Org) uuid.UUID {
 	return id
 }
 
-// CreateClient inserts a client of org and returns its id.
-func CreateClient(t testing.TB, db DB, org uuid.UUID, email, phone string) uuid.UUID {
+// Client describes a client fixture (first name Ada, last name Client).
+type Client struct {
+	Org   uuid.UUID // the client's organisation; required
+	Email string    // "" = NULL (no email)
+	Phone string    // "" = NULL (no phone)
+}
+
+// CreateClient inserts a client and returns its id.
+func CreateClient(t testing.TB, db DB, c Client) uuid.UUID {
 	t.Helper()
 	var id uuid.UUID
 	err := db.QueryRow(context.Background(), `
 		insert into clients (organization_id, first_name, last_name, email, phone)
-		values ($1, 'Ada', 'Client', nullif($2, ''), nullif($3, '')) returning id`, org, email, phone).Scan(&id)
+		values ($1, 'Ada', 'Client', nullif($2, ''), nullif($3, '')) returning id`, c.Org, c.Email, c.Phone).Scan(&id)
 	if err != nil {
 		t.Fatalf("pgtest: create client: %v", err)
 	}
 	return id
 }
 
-// CreateInvoice inserts an invoice; dueOffsetDays is the due date relative to
-// today (UTC; negative = past), amount is both total and balance.
-func CreateInvoice(t testing.TB, db DB, org, client uuid.UUID, status string, dueOffsetDays int, amount string) uuid.UUID {
+// Invoice describes an invoice fixture (a random number INV-xxxxxx, portal
+// URL https://portal.test/inv).
+type Invoice struct {
+	Org       uuid.UUID // the invoice's organisation; required
+	Client    uuid.UUID // the invoice's client; required
+	Status    string    // "" = "sent"
+	DueInDays int       // due date relative to today (UTC); negative = past, 0 = today
+	Amount    string    // total and balance (numeric text); "" = "10"
+}
+
+// CreateInvoice inserts an invoice and returns its id.
+func CreateInvoice(t testing.TB, db DB, inv Invoice) uuid.UUID {
 	t.Helper()
+	if inv.Status == "" {
+		inv.Status = "sent"
+	}
+	if inv.Amount == "" {
+		inv.Amount = "10"
+	}
 	var id uuid.UUID
 	err := db.QueryRow(context.Background(), `
 		insert into invoices (organization_id, client_id, number, status, due_date, total, balance, portal_url)
 		values ($1, $2, 'INV-' || substr(md5(random()::text), 1, 6), $3, current_date + $4::int, $5::numeric, $5::numeric,
 		        'https://portal.test/inv')
-		returning id`, org, client, status, dueOffsetDays, amount).Scan(&id)
+		returning id`, inv.Org, inv.Client, inv.Status, inv.DueInDays, inv.Amount).Scan(&id)
 	if err != nil {
 		t.Fatalf("pgtest: create invoice: %v", err)
 	}
 	return id
 }
 
-// CreateWorkflow inserts an active workflow; config and steps are JSON ("" = {} / []).
-func CreateWorkflow(t testing.TB, db DB, org uuid.UUID, trigger, config, steps string) uuid.UUID {
+// Workflow describes an active workflow fixture, named "<trigger> workflow".
+type Workflow struct {
+	Org     uuid.UUID // the workflow's organisation; required
+	Trigger string    // trigger_type, e.g. "invoice_overdue"; required
+	Config  string    // trigger_config as JSON; "" = {}
+	Steps   string    // steps as JSON; "" = []
+}
+
+// CreateWorkflow inserts an active workflow and returns its id.
+func CreateWorkflow(t testing.TB, db DB, w Workflow) uuid.UUID {
 	t.Helper()
-	if config == "" {
-		config = "{}"
+	if w.Config == "" {
+		w.Config = "{}"
 	}
-	if steps == "" {
-		steps = "[]"
+	if w.Steps == "" {
+		w.Steps = "[]"
 	}
 	var id uuid.UUID
 	err := db.QueryRow(context.Background(), `
 		insert into automation_workflows (organization_id, name, trigger_type, trigger_config, steps)
-		values ($1, $2 || ' workflow', $2, $3::jsonb, $4::jsonb) returning id`, org, trigger, config, steps).Scan(&id)
+		values ($1, $2 || ' workflow', $2, $3::jsonb, $4::jsonb) returning id`, w.Org, w.Trigger, w.Config, w.Steps).Scan(&id)
 	if err != nil {
 		t.Fatalf("pgtest: create workflow: %v", err)
 	}
@@ -113,9 +143,8 @@ func CreateWorkflow(t testing.TB, db DB, org uuid.UUID, trigger, config, steps s
 
 // CreateUnvalidatedWorkflow inserts an active workflow the way rows written
 // before validation (or with automation_workflows_validate disabled) are:
-// whatever its configuration, with problems NULL. config and steps are JSON
-// ("" = {} / []).
-func CreateUnvalidatedWorkflow(t testing.TB, db pgcluster.Beginner, org uuid.UUID, trigger, config, steps string) uuid.UUID {
+// whatever its configuration, with problems NULL.
+func CreateUnvalidatedWorkflow(t testing.TB, db pgcluster.Beginner, w Workflow) uuid.UUID {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := db.Begin(ctx)
@@ -126,7 +155,7 @@ func CreateUnvalidatedWorkflow(t testing.TB, db pgcluster.Beginner, org uuid.UUI
 	if _, err := tx.Exec(ctx, `alter table automation_workflows disable trigger automation_workflows_validate`); err != nil {
 		t.Fatalf("pgtest: create unvalidated workflow: disable validation: %v", err)
 	}
-	id := CreateWorkflow(t, tx, org, trigger, config, steps)
+	id := CreateWorkflow(t, tx, w)
 	if _, err := tx.Exec(ctx, `alter table automation_workflows enable trigger automation_workflows_validate`); err != nil {
 		t.Fatalf("pgtest: create unvalidated workflow: enable validation: %v", err)
 	}
@@ -174,11 +203,11 @@ func AllDayOrg(t testing.TB, db DB) uuid.UUID {
 func OverdueInvoices(t testing.TB, db DB, n int) (org, workflow uuid.UUID, execs []uuid.UUID) {
 	t.Helper()
 	org = AllDayOrg(t, db)
-	client := CreateClient(t, db, org, "ada@client.test", "+15555550123")
+	client := CreateClient(t, db, Client{Org: org, Email: "ada@client.test", Phone: "+15555550123"})
 	for i := 0; i < n; i++ {
-		CreateInvoice(t, db, org, client, "sent", -3, "10")
+		CreateInvoice(t, db, Invoice{Org: org, Client: client, DueInDays: -3})
 	}
-	workflow = CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	workflow = CreateWorkflow(t, db, Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
 	if got := Int(t, db, `select check_overdue_invoices()`); got != n {
 		t.Fatalf("pgtest: check_overdue_invoices created %d executions, want %d", got, n)
 	}

@@ -33,7 +33,7 @@ import (
 	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/supacompat"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
@@ -44,19 +44,49 @@ const TemplateDB = "dueflow_template"
 // migrations only (NewCoreDB); built on first use.
 const CoreTemplateDB = "dueflow_core_template"
 
-var (
-	mu       sync.Mutex
-	cluster  *pgcluster.Cluster
-	tmpDir   string
-	startErr error
-	started  bool
-	cronOnce sync.Once
-	cronErr  error
-	coreOnce sync.Once
-	coreErr  error
-	seq      atomic.Int64
-	cloneMu  sync.Mutex // CREATE DATABASE ... TEMPLATE needs the template to be idle
-)
+// binary is the harness state of one test binary. Every field is set once,
+// inside its sync.Once (start, stop, core, cron), and only read after it; seq
+// and cloneMu are safe for concurrent use. There is no setter: tests cannot
+// change it.
+type binary struct {
+	start   sync.Once
+	cluster *pgcluster.Cluster // nil when err is set
+	dir     string             // the cluster's temp dir
+	err     error              // why the cluster did not start (or stoppedMsg)
+
+	stop    sync.Once
+	stopped atomic.Bool
+
+	core onceErr // CoreTemplateDB built
+	cron onceErr // the pg_cron database prepared
+
+	seq     atomic.Int64
+	cloneMu sync.Mutex // CREATE DATABASE ... TEMPLATE needs the template to be idle
+}
+
+// onceErr runs a preparation once and remembers its error.
+type onceErr struct {
+	once sync.Once
+	err  error
+}
+
+// do runs prepare on the first call; every call returns its error.
+func (o *onceErr) do(prepare func() error) error {
+	o.once.Do(func() { o.err = prepare() })
+	return o.err
+}
+
+// stoppedMsg is why Cluster fails after Shutdown.
+const stoppedMsg = "the cluster was stopped (Shutdown)"
+
+// harness is the test binary's harness state (see binary), the package's
+// only variable.
+var harness binary
+
+// nextName returns a new database name with prefix, unique in the cluster.
+func nextName(prefix string) string {
+	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), harness.seq.Add(1))
+}
 
 // Main runs the tests of a package and stops the cluster afterwards. Use it
 // from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
@@ -66,50 +96,62 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Shutdown stops the cluster (if started) and removes its directory.
+// Shutdown stops the cluster (if started) and removes its directory; once
+// stopped, Cluster fails the tests that ask for it. Later calls do nothing.
 func Shutdown() {
-	mu.Lock()
-	defer mu.Unlock()
-	if cluster != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := cluster.Stop(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "pgtest:", err)
+	harness.stop.Do(func() {
+		// Marks the start done if it never ran; waits for it if it runs.
+		harness.start.Do(func() { harness.err = errors.New(stoppedMsg) })
+		harness.stopped.Store(true)
+		if harness.cluster != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := harness.cluster.Stop(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "pgtest:", err)
+			}
 		}
-		cluster = nil
-	}
-	if tmpDir != "" {
-		_ = os.RemoveAll(tmpDir)
-		tmpDir = ""
-	}
+		if harness.dir != "" {
+			_ = os.RemoveAll(harness.dir)
+		}
+	})
 }
 
 // Cluster returns the shared cluster, starting it and building the template
 // database on first use. It fails the test when PostgreSQL cannot start.
 func Cluster(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
-	mu.Lock()
-	defer mu.Unlock()
-	if !started {
-		started = true
-		cluster, startErr = startCluster()
+	harness.start.Do(func() { harness.cluster, harness.dir, harness.err = startCluster() })
+	if harness.stopped.Load() {
+		t.Fatal("pgtest: " + stoppedMsg)
 	}
-	if startErr != nil {
-		t.Fatalf("pgtest: PostgreSQL 15 with pg_cron is required (Debian: apt-get install postgresql-15 postgresql-15-cron): %v", startErr)
+	if harness.err != nil {
+		t.Fatalf("pgtest: PostgreSQL 15 with pg_cron is required (Debian: apt-get install postgresql-15 postgresql-15-cron): %v", harness.err)
 	}
-	return cluster
+	return harness.cluster
 }
 
-func startCluster() (*pgcluster.Cluster, error) {
+// startCluster starts a cluster in a new temp dir and builds TemplateDB in
+// it; it returns the cluster and its dir, or removes the dir on failure.
+func startCluster() (*pgcluster.Cluster, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	reapOrphans(ctx)
 	// Under os.TempDir so that the postgres user can reach it when we are root.
 	dir, err := os.MkdirTemp("", "dueflow-pgtest-")
 	if err != nil {
-		return nil, fmt.Errorf("temp dir: %w", err)
+		return nil, "", fmt.Errorf("temp dir: %w", err)
 	}
-	tmpDir = dir
+	c, err := startIn(ctx, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	return c, dir, nil
+}
+
+// startIn starts the cluster under dir (recording this binary as its owner)
+// and builds TemplateDB.
+func startIn(ctx context.Context, dir string) (*pgcluster.Cluster, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
@@ -119,14 +161,10 @@ func startCluster() (*pgcluster.Cluster, error) {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir + "/data", Fast: true, Logger: logger})
 	if err != nil {
-		_ = os.RemoveAll(dir)
-		tmpDir = ""
 		return nil, err
 	}
 	if err := buildTemplate(ctx, c, TemplateDB, Prepare); err != nil {
 		_ = c.Stop(ctx)
-		_ = os.RemoveAll(dir)
-		tmpDir = ""
 		return nil, err
 	}
 	return c, nil
@@ -162,10 +200,10 @@ func Prepare(ctx context.Context, db pgcluster.Beginner) error {
 // Migrate applies the core migrations, then the reference domain, as the
 // template has them (e.g. again, to test an upgrade).
 func Migrate(ctx context.Context, db pgcluster.Beginner) error {
-	if err := migrations.Apply(ctx, db); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, sqlfiles.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	if err := reference.Apply(ctx, db); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, reference.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil
@@ -177,7 +215,7 @@ func PrepareCore(ctx context.Context, db pgcluster.Beginner) error {
 	if err := supacompat.Apply(ctx, db); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	if err := migrations.Apply(ctx, db); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, sqlfiles.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil
@@ -189,7 +227,7 @@ func NewDB(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	c := Cluster(t)
 	ctx := context.Background()
-	name := fmt.Sprintf("t_%d_%d", os.Getpid(), seq.Add(1))
+	name := nextName("t")
 	if err := createClone(ctx, c, name, TemplateDB); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -203,11 +241,10 @@ func NewCoreDB(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	c := Cluster(t)
 	ctx := context.Background()
-	coreOnce.Do(func() { coreErr = buildTemplate(ctx, c, CoreTemplateDB, PrepareCore) })
-	if coreErr != nil {
-		t.Fatalf("pgtest: core template: %v", coreErr)
+	if err := harness.core.do(func() error { return buildTemplate(ctx, c, CoreTemplateDB, PrepareCore) }); err != nil {
+		t.Fatalf("pgtest: core template: %v", err)
 	}
-	name := fmt.Sprintf("c_%d_%d", os.Getpid(), seq.Add(1))
+	name := nextName("c")
 	if err := createClone(ctx, c, name, CoreTemplateDB); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -242,7 +279,7 @@ func NewTemplate(t testing.TB, name string, fill func(context.Context, *pgxpool.
 func NewDBFrom(t testing.TB, template string) (*pgxpool.Pool, string) {
 	t.Helper()
 	c := Cluster(t)
-	name := fmt.Sprintf("t_%d_%d", os.Getpid(), seq.Add(1))
+	name := nextName("t")
 	if err := createClone(context.Background(), c, name, template); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -274,7 +311,7 @@ func NewEmptyDB(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	c := Cluster(t)
 	ctx := context.Background()
-	name := fmt.Sprintf("e_%d_%d", os.Getpid(), seq.Add(1))
+	name := nextName("e")
 	admin, err := c.Connect(ctx, "postgres")
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
@@ -292,8 +329,8 @@ func NewEmptyDB(t testing.TB) (*pgxpool.Pool, string) {
 }
 
 func createClone(ctx context.Context, c *pgcluster.Cluster, name, template string) error {
-	cloneMu.Lock()
-	defer cloneMu.Unlock()
+	harness.cloneMu.Lock()
+	defer harness.cloneMu.Unlock()
 	admin, err := c.Connect(ctx, "postgres")
 	if err != nil {
 		return err
@@ -332,17 +369,16 @@ func CronDB(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	c := Cluster(t)
 	ctx := context.Background()
-	cronOnce.Do(func() {
+	err := harness.cron.do(func() error {
 		conn, err := c.Connect(ctx, c.CronDatabase())
 		if err != nil {
-			cronErr = err
-			return
+			return err
 		}
 		defer conn.Close(ctx)
-		cronErr = Prepare(ctx, conn)
+		return Prepare(ctx, conn)
 	})
-	if cronErr != nil {
-		t.Fatalf("pgtest: prepare cron database: %v", cronErr)
+	if err != nil {
+		t.Fatalf("pgtest: prepare cron database: %v", err)
 	}
 	dsn := c.DSN(c.CronDatabase())
 	pool, err := newPool(ctx, dsn)

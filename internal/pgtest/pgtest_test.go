@@ -2,10 +2,13 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,3 +56,25 @@ func TestNewDBIsolated(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { Main(m) }
+
+// A preparation runs once however many tests ask for it at once, and each
+// gets its error.
+func TestOnceErr(t *testing.T) {
+	var o onceErr
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			errs[i] = o.do(func() error {
+				runs.Add(1)
+				return errors.New("no template")
+			})
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(1), runs.Load())
+	for _, err := range errs {
+		assert.EqualError(t, err, "no template")
+	}
+}

@@ -11,16 +11,16 @@ import (
 
 	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // ApplyMigration applies the one migration named name (e.g.
 // "20261202000500_replaced_jobs_and_views.sql") of the core (sql/) or the
 // reference domain (sql/reference/) in its own transaction, as
-// migrations.Apply applies each file.
+// pgcluster.ApplyFS applies each file.
 func ApplyMigration(ctx context.Context, db pgcluster.Beginner, name string) error {
-	core, err := migrations.Files()
+	core, err := sqlfiles.Files()
 	if err != nil {
 		return err
 	}

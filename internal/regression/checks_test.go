@@ -25,19 +25,19 @@ type tenant struct {
 func seedTenant(t testing.TB, db pgtest.DB, workflows bool) tenant {
 	t.Helper()
 	tn := tenant{org: pgtest.AllDayOrg(t, db), wf: map[string]uuid.UUID{}}
-	tn.serviced = pgtest.CreateClient(t, db, tn.org, "serviced@client.test", "+15555550111")
-	tn.active = pgtest.CreateClient(t, db, tn.org, "active@client.test", "+15555550122")
-	pgtest.CreateInvoice(t, db, tn.org, tn.active, "sent", -3, "10")
+	tn.serviced = pgtest.CreateClient(t, db, pgtest.Client{Org: tn.org, Email: "serviced@client.test", Phone: "+15555550111"})
+	tn.active = pgtest.CreateClient(t, db, pgtest.Client{Org: tn.org, Email: "active@client.test", Phone: "+15555550122"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: tn.org, Client: tn.active, DueInDays: -3})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at, updated_at) values
 		($1, $2, 'hvac', 'completed', now() - interval '8 months', now() - interval '8 months')`, tn.org, tn.serviced)
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, updated_at) values ($1, $2, 'in_progress', now() - interval '30 days')`, tn.org, tn.active)
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', now() + interval '10 hours')`, tn.org, tn.active)
 	if workflows {
-		tn.wf["invoice_overdue"] = pgtest.CreateWorkflow(t, db, tn.org, "invoice_overdue", `{"days_after_due":[1,7]}`, "")
-		tn.wf["maintenance_due"] = pgtest.CreateWorkflow(t, db, tn.org, "maintenance_due", `{"months_after_service":6}`, "")
-		tn.wf["stale_job"] = pgtest.CreateWorkflow(t, db, tn.org, "stale_job", `{"days_inactive":7,"statuses":["in_progress"]}`, "")
-		tn.wf["appointment"] = pgtest.CreateWorkflow(t, db, tn.org, "appointment", `{"hours_before":24}`, "")
-		tn.wf["scheduled"] = pgtest.CreateWorkflow(t, db, tn.org, "scheduled", `{"frequency":"every_minute","audience":"clients"}`, "")
+		tn.wf["invoice_overdue"] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: tn.org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7]}`})
+		tn.wf["maintenance_due"] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: tn.org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`})
+		tn.wf["stale_job"] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: tn.org, Trigger: "stale_job", Config: `{"days_inactive":7,"statuses":["in_progress"]}`})
+		tn.wf["appointment"] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: tn.org, Trigger: "appointment", Config: `{"hours_before":24}`})
+		tn.wf["scheduled"] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: tn.org, Trigger: "scheduled", Config: `{"frequency":"every_minute","audience":"clients"}`})
 	}
 	return tn
 }
@@ -209,7 +209,7 @@ func TestDailyNineInEachZoneAcrossDST(t *testing.T) {
 	wfs := map[string]uuid.UUID{}
 	for _, z := range zones {
 		org := pgtest.CreateOrg(t, db, pgtest.Org{Timezone: z})
-		wfs[z] = pgtest.CreateWorkflow(t, db, org, "scheduled", `{"frequency":"daily","hour":9,"minute":0}`, "")
+		wfs[z] = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "scheduled", Config: `{"frequency":"daily","hour":9,"minute":0}`})
 	}
 	t0 := time.Date(2026, 10, 30, 0, 0, 0, 0, time.UTC)
 	for at := t0; at.Before(t0.Add(4 * 24 * time.Hour)); at = at.Add(20 * time.Minute) {

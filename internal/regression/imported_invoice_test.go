@@ -17,8 +17,8 @@ import (
 func TestImportedInvoiceAfterFirstScanIsReminded(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14,30]}`, "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14,30]}`})
 	now := time.Now()
 	assert.Zero(t, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now)) // first (full) scan: nothing yet
 	// invoices imported afterwards with their original timestamps
@@ -27,7 +27,7 @@ func TestImportedInvoiceAfterFirstScanIsReminded(t *testing.T) {
 			values ($1, $2, 'IMP-' || $3::int, 'sent', current_date - $3::int, 10, 10, now() - make_interval(days => $3::int))`, org, cl, age)
 	}
 	// a control invoice inserted normally (updated_at = now())
-	pgtest.CreateInvoice(t, db, org, cl, "sent", -20, "10")
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -20})
 	created := 0
 	for h := 1; h <= 48; h++ {
 		created += pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(time.Duration(h)*time.Hour))

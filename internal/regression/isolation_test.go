@@ -88,10 +88,10 @@ func TestBadWorkflowSkippedAlone(t *testing.T) {
 	}
 	badWf := make([]uuid.UUID, len(cases))
 	for i, c := range cases {
-		badWf[i] = pgtest.CreateUnvalidatedWorkflow(t, db, bad.org, c.trigger, c.config, c.steps)
+		badWf[i] = pgtest.CreateUnvalidatedWorkflow(t, db, pgtest.Workflow{Org: bad.org, Trigger: c.trigger, Config: c.config, Steps: c.steps})
 	}
 	// a valid workflow written without validation runs, and is marked valid
-	unchecked := pgtest.CreateUnvalidatedWorkflow(t, db, good.org, "invoice_overdue", `{"days_after_due":[1,7]}`, "")
+	unchecked := pgtest.CreateUnvalidatedWorkflow(t, db, pgtest.Workflow{Org: good.org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7]}`})
 
 	twoRuns(t, db, time.Now())
 	assert.Equal(t, wantOnce, perWorkflow(t, db, good), "another organisation's reminders, in the same runs")
@@ -246,7 +246,7 @@ func TestUnforeseenErrorFailsOneOrganisation(t *testing.T) {
 
 	// next run: the healthy organisations stay on the set-based path (a new
 	// invoice is reminded), the faulty one is tried alone and fails again
-	pgtest.CreateInvoice(t, db, good.org, good.active, "sent", -2, "10")
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: good.org, Client: good.active, DueInDays: -2})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now.Add(time.Minute)))
 	errs = checkProblems(t, db)
 	require.Len(t, errs, 1, "the set-based run succeeded: %+v", errs)

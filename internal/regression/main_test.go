@@ -40,7 +40,7 @@ func dispatchTo(t testing.TB, db pgtest.DB, action string) {
 func staleBacklog(t testing.TB, db pgtest.DB, n int) (org, wf uuid.UUID, execs []uuid.UUID) {
 	t.Helper()
 	org = pgtest.AllDayOrg(t, db)
-	wf = pgtest.CreateWorkflow(t, db, org, "stale_job", "", "")
+	wf = pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job"})
 	pgtest.Exec(t, db, `insert into automation_execution_logs (workflow_id, organization_id, action, trigger_type, occurrence_key, subject_type, next_attempt_at)
 		select $1, $2, 'send-reminder', 'stale_job', 'k' || g, 'organization', now() - interval '1 minute' from generate_series(1, $3::int) g`, wf, org, n)
 	return org, wf, pgtest.ExecutionIDs(t, db, wf)

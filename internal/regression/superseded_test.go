@@ -18,11 +18,11 @@ import (
 func TestRescheduledAppointmentRemindedOnce(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
 	var job string
 	require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start)
 		values ($1, $2, 'scheduled', now() + interval '20 hours') returning id::text`, org, cl).Scan(&job))
-	wf := pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "appointment", Config: `{"hours_before":24}`})
 	require.Equal(t, 1, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	old := pgtest.Text(t, db, `select id::text from automation_execution_logs where workflow_id = $1`, wf)
 	// the office moves the visit earlier before the reminder went out
@@ -46,13 +46,13 @@ func TestRescheduledAppointmentRemindedOnce(t *testing.T) {
 func TestMovedOrCancelledAppointmentSkippedAtDispatch(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
 	var moved, cancelled, kept string
 	for _, p := range []*string{&moved, &cancelled, &kept} {
 		require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, scheduled_start)
 			values ($1, $2, 'scheduled', now() + interval '20 hours') returning id::text`, org, cl).Scan(p))
 	}
-	wf := pgtest.CreateWorkflow(t, db, org, "appointment", `{"hours_before":24}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "appointment", Config: `{"hours_before":24}`})
 	require.Equal(t, 3, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	pgtest.Exec(t, db, `update jobs set scheduled_start = now() + interval '5 days' where id = $1::uuid`, moved)
 	pgtest.Exec(t, db, `update jobs set status = 'cancelled' where id = $1::uuid`, cancelled)
@@ -73,13 +73,13 @@ func TestMovedOrCancelledAppointmentSkippedAtDispatch(t *testing.T) {
 func TestStaleJobReminderSupersededByActivity(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
 	jobs := make([]string, 3)
 	for i := range jobs {
 		require.NoError(t, db.QueryRow(bg, `insert into jobs (organization_id, client_id, status, updated_at)
 			values ($1, $2, 'in_progress', now() - interval '30 days') returning id::text`, org, cl).Scan(&jobs[i]))
 	}
-	wf := pgtest.CreateWorkflow(t, db, org, "stale_job", `{"days_inactive":7,"statuses":["in_progress"]}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "stale_job", Config: `{"days_inactive":7,"statuses":["in_progress"]}`})
 	require.Equal(t, 3, pgtest.Int(t, db, `select check_automation_triggers()`))
 	// job 0: activity, and stale again since (a new occurrence); job 1: activity
 	// only; job 2: moved to a status the workflow does not remind about
@@ -104,14 +104,14 @@ func TestStaleJobReminderSupersededByActivity(t *testing.T) {
 func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	booked := pgtest.CreateClient(t, db, org, "b@client.test", "")
-	serviced := pgtest.CreateClient(t, db, org, "s@client.test", "")
-	idle := pgtest.CreateClient(t, db, org, "i@client.test", "")
+	booked := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "b@client.test"})
+	serviced := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "s@client.test"})
+	idle := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "i@client.test"})
 	for _, c := range []uuid.UUID{booked, serviced, idle} {
 		pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, completed_at)
 			values ($1, $2, 'completed', now() - interval '8 months')`, org, c)
 	}
-	wf := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6}`, "")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6}`})
 	require.Equal(t, 3, pgtest.Int(t, db, `select check_maintenance_reminders()`))
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, status, scheduled_start) values ($1, $2, 'scheduled', now() + interval '3 days')`, org, booked)
 	// a newer service, itself already 7 months old (entered late): a new occurrence
@@ -129,8 +129,8 @@ func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 	assert.Equal(t, "pending -", states(idle))
 
 	// a workflow for one job type: a newer service of another type supersedes nothing
-	hvac := pgtest.CreateWorkflow(t, db, org, "maintenance_due", `{"months_after_service":6,"job_type":"hvac"}`, "")
-	other := pgtest.CreateClient(t, db, org, "o@client.test", "")
+	hvac := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "maintenance_due", Config: `{"months_after_service":6,"job_type":"hvac"}`})
+	other := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "o@client.test"})
 	pgtest.Exec(t, db, `insert into jobs (organization_id, client_id, job_type, status, completed_at)
 		values ($1, $2, 'hvac', 'completed', now() - interval '8 months')`, org, other)
 	require.Equal(t, 2, pgtest.Int(t, db, `select check_maintenance_reminders()`), "one per workflow")
@@ -150,11 +150,11 @@ func TestMaintenanceReminderSupersededByNewerService(t *testing.T) {
 func TestPiledUpInvoiceRemindersSendOnce(t *testing.T) {
 	db, _ := pgtest.NewDB(t)
 	org := pgtest.AllDayOrg(t, db)
-	cl := pgtest.CreateClient(t, db, org, "c@client.test", "")
-	inv := pgtest.CreateInvoice(t, db, org, cl, "sent", -6, "10")
-	otherInv := pgtest.CreateInvoice(t, db, org, cl, "sent", -2, "10")
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7,14]}`, "")
-	second := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,14]}`, "")
+	cl := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "c@client.test"})
+	inv := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -6})
+	otherInv := pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: cl, DueInDays: -2})
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7,14]}`})
+	second := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,14]}`})
 	now := time.Now()
 	require.Equal(t, 4, pgtest.Int(t, db, `select check_overdue_invoices($1)`, now))
 	// a day later invoice inv reaches day 7; its day-1 reminder never went out

@@ -14,7 +14,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/replaced"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
 // automation_workflow_spec is tested on the fixture's own automation_workflows
@@ -27,7 +27,7 @@ var specMigrations = []string{"20261202000100_workflow_rules.sql", "202612020007
 func specDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	db := fixtureDB(t, replaced.Options{})
-	fl, err := migrations.Files()
+	fl, err := sqlfiles.Files()
 	require.NoError(t, err)
 	applied := 0
 	for _, f := range fl {

@@ -12,10 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/replaced"
 	"github.com/dueflow/dueflow/shared/automation"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
 )
 
@@ -102,7 +103,7 @@ func TestDocAdoptionExample(t *testing.T) {
 		values ($1, $2::bigint, 'INV-7', true, (now() at time zone 'Europe/London')::date - 8, 12000, 2000) returning id::text`, user, customer).Scan(&overdue))
 	require.NoError(t, pool.QueryRow(ctx, `insert into customer_invoices (owner_id, customer_id, invoice_no, issued, due_on, amount_cents, paid_at)
 		values ($1, $2::bigint, 'INV-8', true, (now() at time zone 'Europe/London')::date - 8, 5000, now()) returning id::text`, user, customer).Scan(&paid))
-	wf := pgtest.CreateWorkflow(t, pool, user, automation.TriggerInvoiceOverdue, `{"days_after_due":[1,7,14]}`, "")
+	wf := pgtest.CreateWorkflow(t, pool, pgtest.Workflow{Org: user, Trigger: automation.TriggerInvoiceOverdue, Config: `{"days_after_due":[1,7,14]}`})
 
 	var created int
 	require.NoError(t, pool.QueryRow(ctx, `select public.check_overdue_invoices()`).Scan(&created))
@@ -168,7 +169,7 @@ func TestDocTextIDs(t *testing.T) {
 		('INV-3002', $1, 'C-2002', 'paid', (now() at time zone 'Europe/London')::date - 8, 50, 50)`, company)
 	for tt, cfg := range map[string]string{automation.TriggerInvoiceOverdue: `{"days_after_due":[1,7]}`,
 		automation.TriggerMaintenanceDue: "", automation.TriggerAppointment: "", automation.TriggerStaleJob: `{"statuses":["in_progress"]}`} {
-		pgtest.CreateWorkflow(t, pool, company, tt, cfg, "")
+		pgtest.CreateWorkflow(t, pool, pgtest.Workflow{Org: company, Trigger: tt, Config: cfg})
 	}
 	assert.Equal(t, 4, pgtest.Int(t, pool, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`))
 	assert.Zero(t, pgtest.Int(t, pool, `select count(*) from automation_check_problems`))
@@ -218,11 +219,11 @@ func TestDocUUIDIDs(t *testing.T) {
 	assert.Equal(t, current, pgtest.Text(t, pool, `select pg_get_viewdef('public.automation_src_jobs'::regclass)`))
 
 	org := pgtest.AllDayOrg(t, pool)
-	cl := pgtest.CreateClient(t, pool, org, "c@example.com", "")
+	cl := pgtest.CreateClient(t, pool, pgtest.Client{Org: org, Email: "c@example.com"})
 	var job uuid.UUID
 	require.NoError(t, pool.QueryRow(t.Context(), `insert into jobs (organization_id, client_id, title, status, scheduled_start)
 		values ($1, $2, 'Visit', 'scheduled', now() + interval '2 hours') returning id`, org, cl).Scan(&job))
-	pgtest.CreateWorkflow(t, pool, org, automation.TriggerAppointment, "", "")
+	pgtest.CreateWorkflow(t, pool, pgtest.Workflow{Org: org, Trigger: automation.TriggerAppointment})
 	require.Equal(t, 1, pgtest.Int(t, pool, `select check_maintenance_reminders()`))
 	pgtest.MakeDue(t, pool)
 	got := claim(t, pool, automation.ActionSendReminder)
@@ -238,9 +239,9 @@ func TestDocCancelAndRerun(t *testing.T) {
 	pool, _ := pgtest.NewDB(t)
 	ctx := t.Context()
 	org := pgtest.CreateOrg(t, pool, pgtest.Org{Name: "Org", Timezone: "UTC", WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
-	client := pgtest.CreateClient(t, pool, org, "c@example.com", "")
-	pgtest.CreateInvoice(t, pool, org, client, "sent", -3, "50.00")
-	pgtest.CreateWorkflow(t, pool, org, automation.TriggerInvoiceOverdue, `{"days_after_due":[1]}`, "")
+	client := pgtest.CreateClient(t, pool, pgtest.Client{Org: org, Email: "c@example.com"})
+	pgtest.CreateInvoice(t, pool, pgtest.Invoice{Org: org, Client: client, DueInDays: -3, Amount: "50.00"})
+	pgtest.CreateWorkflow(t, pool, pgtest.Workflow{Org: org, Trigger: automation.TriggerInvoiceOverdue, Config: `{"days_after_due":[1]}`})
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, `select public.check_overdue_invoices()`).Scan(&n))
 	require.Equal(t, 1, n)
@@ -360,8 +361,8 @@ func TestDocUpgrade(t *testing.T) {
 	assert.Len(t, before[0], 4, "pending, running, processing, delayed: %v", before[0])
 	assert.Len(t, before[1], 7, "the draft, the paused one, the inactive one and four event triggers: %v", before[1])
 
-	require.NoError(t, migrations.Apply(t.Context(), db))
-	require.NoError(t, replacedsystem.Apply(t.Context(), db))
+	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, sqlfiles.FS()))
+	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, replacedsystem.FS()))
 	pgtest.Exec(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
 
 	after := docQueries(t, db, adoptingDoc, "upgrade-after")

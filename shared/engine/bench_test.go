@@ -75,10 +75,10 @@ func benchPipeline(b *testing.B, workers int, smtp bool, ledgerChunk int) {
 	}
 	s := newStack(b)
 	org := pgtest.CreateOrg(b, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
-	wf := pgtest.CreateWorkflow(b, s.db, org, "invoice_overdue", `{"days_after_due":[1]}`, `[]`)
+	wf := pgtest.CreateWorkflow(b, s.db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1]}`, Steps: `[]`})
 	for i := range batch {
-		client := pgtest.CreateClient(b, s.db, org, fmt.Sprintf("client%d@bench.test", i), "")
-		pgtest.CreateInvoice(b, s.db, org, client, "overdue", -10, "99.95")
+		client := pgtest.CreateClient(b, s.db, pgtest.Client{Org: org, Email: fmt.Sprintf("client%d@bench.test", i)})
+		pgtest.CreateInvoice(b, s.db, pgtest.Invoice{Org: org, Client: client, Status: "overdue", DueInDays: -10, Amount: "99.95"})
 	}
 	ts := &timedStore{Store: s.store}
 	counter := &countingSender{}

@@ -80,15 +80,15 @@ func (s *stack) engine(t testing.TB, action string, store engine.Store) *engine.
 func (s *stack) overdue(t testing.TB, steps string, emails ...string) (wf uuid.UUID, execs map[string]uuid.UUID) {
 	t.Helper()
 	org := pgtest.CreateOrg(t, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
-	wf = pgtest.CreateWorkflow(t, s.db, org, "invoice_overdue", `{"days_after_due":[1,7]}`, steps)
+	wf = pgtest.CreateWorkflow(t, s.db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7]}`, Steps: steps})
 	invs := map[uuid.UUID]string{}
 	for _, e := range emails {
 		phone := ""
 		if e != "" {
 			phone = "+15555550123"
 		}
-		client := pgtest.CreateClient(t, s.db, org, e, phone)
-		invs[pgtest.CreateInvoice(t, s.db, org, client, "sent", -3, "120.50")] = e
+		client := pgtest.CreateClient(t, s.db, pgtest.Client{Org: org, Email: e, Phone: phone})
+		invs[pgtest.CreateInvoice(t, s.db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3, Amount: "120.50"})] = e
 	}
 	var n int
 	require.NoError(t, s.db.QueryRow(bg, `select check_overdue_invoices()`).Scan(&n))
@@ -454,10 +454,10 @@ func TestIntegrationUndecodableExecutionFailsAlone(t *testing.T) {
 func TestIntegrationBuilderWorkflowSent(t *testing.T) {
 	s := newStack(t)
 	org := pgtest.CreateOrg(t, s.db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
-	client := pgtest.CreateClient(t, s.db, org, "ada@client.test", "")
-	inv := pgtest.CreateInvoice(t, s.db, org, client, "sent", -3, "120.50")
-	wf := pgtest.CreateWorkflow(t, s.db, org, "invoice_overdue", `{"daysOverdue": 3}`,
-		`[{"type":"action","config":{"actionType":"email","subject":"Invoice {{invoice.number}}","message":"Dear {{client.firstName}}"}}]`)
+	client := pgtest.CreateClient(t, s.db, pgtest.Client{Org: org, Email: "ada@client.test"})
+	inv := pgtest.CreateInvoice(t, s.db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3, Amount: "120.50"})
+	wf := pgtest.CreateWorkflow(t, s.db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"daysOverdue": 3}`,
+		Steps: `[{"type":"action","config":{"actionType":"email","subject":"Invoice {{invoice.number}}","message":"Dear {{client.firstName}}"}}]`})
 	var n int
 	require.NoError(t, s.db.QueryRow(bg, `select check_overdue_invoices()`).Scan(&n))
 	require.Equal(t, 1, n)

@@ -46,9 +46,9 @@ func TestFunctionURLEventEndToEnd(t *testing.T) {
 	h := b.Handler
 
 	org := pgtest.CreateOrg(t, db, pgtest.Org{WindowStart: pgtest.AllDayStart, WindowEnd: pgtest.AllDayEnd})
-	client := pgtest.CreateClient(t, db, org, "ada@client.test", "")
-	pgtest.CreateInvoice(t, db, org, client, "sent", -2, "75.00")
-	pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1]}`, `[]`)
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@client.test"})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -2, Amount: "75.00"})
+	pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1]}`, Steps: `[]`})
 	var created int
 	require.NoError(t, db.QueryRow(ctx, `select check_overdue_invoices()`).Scan(&created))
 	require.Equal(t, 1, created)

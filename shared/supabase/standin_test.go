@@ -79,7 +79,7 @@ func TestRecordProviderEventsThroughStandIn(t *testing.T) {
 	srv := httptest.NewServer(postgrest.New(db, "local-jwt-secret-local-jwt-secret-0000", slog.New(slog.NewJSONHandler(io.Discard, nil))).WithSecretKey(secretKey))
 	defer srv.Close()
 	org := pgtest.AllDayOrg(t, db)
-	client := pgtest.CreateClient(t, db, org, "ada@a.test", "")
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: "ada@a.test"})
 	c, err := supabase.New(supabase.Config{URL: srv.URL, Key: secretKey, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	var store providerevents.Store = c

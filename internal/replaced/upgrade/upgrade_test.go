@@ -23,7 +23,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/replaced"
-	migrations "github.com/dueflow/dueflow/sql"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
 )
 
@@ -33,9 +33,9 @@ var bg = context.Background()
 
 // upgradeFiles are the files a user applies, in order: dueflow's core, then
 // the adapter set over the app's tables.
-func upgradeFiles(t testing.TB) []migrations.File {
+func upgradeFiles(t testing.TB) []sqlfiles.File {
 	t.Helper()
-	core, err := migrations.Files()
+	core, err := sqlfiles.Files()
 	require.NoError(t, err)
 	adapter, err := replacedsystem.Files()
 	require.NoError(t, err)

@@ -248,9 +248,9 @@ func due(t *testing.T, db *pgxpool.Pool, channel automation.Channel) uuid.UUID {
 	if channel == automation.ChannelSMS {
 		step = `{"type":"send_sms","body":"` + bodyMarker + ` {{invoice.balance}}"}`
 	}
-	wf := pgtest.CreateWorkflow(t, db, org, "invoice_overdue", `{"days_after_due":[1,7]}`, "["+step+"]")
-	client := pgtest.CreateClient(t, db, org, email, phoneE164)
-	pgtest.CreateInvoice(t, db, org, client, "sent", -3, "120.50")
+	wf := pgtest.CreateWorkflow(t, db, pgtest.Workflow{Org: org, Trigger: "invoice_overdue", Config: `{"days_after_due":[1,7]}`, Steps: "[" + step + "]"})
+	client := pgtest.CreateClient(t, db, pgtest.Client{Org: org, Email: email, Phone: phoneE164})
+	pgtest.CreateInvoice(t, db, pgtest.Invoice{Org: org, Client: client, DueInDays: -3, Amount: "120.50"})
 	pgtest.Exec(t, db, `select check_overdue_invoices()`)
 	pgtest.MakeDue(t, db)
 	ids := pgtest.ExecutionIDs(t, db, wf)
