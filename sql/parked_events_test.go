@@ -22,11 +22,7 @@ func TestProviderEventBeforeItsMessageID(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org, _, wf, exec := optoutSetup(t, db, "ada@a.test", "")
-	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{exec}, 60)
-	require.Len(t, got, 1)
-	in := automation.DeliveryIntent{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Channel: "email",
-		Recipient: "ada@a.test", Provider: "mailgun", IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
-	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
+	in := beginMailgunDelivery(t, db, exec)
 
 	early := providerEvent{Kind: "delivery", Provider: "mailgun", EventID: "early", Channel: "email", ProviderMessageID: "m-early",
 		Address: "ada@a.test", Status: "bounced", Permanent: true, Reason: "mailbox does not exist"}
@@ -72,11 +68,7 @@ func TestParkedEventSweptAfterConcurrentLedger(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	org, _, _, exec := optoutSetup(t, db, "ada@a.test", "")
-	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{exec}, 60)
-	require.Len(t, got, 1)
-	in := automation.DeliveryIntent{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Channel: "email",
-		Recipient: "ada@a.test", Provider: "mailgun", IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
-	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
+	in := beginMailgunDelivery(t, db, exec)
 
 	tx, err := db.Begin(t.Context())
 	require.NoError(t, err)
@@ -102,11 +94,7 @@ func TestParkedEventStaysWhenItsApplyFails(t *testing.T) {
 	t.Parallel()
 	db, _ := pgtest.NewDB(t)
 	_, _, _, exec := optoutSetup(t, db, "ada@a.test", "")
-	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{exec}, 60)
-	require.Len(t, got, 1)
-	in := automation.DeliveryIntent{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Channel: "email",
-		Recipient: "ada@a.test", Provider: "mailgun", IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
-	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
+	in := beginMailgunDelivery(t, db, exec)
 	ev := providerEvent{Kind: "delivery", Provider: "mailgun", EventID: "fails", Channel: "email", ProviderMessageID: "m-fails",
 		Address: "ada@a.test", Status: "delivered"}
 	assert.Equal(t, eventCounts{Unmatched: 1}, recordEvents(t, db, ev))
@@ -123,4 +111,16 @@ func TestParkedEventStaysWhenItsApplyFails(t *testing.T) {
 	pgtest.Exec(t, db, `select automation_record_provider_events('[]')`)
 	assert.Equal(t, "delivered", pgtest.Text(t, db, `select delivery_status from automation_deliveries where execution_id = $1`, exec))
 	assert.Zero(t, pgtest.Int(t, db, `select count(*)::int from automation_parked_provider_events`))
+}
+
+// beginMailgunDelivery claims exec and begins its email to ada@a.test
+// through mailgun (no provider message id yet).
+func beginMailgunDelivery(t *testing.T, db pgtest.DB, exec uuid.UUID) automation.DeliveryIntent {
+	t.Helper()
+	got := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, []uuid.UUID{exec}, 60)
+	require.Len(t, got, 1)
+	in := automation.DeliveryIntent{ExecutionID: exec, LeaseToken: got[0].Execution.LeaseToken, Channel: "email",
+		Recipient: "ada@a.test", Provider: "mailgun", IdempotencyKey: automation.IdempotencyKey(exec, 0, "email")}
+	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
+	return in
 }
