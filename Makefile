@@ -58,13 +58,13 @@ fuzz:
 ##   once into a template database (not timed) and cloned per benchmark; knobs: ORGS=1000 organisations,
 ##   INVOICES=1000000 invoices (10 clients per organisation), BENCH=. (a -bench regexp), BENCHTIME=1s
 bench-sql:
-	BENCH_ORGS=$(ORGS) BENCH_INVOICES=$(INVOICES) $(GO) test ./sql/ -run '^$$' -bench '$(or $(BENCH),.)' $(if $(BENCHTIME),-benchtime $(BENCHTIME)) -timeout 60m
+	BENCH_ORGS=$(ORGS) BENCH_INVOICES=$(INVOICES) $(GO) test ./internal/sqltest/ -run '^$$' -bench '$(or $(BENCH),.)' $(if $(BENCHTIME),-benchtime $(BENCHTIME)) -timeout 60m
 
 ## bench-tick: the per-minute tick (every check pg_cron runs each minute + process_pending_automations, nothing new;
 ##   wall and server CPU ms per step) on generated data, made once into a template database (not timed); knobs:
 ##   ORGS=1000 organisations (10 clients, 100 invoices, 100 jobs and five workflows each), BENCHTIME=10x
 bench-tick:
-	BENCH_ORGS=$(ORGS) $(GO) test ./sql/ -run '^$$' -bench '^BenchmarkTick$$' -benchtime $(or $(BENCHTIME),10x) -timeout 60m
+	BENCH_ORGS=$(ORGS) $(GO) test ./internal/sqltest/ -run '^$$' -bench '^BenchmarkTick$$' -benchtime $(or $(BENCHTIME),10x) -timeout 60m
 
 ## bench-stack: N executions through the whole local stack vs a naive per-execution dispatcher (e2e/BenchmarkDrain); knobs:
 ##   N=10000 executions per drain; LATENCY=0,50ms provider latency per message, one round each;

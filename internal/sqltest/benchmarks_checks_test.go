@@ -30,7 +30,7 @@ import (
 // same load; it fails when the old body finds a reminder the new one missed.
 // Run with:
 //
-//	go test -run '^$' -bench 'MaintenanceCheck|AppointmentCheck|StaleJobCheck' -timeout 30m ./sql/
+//	go test -run '^$' -bench 'MaintenanceCheck|AppointmentCheck|StaleJobCheck' -timeout 30m ./internal/sqltest/
 var (
 	benchJobsOnce sync.Once
 	benchJobsPool *pgxpool.Pool

@@ -24,7 +24,7 @@ import (
 // deliveries): the figures docs/capacity.md's model scales to hundreds of
 // millions of rows. Run with:
 //
-//	BENCH_EXEC_ROWS=1000000 go test ./sql/ -run '^$' -bench Cleanup -benchtime 1x -timeout 60m
+//	BENCH_EXEC_ROWS=1000000 go test ./internal/sqltest/ -run '^$' -bench Cleanup -benchtime 1x -timeout 60m
 var (
 	cleanupOnce  sync.Once
 	cleanupReady bool

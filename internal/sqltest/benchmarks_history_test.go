@@ -15,7 +15,7 @@ import (
 // transition tables must be joined in one pass; a nested loop over them was
 // quadratic (26 s for a dispatch of 10,000 in the whole-stack benchmark).
 //
-//	go test ./sql/ -run '^$' -bench HistoryLargeStatements -benchtime 3x
+//	go test ./internal/sqltest/ -run '^$' -bench HistoryLargeStatements -benchtime 3x
 func BenchmarkHistoryLargeStatements(b *testing.B) {
 	db, _ := pgtest.NewDB(b)
 	_, wf, _ := pgtest.OverdueInvoices(b, db, 1)

@@ -24,7 +24,7 @@ import (
 // benchmark's timing; each benchmark works on its own clone of it, made
 // before its timer starts. Not part of `make test`; run with:
 //
-//	go test -run '^$' -bench . -timeout 60m ./sql/
+//	go test -run '^$' -bench . -timeout 60m ./internal/sqltest/
 //	make bench-sql ORGS=100 INVOICES=100000
 var (
 	benchOnce  sync.Once

@@ -36,7 +36,7 @@ import (
 // template database (not timed). Run with:
 //
 //	make bench-tick ORGS=10000
-//	BENCH_ORGS=10000 go test ./sql/ -run '^$' -bench Tick -benchtime 10x -timeout 60m
+//	BENCH_ORGS=10000 go test ./internal/sqltest/ -run '^$' -bench Tick -benchtime 10x -timeout 60m
 var (
 	tickOnce  sync.Once
 	tickReady bool
