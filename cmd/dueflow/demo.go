@@ -115,6 +115,8 @@ func cmdDemo(ctx context.Context, args []string) error {
 // runDemo runs the demo and returns its summary line ("" when it failed
 // before there was anything to count), to be printed after everything has
 // stopped.
+//
+// Long: the demo's script, one narrated sequence of steps read top to bottom; its parts are already named functions
 func runDemo(ctx context.Context, root string, opts demoOptions, out io.Writer) (line string, err error) {
 	began := time.Now()
 	progress := func(msg string) {
@@ -337,6 +339,8 @@ select count(*), count(*) filter (where status = 'running'),
 // number of the first SMS replies STOP, every SMS to the next number fails
 // for good (Telnyx 40001, not routable: a hard bounce) and every other SMS
 // is reported delivered.
+//
+// Long: the demo's scripted provider answers, one case per provider, as the doc comment lists them
 func playProviders(ctx context.Context, stack *devstack.Stack, progress func(string)) error {
 	emails, err := stack.Emails(ctx)
 	if err != nil {

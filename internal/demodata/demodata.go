@@ -124,6 +124,8 @@ func sms(body string) map[string]any { return map[string]any{"type": "send_sms",
 
 // Data returns the demo dataset. It is the same on every call: times are
 // offsets applied by Seed.
+//
+// Long: the demo dataset as one literal
 func Data() Dataset {
 	d := Dataset{
 		Orgs: []Org{
@@ -300,6 +302,8 @@ func reset(ctx context.Context, tx pgx.Tx) error {
 
 // Seed resets the demo organisations and inserts Data() with times relative
 // to now, in one transaction.
+//
+// Long: one transaction inserting the dataset table by table in dependency order
 func Seed(ctx context.Context, db DB, now time.Time) error {
 	d := Data()
 	tx, err := db.Begin(ctx)

@@ -22,6 +22,8 @@ const maxFunctionURLPayload = 6 << 20
 // FunctionURLEvent turns an HTTP request into the event a Lambda Function URL
 // (payload format 2.0, AuthType NONE) hands to its function. rawPath is the
 // path below the function URL ("/" for the URL itself).
+//
+// Long: a field-by-field copy of an HTTP request into the Function URL event (payload 2.0)
 func FunctionURLEvent(r *http.Request, rawPath string, body []byte, apiID string) events.LambdaFunctionURLRequest {
 	now := time.Now()
 	headers := make(map[string]string, len(r.Header)+1)

@@ -234,6 +234,8 @@ type netRequest struct {
 // claimAndSend takes up to BatchSize rows and starts sending them; it
 // returns once every request has been handed to a sender (sending goes on
 // in the background, bounded by Concurrency).
+//
+// Long: the local pg_net stand-in's claim-and-send loop, kept in one piece beside the SQL it mirrors
 func (w *NetWorker) claimAndSend(ctx context.Context) (int, error) {
 	w.busy.Add(1)
 	var reqs []netRequest

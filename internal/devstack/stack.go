@@ -179,6 +179,8 @@ func (s *Stack) progress(format string, args ...any) {
 
 // Start brings the whole stack up. On error everything started so far is
 // stopped. Cancelling ctx later stops the stack too (as Close does).
+//
+// Long: brings the local stack up component by component, each with its stop on failure
 func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Root == "" {
 		return nil, errors.New("devstack: Config.Root is required")
@@ -256,6 +258,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
+// Long: a sequence of start steps with their cleanup on failure
 func (s *Stack) startPostgres(ctx context.Context) error {
 	cronDB := Database
 	if s.cfg.NoCron {

@@ -169,6 +169,8 @@ func writeTelnyxError(w http.ResponseWriter, status int, code, title, detail str
 }
 
 // ServeHTTP handles POST .../v2/messages.
+//
+// Long: the Telnyx sink's one endpoint: decode, scripted answer, delivery report
 func (s *TelnyxSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasSuffix(r.URL.Path, "/v2/messages") {
 		writeTelnyxError(w, http.StatusNotFound, "10005", "Resource not found", r.URL.Path)

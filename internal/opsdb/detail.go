@@ -313,6 +313,8 @@ select at, kind, coalesce(attempt, 0), coalesce(step_index, 0), coalesce(status,
 // now (its latest dispatch and claim), and stands for the history where
 // there is none (rows from before it was recorded). now marks a running
 // claim's lease expired.
+//
+// Long: the execution page's story in time order: one add per kind of line, sharing the closures that order and count them
 func timeline(d Detail, now time.Time) []Event {
 	var ev []Event
 	add := func(at *time.Time, kind, status, format string, args ...any) {

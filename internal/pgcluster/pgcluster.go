@@ -86,6 +86,8 @@ func FreePort() (int, error) { return localports.FreePort() }
 
 // Start initialises Dir when it holds no cluster yet, starts the server and
 // creates the pg_cron extension in CronDatabase.
+//
+// Long: initdb, configuration, start and pg_cron setup in the order Postgres needs them
 func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Dir == "" {
 		return nil, errors.New("pgcluster: Options.Dir is required")

@@ -317,6 +317,7 @@ func choose(ps []proc, args map[string]json.RawMessage) (proc, bool) {
 	return proc{}, false
 }
 
+// Long: the PostgREST stand-in's one RPC path: headers, body, SQL call and error mapping as PostgREST answers
 func (s *Server) call(ctx context.Context, role string, claims jwt.MapClaims, fn string, args map[string]json.RawMessage, raw []byte) (int, string, *apiError) {
 	ps, err := s.overloads(ctx, fn)
 	if err != nil {

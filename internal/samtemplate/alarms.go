@@ -113,6 +113,8 @@ func checkAlarmTopic(t *Template, fail func(string, ...any)) {
 // checkDashboard verifies that the dashboard has one row per function, all
 // rows the same text, and that the body is JSON showing DashboardMetrics
 // for every function.
+//
+// Long: one check per dashboard property, in the template's order
 func checkDashboard(t *Template, dirs []string, fns map[string]*Function, fail func(string, ...any)) {
 	typ, p, ok := rawResource(t, DashboardID)
 	if !ok || typ != "AWS::CloudWatch::Dashboard" {

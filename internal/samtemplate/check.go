@@ -52,6 +52,8 @@ func Check(ctx context.Context, root string) []error {
 }
 
 // CheckTemplate verifies a parsed template against the function directories.
+//
+// Long: the list of template checks, one line each
 func CheckTemplate(t *Template, dirs []string) []error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -172,6 +174,8 @@ const secretStatementResource = "arn:${AWS::Partition}:secretsmanager:${AWS::Reg
 // secretsmanager:GetSecretValue on the secret DUEFLOW_SECRET_ID names and
 // nothing else, except kms:Decrypt on the KmsKeyArn parameter's key under
 // a condition (!If [<condition>, statement, !Ref AWS::NoValue]).
+//
+// Long: walks the IAM policy document statement by statement against the rule in its doc comment
 func checkSecretPolicy(t *Template, fail func(string, ...any)) {
 	res, _ := t.Raw["Resources"].(map[string]any)
 	var policy string

@@ -183,6 +183,8 @@ func (s *Server) stallsAt(stage Stage) bool {
 
 // session speaks SMTP on c until the client quits or a stall. Stalling is
 // reading and discarding until the connection closes.
+//
+// Long: the SMTP stand-in's command loop, one case per SMTP verb
 func (s *Server) session(raw net.Conn) {
 	var c net.Conn = raw
 	if s.cfg.Implicit {

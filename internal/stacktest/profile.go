@@ -93,6 +93,8 @@ var rpcName = regexp.MustCompile(`"public"\."(\w+)"\(`)
 // planning time, shared buffers per call, and the share of each per
 // execution; then the Postgres backends' CPU per execution by
 // application (pg_stat_activity joined with /proc), from cpu0.
+//
+// Long: one report of the profile, section by section, as the doc comment lists them
 func (p *profile) report(tb testing.TB, n int, cpu0 map[int]time.Duration) string {
 	tb.Helper()
 	ctx := context.Background()

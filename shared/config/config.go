@@ -162,6 +162,8 @@ func FromEnv() (*Config, error) { return Load(os.Getenv) }
 
 // Load reads the configuration through getenv (os.Getenv, or a map in
 // tests). An empty value counts as unset.
+//
+// Long: one read and check per setting, in the order the docs list them; the parts it shares are already named functions
 func Load(getenv func(string) string) (*Config, error) {
 	p := &parser{getenv: getenv}
 	c := &Config{}
