@@ -54,23 +54,19 @@ language plpgsql set search_path = public, pg_temp as $$
 declare
   v_event jsonb;
 begin
-  -- taken (and locked) only when its row is there, then applied in this
-  -- subtransaction: a failure (a deadlock, a lock timeout) rolls the
-  -- delete back with it, and the event stays parked for the next sweep
+  -- taken and applied in this function's one subtransaction: a failure (a
+  -- deadlock, a lock timeout) rolls the delete back with it, and the event
+  -- stays parked for the next sweep
   delete from public.automation_parked_provider_events p
   where p.provider = p_provider and p.event_id = p_event_id
   returning p.event into v_event;
   if v_event is null then
     return false;
   end if;
-  begin
-    perform public.automation_apply_provider_event(v_event);
-  exception when others then
-    raise warning 'dueflow: a parked provider event could not be applied yet (SQLSTATE %); it stays parked', sqlstate;
-    raise;
-  end;
+  perform public.automation_apply_provider_event(v_event);
   return true;
 exception when others then
+  raise warning 'dueflow: a parked provider event could not be applied yet (SQLSTATE %); it stays parked', sqlstate;
   return false;
 end
 $$;
@@ -82,7 +78,8 @@ language plpgsql security definer set search_path = public, pg_temp as $$
 declare
   v_ev record;
 begin
-  -- nearly always empty: one probe, then nothing
+  -- usually empty (one probe, then nothing); otherwise one index probe
+  -- per message id of the statement
   if not exists (select 1 from public.automation_parked_provider_events) then
     return null;
   end if;
@@ -102,7 +99,8 @@ $$;
 comment on function public.automation_apply_parked_provider_events() is
   'Trigger (statement, after update of automation_deliveries): applies the parked delivery events of every row of the statement that now has their (provider, provider_message_id), each alone (automation_apply_parked_event).';
 
-create or replace function public.automation_sweep_parked_provider_events(p_limit integer default 100) returns integer
+create or replace function public.automation_sweep_parked_provider_events(
+  p_limit integer default 100, p_since interval default null) returns integer
 language plpgsql security definer set search_path = public, pg_temp as $$
 declare
   v_ev record;
@@ -110,11 +108,14 @@ declare
 begin
   -- what the trigger could not see: an event parked while the ledger's
   -- transaction that recorded its id was still open, or one whose apply
-  -- failed; bounded per call
+  -- failed; bounded per call, and to the events parked in the last p_since
+  -- when given (a webhook shared with another sender parks that sender's
+  -- events too: a frequent sweep reads only the recent ones, by parked_at)
   for v_ev in
     select p.provider, p.event_id
     from public.automation_parked_provider_events p
-    where exists (select 1 from public.automation_deliveries d
+    where (p_since is null or p.parked_at >= now() - p_since)
+      and exists (select 1 from public.automation_deliveries d
                   where d.provider = p.provider and d.provider_message_id = p.provider_message_id)
     order by p.parked_at, p.event_id
     limit greatest(coalesce(p_limit, 100), 0)
@@ -126,8 +127,8 @@ begin
   return v_n;
 end
 $$;
-comment on function public.automation_sweep_parked_provider_events(integer) is
-  'Applies (at most p_limit) parked delivery events whose message id a ledger row now has: the ones the trigger could not see (parked while the ledger''s transaction was open) or could not apply. Run by automation_record_provider_events on every call and by automation_cleanup. Answers how many were applied.';
+comment on function public.automation_sweep_parked_provider_events(integer, interval) is
+  'Applies (at most p_limit) parked delivery events whose message id a ledger row now has, among those parked in the last p_since (all when null): the ones the trigger could not see (parked while the ledger''s transaction was open) or could not apply. Run by automation_record_provider_events on every call (the last 15 minutes) and by automation_cleanup (all). Answers how many were applied.';
 
 drop trigger if exists automation_deliveries_parked_events on public.automation_deliveries;
 create trigger automation_deliveries_parked_events after update on public.automation_deliveries
@@ -179,7 +180,7 @@ begin
   delete from public.automation_parked_provider_events pe
   where pe.ctid = any (array(select x.ctid from public.automation_parked_provider_events x
                              where x.parked_at < now() - interval '7 days' limit 500));
-  perform public.automation_sweep_parked_provider_events(100);
+  perform public.automation_sweep_parked_provider_events(100, interval '15 minutes');
   return jsonb_build_object('recorded', v_recorded, 'duplicates', v_duplicates,
     'unmatched', v_unmatched, 'parked', v_parked, 'invalid', v_invalid);
 end
@@ -189,9 +190,9 @@ comment on function public.automation_record_provider_events(jsonb) is
 revoke all on function public.automation_record_provider_events(jsonb) from public, anon, authenticated;
 grant execute on function public.automation_record_provider_events(jsonb) to service_role;
 revoke all on function public.automation_park_provider_event(jsonb), public.automation_apply_parked_provider_events(),
-  public.automation_apply_parked_event(text, text), public.automation_sweep_parked_provider_events(integer)
+  public.automation_apply_parked_event(text, text), public.automation_sweep_parked_provider_events(integer, interval)
   from public, anon, authenticated;
-grant execute on function public.automation_sweep_parked_provider_events(integer) to service_role;
+grant execute on function public.automation_sweep_parked_provider_events(integer, interval) to service_role;
 
 -- The SMS notices' statement trigger joins its old and new transition
 -- tables (no statistics, no index) in one pass: a nested loop is quadratic

@@ -124,3 +124,27 @@ func beginMailgunDelivery(t *testing.T, db pgtest.DB, exec uuid.UUID) automation
 	require.Equal(t, "new", string(pgtest.RecordDeliveries(t, db, nil, in)[0].State))
 	return in
 }
+
+// The sweep on each provider-events call reads only the events parked in
+// the last 15 minutes (a webhook shared with another sender parks that
+// sender's events for 7 days); the daily cleanup sweeps them all.
+func TestParkedEventSweepWindow(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	_, _, _, exec := optoutSetup(t, db, "ada@a.test", "")
+	in := beginMailgunDelivery(t, db, exec)
+	ev := providerEvent{Kind: "delivery", Provider: "mailgun", EventID: "old", Channel: "email", ProviderMessageID: "m-old",
+		Address: "ada@a.test", Status: "delivered"}
+	assert.Equal(t, eventCounts{Unmatched: 1}, recordEvents(t, db, ev))
+	pgtest.Exec(t, db, `alter table automation_deliveries disable trigger automation_deliveries_parked_events`)
+	pgtest.RecordDeliveries(t, db, []automation.DeliveryFinished{
+		finishedAs(in, automation.DeliveryResult{Status: "sent", ProviderMessageID: "m-old"})})
+	pgtest.Exec(t, db, `alter table automation_deliveries enable trigger automation_deliveries_parked_events`)
+	pgtest.Exec(t, db, `update automation_parked_provider_events set parked_at = now() - interval '1 hour'`)
+
+	pgtest.Exec(t, db, `select automation_record_provider_events('[]')`)
+	assert.Equal(t, 1, pgtest.Int(t, db, `select count(*)::int from automation_parked_provider_events`), "older than the call's window")
+	pgtest.Exec(t, db, `select automation_cleanup()`)
+	assert.Zero(t, pgtest.Int(t, db, `select count(*)::int from automation_parked_provider_events`))
+	assert.Equal(t, "delivered", pgtest.Text(t, db, `select delivery_status from automation_deliveries where execution_id = $1`, exec))
+}
