@@ -7,7 +7,6 @@ RIE       := $(BIN)/aws-lambda-rie
 MAILPIT   := $(BIN)/mailpit
 RIE_VER   := v0.0.0-20261030222936-bef5c4ba774d
 MAILPIT_VER := v1.33.1
-FUNCTIONS := $(notdir $(wildcard functions/*))
 
 export DUEFLOW_BIN := $(BIN)
 
@@ -46,7 +45,7 @@ demo: tools
 
 ## invoke: one function once under the Lambda RIE, env from the local stack: make invoke FN=send-reminder [EVENT=events/x.json]
 invoke: $(RIE)
-	@test -n "$(FN)" || { echo "make invoke: FN is required: make invoke FN=<function> [EVENT=events/<file>.json]; functions: $(FUNCTIONS)" >&2; exit 2; }
+	@test -n "$(FN)" || { echo "make invoke: FN is required: make invoke FN=<function> [EVENT=events/<file>.json]; functions: $(LAMBDA_ACTIONS)" >&2; exit 2; }
 	$(GO) run ./cmd/dueflow invoke --fn $(FN) $(if $(EVENT),--event $(EVENT))
 
 ## fuzz: fuzz the webhook verifier + request decoder (FUZZTIME=30s)
@@ -96,25 +95,30 @@ clean:
 # --- deploy: Lambda builds (linux/arm64, static, stripped) and SAM ---------
 # build-<LogicalId> is what `sam build` runs for each function (template.yaml,
 # Metadata BuildMethod: makefile; SAM sets ARTIFACTS_DIR). The logical id is
-# the directory name in CamelCase + Function: functions/send-reminder ->
-# build-SendReminderFunction. One target per directory of functions/, so a new
+# the function's name in CamelCase + Function: send-reminder ->
+# build-SendReminderFunction. The three actions are one program,
+# functions/action, each told its action by DUEFLOW_ACTION (template.yaml);
+# every other directory of functions/ is one function of its name, so a new
 # function needs no Makefile edit (internal/samtemplate checks the template).
+LAMBDA_ACTIONS := send-reminder invoice-reminder run-workflow
 LAMBDA_DIRS  := $(patsubst functions/%/,%,$(wildcard functions/*/))
+LAMBDA_NAMES := $(if $(filter action,$(LAMBDA_DIRS)),$(LAMBDA_ACTIONS)) $(filter-out action,$(LAMBDA_DIRS))
 LAMBDA_BUILD := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags="-s -w"
 lambda_id     = $(shell echo '$(1)' | awk -F- '{for (i = 1; i <= NF; i++) printf "%s%s", toupper(substr($$i, 1, 1)), substr($$i, 2)}')Function
+lambda_pkg    = ./functions/$(if $(filter $(1),$(LAMBDA_ACTIONS)),action,$(1))
 
 define lambda_target
 .PHONY: build-$(call lambda_id,$(1))
 build-$(call lambda_id,$(1)):
 	@test -n "$$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it; use 'make build' to build locally" >&2; exit 1; }
-	$$(LAMBDA_BUILD) -o $$(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
+	$$(LAMBDA_BUILD) -o $$(ARTIFACTS_DIR)/bootstrap $(call lambda_pkg,$(1))
 endef
-$(foreach d,$(LAMBDA_DIRS),$(eval $(call lambda_target,$(d))))
+$(foreach d,$(LAMBDA_NAMES),$(eval $(call lambda_target,$(d))))
 
 ## build: every function for Lambda into .build/<name>/bootstrap (linux/arm64, static)
 build:
-	@test -n "$(LAMBDA_DIRS)" || { echo "no function directories under functions/" >&2; exit 1; }
-	@$(foreach d,$(LAMBDA_DIRS),$(MAKE) --no-print-directory build-$(call lambda_id,$(d)) ARTIFACTS_DIR=$(CURDIR)/.build/$(d) &&) true
+	@test -n "$(strip $(LAMBDA_NAMES))" || { echo "no function directories under functions/" >&2; exit 1; }
+	@$(foreach d,$(LAMBDA_NAMES),$(MAKE) --no-print-directory build-$(call lambda_id,$(d)) ARTIFACTS_DIR=$(CURDIR)/.build/$(d) &&) true
 
 ## deploy: sam build, then sam deploy (--guided the first time, which writes samconfig.toml)
 # --build-in-source: run the build-<LogicalId> targets here rather than in a

@@ -247,7 +247,7 @@ func newRiverBench(b *testing.B, s *devstack.Stack, n int, k riverKnobs) *riverB
 	_, err = migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	require.NoError(b, err)
 
-	env := append(s.FunctionEnvironment(), fmt.Sprintf("SMTP_MAX_CONNECTIONS=%d", min(maxWorkers, 256)))
+	env := append(s.FunctionEnvironment(), fmt.Sprintf("SMTP_MAX_CONNECTIONS=%d", min(maxWorkers, 256)), config.EnvAction+"=invoice-reminder")
 	cfg, err := config.Load(func(name string) string {
 		for i := len(env) - 1; i >= 0; i-- {
 			if v, ok := strings.CutPrefix(env[i], name+"="); ok {

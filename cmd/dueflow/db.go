@@ -60,6 +60,17 @@ func connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	return c, nil
 }
 
+// withConn connects to db (see connect), runs f with the connection and
+// closes it.
+func withConn(ctx context.Context, db string, f func(*pgx.Conn) error) error {
+	conn, err := connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return f(conn)
+}
+
 // connectFromArgs parses a command's only flag, --db, refuses positional
 // arguments and connects: the start of a command without flags of its own.
 func connectFromArgs(ctx context.Context, name string, args []string) (*pgx.Conn, error) {

@@ -40,12 +40,7 @@ func cmdDeliveries(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connect(ctx, o.DB)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return writeUnknownDeliveries(ctx, conn, o.Limit, os.Stdout)
+	return withConn(ctx, o.DB, func(conn *pgx.Conn) error { return writeUnknownDeliveries(ctx, conn, o.Limit, os.Stdout) })
 }
 
 func parseDeliveriesFlags(args []string, stderr io.Writer) (deliveriesOptions, error) {
@@ -137,12 +132,7 @@ func cmdSettle(ctx context.Context, args []string) error {
 	if o.By == "" {
 		o.By = operatorName()
 	}
-	conn, err := connect(ctx, o.DB)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return settleDelivery(ctx, conn, o, os.Stdout)
+	return withConn(ctx, o.DB, func(conn *pgx.Conn) error { return settleDelivery(ctx, conn, o, os.Stdout) })
 }
 
 // operatorName is who settles when --by is not given: the OS user.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/dueflow/dueflow/internal/opsdb"
 )
@@ -98,12 +99,7 @@ func cmdExecutions(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := connect(ctx, o.DB)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return writeExecutions(ctx, conn, o, os.Stdout)
+	return withConn(ctx, o.DB, func(conn *pgx.Conn) error { return writeExecutions(ctx, conn, o, os.Stdout) })
 }
 
 // executionJSON is one execution in --json output.

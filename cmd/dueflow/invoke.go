@@ -13,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/lambdafns"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/webhook"
 )
@@ -237,7 +239,7 @@ type invokeResult struct {
 	Payload       []byte
 }
 
-// runFunction builds functions/<fn> for the host (devstack.BuildFunctions)
+// runFunction builds function fn for the host (devstack.BuildNamed)
 // and runs it once under bin/aws-lambda-rie (devstack's RIE runner) with env
 // and payload. It returns the result and the function's log file.
 func runFunction(ctx context.Context, root, fn, workDir string, env []string, payload []byte, logger *slog.Logger) (invokeResult, string, error) {
@@ -245,11 +247,11 @@ func runFunction(ctx context.Context, root, fn, workDir string, env []string, pa
 	if err != nil {
 		return invokeResult{}, "", err
 	}
-	built, err := devstack.BuildFunctions(ctx, root, workDir, "./functions/"+fn)
+	built, err := devstack.BuildNamed(ctx, root, workDir, fn)
 	if err != nil {
 		return invokeResult{}, "", err
 	}
-	f := devstack.NewFunction(devstack.FunctionSpec{Name: fn, Bootstrap: built[fn], Env: env}, rie, filepath.Join(workDir, "logs"), logger)
+	f := devstack.NewFunction(devstack.FunctionSpec{Name: fn, Bootstrap: built[fn], Env: append(slices.Clip(env), lambdafns.Env(fn)...)}, rie, filepath.Join(workDir, "logs"), logger)
 	logPath := f.LogPath(0)
 	if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return invokeResult{}, "", fmt.Errorf("clear %s: %w", logPath, err)
@@ -303,7 +305,7 @@ func runInvoke(ctx context.Context, root string, opts invokeOptions, stdout, std
 	}
 
 	work := filepath.Join(opts.StateDir, "invoke")
-	fmt.Fprintf(stderr, "invoke: building functions/%s for %s/%s and running it under bin/aws-lambda-rie\n", opts.Fn, runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(stderr, "invoke: building %s (%s) for %s/%s and running it under bin/aws-lambda-rie\n", opts.Fn, lambdafns.Package(opts.Fn), runtime.GOOS, runtime.GOARCH)
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	res, logPath, err := runFunction(ctx, root, opts.Fn, work, env, payload, logger)
 	if b, rerr := os.ReadFile(logPath); logPath != "" && rerr == nil && len(b) > 0 {

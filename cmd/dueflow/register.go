@@ -57,12 +57,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		}
 		secret = &fields[0]
 	}
-	conn, err := connect(ctx, o.DB)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return registerEndpoints(ctx, conn, o, secret, stdout)
+	return withConn(ctx, o.DB, func(conn *pgx.Conn) error { return registerEndpoints(ctx, conn, o, secret, stdout) })
 }
 
 func registerUsage(w io.Writer) {

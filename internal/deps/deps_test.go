@@ -90,7 +90,7 @@ func TestProductionDependsOnNoTestSupport(t *testing.T) {
 	for _, p := range pkgs {
 		paths = append(paths, p.path)
 	}
-	require.Contains(t, paths, mod+"/functions/send-reminder")
+	require.Contains(t, paths, mod+"/functions/action")
 	require.Contains(t, paths, mod+"/shared/function")
 	require.Contains(t, paths, mod+"/sql")
 	assert.Empty(t, problems(mod, pkgs))

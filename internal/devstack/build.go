@@ -6,27 +6,35 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/dueflow/dueflow/internal/lambdafns"
 )
 
-// FunctionNames lists the directories under <root>/functions (each one a
-// function), sorted.
-func FunctionNames(root string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(root, "functions"))
-	if err != nil {
-		return nil, fmt.Errorf("list functions: %w", err)
-	}
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() {
-			out = append(out, e.Name())
+// BuildNamed builds the functions names (lambdafns.Names) for the host
+// into <outDir>/<package>/bootstrap, each package once (the actions share
+// functions/action), and returns the bootstrap path per function name.
+func BuildNamed(ctx context.Context, root, outDir string, names ...string) (map[string]string, error) {
+	var pkgs []string
+	for _, n := range names {
+		if p := lambdafns.Package(n); !slices.Contains(pkgs, p) {
+			pkgs = append(pkgs, p)
 		}
 	}
-	return out, nil
+	byPkg, err := BuildFunctions(ctx, root, outDir, pkgs...)
+	if err != nil {
+		return nil, err
+	}
+	paths := make(map[string]string, len(names))
+	for _, n := range names {
+		paths[n] = byPkg[filepath.Base(lambdafns.Package(n))]
+	}
+	return paths, nil
 }
 
 // BuildFunctions builds each package dir (relative to root, e.g.
-// "./functions/send-reminder") for the host with -tags lambda.norpc, in one
+// "./functions/action") for the host with -tags lambda.norpc, in one
 // go command, to <outDir>/<base name>/bootstrap. It returns the bootstrap
 // path per base name.
 func BuildFunctions(ctx context.Context, root, outDir string, pkgs ...string) (map[string]string, error) {

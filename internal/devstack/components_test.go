@@ -343,7 +343,7 @@ func TestFunctionEnvironmentLoads(t *testing.T) {
 		s := &Stack{cfg: Config{SMSProvider: "telnyx", UseSecretKey: useSecretKey}, gateway: g, capture: capture, whsec: webhook.NewSecret(), peURL: pe}
 		require.NoError(t, s.makeKeys())
 		s.telnyx = NewTelnyxSink(s.smsKey)
-		env := map[string]string{}
+		env := map[string]string{config.EnvAction: "send-reminder"}
 		for _, kv := range s.FunctionEnvironment() {
 			k, v, _ := strings.Cut(kv, "=")
 			env[k] = v

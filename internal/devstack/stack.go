@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dueflow/dueflow/internal/lambdafns"
 	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/postgrest"
@@ -218,7 +220,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}()
 	names := cfg.Functions
 	if len(names) == 0 {
-		if names, err = FunctionNames(root); err != nil {
+		if names, err = lambdafns.Names(root); err != nil {
 			return nil, fmt.Errorf("devstack: %w", err)
 		}
 	}
@@ -490,12 +492,12 @@ func (s *Stack) startFunctions(ctx context.Context, names []string) error {
 		if p, ok := s.cfg.BuiltFunctions[n]; ok {
 			built[n] = p
 		} else {
-			toBuild = append(toBuild, "./functions/"+n)
+			toBuild = append(toBuild, n)
 		}
 	}
 	if len(toBuild) > 0 {
 		s.progress("building functions (%s)…", strings.Join(toBuild, ", "))
-		b, err := BuildFunctions(ctx, s.cfg.Root, filepath.Join(s.cfg.StateDir, "fn"), toBuild...)
+		b, err := BuildNamed(ctx, s.cfg.Root, filepath.Join(s.cfg.StateDir, "fn"), toBuild...)
 		if err != nil {
 			return fmt.Errorf("devstack: %w", err)
 		}
@@ -505,7 +507,7 @@ func (s *Stack) startFunctions(ctx context.Context, names []string) error {
 	}
 	env := s.FunctionEnvironment()
 	for _, n := range names {
-		spec := FunctionSpec{Name: n, Bootstrap: built[n], Env: env, Instances: s.cfg.Instances,
+		spec := FunctionSpec{Name: n, Bootstrap: built[n], Env: append(slices.Clip(env), lambdafns.Env(n)...), Instances: s.cfg.Instances,
 			TimeoutS: int((s.cfg.FunctionTimeout + time.Second - 1) / time.Second)}
 		f := NewFunction(spec, rie, s.logDir, s.logger.With("component", "rie", "function", n))
 		s.funcs[n] = f

@@ -11,6 +11,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/dueflow/dueflow/internal/lambdafns"
+	"github.com/dueflow/dueflow/shared/automation"
+	"github.com/dueflow/dueflow/shared/config"
 )
 
 // Expected settings of every function (see template.yaml for the reasons).
@@ -34,15 +38,16 @@ func IsSecretVariable(name string) bool { return secretName.MatchString(name) }
 // the template: a Standard Webhooks key, a JWT, provider key shapes.
 var literalSecret = regexp.MustCompile(`whsec_|eyJ[A-Za-z0-9_-]{10,}|\bkey-[0-9a-f]{16,}|\bKEY[0-9A-F]{20,}|\bSK[0-9a-f]{32}\b`)
 
-// Check verifies the repository at root: template.yaml against the
-// functions/ directories, the secrets rule and the Makefile's build targets.
+// Check verifies the repository at root: template.yaml against its
+// functions (lambdafns.Names), the secrets rule and the Makefile's build
+// targets.
 // It returns every problem found (nil when all is well).
 func Check(ctx context.Context, root string) []error {
 	t, err := Load(filepath.Join(root, "template.yaml"))
 	if err != nil {
 		return []error{err}
 	}
-	dirs, err := FunctionDirs(root)
+	dirs, err := lambdafns.Names(root)
 	if err != nil {
 		return []error{err}
 	}
@@ -51,7 +56,8 @@ func Check(ctx context.Context, root string) []error {
 	return errs
 }
 
-// CheckTemplate verifies a parsed template against the function directories.
+// CheckTemplate verifies a parsed template against the functions dirs
+// (lambdafns.Names).
 //
 // Long: the list of template checks, one line each
 func CheckTemplate(t *Template, dirs []string) []error {
@@ -67,7 +73,7 @@ func CheckTemplate(t *Template, dirs []string) []error {
 		id := LogicalID(d)
 		f, ok := fns[id]
 		if !ok {
-			fail("functions/%s has no AWS::Serverless::Function %s in template.yaml", d, id)
+			fail("function %s has no AWS::Serverless::Function %s in template.yaml", d, id)
 			continue
 		}
 		if f.Runtime != WantRuntime {
@@ -100,13 +106,16 @@ func CheckTemplate(t *Template, dirs []string) []error {
 		if want := fmt.Sprintf("%ds", f.Timeout); f.Environment["DUEFLOW_FUNCTION_TIMEOUT"] != want {
 			fail("%s: DUEFLOW_FUNCTION_TIMEOUT %q, want %q (= Timeout: the functions check their lease against it)", id, f.Environment["DUEFLOW_FUNCTION_TIMEOUT"], want)
 		}
+		if automation.IsAction(d) && f.Environment[config.EnvAction] != d {
+			fail("%s: %s %q, want %q (functions/action runs the action it names)", id, config.EnvAction, f.Environment[config.EnvAction], d)
+		}
 		checkEnvironment(t, f, fail)
 		checkOutput(t, d, fail)
 		checkAlarms(t, d, f, fail)
 	}
 	for id := range fns {
 		if _, ok := want[id]; !ok {
-			fail("template.yaml declares %s but there is no functions/ directory for it", id)
+			fail("template.yaml declares %s but the repository has no function of that name (lambdafns.Names)", id)
 		}
 	}
 	checkParameters(t, fail)
@@ -303,7 +312,8 @@ func checkLiterals(v any, path string, fail func(string, ...any)) {
 var buildFlags = []string{"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "-tags lambda.norpc", "-trimpath", "-s -w"}
 
 // CheckMakeTargets verifies, with `make -n`, that the Makefile at root has a
-// build-<LogicalId> target for every function directory that builds it into
+// build-<LogicalId> target for every function that builds its package
+// (lambdafns.Package) into
 // $(ARTIFACTS_DIR)/bootstrap with the Lambda flags, a build target that
 // builds them all into .build/<name>/bootstrap, and a deploy target running
 // sam build and sam deploy.
@@ -316,7 +326,7 @@ func CheckMakeTargets(ctx context.Context, root string, dirs []string) []error {
 			errs = append(errs, fmt.Errorf("Makefile: target build-%s: %w", id, err))
 			continue
 		}
-		for _, want := range append(buildFlags, "/artifacts/"+d+"/bootstrap", "./functions/"+d) {
+		for _, want := range append(buildFlags, "/artifacts/"+d+"/bootstrap", lambdafns.Package(d)) {
 			if !strings.Contains(out, want) {
 				errs = append(errs, fmt.Errorf("Makefile: build-%s does not use %q: %s", id, want, strings.TrimSpace(out)))
 			}

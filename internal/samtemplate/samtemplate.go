@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 
@@ -24,18 +22,14 @@ import (
 	"github.com/awslabs/goformation/v7/intrinsics"
 )
 
-// FunctionsDir is the directory, relative to the repository root, holding
-// one directory per function (its name is the action's name).
-const FunctionsDir = "functions"
-
-// LogicalID returns the SAM logical id of a function directory / action:
+// LogicalID returns the SAM logical id of a function (lambdafns.Names):
 // "send-reminder" -> "SendReminderFunction".
 func LogicalID(dir string) string {
 	return camel(dir) + "Function"
 }
 
 // OutputKey returns the stack output key that holds the Function URL of a
-// function directory / action: "send-reminder" -> "SendReminderFunctionUrl".
+// function: "send-reminder" -> "SendReminderFunctionUrl".
 func OutputKey(dir string) string {
 	return LogicalID(dir) + "Url"
 }
@@ -57,26 +51,6 @@ func camel(s string) string {
 		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
 	return b.String()
-}
-
-// FunctionDirs lists the function directories under root/functions, sorted.
-// A missing functions/ directory yields an empty list.
-func FunctionDirs(root string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(root, FunctionsDir))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list functions: %w", err)
-	}
-	var dirs []string
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			dirs = append(dirs, e.Name())
-		}
-	}
-	sort.Strings(dirs)
-	return dirs, nil
 }
 
 // unmodelled are AWS::Serverless::Function properties of the SAM

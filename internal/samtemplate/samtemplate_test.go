@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/internal/lambdafns"
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/secrets"
@@ -24,15 +25,19 @@ import (
 
 const repoRoot = "../.."
 
-// functionDirs are the repository's function directories: one per action
-// and provider-events.
-var functionDirs = append(slices.Clone(automation.Actions), "provider-events")
+// functionNames are the repository's functions: one per action and
+// provider-events.
+var functionNames = append(slices.Clone(automation.Actions), "provider-events")
 
-// TestFunctionDirsListed keeps functionDirs in step with functions/.
-func TestFunctionDirsListed(t *testing.T) {
-	dirs, err := FunctionDirs(repoRoot)
+// functionDirs are the directories of functions/: the actions' program
+// and provider-events.
+var functionDirs = []string{lambdafns.ActionPackage, "provider-events"}
+
+// TestFunctionsListed keeps functionNames in step with functions/.
+func TestFunctionsListed(t *testing.T) {
+	names, err := lambdafns.Names(repoRoot)
 	require.NoError(t, err)
-	assert.ElementsMatch(t, functionDirs, dirs)
+	assert.ElementsMatch(t, functionNames, names)
 }
 
 func TestLogicalIDAndOutputKey(t *testing.T) {
@@ -50,9 +55,9 @@ func TestLogicalIDAndOutputKey(t *testing.T) {
 // TestRepositoryIsConsistent is the check that keeps template.yaml, the
 // Makefile and functions/ in step.
 func TestRepositoryIsConsistent(t *testing.T) {
-	dirs, err := FunctionDirs(repoRoot)
+	names, err := lambdafns.Names(repoRoot)
 	require.NoError(t, err)
-	require.NotEmpty(t, dirs, "no function directories under functions/")
+	require.NotEmpty(t, names, "no functions under functions/")
 	for _, err := range Check(context.Background(), repoRoot) {
 		t.Error(err)
 	}
@@ -97,8 +102,8 @@ func sandbox(t *testing.T, dirs ...string) string {
 		require.NoError(t, os.WriteFile(filepath.Join(root, name), b, 0o644))
 	}
 	for _, d := range dirs {
-		require.NoError(t, os.MkdirAll(filepath.Join(root, FunctionsDir, d), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(root, FunctionsDir, d, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644))
+		require.NoError(t, os.MkdirAll(filepath.Join(root, lambdafns.Dir, d), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, lambdafns.Dir, d, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644))
 	}
 	return root
 }
@@ -127,7 +132,7 @@ func TestSandboxWithTheActionsIsConsistent(t *testing.T) {
 func TestFunctionWithoutResourceFails(t *testing.T) {
 	root := sandbox(t, append([]string{"nightly-digest"}, functionDirs...)...)
 	errs := joined(Check(context.Background(), root))
-	assert.Contains(t, errs, "functions/nightly-digest has no AWS::Serverless::Function NightlyDigestFunction in template.yaml")
+	assert.Contains(t, errs, "function nightly-digest has no AWS::Serverless::Function NightlyDigestFunction in template.yaml")
 	assert.NotContains(t, errs, "Makefile", "the Makefile names the new function's target itself")
 	out, err := MakeDryRun(context.Background(), root, "build-NightlyDigestFunction", "ARTIFACTS_DIR=/a")
 	require.NoError(t, err)
@@ -135,14 +140,14 @@ func TestFunctionWithoutResourceFails(t *testing.T) {
 }
 
 func TestResourceWithoutFunctionDirectoryFails(t *testing.T) {
-	root := sandbox(t, automation.ActionSendReminder, automation.ActionRunWorkflow)
+	root := sandbox(t, "provider-events") // no functions/action: no action function
 	errs := joined(Check(context.Background(), root))
-	assert.Contains(t, errs, "template.yaml declares InvoiceReminderFunction but there is no functions/ directory for it")
+	assert.Contains(t, errs, "template.yaml declares InvoiceReminderFunction but the repository has no function of that name (lambdafns.Names)")
 }
 
 func TestMissingMakeTargetFails(t *testing.T) {
 	root := sandbox(t, functionDirs...)
-	editFile(t, filepath.Join(root, "Makefile"), "$(foreach d,$(LAMBDA_DIRS),$(eval $(call lambda_target,$(d))))", "")
+	editFile(t, filepath.Join(root, "Makefile"), "$(foreach d,$(LAMBDA_NAMES),$(eval $(call lambda_target,$(d))))", "")
 	errs := joined(Check(context.Background(), root))
 	assert.Contains(t, errs, "Makefile: target build-SendReminderFunction")
 	assert.Contains(t, errs, "No rule to make target")
@@ -164,6 +169,7 @@ func TestWrongPropertiesFail(t *testing.T) {
 		"output":           {"Value: !GetAtt RunWorkflowFunctionUrl.FunctionUrl", "Value: !GetAtt SendReminderFunctionUrl.FunctionUrl", "output RunWorkflowFunctionUrl"},
 		"nested condition": {`HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]`, `HasKmsKey: !And [!Condition HasReservedConcurrency, !Not [!Equals [!Ref KmsKeyArn, ""]]]`, "short-form tag !Condition is not understood by goformation"},
 		"unknown prop":     {"Description: \"dueflow run-workflow", "Handlr: bootstrap\n      Description: \"dueflow run-workflow", "decode template"},
+		"action":           {"DUEFLOW_ACTION: run-workflow", "DUEFLOW_ACTION: send-reminder", `RunWorkflowFunction: DUEFLOW_ACTION "send-reminder", want "run-workflow"`},
 		"timeout drift":    {"    Timeout: 60\n", "    Timeout: 120\n", `SendReminderFunction: DUEFLOW_FUNCTION_TIMEOUT "60s", want "120s"`},
 	}
 	assertEditsReported(t, cases)
@@ -239,13 +245,13 @@ func TestSecretPolicyIsNarrow(t *testing.T) {
 			"the conditional statement must allow only kms:Decrypt",
 		},
 		"function without the policy": {
-			"      Policies: [!Ref SecretReadPolicy]\n      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
-			"      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
+			"      Policies: [!Ref SecretReadPolicy]\n      Environment:\n        Variables:\n          DUEFLOW_ACTION: run-workflow",
+			"      Environment:\n        Variables:\n          DUEFLOW_ACTION: run-workflow",
 			"RunWorkflowFunction: Policies must be [!Ref <the secret-reading AWS::IAM::ManagedPolicy>]",
 		},
 		"broader managed policy": {
-			"      Policies: [!Ref SecretReadPolicy]\n      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
-			"      Policies: [!Ref SecretReadPolicy, SecretsManagerReadWrite]\n      LoggingConfig:\n        LogFormat: JSON\n        LogGroup: !Ref RunWorkflowLogGroup",
+			"      Policies: [!Ref SecretReadPolicy]\n      Environment:\n        Variables:\n          DUEFLOW_ACTION: run-workflow",
+			"      Policies: [!Ref SecretReadPolicy, SecretsManagerReadWrite]\n      Environment:\n        Variables:\n          DUEFLOW_ACTION: run-workflow",
 			"RunWorkflowFunction: Policies must be",
 		},
 	}
@@ -316,18 +322,12 @@ func TestBuildTargetMakesStaticArm64Bootstrap(t *testing.T) {
 // TestFunctionBootstrapsAreStaticArm64 builds every function of the
 // repository with its build-<LogicalId> target and inspects the ELF file.
 func TestFunctionBootstrapsAreStaticArm64(t *testing.T) {
-	dirs, err := FunctionDirs(repoRoot)
+	names, err := lambdafns.Names(repoRoot)
 	require.NoError(t, err)
-	var mains []string
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(repoRoot, FunctionsDir, d, "main.go")); err == nil {
-			mains = append(mains, d)
-		}
-	}
-	require.NotEmpty(t, mains, "no functions/<name>/main.go to build")
+	require.NotEmpty(t, names, "no functions to build")
 	root, err := filepath.Abs(repoRoot)
 	require.NoError(t, err)
-	for d, p := range buildWithMake(t, root, mains) {
+	for d, p := range buildWithMake(t, root, names) {
 		assert.NoError(t, CheckBootstrap(p), d)
 	}
 }
@@ -383,8 +383,18 @@ func TestTemplateEnvironmentLoadsConfig(t *testing.T) {
 			for id, f := range tmpl.Functions() {
 				getenv, err := config.Overlay(func(k string) string { return f.Environment[k] }, secret)
 				require.NoError(t, err, id)
+				if id == LogicalID("provider-events") {
+					// provider-events receives what one of its keys verifies
+					getenv, err := config.Overlay(getenv, map[string]string{config.EnvMailgunSigningKey: "mailgun-signing-key"})
+					require.NoError(t, err, id)
+					ev, err := config.LoadEvents(getenv)
+					require.NoError(t, err, id)
+					assert.Equal(t, "https://abcd.supabase.co", ev.SupabaseURL, id)
+					continue
+				}
 				cfg, err := config.Load(getenv)
 				require.NoError(t, err, id)
+				assert.Equal(t, id, LogicalID(cfg.Action), "the function runs its own action")
 				assert.Equal(t, "https://abcd.supabase.co", cfg.SupabaseURL, id)
 				assert.Equal(t, 300, cfg.LeaseSeconds, id)
 				assert.Equal(t, time.Duration(f.Timeout)*time.Second, cfg.FunctionTimeout, id)

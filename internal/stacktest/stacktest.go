@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dueflow/dueflow/internal/devstack"
+	"github.com/dueflow/dueflow/internal/lambdafns"
 	"github.com/dueflow/dueflow/internal/pgtest"
 )
 
@@ -284,27 +285,24 @@ func (r Result) String() string {
 // Header is the header line of a results table (Result.String).
 var Header = fmt.Sprintf("%-40s %8s %7s %9s %9s %9s %11s %11s", "dispatcher", "execs", "exec/s", "p50", "p95", "elapsed", "CPU/exec", "pg CPU/exec")
 
-// BuildAll builds every function of the repository at root (functions/*)
-// once, into a new temporary directory, for a test binary's TestMain:
-// devstack.Config.BuiltFunctions. cleanup removes the directory.
+// BuildAll builds every function of the repository at root
+// (lambdafns.Names) once, into a new temporary directory, for a test
+// binary's TestMain: devstack.Config.BuiltFunctions. cleanup removes the
+// directory.
 func BuildAll(root, prefix string) (built map[string]string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, nil, fmt.Errorf("build functions: %w", err)
 	}
 	cleanup = func() { _ = os.RemoveAll(dir) }
-	names, err := devstack.FunctionNames(root)
+	names, err := lambdafns.Names(root)
 	if err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("build functions: %w", err)
 	}
-	pkgs := make([]string, len(names))
-	for i, n := range names {
-		pkgs[i] = "./functions/" + n
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if built, err = devstack.BuildFunctions(ctx, root, dir, pkgs...); err != nil {
+	if built, err = devstack.BuildNamed(ctx, root, dir, names...); err != nil {
 		cleanup()
 		return nil, nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify/telnyx"
 	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/unsubscribe"
@@ -89,8 +90,16 @@ type Telnyx struct {
 	APIBase            string
 }
 
-// Config is a function's configuration.
+// EnvAction names the action a function runs (DUEFLOW_ACTION): the three
+// action functions are one program (functions/action), and template.yaml
+// sets this per function.
+const EnvAction = "DUEFLOW_ACTION"
+
+// Config is an action function's configuration.
 type Config struct {
+	// Action is the action this function runs (EnvAction, one of
+	// automation.Actions).
+	Action      string
 	SupabaseURL string
 	// ServiceRoleKey is the key the RPCs are called with: a secret key
 	// (sb_secret_…) or a legacy service_role JWT, from SUPABASE_SECRET_KEY
@@ -168,6 +177,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	p := &parser{getenv: getenv}
 	c := &Config{}
 
+	c.Action = p.oneOf(EnvAction, "", automation.Actions...)
 	c.SupabaseURL = p.url("SUPABASE_URL", true)
 	c.ServiceRoleKey = p.supabaseKey()
 	// One secret, or several separated by spaces during a rotation (any

@@ -29,6 +29,7 @@ func env(kv map[string]string) func(string) string {
 
 func base() map[string]string {
 	return map[string]string{
+		"DUEFLOW_ACTION":            "invoice-reminder",
 		"SUPABASE_URL":              "https://xyz.supabase.co/",
 		"SUPABASE_SERVICE_ROLE_KEY": fakeJWT("service_role"),
 		"DUEFLOW_WEBHOOK_SECRET":    webhookSecret,
@@ -88,12 +89,14 @@ func TestEveryProblemNamedAtOnce(t *testing.T) {
 		"DUEFLOW_CONCURRENCY": "0",
 		"DUEFLOW_RPC_TIMEOUT": "10",
 		"LOG_LEVEL":           "loud",
+		"DUEFLOW_ACTION":      "send-invoice",
 	}
 	_, err := Load(env(e))
 	require.Error(t, err)
 	msg := err.Error()
 	for _, want := range []string{
-		"config: 10 problems: ",
+		"config: 11 problems: ",
+		`DUEFLOW_ACTION "send-invoice" is not one of send-reminder, invoice-reminder, run-workflow`,
 		"SUPABASE_URL is required",
 		"SUPABASE_SECRET_KEY (or the legacy SUPABASE_SERVICE_ROLE_KEY) is required",
 		"DUEFLOW_WEBHOOK_SECRET is required",
@@ -108,7 +111,7 @@ func TestEveryProblemNamedAtOnce(t *testing.T) {
 	}
 	var ce *Error
 	require.ErrorAs(t, err, &ce)
-	assert.Len(t, ce.Problems, 10)
+	assert.Len(t, ce.Problems, 11)
 }
 
 func TestProviderSpecificRequirements(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package function runs a Lambda function's handler: it reads the secrets
 // (Secrets Manager or the environment), calls the function's Builder (the
-// wiring in functions/<name>/main.go) and rebuilds the handler when the
+// wiring in functions/action/main.go or functions/provider-events/main.go) and rebuilds the handler when the
 // secrets change (Live). It also holds the small helpers the functions'
 // wirings share (EngineOptions, UnsubscribeLinks, Logger).
 package function
@@ -249,11 +249,11 @@ func UnsubscribeLinks(cfg *config.Config, now func() time.Time) func(uuid.UUID, 
 	}
 }
 
-// EngineOptions are the engine's options for action from cfg, with its
-// store and senders (sms nil when SMS_PROVIDER is none).
-func EngineOptions(action string, cfg *config.Config, store engine.Store, email, sms notify.Sender, log *slog.Logger) engine.Options {
+// EngineOptions are the engine's options for cfg's action, with its store
+// and senders (sms nil when SMS_PROVIDER is none).
+func EngineOptions(cfg *config.Config, store engine.Store, email, sms notify.Sender, log *slog.Logger) engine.Options {
 	return engine.Options{
-		Action: action, Store: store, Email: email, SMS: sms,
+		Action: cfg.Action, Store: store, Email: email, SMS: sms,
 		EmailFrom: cfg.EmailFrom, EmailFromName: cfg.EmailFromName,
 		Concurrency: cfg.Concurrency, LedgerChunk: cfg.LedgerChunk, LeaseSeconds: cfg.LeaseSeconds, Batch: cfg.MaxIDs,
 		NormalizePhone: phone.ParseE164, Logger: log,

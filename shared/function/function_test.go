@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -32,6 +31,7 @@ func validEnv(t testing.TB) map[string]string {
 	key, err := postgrest.SignJWT("local-jwt-secret-local-jwt-secret-0000", "service_role", 0)
 	require.NoError(t, err)
 	return map[string]string{
+		"DUEFLOW_ACTION":            automation.ActionInvoiceReminder,
 		"SUPABASE_URL":              "http://127.0.0.1:54321",
 		"SUPABASE_SERVICE_ROLE_KEY": key,
 		"DUEFLOW_WEBHOOK_SECRET":    "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
@@ -47,12 +47,17 @@ func validEnv(t testing.TB) map[string]string {
 	}
 }
 
-// actionBuilder wires an action's handler as functions/<action>/main.go
-// does (those mains are package main), for the tests that run a function
-// in this process.
+// actionBuilder wires an action's handler as functions/action/main.go
+// does (a main package cannot be imported), for the tests that run a
+// function in this process; DUEFLOW_ACTION reads action.
 func actionBuilder(action string) Builder {
 	return func(getenv func(string) string, log *slog.Logger) (Built, error) {
-		cfg, err := config.Load(getenv)
+		cfg, err := config.Load(func(k string) string {
+			if k == config.EnvAction {
+				return action
+			}
+			return getenv(k)
+		})
 		if err != nil {
 			return Built{}, err
 		}
@@ -65,7 +70,7 @@ func actionBuilder(action string) Builder {
 			return Built{}, err
 		}
 		closeSenders := func() { senders.Close(email, sms) }
-		eng, err := engine.New(EngineOptions(action, cfg, store, email, sms, log))
+		eng, err := engine.New(EngineOptions(cfg, store, email, sms, log))
 		if err != nil {
 			closeSenders()
 			return Built{}, err
@@ -89,35 +94,14 @@ func TestBuildEveryAction(t *testing.T) {
 		b.Close()
 	}
 	_, err := actionBuilder("no-such-action")(func(k string) string { return env[k] }, Logger(io.Discard, 0))
-	assert.ErrorContains(t, err, "engine: unknown action", "the failing part is named")
+	assert.ErrorContains(t, err, `DUEFLOW_ACTION "no-such-action" is not one of send-reminder, invoice-reminder, run-workflow`, "the setting is named")
 }
 
-// The three actions' mains are one composition root: they differ only in
-// their doc comment and the action they name, so that a change to one
-// wiring is made to all.
-var actionConst = regexp.MustCompile(`const action = automation\.Action[A-Za-z]+`)
-
-func TestActionMainsAreOneWiring(t *testing.T) {
-	var first string
-	for _, a := range automation.Actions {
-		src, err := os.ReadFile(filepath.Join("..", "..", "functions", a, "main.go"))
-		require.NoError(t, err)
-		body := string(src[strings.Index(string(src), "package main"):])
-		require.Len(t, actionConst.FindAllString(body, -1), 1, a)
-		body = actionConst.ReplaceAllString(body, "const action = automation.X")
-		if first == "" {
-			first = body
-			continue
-		}
-		assert.Equal(t, first, body, "functions/%s/main.go differs from functions/%s/main.go", a, automation.Actions[0])
-	}
-}
-
-// buildBinary builds a function for the host.
-func buildBinary(t testing.TB, name string) string {
+// buildBinary builds the actions' function (functions/action) for the host.
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "../../functions/"+name)
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "../../functions/action")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -135,7 +119,7 @@ func environ(env map[string]string) []string {
 // A cold start with a bad configuration exits at once, naming every problem,
 // and never prints a secret.
 func TestColdStartConfigErrorExits(t *testing.T) {
-	bin := buildBinary(t, automation.ActionInvoiceReminder)
+	bin := buildBinary(t)
 	env := validEnv(t)
 	delete(env, "SUPABASE_URL")
 	delete(env, "SMTP_HOST")
@@ -171,7 +155,7 @@ func BenchmarkInit(b *testing.B) {
 func BenchmarkColdStart(b *testing.B) { coldStart(b, validEnv(b)) }
 
 func coldStart(b *testing.B, vars map[string]string) {
-	bin := buildBinary(b, automation.ActionInvoiceReminder)
+	bin := buildBinary(b)
 	env := environ(vars)
 	var initMS float64
 	b.ResetTimer()

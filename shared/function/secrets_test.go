@@ -221,7 +221,7 @@ func TestRotationUnderRIE(t *testing.T) {
 	require.NoError(t, err)
 	rie, err := devstack.ToolPath(root, "aws-lambda-rie")
 	require.NoError(t, err)
-	bin := buildBinary(t, automation.ActionInvoiceReminder)
+	bin := buildBinary(t)
 	sm := secretsmanagerfake.Start()
 	defer sm.Close()
 	rest := newRestRecorder(t)
@@ -275,7 +275,7 @@ func TestRotationUnderRIE(t *testing.T) {
 // one that accepts connections and never answers: within the cold-start
 // bound.
 func TestColdStartSecretsManagerDown(t *testing.T) {
-	bin := buildBinary(t, automation.ActionInvoiceReminder)
+	bin := buildBinary(t)
 	sm := secretsmanagerfake.Start()
 	env, _ := secretEnv(t, sm, "http://127.0.0.1:9", "5m")
 	sm.Close() // unreachable from now on

@@ -13,6 +13,7 @@ import (
 // base is a valid configuration with SMTP email and no SMS.
 func base() map[string]string {
 	return map[string]string{
+		"DUEFLOW_ACTION":      "send-reminder",
 		"SUPABASE_URL":        "https://xyz.supabase.co/",
 		"SUPABASE_SECRET_KEY": "sb_secret_0123456789abcdefghij",
 		"DUEFLOW_WEBHOOK_SECRET": "whsec_" +

@@ -1,14 +1,18 @@
-// Command invoice-reminder is the invoice-reminder Lambda function
-// (overdue invoice reminders): it sends the executions in the signed
+// Command action is the Lambda function of every action: send-reminder,
+// invoice-reminder and run-workflow. Each is its own Lambda function (its
+// own URL, secret binding, concurrency and alarms in template.yaml), built
+// from this one program and told which action it runs by DUEFLOW_ACTION;
+// the three differ in nothing else. It sends the executions in the signed
 // batches the database's dispatcher posts.
 package main
 
 import (
+	"cmp"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/engine"
 	"github.com/dueflow/dueflow/shared/function"
@@ -18,10 +22,9 @@ import (
 	"github.com/dueflow/dueflow/shared/webhook"
 )
 
-const action = automation.ActionInvoiceReminder
-
 func main() {
-	f := function.Init(action, build) // exits naming every problem when a setting is wrong
+	name := cmp.Or(os.Getenv(config.EnvAction), "action")
+	f := function.Init(name, build) // exits naming every problem when a setting is wrong
 	lambda.Start(f.HandleFunctionURL)
 }
 
@@ -41,12 +44,12 @@ func build(getenv func(string) string, log *slog.Logger) (function.Built, error)
 		return function.Built{}, err
 	}
 	closeSenders := func() { senders.Close(email, sms) }
-	eng, err := engine.New(function.EngineOptions(action, cfg, store, email, sms, log))
+	eng, err := engine.New(function.EngineOptions(cfg, store, email, sms, log))
 	if err != nil {
 		closeSenders()
 		return function.Built{}, err
 	}
-	verifier, err := webhook.NewVerifier(cfg.WebhookSecret.Value(), action, webhook.WithMaxBodyBytes(cfg.MaxBodyBytes), webhook.WithMaxIDs(cfg.MaxIDs))
+	verifier, err := webhook.NewVerifier(cfg.WebhookSecret.Value(), cfg.Action, webhook.WithMaxBodyBytes(cfg.MaxBodyBytes), webhook.WithMaxIDs(cfg.MaxIDs))
 	if err != nil {
 		closeSenders()
 		return function.Built{}, err
