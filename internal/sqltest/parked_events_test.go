@@ -1,6 +1,9 @@
 package sqltest_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -147,4 +150,78 @@ func TestParkedEventSweepWindow(t *testing.T) {
 	pgtest.Exec(t, db, `select automation_cleanup()`)
 	assert.Zero(t, pgtest.Int(t, db, `select count(*)::int from automation_parked_provider_events`))
 	assert.Equal(t, "delivered", pgtest.Text(t, db, `select delivery_status from automation_deliveries where execution_id = $1`, exec))
+}
+
+// Ledger answers (through automation_record_deliveries and through
+// automation_report, whose statements apply parked events in their own
+// transaction) and the provider's delivery events for the same messages,
+// all at once, for one organisation and workflow (so every apply updates
+// the same analytics row): no call fails (a lock conflict inside a parked
+// apply stays inside its subtransaction), and after the next sweep every
+// event has applied exactly once.
+func TestParkedEventsUnderConcurrentLedger(t *testing.T) {
+	t.Parallel()
+	db, _ := pgtest.NewDB(t)
+	const n = 40
+	_, wf, execs := pgtest.OverdueInvoices(t, db, n)
+	claimed := pgtest.ClaimDue(t, db, automation.ActionInvoiceReminder, execs, 300)
+	intents := make([]automation.DeliveryIntent, n)
+	for i, c := range claimed {
+		intents[i] = automation.DeliveryIntent{ExecutionID: c.Execution.ID, LeaseToken: c.Execution.LeaseToken, Channel: "email",
+			Recipient: fmt.Sprintf("c%d@a.test", i), Provider: "mailgun", IdempotencyKey: automation.IdempotencyKey(c.Execution.ID, 0, "email")}
+	}
+	pgtest.RecordDeliveries(t, db, nil, intents...)
+
+	ctx := t.Context()
+	call := func(sql string, arg any) error {
+		b, err := json.Marshal(arg)
+		if err != nil {
+			return err
+		}
+		_, err = db.Exec(ctx, sql, string(b))
+		return err
+	}
+	event := func(i int) providerEvent {
+		msgID := fmt.Sprintf("m-%d", i)
+		return providerEvent{Kind: "delivery", Provider: "mailgun", EventID: "e-" + msgID, Channel: "email",
+			ProviderMessageID: msgID, Address: intents[i].Recipient, Status: "delivered"}
+	}
+	// every third event arrives first, for certain: parked
+	for i := 0; i < n; i += 3 {
+		require.Equal(t, eventCounts{Unmatched: 1}, recordEvents(t, db, event(i)))
+	}
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i, in := range intents {
+		res := automation.DeliveryResult{IdempotencyKey: in.IdempotencyKey, Status: "sent", ProviderMessageID: event(i).ProviderMessageID}
+		wg.Add(2)
+		go func() { // the function's answer, by the ledger or in the report
+			defer wg.Done()
+			if i%2 == 0 {
+				errs <- call(`select automation_record_deliveries($1::jsonb, '[]')`,
+					[]automation.DeliveryFinished{{ExecutionID: in.ExecutionID, LeaseToken: in.LeaseToken, DeliveryResult: res}})
+				return
+			}
+			errs <- call(`select automation_report($1::jsonb)`, []automation.Outcome{{ExecutionID: in.ExecutionID,
+				LeaseToken: in.LeaseToken, Status: "completed", ActionsExecuted: 1, Deliveries: []automation.DeliveryResult{res}}})
+		}()
+		go func() { // the others' events, before or after; the first ones again (a provider's retry)
+			defer wg.Done()
+			errs <- call(`select automation_record_provider_events($1::jsonb)`, []providerEvent{event(i)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+
+	pgtest.Exec(t, db, `select automation_record_provider_events('[]')`) // the next call's sweep
+	assert.Zero(t, pgtest.Int(t, db, `select count(*)::int from automation_parked_provider_events`))
+	assert.Equal(t, n, pgtest.Int(t, db, `select count(*)::int from automation_deliveries
+		where execution_id = any($1) and status = 'sent' and delivery_status = 'delivered'`, execs))
+	assert.Equal(t, n, pgtest.Int(t, db, `select coalesce(sum(delivered), 0)::int from automation_analytics where workflow_id = $1`, wf),
+		"each event counted once")
+	assert.Equal(t, n/2, pgtest.Int(t, db, `select count(*)::int from automation_execution_logs
+		where id = any($1) and status = 'completed'`, execs))
 }
