@@ -35,7 +35,6 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/webhook"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // Database is the name of the application database the stack creates.
@@ -317,7 +316,7 @@ func (s *Stack) startPostgres(ctx context.Context) error {
 	}
 	// the demo data and most of the stack's tests live in the reference domain
 	if !s.cfg.CoreOnly {
-		if err := pgcluster.ApplyFS(ctx, conn, reference.FS()); err != nil {
+		if err := pgcluster.ApplyFS(ctx, conn, sqlfiles.ReferenceFS()); err != nil {
 			return fmt.Errorf("devstack: %w", err)
 		}
 	}

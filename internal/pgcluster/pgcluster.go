@@ -389,7 +389,7 @@ func ApplySQL(ctx context.Context, db Beginner, name, script string) error {
 }
 
 // ApplyFS runs the *.sql files at the top of fsys (sqlfiles.FilesOf: the
-// core's sqlfiles.FS(), reference.FS() or an adapter's FS()) in lexical
+// core's sqlfiles.FS(), sqlfiles.ReferenceFS() or ReplacedSystemFS()) in lexical
 // order, each in its own transaction (ApplySQL). The migrations are
 // idempotent, so applying them again is safe.
 func ApplyFS(ctx context.Context, db Beginner, fsys fs.FS) error {

@@ -34,7 +34,6 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/supacompat"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // TemplateDB is the name of the template database (core and reference domain).
@@ -203,7 +202,7 @@ func Migrate(ctx context.Context, db pgcluster.Beginner) error {
 	if err := pgcluster.ApplyFS(ctx, db, sqlfiles.FS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
-	if err := pgcluster.ApplyFS(ctx, db, reference.FS()); err != nil {
+	if err := pgcluster.ApplyFS(ctx, db, sqlfiles.ReferenceFS()); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	return nil

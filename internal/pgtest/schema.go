@@ -12,7 +12,6 @@ import (
 	"github.com/dueflow/dueflow/internal/localports"
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // ApplyMigration applies the one migration named name (e.g.
@@ -24,7 +23,7 @@ func ApplyMigration(ctx context.Context, db pgcluster.Beginner, name string) err
 	if err != nil {
 		return err
 	}
-	ref, err := reference.Files()
+	ref, err := sqlfiles.FilesOf(sqlfiles.ReferenceFS())
 	if err != nil {
 		return err
 	}

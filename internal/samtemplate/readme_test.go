@@ -17,7 +17,6 @@ import (
 	"github.com/dueflow/dueflow/internal/replaced"
 	"github.com/dueflow/dueflow/shared/automation"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -362,7 +361,7 @@ func TestDocUpgrade(t *testing.T) {
 	assert.Len(t, before[1], 7, "the draft, the paused one, the inactive one and four event triggers: %v", before[1])
 
 	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, sqlfiles.FS()))
-	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, replacedsystem.FS()))
+	require.NoError(t, pgcluster.ApplyFS(t.Context(), db, sqlfiles.ReplacedSystemFS()))
 	pgtest.Exec(t, db, `select check_overdue_invoices() + check_maintenance_reminders() + check_automation_triggers()`)
 
 	after := docQueries(t, db, adoptingDoc, "upgrade-after")

@@ -13,7 +13,6 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // appTables are an app's own tables under the reference domain's names, with
@@ -198,7 +197,7 @@ func TestCoreDefaultsGiveWayToTheAdopters(t *testing.T) {
 	assert.Equal(t, all, pgtest.Catalog(t, db), "the core applied again replaces nothing of the adopter's")
 
 	// the reference domain on top keeps them too (and replaces the defaults it finds)
-	require.NoError(t, pgcluster.ApplyFS(bg, db, reference.FS()))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.ReferenceFS()))
 	assert.Equal(t, ownView, pgtest.Text(t, db, `select pg_get_viewdef('automation_src_clients'::regclass)`))
 	assert.Equal(t, " select auth.uid() | select 0 ", hooks())
 	assert.Subset(t, pgtest.Columns(t, db, "automation_src_invoices"), []string{"id text", "total numeric(12,2)"})
@@ -229,7 +228,7 @@ func allFiles(t *testing.T) []sqlfiles.File {
 	t.Helper()
 	core, err := sqlfiles.Files()
 	require.NoError(t, err)
-	ref, err := reference.Files()
+	ref, err := sqlfiles.FilesOf(sqlfiles.ReferenceFS())
 	require.NoError(t, err)
 	all := append(append([]sqlfiles.File(nil), core...), ref...)
 	slices.SortFunc(all, func(a, b sqlfiles.File) int { return strings.Compare(a.Name, b.Name) })
@@ -239,7 +238,7 @@ func allFiles(t *testing.T) []sqlfiles.File {
 // The reference domain only needs what the core creates before it, and the
 // core never needs the reference domain: applied by name order (both sets
 // in one folder), or the core first and the reference domain after it
-// (pgcluster.ApplyFS of sqlfiles.FS() and reference.FS()), the database is the same. No two
+// (pgcluster.ApplyFS of sqlfiles.FS() and sqlfiles.ReferenceFS()), the database is the same. No two
 // files share a version.
 func TestReferenceSetInEitherOrder(t *testing.T) {
 	t.Parallel()
@@ -250,7 +249,7 @@ func TestReferenceSetInEitherOrder(t *testing.T) {
 		require.NotContains(t, versions, v, "%s and %s share a version", versions[v], f.Name)
 		versions[v] = f.Name
 	}
-	ref, err := reference.Files()
+	ref, err := sqlfiles.FilesOf(sqlfiles.ReferenceFS())
 	require.NoError(t, err)
 	require.Equal(t, []string{"20261129000100_domain.sql", "20261202000601_text_ids_reference.sql"},
 		[]string{ref[0].Name, ref[1].Name}, "the reference files keep the versions installs applied")

@@ -9,7 +9,6 @@ import (
 
 	"github.com/dueflow/dueflow/internal/pgtest"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	"github.com/dueflow/dueflow/sql/reference"
 )
 
 // beforeReplacedNames recreates, over the current schema, an install from
@@ -66,7 +65,7 @@ func TestUpgradeToReplacedNamesNewVersionsOnly(t *testing.T) {
 
 	core, err := sqlfiles.Files()
 	require.NoError(t, err)
-	ref, err := reference.Files()
+	ref, err := sqlfiles.FilesOf(sqlfiles.ReferenceFS())
 	require.NoError(t, err)
 	for _, f := range append(core, ref...) {
 		if f.Name == "20261129000050_core.sql" || f.Name >= "20261202" {

@@ -24,7 +24,6 @@ import (
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/replaced"
 	sqlfiles "github.com/dueflow/dueflow/sql"
-	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -37,7 +36,7 @@ func upgradeFiles(t testing.TB) []sqlfiles.File {
 	t.Helper()
 	core, err := sqlfiles.Files()
 	require.NoError(t, err)
-	adapter, err := replacedsystem.Files()
+	adapter, err := sqlfiles.FilesOf(sqlfiles.ReplacedSystemFS())
 	require.NoError(t, err)
 	return append(core, adapter...)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/dueflow/dueflow/internal/pgcluster"
 	"github.com/dueflow/dueflow/internal/pgtest"
 	"github.com/dueflow/dueflow/internal/replaced"
-	replacedsystem "github.com/dueflow/dueflow/sql/adapters/replaced_system"
+	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -30,7 +30,7 @@ func adapted(t *testing.T, o replaced.Options) *pgxpool.Pool {
 	t.Helper()
 	db, _ := pgtest.NewEmptyDB(t)
 	require.NoError(t, replaced.Apply(bg, db, o))
-	require.NoError(t, pgcluster.ApplyFS(bg, db, replacedsystem.FS()))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.ReplacedSystemFS()))
 	return db
 }
 
@@ -303,7 +303,7 @@ func TestAppTablesUntouchedAndIdempotent(t *testing.T) {
 			db, _ := pgtest.NewEmptyDB(t)
 			require.NoError(t, replaced.Apply(bg, db, replaced.Options{OlderInstall: older}))
 			before := catalog(t, db)
-			require.NoError(t, pgcluster.ApplyFS(bg, db, replacedsystem.FS()))
+			require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.ReplacedSystemFS()))
 			first := catalog(t, db)
 			assert.Equal(t, []string{
 				"function automation_current_org_ids()",
@@ -330,7 +330,7 @@ func TestAppTablesUntouchedAndIdempotent(t *testing.T) {
 				"view automation_src_organizations",
 			}, changed(before, first), "only the adapter's objects are new; nothing of the app changed")
 
-			require.NoError(t, pgcluster.ApplyFS(bg, db, replacedsystem.FS()))
+			require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.ReplacedSystemFS()))
 			assert.Empty(t, changed(first, catalog(t, db)), "a second run changes nothing")
 		})
 	}
@@ -342,7 +342,7 @@ func TestMissingAppIndexesCreated(t *testing.T) {
 	db, _ := pgtest.NewEmptyDB(t)
 	require.NoError(t, replaced.Apply(bg, db, replaced.Options{}))
 	pgtest.Exec(t, db, `drop index idx_profiles_organization_id; drop index idx_jobs_client_id`)
-	require.NoError(t, pgcluster.ApplyFS(bg, db, replacedsystem.FS()))
+	require.NoError(t, pgcluster.ApplyFS(bg, db, sqlfiles.ReplacedSystemFS()))
 	assert.Equal(t, []string{
 		"CREATE INDEX automation_src_jobs_client_idx ON public.jobs USING btree (client_id)",
 		"CREATE INDEX automation_src_profiles_org_idx ON public.profiles USING btree (organization_id)",
@@ -358,7 +358,7 @@ func TestMissingColumnRefused(t *testing.T) {
 	require.NoError(t, replaced.Apply(bg, db, replaced.Options{}))
 	pgtest.Exec(t, db, `alter table jobs drop column deleted_at; alter table invoices drop column balance_due`)
 	before := catalog(t, db)
-	err := pgcluster.ApplyFS(bg, db, replacedsystem.FS())
+	err := pgcluster.ApplyFS(bg, db, sqlfiles.ReplacedSystemFS())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the app tables lack invoices.balance_due, jobs.deleted_at")
 	assert.Empty(t, changed(before, catalog(t, db)), "the whole file rolled back")
@@ -610,7 +610,7 @@ func TestEarlierViewsReplaced(t *testing.T) {
 		       false as email_opt_out, false as sms_opt_out
 		from clients c`)
 	conn, notices := pgtest.NoticeConn(t, dsn)
-	require.NoError(t, pgcluster.ApplyFS(bg, conn, replacedsystem.FS()))
+	require.NoError(t, pgcluster.ApplyFS(bg, conn, sqlfiles.ReplacedSystemFS()))
 	assert.Contains(t, notices(), "dueflow: automation_src_clients had other columns; dropped and created again")
 	assert.Equal(t, "id text", pgtest.Columns(t, db, "automation_src_clients")[0])
 	assert.Equal(t, 8, pgtest.Int(t, db, `select count(*) from automation_src_clients where id like 'C-%'`))
