@@ -90,7 +90,7 @@ select a.action,
        count(l.id) filter (where l.status = 'failed'    and l.updated_at > now() - interval '24 hours') as failed_24h,
        coalesce(date_trunc('second', max(now() - l.next_attempt_at)
                 filter (where l.status = 'pending' and l.next_attempt_at <= now()))::text, '-') as oldest_due
-  from unnest(array['invoice-reminder', 'run-workflow', 'send-reminder']) as a(action)
+  from automation_actions a
   left join automation_execution_logs l on l.action = a.action
  group by a.action
  order by a.action`,

@@ -165,7 +165,7 @@ func (s *Server) executions(w http.ResponseWriter, r *http.Request) {
 	}
 	s.render(w, r, "executions", "Executions", map[string]any{
 		"Page": p, "Counts": counts, "Q": q, "Next": next, "States": opsdb.States, "StateLinks": stateLinks,
-		"Actions":  []string{"invoice-reminder", "run-workflow", "send-reminder"},
+		"Actions":  opsdb.Actions(),
 		"Triggers": []string{"invoice_overdue", "maintenance_due", "appointment", "stale_job", "scheduled"},
 		"First":    q.Get("after") != "",
 	})

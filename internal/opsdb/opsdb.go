@@ -14,12 +14,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 // DB is a connection or a pool.
@@ -29,6 +32,10 @@ type DB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
+
+// Actions are the actions (automation.Actions) in the order pages show
+// them: by name.
+func Actions() []string { return slices.Sorted(slices.Values(automation.Actions)) }
 
 // States are the execution states, in the order pages show them.
 var States = []string{"pending", "running", "completed", "failed", "skipped", "cancelled"}
@@ -196,11 +203,11 @@ func (f Filter) where(args []any, noState bool) (string, []any) {
 
 // Validate refuses a state, action or cursor that cannot be right.
 func (f Filter) Validate() error {
-	if f.State != "" && !contains(States, f.State) {
+	if f.State != "" && !slices.Contains(States, f.State) {
 		return fmt.Errorf("state %q: one of %s", f.State, strings.Join(States, ", "))
 	}
-	if f.Action != "" && !contains([]string{"invoice-reminder", "run-workflow", "send-reminder"}, f.Action) {
-		return fmt.Errorf("action %q: one of invoice-reminder, run-workflow, send-reminder", f.Action)
+	if f.Action != "" && !automation.IsAction(f.Action) {
+		return fmt.Errorf("action %q: one of %s", f.Action, strings.Join(Actions(), ", "))
 	}
 	if f.After != "" {
 		if _, _, err := decodeCursor(f.After); err != nil {
@@ -211,15 +218,6 @@ func (f Filter) Validate() error {
 		return errors.New("limit must be positive")
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cursor: base64 of "created_at(unix ns)/id".
