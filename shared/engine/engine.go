@@ -936,46 +936,39 @@ type sendFailure struct {
 }
 
 // classifySend maps a provider's error to its report (the engine's edge of
-// the error codes): a failure after the hand-over (notify.IsAmbiguous), or
-// an unclassified one that timed out, is a delivery unknown and a retry
-// (timeout); a retryable one keeps its provider's code (rate_limited,
-// provider_unavailable, network, timeout, provider_auth: deferred, see
-// deferrable), an unclassified one is provider_error and spends an
-// attempt; anything else fails for good (invalid_recipient or
-// provider_rejected). ctx is the send's context.
+// the error codes) by its code (automation.ErrorCode): a failure after the
+// hand-over (notify.IsAmbiguous), or one without a code (nobody classified
+// it) that timed out, is a delivery unknown and a retry (timeout); a
+// permanent code (invalid_recipient, provider_rejected) fails for good; a
+// retryable one is kept (rate_limited, provider_unavailable, network,
+// timeout, provider_auth: deferred, see deferrable) with the provider's
+// Retry-After hint; an error without a code is provider_error and spends
+// an attempt. ctx is the send's context.
 func classifySend(ctx context.Context, err error) sendFailure {
-	var pe *notify.Error
-	isPE := errors.As(err, &pe)
+	code := automation.ErrorCode(err)
+	unclassified := code == automation.CodeInternal
 	switch {
-	case notify.IsAmbiguous(err) || (!isPE && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
+	case notify.IsAmbiguous(err) || (unclassified && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil)):
 		// The provider may have accepted it. At most once: recorded
 		// unknown, never re-sent. A classified error says itself whether
 		// the message was handed over (a dial timeout was not: retried).
 		// Deferred (timeout): the next attempt only finishes the steps left.
 		return sendFailure{delivery: automation.DeliveryUnknown, outcome: automation.OutcomeRetry, code: notify.CodeTimeout}
-	case notify.IsRetryable(err):
-		f := sendFailure{delivery: automation.DeliveryFailed, retryable: true, outcome: automation.OutcomeRetry, code: automation.CodeProviderError}
-		if isPE {
-			f.retryAfter = pe.RetryAfter
-			if pe.Code != "" {
-				f.code = pe.Code
-			}
-		}
-		return f
+	case !notify.Retryable(code):
+		return sendFailure{delivery: automation.DeliveryFailed, outcome: automation.OutcomeFailed, code: code}
+	case unclassified:
+		code = automation.CodeProviderError
 	}
-	code := automation.CodeProviderRejected
-	if isPE && pe.Code == notify.CodeInvalidRecipient {
-		code = automation.CodeInvalidRecipient
-	}
-	return sendFailure{delivery: automation.DeliveryFailed, outcome: automation.OutcomeFailed, code: code}
+	return sendFailure{delivery: automation.DeliveryFailed, retryable: true, outcome: automation.OutcomeRetry, code: code,
+		retryAfter: notify.RetryAfter(err)}
 }
 
 // sendFailed records a failed send (classifySend) in r: its delivery
 // result, its outcome, and the log line.
 func sendFailed(ctx context.Context, r *run, res automation.DeliveryResult, err error, log *slog.Logger) {
 	f := classifySend(ctx, err)
-	// What is logged and stored: a *notify.Error masks its provider's text
-	// itself; any other error is masked here (redact.Text).
+	// What is logged and stored: a provider failure (notify.Fail) masks its
+	// provider's text itself; any other error is masked here (redact.Text).
 	msg := text.Truncate(redact.Text(err.Error()), 500)
 	res.Status, res.Retryable, res.ErrorCode, res.ErrorMessage = f.delivery, f.retryable, f.code, msg
 	r.results = append(r.results, res)
@@ -991,7 +984,9 @@ func sendFailed(ctx context.Context, r *run, res automation.DeliveryResult, err 
 		// provider fails until an operator fixes it. Deferred (bounded by
 		// the deadline and max_deferrals) and logged at error level.
 		var pe *notify.Error
-		_ = errors.As(err, &pe) // provider_auth comes from a *notify.Error only
+		if !errors.As(err, &pe) {
+			pe = &notify.Error{} // provider_auth without a provider's detail
+		}
 		log.ErrorContext(ctx, "provider refused credentials or sender configuration; will retry", "provider", pe.Provider, "status_code", pe.StatusCode, "error", msg)
 	default:
 		log.WarnContext(ctx, "send failed; will retry", "error_code", f.code, "retry_after_seconds", f.retryAfter, "error", msg)

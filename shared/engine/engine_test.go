@@ -238,7 +238,7 @@ func TestUnknownTemplateVariableFailsWithoutRetry(t *testing.T) {
 func TestProvider5xxRetries(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	f.email.fail = func(notify.Message) error {
-		return &notify.Error{Provider: "smtp", Code: notify.CodeUnavailable, Retryable: true, StatusCode: 503, RetryAfter: 120, Err: errors.New("service unavailable")}
+		return notify.Fail(notify.CodeUnavailable, &notify.Error{Provider: "smtp", StatusCode: 503, RetryAfter: 120, Err: errors.New("service unavailable")})
 	}
 	id := f.store.Add(invoiceDoc(email))
 	sum := f.process(t, id)
@@ -265,7 +265,7 @@ func TestProvider5xxRetries(t *testing.T) {
 func TestInvalidAddressFailsPermanently(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	f.email.fail = func(notify.Message) error {
-		return &notify.Error{Provider: "smtp", Code: notify.CodeInvalidRecipient, StatusCode: 550, Err: errors.New("mailbox unavailable")}
+		return notify.Fail(notify.CodeInvalidRecipient, &notify.Error{Provider: "smtp", StatusCode: 550, Err: errors.New("mailbox unavailable")})
 	}
 	id := f.store.Add(invoiceDoc(email))
 	sum := f.process(t, id)
@@ -316,7 +316,7 @@ func TestSentDeliveryNeverSentAgain(t *testing.T) {
 	doc.Execution.Action = automation.ActionSendReminder
 	id := f.store.Add(doc)
 	f.sms.fail = func(notify.Message) error {
-		return &notify.Error{Provider: "telnyx", Code: notify.CodeRateLimited, Retryable: true, StatusCode: 429, Err: errors.New("slow down")}
+		return notify.Fail(notify.CodeRateLimited, &notify.Error{Provider: "telnyx", StatusCode: 429, Err: errors.New("slow down")})
 	}
 	f.process(t, id)
 	assert.Equal(t, automation.OutcomeRetry, f.lastOutcome(t, id).Status)
@@ -588,7 +588,7 @@ func TestWrongActionRejected(t *testing.T) {
 func TestAmbiguousProviderFailureNotResent(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	f.email.fail = func(notify.Message) error {
-		return &notify.Error{Provider: "smtp", Code: notify.CodeNetwork, Retryable: true, Ambiguous: true, Err: errors.New("connection reset after DATA")}
+		return notify.Fail(notify.CodeNetwork, &notify.Error{Provider: "smtp", Ambiguous: true, Err: errors.New("connection reset after DATA")})
 	}
 	id := f.store.Add(invoiceDoc(email))
 	f.process(t, id)
@@ -641,7 +641,7 @@ func TestDefaultStepsWhenWorkflowHasNone(t *testing.T) {
 func TestTimeoutBeforeHandOverRetried(t *testing.T) {
 	f := newFixture(t, automation.ActionInvoiceReminder)
 	f.email.fail = func(notify.Message) error {
-		return &notify.Error{Provider: "smtp", Code: notify.CodeTimeout, Retryable: true, Err: errors.New("dial tcp: i/o timeout")}
+		return notify.Fail(notify.CodeTimeout, &notify.Error{Provider: "smtp", Err: errors.New("dial tcp: i/o timeout")})
 	}
 	id := f.store.Add(invoiceDoc(email))
 	f.process(t, id)
@@ -1019,7 +1019,7 @@ func (s *flakyRecord) RecordDeliveries(ctx context.Context, f []automation.Deliv
 func TestUnknownDeliveryAlwaysFlagsItsExecution(t *testing.T) {
 	f := newFixture(t, automation.ActionSendReminder)
 	ambiguous := func(notify.Message) error {
-		return &notify.Error{Provider: "smtp", Code: notify.CodeNetwork, Retryable: true, Ambiguous: true, Err: errors.New("connection reset after DATA")}
+		return notify.Fail(notify.CodeNetwork, &notify.Error{Provider: "smtp", Ambiguous: true, Err: errors.New("connection reset after DATA")})
 	}
 	doc := invoiceDoc(email, sms)
 	doc.Execution.Action = automation.ActionSendReminder

@@ -16,8 +16,8 @@ import (
 // droppedAfterData fails every send as a connection lost after the
 // hand-over: the provider may have the message.
 func droppedAfterData(notify.Message) error {
-	return &notify.Error{Provider: "smtp", Code: notify.CodeNetwork, Retryable: true, Ambiguous: true,
-		Err: errors.New("end of DATA: connection lost")}
+	return notify.Fail(notify.CodeNetwork, &notify.Error{Provider: "smtp", Ambiguous: true,
+		Err: errors.New("end of DATA: connection lost")})
 }
 
 // A ledger failure must not report anything for the deliveries it did not

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/redact"
 )
 
@@ -21,29 +22,39 @@ import (
 // Retry-After header), 5xx provider_unavailable (retryable), 401/403
 // provider_auth (retryable: credentials or sender configuration, an
 // operator's fix), any other status provider_rejected (permanent). Providers that can tell an invalid
-// recipient from the body override Code with CodeInvalidRecipient (see
-// InvalidRecipient). err describes the answer (never the message body).
-func HTTPError(provider string, status int, h http.Header, err error) *Error {
+// recipient from the body use InvalidRecipient instead. err describes the
+// answer (never the message body).
+func HTTPError(provider string, status int, h http.Header, err error) *automation.Error {
+	return HTTPFailure(provider, HTTPCode(status), status, h, err)
+}
+
+// HTTPCode is the provider code of an HTTP error status (see HTTPError).
+func HTTPCode(status int) automation.Code {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return CodeRateLimited
+	case status == http.StatusRequestTimeout:
+		return CodeTimeout
+	case status >= 500:
+		return CodeUnavailable
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return CodeAuth
+	}
+	return CodeRejected
+}
+
+// HTTPFailure is the failure of an HTTP answer with status classified as
+// code by the provider (a body that says more than the status): a
+// retryable code takes the Retry-After hint of h.
+func HTTPFailure(provider string, code automation.Code, status int, h http.Header, err error) *automation.Error {
 	if err == nil {
 		err = fmt.Errorf("http status %d", status)
 	}
-	e := &Error{Provider: provider, StatusCode: status, Err: err}
-	switch {
-	case status == http.StatusTooManyRequests:
-		e.Code, e.Retryable = CodeRateLimited, true
-	case status == http.StatusRequestTimeout:
-		e.Code, e.Retryable = CodeTimeout, true
-	case status >= 500:
-		e.Code, e.Retryable = CodeUnavailable, true
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Code, e.Retryable = CodeAuth, true
-	default:
-		e.Code, e.Retryable = CodeRejected, false
+	d := &Error{Provider: provider, StatusCode: status, Err: err}
+	if Retryable(code) && h != nil {
+		d.RetryAfter = RetryAfterSeconds(h.Get("Retry-After"), time.Now())
 	}
-	if e.Retryable && h != nil {
-		e.RetryAfter = RetryAfterSeconds(h.Get("Retry-After"), time.Now())
-	}
-	return e
+	return Fail(code, d)
 }
 
 // TransportError classifies a failure to get any answer: a timeout
@@ -54,17 +65,22 @@ func HTTPError(provider string, status int, h http.Header, err error) *Error {
 // idempotency key is sent along). HTTP providers use
 // Exchange.TransportError instead, which knows whether the request was
 // written.
-func TransportError(provider string, err error) *Error {
+func TransportError(provider string, err error) *automation.Error {
+	return transportError(provider, err, !IsDialError(err))
+}
+
+// transportError is TransportError with the hand-over decided by the caller.
+func transportError(provider string, err error, ambiguous bool) *automation.Error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		ue.URL = redact.URL(ue.URL) // a base URL may carry a password
 	}
-	e := &Error{Provider: provider, Code: CodeNetwork, Retryable: true, Err: err, Ambiguous: !IsDialError(err)}
+	code := CodeNetwork
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		e.Code = CodeTimeout
+		code = CodeTimeout
 	}
-	return e
+	return Fail(code, &Error{Provider: provider, Err: err, Ambiguous: ambiguous})
 }
 
 // IsDialError reports whether err is a failure to reach the server at all
@@ -80,21 +96,21 @@ func IsDialError(err error) bool {
 
 // InvalidRecipient returns the permanent error for a recipient the provider
 // will never deliver to (malformed or unreachable address or number).
-func InvalidRecipient(provider string, status int, err error) *Error {
-	return &Error{Provider: provider, Code: CodeInvalidRecipient, StatusCode: status, Err: err}
+func InvalidRecipient(provider string, status int, err error) *automation.Error {
+	return Fail(CodeInvalidRecipient, &Error{Provider: provider, StatusCode: status, Err: err})
 }
 
 // AuthError returns the retryable provider_auth error for a refusal of the
 // account's credentials or sender configuration (a from-number not enabled
 // for the account): nothing is wrong with the reminder itself.
-func AuthError(provider string, status int, err error) *Error {
-	return &Error{Provider: provider, Code: CodeAuth, Retryable: true, StatusCode: status, Err: err}
+func AuthError(provider string, status int, err error) *automation.Error {
+	return Fail(CodeAuth, &Error{Provider: provider, StatusCode: status, Err: err})
 }
 
 // Permanent returns a permanent provider_rejected error (bad configuration,
 // a message the provider refuses, an unsubscribed recipient).
-func Permanent(provider string, status int, err error) *Error {
-	return &Error{Provider: provider, Code: CodeRejected, StatusCode: status, Err: err}
+func Permanent(provider string, status int, err error) *automation.Error {
+	return Fail(CodeRejected, &Error{Provider: provider, StatusCode: status, Err: err})
 }
 
 // maxRetryAfter bounds a provider's hint (the retry is rescheduled in the
@@ -189,13 +205,11 @@ func (x *Exchange) HandedOver() bool {
 // (its body then failed), the answer's classification (HTTPError);
 // otherwise TransportError, Ambiguous only when the request had been
 // completely written (HandedOver), never for a dial error.
-func (x *Exchange) TransportError(provider string, err error) *Error {
+func (x *Exchange) TransportError(provider string, err error) *automation.Error {
 	if x.Status >= 300 {
 		return HTTPError(provider, x.Status, x.Header, fmt.Errorf("reading the answer: %w", err))
 	}
-	e := TransportError(provider, err)
-	e.Ambiguous = !IsDialError(err) && x.HandedOver()
-	return e
+	return transportError(provider, err, !IsDialError(err) && x.HandedOver())
 }
 
 // InstrumentedClient returns a copy of base (nil = http.DefaultClient) whose

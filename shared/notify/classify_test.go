@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,10 +40,10 @@ func TestHTTPError(t *testing.T) {
 	for _, tc := range cases {
 		e := notify.HTTPError("p", tc.status, h, nil)
 		assert.Equal(t, tc.code, e.Code, tc.status)
-		assert.Equal(t, tc.retryable, e.Retryable, tc.status)
+		assert.Equal(t, tc.code, automation.ErrorCode(fmt.Errorf("send: %w", e)), "the code through a wrap")
 		assert.Equal(t, tc.retryable, notify.IsRetryable(e), tc.status)
-		assert.Equal(t, tc.after, e.RetryAfter, tc.status)
-		assert.Equal(t, tc.status, e.StatusCode)
+		assert.Equal(t, tc.after, notify.RetryAfter(e), tc.status)
+		assert.Equal(t, tc.status, detail(t, e).StatusCode)
 	}
 	e := notify.InvalidRecipient("p", 400, errors.New("bad"))
 	assert.False(t, notify.IsRetryable(e))
@@ -51,6 +52,14 @@ func TestHTTPError(t *testing.T) {
 	a := notify.AuthError("p", 400, errors.New("from number not enabled"))
 	assert.True(t, notify.IsRetryable(a))
 	assert.Equal(t, notify.CodeAuth, a.Code)
+}
+
+// detail returns the provider detail of a failure.
+func detail(t *testing.T, err error) *notify.Error {
+	t.Helper()
+	var d *notify.Error
+	require.ErrorAs(t, err, &d)
+	return d
 }
 
 func TestRetryAfterSeconds(t *testing.T) {
@@ -71,17 +80,16 @@ func TestTransportError(t *testing.T) {
 	require.Error(t, err)
 	e := notify.TransportError("p", err)
 	assert.Equal(t, notify.CodeTimeout, e.Code)
-	assert.True(t, e.Retryable)
+	assert.True(t, notify.IsRetryable(e))
 	assert.True(t, notify.IsAmbiguous(e), "timed out waiting: the provider may have it")
 	_, err = http.Get("http://127.0.0.1:1/")
 	require.Error(t, err)
 	assert.True(t, notify.IsDialError(err))
 	e = notify.TransportError("p", err)
 	assert.Equal(t, notify.CodeNetwork, e.Code)
-	assert.False(t, e.Ambiguous, "connection refused: nothing was sent")
-	assert.False(t, notify.IsAmbiguous(e))
+	assert.False(t, notify.IsAmbiguous(e), "connection refused: nothing was sent")
 	assert.False(t, notify.IsAmbiguous(errors.New("plain")))
-	assert.True(t, notify.TransportError("p", io.ErrUnexpectedEOF).Ambiguous)
+	assert.True(t, notify.IsAmbiguous(notify.TransportError("p", io.ErrUnexpectedEOF)))
 }
 
 func TestInstrumentedClient(t *testing.T) {
@@ -113,8 +121,7 @@ func TestTimeoutBeforeHandOverIsNotAmbiguous(t *testing.T) {
 	e := notify.TransportError("p", dial)
 	assert.Equal(t, notify.CodeTimeout, e.Code)
 	assert.False(t, notify.IsAmbiguous(e), "dial timed out: nothing was sent")
-	e = notify.TransportError("p", context.DeadlineExceeded)
-	e.Ambiguous = false // the provider knows nothing was handed over
+	e = notify.Fail(notify.CodeTimeout, &notify.Error{Provider: "p", Err: context.DeadlineExceeded}) // the provider knows nothing was handed over
 	assert.False(t, notify.IsAmbiguous(e))
 }
 
@@ -157,7 +164,7 @@ func TestExchangeHandedOver(t *testing.T) {
 	_, err = c.Post("http://"+ln.Addr().String()+"/", "text/plain", strings.NewReader(strings.Repeat("x", 8<<20)))
 	require.Error(t, err)
 	assert.False(t, ex.HandedOver(), "the body was cut off: %v", err)
-	assert.False(t, ex.TransportError("p", err).Ambiguous)
+	assert.False(t, notify.IsAmbiguous(ex.TransportError("p", err)))
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -170,6 +177,6 @@ func TestExchangeHandedOver(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, ex.HandedOver())
 	e := ex.TransportError("p", err)
-	assert.True(t, e.Ambiguous, "read and dropped: the provider may have it")
+	assert.True(t, notify.IsAmbiguous(e), "read and dropped: the provider may have it")
 	assert.Equal(t, notify.CodeNetwork, e.Code)
 }

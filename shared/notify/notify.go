@@ -1,6 +1,7 @@
 // Package notify defines the one small interface every message provider
 // implements (email by SMTP or Mailgun, SMS by Twilio or Telnyx) and the
-// classification of provider errors into retryable and permanent.
+// classification of provider errors: an *automation.Error whose code says
+// retryable or permanent, with the provider's detail (*Error) as its cause.
 package notify
 
 import (
@@ -59,8 +60,10 @@ type Result struct {
 type Sender interface {
 	// Name is the provider's name, recorded in the delivery ledger.
 	Name() string
-	// Send hands the message to the provider. Errors should be *Error so
-	// that callers can tell retryable from permanent failures.
+	// Send hands the message to the provider. A failure should be a
+	// provider failure (Fail: an *automation.Error with a provider code and
+	// an *Error detail) so that callers can tell retryable from permanent
+	// failures and what may have been handed over.
 	Send(ctx context.Context, m Message) (Result, error)
 }
 
@@ -80,14 +83,15 @@ const (
 	CodeTimeout     = automation.CodeTimeout           // retryable
 )
 
-// Error is a classified provider failure: the error shape of
-// automation.Error (a Code, the wrapped cause) with what the engine needs
-// to map it to a report outcome (Retryable, Ambiguous, RetryAfter) and what
-// the operator needs to read it (Provider, StatusCode).
+// Error is the detail of a provider failure. A Sender's failure is an
+// *automation.Error (Fail) with the provider code (CodeRejected, ...) and a
+// masked message; this *Error is its cause (errors.As reaches it) and holds
+// what the code cannot say: which provider, its status, its Retry-After
+// hint, and whether the message may have been handed over (Ambiguous).
+// Whether a failure is worth another attempt follows from the code alone
+// (Retryable), so it is not a field: a field could disagree with the code.
 type Error struct {
 	Provider   string
-	Code       automation.Code
-	Retryable  bool
 	StatusCode int // HTTP or SMTP status, 0 when unknown
 	RetryAfter int // seconds, from a Retry-After hint, 0 when none
 	// Ambiguous is set when the failure happened after the message was
@@ -97,47 +101,75 @@ type Error struct {
 	Err       error
 }
 
-// Error describes the failure: provider, code, status and cause, with
-// e-mail addresses and phone numbers in the cause masked (redact.Text: a
-// provider's text may name the recipient). This is what callers log and
-// store.
+var _ error = (*Error)(nil)
+
+// Error describes the detail: provider, status and cause, with e-mail
+// addresses and phone numbers in the cause masked (redact.Text: a
+// provider's text may name the recipient).
 func (e *Error) Error() string {
-	cause := "<nil>"
-	if e.Err != nil {
-		cause = redact.Text(e.Err.Error())
-	}
 	if e.StatusCode != 0 {
-		return fmt.Sprintf("%s: %s (status %d): %s", e.Provider, e.Code, e.StatusCode, cause)
+		return fmt.Sprintf("%s (status %d): %s", e.Provider, e.StatusCode, e.cause())
 	}
-	return fmt.Sprintf("%s: %s: %s", e.Provider, e.Code, cause)
+	return e.Provider + ": " + e.cause()
+}
+
+// cause is the cause's text, masked.
+func (e *Error) cause() string {
+	if e.Err == nil {
+		return "<nil>"
+	}
+	return redact.Text(e.Err.Error())
 }
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// IsAmbiguous reports whether the provider may have accepted the message
-// despite err: an *Error with Ambiguous set. The classifiers set it for a
-// failure after the hand-over, timeouts included (TransportError); a timeout
-// known to have happened before it (a dial timeout, a 408 answer, waiting
-// for a connection) is not ambiguous: nothing was sent, so it is retried.
-func IsAmbiguous(err error) bool {
-	var pe *Error
-	if errors.As(err, &pe) {
-		return pe.Ambiguous
+// Fail returns a provider failure: an *automation.Error with code, the
+// detail d as its cause, and the message "<provider>: <code> (status
+// <status>): <cause>" (without the status when it is 0), the cause's
+// addresses and numbers masked. That message is what callers log and store.
+func Fail(code automation.Code, d *Error) *automation.Error {
+	msg := fmt.Sprintf("%s: %s: %s", d.Provider, code, d.cause())
+	if d.StatusCode != 0 {
+		msg = fmt.Sprintf("%s: %s (status %d): %s", d.Provider, code, d.StatusCode, d.cause())
 	}
-	return false
+	return automation.NewError(code, msg, d)
 }
 
-// IsRetryable reports whether err is worth another attempt. Errors that are
-// not *Error (unclassified) are treated as retryable: losing a reminder to an
-// unexpected hiccup is worse than one more attempt, and the delivery ledger
-// prevents a double send.
+// Retryable reports whether a provider failure with code is worth another
+// attempt: every code but CodeInvalidRecipient and CodeRejected (permanent).
+// A code no provider gives (automation.CodeInternal: unclassified) is
+// retryable: losing a reminder to an unexpected hiccup is worse than one
+// more attempt, and the delivery ledger prevents a double send.
+func Retryable(code automation.Code) bool {
+	return code != CodeInvalidRecipient && code != CodeRejected
+}
+
+// IsRetryable reports whether err is worth another attempt: Retryable of
+// its code (automation.ErrorCode); false for nil.
 func IsRetryable(err error) bool {
+	return err != nil && Retryable(automation.ErrorCode(err))
+}
+
+// IsAmbiguous reports whether the provider may have accepted the message
+// despite err: its detail (*Error) has Ambiguous set. The classifiers set it
+// for a failure after the hand-over, timeouts included (TransportError); a
+// timeout known to have happened before it (a dial timeout, a 408 answer,
+// waiting for a connection) is not ambiguous: nothing was sent, so it is
+// retried.
+func IsAmbiguous(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Ambiguous
+}
+
+// RetryAfter returns the provider's Retry-After hint of err in seconds (its
+// detail's RetryAfter); 0 when there is none.
+func RetryAfter(err error) int {
 	var pe *Error
 	if errors.As(err, &pe) {
-		return pe.Retryable
+		return pe.RetryAfter
 	}
-	return err != nil
+	return 0
 }
 
 // MessageID derives a stable RFC 5322 Message-ID (without angle brackets)

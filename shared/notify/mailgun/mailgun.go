@@ -18,6 +18,7 @@ import (
 
 	mg "github.com/mailgun/mailgun-go/v4"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/render"
@@ -115,8 +116,8 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	return notify.Result{Provider: ProviderName, MessageID: strings.Trim(id, "<>")}, nil
 }
 
-// classify maps a mailgun-go error to a *notify.Error.
-func classify(err error, ex *notify.Exchange) *notify.Error {
+// classify maps a mailgun-go error to a provider failure (notify.Fail).
+func classify(err error, ex *notify.Exchange) *automation.Error {
 	var ue *mg.UnexpectedResponseError
 	if errors.As(err, &ue) {
 		reason := apiMessage(ue.Data)

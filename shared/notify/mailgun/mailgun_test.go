@@ -100,20 +100,20 @@ func TestErrorClassification(t *testing.T) {
 	cases := []struct {
 		name string
 		body string
-		want notify.Error
+		want notifytest.Want
 	}{
 		{"invalid to", `{"message":"'to' parameter is not a valid address. please check documentation"}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
 		{"recipient named", `{"message":"to parameter is not a valid address: ana@client.test"}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
 		{"other 400", `{"message":"from parameter is missing"}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeRejected}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeRejected}},
 		{"unauthorized", `Forbidden`,
-			notify.Error{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 12}},
+			notifytest.Want{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 12}},
 		{"rate limited", `{"message":"slow down"}`,
-			notify.Error{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 12}},
+			notifytest.Want{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 12}},
 		{"server error", `<html>bad gateway</html>`,
-			notify.Error{StatusCode: 502, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 12}},
+			notifytest.Want{StatusCode: 502, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 12}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestTransportAndValidation(t *testing.T) {
 	m := msg()
 	m.To = "ana@client.test, bob@client.test"
 	_, err = s.Send(context.Background(), m)
-	notifytest.RequireError(t, err, notify.Error{Code: notify.CodeInvalidRecipient}, "bob@client.test", "ana@client.test")
+	notifytest.RequireError(t, err, notifytest.Want{Code: notify.CodeInvalidRecipient}, "bob@client.test", "ana@client.test")
 
 	_, err = mailgun.New(mailgun.Config{Domain: "x"})
 	assert.Error(t, err)

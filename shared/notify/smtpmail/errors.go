@@ -13,6 +13,7 @@ import (
 	"github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/redact"
 )
@@ -33,23 +34,25 @@ func (e *stageError) Error() string { return e.stage + ": " + e.detail }
 func (e *stageError) Unwrap() error { return e.cause }
 
 // timeoutError is a stage that got no answer in time: ctx's deadline,
-// ctx's cancellation or Config.Timeout.
-func timeoutError(ctx context.Context, stage string) *notify.Error {
-	e := &notify.Error{Provider: ProviderName, Code: notify.CodeTimeout, Retryable: true}
+// ctx's cancellation or Config.Timeout; ambiguous when the message may have
+// been handed over.
+func timeoutError(ctx context.Context, stage string, ambiguous bool) *automation.Error {
+	code := notify.CodeTimeout
+	var detail *stageError
 	err := ctx.Err()
 	if d, ok := ctx.Deadline(); err == nil && ok && !time.Now().Before(d) {
 		err = context.DeadlineExceeded // the connection's deadline (the same) came first
 	}
 	switch {
 	case errors.Is(err, context.Canceled):
-		e.Code = notify.CodeNetwork
-		e.Err = &stageError{stage: stage, detail: "cancelled", cause: err}
+		code = notify.CodeNetwork
+		detail = &stageError{stage: stage, detail: "cancelled", cause: err}
 	case err != nil:
-		e.Err = &stageError{stage: stage, detail: "no answer before the deadline", cause: err}
+		detail = &stageError{stage: stage, detail: "no answer before the deadline", cause: err}
 	default:
-		e.Err = &stageError{stage: stage, detail: "no answer within the timeout", cause: os.ErrDeadlineExceeded}
+		detail = &stageError{stage: stage, detail: "no answer within the timeout", cause: os.ErrDeadlineExceeded}
 	}
-	return e
+	return notify.Fail(code, &notify.Error{Provider: ProviderName, Ambiguous: ambiguous, Err: detail})
 }
 
 // setupError classifies a failure before any message command (waiting for a
@@ -57,7 +60,7 @@ func timeoutError(ctx context.Context, stage string) *notify.Error {
 // handed over, so it is retryable and never ambiguous. A refusal of the
 // credentials (a 5xx reply to AUTH, no usable mechanism) is provider_auth,
 // any other reply provider_unavailable, a stall timeout.
-func setupError(ctx context.Context, stage string, err error, timedOut bool) *notify.Error {
+func setupError(ctx context.Context, stage string, err error, timedOut bool) *automation.Error {
 	var tp *textproto.Error
 	switch {
 	case errors.As(err, &tp):
@@ -65,15 +68,15 @@ func setupError(ctx context.Context, stage string, err error, timedOut bool) *no
 		if stage == stageAuth && tp.Code >= 500 {
 			code = notify.CodeAuth
 		}
-		return &notify.Error{Provider: ProviderName, Code: code, Retryable: true, StatusCode: tp.Code,
-			Err: &stageError{stage: stage, detail: reply(tp.Code, tp.Msg)}}
+		return notify.Fail(code, &notify.Error{Provider: ProviderName, StatusCode: tp.Code,
+			Err: &stageError{stage: stage, detail: reply(tp.Code, tp.Msg)}})
 	case stage == stageAuth && (errors.Is(err, errNoAuth) || errors.Is(err, smtp.ErrUnencrypted) || errors.Is(err, smtp.ErrWrongHostname)):
 		return notify.AuthError(ProviderName, 0, &stageError{stage: stage, detail: err.Error()})
 	case timedOut || isTimeout(err):
-		return timeoutError(ctx, stage)
+		return timeoutError(ctx, stage, false)
 	}
-	return &notify.Error{Provider: ProviderName, Code: notify.CodeNetwork, Retryable: true,
-		Err: &stageError{stage: stage, detail: redact.Text(err.Error())}}
+	return notify.Fail(notify.CodeNetwork, &notify.Error{Provider: ProviderName,
+		Err: &stageError{stage: stage, detail: redact.Text(err.Error())}})
 }
 
 // sendError classifies go-mail's failure of a message: a 5xx reply to RCPT
@@ -84,7 +87,7 @@ func setupError(ctx context.Context, stage string, err error, timedOut bool) *no
 // was written and its reply awaited (the server may have the message);
 // before that (MAIL FROM, RCPT TO, DATA, the content itself) nothing was
 // handed over.
-func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
+func sendError(ctx context.Context, err error, timedOut bool) *automation.Error {
 	var se *mail.SendError
 	if !errors.As(err, &se) {
 		return notify.TransportError(ProviderName, &stageError{stage: "send", detail: redact.Text(err.Error())})
@@ -96,7 +99,6 @@ func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 	// over: a failure while the content is written leaves the relay with
 	// an unterminated message, which it discards.
 	handedOver := se.Reason == mail.ErrSMTPDataClose || se.Reason == mail.ErrAmbiguous
-	var e *notify.Error
 	switch {
 	case code == 530 || code == 535:
 		// authentication required or refused (a relay that wants AUTH
@@ -112,16 +114,13 @@ func sendError(ctx context.Context, err error, timedOut bool) *notify.Error {
 		if throttled(detail.detail) {
 			c = notify.CodeRateLimited
 		}
-		return &notify.Error{Provider: ProviderName, Code: c, Retryable: true, StatusCode: code, Err: detail}
+		return notify.Fail(c, &notify.Error{Provider: ProviderName, StatusCode: code, Err: detail})
 	case se.Reason == mail.ErrGetSender || se.Reason == mail.ErrGetRcpts:
 		return notify.Permanent(ProviderName, 0, detail)
 	case timedOut:
-		e = timeoutError(ctx, stage)
-	default:
-		e = &notify.Error{Provider: ProviderName, Code: notify.CodeNetwork, Retryable: true, Err: detail}
+		return timeoutError(ctx, stage, handedOver)
 	}
-	e.Ambiguous = handedOver
-	return e
+	return notify.Fail(notify.CodeNetwork, &notify.Error{Provider: ProviderName, Ambiguous: handedOver, Err: detail})
 }
 
 // throttled reports whether a temporary SMTP reply says the sender is going

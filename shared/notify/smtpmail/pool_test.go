@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
 )
@@ -97,7 +98,7 @@ func TestRejectedMessageDoesNotPoisonSession(t *testing.T) {
 	_, err = s.Send(context.Background(), message())
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeRejected, ne.Code)
+	assert.Equal(t, notify.CodeRejected, automation.ErrorCode(err))
 	assert.False(t, ne.Ambiguous)
 	b.mu.Lock()
 	b.dataErr = nil

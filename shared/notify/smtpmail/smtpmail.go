@@ -236,7 +236,7 @@ func (s *Sender) get(ctx context.Context, fresh bool) (sess *session, reused boo
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, false, &notify.Error{Provider: ProviderName, Code: notify.CodeNetwork, Retryable: true, Err: errors.New("sender closed")}
+		return nil, false, notify.Fail(notify.CodeNetwork, &notify.Error{Provider: ProviderName, Err: errors.New("sender closed")})
 	}
 	s.expireLocked(time.Now())
 	if !fresh && len(s.idle) > 0 {

@@ -383,7 +383,7 @@ func TestErrorClassification(t *testing.T) {
 			m := message()
 			m.To = tc.to
 			_, err := s.Send(context.Background(), m)
-			ne := notifytest.RequireError(t, err, notify.Error{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status}, tc.to, "client.test")
+			ne := notifytest.RequireError(t, err, notifytest.Want{Code: tc.code, Retryable: tc.retryable, StatusCode: tc.status}, tc.to, "client.test")
 			if tc.status != 0 {
 				assert.Contains(t, err.Error(), "RCPT TO: "+strconv.Itoa(tc.status), "the stage and the reply")
 			}
@@ -396,8 +396,8 @@ func TestErrorClassification(t *testing.T) {
 	_, err = s.Send(context.Background(), message())
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeRejected, ne.Code)
-	assert.False(t, ne.Retryable)
+	assert.Equal(t, notify.CodeRejected, automation.ErrorCode(err))
+	assert.False(t, notify.IsRetryable(err))
 }
 
 func TestDialErrorsAreRetryable(t *testing.T) {
@@ -428,8 +428,8 @@ func TestDialErrorsAreRetryable(t *testing.T) {
 	defer cancel()
 	_, err = s.Send(ctx, message())
 	require.ErrorAs(t, err, &ne)
-	assert.True(t, ne.Retryable)
-	assert.Equal(t, notify.CodeTimeout, ne.Code)
+	assert.True(t, notify.IsRetryable(err))
+	assert.Equal(t, notify.CodeTimeout, automation.ErrorCode(err))
 	assert.False(t, ne.Ambiguous, "no greeting: nothing was handed over")
 	assert.Contains(t, err.Error(), "greeting")
 }
@@ -468,7 +468,7 @@ func TestConnectionLostAfterDataIsAmbiguous(t *testing.T) {
 	_, err = s.Send(context.Background(), message())
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.True(t, ne.Retryable)
+	assert.True(t, notify.IsRetryable(err))
 	assert.True(t, notify.IsAmbiguous(err), "%v", err)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dueflow/dueflow/internal/smtpstall"
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/notify/smtpmail"
 )
@@ -62,8 +63,8 @@ func requireStallError(t *testing.T, err error, stage smtpstall.Stage) {
 	t.Helper()
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeTimeout, ne.Code, "%v", err)
-	assert.True(t, ne.Retryable)
+	assert.Equal(t, notify.CodeTimeout, automation.ErrorCode(err), "%v", err)
+	assert.True(t, notify.IsRetryable(err))
 	assert.Zero(t, ne.StatusCode)
 	assert.Equal(t, stage == smtpstall.EndOfData, ne.Ambiguous,
 		"ambiguous exactly when the reply to the end of DATA was awaited: %v", err)
@@ -146,7 +147,7 @@ func TestStallEndedByCancelOrTimeout(t *testing.T) {
 	assert.Less(t, time.Since(start), 100*time.Millisecond+stallSlack)
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.True(t, ne.Retryable)
+	assert.True(t, notify.IsRetryable(err))
 	assert.False(t, ne.Ambiguous, "nothing was handed over")
 	assert.ErrorIs(t, err, context.Canceled)
 
@@ -159,7 +160,7 @@ func TestStallEndedByCancelOrTimeout(t *testing.T) {
 	_, err = s2.Send(context.Background(), message())
 	assert.Less(t, time.Since(start), 200*time.Millisecond+stallSlack)
 	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeTimeout, ne.Code)
+	assert.Equal(t, notify.CodeTimeout, automation.ErrorCode(err))
 	assert.True(t, ne.Ambiguous, "the content was sent")
 }
 
@@ -183,7 +184,7 @@ func TestAuthOverEveryTLSMode(t *testing.T) {
 		_, err = s.Send(context.Background(), message())
 		var ne *notify.Error
 		require.ErrorAs(t, err, &ne)
-		assert.Equal(t, notify.CodeAuth, ne.Code, "%v", err)
+		assert.Equal(t, notify.CodeAuth, automation.ErrorCode(err), "%v", err)
 		assert.False(t, ne.Ambiguous)
 		assert.Empty(t, srv.AuthMechanisms(), "no AUTH over plain text")
 		assert.Empty(t, srv.Delivered())
@@ -210,9 +211,9 @@ func TestStallWhileWritingContentEndsAtDeadline(t *testing.T) {
 	assert.GreaterOrEqual(t, late, -stallSlack, "stalled until the deadline: %v", err)
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, notify.CodeTimeout, ne.Code, "%v", err)
+	assert.Equal(t, notify.CodeTimeout, automation.ErrorCode(err), "%v", err)
 	assert.False(t, ne.Ambiguous, "the message was never terminated: nothing handed over")
-	assert.True(t, ne.Retryable)
+	assert.True(t, notify.IsRetryable(err))
 	assert.Contains(t, err.Error(), "content")
 	assert.Zero(t, srv.Received())
 }

@@ -24,8 +24,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/text"
@@ -203,8 +203,8 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	return notify.Result{}, classify(resp.StatusCode, resp.Header, raw)
 }
 
-// classify maps a Telnyx error answer to a *notify.Error.
-func classify(status int, h http.Header, raw []byte) *notify.Error {
+// classify maps a Telnyx error answer to a provider failure (notify.Fail).
+func classify(status int, h http.Header, raw []byte) *automation.Error {
 	var er ErrorResponse
 	_ = json.Unmarshal(raw, &er)
 	if len(er.Errors) == 0 {
@@ -223,13 +223,12 @@ func classify(status int, h http.Header, raw []byte) *notify.Error {
 			return notify.AuthError(ProviderName, status, fmt.Errorf("telnyx error %s: %s", e.Code, redact.Text(e.Title)))
 		}
 	}
-	ne := notify.HTTPError(ProviderName, status, h, cause)
-	if !ne.Retryable && retryableCodes[e0.Code] {
-		ne.Code, ne.Retryable = notify.CodeUnavailable, true
+	code := notify.HTTPCode(status)
+	if !notify.Retryable(code) && retryableCodes[e0.Code] {
+		code = notify.CodeUnavailable
 		if e0.Code == "10011" || e0.Code == "40011" {
-			ne.Code = notify.CodeRateLimited
+			code = notify.CodeRateLimited
 		}
-		ne.RetryAfter = notify.RetryAfterSeconds(h.Get("Retry-After"), time.Now())
 	}
-	return ne
+	return notify.HTTPFailure(ProviderName, code, status, h, cause)
 }

@@ -73,26 +73,26 @@ func TestErrorClassification(t *testing.T) {
 	cases := []struct {
 		name   string
 		answer string
-		want   notify.Error
+		want   notifytest.Want
 	}{
 		{"invalid to", `{"errors":[{"code":"40310","title":"Invalid 'to' address","detail":"The 'to' address should be a single valid number."}]}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
 		{"numeric code", `{"errors":[{"code":10016,"title":"Phone number must be in +E.164 format"}]}`,
-			notify.Error{StatusCode: 422, Code: notify.CodeInvalidRecipient}},
+			notifytest.Want{StatusCode: 422, Code: notify.CodeInvalidRecipient}},
 		{"opted out", `{"errors":[{"code":"40300","title":"Blocked due to STOP message"}]}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeRejected}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeRejected}},
 		{"auth", `{"errors":[{"code":"10009","title":"Authentication failed"}]}`,
-			notify.Error{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 9}},
+			notifytest.Want{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 9}},
 		{"from not enabled", `{"errors":[{"code":"40305","title":"Invalid 'from' address","detail":"The 'from' address is not enabled for messaging."}]}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeAuth, Retryable: true}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeAuth, Retryable: true}},
 		{"rate limited", `{"errors":[{"code":"10011","title":"Too many requests"}]}`,
-			notify.Error{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
+			notifytest.Want{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
 		{"rate limit code on 400", `{"errors":[{"code":"40011","title":"Too many requests"}]}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 9}},
 		{"server error", `upstream down`,
-			notify.Error{StatusCode: 503, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
+			notifytest.Want{StatusCode: 503, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
 		{"unexpected", `{"errors":[{"code":"10007","title":"Unexpected error","detail":"sending to +1 555-123-4567 failed"}]}`,
-			notify.Error{StatusCode: 500, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
+			notifytest.Want{StatusCode: 500, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 9}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	twclient "github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 	"github.com/dueflow/dueflow/shared/redact"
 )
@@ -137,8 +138,8 @@ func (s *Sender) Send(ctx context.Context, m notify.Message) (notify.Result, err
 	return res, nil
 }
 
-// classify maps a twilio-go error to a *notify.Error.
-func classify(err error, ex *notify.Exchange) *notify.Error {
+// classify maps a twilio-go error to a provider failure (notify.Fail).
+func classify(err error, ex *notify.Exchange) *automation.Error {
 	var te *twclient.TwilioRestError
 	if errors.As(err, &te) {
 		status := te.Status

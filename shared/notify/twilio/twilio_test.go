@@ -87,26 +87,26 @@ func TestErrorClassification(t *testing.T) {
 	cases := []struct {
 		name string
 		body string
-		want notify.Error
+		want notifytest.Want
 	}{
 		{"invalid number", `{"code":21211,"message":"The 'To' number +15551234567 is not a valid phone number.","status":400}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
 		{"not mobile", `{"code":21614,"message":"'To' number is not a valid mobile number","status":400}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeInvalidRecipient}},
 		{"unsubscribed", `{"code":21610,"message":"Attempt to send to unsubscribed recipient","status":400}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeRejected}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeRejected}},
 		{"bad from", `{"code":21606,"message":"The From phone number is not a valid, SMS-capable inbound phone number","status":400}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeAuth, Retryable: true}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeAuth, Retryable: true}},
 		{"unverified", `{"code":21608,"message":"The number is unverified. Trial accounts cannot send messages to unverified numbers","status":400}`,
-			notify.Error{StatusCode: 400, Code: notify.CodeAuth, Retryable: true}},
+			notifytest.Want{StatusCode: 400, Code: notify.CodeAuth, Retryable: true}},
 		{"auth", `{"code":20003,"message":"Authenticate","status":401}`,
-			notify.Error{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 5}},
+			notifytest.Want{StatusCode: 401, Code: notify.CodeAuth, Retryable: true, RetryAfter: 5}},
 		{"rate limited", `{"code":20429,"message":"Too Many Requests for +15551234567","status":429}`,
-			notify.Error{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 5}},
+			notifytest.Want{StatusCode: 429, Code: notify.CodeRateLimited, Retryable: true, RetryAfter: 5}},
 		{"server error json", `{"code":20500,"message":"Internal Server Error","status":500}`,
-			notify.Error{StatusCode: 500, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 5}},
+			notifytest.Want{StatusCode: 500, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 5}},
 		{"gateway html", `<html>Service Unavailable</html>`,
-			notify.Error{StatusCode: 503, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 5}},
+			notifytest.Want{StatusCode: 503, Code: notify.CodeUnavailable, Retryable: true, RetryAfter: 5}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestConfig(t *testing.T) {
 	s, err = twilio.New(twilio.Config{AccountSID: sid, AuthToken: "tok-with-dash", From: "+15550001111", APIBase: srv.URL})
 	require.NoError(t, err)
 	_, err = s.Send(context.Background(), sms())
-	notifytest.RequireError(t, err, notify.Error{Code: notify.CodeAuth, Retryable: true}, "tok-with-dash")
+	notifytest.RequireError(t, err, notifytest.Want{Code: notify.CodeAuth, Retryable: true}, "tok-with-dash")
 	assert.False(t, notify.IsAmbiguous(err))
 	assert.Empty(t, srv.Requests())
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/notify"
 )
 
@@ -116,15 +117,26 @@ func Hanging(t testing.TB) string {
 	return srv.URL
 }
 
-// RequireError asserts that err is a *notify.Error with want's Code,
-// Retryable, StatusCode and RetryAfter, and that its text contains none of
-// secrets (keys, tokens, message bodies).
-func RequireError(t testing.TB, err error, want notify.Error, secrets ...string) *notify.Error {
+// Want is the expected classification of a provider failure.
+type Want struct {
+	Code       automation.Code
+	Retryable  bool
+	StatusCode int
+	RetryAfter int
+}
+
+// RequireError asserts that err is a provider failure (notify.Fail) with
+// want's code (automation.ErrorCode), retryability, and a *notify.Error
+// detail with want's StatusCode and RetryAfter, and that its text contains
+// none of secrets (keys, tokens, message bodies). It returns the detail.
+func RequireError(t testing.TB, err error, want Want, secrets ...string) *notify.Error {
 	t.Helper()
+	var ae *automation.Error
+	require.ErrorAs(t, err, &ae)
 	var ne *notify.Error
 	require.ErrorAs(t, err, &ne)
-	assert.Equal(t, want.Code, ne.Code, "code")
-	assert.Equal(t, want.Retryable, ne.Retryable, "retryable")
+	assert.Equal(t, want.Code, automation.ErrorCode(err), "code")
+	assert.Equal(t, want.Retryable, notify.IsRetryable(err), "retryable")
 	assert.Equal(t, want.StatusCode, ne.StatusCode, "status")
 	assert.Equal(t, want.RetryAfter, ne.RetryAfter, "retry after")
 	for _, s := range secrets {
@@ -137,7 +149,7 @@ func RequireError(t testing.TB, err error, want notify.Error, secrets ...string)
 // retryable network error, not ambiguous (nothing was handed over).
 func RequireRefused(t testing.TB, err error) {
 	t.Helper()
-	RequireError(t, err, notify.Error{Code: notify.CodeNetwork, Retryable: true})
+	RequireError(t, err, Want{Code: notify.CodeNetwork, Retryable: true})
 	assert.False(t, notify.IsAmbiguous(err), "connection refused: nothing was sent")
 }
 
@@ -146,8 +158,8 @@ func RequireRefused(t testing.TB, err error) {
 func RequireTimeout(t testing.TB, err error) {
 	t.Helper()
 	var ne *notify.Error
-	require.True(t, errors.As(err, &ne), "a *notify.Error: %v", err)
-	assert.Equal(t, notify.CodeTimeout, ne.Code, "the caller's deadline reaches the request")
+	require.True(t, errors.As(err, &ne), "a *notify.Error detail: %v", err)
+	assert.Equal(t, notify.CodeTimeout, automation.ErrorCode(err), "the caller's deadline reaches the request")
 	assert.True(t, notify.IsAmbiguous(err), "a timeout waiting for the answer is ambiguous")
 }
 
@@ -289,16 +301,16 @@ func RequireStallsBounded(t *testing.T, newSender func(base string) (notify.Send
 		stage     Stage
 		status    int
 		m         notify.Message
-		want      notify.Error // Code "" = success
+		want      Want // Code "" = success
 		ambiguous bool
 	}{
-		{StallHandshake, 0, m, notify.Error{Code: notify.CodeTimeout, Retryable: true}, false},
-		{StallAfterHeaders, 0, m, notify.Error{Code: notify.CodeTimeout, Retryable: true}, true},
-		{StallInBody, 0, big, notify.Error{Code: notify.CodeTimeout, Retryable: true}, false},
-		{StallAnswerBody, http.StatusOK, m, notify.Error{}, false},
-		{StallAnswerBody, http.StatusServiceUnavailable, m, notify.Error{Code: notify.CodeUnavailable, Retryable: true, StatusCode: 503, RetryAfter: 7}, false},
-		{StallAnswerBody, http.StatusTooManyRequests, m, notify.Error{Code: notify.CodeRateLimited, Retryable: true, StatusCode: 429, RetryAfter: 7}, false},
-		{DropAfterRequest, 0, m, notify.Error{Code: notify.CodeNetwork, Retryable: true}, true},
+		{StallHandshake, 0, m, Want{Code: notify.CodeTimeout, Retryable: true}, false},
+		{StallAfterHeaders, 0, m, Want{Code: notify.CodeTimeout, Retryable: true}, true},
+		{StallInBody, 0, big, Want{Code: notify.CodeTimeout, Retryable: true}, false},
+		{StallAnswerBody, http.StatusOK, m, Want{}, false},
+		{StallAnswerBody, http.StatusServiceUnavailable, m, Want{Code: notify.CodeUnavailable, Retryable: true, StatusCode: 503, RetryAfter: 7}, false},
+		{StallAnswerBody, http.StatusTooManyRequests, m, Want{Code: notify.CodeRateLimited, Retryable: true, StatusCode: 429, RetryAfter: 7}, false},
+		{DropAfterRequest, 0, m, Want{Code: notify.CodeNetwork, Retryable: true}, true},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s %d", tc.stage, tc.status), func(t *testing.T) {
