@@ -1,5 +1,6 @@
 // Package config reads a function's configuration from the environment and
-// checks it, reporting every missing or invalid variable at once; it is
+// checks it, reporting every missing or invalid variable at once (a
+// config_error, *automation.Error, whose cause *Error lists them); it is
 // data only (the senders it names are built by shared/notify/senders).
 // Secret values are never printed: they are held as Secret, which formats
 // and logs as "[redacted]".
@@ -154,8 +155,17 @@ const (
 	DefaultSMTPMessagesPerConnection = 100
 )
 
-// Error lists every problem of a configuration.
+// Error lists every problem of a configuration. Load and LoadEvents return
+// it as the cause of an *automation.Error with code config_error (problemsError),
+// whose text is its text; errors.As reaches it for the list.
 type Error struct{ Problems []string }
+
+var _ error = (*Error)(nil)
+
+// problemsError returns the configuration's problems as a config_error.
+func problemsError(list []string) *automation.Error {
+	return automation.NewError(automation.CodeConfig, "", &Error{Problems: list})
+}
 
 // Error names every problem on one line.
 func (e *Error) Error() string {
@@ -274,7 +284,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.LogLevel = p.logLevel()
 
 	if len(p.problems) > 0 {
-		return nil, &Error{Problems: p.problems}
+		return nil, problemsError(p.problems)
 	}
 	return c, nil
 }

@@ -83,7 +83,7 @@ func LoadEvents(getenv func(string) string) (*Events, error) {
 		p.bad(fmt.Sprintf("nothing to receive: set at least one of %s, %s, TWILIO_AUTH_TOKEN, %s", EnvUnsubscribeKeys, EnvMailgunSigningKey, EnvTelnyxPublicKey))
 	}
 	if len(p.problems) > 0 {
-		return nil, &Error{Problems: p.problems}
+		return nil, problemsError(p.problems)
 	}
 	return c, nil
 }

@@ -717,15 +717,12 @@ func (e *Engine) composeEmail(c *automation.Claimed, msg *notify.Message, tmpl r
 	return nil
 }
 
-// renderFailed ends a run whose message could not be rendered: a part over
-// its limit is content_too_large, anything else a template_error; both are
-// permanent. The error names the part and the limit (or the template
-// problem), never the content.
+// renderFailed ends a run whose message could not be rendered, with the
+// error's code (shared/render: content_too_large for a part over its
+// limit, template_error for the template; both permanent). The error names
+// the part and the limit (or the template problem), never the content.
 func (e *Engine) renderFailed(r *run, channel automation.Channel, err error) {
-	code := automation.CodeTemplate
-	if render.IsTooLarge(err) {
-		code = automation.CodeContentTooLarge
-	}
+	code := automation.ErrorCode(err)
 	r.finish(automation.OutcomeFailed, code, err.Error())
 	r.log.Warn("message not rendered", "step_index", r.step, "channel", channel, "error_code", code, "error", err.Error())
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/sms"
 )
 
@@ -54,8 +55,9 @@ const (
 // ErrTooLarge matches (errors.Is) every *TooLargeError.
 var ErrTooLarge = errors.New("content too large")
 
-// TooLargeError says which part of a rendered message is over its limit.
-// Its message names the part, the size and the limit, never the content.
+// TooLargeError says which part of a rendered message is over its limit:
+// the cause of a content_too_large *automation.Error (tooLargeError). Its
+// message names the part, the size and the limit, never the content.
 type TooLargeError struct {
 	Part  string // Part* constants
 	Size  int    // measured size in Unit; 0 when rendering stopped early
@@ -71,6 +73,14 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("%s is %d %s, over its limit of %d", e.Part, e.Size, e.Unit, e.Limit)
 }
 
+var _ error = (*TooLargeError)(nil)
+
+// tooLargeError returns e as this package returns it: the cause of an
+// *automation.Error with code content_too_large, whose text is e's text.
+func tooLargeError(e *TooLargeError) *automation.Error {
+	return automation.NewError(automation.CodeContentTooLarge, "", e)
+}
+
 // Is makes errors.Is(err, ErrTooLarge) true.
 func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
@@ -80,13 +90,13 @@ func IsTooLarge(err error) bool { return errors.Is(err, ErrTooLarge) }
 // checkEmail applies the limits to a rendered email.
 func checkEmail(m Message) error {
 	if n := utf8.RuneCountInString(m.Subject); n > MaxSubjectChars {
-		return &TooLargeError{Part: PartSubject, Size: n, Limit: MaxSubjectChars, Unit: "characters"}
+		return tooLargeError(&TooLargeError{Part: PartSubject, Size: n, Limit: MaxSubjectChars, Unit: "characters"})
 	}
 	if len(m.HTML) > MaxHTMLBytes {
-		return &TooLargeError{Part: PartHTML, Size: len(m.HTML), Limit: MaxHTMLBytes, Unit: "bytes"}
+		return tooLargeError(&TooLargeError{Part: PartHTML, Size: len(m.HTML), Limit: MaxHTMLBytes, Unit: "bytes"})
 	}
 	if len(m.Text) > MaxTextBytes {
-		return &TooLargeError{Part: PartText, Size: len(m.Text), Limit: MaxTextBytes, Unit: "bytes"}
+		return tooLargeError(&TooLargeError{Part: PartText, Size: len(m.Text), Limit: MaxTextBytes, Unit: "bytes"})
 	}
 	return nil
 }
@@ -94,7 +104,7 @@ func checkEmail(m Message) error {
 // checkSMS applies the segment limit to a rendered SMS text.
 func checkSMS(s string) error {
 	if l := sms.Measure(s); l.Segments > MaxSMSSegments {
-		return &TooLargeError{Part: PartSMS, Size: l.Segments, Limit: MaxSMSSegments, Unit: "segments"}
+		return tooLargeError(&TooLargeError{Part: PartSMS, Size: l.Segments, Limit: MaxSMSSegments, Unit: "segments"})
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ func tooLarge(t *testing.T, err error, part string, size, limit int, content str
 	assert.ErrorIs(t, err, render.ErrTooLarge)
 	assert.True(t, render.IsTooLarge(err))
 	assert.False(t, render.IsTemplateError(err))
+	assert.Equal(t, automation.CodeContentTooLarge, automation.ErrorCode(err))
 	assert.Equal(t, part, tl.Part)
 	assert.Equal(t, size, tl.Size)
 	assert.Equal(t, limit, tl.Limit)

@@ -1,6 +1,9 @@
 // Package render fills user-written message templates ({{client.first_name}},
 // {{invoice.number}}, ...) from a fixed set of variables. It is plain
 // placeholder substitution: user text is never executed as a Go template.
+// Its errors are *automation.Error with code template_error or
+// content_too_large; the cause (*UnknownVariableError, *SyntaxError,
+// *TooLargeError) says what is wrong, never with the rendered content.
 package render
 
 import (
@@ -27,9 +30,21 @@ type Template struct {
 // unknown variables and syntax errors. It is a permanent template_error.
 var ErrTemplate = errors.New("template error")
 
-// UnknownVariableError is returned for a placeholder outside the fixed set;
-// it is a permanent template_error.
+// templateError returns a template error as this package returns it: the
+// cause of an *automation.Error with code template_error, whose text is
+// its text.
+func templateError(e error) *automation.Error {
+	return automation.NewError(automation.CodeTemplate, "", e)
+}
+
+// UnknownVariableError is a placeholder outside the fixed set; it is a
+// permanent template_error (the cause of the *automation.Error returned).
 type UnknownVariableError struct{ Name string }
+
+var (
+	_ error = (*UnknownVariableError)(nil)
+	_ error = (*SyntaxError)(nil)
+)
 
 // Error names the unknown variable.
 func (e *UnknownVariableError) Error() string { return "unknown template variable {{" + e.Name + "}}" }
@@ -38,7 +53,7 @@ func (e *UnknownVariableError) Error() string { return "unknown template variabl
 func (e *UnknownVariableError) Is(target error) bool { return target == ErrTemplate }
 
 // SyntaxError is a malformed template (an unterminated "{{"); it is a
-// permanent template_error.
+// permanent template_error (the cause of the *automation.Error returned).
 type SyntaxError struct {
 	Offset int // byte offset of the offending "{{"
 	Msg    string
@@ -134,16 +149,16 @@ func substitute(tmpl string, v Vars, escape bool, budget int) (string, error) {
 		b.WriteString(rest[:i])
 		j := strings.Index(rest[i+2:], "}}")
 		if j < 0 {
-			return "", &SyntaxError{Offset: off + i, Msg: `unterminated "{{"`}
+			return "", templateError(&SyntaxError{Offset: off + i, Msg: `unterminated "{{"`})
 		}
 		raw := rest[i+2 : i+2+j]
 		if strings.Contains(raw, "{{") {
-			return "", &SyntaxError{Offset: off + i, Msg: `"{{" inside a placeholder`}
+			return "", templateError(&SyntaxError{Offset: off + i, Msg: `"{{" inside a placeholder`})
 		}
 		name := strings.TrimSpace(raw)
 		val, ok := v[name]
 		if !ok && !known[name] {
-			return "", &UnknownVariableError{Name: name}
+			return "", templateError(&UnknownVariableError{Name: name})
 		}
 		if escape {
 			val = html.EscapeString(ls.filter(rest[:i], val))
@@ -169,7 +184,7 @@ type Message struct {
 // when the template has only HTML, the text is derived from the rendered
 // HTML by stripping tags. HTML stays empty when the template has none. A
 // part over its limit (MaxSubjectChars, MaxHTMLBytes, MaxTextBytes) is a
-// *TooLargeError; rendering stops as soon as a part passes its limit.
+// content_too_large error (its cause a *TooLargeError); rendering stops as soon as a part passes its limit.
 func Email(t Template, v Vars) (Message, error) {
 	var m Message
 	var err error
@@ -197,7 +212,8 @@ func Email(t Template, v Vars) (Message, error) {
 }
 
 // SMS renders the text of an SMS template (Subject and HTML are ignored).
-// A text over MaxSMSSegments segments is a *TooLargeError.
+// A text over MaxSMSSegments segments is a content_too_large error (its
+// cause a *TooLargeError).
 func SMS(t Template, v Vars) (string, error) {
 	s, err := substitute(t.Text, v, false, maxSMSBytes)
 	if err != nil {
@@ -214,7 +230,7 @@ func SMS(t Template, v Vars) (string, error) {
 // (template errors) are returned as they are.
 func tooLarge(err error, part string, limit int, unit string) error {
 	if errors.Is(err, errOverBudget) {
-		return &TooLargeError{Part: part, Limit: limit, Unit: unit}
+		return tooLargeError(&TooLargeError{Part: part, Limit: limit, Unit: unit})
 	}
 	return err
 }

@@ -48,15 +48,18 @@ func TestUnknownAndSyntaxErrors(t *testing.T) {
 	require.ErrorAs(t, err, &uv)
 	assert.Equal(t, "client.nickname", uv.Name)
 	assert.ErrorIs(t, err, render.ErrTemplate)
+	assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(err))
+	assert.Equal(t, "unknown template variable {{client.nickname}}", err.Error(), "the cause's text")
 
 	for _, tmpl := range []string{"Hi {{client.first_name", "{{", "a {{ b {{client.first_name}}"} {
 		_, err = render.Text(tmpl, nil)
 		var se *render.SyntaxError
 		require.ErrorAs(t, err, &se, tmpl)
 		assert.ErrorIs(t, err, render.ErrTemplate)
+		assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(err))
 		_, err = render.HTML(tmpl, nil)
 		assert.ErrorAs(t, err, &se)
-		assert.Error(t, render.Check(tmpl))
+		assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(render.Check(tmpl)))
 	}
 	assert.NoError(t, render.Check("{{ invoice.balance }}"))
 }

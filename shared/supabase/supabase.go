@@ -114,8 +114,13 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// RPCError is a failed RPC: an HTTP error status with PostgREST's error
-// object, an empty or unreadable body, or a transport failure / timeout (Err).
+// RPCError is the detail of a failed RPC: an HTTP error status with
+// PostgREST's error object, an empty or unreadable body, a transport
+// failure or timeout (Err). Every failed call returns it as the cause of an
+// *automation.Error with code internal_error (the database is dueflow's
+// own: no caller acts differently on how it failed, the engine defers the
+// work, lambdaurl answers 500); its text is the error's text, and errors.As
+// reaches it for what failed (Code PGRST202: no such function).
 type RPCError struct {
 	Function string
 	Status   int    // HTTP status, 0 when no response arrived
@@ -124,6 +129,14 @@ type RPCError struct {
 	Details  string `json:"details"`
 	Hint     string `json:"hint"`
 	Err      error  // transport error, context.DeadlineExceeded, ...
+}
+
+var _ error = (*RPCError)(nil)
+
+// rpcFailed returns the failure of a call: e as the cause of an
+// *automation.Error with code internal_error (see RPCError).
+func rpcFailed(e *RPCError) *automation.Error {
+	return automation.NewError(automation.CodeInternal, "", e)
 }
 
 // Error names the function, the status, PostgREST's code and message, and the cause.
@@ -163,7 +176,7 @@ func (e *RPCError) Timeout() bool {
 func (c *Client) Claim(ctx context.Context, req automation.ClaimRequest) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	if err := c.Call(ctx, FnClaim, req, &out); err != nil {
-		return nil, err // an *RPCError: "rpc automation_claim: ..."
+		return nil, err // a failure with an *RPCError detail: "rpc automation_claim: ..."
 	}
 	return out, nil
 }
@@ -189,10 +202,10 @@ func (c *Client) RecordDeliveries(ctx context.Context, finished []automation.Del
 		err = c.Call(ctx, FnBeginDeliveries, map[string]any{"p_deliveries": ds}, &out)
 	}
 	if err != nil {
-		return nil, err // an *RPCError naming the function
+		return nil, err // a failure with an *RPCError detail naming the function
 	}
 	if len(out) != len(ds) {
-		return nil, fmt.Errorf("rpc %s: %d answers for %d deliveries", FnRecordDeliveries, len(out), len(ds))
+		return nil, rpcFailed(&RPCError{Function: FnRecordDeliveries, Message: fmt.Sprintf("%d answers for %d deliveries", len(out), len(ds))})
 	}
 	return out, nil
 }
@@ -204,7 +217,7 @@ func (c *Client) Report(ctx context.Context, os []automation.Outcome) ([]automat
 	}
 	var out []automation.Reported
 	if err := c.Call(ctx, FnReport, map[string]any{"p_outcomes": os}, &out); err != nil {
-		return nil, err // an *RPCError: "rpc automation_report: ..."
+		return nil, err // a failure with an *RPCError detail: "rpc automation_report: ..."
 	}
 	return out, nil
 }
@@ -213,7 +226,8 @@ func (c *Client) Report(ctx context.Context, os []automation.Outcome) ([]automat
 // and decodes the JSON answer into out, within min(ctx's deadline,
 // Config.Timeout): the deadline aborts the HTTP request. An error status,
 // an empty body, a transport failure or a PostgREST error object
-// ({"code","message","details","hint"}) is an *RPCError.
+// ({"code","message","details","hint"}) is an internal_error whose cause is
+// an *RPCError (rpcFailed).
 //
 // A timed-out call is safe to give up on: a claim that still commits
 // leaves its rows running until their lease expires (then they are claimed
@@ -230,7 +244,7 @@ func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
 	rt := &callTransport{ctx: ctx, base: c.base}
 	pc := postgrest.NewClient(c.restURL, "public", c.headers)
 	if pc.ClientError != nil {
-		return &RPCError{Function: fn, Err: pc.ClientError}
+		return rpcFailed(&RPCError{Function: fn, Err: pc.ClientError})
 	}
 	pc.Transport.Parent = rt
 	body := pc.Rpc(fn, "", args)
@@ -243,7 +257,7 @@ func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
 		if e.Err == nil {
 			e.Message = "empty response body"
 		}
-		return e
+		return rpcFailed(e)
 	}
 	raw := []byte(body)
 	if rt.status >= 300 || looksLikeError(raw) {
@@ -251,13 +265,13 @@ func (c *Client) Call(ctx context.Context, fn string, args any, out any) error {
 		if err := json.Unmarshal(raw, e); err != nil || (e.Code == "" && e.Message == "") {
 			e.Code, e.Message = "", "unexpected response: "+text.Truncate(body, 200)
 		}
-		return e
+		return rpcFailed(e)
 	}
 	if out == nil {
 		return nil
 	}
 	if err := decode(raw, out); err != nil {
-		return &RPCError{Function: fn, Status: rt.status, Message: "decode response", Err: err}
+		return rpcFailed(&RPCError{Function: fn, Status: rt.status, Message: "decode response", Err: err})
 	}
 	return nil
 }
@@ -410,7 +424,7 @@ func (c *Client) RecordProviderEvents(ctx context.Context, events []providereven
 		Unmatched  int `json:"unmatched"`
 	}
 	if err := c.Call(ctx, FnRecordProviderEvents, map[string]any{"p_events": in}, &out); err != nil {
-		return providerevents.Recorded{}, err // an *RPCError naming the function
+		return providerevents.Recorded{}, err // a failure with an *RPCError detail naming the function
 	}
 	return providerevents.Recorded{Recorded: out.Recorded, Duplicates: out.Duplicates, Unmatched: out.Unmatched}, nil
 }
