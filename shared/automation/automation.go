@@ -187,12 +187,16 @@ const (
 	CodeSettledNotSent Code = "settled_not_sent"
 )
 
-// Codes of a rejected request (shared/webhook), mapped to an HTTP status by
-// shared/lambdaurl.
+// Codes of a rejected request (shared/webhook, shared/providerevents),
+// mapped to an HTTP status by the package that answers it (shared/lambdaurl,
+// shared/providerevents).
 const (
-	CodeUnauthorized   Code = "unauthorized"    // a missing, stale or wrong signature: 401
-	CodeTooLarge       Code = "too_large"       // a body over the limit: 413
-	CodeInvalidRequest Code = "invalid_request" // a body that is no valid request: 400
+	CodeUnauthorized     Code = "unauthorized"       // a missing, stale or wrong signature: 401
+	CodeTooLarge         Code = "too_large"          // a body over the limit: 413
+	CodeInvalidRequest   Code = "invalid_request"    // a body that is no valid request: 400
+	CodeNotFound         Code = "not_found"          // no such path, or a provider not configured: 404
+	CodeMethodNotAllowed Code = "method_not_allowed" // not a POST: 405
+	CodeUnavailable      Code = "unavailable"        // not recorded now; the caller tries again later: 503
 )
 
 // Step is one step of a workflow. Empty Subject/Body/HTML mean "use the

@@ -6,7 +6,9 @@
 // request is verified with its provider's own scheme (Mailgun's HMAC
 // signing key, Twilio's X-Twilio-Signature, Telnyx's Ed25519 signature)
 // before its body is read beyond what verification needs; an unverifiable
-// request is answered 401 and changes nothing. What verifies becomes
+// request is answered 401 and changes nothing. A rejection is an
+// *automation.Error with a request code, mapped to its HTTP status by the
+// handler (statusOf); a Store failure is a 503. What verifies becomes
 // normalised Events handed to a Store (the database RPC
 // automation_record_provider_events). Nothing personal (addresses, numbers,
 // message text) or secret is logged.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/redact"
 	"github.com/dueflow/dueflow/shared/text"
 )
@@ -99,18 +100,27 @@ func New(o Options) (*Handler, error) {
 	return &Handler{opt: o, log: o.Logger, now: o.Now, tokens: newTokenCache(ReplayWindow)}, nil
 }
 
-// reqError is a rejection: status, a short public reason (no secret, no
-// personal data), for the answer and the log.
-type reqError struct {
-	status int
-	reason string
+// reject returns a rejection: an *automation.Error with a request code and
+// a short public reason (no secret, no personal data) as its message, for
+// the answer and the log.
+func reject(code automation.Code, reason string) *automation.Error {
+	return automation.NewError(code, reason, nil)
 }
 
-func (e *reqError) Error() string { return fmt.Sprintf("%d %s", e.status, e.reason) }
+var errTooLarge = reject(automation.CodeTooLarge, "body too large")
 
-func reject(status int, reason string) *reqError { return &reqError{status: status, reason: reason} }
-
-var errTooLarge = reject(http.StatusRequestEntityTooLarge, "body too large")
+// statusOf maps the codes of rejections to the HTTP status of the answer
+// (this handler is the edge of the provider-events function; the signed
+// functions' edge is shared/lambdaurl). An error with any other code (a
+// Store failure: internal_error) is no rejection.
+var statusOf = map[automation.Code]int{
+	automation.CodeUnauthorized:     http.StatusUnauthorized,
+	automation.CodeInvalidRequest:   http.StatusBadRequest,
+	automation.CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	automation.CodeNotFound:         http.StatusNotFound,
+	automation.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	automation.CodeUnavailable:      http.StatusServiceUnavailable,
+}
 
 // routes maps each path to its provider.
 var routes = map[string]string{
@@ -127,9 +137,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	provider := routes[path]
 	switch {
 	case provider == "":
-		err = reject(http.StatusNotFound, "not found")
+		err = reject(automation.CodeNotFound, "not found")
 	case !h.configured(provider):
-		err = reject(http.StatusNotFound, provider+" is not configured")
+		err = reject(automation.CodeNotFound, provider+" is not configured")
 	case path == PathUnsubscribe:
 		h.serveUnsubscribe(w, r, log)
 		return
@@ -143,16 +153,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		return
 	}
-	var re *reqError
-	if !errors.As(err, &re) {
+	var re *automation.Error
+	if errors.As(err, &re) && statusOf[re.Code] != 0 {
+		log.WarnContext(r.Context(), "request rejected", "provider", provider, "status", statusOf[re.Code], "reason", re.Message)
+	} else {
 		// a Store failure: its text may quote a row (masked)
 		log.ErrorContext(r.Context(), "provider event not recorded", "provider", provider, "error", redactErr(err),
 			"duration_ms", h.now().Sub(start).Milliseconds())
-		re = reject(http.StatusServiceUnavailable, "not recorded, try again later")
-	} else {
-		log.WarnContext(r.Context(), "request rejected", "provider", provider, "status", re.status, "reason", re.reason)
+		re = reject(automation.CodeUnavailable, "not recorded, try again later")
 	}
-	writeJSON(w, re.status, map[string]string{"error": re.reason})
+	writeJSON(w, statusOf[re.Code], map[string]string{"error": re.Message})
 }
 
 func (h *Handler) configured(provider string) bool {
@@ -172,14 +182,14 @@ func (h *Handler) configured(provider string) bool {
 // readBody reads a POST body of at most MaxBodyBytes.
 func (h *Handler) readBody(r *http.Request) ([]byte, error) {
 	if r.Method != http.MethodPost {
-		return nil, reject(http.StatusMethodNotAllowed, "method not allowed")
+		return nil, reject(automation.CodeMethodNotAllowed, "method not allowed")
 	}
 	if r.ContentLength > int64(h.opt.MaxBodyBytes) {
 		return nil, errTooLarge
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(h.opt.MaxBodyBytes)+1))
 	if err != nil {
-		return nil, reject(http.StatusBadRequest, "unreadable body")
+		return nil, reject(automation.CodeInvalidRequest, "unreadable body")
 	}
 	if len(b) > h.opt.MaxBodyBytes {
 		return nil, errTooLarge
@@ -196,7 +206,7 @@ func (h *Handler) record(r *http.Request, log *slog.Logger, provider string, eve
 	}
 	res, err := h.opt.Store.RecordProviderEvents(r.Context(), events)
 	if err != nil {
-		return fmt.Errorf("record %d %s event(s): %w", len(events), provider, err)
+		return err // it names the RPC that failed; the caller logs the provider
 	}
 	kinds := make([]string, len(events))
 	for i, e := range events {

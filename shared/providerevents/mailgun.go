@@ -58,32 +58,32 @@ const maxMailgunToken = 256
 func (h *Handler) verifyMailgun(body []byte) (token string, err error) {
 	var env mailgunEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return "", reject(http.StatusUnauthorized, "no Mailgun signature")
+		return "", reject(automation.CodeUnauthorized, "no Mailgun signature")
 	}
 	s := env.Signature
 	if s.Timestamp == "" || s.Token == "" || s.Signature == "" || len(s.Token) > maxMailgunToken {
-		return "", reject(http.StatusUnauthorized, "no Mailgun signature")
+		return "", reject(automation.CodeUnauthorized, "no Mailgun signature")
 	}
 	got, err := hex.DecodeString(s.Signature)
 	if err != nil {
-		return "", reject(http.StatusUnauthorized, "bad Mailgun signature")
+		return "", reject(automation.CodeUnauthorized, "bad Mailgun signature")
 	}
 	mac := hmac.New(sha256.New, []byte(h.opt.MailgunSigningKey))
 	mac.Write([]byte(s.Timestamp + s.Token))
 	if !hmac.Equal(got, mac.Sum(nil)) {
-		return "", reject(http.StatusUnauthorized, "bad Mailgun signature")
+		return "", reject(automation.CodeUnauthorized, "bad Mailgun signature")
 	}
 	secs, err := strconv.ParseInt(s.Timestamp, 10, 64)
 	now := h.now()
 	if err != nil || !withinWindow(secs, now) {
-		return "", reject(http.StatusUnauthorized, "timestamp outside the replay window")
+		return "", reject(automation.CodeUnauthorized, "timestamp outside the replay window")
 	}
 	fresh, full := h.tokens.add(s.Token, now)
 	if full {
-		return "", reject(http.StatusServiceUnavailable, "too many requests")
+		return "", reject(automation.CodeUnavailable, "too many requests")
 	}
 	if !fresh {
-		return "", reject(http.StatusUnauthorized, "Mailgun token already used")
+		return "", reject(automation.CodeUnauthorized, "Mailgun token already used")
 	}
 	return s.Token, nil
 }
@@ -101,7 +101,7 @@ func (h *Handler) serveMailgun(w http.ResponseWriter, r *http.Request, log *slog
 	}
 	var p mailgunPayload
 	if err := json.Unmarshal(body, &p); err != nil {
-		return reject(http.StatusBadRequest, "not a Mailgun webhook")
+		return reject(automation.CodeInvalidRequest, "not a Mailgun webhook")
 	}
 	var events []Event
 	if e, ok := mailgunEvent(p, h.now()); ok {

@@ -59,24 +59,24 @@ type telnyxWebhook struct {
 func (h *Handler) verifyTelnyx(r *http.Request, body []byte) error {
 	sig, ts := r.Header.Get(HeaderTelnyxSignature), r.Header.Get(HeaderTelnyxTimestamp)
 	if sig == "" || ts == "" {
-		return reject(http.StatusUnauthorized, "missing Telnyx signature headers")
+		return reject(automation.CodeUnauthorized, "missing Telnyx signature headers")
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return reject(http.StatusUnauthorized, "bad "+HeaderTelnyxTimestamp)
+		return reject(automation.CodeUnauthorized, "bad "+HeaderTelnyxTimestamp)
 	}
 	raw, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil || len(raw) != ed25519.SignatureSize {
-		return reject(http.StatusUnauthorized, "bad "+HeaderTelnyxSignature)
+		return reject(automation.CodeUnauthorized, "bad "+HeaderTelnyxSignature)
 	}
 	msg := make([]byte, 0, len(ts)+1+len(body))
 	msg = append(append(append(msg, ts...), '|'), body...)
 	if !ed25519.Verify(h.opt.TelnyxPublicKey, msg, raw) {
-		return reject(http.StatusUnauthorized, "bad "+HeaderTelnyxSignature)
+		return reject(automation.CodeUnauthorized, "bad "+HeaderTelnyxSignature)
 	}
 	// checked after the signature: the timestamp is only trusted once signed
 	if !withinWindow(secs, h.now()) {
-		return reject(http.StatusUnauthorized, "timestamp outside the replay window")
+		return reject(automation.CodeUnauthorized, "timestamp outside the replay window")
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (h *Handler) serveTelnyx(w http.ResponseWriter, r *http.Request, log *slog.
 	}
 	var wh telnyxWebhook
 	if err := json.Unmarshal(body, &wh); err != nil || wh.Data.ID == "" {
-		return reject(http.StatusBadRequest, "not a Telnyx webhook")
+		return reject(automation.CodeInvalidRequest, "not a Telnyx webhook")
 	}
 	d := wh.Data
 	at := h.now()

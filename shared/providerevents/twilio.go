@@ -53,17 +53,17 @@ func (h *Handler) serveTwilio(w http.ResponseWriter, r *http.Request, inbound bo
 	}
 	sig := r.Header.Get(HeaderTwilioSignature)
 	if sig == "" {
-		return reject(http.StatusUnauthorized, "missing "+HeaderTwilioSignature)
+		return reject(automation.CodeUnauthorized, "missing "+HeaderTwilioSignature)
 	}
 	// twilio-go's validator: the scheme as Twilio's own libraries check it
 	// (with and without the default port; bodySHA256 for JSON bodies).
 	v := twclient.NewRequestValidator(h.opt.TwilioAuthToken)
 	if !v.ValidateBody(h.twilioURL(r), body, sig) {
-		return reject(http.StatusUnauthorized, "bad "+HeaderTwilioSignature)
+		return reject(automation.CodeUnauthorized, "bad "+HeaderTwilioSignature)
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return reject(http.StatusBadRequest, "body is not a form")
+		return reject(automation.CodeInvalidRequest, "body is not a form")
 	}
 	sid := form.Get("MessageSid")
 	if sid == "" {

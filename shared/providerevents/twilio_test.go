@@ -1,6 +1,7 @@
 package providerevents
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"testing"
@@ -161,5 +162,17 @@ func TestTwilioStoreFailureIs503(t *testing.T) {
 	f.store.err = errStoreDown
 	rec := f.do(signedTwilio(PathTwilioInbound, inboundForm("STOP")))
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	f.noPersonalData(t)
+}
+
+// A Store failure as shared/supabase returns it (an *automation.Error with
+// code internal_error) is no rejection: 503 with the generic answer, never
+// its text.
+func TestCodedStoreFailureIs503(t *testing.T) {
+	f := newFixture(t)
+	f.store.err = automation.NewError(automation.CodeInternal, "", errors.New("rpc automation_record_provider_events: status 500: boom"))
+	rec := f.do(signedTwilio(PathTwilioInbound, inboundForm("STOP")))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.JSONEq(t, `{"error":"not recorded, try again later"}`, rec.Body.String())
 	f.noPersonalData(t)
 }

@@ -119,8 +119,8 @@ func (h *Handler) serveUnsubscribe(w http.ResponseWriter, r *http.Request, log *
 		return
 	}
 	if err := h.checkOneClick(r); err != nil {
-		log.WarnContext(r.Context(), "request rejected", "provider", ProviderLink, "status", err.status, "reason", err.reason)
-		writePage(w, err.status, page{Title: "Not unsubscribed", Message: "Use the button on the unsubscribe page."})
+		log.WarnContext(r.Context(), "request rejected", "provider", ProviderLink, "status", statusOf[err.Code], "reason", err.Message)
+		writePage(w, statusOf[err.Code], page{Title: "Not unsubscribed", Message: "Use the button on the unsubscribe page."})
 		return
 	}
 	sum := sha256.Sum256([]byte(token))
@@ -136,14 +136,14 @@ func (h *Handler) serveUnsubscribe(w http.ResponseWriter, r *http.Request, log *
 
 // checkOneClick reads the POST body: it must carry List-Unsubscribe=One-Click
 // (form-encoded or multipart/form-data, RFC 8058).
-func (h *Handler) checkOneClick(r *http.Request) *reqError {
+func (h *Handler) checkOneClick(r *http.Request) *automation.Error {
 	body, err := h.readBody(r)
 	if err != nil {
-		var re *reqError
+		var re *automation.Error
 		if errors.As(err, &re) {
 			return re
 		}
-		return reject(http.StatusBadRequest, "unreadable body")
+		return reject(automation.CodeInvalidRequest, "unreadable body")
 	}
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var value string
@@ -164,12 +164,12 @@ func (h *Handler) checkOneClick(r *http.Request) *reqError {
 	default: // application/x-www-form-urlencoded, or no type
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return reject(http.StatusBadRequest, "body is not a form")
+			return reject(automation.CodeInvalidRequest, "body is not a form")
 		}
 		value = form.Get(OneClickField)
 	}
 	if value != OneClickValue {
-		return reject(http.StatusBadRequest, "body lacks List-Unsubscribe=One-Click")
+		return reject(automation.CodeInvalidRequest, "body lacks List-Unsubscribe=One-Click")
 	}
 	return nil
 }
