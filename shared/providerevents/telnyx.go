@@ -33,7 +33,9 @@ type telnyxTo struct {
 	Status      string `json:"status"`
 }
 
-type telnyxError struct {
+// telnyxErrorObject is one element of a Telnyx delivery event's "errors"
+// (JSON, not a Go error).
+type telnyxErrorObject struct {
 	Code  json.RawMessage `json:"code"` // a string ("40001"), or a number
 	Title string          `json:"title"`
 }
@@ -48,9 +50,9 @@ type telnyxWebhook struct {
 			From struct {
 				PhoneNumber string `json:"phone_number"`
 			} `json:"from"`
-			To     []telnyxTo    `json:"to"`
-			Text   string        `json:"text"`
-			Errors []telnyxError `json:"errors"`
+			To     []telnyxTo          `json:"to"`
+			Text   string              `json:"text"`
+			Errors []telnyxErrorObject `json:"errors"`
 		} `json:"payload"`
 	} `json:"data"`
 }
@@ -127,7 +129,7 @@ func (h *Handler) serveTelnyx(w http.ResponseWriter, r *http.Request, log *slog.
 // delivery_failed / sending_failed (bounced with a permanent code, else
 // undelivered: smsFailureStatus); sent, queued and
 // delivery_unconfirmed are not final and are not recorded.
-func telnyxDeliveryEvents(eventID, msgID string, to []telnyxTo, errs []telnyxError, at time.Time) []Event {
+func telnyxDeliveryEvents(eventID, msgID string, to []telnyxTo, errs []telnyxErrorObject, at time.Time) []Event {
 	if msgID == "" {
 		return nil
 	}

@@ -77,8 +77,9 @@ type Response struct {
 	} `json:"data"`
 }
 
-// APIError is one element of a Telnyx error answer.
-type APIError struct {
+// ErrorObject is one element of a Telnyx error answer's "errors" (JSON, not
+// a Go error: classify turns the answer into a provider failure).
+type ErrorObject struct {
 	Code   Code   `json:"code"`
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
@@ -86,7 +87,7 @@ type APIError struct {
 
 // ErrorResponse is a Telnyx error answer.
 type ErrorResponse struct {
-	Errors []APIError `json:"errors"`
+	Errors []ErrorObject `json:"errors"`
 }
 
 // Code is a Telnyx error code; the API writes it as a string ("40310") but
