@@ -16,8 +16,10 @@ import (
 	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/config"
 	"github.com/dueflow/dueflow/shared/notify"
+	"github.com/dueflow/dueflow/shared/phone"
 	"github.com/dueflow/dueflow/shared/render"
 	"github.com/dueflow/dueflow/shared/supabase"
+	"github.com/dueflow/dueflow/shared/unsubscribe"
 )
 
 func TestErrorShape(t *testing.T) {
@@ -51,6 +53,8 @@ func TestErrorCodeOfEveryPackage(t *testing.T) {
 	_, configErr := config.Load(func(string) string { return "" })
 	_, templateErr := render.Text("Hi {{client.nickname}}", nil)
 	_, tooLargeErr := render.SMS(render.Template{Text: strings.Repeat("x", 20000)}, nil)
+	_, phoneErr := phone.ParseE164("12", "US")
+	_, tokenErr := unsubscribe.Verify([][]byte{make([]byte, unsubscribe.MinKeyBytes)}, "v1.x.y", time.Now())
 
 	cases := []struct {
 		name   string
@@ -64,6 +68,8 @@ func TestErrorCodeOfEveryPackage(t *testing.T) {
 		{"config problem", configErr, automation.CodeConfig, new(*config.Error)},
 		{"render template error", templateErr, automation.CodeTemplate, new(*render.UnknownVariableError)},
 		{"render content too large", tooLargeErr, automation.CodeContentTooLarge, new(*render.TooLargeError)},
+		{"phone invalid number", phoneErr, automation.CodeInvalidRecipient, new(*automation.Error)},
+		{"unsubscribe invalid token", tokenErr, automation.CodeUnauthorized, new(*automation.Error)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,15 +14,18 @@ import (
 	"strings"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
-// Sentinel errors. Every error of ParseE164 and Display wraps ErrInvalid; a
-// national number read with an unsupported default country also wraps
-// ErrUnknownCountry; a premium-rate or international-network number also
-// ErrPremium; a number of a type that cannot receive an SMS reminder also
-// ErrNotTextable. No error message contains the number.
+// Sentinel errors. Every error of ParseE164 and Display wraps ErrInvalid,
+// an *automation.Error with code invalid_recipient; a national number read
+// with an unsupported default country also wraps ErrUnknownCountry; a
+// premium-rate or international-network number also ErrPremium; a number
+// of a type that cannot receive an SMS reminder also ErrNotTextable. No
+// error message contains the number.
 var (
-	ErrInvalid        = errors.New("invalid phone number")
+	ErrInvalid        = automation.NewError(automation.CodeInvalidRecipient, "invalid phone number", nil)
 	ErrUnknownCountry = errors.New("unsupported default country")
 	ErrPremium        = errors.New("premium-rate number")
 	ErrNotTextable    = errors.New("number cannot receive an SMS reminder")

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/dueflow/dueflow/shared/automation"
 )
 
 // MinKeyBytes is the shortest signing key accepted.
@@ -53,9 +55,10 @@ type wire struct {
 
 // ErrInvalid is returned (wrapped) for every token that does not verify:
 // malformed, unknown key, wrong MAC. ErrExpired for a valid but expired one.
+// Both are *automation.Error with code unauthorized.
 var (
-	ErrInvalid = errors.New("unsubscribe token invalid")
-	ErrExpired = errors.New("unsubscribe token expired")
+	ErrInvalid = automation.NewError(automation.CodeUnauthorized, "unsubscribe token invalid", nil)
+	ErrExpired = automation.NewError(automation.CodeUnauthorized, "unsubscribe token expired", nil)
 )
 
 // Sign returns the token for c under key. It fails for a short key, empty

@@ -26,6 +26,8 @@ type stageError struct {
 	cause  error // for errors.Is: the context's error or os.ErrDeadlineExceeded on a timeout, else nil
 }
 
+var _ error = (*stageError)(nil)
+
 // Error is "<stage>: <detail>".
 func (e *stageError) Error() string { return e.stage + ": " + e.detail }
 
