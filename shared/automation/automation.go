@@ -2,7 +2,8 @@
 // functions: what automation_claim returns, what automation_begin_deliveries
 // takes and returns, and what automation_report takes and returns. The JSON
 // field names are the contract with sql/ (see docs/contract.md); change them
-// only together with the SQL.
+// only together with the SQL. It also holds the one error shape of every
+// package (Error, with a Code; ErrorCode).
 package automation
 
 import (
@@ -132,8 +133,8 @@ const (
 // Code is an error code: written to automation_execution_logs.error_code
 // and automation_deliveries.error_code, and carried by an *Error. The
 // codes of a provider failure (shared/notify) are codes too; the engine
-// maps a code to a report outcome, shared/lambdaurl a request's to an HTTP
-// status.
+// maps a code to a report outcome, shared/lambdaurl and
+// shared/providerevents a request's to an HTTP status.
 type Code string
 
 // Error codes of an execution's outcome or a delivery.
@@ -163,8 +164,8 @@ const (
 	CodeRateLimited  Code = "rate_limited" // a provider's 429
 	CodeNetwork      Code = "network"      // no answer from a provider
 	CodeTimeout      Code = "timeout"      // no answer in time, or a 408
-	// CodeProviderError: a provider failure nobody classified (not a
-	// *notify.Error): retried, and it spends an attempt.
+	// CodeProviderError: a provider failure nobody classified (an error
+	// without a code): retried, and it spends an attempt.
 	CodeProviderError   Code = "provider_error"
 	CodeDeliveryUnknown Code = "delivery_unknown"
 	CodeMaxAttempts     Code = "max_attempts"

@@ -2,11 +2,19 @@ package automation
 
 import "errors"
 
+var _ error = (*Error)(nil)
+
 // Error is the one error shape of dueflow: a Code a caller can act on, a
 // Message safe to show to whoever receives it (no personal data, no
 // secrets), and the wrapped cause (errors.Is/As reach it; its text is not
-// part of Error()). Codes are mapped to their meaning at the edges only:
-// to an HTTP status in shared/lambdaurl, to a report outcome in the engine.
+// part of Error() when there is a Message). A failure a package of shared/
+// returns is, or wraps, an *Error with the code callers act on (one
+// without is internal: ErrorCode); what the package knows beyond the code
+// is a detail type of its own as the cause (notify.Error: provider,
+// status, Retry-After, hand-over; supabase.RPCError; config.Error;
+// render.TooLargeError, ...). Codes are mapped to their meaning at the
+// edges only: to an HTTP status in shared/lambdaurl and
+// shared/providerevents, to a report outcome in the engine.
 type Error struct {
 	Code    Code
 	Message string
