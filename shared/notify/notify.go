@@ -9,7 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/dueflow/dueflow/shared/automation"
@@ -106,11 +106,14 @@ var _ error = (*Error)(nil)
 // Error describes the detail: provider, status and cause, with e-mail
 // addresses and phone numbers in the cause masked (redact.Text: a
 // provider's text may name the recipient).
-func (e *Error) Error() string {
-	if e.StatusCode != 0 {
-		return fmt.Sprintf("%s (status %d): %s", e.Provider, e.StatusCode, e.cause())
+func (e *Error) Error() string { return e.Provider + e.status() + ": " + e.cause() }
+
+// status is " (status <StatusCode>)", or "" when the status is unknown.
+func (e *Error) status() string {
+	if e.StatusCode == 0 {
+		return ""
 	}
-	return e.Provider + ": " + e.cause()
+	return " (status " + strconv.Itoa(e.StatusCode) + ")"
 }
 
 // cause is the cause's text, masked.
@@ -129,11 +132,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // <status>): <cause>" (without the status when it is 0), the cause's
 // addresses and numbers masked. That message is what callers log and store.
 func Fail(code automation.Code, d *Error) *automation.Error {
-	msg := fmt.Sprintf("%s: %s: %s", d.Provider, code, d.cause())
-	if d.StatusCode != 0 {
-		msg = fmt.Sprintf("%s: %s (status %d): %s", d.Provider, code, d.StatusCode, d.cause())
-	}
-	return automation.NewError(code, msg, d)
+	return automation.NewError(code, d.Provider+": "+string(code)+d.status()+": "+d.cause(), d)
 }
 
 // Retryable reports whether a provider failure with code is worth another
