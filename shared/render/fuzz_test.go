@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dueflow/dueflow/shared/automation"
 	"github.com/dueflow/dueflow/shared/render"
 )
 
@@ -22,7 +23,7 @@ func FuzzText(f *testing.F) {
 		if !strings.Contains(tmpl, "{{") && (err != nil || out != tmpl) {
 			t.Fatalf("plain text changed: %q -> %q, %v", tmpl, out, err)
 		}
-		if err != nil && !render.IsTemplateError(err) {
+		if err != nil && automation.ErrorCode(err) != automation.CodeTemplate {
 			t.Fatalf("unclassified error %v", err)
 		}
 		h, err := render.HTML("<p>{{client.first_name}}</p>", v)

@@ -1,7 +1,6 @@
 package render
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -12,9 +11,9 @@ import (
 )
 
 // Limits of a rendered message. A message over one of them is not sent:
-// Email and SMS answer a *TooLargeError (ErrTooLarge), which the engine
-// records as a permanent content_too_large failure before anything is begun
-// in the ledger.
+// Email and SMS answer a content_too_large error (its cause a
+// *TooLargeError), which the engine records as a permanent failure before
+// anything is begun in the ledger.
 //
 //   - MaxSubjectChars: the subject after rendering and joining it into one
 //     line, in characters: 998, the line length of RFC 5322. Mail clients
@@ -52,9 +51,6 @@ const (
 	PartSMS     = "SMS text"
 )
 
-// ErrTooLarge matches (errors.Is) every *TooLargeError.
-var ErrTooLarge = errors.New("content too large")
-
 // TooLargeError says which part of a rendered message is over its limit:
 // the cause of a content_too_large *automation.Error (tooLargeError). Its
 // message names the part, the size and the limit, never the content.
@@ -80,12 +76,6 @@ var _ error = (*TooLargeError)(nil)
 func tooLargeError(e *TooLargeError) *automation.Error {
 	return automation.NewError(automation.CodeContentTooLarge, "", e)
 }
-
-// Is makes errors.Is(err, ErrTooLarge) true.
-func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
-
-// IsTooLarge reports whether err is a (permanent) content size error.
-func IsTooLarge(err error) bool { return errors.Is(err, ErrTooLarge) }
 
 // checkEmail applies the limits to a rendered email.
 func checkEmail(m Message) error {

@@ -26,10 +26,6 @@ type Template struct {
 	HTML    string
 }
 
-// ErrTemplate matches (errors.Is) every template error of this package:
-// unknown variables and syntax errors. It is a permanent template_error.
-var ErrTemplate = errors.New("template error")
-
 // templateError returns a template error as this package returns it: the
 // cause of an *automation.Error with code template_error, whose text is
 // its text.
@@ -49,9 +45,6 @@ var (
 // Error names the unknown variable.
 func (e *UnknownVariableError) Error() string { return "unknown template variable {{" + e.Name + "}}" }
 
-// Is makes errors.Is(err, ErrTemplate) true.
-func (e *UnknownVariableError) Is(target error) bool { return target == ErrTemplate }
-
 // SyntaxError is a malformed template (an unterminated "{{"); it is a
 // permanent template_error (the cause of the *automation.Error returned).
 type SyntaxError struct {
@@ -63,12 +56,6 @@ type SyntaxError struct {
 func (e *SyntaxError) Error() string {
 	return "template syntax error at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
 }
-
-// Is makes errors.Is(err, ErrTemplate) true.
-func (e *SyntaxError) Is(target error) bool { return target == ErrTemplate }
-
-// IsTemplateError reports whether err is a (permanent) template error.
-func IsTemplateError(err error) bool { return errors.Is(err, ErrTemplate) }
 
 // Variables is the fixed set of variable names a template may use.
 var Variables = []string{

@@ -34,7 +34,7 @@ func TestNoGoTemplateExecution(t *testing.T) {
 		_, err := render.Text(tmpl, v)
 		var uv *render.UnknownVariableError
 		require.ErrorAs(t, err, &uv, tmpl)
-		assert.True(t, render.IsTemplateError(err))
+		assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(err))
 	}
 	// A value that looks like a placeholder is not substituted again.
 	got, err := render.Text("{{client.first_name}}", v)
@@ -47,7 +47,6 @@ func TestUnknownAndSyntaxErrors(t *testing.T) {
 	var uv *render.UnknownVariableError
 	require.ErrorAs(t, err, &uv)
 	assert.Equal(t, "client.nickname", uv.Name)
-	assert.ErrorIs(t, err, render.ErrTemplate)
 	assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(err))
 	assert.Equal(t, "unknown template variable {{client.nickname}}", err.Error(), "the cause's text")
 
@@ -55,7 +54,6 @@ func TestUnknownAndSyntaxErrors(t *testing.T) {
 		_, err = render.Text(tmpl, nil)
 		var se *render.SyntaxError
 		require.ErrorAs(t, err, &se, tmpl)
-		assert.ErrorIs(t, err, render.ErrTemplate)
 		assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(err))
 		_, err = render.HTML(tmpl, nil)
 		assert.ErrorAs(t, err, &se)
@@ -91,7 +89,7 @@ func TestEmailDerivesText(t *testing.T) {
 	assert.Empty(t, m.HTML)
 
 	_, err = render.Email(render.Template{Subject: "{{nope}}", Text: "x"}, v)
-	assert.ErrorIs(t, err, render.ErrTemplate)
+	assert.Equal(t, automation.CodeTemplate, automation.ErrorCode(err))
 }
 
 func fixture(t *testing.T) *automation.Claimed {
@@ -272,7 +270,7 @@ func TestWithOptOut(t *testing.T) {
 	assert.Equal(t, own, m)
 
 	_, err = render.WithOptOut(render.Message{Text: strings.Repeat("x", render.MaxTextBytes-10)}, u)
-	assert.True(t, render.IsTooLarge(err))
+	assert.Equal(t, automation.CodeContentTooLarge, automation.ErrorCode(err))
 
 	s, err := render.WithSMSOptOut("Acme: time for your service. ")
 	require.NoError(t, err)
