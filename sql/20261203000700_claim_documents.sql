@@ -25,6 +25,8 @@ set plan_cache_mode = force_custom_plan as $$
 begin
   return query
   with claimed as (
+    -- the rows given (the claim's: as its update left them); the name and
+    -- everything below as in 20261202001810
     select c.* from unnest(p_rows) c
   ), wf as materialized (
     -- the workflow as dueflow runs it (its spec), whatever shape the app wrote,
