@@ -94,104 +94,6 @@ func (d Detail) Finished() bool {
 		(d.Status == "completed" && d.ErrorCode == "settled_not_sent")
 }
 
-// claimPreview is the document automation_claim_rows builds for an
-// execution (latest definition: sql/20261202001810_claim_locale.sql), read
-// without claiming it, with these intended differences, which
-// TestClaimPreviewParity lists too: the lease token reads "(hidden)"; every
-// e-mail address and phone number (the organisation's sender, reply-to and
-// phone, the client's, the deliveries' recipients, the consent's blocked
-// addresses and numbers told) is masked with automation_mask_recipient; the
-// job's address (where the client lives) reads "(hidden)"; attempt, lease
-// and started values are the row's now, not the ones a claim would set.
-// A change to the claim document must be made here too: the test compares
-// the two documents' key paths.
-const claimPreview = `
-select jsonb_pretty(jsonb_build_object(
-    'execution', jsonb_build_object(
-      'id', c.id, 'workflow_id', c.workflow_id, 'organization_id', c.organization_id,
-      'action', c.action, 'trigger_type', c.trigger_type, 'occurrence_key', c.occurrence_key,
-      'subject_type', c.subject_type, 'subject_id', c.subject_id, 'client_id', c.client_id,
-      'attempt', c.attempt, 'max_attempts', c.max_attempts, 'step_index', c.step_index,
-      'deadline_at', c.deadline_at, 'lease_token', '(hidden)',
-      'lease_expires_at', c.lease_expires_at, 'trigger_data', c.trigger_data),
-    'workflow', jsonb_build_object('id', w.id, 'name', coalesce(w.name, ''), 'trigger_type', ws.spec -> 'trigger_type',
-        'trigger_config', ws.spec -> 'trigger_config',
-        'is_active', coalesce((ws.spec ->> 'active')::boolean and (ws.spec ->> 'runnable')::boolean, false),
-        'steps', ws.spec -> 'steps',
-        'message_class', public.automation_message_class(ws.spec ->> 'trigger_type', ws.spec -> 'trigger_config')),
-    'organization', od.doc,
-    'client', case when cl.id is not null then jsonb_build_object('id', cl.id::text, 'first_name', coalesce(cl.first_name, ''),
-        'last_name', coalesce(cl.last_name, ''), 'email', public.automation_mask_recipient(coalesce(cl.email, '')),
-        'phone', public.automation_mask_recipient(coalesce(cl.phone, '')),
-        'email_opt_out', coalesce(cl.email_opt_out, false), 'sms_opt_out', coalesce(cl.sms_opt_out, false)) end,
-    'invoice', case when i.id is not null then jsonb_build_object('id', i.id::text, 'number', i.number, 'status', i.status,
-        'due_date', to_char(i.due_date, 'YYYY-MM-DD'), 'total', i.total::numeric(14,2)::text,
-        'balance', i.balance::numeric(14,2)::text, 'currency', coalesce(i.currency, 'USD'),
-        'portal_url', coalesce(i.portal_url, ''),
-        'pay_url', coalesce(to_jsonb(i) ->> 'pay_url', '')) end,
-    'job', case when j.id is not null then jsonb_build_object('id', j.id::text, 'title', coalesce(j.title, ''),
-        'job_type', coalesce(j.job_type, ''), 'status', j.status, 'scheduled_start', j.scheduled_start,
-        'completed_at', j.completed_at, 'address', case when coalesce(j.address, '') <> '' then '(hidden)' else '' end) end,
-    'deliveries', coalesce((select jsonb_agg(jsonb_build_object('step_index', d.step_index, 'channel', d.channel,
-        'recipient', public.automation_mask_recipient(d.recipient), 'provider', d.provider,
-        'idempotency_key', d.idempotency_key, 'status', d.status,
-        'provider_message_id', coalesce(d.provider_message_id, '')) order by d.step_index, d.channel)
-       from public.automation_deliveries d where d.execution_id = c.id), '[]'::jsonb),
-    'figures', case when c.trigger_type = 'scheduled' then (
-      select jsonb_build_object('open_invoices', coalesce(inv.n, 0), 'overdue_invoices', coalesce(inv.overdue, 0),
-          'open_balances', coalesce(inv.balances, '[]'::jsonb), 'reminders_sent_yesterday', sent.n)
-        from (select coalesce(public.automation_effective_timezone(od.doc ->> 'timezone'), 'UTC') as tz) z
-       cross join lateral (
-         select sum(g.n)::integer as n, sum(g.overdue)::integer as overdue,
-                jsonb_agg(jsonb_build_object('currency', g.currency, 'amount', g.balance::numeric(14,2)::text)
-                  order by g.currency) as balances
-           from (select coalesce(nullif(btrim(x.currency), ''), 'USD') as currency, count(*) as n,
-                        count(*) filter (where x.status = 'overdue') as overdue, sum(x.balance) as balance
-                   from public.automation_src_invoices x
-                  where x.organization_id = c.organization_id and x.status in ('sent', 'overdue') and x.balance > 0
-                  group by 1) g) inv
-       cross join lateral (
-         select count(*)::integer as n from public.automation_deliveries d
-          where d.organization_id = c.organization_id and d.status = 'sent'
-            and d.created_at >= (date_trunc('day', now() at time zone z.tz) - interval '1 day') at time zone z.tz
-            and d.created_at < date_trunc('day', now() at time zone z.tz) at time zone z.tz) sent) end,
-    'consent', case when cl.id is not null then jsonb_build_object(
-      'opted_out', coalesce((select jsonb_agg(o.channel order by o.channel) from public.automation_opt_outs o
-                             where o.organization_id = c.organization_id and o.client_id = c.client_id), '[]'::jsonb),
-      'blocked', coalesce((select jsonb_agg(jsonb_build_object('channel', s.channel,
-                                              'address', public.automation_mask_recipient(s.address), 'reason', s.reason)
-                                            order by s.channel, s.address, s.reason)
-                           from public.automation_suppressions s
-                           where s.organization_id = c.organization_id
-                             and ((s.channel = 'email' and s.address_key = public.automation_address_key('email', cl.email))
-                               or (s.channel = 'sms' and s.address_key = public.automation_address_key('sms', cl.phone)))),
-                          '[]'::jsonb),
-      'sms_told', coalesce((select jsonb_agg(public.automation_mask_recipient(n.address) order by n.address)
-                            from public.automation_sms_notices n
-                            where n.organization_id = c.organization_id
-                              and n.address_key = public.automation_address_key('sms', cl.phone)
-                              and n.told_at > now() - interval '30 days'), '[]'::jsonb)) end))
-  from public.automation_execution_logs c
-  join public.automation_workflows w on w.id = c.workflow_id
-  cross join lateral (select public.automation_workflow_current_spec(w) as spec) ws
-  left join lateral (
-    select jsonb_build_object('id', o.id, 'name', o.name, 'timezone', o.timezone,
-        'country_code', coalesce(o.country_code, ''), 'sender_name', coalesce(o.sender_name, ''),
-        'sender_email', public.automation_mask_recipient(coalesce(o.sender_email, '')),
-        'reply_to_email', public.automation_mask_recipient(coalesce(o.reply_to_email, '')),
-        'phone', public.automation_mask_recipient(coalesce(o.phone, '')), 'portal_url', coalesce(o.portal_url, ''),
-        'send_window_start', o.send_window_start::text, 'send_window_end', o.send_window_end::text,
-        'locale', coalesce(left(btrim(to_jsonb(o) ->> 'locale'), 35), ''),
-        'address', coalesce(left(btrim(to_jsonb(o) ->> 'address'), 1000), '')) as doc
-      from public.automation_src_organizations o where o.id = c.organization_id) od on true
-  left join lateral (select x.* from public.automation_src_clients x
-                      where x.id::text = c.client_id and x.organization_id = c.organization_id) cl on true
-  left join lateral (select x.* from public.automation_src_invoices x
-                      where c.subject_type = 'invoice' and x.id::text = c.subject_id and x.organization_id = c.organization_id) i on true
-  left join lateral (select x.* from public.automation_src_jobs x
-                      where c.subject_type = 'job' and x.id::text = c.subject_id and x.organization_id = c.organization_id) j on true
- where c.id = $1`
-
 // GetDetail returns one execution with its trigger data, claim document,
 // deliveries, recorded operator actions and timeline.
 func GetDetail(ctx context.Context, db DB, id uuid.UUID) (Detail, error) {
@@ -205,10 +107,17 @@ func GetDetail(ctx context.Context, db DB, id uuid.UUID) (Detail, error) {
 		return d, fmt.Errorf("read trigger data of %s: %w", id, err)
 	}
 	d.TriggerData = rawJSON(td)
-	// a source view may fail on this row (the claim isolates that too): the
-	// page shows why instead of failing
-	if err := db.QueryRow(ctx, claimPreview, id).Scan(&d.Claim); err != nil {
+	// the document automation_claim_rows would hand over, built by the same
+	// SQL function (automation_claim_documents) from the row as it is now,
+	// masked by automation_claim_preview. A source view may fail on this row
+	// (the claim isolates that too): the page shows why instead of failing.
+	var claim *string
+	if err := db.QueryRow(ctx, `select jsonb_pretty(public.automation_claim_preview($1))`, id).Scan(&claim); err != nil {
 		d.ClaimError = "the claim document could not be built: " + err.Error()
+	} else if claim == nil {
+		d.ClaimError = "the claim document could not be built: its workflow is not its organisation's"
+	} else {
+		d.Claim = *claim
 	}
 	if d.Deliveries, err = readDeliveries(ctx, db, id); err != nil {
 		return d, err

@@ -91,6 +91,7 @@ func TestRLSAndGrants(t *testing.T) {
 
 	forbidden := []string{
 		`select automation_claim('invoice-reminder', null, 10, 60)`,
+		`select automation_claim_preview(gen_random_uuid())`,
 		`select automation_begin_deliveries('[]')`,
 		`select automation_record_deliveries('[]', '[]')`,
 		`select automation_finish_deliveries('[]')`,
