@@ -17,11 +17,15 @@
 --   into the report's statement (no call per row; EXPLAIN VERBOSE shows
 --   their expressions, TestReportPartsInlined keeps it so):
 --   automation_report_outcomes (the outcomes typed, input order),
+--   automation_outcome_rejection (not_found, stale_lease, invalid),
 --   automation_outcome_due_at (when a retry or snooze is due again, before
 --   the send window), automation_outcome_next_status and
 --   automation_outcome_next_code (the status and error code an applied
---   outcome leaves), automation_outcome_error_message. Each is the
---   expression of the 20261202001400 definition, moved.
+--   outcome leaves), automation_outcome_error_message,
+--   automation_report_deliveries (an outcome's deliveries typed) and
+--   automation_reported (one answer). Each is the expression of the
+--   20261202001400 definition, moved; the statement's CTEs, locks and
+--   updates are as they were.
 -- * "Long: <reason>." at the end of the comment of each function still
 --   over 80 lines of code (TestSQLFunctionLength reads it): the claim, the
 --   three set-based check bodies and the workflow rules document.
