@@ -90,3 +90,70 @@ func TestRPCPlansReadByID(t *testing.T) {
 		assert.False(t, strings.Contains(text, idx), "a plan walks %s", idx)
 	}
 }
+
+// The parts automation_report is cut into (20261203000600_report_parts.sql)
+// cost no call per row: the planner inlines each into the report's
+// statement, so its plan (auto_explain, verbose, nested statements; the
+// plans without their query texts) shows their expressions and none of
+// their names. A SET clause, SECURITY DEFINER, STRICT on a set-returning
+// part or a volatility below its body's would stop the inlining and fail
+// this test.
+func TestReportPartsInlined(t *testing.T) {
+	t.Parallel()
+	db, dsn := pgtest.NewDB(t)
+	ctx := context.Background()
+	_, _, execs := pgtest.OverdueInvoices(t, db, 3)
+	pgtest.MakeDue(t, db)
+
+	cfg, err := pgx.ParseConfig(dsn)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var plans []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		defer mu.Unlock()
+		plans = append(plans, n.Message)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, set := range []string{"load 'auto_explain'", "set auto_explain.log_min_duration = 0", "set auto_explain.log_verbose = on",
+		"set auto_explain.log_format = json", "set auto_explain.log_nested_statements = on", "set auto_explain.log_level = notice"} {
+		_, err := conn.Exec(ctx, set)
+		require.NoError(t, err, set)
+	}
+	claimed := pgtest.ClaimDue(t, conn, automation.ActionInvoiceReminder, execs, 60)
+	require.Len(t, claimed, 3)
+	mu.Lock()
+	plans = nil
+	mu.Unlock()
+	key := "k-" + claimed[0].Execution.ID.String()
+	reported := pgtest.Report(t, conn,
+		automation.Outcome{ExecutionID: claimed[0].Execution.ID, LeaseToken: claimed[0].Execution.LeaseToken, Status: automation.OutcomeCompleted,
+			Deliveries: []automation.DeliveryResult{{IdempotencyKey: key, Status: automation.DeliverySent}}},
+		automation.Outcome{ExecutionID: claimed[1].Execution.ID, LeaseToken: claimed[1].Execution.LeaseToken, Status: automation.OutcomeRetry,
+			ErrorCode: "provider_unavailable"},
+		automation.Outcome{ExecutionID: claimed[2].Execution.ID, LeaseToken: uuid.New(), Status: automation.OutcomeCompleted})
+	assert.True(t, reported[0].Applied)
+	assert.True(t, reported[1].Applied)
+	assert.Equal(t, "pending", string(reported[1].Status))
+	assert.False(t, reported[2].Applied)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var text strings.Builder
+	for _, msg := range plans {
+		_, js, ok := strings.Cut(msg, "plan:")
+		require.True(t, ok, msg)
+		var p struct{ Plan json.RawMessage }
+		require.NoError(t, json.Unmarshal([]byte(js), &p), js)
+		text.Write(p.Plan)
+	}
+	require.Contains(t, text.String(), `"Relation Name": "automation_deliveries"`, "auto_explain wrote the report's plan")
+	require.Contains(t, text.String(), "jsonb_array_elements(", "the outcomes' and deliveries' parse, inlined")
+	for _, part := range []string{"automation_report_outcomes", "automation_outcome_rejection", "automation_outcome_due_at",
+		"automation_outcome_next_status", "automation_outcome_next_code", "automation_outcome_error_message",
+		"automation_report_deliveries", "automation_reported"} {
+		assert.NotContains(t, text.String(), part, "the report's plan calls %s instead of inlining it", part)
+	}
+}
