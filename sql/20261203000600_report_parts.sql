@@ -11,11 +11,11 @@
 --   it changes is when dl runs: read by the primary query, inside the
 --   statement's plan; unread, after it. Measured in one run, alternated per
 --   batch of 100 outcomes on the 1M-invoice bench database
---   (BenchmarkReportBodies, 60 batches x 5, 2026-12-03 11:28-11:30, load
---   2.9-3.5): without it the report takes 0.985, 1.045, 1.055, 1.024,
---   1.086 x as long (median 1.045). The 20261202001400 body, before the
---   parts below were cut out, took 0.980, 1.011, 0.972, 0.983, 1.194 x
---   (median 0.983: the parts cost about 2 %, within the noise).
+--   (BenchmarkReportBodies, 60 batches x 5, 2026-12-03 11:40-11:42, load
+--   1.1): without it the report takes 1.021, 1.027, 1.053, 1.070, 1.042 x
+--   as long (median 1.042). The 20261202001400 body, before the parts below
+--   were cut out, took 0.975, 0.990, 1.000, 1.001, 0.998 x (the parts cost
+--   nothing measurable).
 -- * The parts, SQL functions without SET clauses that the planner inlines
 --   into the report's statement (no call per row; EXPLAIN VERBOSE shows
 --   their expressions, TestReportPartsInlined keeps it so):

@@ -15,28 +15,35 @@ import (
 	sqlfiles "github.com/dueflow/dueflow/sql"
 )
 
-// installReportBody installs the automation_report definition of migration file
-// under schema, without its `where (select count(*) from dl) >= 0` when
-// withoutCount.
-func installReportBody(b *testing.B, pool *pgxpool.Pool, file, schema string, withoutCount bool) {
+// installBody installs the definition of public.<fn> in migration file
+// under schema (its body names every object with its schema, so it runs
+// there unchanged), edited by edit when not nil.
+func installBody(b *testing.B, pool *pgxpool.Pool, file, fn, schema string, edit func(string) string) {
 	b.Helper()
 	files, err := sqlfiles.Files()
 	require.NoError(b, err)
 	var body string
 	for _, f := range files {
 		if f.Name == file {
-			body = regexp.MustCompile(`(?s)create or replace function public\.automation_report\(.*?\n\$\$;`).FindString(f.SQL)
+			body = regexp.MustCompile(`(?s)create or replace function public\.` + fn + `\(.*?\n\$\$;`).FindString(f.SQL)
 		}
 	}
-	require.NotEmpty(b, body, "automation_report in %s", file)
-	body = strings.Replace(body, "public.automation_report(", schema+".automation_report(", 1)
-	if withoutCount {
-		cut := regexp.MustCompile(`(?s)(left join upd on upd\.n = j\.n)\s*(?:--[^\n]*\n\s*)*where \(select count\(\*\) from dl\) >= 0;`)
-		require.Regexp(b, cut, body)
-		body = cut.ReplaceAllString(body, "$1;")
+	require.NotEmpty(b, body, "%s in %s", fn, file)
+	body = strings.Replace(body, "public."+fn+"(", schema+"."+fn+"(", 1)
+	if edit != nil {
+		body = edit(body)
 	}
 	pgtest.Exec(b, pool, `create schema if not exists `+schema)
 	pgtest.Exec(b, pool, body)
+}
+
+// withoutCount drops automation_report's `where (select count(*) from dl) >= 0`.
+func withoutCount(b *testing.B) func(string) string {
+	cut := regexp.MustCompile(`(?s)(left join upd on upd\.n = j\.n)\s*(?:--[^\n]*\n\s*)*where \(select count\(\*\) from dl\) >= 0;`)
+	return func(body string) string {
+		require.Regexp(b, cut, body)
+		return cut.ReplaceAllString(body, "$1;")
+	}
 }
 
 // BenchmarkReportBodies times automation_report as it is (public), the
@@ -50,8 +57,8 @@ func installReportBody(b *testing.B, pool *pgxpool.Pool, file, schema string, wi
 func BenchmarkReportBodies(b *testing.B) {
 	pool := benchDB(b)
 	resetBacklog(b, pool)
-	installReportBody(b, pool, "20261203000600_report_parts.sql", "bench_nocount", true)
-	installReportBody(b, pool, "20261202001400_rpc_speed.sql", "bench_uncut", false)
+	installBody(b, pool, "20261203000600_report_parts.sql", "automation_report", "bench_nocount", withoutCount(b))
+	installBody(b, pool, "20261202001400_rpc_speed.sql", "automation_report", "bench_uncut", nil)
 	schemas := []string{"public", "bench_nocount", "bench_uncut"}
 	snooze := time.Now().Add(time.Hour)
 	outcomes := func(claimed []automation.Claimed) string {
@@ -100,4 +107,31 @@ func BenchmarkReportBodies(b *testing.B) {
 	b.ReportMetric(float64(took[0].Microseconds())/1000/n, "ms/100")
 	b.ReportMetric(float64(took[1])/float64(took[0]), "nocount/this")
 	b.ReportMetric(float64(took[2])/float64(took[0]), "uncut/this")
+}
+
+// BenchmarkClaimBodies times automation_claim_rows as it is (public: it
+// leases, automation_claim_documents builds the documents) and the
+// 20261202001810 body that did both in one statement, alternated per claim
+// of 100 in one database (the order rotating); it reports ms per claim and
+// the ratio of the one-statement body to this one.
+func BenchmarkClaimBodies(b *testing.B) {
+	pool := benchDB(b)
+	resetBacklog(b, pool)
+	installBody(b, pool, "20261202001810_claim_locale.sql", "automation_claim_rows", "bench_onestatement", nil)
+	schemas := []string{"public", "bench_onestatement"}
+	took := make([]time.Duration, len(schemas))
+	for i := 0; b.Loop(); i++ {
+		for k := range schemas {
+			v := (i + k) % len(schemas)
+			t0 := time.Now()
+			var n int
+			require.NoError(b, pool.QueryRow(bg, `select count(*) from `+schemas[v]+`.automation_claim_rows($1, null, 100, 300)`,
+				automation.ActionInvoiceReminder).Scan(&n))
+			took[v] += time.Since(t0)
+			require.Equal(b, 100, n, "ran out of pending executions")
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(took[0].Microseconds())/1000/n, "ms/claim")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "onestatement/this")
 }
