@@ -49,7 +49,7 @@ func withoutCount(b *testing.B) func(string) string {
 // BenchmarkReportBodies times automation_report as it is (public), the
 // same without its `where (select count(*) from dl) >= 0`, and the
 // 20261202001400 body before its parts were cut out, alternated per batch
-// in one database (each batch: 400 claimed, a delivery begun for each, not
+// in one database (each batch: 100 claimed per body, a delivery begun for each, not
 // timed; then 100 outcomes to each body, the order rotating): completed
 // with the delivery sent (4 in 10), retry (3), snoozed (2), deferred retry
 // (1). It reports ms per 100 outcomes of each and their ratios to the body
