@@ -271,6 +271,7 @@ revoke all on function public.automation_claim_rows(text, uuid[], integer, integ
   public.automation_mask_recipients_in(jsonb, text[]),
   public.automation_claim_preview(uuid)
   from public, anon, authenticated;
-grant execute on function public.automation_mask_recipients_in(jsonb, text[]),
-  public.automation_claim_preview(uuid)
-  to service_role;
+-- the preview runs its masking helper as its owner (security definer): only
+-- the preview is granted
+revoke all on function public.automation_mask_recipients_in(jsonb, text[]) from service_role;
+grant execute on function public.automation_claim_preview(uuid) to service_role;
